@@ -1,0 +1,31 @@
+# helexa — build, test, lint, run.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT  ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo none)
+LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+GO      ?= go
+
+.PHONY: build test lint run ci ptx gpucheck bench clean
+
+## build: static binary at ./helexa (CGO_ENABLED=0, version stamped)
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o helexa .
+
+## test: the whole test suite, with the race detector
+test:
+	$(GO) test -race -count=1 -timeout 25m ./...
+
+## lint: gofmt, go vet and staticcheck
+lint:
+	@out=$$(gofmt -l . | grep -v '^testdata/' || true); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@2026.2.2 ./...
+
+## run: build and serve --role=all with the defaults
+run: build
+	./helexa --role=all
+
+## ci: what CI runs
+ci: lint test
+
+clean:
+	rm -f helexa

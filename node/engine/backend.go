@@ -1,0 +1,122 @@
+// Package engine loads models (GGUF files and Hugging Face folders) and
+// computes logits. It has no HTTP in it: the neuron (package node) wraps it.
+//
+// The backend seam: a model's weights are described once, backend-neutral,
+// as Weights (hyperparameters, architecture hooks and memory-mapped tensors).
+// A Backend turns Weights into a Runner that owns the KV cache and computes
+// forward passes. The CPU backend lives in this package; the CUDA backend
+// (package cuda) implements the same interfaces.
+package engine
+
+import "helexa/node/ggml"
+
+// Tensor is one weight tensor, backend-neutral. Data is memory-mapped from
+// the model file and must not be written or retained past the model's life.
+type Tensor struct {
+	Name string
+	Type ggml.Type
+	// Dims are ggml's ne: Dims[0] is the row length (contiguous), Dims[1]
+	// the number of rows.
+	Dims []int
+	Data []byte
+}
+
+// Rows returns the number of rows (product of Dims[1:]).
+func (t *Tensor) Rows() int {
+	n := 1
+	for _, d := range t.Dims[1:] {
+		n *= d
+	}
+	return n
+}
+
+// RopeStyle selects how RoPE pairs dimensions.
+type RopeStyle int
+
+const (
+	// RopeNorm rotates adjacent pairs (2i, 2i+1): GGUF llama's layout,
+	// whose converters permute Q/K rows to match.
+	RopeNorm RopeStyle = iota
+	// RopeNeoX rotates (i, i+d/2): Hugging Face's rotate-half layout, and
+	// qwen2/qwen3 in GGUF.
+	RopeNeoX
+)
+
+// Hparams are a model's shape and numeric constants.
+type Hparams struct {
+	Arch      string // "llama", "qwen2", "qwen3", ...
+	NVocab    int
+	NEmbd     int // model width
+	NLayer    int
+	NHead     int
+	NHeadKV   int
+	HeadDim   int // usually NEmbd/NHead
+	NFF       int // FFN hidden size
+	NCtxTrain int // context length the model was trained for
+	NormEps   float32
+	RopeTheta float32
+	RopeStyle RopeStyle
+	RopeDims  int // dims rotated per head (usually HeadDim)
+	RopeFreqs []float32
+	// Llama 3 frequency scaling (rope_type "llama3"); Factor 0 disables.
+	RopeScaling struct {
+		Factor, LowFreqFactor, HighFreqFactor float32
+		OrigCtx                               int
+	}
+}
+
+// Layer holds one transformer block's weights. Optional tensors are nil
+// when the architecture lacks them (data, not code, keeps archs apart).
+type Layer struct {
+	AttnNorm       *Tensor
+	Wq, Wk, Wv, Wo *Tensor
+	Bq, Bk, Bv     *Tensor // qwen2: QKV bias
+	QNorm, KNorm   *Tensor // qwen3: per-head RMSNorm of Q and K
+	FFNNorm        *Tensor
+	FFNGate, FFNUp *Tensor
+	FFNDown        *Tensor
+}
+
+// Weights is everything a backend needs to build a Runner.
+type Weights struct {
+	H       Hparams
+	TokEmbd *Tensor // (NVocab rows of NEmbd)
+	Layers  []Layer
+	OutNorm *Tensor
+	Output  *Tensor // == TokEmbd when embeddings are tied
+}
+
+// RunnerOptions size a Runner's state.
+type RunnerOptions struct {
+	// ContextLength is the KV cache length per slot.
+	ContextLength int
+	// Slots is the number of independent sequences (KV caches).
+	Slots int
+	// Threads is the CPU worker count (CPU backend); 0 means all cores.
+	Threads int
+}
+
+// Backend turns Weights into a Runner.
+type Backend interface {
+	// Name is "cpu" or "cuda:N".
+	Name() string
+	// NewRunner allocates the KV cache and whatever the backend needs
+	// (device copies of weights, scratch). It fails cleanly (no partial
+	// state left behind) when memory is short.
+	NewRunner(w *Weights, o RunnerOptions) (Runner, error)
+}
+
+// Runner computes forward passes for one loaded model. Calls are made from
+// one goroutine at a time (the device's worker); a Runner need not be safe
+// for concurrent use.
+type Runner interface {
+	// Forward runs tokens at positions pos, pos+1, … of slot's sequence,
+	// writing K/V there (later positions are implicitly discarded). If all
+	// is false, logits receives the last token's logits (NVocab floats);
+	// if true, every token's (len(tokens)*NVocab floats, row-major).
+	Forward(slot int, tokens []int32, pos int, logits []float32, all bool) error
+	// MemBytes is the memory the runner holds beyond the mapped weights.
+	MemBytes() int64
+	// Close frees everything the runner holds.
+	Close() error
+}

@@ -1,0 +1,455 @@
+// Package config loads and validates helexa.toml (one file for every role)
+// and the models.toml catalogue. Loading is strict: an unknown key, a wrong
+// type or a bad value is refused, and every problem is reported at once with
+// the key and the line it sits on.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/pelletier/go-toml/v2"
+)
+
+// Default ports and values. They are documented in helexa.example.toml.
+const (
+	DefaultGatewayListen = "0.0.0.0:31313"
+	DefaultMetricsListen = "0.0.0.0:31314"
+	DefaultNeuronListen  = "0.0.0.0:13131"
+	// DefaultNeuronListenAll is the neuron's address under --role=all:
+	// loopback only, the local gateway is its one client.
+	DefaultNeuronListenAll = "127.0.0.1:13131"
+	DefaultPriority        = 100
+)
+
+// Duration is a time.Duration written in Go's format ("5s", "30m").
+type Duration time.Duration
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("not a duration (use Go's format, e.g. \"5s\", \"30m\"): %q", string(b))
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// D returns the value as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// Config is the whole helexa.toml. The zero value of each section is
+// replaced by the defaults in Default.
+type Config struct {
+	Gateway  Gateway     `toml:"gateway"`
+	Eviction Eviction    `toml:"eviction"`
+	Neurons  []NeuronRef `toml:"neurons"`
+	Neuron   Neuron      `toml:"neuron"`
+}
+
+// Gateway configures --role=gateway.
+type Gateway struct {
+	// Listen is the API address (OpenAI + Anthropic).
+	Listen string `toml:"listen"`
+	// MetricsListen serves GET /metrics. Empty disables it.
+	MetricsListen string `toml:"metrics_listen"`
+	// Models is the path of the models.toml catalogue; empty means none.
+	Models string `toml:"models"`
+	// APIKeys, when set, are required as Authorization: Bearer or x-api-key.
+	APIKeys []string `toml:"api_keys"`
+	// PollInterval is how often each neuron's /health and /models are read.
+	PollInterval Duration `toml:"poll_interval"`
+	// MaxBodyMB limits request bodies (413 above it).
+	MaxBodyMB int `toml:"max_body_mb"`
+	// ConnectTimeout bounds dialing a neuron.
+	ConnectTimeout Duration `toml:"connect_timeout"`
+	// LoadTimeout bounds a cold load on a neuron.
+	LoadTimeout Duration `toml:"load_timeout"`
+	// FirstByteTimeout bounds the wait for a neuron's response headers.
+	FirstByteTimeout Duration `toml:"first_byte_timeout"`
+	// RequestTimeout bounds a whole request; 0 means no limit.
+	RequestTimeout Duration `toml:"request_timeout"`
+}
+
+// Eviction configures how the gateway frees memory on a node.
+type Eviction struct {
+	// Strategy is "lru" or "priority".
+	Strategy string `toml:"strategy"`
+	// DefragAfterCycles: after this many load/unload cycles on a node, unload
+	// all its unpinned models once it is idle. 0 disables.
+	DefragAfterCycles int `toml:"defrag_after_cycles"`
+	// IdleUnloadAfter unloads a model idle this long; 0 disables. A
+	// catalogue entry's own idle_unload_after wins.
+	IdleUnloadAfter Duration `toml:"idle_unload_after"`
+}
+
+// NeuronRef is one neuron the gateway fronts.
+type NeuronRef struct {
+	Name     string `toml:"name"`
+	Endpoint string `toml:"endpoint"`
+	Token    string `toml:"token"`
+}
+
+// Neuron configures --role=neuron.
+type Neuron struct {
+	// Name is how the gateway calls this node under --role=all; defaults to
+	// the host name.
+	Name string `toml:"name"`
+	// Listen is the neuron API address.
+	Listen string `toml:"listen"`
+	// ModelsDirRaw is models_dir as written: a string or a list of strings.
+	ModelsDirRaw any `toml:"models_dir"`
+	// ModelsDirs is models_dir normalised to a list.
+	ModelsDirs []string `toml:"-"`
+	// Token, when set, is required as Authorization: Bearer.
+	Token string `toml:"token"`
+	// Threads is the number of CPU worker threads; 0 means all cores.
+	Threads int `toml:"threads"`
+	// ContextLength is the default context for a load; 0 means the model's
+	// own, capped at 8192.
+	ContextLength int `toml:"context_length"`
+	// MaxInFlight requests generate at once per model.
+	MaxInFlight int `toml:"max_in_flight"`
+	// MaxQueueDepth requests wait per model beyond MaxInFlight.
+	MaxQueueDepth int `toml:"max_queue_depth"`
+	// MaxWait is the longest a queued request waits.
+	MaxWait Duration `toml:"max_wait"`
+	// Preload lists model ids loaded at start.
+	Preload []string `toml:"preload"`
+	// DemoModel: when the models folder is empty, download the small demo
+	// model there (default true).
+	DemoModel *bool `toml:"demo_model"`
+	// DemoModelURL is where the demo model comes from.
+	DemoModelURL string `toml:"demo_model_url"`
+}
+
+// DefaultModelsDir is the neuron's models folder when none is configured.
+func DefaultModelsDir() string {
+	if d := os.Getenv("HELEXA_MODELS_DIR"); d != "" {
+		return d
+	}
+	home, err := os.UserHomeDir()
+	if err != nil || home == "" {
+		return "models"
+	}
+	return filepath.Join(home, ".helexa", "models")
+}
+
+// DefaultDemoModelURL is the stories260K demo model (about 1.2 MB).
+const DefaultDemoModelURL = "https://huggingface.co/ggml-org/tiny-llamas/resolve/main/stories260K.gguf"
+
+// Default returns a configuration with every default filled in.
+func Default() Config {
+	var c Config
+	c.applyDefaults()
+	return c
+}
+
+func (c *Config) applyDefaults() {
+	g := &c.Gateway
+	if g.Listen == "" {
+		g.Listen = DefaultGatewayListen
+	}
+	if g.MetricsListen == "" {
+		g.MetricsListen = DefaultMetricsListen
+	}
+	if g.PollInterval == 0 {
+		g.PollInterval = Duration(2 * time.Second)
+	}
+	if g.MaxBodyMB == 0 {
+		g.MaxBodyMB = 32
+	}
+	if g.ConnectTimeout == 0 {
+		g.ConnectTimeout = Duration(5 * time.Second)
+	}
+	if g.LoadTimeout == 0 {
+		g.LoadTimeout = Duration(10 * time.Minute)
+	}
+	if g.FirstByteTimeout == 0 {
+		g.FirstByteTimeout = Duration(10 * time.Minute)
+	}
+	if c.Eviction.Strategy == "" {
+		c.Eviction.Strategy = "lru"
+	}
+	n := &c.Neuron
+	if n.Listen == "" {
+		n.Listen = DefaultNeuronListen
+	}
+	if n.MaxInFlight == 0 {
+		n.MaxInFlight = 4
+	}
+	if n.MaxQueueDepth == 0 {
+		n.MaxQueueDepth = 64
+	}
+	if n.MaxWait == 0 {
+		n.MaxWait = Duration(2 * time.Minute)
+	}
+	if n.DemoModel == nil {
+		t := true
+		n.DemoModel = &t
+	}
+	if n.DemoModelURL == "" {
+		n.DemoModelURL = DefaultDemoModelURL
+	}
+	if n.Name == "" {
+		if h, err := os.Hostname(); err == nil && h != "" {
+			n.Name = h
+		} else {
+			n.Name = "local"
+		}
+	}
+}
+
+// Problem is one thing wrong with a configuration file.
+type Problem struct {
+	Key  string // dotted key, e.g. "gateway.poll_interval"
+	Line int    // 1-based; 0 when unknown
+	Msg  string
+}
+
+func (p Problem) String() string {
+	if p.Line > 0 {
+		return fmt.Sprintf("line %d: %s: %s", p.Line, p.Key, p.Msg)
+	}
+	return fmt.Sprintf("%s: %s", p.Key, p.Msg)
+}
+
+// Error lists every problem found in one file.
+type Error struct {
+	File     string
+	Problems []Problem
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: %d problem(s):", e.File, len(e.Problems))
+	for _, p := range e.Problems {
+		b.WriteString("\n  ")
+		b.WriteString(p.String())
+	}
+	return b.String()
+}
+
+// Load reads and validates helexa.toml. An empty path gives the defaults.
+func Load(path string) (Config, error) {
+	if path == "" {
+		c := Default()
+		c.Neuron.ModelsDirs = []string{DefaultModelsDir()}
+		return c, nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("reading config: %w", err)
+	}
+	return Parse(path, data)
+}
+
+// Parse validates the text of a helexa.toml; name is used in messages.
+func Parse(name string, data []byte) (Config, error) {
+	var c Config
+	probs := decodeStrict(data, &c)
+	if len(probs) > 0 {
+		return Config{}, &Error{File: name, Problems: probs}
+	}
+	c.applyDefaults()
+	probs = append(probs, c.validate(data)...)
+	if len(probs) > 0 {
+		sort.SliceStable(probs, func(i, j int) bool { return probs[i].Line < probs[j].Line })
+		return Config{}, &Error{File: name, Problems: probs}
+	}
+	return c, nil
+}
+
+// decodeStrict decodes data into v refusing unknown keys, and turns the
+// decoder's errors into Problems.
+func decodeStrict(data []byte, v any) []Problem {
+	dec := toml.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	err := dec.Decode(v)
+	if err == nil {
+		return nil
+	}
+	var strict *toml.StrictMissingError
+	if errors.As(err, &strict) {
+		var probs []Problem
+		for _, e := range strict.Errors {
+			line, _ := e.Position()
+			probs = append(probs, Problem{Key: strings.Join(e.Key(), "."), Line: line, Msg: "unknown key"})
+		}
+		return probs
+	}
+	var de *toml.DecodeError
+	if errors.As(err, &de) {
+		line, _ := de.Position()
+		return []Problem{{Key: strings.Join(de.Key(), "."), Line: line, Msg: de.Error()}}
+	}
+	return []Problem{{Key: "(file)", Msg: err.Error()}}
+}
+
+func (c *Config) validate(data []byte) []Problem {
+	var probs []Problem
+	add := func(key, format string, args ...any) {
+		probs = append(probs, Problem{Key: key, Line: lineOf(data, key), Msg: fmt.Sprintf(format, args...)})
+	}
+	g := c.Gateway
+	if err := checkAddr(g.Listen); err != nil {
+		add("gateway.listen", "%v", err)
+	}
+	if g.MetricsListen != "" {
+		if err := checkAddr(g.MetricsListen); err != nil {
+			add("gateway.metrics_listen", "%v", err)
+		}
+	}
+	if g.PollInterval < Duration(100*time.Millisecond) {
+		add("gateway.poll_interval", "must be at least 100ms, got %s", g.PollInterval.D())
+	}
+	if g.MaxBodyMB < 0 {
+		add("gateway.max_body_mb", "must be positive, got %d", g.MaxBodyMB)
+	}
+	for i, k := range g.APIKeys {
+		if strings.TrimSpace(k) == "" {
+			add("gateway.api_keys", "entry %d is empty", i)
+		}
+	}
+	for _, d := range []struct {
+		key string
+		v   Duration
+	}{{"gateway.connect_timeout", g.ConnectTimeout}, {"gateway.load_timeout", g.LoadTimeout}, {"gateway.first_byte_timeout", g.FirstByteTimeout}, {"gateway.request_timeout", g.RequestTimeout}, {"eviction.idle_unload_after", c.Eviction.IdleUnloadAfter}, {"neuron.max_wait", c.Neuron.MaxWait}} {
+		if d.v < 0 {
+			add(d.key, "must not be negative, got %s", d.v.D())
+		}
+	}
+	switch c.Eviction.Strategy {
+	case "lru", "priority":
+	default:
+		add("eviction.strategy", "must be \"lru\" or \"priority\", got %q", c.Eviction.Strategy)
+	}
+	if c.Eviction.DefragAfterCycles < 0 {
+		add("eviction.defrag_after_cycles", "must not be negative, got %d", c.Eviction.DefragAfterCycles)
+	}
+	seen := map[string]bool{}
+	for i, n := range c.Neurons {
+		key := fmt.Sprintf("neurons[%d]", i)
+		if n.Name == "" {
+			add("neurons.name", "%s: name is required", key)
+		} else if seen[n.Name] {
+			add("neurons.name", "%s: duplicate name %q", key, n.Name)
+		}
+		seen[n.Name] = true
+		if !strings.HasPrefix(n.Endpoint, "http://") && !strings.HasPrefix(n.Endpoint, "https://") {
+			add("neurons.endpoint", "%s: endpoint must be an http:// or https:// URL, got %q", key, n.Endpoint)
+		}
+	}
+	nr := &c.Neuron
+	if err := checkAddr(nr.Listen); err != nil {
+		add("neuron.listen", "%v", err)
+	}
+	switch v := nr.ModelsDirRaw.(type) {
+	case nil:
+		nr.ModelsDirs = []string{DefaultModelsDir()}
+	case string:
+		if v == "" {
+			add("neuron.models_dir", "must not be empty")
+		}
+		nr.ModelsDirs = []string{v}
+	case []any:
+		for i, e := range v {
+			s, ok := e.(string)
+			if !ok || s == "" {
+				add("neuron.models_dir", "entry %d must be a non-empty string", i)
+				continue
+			}
+			nr.ModelsDirs = append(nr.ModelsDirs, s)
+		}
+		if len(v) == 0 {
+			add("neuron.models_dir", "must list at least one folder")
+		}
+	default:
+		add("neuron.models_dir", "must be a string or a list of strings, got %T", v)
+	}
+	for i, d := range nr.ModelsDirs {
+		nr.ModelsDirs[i] = expandHome(d)
+	}
+	if nr.Threads < 0 {
+		add("neuron.threads", "must not be negative, got %d", nr.Threads)
+	}
+	if nr.ContextLength < 0 {
+		add("neuron.context_length", "must not be negative, got %d", nr.ContextLength)
+	}
+	if nr.MaxInFlight < 0 {
+		add("neuron.max_in_flight", "must be positive, got %d", nr.MaxInFlight)
+	}
+	if nr.MaxQueueDepth < 0 {
+		add("neuron.max_queue_depth", "must not be negative, got %d", nr.MaxQueueDepth)
+	}
+	return probs
+}
+
+func expandHome(p string) string {
+	if p == "~" || strings.HasPrefix(p, "~/") {
+		if home, err := os.UserHomeDir(); err == nil {
+			return filepath.Join(home, strings.TrimPrefix(p, "~"))
+		}
+	}
+	return p
+}
+
+func checkAddr(a string) error {
+	i := strings.LastIndexByte(a, ':')
+	if i < 0 {
+		return fmt.Errorf("address must be host:port, got %q", a)
+	}
+	port := a[i+1:]
+	if port == "" {
+		return fmt.Errorf("address %q has no port", a)
+	}
+	for _, r := range port {
+		if r < '0' || r > '9' {
+			return fmt.Errorf("address %q has a bad port", a)
+		}
+	}
+	return nil
+}
+
+// lineOf finds the line where a dotted key ("section.key") is written, so a
+// validation message can point at it. Array-of-tables sections match every
+// [[section]] header; the first line found is returned. 0 when not written.
+func lineOf(data []byte, dotted string) int {
+	section, key := "", dotted
+	if i := strings.LastIndexByte(dotted, '.'); i >= 0 {
+		section, key = dotted[:i], dotted[i+1:]
+	}
+	cur := ""
+	for n, raw := range strings.Split(string(data), "\n") {
+		line := strings.TrimSpace(raw)
+		if strings.HasPrefix(line, "[") {
+			cur = strings.Trim(line, "[] \t")
+			if j := strings.IndexByte(cur, '#'); j >= 0 {
+				cur = strings.TrimSpace(strings.Trim(cur[:j], "[] \t"))
+			}
+			continue
+		}
+		k, _, ok := strings.Cut(line, "=")
+		if !ok {
+			continue
+		}
+		k = strings.Trim(strings.TrimSpace(k), `"'`)
+		full := k
+		if cur != "" {
+			full = cur + "." + k
+		}
+		if full == section+"."+key || (section == "" && full == key) {
+			return n + 1
+		}
+	}
+	return 0
+}

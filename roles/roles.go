@@ -1,0 +1,223 @@
+// Package roles assembles a running role (gateway, neuron or all) from the
+// configuration: servers, background loops, signal handling and a graceful
+// drain.
+package roles
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"helexa/gateway"
+	"helexa/node"
+	"helexa/roles/config"
+)
+
+// Version and Commit are stamped by main from the build.
+var (
+	Version = "dev"
+	Commit  = "none"
+)
+
+// Options select what Run starts.
+type Options struct {
+	Role       string // gateway, neuron or all
+	ConfigPath string // empty: defaults
+	Log        zerolog.Logger
+	// Ready, when set, receives the bound addresses once every server
+	// listens (tests use it with ":0" listen addresses).
+	Ready func(Addrs)
+}
+
+// Addrs are the addresses the servers bound.
+type Addrs struct {
+	Gateway, Metrics, Neuron string
+}
+
+// NewLogger builds the process logger.
+func NewLogger(level, format string, w io.Writer) (zerolog.Logger, error) {
+	lvl, err := zerolog.ParseLevel(strings.ToLower(level))
+	if err != nil || level == "" {
+		return zerolog.Logger{}, fmt.Errorf("--log-level must be trace, debug, info, warn or error, got %q", level)
+	}
+	switch format {
+	case "json":
+	case "console":
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.DateTime}
+	default:
+		return zerolog.Logger{}, fmt.Errorf("--log-format must be json or console, got %q", format)
+	}
+	return zerolog.New(w).Level(lvl).With().Timestamp().Logger(), nil
+}
+
+// ShutdownGrace bounds the drain on SIGTERM.
+var ShutdownGrace = 30 * time.Second
+
+// Run loads the configuration and serves the role until ctx ends, then
+// drains gracefully.
+func Run(ctx context.Context, o Options) error {
+	cfg, err := config.Load(o.ConfigPath)
+	if err != nil {
+		return err
+	}
+	return RunConfig(ctx, o, cfg)
+}
+
+// RunConfig is Run with an already-loaded configuration.
+func RunConfig(ctx context.Context, o Options, cfg config.Config) error {
+	log := o.Log
+	var addrs Addrs
+	var servers []*http.Server
+	var listeners []net.Listener
+	var shutdowns []func(context.Context) error
+	cleanup := func() {
+		for _, l := range listeners {
+			_ = l.Close()
+		}
+	}
+
+	listen := func(addr string) (net.Listener, error) {
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			cleanup()
+			return nil, fmt.Errorf("listening on %s: %w", addr, err)
+		}
+		listeners = append(listeners, l)
+		return l, nil
+	}
+
+	var nsrv *node.Server
+	if o.Role == "neuron" || o.Role == "all" {
+		ncfg := cfg.Neuron
+		if o.Role == "all" && ncfg.Listen == config.DefaultNeuronListen {
+			ncfg.Listen = config.DefaultNeuronListenAll
+		}
+		l, err := listen(ncfg.Listen)
+		if err != nil {
+			return err
+		}
+		addrs.Neuron = l.Addr().String()
+		nsrv, err = node.New(ncfg, log.With().Str("role", "neuron").Logger())
+		if err != nil {
+			cleanup()
+			return fmt.Errorf("starting neuron: %w", err)
+		}
+		servers = append(servers, &http.Server{Handler: nsrv.Handler(), ReadHeaderTimeout: 30 * time.Second})
+		shutdowns = append(shutdowns, nsrv.Shutdown)
+		if o.Role == "all" {
+			cfg.Neurons = append([]config.NeuronRef{{Name: ncfg.Name, Endpoint: "http://" + loopback(addrs.Neuron), Token: ncfg.Token}}, cfg.Neurons...)
+		}
+	}
+
+	var gw *gateway.Gateway
+	if o.Role == "gateway" || o.Role == "all" {
+		cat, err := config.LoadCatalogue(cfg.Gateway.Models)
+		if err != nil {
+			cleanup()
+			return err
+		}
+		gw, err = gateway.New(cfg, cat, log.With().Str("role", "gateway").Logger())
+		if err != nil {
+			cleanup()
+			return fmt.Errorf("starting gateway: %w", err)
+		}
+		l, err := listen(cfg.Gateway.Listen)
+		if err != nil {
+			return err
+		}
+		addrs.Gateway = l.Addr().String()
+		servers = append(servers, &http.Server{Handler: gw.Handler(), ReadHeaderTimeout: 30 * time.Second})
+		if cfg.Gateway.MetricsListen != "" {
+			ml, err := listen(cfg.Gateway.MetricsListen)
+			if err != nil {
+				return err
+			}
+			addrs.Metrics = ml.Addr().String()
+			servers = append(servers, &http.Server{Handler: gw.MetricsHandler(), ReadHeaderTimeout: 30 * time.Second})
+		}
+		shutdowns = append([]func(context.Context) error{gw.Shutdown}, shutdowns...)
+	}
+
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errc := make(chan error, len(servers)+2)
+	for i, s := range servers {
+		l := listeners[i]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("serving %s: %w", l.Addr(), err)
+			}
+		}()
+	}
+	if nsrv != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := nsrv.Start(runCtx); err != nil {
+				errc <- fmt.Errorf("neuron: %w", err)
+			}
+		}()
+	}
+	if gw != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			gw.Run(runCtx)
+		}()
+	}
+	log.Info().Str("role", o.Role).Str("version", Version).Str("gateway", addrs.Gateway).
+		Str("metrics", addrs.Metrics).Str("neuron", addrs.Neuron).Msg("helexa serving")
+	if o.Ready != nil {
+		o.Ready(addrs)
+	}
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		log.Info().Msg("shutting down: draining in-flight requests")
+	case runErr = <-errc:
+		log.Error().Err(runErr).Msg("shutting down after error")
+	}
+	cancel()
+	sctx, scancel := context.WithTimeout(context.Background(), ShutdownGrace)
+	defer scancel()
+	for _, s := range servers {
+		s.SetKeepAlivesEnabled(false)
+	}
+	var swg sync.WaitGroup
+	for _, s := range servers {
+		swg.Add(1)
+		go func() { defer swg.Done(); _ = s.Shutdown(sctx) }()
+	}
+	swg.Wait()
+	for _, f := range shutdowns {
+		if err := f(sctx); err != nil {
+			log.Warn().Err(err).Msg("shutdown")
+		}
+	}
+	wg.Wait()
+	return runErr
+}
+
+// loopback turns a wildcard listen address into one a local client can dial.
+func loopback(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}
