@@ -1,0 +1,239 @@
+package translate
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"strings"
+)
+
+// The internal form: OpenAI chat completions, as far as translation needs it.
+
+type chatRequest struct {
+	Model             string          `json:"model"`
+	Messages          []chatMessage   `json:"messages"`
+	Stream            bool            `json:"stream,omitempty"`
+	StreamOptions     *streamOptions  `json:"stream_options,omitempty"`
+	MaxTokens         *int            `json:"max_tokens,omitempty"`
+	Temperature       *float64        `json:"temperature,omitempty"`
+	TopP              *float64        `json:"top_p,omitempty"`
+	TopK              *int            `json:"top_k,omitempty"`
+	Stop              []string        `json:"stop,omitempty"`
+	Tools             []chatTool      `json:"tools,omitempty"`
+	ToolChoice        any             `json:"tool_choice,omitempty"`
+	ParallelToolCalls *bool           `json:"parallel_tool_calls,omitempty"`
+	ResponseFormat    json.RawMessage `json:"response_format,omitempty"`
+	ReasoningEffort   string          `json:"reasoning_effort,omitempty"`
+	User              string          `json:"user,omitempty"`
+}
+
+type streamOptions struct {
+	IncludeUsage bool `json:"include_usage"`
+}
+
+// chatMessage is one message; Content is a string, a []chatPart or nil
+// (null, for an assistant message that only calls tools).
+type chatMessage struct {
+	Role             string         `json:"role"`
+	Content          any            `json:"content"`
+	ReasoningContent string         `json:"reasoning_content,omitempty"`
+	ToolCalls        []chatToolCall `json:"tool_calls,omitempty"`
+	ToolCallID       string         `json:"tool_call_id,omitempty"`
+}
+
+type chatPart struct {
+	Type     string        `json:"type"`
+	Text     *string       `json:"text,omitempty"`
+	ImageURL *chatImageURL `json:"image_url,omitempty"`
+}
+
+type chatImageURL struct {
+	URL    string `json:"url"`
+	Detail string `json:"detail,omitempty"`
+}
+
+type chatTool struct {
+	Type     string       `json:"type"`
+	Function chatFunction `json:"function"`
+}
+
+type chatFunction struct {
+	Name        string          `json:"name"`
+	Description string          `json:"description,omitempty"`
+	Parameters  json.RawMessage `json:"parameters,omitempty"`
+	Strict      *bool           `json:"strict,omitempty"`
+}
+
+type chatToolCall struct {
+	Index    *int             `json:"index,omitempty"`
+	ID       string           `json:"id,omitempty"`
+	Type     string           `json:"type,omitempty"`
+	Function chatFunctionCall `json:"function"`
+}
+
+type chatFunctionCall struct {
+	Name      string `json:"name,omitempty"`
+	Arguments string `json:"arguments"`
+}
+
+type namedToolChoice struct {
+	Type     string `json:"type"`
+	Function struct {
+		Name string `json:"name"`
+	} `json:"function"`
+}
+
+func toolChoiceFunction(name string) namedToolChoice {
+	c := namedToolChoice{Type: "function"}
+	c.Function.Name = name
+	return c
+}
+
+// chatResponse is a non-streaming chat completion.
+type chatResponse struct {
+	ID      string       `json:"id"`
+	Model   string       `json:"model"`
+	Created int64        `json:"created"`
+	Choices []chatChoice `json:"choices"`
+	Usage   *chatUsage   `json:"usage"`
+	// llama.cpp reports the stop string that ended generation here.
+	StoppingWord string `json:"stopping_word"`
+}
+
+type chatChoice struct {
+	Index        int             `json:"index"`
+	Message      chatRespMessage `json:"message"`
+	Delta        chatRespMessage `json:"delta"`
+	FinishReason string          `json:"finish_reason"`
+	// Matched stop sequence, as vLLM (stop_reason) and SGLang
+	// (matched_stop) report it; a number means a stop token, not a string.
+	StopReason  json.RawMessage `json:"stop_reason"`
+	MatchedStop json.RawMessage `json:"matched_stop"`
+}
+
+type chatRespMessage struct {
+	Role             string         `json:"role"`
+	Content          *string        `json:"content"`
+	ReasoningContent *string        `json:"reasoning_content"`
+	Reasoning        *string        `json:"reasoning"`
+	ToolCalls        []chatToolCall `json:"tool_calls"`
+}
+
+// reasoning returns the reasoning text under either common field name.
+func (m *chatRespMessage) reasoning() string {
+	if m.ReasoningContent != nil {
+		return *m.ReasoningContent
+	}
+	if m.Reasoning != nil {
+		return *m.Reasoning
+	}
+	return ""
+}
+
+// matchedStop returns the stop string the upstream says ended generation,
+// or "" when it does not say.
+func (r *chatResponse) matchedStop(c *chatChoice) string {
+	for _, raw := range []json.RawMessage{c.StopReason, c.MatchedStop} {
+		var s string
+		if len(raw) > 0 && raw[0] == '"' && json.Unmarshal(raw, &s) == nil && s != "" {
+			return s
+		}
+	}
+	return r.StoppingWord
+}
+
+// chatStreamError is the error object an upstream may send inside a stream.
+type chatStreamError struct {
+	Error *struct {
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+func str(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
+}
+
+// randomID returns prefix followed by 24 random hex digits.
+func randomID(prefix string) string {
+	var b [12]byte
+	_, _ = rand.Read(b[:]) // never fails (crypto/rand panics instead)
+	return prefix + hex.EncodeToString(b[:])
+}
+
+// idFrom derives an id with prefix from an upstream id, keeping only
+// characters safe in any client's id pattern; it falls back to a random id.
+func idFrom(prefix, upstream string) string {
+	if strings.HasPrefix(upstream, prefix) {
+		return sanitizeID(upstream)
+	}
+	upstream = strings.TrimPrefix(upstream, "chatcmpl-")
+	upstream = strings.TrimPrefix(upstream, "chatcmpl_")
+	s := sanitizeID(upstream)
+	if s == "" {
+		return randomID(prefix)
+	}
+	return prefix + s
+}
+
+func sanitizeID(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s) && b.Len() < 128; i++ {
+		c := s[i]
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' {
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
+
+// isJSONNull reports whether raw is absent or the literal null.
+func isJSONNull(raw json.RawMessage) bool {
+	t := bytes.TrimSpace(raw)
+	return len(t) == 0 || string(t) == "null"
+}
+
+// argsString renders a tool input for an OpenAI arguments string. Objects
+// are compacted; a missing input becomes "{}".
+func argsString(raw json.RawMessage) string {
+	if isJSONNull(raw) {
+		return "{}"
+	}
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, raw); err != nil {
+		return string(raw)
+	}
+	return buf.String()
+}
+
+// argsObject renders an OpenAI arguments string as a JSON value for an
+// Anthropic tool_use input. Arguments that are not a JSON object (a model
+// may emit anything) are wrapped so the client still gets an object.
+func argsObject(args string) json.RawMessage {
+	t := strings.TrimSpace(args)
+	if t == "" {
+		return json.RawMessage("{}")
+	}
+	if t[0] == '{' && json.Valid([]byte(t)) {
+		var buf bytes.Buffer
+		if json.Compact(&buf, []byte(t)) == nil {
+			return buf.Bytes()
+		}
+	}
+	b, _ := json.Marshal(map[string]string{"_raw_arguments": args})
+	return b
+}
+
+// marshal encodes v without HTML escaping, as the upstream wrote it.
+func marshal(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte{'\n'}), nil
+}
