@@ -46,7 +46,9 @@ func run(cfg Config, text string, chunk int) (Result, Result) {
 
 func TestParser(t *testing.T) {
 	all := Config{Tools: Hermes | Qwen3Coder | Llama3JSON | Mistral, Reasoning: true}
-	call := func(id int, name, args string) Call { return Call{ID: fmt.Sprintf("call_%d", id), Name: name, Arguments: args} }
+	call := func(id int, name, args string) Call {
+		return Call{ID: fmt.Sprintf("call_%d", id), Name: name, Arguments: args}
+	}
 	f := func(cfg Config, text string, want Result) {
 		t.Helper()
 		for _, chunk := range []int{0, 1, 2, 3, 7} {
