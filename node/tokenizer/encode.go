@@ -1,0 +1,353 @@
+package tokenizer
+
+import (
+	"strings"
+	"sync"
+	"unicode/utf8"
+)
+
+// Encode returns the token ids of text. addSpecial adds BOS/EOS as the
+// vocabulary asks (AddBOS, AddEOS). parseSpecial lets control-token text in
+// the input (such as "<|eot_id|>") become that token; user-defined tokens are
+// always matched. Safe for concurrent use.
+func (t *Tokenizer) Encode(text string, addSpecial, parseSpecial bool) []int32 {
+	out := make([]int32, 0, len(text)/3+2)
+	if addSpecial && t.addBOS && t.bos >= 0 {
+		out = append(out, t.bos)
+	}
+	s := t.scratch.Get().(*scratch)
+	defer t.scratch.Put(s)
+
+	first := true     // the next text fragment starts the input
+	afterSpec := true // the next text fragment follows a special token (or the start)
+	pos := 0
+	for pos < len(text) {
+		start, sp := t.findSpecial(text, pos, parseSpecial)
+		end := len(text)
+		if sp != nil {
+			end = start
+		}
+		frag := text[pos:end]
+		if sp != nil && sp.lstrip {
+			frag = strings.TrimRight(frag, " \t\n\v\f\r")
+		}
+		if frag != "" {
+			out = t.encodeFragment(out, frag, afterSpec, first, s)
+			afterSpec, first = false, false
+		}
+		if sp == nil {
+			break
+		}
+		out = append(out, sp.id)
+		afterSpec, first = true, false
+		pos = start + len(sp.text)
+		if sp.rstrip {
+			for pos < len(text) && strings.IndexByte(" \t\n\v\f\r", text[pos]) >= 0 {
+				pos++
+			}
+		}
+	}
+	if addSpecial && t.addEOS && t.eos >= 0 {
+		out = append(out, t.eos)
+	}
+	return out
+}
+
+// findSpecial returns the leftmost (then longest) special token in text at
+// or after from, or nil.
+func (t *Tokenizer) findSpecial(text string, from int, parseSpecial bool) (int, *special) {
+	first := &t.userFirst
+	if parseSpecial {
+		first = &t.specialFirst
+	}
+	for i := from; i < len(text); i++ {
+		if !first[text[i]] {
+			continue
+		}
+		for k := range t.specials {
+			sp := &t.specials[k]
+			if sp.control && !parseSpecial {
+				continue
+			}
+			if strings.HasPrefix(text[i:], sp.text) {
+				return i, sp
+			}
+		}
+	}
+	return -1, nil
+}
+
+// encodeFragment encodes text that holds no special tokens.
+func (t *Tokenizer) encodeFragment(out []int32, frag string, afterSpecial, atStart bool, s *scratch) []int32 {
+	if t.kind == kindSPM {
+		text := strings.ReplaceAll(frag, " ", "▁")
+		if t.addSpacePrefix && afterSpecial {
+			text = "▁" + text
+		}
+		return t.encodeSPM(out, text, s)
+	}
+	if t.nfc {
+		frag = nfc(frag)
+	}
+	if t.prefixSpace && atStart && !strings.HasPrefix(frag, " ") {
+		frag = " " + frag
+	}
+	s.ends = t.split.split(frag, s.ends[:0])
+	start := 0
+	for _, end := range s.ends {
+		s.word = byteLevelEncode(s.word[:0], frag[start:end])
+		out = t.encodeWord(out, s.word, s)
+		start = end
+	}
+	return out
+}
+
+// encodeSPM merges the characters of text (spaces already written as ▁) by
+// the highest vocabulary score first, as SentencePiece's BPE mode does;
+// characters left without a token become byte tokens.
+func (t *Tokenizer) encodeSPM(out []int32, text string, s *scratch) []int32 {
+	syms := s.syms[:0]
+	for i := 0; i < len(text); {
+		n := utf8LenOfLead(text[i])
+		if i+n > len(text) {
+			n = len(text) - i
+		}
+		idx := int32(len(syms))
+		next := idx + 1
+		if i+n == len(text) {
+			next = -1
+		}
+		syms = append(syms, symbol{start: int32(i), n: int32(n), prev: idx - 1, next: next})
+		i += n
+	}
+	h := candidateHeap{items: s.heap[:0], less: spmLess}
+	try := func(l, r int32) {
+		if l < 0 || r < 0 {
+			return
+		}
+		a, b := syms[l], syms[r]
+		id, ok := t.vocab[text[a.start:a.start+a.n+b.n]]
+		if !ok {
+			return
+		}
+		h.push(candidate{left: l, right: r, score: t.scores[id], size: a.n + b.n})
+	}
+	for i := int32(1); i < int32(len(syms)); i++ {
+		try(i-1, i)
+	}
+	for len(h.items) > 0 {
+		c := h.pop()
+		l, r := &syms[c.left], &syms[c.right]
+		if l.n == 0 || r.n == 0 || l.n+r.n != c.size {
+			continue
+		}
+		l.n += r.n
+		r.n = 0
+		l.next = r.next
+		if r.next >= 0 {
+			syms[r.next].prev = c.left
+		}
+		try(l.prev, c.left)
+		try(c.left, l.next)
+	}
+	for i := int32(0); i >= 0 && len(syms) > 0; i = syms[i].next {
+		sym := syms[i]
+		piece := text[sym.start : sym.start+sym.n]
+		if id, ok := t.vocab[piece]; ok {
+			out = append(out, id)
+			continue
+		}
+		for j := 0; j < len(piece); j++ {
+			out = t.appendByte(out, piece[j])
+		}
+	}
+	s.syms, s.heap = syms, h.items
+	return out
+}
+
+// appendByte appends the byte-fallback token of b (unknown when missing).
+func (t *Tokenizer) appendByte(out []int32, b byte) []int32 {
+	if id := t.byteTok[b]; id >= 0 {
+		return append(out, id)
+	}
+	if t.unk >= 0 {
+		return append(out, t.unk)
+	}
+	return out
+}
+
+func utf8LenOfLead(c byte) int {
+	switch {
+	case c < 0x80:
+		return 1
+	case c>>5 == 0x6:
+		return 2
+	case c>>4 == 0xE:
+		return 3
+	case c>>3 == 0x1E:
+		return 4
+	}
+	return 1
+}
+
+// encodeWord encodes one pre-token, given in its byte-level form.
+func (t *Tokenizer) encodeWord(out []int32, word []byte, s *scratch) []int32 {
+	if id, ok := t.vocab[string(word)]; ok && t.ignoreMerges {
+		return append(out, id)
+	}
+	if ids, ok := t.cache.get(word); ok {
+		return append(out, ids...)
+	}
+	mark := len(out)
+	syms := s.syms[:0]
+	for i := 0; i < len(word); {
+		_, n := utf8.DecodeRune(word[i:])
+		id, ok := t.vocab[string(word[i:i+n])]
+		if !ok {
+			id = -1
+		}
+		idx := int32(len(syms))
+		next := idx + 1
+		if i+n == len(word) {
+			next = -1
+		}
+		syms = append(syms, symbol{id: id, start: int32(i), n: int32(n), prev: idx - 1, next: next})
+		i += n
+	}
+	h := candidateHeap{items: s.heap[:0], less: bpeLess}
+	try := func(l, r int32) {
+		if l < 0 || r < 0 {
+			return
+		}
+		a, b := syms[l].id, syms[r].id
+		if a < 0 || b < 0 {
+			return
+		}
+		m, ok := t.merges[uint64(a)<<32|uint64(b)]
+		if !ok {
+			return
+		}
+		h.push(candidate{left: l, right: r, rank: m.rank, lid: a, rid: b, id: m.id})
+	}
+	for i := int32(1); i < int32(len(syms)); i++ {
+		try(i-1, i)
+	}
+	for len(h.items) > 0 {
+		c := h.pop()
+		l, r := &syms[c.left], &syms[c.right]
+		if l.id != c.lid || r.id != c.rid || l.next != c.right {
+			continue
+		}
+		l.id = c.id
+		l.n += r.n
+		r.id = -2
+		l.next = r.next
+		if r.next >= 0 {
+			syms[r.next].prev = c.left
+		}
+		try(l.prev, c.left)
+		try(c.left, l.next)
+	}
+	for i := int32(0); i >= 0 && len(syms) > 0; i = syms[i].next {
+		sym := syms[i]
+		if sym.id >= 0 {
+			out = append(out, sym.id)
+			continue
+		}
+		// not in the vocabulary: fall back to the bytes it stands for
+		for _, r := range string(word[sym.start : sym.start+sym.n]) {
+			if b, ok := runeByte[r]; ok {
+				out = t.appendByte(out, b)
+			} else if t.unk >= 0 {
+				out = append(out, t.unk)
+			}
+		}
+	}
+	s.syms, s.heap = syms, h.items
+	t.cache.put(word, out[mark:])
+	return out
+}
+
+func spmLess(a, b *candidate) bool {
+	return a.score > b.score || a.score == b.score && a.left < b.left
+}
+
+func bpeLess(a, b *candidate) bool {
+	return a.rank < b.rank || a.rank == b.rank && a.left < b.left
+}
+
+// candidateHeap is a binary min-heap ordered by less.
+type candidateHeap struct {
+	items []candidate
+	less  func(a, b *candidate) bool
+}
+
+func (h *candidateHeap) push(c candidate) {
+	h.items = append(h.items, c)
+	i := len(h.items) - 1
+	for i > 0 {
+		p := (i - 1) / 2
+		if !h.less(&h.items[i], &h.items[p]) {
+			break
+		}
+		h.items[i], h.items[p] = h.items[p], h.items[i]
+		i = p
+	}
+}
+
+func (h *candidateHeap) pop() candidate {
+	top := h.items[0]
+	last := len(h.items) - 1
+	h.items[0] = h.items[last]
+	h.items = h.items[:last]
+	i := 0
+	for {
+		l, r, m := 2*i+1, 2*i+2, i
+		if l < last && h.less(&h.items[l], &h.items[m]) {
+			m = l
+		}
+		if r < last && h.less(&h.items[r], &h.items[m]) {
+			m = r
+		}
+		if m == i {
+			break
+		}
+		h.items[i], h.items[m] = h.items[m], h.items[i]
+		i = m
+	}
+	return top
+}
+
+// wordCache remembers the ids of recent pre-tokens. Bounded: when full it
+// starts over. Safe for concurrent use; a nil cache caches nothing.
+type wordCache struct {
+	mu  sync.RWMutex
+	m   map[string][]int32
+	max int
+}
+
+func newWordCache(max int) *wordCache {
+	return &wordCache{m: make(map[string][]int32, max), max: max}
+}
+
+func (c *wordCache) get(word []byte) ([]int32, bool) {
+	if c == nil {
+		return nil, false
+	}
+	c.mu.RLock()
+	ids, ok := c.m[string(word)]
+	c.mu.RUnlock()
+	return ids, ok
+}
+
+func (c *wordCache) put(word []byte, ids []int32) {
+	if c == nil || len(word) > 64 {
+		return
+	}
+	c.mu.Lock()
+	if len(c.m) >= c.max {
+		clear(c.m)
+	}
+	c.m[string(word)] = append([]int32(nil), ids...)
+	c.mu.Unlock()
+}

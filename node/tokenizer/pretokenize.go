@@ -1,0 +1,238 @@
+package tokenizer
+
+import (
+	"fmt"
+	"regexp"
+	"unicode"
+	"unicode/utf8"
+)
+
+// preStyle describes one family of byte-level BPE pre-tokenizer regexes. Go's
+// regexp has no lookahead, so the known patterns are matched by hand: each
+// field switches one alternative of the pattern
+//
+//	gpt-2:  's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
+//	llama3: (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}|
+//	        ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+
+//	qwen2:  as llama3 with \p{N} (single digits)
+type preStyle struct {
+	name string
+	// foldContractions makes 's 't 're 've 'm 'll 'd case-insensitive.
+	foldContractions bool
+	// anyLetterPrefix: a word is [^\r\n\p{L}\p{N}]?\p{L}+ instead of ' ?\p{L}+'.
+	anyLetterPrefix bool
+	// maxDigits > 0 groups at most that many digits with no space prefix;
+	// 0 means ' ?\p{N}+'.
+	maxDigits int
+	// newlines adds '[\r\n]*' after punctuation runs and the '\s*[\r\n]+' rule.
+	newlines bool
+}
+
+var (
+	styleGPT2   = &preStyle{name: "gpt-2"}
+	styleLlama3 = &preStyle{name: "llama3", foldContractions: true, anyLetterPrefix: true, maxDigits: 3, newlines: true}
+	styleQwen2  = &preStyle{name: "qwen2", foldContractions: true, anyLetterPrefix: true, maxDigits: 1, newlines: true}
+)
+
+// The regexes of tokenizer.json files that the hand-written styles implement.
+var knownPatterns = map[string]*preStyle{
+	`'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+`:                                          styleGPT2,
+	`(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`: styleLlama3,
+	`(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`:      styleQwen2,
+}
+
+// styleForPre maps a GGUF tokenizer.ggml.pre name to a splitter style.
+func styleForPre(pre string) (*preStyle, error) {
+	switch pre {
+	case "", "default", "gpt-2", "gpt2", "phi-2", "mpt", "olmo", "jais", "roberta-bpe", "exaone4", "trillion", "jina-es", "jina-de", "jina-v2-es", "jina-v2-de", "jina-v1-en", "jina-v2-code", "mellum", "modern-bert", "gigachat", "a.x-4.0":
+		return styleGPT2, nil
+	case "llama3", "llama-v3", "llama-bpe", "falcon3", "falcon-h1", "pixtral", "midm-2.0", "lfm2", "smaug-bpe", "dbrx", "chatglm-bpe", "glm4":
+		return styleLlama3, nil
+	case "qwen2", "deepseek-r1-qwen", "stablelm2", "hunyuan", "megrez", "kormo":
+		return styleQwen2, nil
+	}
+	return nil, fmt.Errorf("unsupported pre-tokenizer %q (supported: gpt-2, llama-bpe, qwen2 and their aliases)", pre)
+}
+
+// splitter cuts text into pre-tokens. Either style (hand-written) or re
+// (a lookahead-free regex from tokenizer.json, matched pieces isolated) is set.
+type splitter struct {
+	style *preStyle
+	re    *regexp.Regexp
+}
+
+// split appends the end offsets of the pieces of text to ends and returns it.
+// Pieces are contiguous and cover text.
+func (s splitter) split(text string, ends []int) []int {
+	if s.re != nil {
+		prev := 0
+		for _, m := range s.re.FindAllStringIndex(text, -1) {
+			if m[0] > prev {
+				ends = append(ends, m[0])
+			}
+			if m[1] > m[0] {
+				ends = append(ends, m[1])
+			}
+			prev = m[1]
+		}
+		if prev < len(text) {
+			ends = append(ends, len(text))
+		}
+		return ends
+	}
+	for i := 0; i < len(text); {
+		n := s.style.match(text, i)
+		i += n
+		ends = append(ends, i)
+	}
+	return ends
+}
+
+func isLetter(r rune) bool {
+	return r < utf8.RuneSelf && ('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z') || r >= utf8.RuneSelf && unicode.IsLetter(r)
+}
+func isNumber(r rune) bool {
+	return r < utf8.RuneSelf && '0' <= r && r <= '9' || r >= utf8.RuneSelf && unicode.IsNumber(r)
+}
+func isSpace(r rune) bool { return unicode.IsSpace(r) }
+
+// isPunct reports whether r is in [^\s\p{L}\p{N}].
+func isPunct(r rune) bool { return !isSpace(r) && !isLetter(r) && !isNumber(r) }
+
+// runeAt decodes the rune at byte offset i; invalid bytes decode as
+// utf8.RuneError of width 1 (they count as punctuation).
+func runeAt(s string, i int) (rune, int) {
+	if i >= len(s) {
+		return -1, 0
+	}
+	if c := s[i]; c < utf8.RuneSelf {
+		return rune(c), 1
+	}
+	return utf8.DecodeRuneInString(s[i:])
+}
+
+// run returns the offset after the longest run of runes satisfying f from i.
+func run(s string, i int, f func(rune) bool) int {
+	for i < len(s) {
+		r, n := runeAt(s, i)
+		if !f(r) {
+			break
+		}
+		i += n
+	}
+	return i
+}
+
+// match returns the byte length of the pre-token starting at i (always > 0).
+func (st *preStyle) match(s string, i int) int {
+	r, n := runeAt(s, i)
+
+	// contractions
+	if r == '\'' {
+		if l := st.contraction(s, i+1); l > 0 {
+			return 1 + l
+		}
+	}
+
+	// words
+	if isLetter(r) {
+		return run(s, i+n, isLetter) - i
+	}
+	if (st.anyLetterPrefix && r != '\r' && r != '\n' && !isNumber(r)) || (!st.anyLetterPrefix && r == ' ') {
+		if r2, _ := runeAt(s, i+n); r2 >= 0 && isLetter(r2) {
+			return run(s, i+n, isLetter) - i
+		}
+	}
+
+	// numbers
+	if st.maxDigits > 0 {
+		if isNumber(r) {
+			j, k := i, 0
+			for k < st.maxDigits {
+				r2, n2 := runeAt(s, j)
+				if r2 < 0 || !isNumber(r2) {
+					break
+				}
+				j += n2
+				k++
+			}
+			return j - i
+		}
+	} else {
+		if isNumber(r) {
+			return run(s, i+n, isNumber) - i
+		}
+		if r == ' ' {
+			if r2, _ := runeAt(s, i+n); r2 >= 0 && isNumber(r2) {
+				return run(s, i+n, isNumber) - i
+			}
+		}
+	}
+
+	// punctuation: ' ?[^\s\p{L}\p{N}]+' then '[\r\n]*' for the newer styles
+	j := i
+	if r == ' ' {
+		if r2, _ := runeAt(s, i+1); r2 >= 0 && isPunct(r2) {
+			j = i + 1
+		}
+	}
+	if r2, _ := runeAt(s, j); r2 >= 0 && isPunct(r2) {
+		j = run(s, j, isPunct)
+		if st.newlines {
+			for j < len(s) && (s[j] == '\r' || s[j] == '\n') {
+				j++
+			}
+		}
+		return j - i
+	}
+
+	if isSpace(r) {
+		end := run(s, i, isSpace)
+		// '\s*[\r\n]+': up to the last line break of the whitespace run
+		if st.newlines {
+			for k := end - 1; k >= i; k-- {
+				if s[k] == '\r' || s[k] == '\n' {
+					return k + 1 - i
+				}
+			}
+		}
+		// '\s+(?!\S)': the run, but leave its last rune to the next word
+		if end == len(s) {
+			return end - i
+		}
+		_, lastN := utf8.DecodeLastRuneInString(s[i:end])
+		if end-lastN > i {
+			return end - lastN - i
+		}
+		// '\s+'
+		return end - i
+	}
+	return n
+}
+
+// contraction returns the length of s|t|re|ve|m|ll|d at i, or 0.
+func (st *preStyle) contraction(s string, i int) int {
+	lower := func(j int) byte {
+		if j >= len(s) {
+			return 0
+		}
+		c := s[j]
+		if st.foldContractions && 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		return c
+	}
+	switch lower(i) {
+	case 's', 't', 'm', 'd':
+		return 1
+	case 'r', 'v':
+		if lower(i+1) == 'e' {
+			return 2
+		}
+	case 'l':
+		if lower(i+1) == 'l' {
+			return 2
+		}
+	}
+	return 0
+}
