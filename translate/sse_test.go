@@ -1,0 +1,143 @@
+package translate
+
+import (
+	"errors"
+	"io"
+	"strings"
+	"testing"
+)
+
+type sseEvent struct{ event, data string }
+
+func readAllEvents(r io.Reader) ([]sseEvent, error) {
+	sr := NewSSEReader(r)
+	var out []sseEvent
+	for {
+		ev, data, err := sr.Next()
+		if err == io.EOF {
+			return out, nil
+		}
+		if err != nil {
+			return out, err
+		}
+		out = append(out, sseEvent{ev, string(data)})
+	}
+}
+
+func TestSSEReader(t *testing.T) {
+	f := func(name, in string, want ...sseEvent) {
+		t.Helper()
+		t.Run(name, func(t *testing.T) {
+			got, err := readAllEvents(strings.NewReader(in))
+			if err != nil {
+				t.Fatalf("error: %v", err)
+			}
+			if len(got) != len(want) {
+				t.Fatalf("got %d events %q, want %d %q", len(got), got, len(want), want)
+			}
+			for i := range want {
+				if got[i] != want[i] {
+					t.Fatalf("event %d = %q, want %q", i, got[i], want[i])
+				}
+			}
+		})
+	}
+	f("empty", "")
+	f("openai stream", "data: {\"a\":1}\n\ndata: {\"b\":2}\n\ndata: [DONE]\n\n",
+		sseEvent{"", `{"a":1}`}, sseEvent{"", `{"b":2}`}, sseEvent{"", "[DONE]"})
+	f("crlf", "event: x\r\ndata: 1\r\n\r\ndata: 2\r\n\r\n", sseEvent{"x", "1"}, sseEvent{"", "2"})
+	f("multi-line data", "data: a\ndata: b\ndata:c\n\n", sseEvent{"", "a\nb\nc"})
+	f("comments and unknown fields", ": keep-alive\nid: 7\nretry: 100\ndata: x\n\n: bye\n", sseEvent{"", "x"})
+	f("event name resets per event", "event: one\ndata: 1\n\ndata: 2\n\n", sseEvent{"one", "1"}, sseEvent{"", "2"})
+	f("event without data is dropped", "event: lonely\n\ndata: 2\n\n", sseEvent{"", "2"})
+	f("no final blank line", "data: last", sseEvent{"", "last"})
+	f("empty data field", "data:\n\n", sseEvent{"", ""})
+	f("only one leading space stripped", "data:  two\n\n", sseEvent{"", " two"})
+	f("blank lines between events", "\n\n\ndata: a\n\n\n\ndata: b\n\n", sseEvent{"", "a"}, sseEvent{"", "b"})
+}
+
+func TestSSEReaderLongLine(t *testing.T) {
+	if testing.Short() {
+		t.Skip("allocates 16 MiB")
+	}
+	big := strings.Repeat("x", MaxSSELine-len("data: "))
+	got, err := readAllEvents(strings.NewReader("data: " + big + "\n\n"))
+	if err != nil || len(got) != 1 || len(got[0].data) != len(big) {
+		t.Fatalf("line at the limit: %d events, err %v", len(got), err)
+	}
+	_, err = readAllEvents(strings.NewReader("data: " + big + "x\n\n"))
+	if !errors.Is(err, ErrSSELineTooLong) {
+		t.Fatalf("line over the limit: err = %v, want ErrSSELineTooLong", err)
+	}
+}
+
+type errReader struct{ err error }
+
+func (r errReader) Read([]byte) (int, error) { return 0, r.err }
+
+func TestSSEReaderReadError(t *testing.T) {
+	boom := errors.New("boom")
+	_, err := readAllEvents(io.MultiReader(strings.NewReader("data: a\n"), errReader{boom}))
+	if !errors.Is(err, boom) {
+		t.Fatalf("err = %v, want wrapped boom", err)
+	}
+}
+
+func FuzzSSEReader(f *testing.F) {
+	for _, s := range []string{
+		"data: {\"a\":1}\n\ndata: [DONE]\n\n",
+		"event: x\r\ndata: 1\r\ndata: 2\r\n\r\n",
+		": c\n\ndata",
+		"data:\r\n\r\n\r",
+		"event\nid\n:\n\n",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		events, err := readAllEvents(strings.NewReader(string(in)))
+		if err != nil {
+			t.Fatalf("error on %d bytes: %v", len(in), err)
+		}
+		var total int
+		for _, e := range events {
+			total += len(e.data)
+		}
+		if total > len(in) {
+			t.Fatalf("%d bytes of data from %d bytes of input", total, len(in))
+		}
+	})
+}
+
+func TestParseUsage(t *testing.T) {
+	f := func(in string, want Usage, wantOK bool) {
+		t.Helper()
+		got, ok := ParseUsage([]byte(in))
+		if got != want || ok != wantOK {
+			t.Fatalf("ParseUsage(%s) = %+v, %v; want %+v, %v", in, got, ok, want, wantOK)
+		}
+	}
+	f(`{"choices":[{"delta":{"content":"x"}}]}`, Usage{}, false)
+	f(`{"choices":[],"usage":null}`, Usage{}, false)
+	f(`not json`, Usage{}, false)
+	f(`{"choices":[],"usage":{"prompt_tokens":10,"completion_tokens":3,"total_tokens":13}}`, Usage{10, 3, 0}, true)
+	f(`{"usage":{"prompt_tokens":10,"completion_tokens":3,"prompt_tokens_details":{"cached_tokens":8}}}`, Usage{10, 3, 8}, true)
+}
+
+func TestErrorEnvelopes(t *testing.T) {
+	for status, typ := range map[int]string{
+		400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
+		404: "not_found_error", 413: "request_too_large", 429: "rate_limit_error",
+		500: "api_error", 502: "api_error", 503: "overloaded_error", 529: "overloaded_error", 422: "invalid_request_error",
+	} {
+		jsonEq(t, AnthropicError(status, `bad "x"`), `{"type":"error","error":{"type":"`+typ+`","message":"bad \"x\""}}`)
+	}
+	jsonEq(t, OpenAIError(404, "model_not_found", "no such model"),
+		`{"error":{"message":"no such model","type":"not_found_error","code":"model_not_found","param":null}}`)
+	jsonEq(t, OpenAIError(500, "", "boom"), `{"error":{"message":"boom","type":"server_error","code":null,"param":null}}`)
+	jsonEq(t, OpenAIErrorFrom(badRequest("messages", "messages: field required")),
+		`{"error":{"message":"messages: field required","type":"invalid_request_error","code":null,"param":"messages"}}`)
+	var err error = badRequest("model", "model: field required")
+	if err.Error() != "invalid_request_error (model): model: field required" {
+		t.Fatalf("Error() = %q", err.Error())
+	}
+}
