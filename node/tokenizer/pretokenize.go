@@ -59,11 +59,29 @@ func styleForPre(pre string) (*preStyle, error) {
 type splitter struct {
 	style *preStyle
 	re    *regexp.Regexp
+	next  *splitter // splits each piece further
 }
 
 // split appends the end offsets of the pieces of text to ends and returns it.
 // Pieces are contiguous and cover text.
 func (s splitter) split(text string, ends []int) []int {
+	if s.next != nil {
+		first := splitter{style: s.style, re: s.re}
+		mark := len(ends)
+		ends = first.split(text, ends)
+		pieces := append([]int(nil), ends[mark:]...)
+		ends = ends[:mark]
+		start := 0
+		for _, end := range pieces {
+			k := len(ends)
+			ends = s.next.split(text[start:end], ends)
+			for i := k; i < len(ends); i++ {
+				ends[i] += start
+			}
+			start = end
+		}
+		return ends
+	}
 	if s.re != nil {
 		prev := 0
 		for _, m := range s.re.FindAllStringIndex(text, -1) {

@@ -116,6 +116,9 @@ func newTokenizer(kind modelKind, tokens []string, types []uint8, scores []float
 		bos:    -1, eos: -1, unk: -1,
 	}
 	for i, s := range tokens {
+		if s == "" {
+			continue
+		}
 		if _, dup := t.vocab[s]; !dup {
 			t.vocab[s] = int32(i)
 		}

@@ -125,3 +125,23 @@ func TestVectorsLlamaSPM(t *testing.T) {
 	tok := loadGGUF(t, "tokenizers/llama-spm/ggml-vocab-llama-spm.gguf")
 	checkVectors(t, tok, sharedFile(t, "tokenizers/llama-spm/ggml-vocab-llama-spm.gguf.inp"))
 }
+
+func loadHF(t testing.TB, rel string) *Tokenizer {
+	t.Helper()
+	dir := sharedFile(t, rel)
+	tok, err := FromHF(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+func TestVectorsLlama3(t *testing.T) {
+	tok := loadHF(t, "tokenizers/llama3")
+	checkVectors(t, tok, sharedFile(t, "tokenizers/llama3/ggml-vocab-llama-bpe.gguf.inp"))
+}
+
+func TestVectorsQwen3(t *testing.T) {
+	tok := loadHF(t, "tokenizers/qwen3")
+	checkVectors(t, tok, sharedFile(t, "tokenizers/qwen3/ggml-vocab-qwen2.gguf.inp"))
+}
