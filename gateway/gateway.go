@@ -1,33 +1,228 @@
-// Package gateway is the fleet's front door. (placeholder until the gateway
-// lands: the real implementation replaces this file.)
+// Package gateway is the fleet's front door: one OpenAI + Anthropic API over
+// every neuron. It authenticates, translates the Anthropic and Responses
+// dialects to chat completions, routes each request to a neuron that has
+// the model loaded (loading it first when none has), streams the answer
+// back, and keeps the fleet's state with a poller and an evictor.
+//
+// The decisions (which node serves, where a cold model goes, what is
+// evicted) are pure functions in decide.go; the loops around them are thin.
 package gateway
 
 import (
 	"context"
-	"errors"
+	"crypto/subtle"
+	"fmt"
+	"net"
 	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
 
+	"github.com/labstack/echo/v4"
 	"github.com/rs/zerolog"
+	"golang.org/x/sync/singleflight"
 
 	"helexa/roles/config"
 )
 
-// Gateway serves the OpenAI + Anthropic API over a fleet of neurons.
-type Gateway struct{}
+// Gateway serves the OpenAI + Anthropic API over a fleet of neurons. Its
+// methods are safe for concurrent use.
+type Gateway struct {
+	cfg     config.Config
+	cat     config.Catalogue
+	catByID map[string]config.CatalogueModel
+	log     zerolog.Logger
+	keys    [][]byte
+	maxBody int64
 
-// New builds a gateway from the configuration and catalogue.
-func New(cfg config.Config, cat config.Catalogue, log zerolog.Logger) (*Gateway, error) {
-	return nil, errors.New("gateway: not built yet")
+	client    *http.Client // requests to neurons (shared transport)
+	transport *http.Transport
+	fleet     *fleet
+	met       *gwMetrics
+	loads     singleflight.Group
+	echo      *echo.Echo
+
+	inFlight atomic.Int64   // proxied requests in flight
+	active   sync.WaitGroup // every API request being served
+	closing  atomic.Bool
+	polled   chan struct{} // closed after the first poll round
+	pollOnce sync.Once
+
+	now func() time.Time
 }
 
-// Handler is the API handler.
-func (g *Gateway) Handler() http.Handler { return http.NotFoundHandler() }
+// New builds a gateway from the configuration and catalogue. cfg.Neurons
+// lists the nodes it fronts.
+func New(cfg config.Config, cat config.Catalogue, log zerolog.Logger) (*Gateway, error) {
+	def := config.Default()
+	if cfg.Gateway.PollInterval <= 0 {
+		cfg.Gateway.PollInterval = def.Gateway.PollInterval
+	}
+	if cfg.Gateway.MaxBodyMB <= 0 {
+		cfg.Gateway.MaxBodyMB = def.Gateway.MaxBodyMB
+	}
+	if cfg.Gateway.ConnectTimeout <= 0 {
+		cfg.Gateway.ConnectTimeout = def.Gateway.ConnectTimeout
+	}
+	if cfg.Gateway.LoadTimeout <= 0 {
+		cfg.Gateway.LoadTimeout = def.Gateway.LoadTimeout
+	}
+	if cfg.Gateway.FirstByteTimeout <= 0 {
+		cfg.Gateway.FirstByteTimeout = def.Gateway.FirstByteTimeout
+	}
+	switch cfg.Eviction.Strategy {
+	case "":
+		cfg.Eviction.Strategy = strategyLRU
+	case strategyLRU, strategyPriority:
+	default:
+		return nil, fmt.Errorf("eviction.strategy must be %q or %q, got %q", strategyLRU, strategyPriority, cfg.Eviction.Strategy)
+	}
+	seen := map[string]bool{}
+	for _, n := range cfg.Neurons {
+		if n.Name == "" || seen[n.Name] {
+			return nil, fmt.Errorf("neurons: every node needs a unique name, got %q", n.Name)
+		}
+		if !strings.HasPrefix(n.Endpoint, "http://") && !strings.HasPrefix(n.Endpoint, "https://") {
+			return nil, fmt.Errorf("neurons: node %s: endpoint must be an http:// or https:// URL, got %q", n.Name, n.Endpoint)
+		}
+		seen[n.Name] = true
+	}
+	g := &Gateway{
+		cfg:     cfg,
+		cat:     cat,
+		catByID: map[string]config.CatalogueModel{},
+		log:     log,
+		maxBody: int64(cfg.Gateway.MaxBodyMB) << 20,
+		fleet:   newFleet(cfg.Neurons),
+		polled:  make(chan struct{}),
+		now:     time.Now,
+	}
+	for _, m := range cat.Models {
+		g.catByID[m.ID] = m
+	}
+	for _, k := range cfg.Gateway.APIKeys {
+		g.keys = append(g.keys, []byte(k))
+	}
+	g.transport = &http.Transport{
+		Proxy: nil,
+		DialContext: (&net.Dialer{
+			Timeout:   cfg.Gateway.ConnectTimeout.D(),
+			KeepAlive: 30 * time.Second,
+		}).DialContext,
+		MaxIdleConns:          1024,
+		MaxIdleConnsPerHost:   256,
+		IdleConnTimeout:       90 * time.Second,
+		ResponseHeaderTimeout: cfg.Gateway.FirstByteTimeout.D(),
+		DisableCompression:    true,
+		ForceAttemptHTTP2:     false,
+		WriteBufferSize:       32 << 10,
+		ReadBufferSize:        32 << 10,
+	}
+	g.client = &http.Client{Transport: g.transport}
+	g.met = newMetrics(func() float64 { return float64(g.inFlight.Load()) })
+	g.echo = g.routes()
+	return g, nil
+}
 
-// MetricsHandler serves GET /metrics.
-func (g *Gateway) MetricsHandler() http.Handler { return http.NotFoundHandler() }
+// Handler is the API: OpenAI and Anthropic routes, /health, /fleet.
+func (g *Gateway) Handler() http.Handler { return g.echo }
 
-// Run runs the background loops (poller, evictor) until ctx ends.
-func (g *Gateway) Run(ctx context.Context) { <-ctx.Done() }
+// MetricsHandler serves GET /metrics in the Prometheus text format.
+func (g *Gateway) MetricsHandler() http.Handler { return g.metricsHandler() }
 
-// Shutdown stops taking requests and waits for in-flight ones.
-func (g *Gateway) Shutdown(ctx context.Context) error { return nil }
+// Run polls the neurons and runs the evictor until ctx ends.
+func (g *Gateway) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); g.pollLoop(ctx) }()
+	go func() { defer wg.Done(); g.evictLoop(ctx) }()
+	wg.Wait()
+}
+
+// Shutdown stops taking requests and waits for those in flight, or for ctx.
+func (g *Gateway) Shutdown(ctx context.Context) error {
+	g.closing.Store(true)
+	done := make(chan struct{})
+	go func() { g.active.Wait(); close(done) }()
+	defer g.transport.CloseIdleConnections()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("gateway drain: %w", ctx.Err())
+	}
+}
+
+// routes registers every route in one place.
+func (g *Gateway) routes() *echo.Echo {
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = func(err error, c echo.Context) {
+		if c.Response().Committed {
+			return
+		}
+		d := dialectOf(c.Request().URL.Path)
+		if he, ok := err.(*echo.HTTPError); ok {
+			msg := http.StatusText(he.Code)
+			if he.Code == http.StatusNotFound {
+				msg = fmt.Sprintf("no route %s %s", c.Request().Method, c.Request().URL.Path)
+			}
+			writeError(c.Response(), d, &apiError{Status: he.Code, Code: strings.ToLower(strings.ReplaceAll(http.StatusText(he.Code), " ", "_")), Message: msg})
+			return
+		}
+		writeError(c.Response(), d, asAPIError(err))
+	}
+	e.GET("/health", g.handleHealth)
+	api := e.Group("", g.auth)
+	api.GET("/fleet", g.handleFleet)
+	api.GET("/v1/models", g.handleModels)
+	api.POST("/v1/chat/completions", g.openAIHandler(apiChat, "/v1/chat/completions"))
+	api.POST("/v1/completions", g.openAIHandler(apiCompletions, "/v1/completions"))
+	api.POST("/v1/messages", g.handleMessages)
+	api.POST("/v1/messages/count_tokens", g.handleCountTokens)
+	api.POST("/v1/responses", g.handleResponses)
+	return e
+}
+
+// dialectOf picks the error envelope for a path.
+func dialectOf(path string) dialect {
+	if strings.HasPrefix(path, "/v1/messages") {
+		return dialectAnthropic
+	}
+	return dialectOpenAI
+}
+
+// auth checks the API key when keys are configured: Authorization: Bearer
+// or x-api-key.
+func (g *Gateway) auth(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if g.closing.Load() {
+			writeError(c.Response(), dialectOf(c.Request().URL.Path), &apiError{Status: http.StatusServiceUnavailable, Code: "shutting_down", Message: "the gateway is shutting down"})
+			return nil
+		}
+		g.active.Add(1)
+		defer g.active.Done()
+		if len(g.keys) == 0 {
+			return next(c)
+		}
+		h := c.Request().Header
+		key := h.Get("x-api-key")
+		if a := h.Get("Authorization"); key == "" && len(a) > 7 && strings.EqualFold(a[:7], "bearer ") {
+			key = strings.TrimSpace(a[7:])
+		}
+		if key != "" {
+			for _, k := range g.keys {
+				if subtle.ConstantTimeCompare(k, []byte(key)) == 1 {
+					return next(c)
+				}
+			}
+		}
+		msg := "missing API key: send Authorization: Bearer <key> or x-api-key"
+		if key != "" {
+			msg = "invalid API key"
+		}
+		writeError(c.Response(), dialectOf(c.Request().URL.Path), &apiError{Status: http.StatusUnauthorized, Code: "invalid_api_key", Message: msg})
+		return nil
+	}
+}

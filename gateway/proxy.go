@@ -1,0 +1,396 @@
+package gateway
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// API families as the metrics label them.
+const (
+	apiChat        = "chat"
+	apiCompletions = "completions"
+	apiMessages    = "messages"
+	apiCountTokens = "count_tokens"
+	apiResponses   = "responses"
+)
+
+// call is one client request on its way to a neuron.
+type call struct {
+	api     string
+	dialect dialect
+	path    string // the neuron route
+	model   string // resolved model id
+	stream  bool
+	start   time.Time
+
+	// body builds the upstream body for the model id (already resolved).
+	body []byte
+
+	// filled in as the call proceeds
+	node     string
+	code     int
+	usage    usage
+	hasUsage bool
+	ttft     time.Duration
+	reason   string // error reason for metrics, empty on success
+}
+
+// upstream is a neuron's answer that the client will see.
+type upstream struct {
+	resp    *http.Response
+	node    *node
+	release func()
+}
+
+func (u *upstream) close() {
+	_ = u.resp.Body.Close()
+	u.release()
+}
+
+// maxAttempts: the chosen node and the next candidate, once.
+const maxAttempts = 2
+
+// send routes c and sends it, failing over once to the next candidate when
+// the chosen node fails before the first byte (connection refused, 5xx from
+// load or inference). A 2xx or 4xx answer comes back for the caller to
+// relay; anything else becomes an apiError.
+func (g *Gateway) send(ctx context.Context, c *call) (*upstream, error) {
+	g.waitPolled(ctx)
+	var exclude []string
+	var lastErr error
+	for attempt := 0; attempt < maxAttempts; attempt++ {
+		n, err := g.route(ctx, c.model, exclude)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			if lastErr != nil {
+				return nil, lastErr
+			}
+			return nil, err
+		}
+		c.node = n.ref.Name
+		req, err := g.newRequest(ctx, n, http.MethodPost, c.path, c.body)
+		if err != nil {
+			return nil, err
+		}
+		if c.stream {
+			req.Header.Set("Accept", "text/event-stream")
+		}
+		release := g.acquire(n, c.model)
+		resp, err := g.client.Do(req)
+		if err != nil {
+			release()
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			g.met.requestError(c.model, n.ref.Name, "upstream_unreachable")
+			g.log.Warn().Str("node", n.ref.Name).Str("model", c.model).Err(err).Msg("neuron failed before the first byte")
+			lastErr = &apiError{Status: http.StatusBadGateway, Code: "upstream_unreachable", Message: fmt.Sprintf("node %s failed: %v", n.ref.Name, err)}
+			var ne interface{ Timeout() bool }
+			if errors.As(err, &ne) && ne.Timeout() {
+				lastErr = &apiError{Status: http.StatusGatewayTimeout, Code: "upstream_timeout", Message: fmt.Sprintf("node %s did not answer in time", n.ref.Name)}
+			}
+			exclude = append(exclude, n.ref.Name)
+			continue
+		}
+		if resp.StatusCode >= 500 || resp.StatusCode == http.StatusNotFound {
+			data, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+			_ = resp.Body.Close()
+			release()
+			msg, code := upstreamMessage(data)
+			if resp.StatusCode == http.StatusNotFound {
+				if code != "model_not_loaded" {
+					return nil, &apiError{Status: http.StatusNotFound, Code: nonEmpty(code, "model_not_found"), Message: msg}
+				}
+				// The poll lagged: the model left the node. Record it and
+				// route again, which loads it.
+				g.fleet.setStatus(n, c.model, statusAvailable, nil, g.now())
+				lastErr = &apiError{Status: http.StatusServiceUnavailable, Code: "model_not_loaded", Message: msg, RetryAfter: 1}
+				continue
+			}
+			g.met.requestError(c.model, n.ref.Name, "upstream_"+strconv.Itoa(resp.StatusCode))
+			g.log.Warn().Str("node", n.ref.Name).Str("model", c.model).Int("status", resp.StatusCode).Str("error", msg).Msg("neuron failed before the first byte")
+			st := http.StatusBadGateway
+			if resp.StatusCode == http.StatusServiceUnavailable {
+				st = http.StatusServiceUnavailable
+			}
+			ra, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
+			lastErr = &apiError{Status: st, Code: nonEmpty(code, "upstream_error"), Message: fmt.Sprintf("node %s: %s", n.ref.Name, msg), RetryAfter: ra}
+			exclude = append(exclude, n.ref.Name)
+			continue
+		}
+		return &upstream{resp: resp, node: n, release: release}, nil
+	}
+	return nil, lastErr
+}
+
+func nonEmpty(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// relayError turns a neuron's 4xx answer into the client's error, keeping
+// its status, code and message.
+func relayError(u *upstream) *apiError {
+	data, _ := io.ReadAll(io.LimitReader(u.resp.Body, 64<<10))
+	msg, code := upstreamMessage(data)
+	ra, _ := strconv.Atoi(u.resp.Header.Get("Retry-After"))
+	return &apiError{Status: u.resp.StatusCode, Code: code, Message: msg, RetryAfter: ra, Reason: "upstream_" + strconv.Itoa(u.resp.StatusCode)}
+}
+
+// bufPool holds response buffers.
+var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+func getBuf() *bytes.Buffer {
+	b := bufPool.Get().(*bytes.Buffer)
+	b.Reset()
+	return b
+}
+
+func putBuf(b *bytes.Buffer) {
+	if b.Cap() <= 1<<20 {
+		bufPool.Put(b)
+	}
+}
+
+// slicePool holds rewritten request bodies.
+var slicePool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+func getSlice() *[]byte { return slicePool.Get().(*[]byte) }
+
+func putSlice(b *[]byte) {
+	if cap(*b) <= 1<<20 {
+		slicePool.Put(b)
+	}
+}
+
+// readerPool holds the SSE line readers.
+var readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 32<<10) }}
+
+// sseEvent is one server-sent event: its name (may be empty) and data.
+type sseEvent struct {
+	name []byte
+	data []byte
+}
+
+// sseScanner reads server-sent events. The data of an event is valid until
+// the next call to next.
+type sseScanner struct {
+	r    *bufio.Reader
+	data []byte
+	name []byte
+}
+
+// next returns the next event with data. io.EOF at a clean end.
+func (s *sseScanner) next() (sseEvent, error) {
+	s.data = s.data[:0]
+	s.name = s.name[:0]
+	have := false
+	for {
+		line, err := s.r.ReadSlice('\n')
+		if err == bufio.ErrBufferFull {
+			// A line longer than the buffer: gather it.
+			full := append([]byte(nil), line...)
+			for err == bufio.ErrBufferFull {
+				line, err = s.r.ReadSlice('\n')
+				full = append(full, line...)
+			}
+			line = full
+		}
+		if err != nil && len(line) == 0 {
+			if err == io.EOF && have {
+				return sseEvent{name: s.name, data: s.data}, nil
+			}
+			return sseEvent{}, err
+		}
+		line = bytes.TrimRight(line, "\r\n")
+		if len(line) == 0 {
+			if have {
+				return sseEvent{name: s.name, data: s.data}, nil
+			}
+			if err != nil {
+				return sseEvent{}, err
+			}
+			continue
+		}
+		switch {
+		case line[0] == ':':
+		case bytes.HasPrefix(line, []byte("data:")):
+			v := line[5:]
+			if len(v) > 0 && v[0] == ' ' {
+				v = v[1:]
+			}
+			if have {
+				s.data = append(s.data, '\n')
+			}
+			s.data = append(s.data, v...)
+			have = true
+		case bytes.HasPrefix(line, []byte("event:")):
+			s.name = append(s.name, bytes.TrimSpace(line[6:])...)
+		}
+		if err != nil {
+			if have {
+				return sseEvent{name: s.name, data: s.data}, nil
+			}
+			return sseEvent{}, err
+		}
+	}
+}
+
+// streamSink receives the chunks of a chat completion stream and writes
+// them to the client in its dialect.
+type streamSink interface {
+	Chunk(data []byte) error
+	Close() error
+	Fail(msg string) error
+}
+
+var errTruncated = errors.New("the neuron's stream ended before it finished")
+
+// pump copies a chat completion stream from the neuron to sink, recording
+// time to first token and usage in c. A stream that breaks off ends with an
+// error event in the client's dialect.
+func (g *Gateway) pump(ctx context.Context, c *call, body io.Reader, sink streamSink) error {
+	br := readerPool.Get().(*bufio.Reader)
+	br.Reset(body)
+	defer func() { br.Reset(nil); readerPool.Put(br) }()
+	sc := sseScanner{r: br}
+	for {
+		ev, err := sc.next()
+		if err != nil {
+			if ctx.Err() != nil {
+				c.reason = "client_gone"
+				return ctx.Err()
+			}
+			if err == io.EOF {
+				err = errTruncated
+			}
+			c.reason = "stream_broken"
+			g.met.requestError(c.model, c.node, "stream_broken")
+			g.log.Warn().Str("node", c.node).Str("model", c.model).Err(err).Msg("stream broke off")
+			_ = sink.Fail(fmt.Sprintf("node %s: %v", c.node, err))
+			return err
+		}
+		if string(ev.data) == "[DONE]" {
+			return sink.Close()
+		}
+		if len(ev.data) > 0 && ev.data[0] == '{' {
+			hasChoices, usageOnly := chunkKind(ev.data)
+			if hasChoices && c.ttft == 0 {
+				c.ttft = time.Since(c.start)
+			}
+			if u, ok := usageOf(ev.data); ok {
+				c.usage, c.hasUsage = u, true
+			}
+			if !hasChoices && !usageOnly && isErrorChunk(ev.data) {
+				msg, _ := upstreamMessage(ev.data)
+				c.reason = "upstream_error"
+				_ = sink.Fail(msg)
+				return errors.New(msg)
+			}
+		}
+		if err := sink.Chunk(ev.data); err != nil {
+			if ctx.Err() != nil {
+				c.reason = "client_gone"
+				return ctx.Err()
+			}
+			c.reason = "stream_write"
+			return err
+		}
+	}
+}
+
+// isErrorChunk reports whether a stream chunk is an error event.
+func isErrorChunk(b []byte) bool {
+	found := false
+	_ = scanObject(b, func(f field) bool {
+		if f.is("error") {
+			found = true
+			return false
+		}
+		return true
+	})
+	return found
+}
+
+// flusher returns a function flushing w.
+func flusher(w http.ResponseWriter) func() {
+	rc := http.NewResponseController(w)
+	return func() { _ = rc.Flush() }
+}
+
+// openAISink passes chat completion chunks through unchanged, dropping the
+// usage-only chunk unless the client asked for it.
+type openAISink struct {
+	w         io.Writer
+	flush     func()
+	keepUsage bool
+	buf       []byte
+}
+
+func (s *openAISink) write(data []byte) error {
+	s.buf = append(s.buf[:0], "data: "...)
+	s.buf = append(s.buf, data...)
+	s.buf = append(s.buf, '\n', '\n')
+	if _, err := s.w.Write(s.buf); err != nil {
+		return err
+	}
+	s.flush()
+	return nil
+}
+
+func (s *openAISink) Chunk(data []byte) error {
+	if !s.keepUsage && len(data) > 0 && data[0] == '{' {
+		if _, usageOnly := chunkKind(data); usageOnly {
+			return nil
+		}
+	}
+	return s.write(data)
+}
+
+func (s *openAISink) Close() error { return s.write([]byte("[DONE]")) }
+
+func (s *openAISink) Fail(msg string) error {
+	e := &apiError{Status: http.StatusBadGateway, Code: "stream_error", Message: msg}
+	return s.write(dialectOpenAI.envelope(e))
+}
+
+// finish records the metrics of a finished call.
+func (g *Gateway) finish(c *call) {
+	d := time.Since(c.start)
+	node := c.node
+	model := c.model
+	if model == "" {
+		model = "unknown"
+	}
+	g.met.request(model, node, c.api, c.code)
+	g.met.duration.Update(d.Seconds())
+	if c.reason != "" {
+		g.met.requestError(model, node, c.reason)
+	}
+	if c.ttft > 0 {
+		g.met.ttft.Update(c.ttft.Seconds())
+	}
+	if c.hasUsage {
+		g.met.prompt.Add(c.usage.Prompt)
+		g.met.completion.Add(c.usage.Completion)
+		gen := d
+		if c.stream {
+			gen = d - c.ttft
+		}
+		if c.usage.Completion > 0 && gen > 0 {
+			g.met.tps.Update(float64(c.usage.Completion) / gen.Seconds())
+		}
+	}
+}
