@@ -29,3 +29,11 @@ ci: lint test
 
 clean:
 	rm -f helexa
+
+## ptx: regenerate cuda/kernels/*.ptx from the CUDA C sources (needs clang with the NVPTX target; no CUDA toolkit)
+ptx:
+	sh cuda/kernels/build.sh
+
+## gpucheck: on a GPU host, build and run every kernel and backend check against the CPU engine, reference parity and the decode/prefill bench
+gpucheck: build
+	sh cuda/gpucheck.sh

@@ -1,0 +1,32 @@
+// elementwise.cu: SwiGLU, residual and bias adds, the KV-cache write.
+#include "common.cuh"
+
+// swiglu: out[i] = silu(gate[i]) * up[i]. out may equal gate.
+KERNEL swiglu(const float* gate, const float* up, float* out, i64 n) {
+    i64 i = gid();
+    if (i >= n) return;
+    float g = gate[i];
+    out[i] = g / (1.0f + fexp(-g)) * up[i];
+}
+
+// add_bias: x[r][i] += b[i] for rows of width floats (n = rows*width).
+KERNEL add_bias(float* x, const float* b, i64 n, int width) {
+    i64 i = gid();
+    if (i >= n) return;
+    x[i] += b[i % width];
+}
+
+// add: x[i] += y[i].
+KERNEL add(float* x, const float* y, i64 n) {
+    i64 i = gid();
+    if (i >= n) return;
+    x[i] += y[i];
+}
+
+// kv_write copies ntok rows of width floats from src (ntok, width) into
+// the cache (ctx, width) starting at row pos0.
+KERNEL kv_write(const float* src, float* cache, int ntok, int width, int pos0) {
+    i64 i = gid();
+    if (i >= (i64)ntok * width) return;
+    cache[(i64)pos0 * width + i] = src[i];
+}

@@ -1,0 +1,25 @@
+// rope.cu: rotary position embedding, both pair layouts.
+#include "common.cuh"
+
+// rope rotates x in place. x: (ntok, nhead, hd). cs: (positions,
+// rdims/2, 2) holding cos and sin of pos*freq_i, computed on the host in
+// float64. Token t sits at position pos0+t. neox=0 pairs (2i, 2i+1), as
+// GGUF llama; neox=1 pairs (i, i+rdims/2), the rotate-half layout.
+// One thread per (token, head, pair).
+KERNEL rope(float* x, const float* cs, int ntok, int nhead, int hd, int rdims, int pos0, int neox) {
+    int half = rdims / 2;
+    i64 idx = gid();
+    i64 total = (i64)ntok * nhead * half;
+    if (idx >= total) return;
+    int i = (int)(idx % half);
+    i64 th = idx / half; // token*nhead + head
+    int t = (int)(th / nhead);
+    float* v = x + th * hd;
+    const float* c = cs + ((i64)(pos0 + t) * half + i) * 2;
+    float co = c[0], si = c[1];
+    int a = neox ? i : 2 * i;
+    int b = neox ? i + half : 2 * i + 1;
+    float x0 = v[a], x1 = v[b];
+    v[a] = x0 * co - x1 * si;
+    v[b] = x0 * si + x1 * co;
+}

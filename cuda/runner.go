@@ -1,0 +1,579 @@
+package cuda
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"unsafe"
+
+	"helexa/node/engine"
+	"helexa/node/ggml"
+)
+
+// gemmMinBatch is the chunk size from which prefill runs through cuBLAS
+// (below it the matrix-vector kernels, one grid row per token, win).
+const gemmMinBatch = 8
+
+// devWeight is a matrix on the device in its file format.
+type devWeight struct {
+	ptr        devPtr
+	typ        ggml.Type
+	rows, cols int
+	rowBytes   int
+	mmv, deq   string // kernel names
+	isFloat    bool
+}
+
+// devLayer holds one block's weights on the device. Vectors are float32;
+// optional ones are 0.
+type devLayer struct {
+	attnNorm, ffnNorm              devPtr
+	bq, bk, bv, qNorm, kNorm       devPtr
+	wq, wk, wv, wo, gate, up, down *devWeight
+}
+
+// Runner is a model on one GPU: weights, KV cache and scratch, all
+// allocated once by NewRunner. Its methods run on the device's worker.
+type Runner struct {
+	b    *Backend
+	h    engine.Hparams
+	o    engine.RunnerOptions
+	plan Plan
+
+	allocs  []devPtr // everything to free
+	tokEmbd *devWeight
+	output  *devWeight
+	outNorm devPtr
+	layers  []devLayer
+	kc, vc  devPtr // (slots, layers, ctx, kvdim) float32
+	ropeCS  devPtr // (ctx, rdims/2, 2) float32: cos, sin
+
+	// Scratch for MaxBatch tokens, float32 unless noted.
+	x, xb    devPtr // (B, dim)
+	q, att   devPtr // (B, nhead*hd)
+	k, v     devPtr // (B, kvdim)
+	gate, up devPtr // (B, ff)
+	logits   devPtr // (B, vocab)
+	deq      devPtr // dequantized tile (DequantElems)
+	toks     devPtr // (B) int32
+	hostToks []byte // pinned (B) int32
+	memBytes int64
+	closed   bool
+}
+
+var _ engine.Runner = (*Runner)(nil)
+
+// NewRunner estimates the model's device memory, checks it against the
+// device's real free memory (failing with ErrInsufficientMemory before
+// allocating anything), then uploads the weights and allocates the KV
+// cache and scratch. On any failure everything allocated is freed.
+func (b *Backend) NewRunner(w *engine.Weights, o engine.RunnerOptions) (engine.Runner, error) {
+	plan, err := Estimate(w, o)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", b.Name(), err)
+	}
+	var r *Runner
+	err = b.exec(func() error {
+		free, _, err := b.d.memInfo()
+		if err != nil {
+			return err
+		}
+		if err := Fits(plan, int64(free), b.o.Reserve); err != nil {
+			return err
+		}
+		r = &Runner{b: b, h: w.H, o: o, plan: plan}
+		if err := r.load(w); err != nil {
+			r.free()
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s: loading model: %w", b.Name(), err)
+	}
+	return r, nil
+}
+
+func (r *Runner) alloc(n int64) (devPtr, error) {
+	p, err := r.b.d.alloc(uint64(n))
+	if err != nil {
+		return 0, err
+	}
+	r.allocs = append(r.allocs, p)
+	r.memBytes += n
+	return p, nil
+}
+
+// free releases every allocation (on the worker).
+func (r *Runner) free() error {
+	var first error
+	for _, p := range r.allocs {
+		if err := r.b.d.free(p); err != nil && first == nil {
+			first = err
+		}
+	}
+	r.allocs = nil
+	if r.hostToks != nil {
+		if err := r.b.d.freeHost(r.hostToks); err != nil && first == nil {
+			first = err
+		}
+		r.hostToks = nil
+	}
+	r.memBytes = 0
+	return first
+}
+
+func (r *Runner) uploadMatrix(t *engine.Tensor) (*devWeight, error) {
+	rb, err := rowBytes(t.Type, t.Dims[0])
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", t.Name, err)
+	}
+	p, err := r.alloc(int64(len(t.Data)))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", t.Name, err)
+	}
+	if err := r.b.d.htod(p, t.Data); err != nil {
+		return nil, fmt.Errorf("uploading %s: %w", t.Name, err)
+	}
+	s := quantKernelSuffix[t.Type]
+	return &devWeight{ptr: p, typ: t.Type, rows: t.Rows(), cols: t.Dims[0], rowBytes: rb,
+		mmv: "mmv_" + s, deq: "dequant_" + s, isFloat: blockShape[t.Type][0] == 1}, nil
+}
+
+func (r *Runner) uploadFloats(v []float32) (devPtr, error) {
+	p, err := r.alloc(int64(4 * len(v)))
+	if err != nil {
+		return 0, err
+	}
+	return p, r.b.d.htod(p, f32Bytes(v))
+}
+
+func (r *Runner) uploadVector(t *engine.Tensor) (devPtr, error) {
+	if t == nil {
+		return 0, nil
+	}
+	v, err := toF32(t)
+	if err != nil {
+		return 0, err
+	}
+	p, err := r.uploadFloats(v)
+	if err != nil {
+		return 0, fmt.Errorf("uploading %s: %w", t.Name, err)
+	}
+	return p, nil
+}
+
+// load runs on the worker.
+func (r *Runner) load(w *engine.Weights) error {
+	var err error
+	if r.tokEmbd, err = r.uploadMatrix(w.TokEmbd); err != nil {
+		return err
+	}
+	if w.Output == w.TokEmbd {
+		r.output = r.tokEmbd
+	} else if r.output, err = r.uploadMatrix(w.Output); err != nil {
+		return err
+	}
+	if r.outNorm, err = r.uploadVector(w.OutNorm); err != nil {
+		return err
+	}
+	r.layers = make([]devLayer, len(w.Layers))
+	for i := range w.Layers {
+		l, dl := &w.Layers[i], &r.layers[i]
+		for _, m := range []struct {
+			dst **devWeight
+			t   *engine.Tensor
+		}{{&dl.wq, l.Wq}, {&dl.wk, l.Wk}, {&dl.wv, l.Wv}, {&dl.wo, l.Wo}, {&dl.gate, l.FFNGate}, {&dl.up, l.FFNUp}, {&dl.down, l.FFNDown}} {
+			if *m.dst, err = r.uploadMatrix(m.t); err != nil {
+				return err
+			}
+		}
+		for _, v := range []struct {
+			dst *devPtr
+			t   *engine.Tensor
+		}{{&dl.attnNorm, l.AttnNorm}, {&dl.ffnNorm, l.FFNNorm}, {&dl.bq, l.Bq}, {&dl.bk, l.Bk}, {&dl.bv, l.Bv}, {&dl.qNorm, l.QNorm}, {&dl.kNorm, l.KNorm}} {
+			if *v.dst, err = r.uploadVector(v.t); err != nil {
+				return err
+			}
+		}
+	}
+	h, o, p := r.h, r.o, r.plan
+	kvdim := int64(h.NHeadKV * h.HeadDim)
+	if r.kc, err = r.alloc(p.KVBytes / 2); err != nil {
+		return err
+	}
+	if r.vc, err = r.alloc(p.KVBytes / 2); err != nil {
+		return err
+	}
+	if r.ropeCS, err = r.uploadFloats(ropeTable(h, o.ContextLength)); err != nil {
+		return err
+	}
+	B := int64(p.MaxBatch)
+	qdim, dim, ff := int64(h.NHead*h.HeadDim), int64(h.NEmbd), int64(h.NFF)
+	for _, s := range []struct {
+		dst *devPtr
+		n   int64
+	}{{&r.x, B * dim}, {&r.xb, B * dim}, {&r.q, B * qdim}, {&r.att, B * qdim}, {&r.k, B * kvdim}, {&r.v, B * kvdim},
+		{&r.gate, B * ff}, {&r.up, B * ff}, {&r.logits, B * int64(h.NVocab)}, {&r.deq, p.DequantElems}, {&r.toks, B}} {
+		if *s.dst, err = r.alloc(4 * s.n); err != nil {
+			return err
+		}
+	}
+	if r.hostToks, err = r.b.d.hostAlloc(int(4 * B)); err != nil {
+		return err
+	}
+	return r.b.d.check("cuCtxSynchronize", r.b.d.cuCtxSynchronize())
+}
+
+// MemBytes is the device memory the runner holds.
+func (r *Runner) MemBytes() int64 { return r.memBytes }
+
+// Close frees the runner's device memory (on the worker).
+func (r *Runner) Close() error {
+	return r.b.exec(func() error {
+		if r.closed {
+			return nil
+		}
+		r.closed = true
+		return r.free()
+	})
+}
+
+// ErrClosedRunner is returned by Forward after Close.
+var ErrClosedRunner = errors.New("runner closed")
+
+// checkForward validates a Forward call before anything touches the
+// device: bad input gets a clear error and changes nothing.
+func checkForward(h engine.Hparams, o engine.RunnerOptions, slot int, tokens []int32, pos int, logits []float32, all bool) error {
+	switch {
+	case slot < 0 || slot >= o.Slots:
+		return fmt.Errorf("slot %d out of range [0, %d)", slot, o.Slots)
+	case len(tokens) == 0:
+		return errors.New("no tokens to run")
+	case pos < 0 || pos+len(tokens) > o.ContextLength:
+		return fmt.Errorf("positions %d..%d exceed the context of %d", pos, pos+len(tokens), o.ContextLength)
+	}
+	for i, t := range tokens {
+		if t < 0 || int(t) >= h.NVocab {
+			return fmt.Errorf("token %d at index %d is outside the vocabulary of %d", t, i, h.NVocab)
+		}
+	}
+	want := h.NVocab
+	if all {
+		want *= len(tokens)
+	}
+	if len(logits) < want {
+		return fmt.Errorf("logits buffer holds %d floats, need %d", len(logits), want)
+	}
+	return nil
+}
+
+// Forward runs tokens at positions pos.. of slot's sequence (see
+// engine.Runner), in chunks of at most Plan.MaxBatch tokens.
+func (r *Runner) Forward(slot int, tokens []int32, pos int, logits []float32, all bool) error {
+	if err := checkForward(r.h, r.o, slot, tokens, pos, logits, all); err != nil {
+		return err
+	}
+	return r.b.exec(func() error {
+		if r.closed {
+			return ErrClosedRunner
+		}
+		cs := chunks(len(tokens), r.plan.MaxBatch)
+		for i, c := range cs {
+			var out []float32
+			switch {
+			case all:
+				out = logits[c[0]*r.h.NVocab : c[1]*r.h.NVocab]
+			case i == len(cs)-1:
+				out = logits[:r.h.NVocab]
+			}
+			if err := r.forwardChunk(slot, tokens[c[0]:c[1]], pos+c[0], out, all); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// forwardChunk runs n <= MaxBatch tokens; out (nil: no logits wanted)
+// receives every token's logits when all, else the last token's.
+func (r *Runner) forwardChunk(slot int, tokens []int32, pos int, out []float32, all bool) error {
+	b, h := r.b, r.h
+	n := len(tokens)
+	dim, hd := h.NEmbd, h.HeadDim
+	qdim, kvdim, ff := h.NHead*hd, h.NHeadKV*hd, h.NFF
+	eps := h.NormEps
+
+	// 1. Token ids to the device, embedding rows gathered into x.
+	for i, t := range tokens {
+		binary.LittleEndian.PutUint32(r.hostToks[4*i:], uint32(t))
+	}
+	if err := b.d.htodAsync(r.toks, r.hostToks[:4*n], b.stream); err != nil {
+		return err
+	}
+	if err := r.gather(r.tokEmbd, r.toks, r.x, n); err != nil {
+		return err
+	}
+	kvLayer := int64(r.o.ContextLength) * int64(kvdim) * 4
+	for li := range r.layers {
+		l := &r.layers[li]
+		// 2. Attention norm; Q, K, V projections (+ bias).
+		if err := r.rmsnorm(r.x, l.attnNorm, r.xb, n, dim, eps); err != nil {
+			return err
+		}
+		for _, p := range []struct {
+			w    *devWeight
+			y, b devPtr
+			wd   int
+		}{{l.wq, r.q, l.bq, qdim}, {l.wk, r.k, l.bk, kvdim}, {l.wv, r.v, l.bv, kvdim}} {
+			if err := r.matmul(p.w, r.xb, p.y, n, false); err != nil {
+				return err
+			}
+			if p.b != 0 {
+				if err := b.launch1D("add_bias", int64(n*p.wd), p.y, p.b, int64(n*p.wd), p.wd); err != nil {
+					return err
+				}
+			}
+		}
+		// 3. Per-head Q/K norms (qwen3).
+		if l.qNorm != 0 {
+			if err := r.rmsnorm(r.q, l.qNorm, r.q, n*h.NHead, hd, eps); err != nil {
+				return err
+			}
+		}
+		if l.kNorm != 0 {
+			if err := r.rmsnorm(r.k, l.kNorm, r.k, n*h.NHeadKV, hd, eps); err != nil {
+				return err
+			}
+		}
+		// 4. RoPE on Q and K.
+		neox := 0
+		if h.RopeStyle == engine.RopeNeoX {
+			neox = 1
+		}
+		half := h.RopeDims / 2
+		if err := b.launch1D("rope", int64(n*h.NHead*half), r.q, r.ropeCS, n, h.NHead, hd, h.RopeDims, pos, neox); err != nil {
+			return err
+		}
+		if err := b.launch1D("rope", int64(n*h.NHeadKV*half), r.k, r.ropeCS, n, h.NHeadKV, hd, h.RopeDims, pos, neox); err != nil {
+			return err
+		}
+		// 5. K and V into the cache.
+		off := uint64((int64(slot)*int64(h.NLayer) + int64(li)) * kvLayer)
+		kc, vc := r.kc+off, r.vc+off
+		if err := b.launch1D("kv_write", int64(n*kvdim), r.k, kc, n, kvdim, pos); err != nil {
+			return err
+		}
+		if err := b.launch1D("kv_write", int64(n*kvdim), r.v, vc, n, kvdim, pos); err != nil {
+			return err
+		}
+		// 6. Attention over positions 0..pos+i; output projection added
+		// to the residual.
+		scale := float32(1 / math.Sqrt(float64(hd)))
+		if err := b.launch("attention", h.NHead, n, 256, r.q, kc, vc, r.att, h.NHead, h.NHeadKV, hd, pos, scale); err != nil {
+			return err
+		}
+		if err := r.matmul(l.wo, r.att, r.x, n, true); err != nil {
+			return err
+		}
+		// 7. FFN: norm, SwiGLU, down projection added to the residual.
+		if err := r.rmsnorm(r.x, l.ffnNorm, r.xb, n, dim, eps); err != nil {
+			return err
+		}
+		if err := r.matmul(l.gate, r.xb, r.gate, n, false); err != nil {
+			return err
+		}
+		if err := r.matmul(l.up, r.xb, r.up, n, false); err != nil {
+			return err
+		}
+		if err := b.launch1D("swiglu", int64(n*ff), r.gate, r.up, r.gate, int64(n*ff)); err != nil {
+			return err
+		}
+		if err := r.matmul(l.down, r.gate, r.x, n, true); err != nil {
+			return err
+		}
+	}
+	if out == nil {
+		return b.d.sync(b.stream)
+	}
+	// 8. Output norm and projection for the rows wanted.
+	src, rows := r.x, n
+	if !all {
+		src, rows = r.x+uint64(4*(n-1)*dim), 1
+	}
+	if err := r.rmsnorm(src, r.outNorm, r.xb, rows, dim, eps); err != nil {
+		return err
+	}
+	if err := r.matmul(r.output, r.xb, r.logits, rows, false); err != nil {
+		return err
+	}
+	if err := b.d.dtohAsync(f32Bytes(out[:rows*h.NVocab]), r.logits, b.stream); err != nil {
+		return err
+	}
+	return b.d.sync(b.stream)
+}
+
+// rmsnorm normalises rows of n floats.
+func (r *Runner) rmsnorm(x, w, out devPtr, rows, n int, eps float32) error {
+	return r.b.launch("rmsnorm", rows, 1, normThreads(n), x, w, out, n, eps)
+}
+
+func normThreads(n int) int {
+	return min(256, (n+31)/32*32)
+}
+
+// gather dequantizes rows ids (int32 on the device) of w into dst.
+func (r *Runner) gather(w *devWeight, ids, dst devPtr, n int) error {
+	work := int64(n) * int64(w.cols)
+	if !w.isFloat {
+		work /= 32
+	}
+	return r.b.launch1D(w.deq, work, w.ptr, ids, dst, w.cols, n, int64(w.rowBytes), 0)
+}
+
+// matmul computes y (n, rows) = x (n, cols) · wᵀ, adding to y when acc.
+// Small batches use the matrix-vector kernel (weights read once per
+// token, straight from their blocks); larger ones a cuBLAS GEMM over
+// dequantized tiles of w.
+func (r *Runner) matmul(w *devWeight, x, y devPtr, n int, acc bool) error {
+	b := r.b
+	if n < gemmMinBatch || b.blh == nil {
+		const warps = 4
+		a := 0
+		if acc {
+			a = 1
+		}
+		return b.launch(w.mmv, (w.rows+warps-1)/warps, n, 32*warps, w.ptr, x, y, w.cols, w.rows, int64(w.rowBytes), a)
+	}
+	beta := float32(0)
+	if acc {
+		beta = 1
+	}
+	if w.typ == ggml.F32 {
+		return b.blh.gemmRowMajor(b.args, n, w.rows, w.cols, x, w.cols, w.ptr, w.cols, y, w.rows, beta, false)
+	}
+	tile := max(1, int(r.plan.DequantElems/int64(w.cols)))
+	tf32 := !w.isFloat
+	for r0 := 0; r0 < w.rows; r0 += tile {
+		tr := min(tile, w.rows-r0)
+		work := int64(tr) * int64(w.cols)
+		if !w.isFloat {
+			work /= 32
+		}
+		if err := b.launch1D(w.deq, work, w.ptr, uint64(0), r.deq, w.cols, tr, int64(w.rowBytes), r0); err != nil {
+			return err
+		}
+		if err := b.blh.gemmRowMajor(b.args, n, tr, w.cols, x, w.cols, r.deq, w.cols, y+uint64(4*r0), w.rows, beta, tf32); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// f32Bytes views a float32 slice as bytes (little-endian hosts).
+func f32Bytes(v []float32) []byte {
+	if len(v) == 0 {
+		return nil
+	}
+	return unsafe.Slice((*byte)(unsafe.Pointer(&v[0])), 4*len(v))
+}
+
+// toF32 converts a norm or bias vector to float32.
+func toF32(t *engine.Tensor) ([]float32, error) {
+	n := int(elems(t))
+	out := make([]float32, n)
+	switch t.Type {
+	case ggml.F32:
+		if len(t.Data) < 4*n {
+			return nil, fmt.Errorf("%s: %d bytes for %d floats", t.Name, len(t.Data), n)
+		}
+		for i := range out {
+			out[i] = math.Float32frombits(binary.LittleEndian.Uint32(t.Data[4*i:]))
+		}
+	case ggml.F16, ggml.BF16:
+		if len(t.Data) < 2*n {
+			return nil, fmt.Errorf("%s: %d bytes for %d halves", t.Name, len(t.Data), n)
+		}
+		for i := range out {
+			u := binary.LittleEndian.Uint16(t.Data[2*i:])
+			if t.Type == ggml.BF16 {
+				out[i] = math.Float32frombits(uint32(u) << 16)
+			} else {
+				out[i] = halfToFloat(u)
+			}
+		}
+	default:
+		return nil, fmt.Errorf("%s: vector of type %d (want F32, F16 or BF16)", t.Name, t.Type)
+	}
+	return out, nil
+}
+
+// halfToFloat converts an IEEE binary16 value.
+func halfToFloat(h uint16) float32 {
+	sign := uint32(h>>15) << 31
+	exp := int32(h>>10) & 0x1f
+	mant := uint32(h) & 0x3ff
+	switch {
+	case exp == 0 && mant == 0:
+		return math.Float32frombits(sign)
+	case exp == 0: // subnormal: mant · 2⁻²⁴
+		v := float32(mant) / (1 << 24)
+		if sign != 0 {
+			v = -v
+		}
+		return v
+	case exp == 31:
+		return math.Float32frombits(sign | 0xff<<23 | mant<<13)
+	}
+	return math.Float32frombits(sign | uint32(exp-15+127)<<23 | mant<<13)
+}
+
+// ropeInvFreq returns the inverse frequency of each rotated pair:
+// θ^(-2i/rdims), divided by the model's per-pair factors when it has them
+// and rescaled by Llama 3's rule when configured.
+func ropeInvFreq(h engine.Hparams) []float64 {
+	half := h.RopeDims / 2
+	inv := make([]float64, half)
+	theta := float64(h.RopeTheta)
+	if theta == 0 {
+		theta = 10000
+	}
+	sc := h.RopeScaling
+	for i := range inv {
+		f := math.Pow(theta, -2*float64(i)/float64(h.RopeDims))
+		if i < len(h.RopeFreqs) && h.RopeFreqs[i] != 0 {
+			f /= float64(h.RopeFreqs[i])
+		} else if sc.Factor != 0 && sc.OrigCtx > 0 && sc.HighFreqFactor != sc.LowFreqFactor {
+			wavelen := 2 * math.Pi / f
+			lowWave := float64(sc.OrigCtx) / float64(sc.LowFreqFactor)
+			highWave := float64(sc.OrigCtx) / float64(sc.HighFreqFactor)
+			switch {
+			case wavelen < highWave:
+			case wavelen > lowWave:
+				f /= float64(sc.Factor)
+			default:
+				s := (float64(sc.OrigCtx)/wavelen - float64(sc.LowFreqFactor)) / float64(sc.HighFreqFactor-sc.LowFreqFactor)
+				f = (1-s)*f/float64(sc.Factor) + s*f
+			}
+		}
+		inv[i] = f
+	}
+	return inv
+}
+
+// ropeTable is (ctx, rdims/2, 2): cos and sin of pos·freq_i in float64,
+// stored as float32.
+func ropeTable(h engine.Hparams, ctx int) []float32 {
+	inv := ropeInvFreq(h)
+	half := len(inv)
+	t := make([]float32, ctx*half*2)
+	for p := 0; p < ctx; p++ {
+		for i, f := range inv {
+			s, c := math.Sincos(float64(p) * f)
+			t[2*(p*half+i)] = float32(c)
+			t[2*(p*half+i)+1] = float32(s)
+		}
+	}
+	return t
+}
