@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 )
 
 // AnthropicStream converts the chunks of an OpenAI chat completion stream
@@ -23,8 +24,10 @@ type AnthropicStream struct {
 	next           int // index of the next content block
 	open           int // index of the open block, -1 when none
 	openKind       string
-	thinking       bytes.Buffer // text of the open thinking block, for its signature
-	tools          map[int]int  // OpenAI tool call index → block index
+	thinking       bytes.Buffer     // text of the open thinking block, for its signature
+	tools          map[int]struct{} // OpenAI tool call indexes seen
+	openTool       int              // OpenAI index of the open tool_use block
+	pending        []*pendingCall   // calls held back, in arrival order
 	sawTool        bool
 	finish         string
 	matched        string
@@ -36,7 +39,7 @@ type AnthropicStream struct {
 // not nil, is called after each batch of events. model is the name the
 // client asked for.
 func NewAnthropicStream(w io.Writer, model string, flush func()) *AnthropicStream {
-	return &AnthropicStream{w: w, flush: flush, model: model, open: -1, tools: map[int]int{}}
+	return &AnthropicStream{w: w, flush: flush, model: model, open: -1, tools: map[int]struct{}{}}
 }
 
 // Chunk converts one data payload of an OpenAI stream (not "[DONE]"). A
@@ -94,25 +97,62 @@ func (s *AnthropicStream) Chunk(data []byte) error {
 	return s.write()
 }
 
+// toolFragment handles one tool_calls entry. The first call streams live;
+// a call that starts while another tool block is open is held back and
+// written whole when that block closes, because OpenAI streams may
+// interleave the fragments of parallel calls while Anthropic blocks are
+// strictly sequential.
 func (s *AnthropicStream) toolFragment(pos int, tc chatToolCall) {
 	idx := pos
 	if tc.Index != nil {
 		idx = *tc.Index
 	}
-	block, ok := s.tools[idx]
-	if !ok {
-		s.sawTool = true
-		s.startBlock("tool_use", anthropicToolUseBlock{
-			Type: "tool_use", ID: toolUseID(tc.ID), Name: tc.Function.Name, Input: json.RawMessage("{}"),
-		})
-		block = s.open
-		s.tools[idx] = block
+	if s.openKind == "tool_use" && s.openTool == idx {
+		s.toolArgs(tc.Function.Arguments)
+		return
 	}
-	if tc.Function.Arguments != "" {
-		// A fragment for a call whose block was already closed (interleaved
-		// parallel calls) still goes to that call's index.
-		s.delta(block, anthropicDelta{Type: "input_json_delta", PartialJSON: &tc.Function.Arguments})
+	if p := s.pendingTool(idx); p != nil {
+		p.args.WriteString(tc.Function.Arguments)
+		return
 	}
+	if _, seen := s.tools[idx]; seen {
+		return // a fragment for a call already written whole: nothing valid to do
+	}
+	s.tools[idx] = struct{}{}
+	s.sawTool = true
+	if s.openKind == "tool_use" {
+		p := &pendingCall{index: idx, id: tc.ID, name: tc.Function.Name}
+		p.args.WriteString(tc.Function.Arguments)
+		s.pending = append(s.pending, p)
+		return
+	}
+	s.startBlock("tool_use", anthropicToolUseBlock{
+		Type: "tool_use", ID: toolUseID(tc.ID), Name: tc.Function.Name, Input: json.RawMessage("{}"),
+	})
+	s.openTool = idx
+	s.toolArgs(tc.Function.Arguments)
+}
+
+func (s *AnthropicStream) toolArgs(args string) {
+	if args != "" {
+		s.delta(s.open, anthropicDelta{Type: "input_json_delta", PartialJSON: &args})
+	}
+}
+
+func (s *AnthropicStream) pendingTool(idx int) *pendingCall {
+	for _, p := range s.pending {
+		if p.index == idx {
+			return p
+		}
+	}
+	return nil
+}
+
+// pendingCall is a tool call held back while another tool block is open.
+type pendingCall struct {
+	index    int
+	id, name string
+	args     strings.Builder
 }
 
 func (s *AnthropicStream) start(upstreamID string) {
@@ -138,6 +178,7 @@ func (s *AnthropicStream) stopBlock() {
 	if s.open < 0 {
 		return
 	}
+	wasTool := s.openKind == "tool_use"
 	if s.openKind == "thinking" {
 		sig := thinkingSignature(s.thinking.String())
 		s.delta(s.open, anthropicDelta{Type: "signature_delta", Signature: &sig})
@@ -145,6 +186,18 @@ func (s *AnthropicStream) stopBlock() {
 	}
 	s.event("content_block_stop", blockStopEvent{Type: "content_block_stop", Index: s.open})
 	s.open, s.openKind = -1, ""
+	if wasTool {
+		pending := s.pending
+		s.pending = nil
+		for _, p := range pending {
+			s.startBlock("tool_use", anthropicToolUseBlock{
+				Type: "tool_use", ID: toolUseID(p.id), Name: p.name, Input: json.RawMessage("{}"),
+			})
+			s.toolArgs(p.args.String())
+			s.event("content_block_stop", blockStopEvent{Type: "content_block_stop", Index: s.open})
+			s.open, s.openKind = -1, ""
+		}
+	}
 }
 
 // Close ends the stream normally: it closes the open block and writes

@@ -5,7 +5,9 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"io"
 	"strings"
+	"time"
 )
 
 // The internal form: OpenAI chat completions, as far as translation needs it.
@@ -157,10 +159,16 @@ func str(p *string) string {
 	return *p
 }
 
+// Sources of ids and times; tests replace them for reproducible output.
+var (
+	idSource io.Reader = rand.Reader
+	nowUnix            = func() int64 { return time.Now().Unix() }
+)
+
 // randomID returns prefix followed by 24 random hex digits.
 func randomID(prefix string) string {
 	var b [12]byte
-	_, _ = rand.Read(b[:]) // never fails (crypto/rand panics instead)
+	_, _ = io.ReadFull(idSource, b[:]) // crypto/rand never fails
 	return prefix + hex.EncodeToString(b[:])
 }
 

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
-	"time"
 )
 
 // responsesObject is the Responses API response object.
@@ -207,7 +206,7 @@ func ChatToResponses(chatResp []byte, req []byte) ([]byte, error) {
 	e := newResponsesEcho(req)
 	created := r.Created
 	if created == 0 {
-		created = time.Now().Unix()
+		created = nowUnix()
 	}
 	id := idFrom("resp_", r.ID)
 	out := e.response(id, created, r.Model)

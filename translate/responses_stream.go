@@ -7,7 +7,6 @@ import (
 	"io"
 	"strconv"
 	"strings"
-	"time"
 )
 
 // ResponsesStream converts the chunks of an OpenAI chat completion stream
@@ -104,7 +103,7 @@ func (s *ResponsesStream) start(upstreamID string, created int64, model string) 
 	s.id = idFrom("resp_", upstreamID)
 	s.created = created
 	if s.created == 0 {
-		s.created = time.Now().Unix()
+		s.created = nowUnix()
 	}
 	r := s.echo.response(s.id, s.created, model)
 	r.Status = "in_progress"
@@ -189,10 +188,21 @@ func (s *ResponsesStream) finalItem(it *streamItem) any {
 		return responsesReasoningItem{ID: it.id, Type: "reasoning",
 			Summary: []responsesTextPart{{Type: "summary_text", Text: it.text.String()}}}
 	case "message":
-		return responsesMessageItem{ID: it.id, Type: "message", Status: "completed", Role: "assistant",
+		return responsesMessageItem{ID: it.id, Type: "message", Status: itemStatus(it), Role: "assistant",
 			Content: []responsesOutputText{outputText(it.text.String())}}
 	}
-	return s.callItem(it, "completed")
+	f := s.callItem(it, "completed")
+	f.Status = itemStatus(it)
+	return f
+}
+
+// itemStatus is "completed" for a finished item, "incomplete" for one a
+// failure cut short.
+func itemStatus(it *streamItem) string {
+	if it.done {
+		return "completed"
+	}
+	return "incomplete"
 }
 
 // closeCurrent finishes the open message or reasoning item.
