@@ -279,10 +279,9 @@ func checkResponsesEvents(out []byte) error {
 		return fmt.Errorf("last event %s", last.name)
 	}
 	type item struct {
-		id    string
-		text  strings.Builder
-		done  bool
-		final string
+		id   string
+		text strings.Builder
+		done bool
 	}
 	var items []*item
 	byID := map[string]*item{}
