@@ -37,6 +37,9 @@ func ptxModules() (map[string][]byte, error) {
 func ptxEntries(ptx []byte) []string {
 	var names []string
 	for _, line := range strings.Split(string(ptx), "\n") {
+		if strings.HasPrefix(strings.TrimSpace(line), "//") {
+			continue
+		}
 		f := strings.Fields(line)
 		for i := 0; i+1 < len(f); i++ {
 			if f[i] == ".entry" {
@@ -103,3 +106,5 @@ func kernelNames() []string {
 	sort.Strings(names)
 	return names
 }
+
+func sortStrings(s []string) { sort.Strings(s) }
