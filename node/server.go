@@ -1,32 +1,205 @@
-// Package node is the neuron: HTTP API, model registry and device workers.
-// (placeholder until the neuron lands: the real implementation replaces
-// this file.)
+// Package node is the neuron: the HTTP API of one host, its model
+// registry (discovery in the models folders, load/unload lifecycle,
+// admission) and its device workers.
+//
+// Each device (the CPU, later each CUDA GPU) is owned by one device.Worker;
+// every load, forward pass, memory query and unload is a job on it.
+// Requests to one model interleave token by token on its device, each in
+// its own KV slot. The HTTP contract is design/neuron-api.md.
 package node
 
 import (
 	"context"
+	"crypto/subtle"
 	"errors"
+	"fmt"
 	"net/http"
+	"sync"
+	"time"
 
+	"github.com/labstack/echo/v4"
 	"github.com/rs/zerolog"
 
 	"helexa/roles/config"
 )
 
-// Server is a neuron.
-type Server struct{}
+// Version information reported by GET /version; roles sets it.
+var (
+	Version = "dev"
+	Commit  = "none"
+)
 
-// New builds a neuron from its configuration.
+// Server is a neuron. Its methods are safe for concurrent use.
+type Server struct {
+	cfg     config.Neuron
+	log     zerolog.Logger
+	hooks   engineHooks
+	devices []*deviceHandle
+	metrics *metricSet
+	echo    *echo.Echo
+	started time.Time
+
+	// ctx is the server's life; it ends at Shutdown.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	scanMu   sync.Mutex
+	lastScan time.Time
+
+	mu      sync.Mutex
+	models  map[string]*entry
+	closing bool
+}
+
+// New builds a neuron from its configuration. It starts the device
+// workers and reads the models folders; loading and downloading wait for
+// Start.
 func New(cfg config.Neuron, log zerolog.Logger) (*Server, error) {
-	return nil, errors.New("neuron: not built yet")
+	return newServer(cfg, log, realEngine())
+}
+
+func newServer(cfg config.Neuron, log zerolog.Logger, hooks engineHooks) (*Server, error) {
+	if len(cfg.ModelsDirs) == 0 {
+		cfg.ModelsDirs = []string{config.DefaultModelsDir()}
+	}
+	if cfg.MaxInFlight <= 0 {
+		cfg.MaxInFlight = 1
+	}
+	if cfg.MaxQueueDepth < 0 {
+		return nil, fmt.Errorf("max_queue_depth must not be negative, got %d", cfg.MaxQueueDepth)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Server{
+		cfg:     cfg,
+		log:     log,
+		hooks:   hooks,
+		models:  map[string]*entry{},
+		started: time.Now(),
+		ctx:     ctx,
+		cancel:  cancel,
+	}
+	s.metrics = newMetricSet(s)
+	s.devices = []*deviceHandle{newCPUDevice(0)}
+	s.rescanIfStale(0)
+	s.echo = s.routes()
+	return s, nil
 }
 
 // Handler is the neuron API.
-func (s *Server) Handler() http.Handler { return http.NotFoundHandler() }
+func (s *Server) Handler() http.Handler { return s.echo }
 
-// Start runs start-up work (demo model download, preloads) and background
-// loops until ctx ends.
-func (s *Server) Start(ctx context.Context) error { <-ctx.Done(); return nil }
+// routes registers every route.
+func (s *Server) routes() *echo.Echo {
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = httpErrorHandler
+	e.Use(s.auth)
+	e.GET("/health", s.handleHealth)
+	e.GET("/version", s.handleVersion)
+	e.GET("/discovery", s.handleDiscovery)
+	e.GET("/metrics", s.handleMetrics)
+	e.GET("/models", s.handleModels)
+	e.POST("/models/load", s.handleLoad)
+	e.POST("/models/unload", s.handleUnload)
+	e.POST("/v1/chat/completions", s.handleChat)
+	e.POST("/v1/completions", s.handleCompletions)
+	e.POST("/tokenize", s.handleTokenize)
+	e.GET("/v1/models", s.handleModels)
+	return e
+}
 
-// Shutdown finishes in-flight requests (bounded by ctx) and unloads models.
-func (s *Server) Shutdown(ctx context.Context) error { return nil }
+// auth requires the configured bearer token on every route but /health.
+func (s *Server) auth(next echo.HandlerFunc) echo.HandlerFunc {
+	want := []byte("Bearer " + s.cfg.Token)
+	return func(c echo.Context) error {
+		if s.cfg.Token == "" || c.Request().URL.Path == "/health" {
+			return next(c)
+		}
+		got := []byte(c.Request().Header.Get("Authorization"))
+		if subtle.ConstantTimeCompare(got, want) != 1 {
+			c.Response().Header().Set("WWW-Authenticate", "Bearer")
+			return writeError(c, &apiError{Status: http.StatusUnauthorized, Type: "authentication_error", Code: "invalid_api_key",
+				Message: "a valid bearer token is required (Authorization: Bearer <token>)"})
+		}
+		return next(c)
+	}
+}
+
+// Start runs start-up work and background loops until ctx ends: the demo
+// model download when the models folders are empty, the preloads, and a
+// periodic rescan of the models folders.
+func (s *Server) Start(ctx context.Context) error {
+	if s.cfg.DemoModel != nil && *s.cfg.DemoModel && s.noModels() {
+		if err := s.downloadDemo(ctx); err != nil {
+			s.log.Error().Err(err).Msg("demo model download failed; serving without it")
+		}
+		s.rescanIfStale(0)
+	}
+	for _, id := range s.cfg.Preload {
+		if err := s.load(ctx, loadRequest{Model: id}); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			s.log.Error().Str("model", id).Err(err).Msg("preload failed")
+		}
+	}
+	t := time.NewTicker(10 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			func() {
+				defer func() {
+					if r := recover(); r != nil {
+						s.log.Error().Any("panic", r).Msg("models folder rescan")
+					}
+				}()
+				s.rescanIfStale(5 * time.Second)
+			}()
+		}
+	}
+}
+
+func (s *Server) noModels() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.models) == 0
+}
+
+// Shutdown stops accepting work, lets in-flight requests finish (bounded
+// by ctx), unloads every model and stops the device workers.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing = true
+	var ids []string
+	for id, e := range s.models {
+		if e.status == statusLoaded {
+			ids = append(ids, id)
+		}
+	}
+	s.mu.Unlock()
+	var wg sync.WaitGroup
+	errc := make(chan error, len(ids))
+	for _, id := range ids {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.unload(ctx, id); err != nil && !errors.Is(err, errModelNotLoaded) {
+				errc <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errc)
+	s.cancel()
+	for _, d := range s.devices {
+		d.w.Close()
+	}
+	var errs []error
+	for err := range errc {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,76 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+)
+
+// modelInfo is what inspecting a model file (without loading it) tells.
+type modelInfo struct {
+	Format        string // gguf or safetensors
+	Arch          string
+	Quant         string
+	SizeBytes     int64
+	ContextLength int // trained context
+	ChatTemplate  string
+	// MemEstimate is the memory a load would take: weights, KV cache for
+	// ctx tokens in each of slots sequences, and scratch.
+	MemEstimate func(ctx, slots int) int64
+}
+
+// loadOptions size a load.
+type loadOptions struct {
+	ContextLength int
+	Slots         int
+	Threads       int
+}
+
+// decoder turns token ids into text incrementally, holding back bytes of
+// an unfinished UTF-8 character.
+type decoder interface {
+	Add(id int32) string
+	Flush() string
+}
+
+// renderInput is what a chat template renders.
+type renderInput struct {
+	Messages            json.RawMessage
+	Tools               json.RawMessage
+	AddGenerationPrompt bool
+	Extra               map[string]any
+}
+
+// loadedModel is a model in memory as the neuron uses it. Forward and
+// Close must run on the device worker; the rest is safe anywhere.
+type loadedModel struct {
+	NCtx   int
+	NVocab int
+	Slots  int
+	// Forward runs tokens at positions pos.. of slot's sequence and writes
+	// the last token's logits (NVocab).
+	Forward func(slot int, tokens []int32, pos int, logits []float32) error
+	Close   func() error
+	// MemBytes is the memory the model holds.
+	MemBytes int64
+
+	Encode     func(text string, addSpecial, parseSpecial bool) []int32
+	NewDecoder func() decoder
+	IsEOG      func(id int32) bool
+	TokenText  func(id int32) string
+	// HasToken reports whether text is one special token of the vocabulary.
+	HasToken func(text string) bool
+	// Render applies the chat template; nil when the model cannot chat.
+	Render           func(in renderInput) (string, error)
+	Template         string // template source, for format detection
+	BOSText          string // the BOS token's text ("" when none)
+	GenerationConfig map[string]any
+}
+
+// engineHooks are how the neuron reaches the engine. engine.go provides
+// the real ones; they run on the device worker where noted.
+type engineHooks struct {
+	// Inspect reads a model's metadata without loading it.
+	Inspect func(path string) (modelInfo, error)
+	// Load loads a model (called on the device worker).
+	Load func(ctx context.Context, path string, o loadOptions) (*loadedModel, error)
+}

@@ -1,0 +1,299 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"sync"
+	"time"
+
+	"helexa/node/toolcall"
+)
+
+// instance is a loaded model.
+type instance struct {
+	srv   *Server
+	id    string
+	m     *loadedModel
+	dev   *deviceHandle
+	gate  *gate
+	slots *slotPool
+	// ctx ends when the model is unloaded; running generations stop then.
+	ctx      context.Context
+	cancel   context.CancelFunc
+	est      int64 // memory estimate reserved on dev
+	nctx     int
+	tools    toolcall.Config
+	stats    instStats
+	loadedAt time.Time
+}
+
+// instStats keeps the last measured speeds. Safe for concurrent use.
+type instStats struct {
+	mu                    sync.Mutex
+	prefillTPS, decodeTPS float64
+}
+
+func (s *instStats) prefill(n int, ms float64) {
+	if n <= 0 || ms <= 0 {
+		return
+	}
+	s.mu.Lock()
+	s.prefillTPS = float64(n) / ms * 1000
+	s.mu.Unlock()
+}
+
+func (s *instStats) decode(n int, ms float64) {
+	if n <= 1 || ms <= 0 {
+		return
+	}
+	s.mu.Lock()
+	s.decodeTPS = float64(n) / ms * 1000
+	s.mu.Unlock()
+}
+
+func (s *instStats) get() (prefill, decode float64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.prefillTPS, s.decodeTPS
+}
+
+// loadRequest is POST /models/load's body.
+type loadRequest struct {
+	Model         string `json:"model"`
+	Devices       []int  `json:"devices"`
+	ContextLength int    `json:"context_length"`
+}
+
+// maxDefaultContext caps the context of a load when neither the request
+// nor the configuration gives one.
+const maxDefaultContext = 8192
+
+// load loads a model, or joins the load of it already running, or does
+// nothing when it is loaded. Bad requests change nothing.
+func (s *Server) load(ctx context.Context, req loadRequest) error {
+	if req.Model == "" {
+		return badRequest("model", "model is required")
+	}
+	if req.ContextLength < 0 {
+		return badRequest("context_length", "context_length must be positive, got %d", req.ContextLength)
+	}
+	if len(req.Devices) > 1 {
+		return badRequest("devices", "a model runs on one device; got %d", len(req.Devices))
+	}
+	dev := s.devices[0]
+	if len(req.Devices) == 1 {
+		i := req.Devices[0]
+		if i < 0 || i >= len(s.devices) {
+			return badRequest("devices", "no device %d on this node (it has %d)", i, len(s.devices))
+		}
+		dev = s.devices[i]
+	}
+	s.rescanIfStale(time.Second)
+
+	for {
+		s.mu.Lock()
+		if s.closing {
+			s.mu.Unlock()
+			return errShuttingDown
+		}
+		e := s.models[req.Model]
+		if e == nil {
+			s.mu.Unlock()
+			return fmt.Errorf("%w: no model %q in the models folders", errModelNotFound, req.Model)
+		}
+		if e.infoErr != nil {
+			s.mu.Unlock()
+			return fmt.Errorf("%w: %s: %v", errUnsupported, req.Model, e.infoErr)
+		}
+		switch e.status {
+		case statusLoaded:
+			s.mu.Unlock()
+			return nil
+		case statusLoading, statusUnloading:
+			ch := e.loading
+			s.mu.Unlock()
+			select {
+			case <-ch:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			s.mu.Lock()
+			err := e.loadErr
+			st := e.status
+			s.mu.Unlock()
+			if st == statusLoaded {
+				return nil
+			}
+			if err != nil && st != statusAvailable {
+				return err
+			}
+			if err != nil {
+				return err
+			}
+			continue // it was an unload: load now
+		}
+		// available, or failed earlier: this call loads.
+		ch := make(chan struct{})
+		e.status, e.loading, e.loadErr = statusLoading, ch, nil
+		info, path := e.info, e.path
+		s.mu.Unlock()
+
+		inst, err := s.doLoad(req.Model, path, info, dev, req.ContextLength)
+
+		s.mu.Lock()
+		if err != nil {
+			e.loadErr = err
+			e.status = statusAvailable
+			if errors.Is(err, errUnsupported) {
+				e.status = statusFailed
+			}
+		} else {
+			e.inst = inst
+			e.status = statusLoaded
+		}
+		close(ch)
+		s.mu.Unlock()
+		return err
+	}
+}
+
+// doLoad checks memory, loads on the device worker and builds the
+// instance. The load runs under the server's context, not the caller's,
+// since other callers may be waiting on it.
+func (s *Server) doLoad(id, path string, info modelInfo, dev *deviceHandle, ctxLen int) (*instance, error) {
+	start := time.Now()
+	if ctxLen == 0 {
+		ctxLen = s.cfg.ContextLength
+	}
+	if ctxLen == 0 {
+		ctxLen = info.ContextLength
+		if ctxLen <= 0 || ctxLen > maxDefaultContext {
+			ctxLen = maxDefaultContext
+		}
+	}
+	slots := max(1, s.cfg.MaxInFlight)
+	var est int64
+	if info.MemEstimate != nil {
+		est = info.MemEstimate(ctxLen, slots)
+	}
+	s.mu.Lock()
+	reserved := dev.reserved
+	dev.reserved += est // hold it while loading
+	s.mu.Unlock()
+	fail := func(err error) (*instance, error) {
+		s.mu.Lock()
+		dev.reserved -= est
+		s.mu.Unlock()
+		s.log.Warn().Str("model", id).Err(err).Msg("load failed")
+		return nil, err
+	}
+	free, err := dev.free(s.ctx, reserved)
+	if err != nil {
+		return fail(err)
+	}
+	if est > free {
+		return fail(fmt.Errorf("%w: %s needs %d MiB (weights, KV cache for %d tokens × %d slots, scratch) but %s has %d MiB free",
+			errNoMemory, id, mib(est), ctxLen, slots, dev.w.Name(), mib(free)))
+	}
+	var m *loadedModel
+	err = dev.w.Do(s.ctx, func() error {
+		var err error
+		m, err = s.hooks.Load(s.ctx, path, loadOptions{ContextLength: ctxLen, Slots: slots, Threads: s.cfg.Threads})
+		return err
+	})
+	if err != nil {
+		if errors.Is(err, errNoMemory) || errors.Is(err, errUnsupported) {
+			return fail(err)
+		}
+		return fail(fmt.Errorf("%w: loading %s: %v", errUnsupported, id, err))
+	}
+	ictx, cancel := context.WithCancel(s.ctx)
+	inst := &instance{
+		srv: s, id: id, m: m, dev: dev,
+		gate:     newGate(s.cfg.MaxInFlight, s.cfg.MaxQueueDepth, s.cfg.MaxWait.D()),
+		slots:    newSlotPool(m.Slots),
+		ctx:      ictx,
+		cancel:   cancel,
+		est:      est,
+		nctx:     m.NCtx,
+		tools:    toolcall.Detect(m.Template, m.HasToken),
+		loadedAt: time.Now(),
+	}
+	secs := time.Since(start).Seconds()
+	s.metrics.loaded(id, secs)
+	s.log.Info().Str("model", id).Str("device", dev.w.Name()).Int("context", m.NCtx).Int("slots", m.Slots).
+		Int64("mem_estimate_mib", mib(est)).Float64("seconds", math.Round(secs*1000)/1000).Msg("model loaded")
+	return inst, nil
+}
+
+func mib(b int64) int64 { return (b + 1<<20 - 1) >> 20 }
+
+// unloadWait bounds how long an unload waits for in-flight requests
+// before cancelling them.
+var unloadWait = 30 * time.Second
+
+// unload drains a loaded model (new requests refused, running ones
+// finish within the bounded wait, then are cancelled) and frees it.
+func (s *Server) unload(ctx context.Context, id string) error {
+	s.mu.Lock()
+	e := s.models[id]
+	if e == nil || e.status != statusLoaded {
+		s.mu.Unlock()
+		if e == nil {
+			return fmt.Errorf("%w: no model %q", errModelNotLoaded, id)
+		}
+		return fmt.Errorf("%w: %s is %s", errModelNotLoaded, id, e.status)
+	}
+	inst := e.inst
+	ch := make(chan struct{})
+	e.status, e.loading = statusUnloading, ch
+	s.mu.Unlock()
+
+	idle := inst.gate.close()
+	wait := time.NewTimer(unloadWait)
+	select {
+	case <-idle:
+	case <-ctx.Done():
+	case <-wait.C:
+	}
+	wait.Stop()
+	inst.cancel() // stops whatever still runs, within one decode step
+	<-idle
+	err := inst.dev.w.Do(context.Background(), inst.m.Close)
+
+	s.mu.Lock()
+	inst.dev.reserved -= inst.est
+	e.inst = nil
+	e.status = statusAvailable
+	e.loadErr = nil
+	close(ch)
+	s.mu.Unlock()
+	if err != nil {
+		s.log.Warn().Str("model", id).Err(err).Msg("unload")
+		return fmt.Errorf("unloading %s: %w", id, err)
+	}
+	s.log.Info().Str("model", id).Msg("model unloaded")
+	return nil
+}
+
+// instanceFor returns the loaded instance of a model.
+func (s *Server) instanceFor(id string) (*instance, error) {
+	if id == "" {
+		return nil, badRequest("model", "model is required")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.models[id]
+	if e == nil {
+		return nil, fmt.Errorf("%w: no model %q on this node", errModelNotFound, id)
+	}
+	switch e.status {
+	case statusLoaded:
+		return e.inst, nil
+	case statusUnloading:
+		return nil, fmt.Errorf("%w: %s", errDraining, id)
+	}
+	return nil, fmt.Errorf("%w: %s is %s; load it with POST /models/load", errModelNotLoaded, id, e.status)
+}

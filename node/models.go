@@ -1,0 +1,154 @@
+package node
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sort"
+	"time"
+
+	"github.com/labstack/echo/v4"
+)
+
+// maxBody bounds request bodies.
+const maxBody = 64 << 20
+
+// decodeBody reads a JSON body into v; a malformed one is a 400 that
+// names the problem.
+func decodeBody(c echo.Context, v any) error {
+	r := http.MaxBytesReader(c.Response(), c.Request().Body, maxBody)
+	data, err := io.ReadAll(r)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return &apiError{Status: http.StatusRequestEntityTooLarge, Type: "invalid_request_error", Message: fmt.Sprintf("request body over %d bytes", mbe.Limit)}
+		}
+		return badRequest("", "reading the request body: %v", err)
+	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		return badRequest("", "the request body is empty; a JSON object is required")
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) && te.Field != "" {
+			return badRequest(te.Field, "field %q must be %s, got %s", te.Field, te.Type, te.Value)
+		}
+		return badRequest("", "the request body is not valid JSON: %v", err)
+	}
+	return nil
+}
+
+// modelEntry is one row of GET /models.
+type modelEntry struct {
+	ID            string   `json:"id"`
+	Object        string   `json:"object"`
+	Status        string   `json:"status"`
+	Format        string   `json:"format"`
+	Arch          string   `json:"arch,omitempty"`
+	Quant         string   `json:"quant"`
+	SizeBytes     int64    `json:"size_bytes"`
+	MemEstimateMB int64    `json:"mem_estimate_mb"`
+	Devices       []int    `json:"devices"`
+	ContextLength int      `json:"context_length"`
+	Capabilities  []string `json:"capabilities"`
+	InFlight      int      `json:"in_flight"`
+	QueueDepth    int      `json:"queue_depth"`
+	LoadedAt      int64    `json:"loaded_at,omitempty"`
+	Error         string   `json:"error,omitempty"`
+}
+
+// entryView describes an entry; called with s.mu held.
+func (s *Server) entryView(e *entry) modelEntry {
+	v := modelEntry{ID: e.id, Object: "model", Status: e.status, Format: e.format, Devices: []int{}, Capabilities: []string{}}
+	if e.infoErr != nil {
+		v.Error = e.infoErr.Error()
+		return v
+	}
+	i := e.info
+	v.Arch, v.Quant, v.SizeBytes = i.Arch, i.Quant, i.SizeBytes
+	v.ContextLength = i.ContextLength
+	slots := max(1, s.cfg.MaxInFlight)
+	ctxLen := s.cfg.ContextLength
+	if ctxLen == 0 {
+		ctxLen = i.ContextLength
+		if ctxLen <= 0 || ctxLen > maxDefaultContext {
+			ctxLen = maxDefaultContext
+		}
+	}
+	if e.inst != nil {
+		ctxLen = e.inst.nctx
+		v.ContextLength = ctxLen
+		v.Devices = []int{e.inst.dev.index}
+		v.MemEstimateMB = mib(e.inst.est)
+		v.InFlight, v.QueueDepth = e.inst.gate.counts()
+		v.LoadedAt = e.inst.loadedAt.Unix()
+	} else if i.MemEstimate != nil {
+		v.MemEstimateMB = mib(i.MemEstimate(ctxLen, slots))
+	}
+	v.Capabilities = append(v.Capabilities, "completion")
+	if i.ChatTemplate != "" || e.inst != nil && e.inst.m.Render != nil {
+		v.Capabilities = append(v.Capabilities, "chat")
+	}
+	if e.inst != nil && e.inst.tools.Tools != 0 {
+		v.Capabilities = append(v.Capabilities, "tools")
+	}
+	if e.inst != nil && e.inst.tools.Reasoning {
+		v.Capabilities = append(v.Capabilities, "reasoning")
+	}
+	v.Capabilities = append(v.Capabilities, "tokenize")
+	if e.status != statusFailed && e.loadErr != nil {
+		v.Error = e.loadErr.Error()
+	}
+	return v
+}
+
+func (s *Server) handleModels(c echo.Context) error {
+	s.rescanIfStale(time.Second)
+	s.mu.Lock()
+	out := make([]modelEntry, 0, len(s.models))
+	for _, e := range s.models {
+		out = append(out, s.entryView(e))
+	}
+	s.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return c.JSON(http.StatusOK, map[string]any{"object": "list", "data": out})
+}
+
+func (s *Server) modelView(id string) modelEntry {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e := s.models[id]; e != nil {
+		return s.entryView(e)
+	}
+	return modelEntry{ID: id}
+}
+
+func (s *Server) handleLoad(c echo.Context) error {
+	var req loadRequest
+	if err := decodeBody(c, &req); err != nil {
+		return writeError(c, err)
+	}
+	if err := s.load(c.Request().Context(), req); err != nil {
+		return writeError(c, err)
+	}
+	return c.JSON(http.StatusOK, map[string]any{"status": "loaded", "model": s.modelView(req.Model)})
+}
+
+func (s *Server) handleUnload(c echo.Context) error {
+	var req struct {
+		Model string `json:"model"`
+	}
+	if err := decodeBody(c, &req); err != nil {
+		return writeError(c, err)
+	}
+	if req.Model == "" {
+		return writeError(c, badRequest("model", "model is required"))
+	}
+	if err := s.unload(c.Request().Context(), req.Model); err != nil {
+		return writeError(c, err)
+	}
+	return c.JSON(http.StatusOK, map[string]any{"status": "unloaded"})
+}

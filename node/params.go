@@ -1,0 +1,115 @@
+package node
+
+import (
+	"encoding/json"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+
+	"helexa/node/sampler"
+)
+
+// samplingFields are the request fields chat and legacy completions share.
+type samplingFields struct {
+	Model               string             `json:"model"`
+	Stream              bool               `json:"stream"`
+	StreamOptions       *streamOptions     `json:"stream_options"`
+	Temperature         *float32           `json:"temperature"`
+	TopP                *float32           `json:"top_p"`
+	TopK                *int               `json:"top_k"`
+	MinP                *float32           `json:"min_p"`
+	Seed                *int64             `json:"seed"`
+	Stop                json.RawMessage    `json:"stop"`
+	MaxTokens           *int               `json:"max_tokens"`
+	MaxCompletionTokens *int               `json:"max_completion_tokens"`
+	PresencePenalty     *float32           `json:"presence_penalty"`
+	FrequencyPenalty    *float32           `json:"frequency_penalty"`
+	RepetitionPenalty   *float32           `json:"repetition_penalty"`
+	RepeatPenalty       *float32           `json:"repeat_penalty"`
+	RepeatLastN         *int               `json:"repeat_last_n"`
+	LogitBias           map[string]float32 `json:"logit_bias"`
+	N                   *int               `json:"n"`
+}
+
+type streamOptions struct {
+	IncludeUsage bool `json:"include_usage"`
+}
+
+// genSettings are the resolved sampling settings of a request.
+type genSettings struct {
+	params    sampler.Params
+	seed      uint64
+	stops     []string
+	maxTokens int
+}
+
+// resolve validates the fields and fills defaults from the model's
+// generation config.
+func (f *samplingFields) resolve(m *loadedModel) (genSettings, error) {
+	var g genSettings
+	if f.N != nil && *f.N != 1 {
+		return g, badRequest("n", "only n=1 is supported, got %d", *f.N)
+	}
+	r := sampler.Request{
+		Temperature: f.Temperature, TopK: f.TopK, TopP: f.TopP, MinP: f.MinP,
+		PresencePenalty: f.PresencePenalty, FrequencyPenalty: f.FrequencyPenalty,
+		RepetitionPenalty: f.RepetitionPenalty, PenaltyLastN: f.RepeatLastN,
+	}
+	if r.RepetitionPenalty == nil {
+		r.RepetitionPenalty = f.RepeatPenalty
+	}
+	if len(f.LogitBias) > 0 {
+		r.LogitBias = make(map[int32]float32, len(f.LogitBias))
+		for k, v := range f.LogitBias {
+			id, err := strconv.ParseInt(strings.TrimSpace(k), 10, 32)
+			if err != nil || id < 0 || int(id) >= m.NVocab {
+				return g, badRequest("logit_bias", "logit_bias key %q is not a token id of this model (0..%d)", k, m.NVocab-1)
+			}
+			r.LogitBias[int32(id)] = v
+		}
+	}
+	g.params = sampler.Resolve(r, m.GenerationConfig)
+	if err := g.params.Validate(); err != nil {
+		return g, badRequest("", "%v", err)
+	}
+	if f.Seed != nil {
+		g.seed = uint64(*f.Seed)
+	} else {
+		g.seed = rand.Uint64()
+	}
+	stops, err := parseStop(f.Stop)
+	if err != nil {
+		return g, err
+	}
+	g.stops = stops
+	switch {
+	case f.MaxCompletionTokens != nil:
+		g.maxTokens = *f.MaxCompletionTokens
+	case f.MaxTokens != nil:
+		g.maxTokens = *f.MaxTokens
+	}
+	if g.maxTokens < 0 {
+		return g, badRequest("max_tokens", "max_tokens must not be negative, got %d", g.maxTokens)
+	}
+	return g, nil
+}
+
+// parseStop reads stop as a string or a list of up to 16 strings.
+func parseStop(raw json.RawMessage) ([]string, error) {
+	t := strings.TrimSpace(string(raw))
+	if t == "" || t == "null" {
+		return nil, nil
+	}
+	var one string
+	if err := json.Unmarshal(raw, &one); err == nil {
+		return []string{one}, nil
+	}
+	var many []string
+	if err := json.Unmarshal(raw, &many); err != nil {
+		return nil, badRequest("stop", "stop must be a string or a list of strings")
+	}
+	if len(many) > 16 {
+		return nil, badRequest("stop", "at most 16 stop strings, got %d", len(many))
+	}
+	return many, nil
+}

@@ -1,0 +1,67 @@
+package node
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+)
+
+// sseWriter writes a server-sent event stream. Headers go out with the
+// first event, so an error before any output can still set the status.
+type sseWriter struct {
+	c       echo.Context
+	started bool
+}
+
+func (w *sseWriter) start() {
+	if w.started {
+		return
+	}
+	w.started = true
+	h := w.c.Response().Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("Connection", "keep-alive")
+	h.Set("X-Accel-Buffering", "no")
+	w.c.Response().WriteHeader(http.StatusOK)
+}
+
+// send writes one data event and flushes it.
+func (w *sseWriter) send(v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encoding event: %w", err)
+	}
+	return w.raw(b)
+}
+
+func (w *sseWriter) raw(b []byte) error {
+	w.start()
+	r := w.c.Response()
+	if _, err := r.Write([]byte("data: ")); err != nil {
+		return err
+	}
+	if _, err := r.Write(b); err != nil {
+		return err
+	}
+	if _, err := r.Write([]byte("\n\n")); err != nil {
+		return err
+	}
+	r.Flush()
+	return nil
+}
+
+func (w *sseWriter) done() error { return w.raw([]byte("[DONE]")) }
+
+// fail ends a stream with an error: before any output as a plain error
+// response, after it as an error event (the status is already sent).
+func (w *sseWriter) fail(err error) error {
+	if !w.started {
+		return writeError(w.c, err)
+	}
+	ae := toAPIError(err)
+	_ = w.send(errorBody{Error: errorFields{Message: ae.Message, Type: ae.Type, Code: strOrNil(ae.Code), Param: strOrNil(ae.Param)}})
+	return nil
+}
