@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"helexa/node/gguf"
@@ -102,8 +103,14 @@ func equalIDs(a, b []int32) bool {
 	return true
 }
 
+// loaded caches the tokenizers the tests build (they are immutable).
+var loaded sync.Map // path → *Tokenizer
+
 func loadGGUF(t testing.TB, rel string) *Tokenizer {
 	t.Helper()
+	if tok, ok := loaded.Load(rel); ok {
+		return tok.(*Tokenizer)
+	}
 	f, err := gguf.Open(sharedFile(t, rel))
 	if err != nil {
 		t.Fatal(err)
@@ -113,6 +120,7 @@ func loadGGUF(t testing.TB, rel string) *Tokenizer {
 	if err != nil {
 		t.Fatal(err)
 	}
+	loaded.Store(rel, tok)
 	return tok
 }
 
@@ -128,11 +136,15 @@ func TestVectorsLlamaSPM(t *testing.T) {
 
 func loadHF(t testing.TB, rel string) *Tokenizer {
 	t.Helper()
+	if tok, ok := loaded.Load(rel); ok {
+		return tok.(*Tokenizer)
+	}
 	dir := sharedFile(t, rel)
 	tok, err := FromHF(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
+	loaded.Store(rel, tok)
 	return tok
 }
 
