@@ -333,7 +333,11 @@ func TestRequantizeShared(t *testing.T) {
 	}
 	minRate := map[Type]float64{Q8_0: 1, Q4_0: 1, Q4_K: 1, Q5_K: 0.9, Q6_K: 0.98}
 	for _, p := range files {
-		blocks, err := readBlocks(p, 2000)
+		maxBlocks := 2000
+		if raceEnabled || testing.Short() {
+			maxBlocks = 150
+		}
+		blocks, err := readBlocks(p, maxBlocks)
 		if err != nil {
 			t.Fatalf("%s: %v", p, err)
 		}
@@ -427,7 +431,11 @@ type rd struct {
 	p int
 }
 
-func (r *rd) u32() uint32 { v := uint32(le16(r.b[r.p:])) | uint32(le16(r.b[r.p+2:]))<<16; r.p += 4; return v }
+func (r *rd) u32() uint32 {
+	v := uint32(le16(r.b[r.p:])) | uint32(le16(r.b[r.p+2:]))<<16
+	r.p += 4
+	return v
+}
 func (r *rd) u64() uint64 { lo := uint64(r.u32()); return lo | uint64(r.u32())<<32 }
 func (r *rd) str() string {
 	n := int(r.u64())
