@@ -76,7 +76,7 @@ func (s *SSEReader) Next() (event string, data []byte, err error) {
 
 func (s *SSEReader) dispatch() (string, []byte, error) {
 	ev, data := s.event, s.data
-	s.event, s.data, s.has = "", s.data[:0:0], false
+	s.event, s.data, s.has = "", s.data[:0], false
 	return ev, data, nil
 }
 
