@@ -1,0 +1,502 @@
+package cuda
+
+import (
+	"fmt"
+	"math"
+	"math/rand"
+	"sort"
+
+	"helexa/node/engine"
+	"helexa/node/ggml"
+)
+
+// CheckResult is one row of the kernel check: an operation run on the
+// device and on the CPU on the same random inputs.
+type CheckResult struct {
+	Op     string
+	MaxErr float64 // max |device - cpu| / max(1, max |cpu|)
+	Tol    float64
+	Pass   bool
+	Err    error // the operation failed to run
+}
+
+// checkBufs tracks device buffers of one check run.
+type checkBufs struct {
+	b     *Backend
+	ptrs  []devPtr
+	first error
+}
+
+func (c *checkBufs) floats(v []float32) devPtr {
+	return c.bytes(f32Bytes(v))
+}
+
+func (c *checkBufs) bytes(v []byte) devPtr {
+	if c.first != nil {
+		return 0
+	}
+	p, err := c.b.d.alloc(uint64(max(len(v), 4)))
+	if err != nil {
+		c.first = err
+		return 0
+	}
+	c.ptrs = append(c.ptrs, p)
+	if err := c.b.d.htod(p, v); err != nil {
+		c.first = err
+	}
+	return p
+}
+
+func (c *checkBufs) zeros(n int) devPtr { return c.floats(make([]float32, n)) }
+
+func (c *checkBufs) read(p devPtr, n int) []float32 {
+	out := make([]float32, n)
+	if c.first != nil {
+		return out
+	}
+	if err := c.b.d.dtohAsync(f32Bytes(out), p, c.b.stream); err != nil {
+		c.first = err
+		return out
+	}
+	if err := c.b.d.sync(c.b.stream); err != nil {
+		c.first = err
+	}
+	return out
+}
+
+func (c *checkBufs) release() {
+	for _, p := range c.ptrs {
+		_ = c.b.d.free(p)
+	}
+	c.ptrs = nil
+}
+
+func randVec(r *rand.Rand, n int, scale float64) []float32 {
+	v := make([]float32, n)
+	for i := range v {
+		v[i] = float32(r.NormFloat64() * scale)
+	}
+	return v
+}
+
+func compare(op string, got []float32, want []float64, tol float64) CheckResult {
+	var scale, maxd float64
+	for _, w := range want {
+		scale = math.Max(scale, math.Abs(w))
+	}
+	for i, w := range want {
+		d := math.Abs(float64(got[i]) - w)
+		if math.IsNaN(d) {
+			d = math.Inf(1)
+		}
+		maxd = math.Max(maxd, d)
+	}
+	e := maxd / math.Max(1, scale)
+	return CheckResult{Op: op, MaxErr: e, Tol: tol, Pass: e <= tol}
+}
+
+// CheckKernels runs every kernel (and the cuBLAS GEMMs) on random inputs
+// and compares each with a float64 CPU computation of the same operation;
+// quantized weights are made by ggml.QuantizeRow and decoded on the CPU by
+// ggml.Dequantize. It returns one row per operation.
+func (b *Backend) CheckKernels(seed int64) ([]CheckResult, error) {
+	var res []CheckResult
+	err := b.exec(func() error {
+		r := rand.New(rand.NewSource(seed))
+		var types []ggml.Type
+		for t := range quantKernelSuffix {
+			types = append(types, t)
+		}
+		sort.Slice(types, func(i, j int) bool { return types[i] < types[j] })
+		for _, t := range types {
+			res = append(res, b.checkQuant(r, t)...)
+		}
+		for _, f := range []func(*rand.Rand) CheckResult{
+			b.checkRMSNorm, b.checkRopeNorm, b.checkRopeNeoX, b.checkSwiGLU, b.checkAddBias, b.checkKVWrite,
+			b.checkAttentionDecode, b.checkAttentionPrefill, b.checkSoftmax, b.checkArgmax, b.checkGEMM, b.checkGEMMBatched,
+		} {
+			res = append(res, f(r))
+		}
+		return nil
+	})
+	return res, err
+}
+
+func (b *Backend) run(op string, f func(c *checkBufs) CheckResult) CheckResult {
+	c := &checkBufs{b: b}
+	defer c.release()
+	res := f(c)
+	if c.first != nil {
+		return CheckResult{Op: op, Err: c.first}
+	}
+	res.Op = op
+	return res
+}
+
+// checkQuant checks dequant (whole matrix and a row gather) and the
+// matrix-vector product of one weight type.
+func (b *Backend) checkQuant(r *rand.Rand, t ggml.Type) []CheckResult {
+	s := quantKernelSuffix[t]
+	cols, rows, ntok := 768, 37, 3
+	if blockShape[t][0] == 1 {
+		cols = 172 // float formats take any row length
+	}
+	x := randVec(r, cols*rows, 1)
+	rb, _ := rowBytes(t, cols)
+	w := make([]byte, rb*rows)
+	ref := make([]float32, cols*rows)
+	for i := 0; i < rows; i++ {
+		if err := ggml.QuantizeRow(t, x[i*cols:(i+1)*cols], w[i*rb:(i+1)*rb]); err != nil {
+			return []CheckResult{{Op: "quantize " + s, Err: err}}
+		}
+	}
+	if err := ggml.Dequantize(t, w, ref); err != nil {
+		return []CheckResult{{Op: "dequantize " + s, Err: err}}
+	}
+	work := int64(rows * cols)
+	if blockShape[t][0] != 1 {
+		work /= 32
+	}
+	var out []CheckResult
+	out = append(out, b.run("dequant_"+s, func(c *checkBufs) CheckResult {
+		dw, dst := c.bytes(w), c.zeros(rows*cols)
+		if c.first == nil {
+			c.first = b.launch1D("dequant_"+s, work, dw, uint64(0), dst, cols, rows, int64(rb), 0)
+		}
+		return compare("", c.read(dst, rows*cols), f64(ref), 1e-6)
+	}))
+	out = append(out, b.run("gather_"+s, func(c *checkBufs) CheckResult {
+		ids := []int32{5, 0, 36, 5}
+		idb := make([]byte, 4*len(ids))
+		want := make([]float64, 0, len(ids)*cols)
+		for i, id := range ids {
+			idb[4*i], idb[4*i+1], idb[4*i+2], idb[4*i+3] = byte(id), byte(id>>8), byte(id>>16), byte(id>>24)
+			want = append(want, f64(ref[int(id)*cols:(int(id)+1)*cols])...)
+		}
+		dw, did, dst := c.bytes(w), c.bytes(idb), c.zeros(len(ids)*cols)
+		n := int64(len(ids) * cols)
+		if blockShape[t][0] != 1 {
+			n /= 32
+		}
+		if c.first == nil {
+			c.first = b.launch1D("dequant_"+s, n, dw, did, dst, cols, len(ids), int64(rb), 0)
+		}
+		return compare("", c.read(dst, len(ids)*cols), want, 1e-6)
+	}))
+	out = append(out, b.run("mmv_"+s, func(c *checkBufs) CheckResult {
+		xs := randVec(r, ntok*cols, 1)
+		y0 := randVec(r, ntok*rows, 1)
+		want := make([]float64, ntok*rows)
+		for tk := 0; tk < ntok; tk++ {
+			for i := 0; i < rows; i++ {
+				var sum float64
+				for j := 0; j < cols; j++ {
+					sum += float64(ref[i*cols+j]) * float64(xs[tk*cols+j])
+				}
+				want[tk*rows+i] = float64(y0[tk*rows+i]) + sum
+			}
+		}
+		dw, dx, dy := c.bytes(w), c.floats(xs), c.floats(y0)
+		if c.first == nil {
+			c.first = b.launch("mmv_"+s, (rows+3)/4, ntok, 128, dw, dx, dy, cols, rows, int64(rb), 1)
+		}
+		return compare("", c.read(dy, ntok*rows), want, 1e-4)
+	}))
+	return out
+}
+
+func f64(v []float32) []float64 {
+	out := make([]float64, len(v))
+	for i, x := range v {
+		out[i] = float64(x)
+	}
+	return out
+}
+
+func (b *Backend) checkRMSNorm(r *rand.Rand) CheckResult {
+	return b.run("rmsnorm", func(c *checkBufs) CheckResult {
+		rows, n := 5, 1000
+		x, w := randVec(r, rows*n, 2), randVec(r, n, 1)
+		want := make([]float64, rows*n)
+		for i := 0; i < rows; i++ {
+			var ss float64
+			for j := 0; j < n; j++ {
+				ss += float64(x[i*n+j]) * float64(x[i*n+j])
+			}
+			sc := 1 / math.Sqrt(ss/float64(n)+1e-5)
+			for j := 0; j < n; j++ {
+				want[i*n+j] = float64(x[i*n+j]) * sc * float64(w[j])
+			}
+		}
+		dx, dw, do := c.floats(x), c.floats(w), c.zeros(rows*n)
+		if c.first == nil {
+			c.first = b.launch("rmsnorm", rows, 1, normThreads(n), dx, dw, do, n, float32(1e-5))
+		}
+		return compare("", c.read(do, rows*n), want, 1e-5)
+	})
+}
+
+func (b *Backend) checkRope(r *rand.Rand, neox bool) CheckResult {
+	name := "rope_norm"
+	if neox {
+		name = "rope_neox"
+	}
+	return b.run(name, func(c *checkBufs) CheckResult {
+		ntok, nhead, hd, rdims, pos0, ctx := 4, 3, 64, 48, 100, 128
+		h := hparamsForRope(rdims)
+		tab := ropeTable(h, ctx)
+		inv := ropeInvFreq(h)
+		x := randVec(r, ntok*nhead*hd, 1)
+		want := f64(x)
+		half := rdims / 2
+		for t := 0; t < ntok; t++ {
+			for hh := 0; hh < nhead; hh++ {
+				base := (t*nhead + hh) * hd
+				for i := 0; i < half; i++ {
+					a, bb := base+2*i, base+2*i+1
+					if neox {
+						a, bb = base+i, base+i+half
+					}
+					s, co := math.Sincos(float64(pos0+t) * inv[i])
+					x0, x1 := float64(x[a]), float64(x[bb])
+					want[a] = x0*co - x1*s
+					want[bb] = x0*s + x1*co
+				}
+			}
+		}
+		nx := 0
+		if neox {
+			nx = 1
+		}
+		dx, dt := c.floats(x), c.floats(tab)
+		if c.first == nil {
+			c.first = b.launch1D("rope", int64(ntok*nhead*half), dx, dt, ntok, nhead, hd, rdims, pos0, nx)
+		}
+		return compare("", c.read(dx, len(x)), want, 1e-5)
+	})
+}
+
+func (b *Backend) checkRopeNorm(r *rand.Rand) CheckResult { return b.checkRope(r, false) }
+func (b *Backend) checkRopeNeoX(r *rand.Rand) CheckResult { return b.checkRope(r, true) }
+
+func (b *Backend) checkSwiGLU(r *rand.Rand) CheckResult {
+	return b.run("swiglu", func(c *checkBufs) CheckResult {
+		n := 3000
+		g, u := randVec(r, n, 3), randVec(r, n, 1)
+		want := make([]float64, n)
+		for i := range want {
+			x := float64(g[i])
+			want[i] = x / (1 + math.Exp(-x)) * float64(u[i])
+		}
+		dg, du := c.floats(g), c.floats(u)
+		if c.first == nil {
+			c.first = b.launch1D("swiglu", int64(n), dg, du, dg, int64(n))
+		}
+		return compare("", c.read(dg, n), want, 1e-5)
+	})
+}
+
+func (b *Backend) checkAddBias(r *rand.Rand) CheckResult {
+	return b.run("add_bias+add", func(c *checkBufs) CheckResult {
+		rows, w := 7, 300
+		x, bias, y := randVec(r, rows*w, 1), randVec(r, w, 1), randVec(r, rows*w, 1)
+		want := make([]float64, rows*w)
+		for i := range want {
+			want[i] = float64(x[i]) + float64(bias[i%w]) + float64(y[i])
+		}
+		dx, db, dy := c.floats(x), c.floats(bias), c.floats(y)
+		if c.first == nil {
+			c.first = b.launch1D("add_bias", int64(rows*w), dx, db, int64(rows*w), w)
+		}
+		if c.first == nil {
+			c.first = b.launch1D("add", int64(rows*w), dx, dy, int64(rows*w))
+		}
+		return compare("", c.read(dx, rows*w), want, 1e-6)
+	})
+}
+
+func (b *Backend) checkKVWrite(r *rand.Rand) CheckResult {
+	return b.run("kv_write", func(c *checkBufs) CheckResult {
+		ctx, width, ntok, pos0 := 16, 40, 5, 9
+		cache, src := randVec(r, ctx*width, 1), randVec(r, ntok*width, 1)
+		want := f64(cache)
+		for i := range src {
+			want[pos0*width+i] = float64(src[i])
+		}
+		dc, ds := c.floats(cache), c.floats(src)
+		if c.first == nil {
+			c.first = b.launch1D("kv_write", int64(ntok*width), ds, dc, ntok, width, pos0)
+		}
+		return compare("", c.read(dc, ctx*width), want, 0)
+	})
+}
+
+// attentionRef is causal grouped-query attention in float64.
+func attentionRef(q, kc, vc []float32, ntok, nhead, nkv, hd, pos0 int) []float64 {
+	out := make([]float64, ntok*nhead*hd)
+	scale := 1 / math.Sqrt(float64(hd))
+	g := nhead / nkv
+	for t := 0; t < ntok; t++ {
+		for h := 0; h < nhead; h++ {
+			qr := q[(t*nhead+h)*hd:]
+			n := pos0 + t + 1
+			s := make([]float64, n)
+			m := math.Inf(-1)
+			for k := 0; k < n; k++ {
+				kr := kc[(k*nkv+h/g)*hd:]
+				var d float64
+				for i := 0; i < hd; i++ {
+					d += float64(qr[i]) * float64(kr[i])
+				}
+				s[k] = d * scale
+				m = math.Max(m, s[k])
+			}
+			var l float64
+			for k := range s {
+				s[k] = math.Exp(s[k] - m)
+				l += s[k]
+			}
+			o := out[(t*nhead+h)*hd:]
+			for k := 0; k < n; k++ {
+				vr := vc[(k*nkv+h/g)*hd:]
+				for i := 0; i < hd; i++ {
+					o[i] += s[k] / l * float64(vr[i])
+				}
+			}
+		}
+	}
+	return out
+}
+
+func (b *Backend) checkAttention(r *rand.Rand, name string, ntok, nhead, nkv, hd, pos0 int) CheckResult {
+	return b.run(name, func(c *checkBufs) CheckResult {
+		ctx := pos0 + ntok + 3
+		q := randVec(r, ntok*nhead*hd, 1)
+		kc, vc := randVec(r, ctx*nkv*hd, 1), randVec(r, ctx*nkv*hd, 1)
+		want := attentionRef(q, kc, vc, ntok, nhead, nkv, hd, pos0)
+		dq, dk, dv, do := c.floats(q), c.floats(kc), c.floats(vc), c.zeros(len(q))
+		if c.first == nil {
+			c.first = b.launch("attention", nhead, ntok, 256, dq, dk, dv, do, nhead, nkv, hd, pos0, float32(1/math.Sqrt(float64(hd))))
+		}
+		return compare("", c.read(do, len(q)), want, 1e-5)
+	})
+}
+
+func (b *Backend) checkAttentionDecode(r *rand.Rand) CheckResult {
+	return b.checkAttention(r, "attention_decode", 1, 8, 2, 128, 300)
+}
+
+func (b *Backend) checkAttentionPrefill(r *rand.Rand) CheckResult {
+	return b.checkAttention(r, "attention_prefill", 37, 6, 3, 8, 4)
+}
+
+func (b *Backend) checkSoftmax(r *rand.Rand) CheckResult {
+	return b.run("softmax", func(c *checkBufs) CheckResult {
+		rows, n, temp := 3, 5000, float32(0.7)
+		x := randVec(r, rows*n, 4)
+		want := make([]float64, rows*n)
+		for i := 0; i < rows; i++ {
+			m := math.Inf(-1)
+			for j := 0; j < n; j++ {
+				m = math.Max(m, float64(x[i*n+j])/float64(temp))
+			}
+			var s float64
+			for j := 0; j < n; j++ {
+				want[i*n+j] = math.Exp(float64(x[i*n+j])/float64(temp) - m)
+				s += want[i*n+j]
+			}
+			for j := 0; j < n; j++ {
+				want[i*n+j] /= s
+			}
+		}
+		dx := c.floats(x)
+		if c.first == nil {
+			c.first = b.launch("softmax", rows, 1, 256, dx, n, temp)
+		}
+		got := c.read(dx, rows*n)
+		// Relative to the largest probability of each row.
+		return compare("", got, want, 1e-5)
+	})
+}
+
+func (b *Backend) checkArgmax(r *rand.Rand) CheckResult {
+	return b.run("argmax", func(c *checkBufs) CheckResult {
+		rows, n := 4, 128256
+		x := randVec(r, rows*n, 1)
+		x[2*n+77], x[2*n+90000] = 50, 50 // a tie: the lower index wins
+		want := make([]float64, rows)
+		for i := 0; i < rows; i++ {
+			best := 0
+			for j := 1; j < n; j++ {
+				if x[i*n+j] > x[i*n+best] {
+					best = j
+				}
+			}
+			want[i] = float64(best)
+		}
+		dx, do := c.floats(x), c.zeros(rows)
+		if c.first == nil {
+			c.first = b.launch("argmax", rows, 1, 1024, dx, n, do)
+		}
+		raw := c.read(do, rows)
+		got := make([]float32, rows)
+		for i, v := range raw {
+			got[i] = float32(int32(math.Float32bits(v)))
+		}
+		return compare("", got, want, 0)
+	})
+}
+
+// gemmRef is C (m×n) = A (m×k) · Bᵀ (B n×k) + beta·C0.
+func gemmRef(a, bm, c0 []float32, m, n, k int, beta float64) []float64 {
+	out := make([]float64, m*n)
+	for i := 0; i < m; i++ {
+		for j := 0; j < n; j++ {
+			var s float64
+			for l := 0; l < k; l++ {
+				s += float64(a[i*k+l]) * float64(bm[j*k+l])
+			}
+			out[i*n+j] = s + beta*float64(c0[i*n+j])
+		}
+	}
+	return out
+}
+
+func (b *Backend) checkGEMM(r *rand.Rand) CheckResult {
+	if b.blh == nil {
+		return CheckResult{Op: "gemm", Err: fmt.Errorf("cuBLAS not loaded")}
+	}
+	return b.run("gemm", func(c *checkBufs) CheckResult {
+		m, n, k := 19, 130, 96
+		a, bm, c0 := randVec(r, m*k, 1), randVec(r, n*k, 1), randVec(r, m*n, 1)
+		want := gemmRef(a, bm, c0, m, n, k, 1)
+		da, db, dc := c.floats(a), c.floats(bm), c.floats(c0)
+		if c.first == nil {
+			c.first = b.blh.gemmRowMajor(b.args, m, n, k, da, k, db, k, dc, n, 1, false)
+		}
+		return compare("", c.read(dc, m*n), want, 1e-5)
+	})
+}
+
+func (b *Backend) checkGEMMBatched(r *rand.Rand) CheckResult {
+	if b.blh == nil {
+		return CheckResult{Op: "gemm_strided_batched", Err: fmt.Errorf("cuBLAS not loaded")}
+	}
+	return b.run("gemm_strided_batched", func(c *checkBufs) CheckResult {
+		m, n, k, batch := 9, 33, 64, 4
+		a, bm := randVec(r, batch*m*k, 1), randVec(r, batch*n*k, 1)
+		var want []float64
+		for i := 0; i < batch; i++ {
+			want = append(want, gemmRef(a[i*m*k:], bm[i*n*k:], make([]float32, m*n), m, n, k, 0)...)
+		}
+		da, db, dc := c.floats(a), c.floats(bm), c.zeros(batch*m*n)
+		if c.first == nil {
+			c.first = b.blh.gemmStridedBatched(b.args, m, n, k, da, int64(m*k), db, int64(n*k), dc, int64(m*n), batch, 0)
+		}
+		return compare("", c.read(dc, batch*m*n), want, 1e-5)
+	})
+}
+
+func hparamsForRope(rdims int) engine.Hparams {
+	return engine.Hparams{RopeTheta: 10000, RopeDims: rdims}
+}

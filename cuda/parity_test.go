@@ -1,0 +1,99 @@
+package cuda
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"helexa/node/engine"
+)
+
+// sharedDir finds ../shared beside the module root, or skips.
+func sharedDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			break
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Skip("module root not found")
+		}
+		dir = parent
+	}
+	s := filepath.Join(dir, "..", "shared")
+	if _, err := os.Stat(filepath.Join(s, "reference")); err != nil {
+		t.Skip("../shared/reference is absent: parity needs the shared models and references")
+	}
+	return s
+}
+
+// TestReferenceRunnerParity checks the oracle gpucheck compares the GPU
+// with: the float64 reference forward pass over LoadGGUF's weights must
+// meet the project's tolerances on the shared references.
+func TestReferenceRunnerParity(t *testing.T) {
+	shared := sharedDir(t)
+	files := []string{"stories260K", "stories260K-F16"}
+	if !testing.Short() && !raceEnabled {
+		files = append(files, "synth-25m-Q4_K_M")
+	}
+	for _, name := range files {
+		t.Run(name, func(t *testing.T) {
+			ref, err := ReadReference(filepath.Join(shared, "reference", name+".json"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			w, closeW, err := LoadGGUF(filepath.Join(shared, "models", ref.ModelFile))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer closeW()
+			r, err := NewReferenceRunner(w, engine.RunnerOptions{ContextLength: 64, Slots: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			tol := Tolerances[WeightClass(w)]
+			res, err := Parity(r, w.H.NVocab, ref, tol)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("%s (%s): %d steps, mean |Δ| %.5f, max |Δ| %.4f, top-1 %d/%d", name, WeightClass(w), res.Steps,
+				res.MeanAbs, res.MaxAbs, res.Top1Checked-res.Top1Missed, res.Top1Checked)
+			if !res.Pass {
+				t.Errorf("outside tolerance %+v: %+v", tol, res)
+			}
+		})
+	}
+}
+
+// TestParityDetectsWrongModel guards the check itself: a model that is
+// not the reference's must fail it.
+func TestParityDetectsWrongModel(t *testing.T) {
+	shared := sharedDir(t)
+	ref, err := ReadReference(filepath.Join(shared, "reference", "stories260K.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, closeW, err := LoadGGUF(filepath.Join(shared, "models", "stories260K.gguf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeW()
+	w.H.RopeStyle = engine.RopeNeoX // the wrong pairing
+	r, err := NewReferenceRunner(w, engine.RunnerOptions{ContextLength: 64, Slots: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := Parity(r, w.H.NVocab, ref, Tolerances["f32"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Pass {
+		t.Errorf("a wrong RoPE layout passed parity: %+v", res)
+	}
+}
