@@ -118,13 +118,13 @@ func anthropicToChatRequest(body []byte) (*anthropicRequest, *chatRequest, error
 		return nil, nil, badRequest("", "invalid request body: %s", jsonErrText(err))
 	}
 	if req.Model == "" {
-		return nil, nil, badRequest("model", "model: field required")
+		return nil, nil, badRequest("model", "field required")
 	}
 	if req.Messages == nil {
-		return nil, nil, badRequest("messages", "messages: field required")
+		return nil, nil, badRequest("messages", "field required")
 	}
 	if req.MaxTokens != nil && *req.MaxTokens < 0 {
-		return nil, nil, badRequest("max_tokens", "max_tokens: must be a positive number, got %d", *req.MaxTokens)
+		return nil, nil, badRequest("max_tokens", "must be a positive number, got %d", *req.MaxTokens)
 	}
 	cr := &chatRequest{
 		Model:       req.Model,
@@ -184,7 +184,7 @@ func anthropicToChatRequest(body []byte) (*anthropicRequest, *chatRequest, error
 			}
 			msgs = append(msgs, out)
 		default:
-			return nil, nil, badRequest(param+".role", "%s.role: unexpected role %q, want \"user\" or \"assistant\"", param, m.Role)
+			return nil, nil, badRequest(param+".role", "unexpected role %q, want \"user\" or \"assistant\"", m.Role)
 		}
 	}
 	if len(systems) > 0 {
@@ -200,7 +200,7 @@ func anthropicToChatRequest(body []byte) (*anthropicRequest, *chatRequest, error
 			continue // a server tool (web_search_…, bash_…): nothing a local model runs
 		}
 		if t.Name == "" {
-			return nil, nil, badRequest(fmt.Sprintf("tools[%d].name", i), "tools[%d].name: field required", i)
+			return nil, nil, badRequest(fmt.Sprintf("tools[%d].name", i), "field required")
 		}
 		params := t.InputSchema
 		if isJSONNull(params) {
@@ -222,11 +222,11 @@ func anthropicToChatRequest(body []byte) (*anthropicRequest, *chatRequest, error
 			cr.ToolChoice = "none"
 		case "tool":
 			if tc.Name == "" {
-				return nil, nil, badRequest("tool_choice.name", "tool_choice.name: field required for type \"tool\"")
+				return nil, nil, badRequest("tool_choice.name", "field required for type \"tool\"")
 			}
 			cr.ToolChoice = toolChoiceFunction(tc.Name)
 		default:
-			return nil, nil, badRequest("tool_choice.type", "tool_choice.type: unexpected value %q", tc.Type)
+			return nil, nil, badRequest("tool_choice.type", "unexpected value %q", tc.Type)
 		}
 		if tc.DisableParallelToolUse {
 			f := false
@@ -248,7 +248,7 @@ func anthropicSystemText(raw json.RawMessage, param string) (string, error) {
 	}
 	var blocks []anthropicBlock
 	if err := json.Unmarshal(raw, &blocks); err != nil {
-		return "", badRequest(param, "%s: want a string or an array of text blocks: %s", param, jsonErrText(err))
+		return "", badRequest(param, "want a string or an array of text blocks: %s", jsonErrText(err))
 	}
 	var texts []string
 	for _, b := range blocks {
@@ -272,7 +272,7 @@ func anthropicContent(raw json.RawMessage, param string) ([]anthropicBlock, erro
 	}
 	var blocks []anthropicBlock
 	if err := json.Unmarshal(raw, &blocks); err != nil {
-		return nil, badRequest(param, "%s: want a string or an array of content blocks: %s", param, jsonErrText(err))
+		return nil, badRequest(param, "want a string or an array of content blocks: %s", jsonErrText(err))
 	}
 	return blocks, nil
 }
@@ -280,12 +280,12 @@ func anthropicContent(raw json.RawMessage, param string) ([]anthropicBlock, erro
 // anthropicImageURL returns the image_url for an image block's source.
 func anthropicImageURL(src *anthropicSource, param string) (string, error) {
 	if src == nil {
-		return "", badRequest(param, "%s: image block without a source", param)
+		return "", badRequest(param, "image block without a source")
 	}
 	switch src.Type {
 	case "base64":
 		if src.Data == "" {
-			return "", badRequest(param, "%s: image source has no data", param)
+			return "", badRequest(param, "image source has no data")
 		}
 		mt := src.MediaType
 		if mt == "" {
@@ -294,11 +294,11 @@ func anthropicImageURL(src *anthropicSource, param string) (string, error) {
 		return "data:" + mt + ";base64," + src.Data, nil
 	case "url":
 		if src.URL == "" {
-			return "", badRequest(param, "%s: image source has no url", param)
+			return "", badRequest(param, "image source has no url")
 		}
 		return src.URL, nil
 	}
-	return "", badRequest(param, "%s: image source type %q is not supported (use base64 or url)", param, src.Type)
+	return "", badRequest(param, "image source type %q is not supported (use base64 or url)", src.Type)
 }
 
 // partsBuilder collects the text and image parts of one OpenAI message.
@@ -357,7 +357,7 @@ func anthropicUserMessage(raw json.RawMessage, param string) ([]chatMessage, err
 				user.text(b.Source.Data)
 				continue
 			}
-			return nil, badRequest(bp, "%s: only plain-text documents are supported", bp)
+			return nil, badRequest(bp, "only plain-text documents are supported")
 		case "tool_result":
 			msg, images, err := anthropicToolResult(b, bp)
 			if err != nil {
@@ -384,7 +384,7 @@ func anthropicUserMessage(raw json.RawMessage, param string) ([]chatMessage, err
 // the model in the user message that follows.
 func anthropicToolResult(b anthropicBlock, param string) (chatMessage, []string, error) {
 	if b.ToolUseID == "" {
-		return chatMessage{}, nil, badRequest(param+".tool_use_id", "%s.tool_use_id: field required", param)
+		return chatMessage{}, nil, badRequest(param+".tool_use_id", "field required")
 	}
 	inner, err := anthropicContent(b.Content, param+".content")
 	if err != nil {
@@ -428,7 +428,7 @@ func anthropicAssistantMessage(raw json.RawMessage, param string) (chatMessage, 
 		case "tool_use":
 			if b.Name == "" {
 				bp := fmt.Sprintf("%s.content[%d]", param, j)
-				return chatMessage{}, badRequest(bp+".name", "%s.name: field required", bp)
+				return chatMessage{}, badRequest(bp+".name", "field required")
 			}
 			id := b.ID
 			if id == "" {

@@ -6,13 +6,14 @@ import (
 )
 
 // Error is a client-facing translation error: the HTTP status to answer with
-// and the fields of the family's error envelope.
+// and the fields of the family's error envelope. Text gives the message for
+// envelopes without a param field.
 type Error struct {
 	Status  int    // HTTP status, e.g. 400
 	Type    string // error type, e.g. "invalid_request_error"
 	Code    string // machine-readable code, may be empty
-	Param   string // offending request field, may be empty
-	Message string // human-readable message
+	Param   string // offending request field ("messages[2].content"), may be empty
+	Message string // what is wrong with it; does not repeat Param
 }
 
 // Error implements the error interface.
@@ -21,6 +22,15 @@ func (e *Error) Error() string {
 		return fmt.Sprintf("%s (%s): %s", e.Type, e.Param, e.Message)
 	}
 	return e.Type + ": " + e.Message
+}
+
+// Text is the message with the param in front, for envelopes (Anthropic's)
+// that have no param field.
+func (e *Error) Text() string {
+	if e.Param != "" {
+		return e.Param + ": " + e.Message
+	}
+	return e.Message
 }
 
 // badRequest returns a 400 invalid_request_error about param.

@@ -73,13 +73,13 @@ func ResponsesToChat(body []byte) (chat []byte, info RequestInfo, err error) {
 	}
 	if req.PreviousResponseID != nil && *req.PreviousResponseID != "" {
 		return nil, RequestInfo{}, badRequest("previous_response_id",
-			"previous_response_id is not supported: responses are not stored; send the whole conversation in input")
+			"responses are not stored; send the whole conversation in input")
 	}
 	if req.Model == "" {
-		return nil, RequestInfo{}, badRequest("model", "model: field required")
+		return nil, RequestInfo{}, badRequest("model", "field required")
 	}
 	if req.MaxOutputTokens != nil && *req.MaxOutputTokens < 0 {
-		return nil, RequestInfo{}, badRequest("max_output_tokens", "max_output_tokens: must be a positive number, got %d", *req.MaxOutputTokens)
+		return nil, RequestInfo{}, badRequest("max_output_tokens", "must be a positive number, got %d", *req.MaxOutputTokens)
 	}
 	cr := chatRequest{
 		Model:             req.Model,
@@ -112,7 +112,7 @@ func ResponsesToChat(body []byte) (chat []byte, info RequestInfo, err error) {
 	if !isJSONNull(req.Instructions) {
 		var s string
 		if err := json.Unmarshal(req.Instructions, &s); err != nil {
-			return nil, RequestInfo{}, badRequest("instructions", "instructions: want a string")
+			return nil, RequestInfo{}, badRequest("instructions", "want a string")
 		}
 		if s != "" {
 			systems = append(systems, s)
@@ -166,12 +166,12 @@ func ResponsesToChat(body []byte) (chat []byte, info RequestInfo, err error) {
 func responsesTools(raw json.RawMessage, param, namespace string) ([]chatTool, error) {
 	var t responsesTool
 	if err := json.Unmarshal(raw, &t); err != nil {
-		return nil, badRequest(param, "%s: %s", param, jsonErrText(err))
+		return nil, badRequest(param, "%s", jsonErrText(err))
 	}
 	switch t.Type {
 	case "function":
 		if t.Name == "" {
-			return nil, badRequest(param+".name", "%s.name: field required", param)
+			return nil, badRequest(param+".name", "field required")
 		}
 		params := t.Parameters
 		if isJSONNull(params) {
@@ -211,7 +211,7 @@ func responsesToolChoice(raw json.RawMessage) (any, error) {
 		case "auto", "none", "required":
 			return s, nil
 		}
-		return nil, badRequest("tool_choice", "tool_choice: unexpected value %q", s)
+		return nil, badRequest("tool_choice", "unexpected value %q", s)
 	}
 	var obj struct {
 		Type string `json:"type"`
@@ -219,12 +219,12 @@ func responsesToolChoice(raw json.RawMessage) (any, error) {
 		Mode string `json:"mode"`
 	}
 	if err := json.Unmarshal(raw, &obj); err != nil {
-		return nil, badRequest("tool_choice", "tool_choice: want a string or an object")
+		return nil, badRequest("tool_choice", "want a string or an object")
 	}
 	switch obj.Type {
 	case "function":
 		if obj.Name == "" {
-			return nil, badRequest("tool_choice.name", "tool_choice.name: field required")
+			return nil, badRequest("tool_choice.name", "field required")
 		}
 		return toolChoiceFunction(obj.Name), nil
 	case "allowed_tools":
@@ -250,7 +250,7 @@ func responsesTextFormat(raw json.RawMessage) (json.RawMessage, error) {
 		} `json:"format"`
 	}
 	if err := json.Unmarshal(raw, &text); err != nil {
-		return nil, badRequest("text", "text: %s", jsonErrText(err))
+		return nil, badRequest("text", "%s", jsonErrText(err))
 	}
 	f := text.Format
 	if f == nil {
@@ -259,7 +259,7 @@ func responsesTextFormat(raw json.RawMessage) (json.RawMessage, error) {
 	switch f.Type {
 	case "json_schema":
 		if isJSONNull(f.Schema) {
-			return nil, badRequest("text.format.schema", "text.format.schema: field required for type json_schema")
+			return nil, badRequest("text.format.schema", "field required for type json_schema")
 		}
 		name := f.Name
 		if name == "" {
@@ -279,7 +279,7 @@ func responsesTextFormat(raw json.RawMessage) (json.RawMessage, error) {
 // prompt: chat templates commonly refuse a system message that is not first.
 func responsesInput(raw json.RawMessage) (msgs []chatMessage, systems []string, err error) {
 	if isJSONNull(raw) {
-		return nil, nil, badRequest("input", "input: field required")
+		return nil, nil, badRequest("input", "field required")
 	}
 	var s string
 	if json.Unmarshal(raw, &s) == nil {
@@ -287,7 +287,7 @@ func responsesInput(raw json.RawMessage) (msgs []chatMessage, systems []string, 
 	}
 	var items []responsesItem
 	if err := json.Unmarshal(raw, &items); err != nil {
-		return nil, nil, badRequest("input", "input: want a string or an array of items: %s", jsonErrText(err))
+		return nil, nil, badRequest("input", "want a string or an array of items: %s", jsonErrText(err))
 	}
 	var reasoning []string // reasoning items waiting for their assistant turn
 	// assistant returns the assistant message that output items of the
@@ -346,11 +346,11 @@ func responsesInput(raw json.RawMessage) (msgs []chatMessage, systems []string, 
 				}
 				m.Content = text
 			default:
-				return nil, nil, badRequest(param+".role", "%s.role: unexpected role %q", param, it.Role)
+				return nil, nil, badRequest(param+".role", "unexpected role %q", it.Role)
 			}
 		case "function_call":
 			if it.Name == "" {
-				return nil, nil, badRequest(param+".name", "%s.name: field required", param)
+				return nil, nil, badRequest(param+".name", "field required")
 			}
 			name := it.Name
 			if it.Namespace != "" {
@@ -369,7 +369,7 @@ func responsesInput(raw json.RawMessage) (msgs []chatMessage, systems []string, 
 				Function: chatFunctionCall{Name: name, Arguments: args}})
 		case "function_call_output":
 			if it.CallID == "" {
-				return nil, nil, badRequest(param+".call_id", "%s.call_id: field required", param)
+				return nil, nil, badRequest(param+".call_id", "field required")
 			}
 			out, err := toolOutputText(it.Output, param+".output")
 			if err != nil {
@@ -418,7 +418,7 @@ func responsesContent(raw json.RawMessage, param string) (any, bool, error) {
 	}
 	var parts []responsesPart
 	if err := json.Unmarshal(raw, &parts); err != nil {
-		return nil, false, badRequest(param, "%s: want a string or an array of content parts: %s", param, jsonErrText(err))
+		return nil, false, badRequest(param, "want a string or an array of content parts: %s", jsonErrText(err))
 	}
 	var pb partsBuilder
 	for j, p := range parts {
@@ -437,9 +437,9 @@ func responsesContent(raw json.RawMessage, param string) (any, bool, error) {
 				if json.Unmarshal(p.ImageURL, &obj) != nil || obj.URL == "" {
 					pp := fmt.Sprintf("%s[%d]", param, j)
 					if p.FileID != "" {
-						return nil, false, badRequest(pp, "%s: images by file_id are not supported; send image_url", pp)
+						return nil, false, badRequest(pp, "images by file_id are not supported; send image_url")
 					}
-					return nil, false, badRequest(pp+".image_url", "%s.image_url: field required", pp)
+					return nil, false, badRequest(pp+".image_url", "field required")
 				}
 				url = obj.URL
 			}
@@ -462,7 +462,7 @@ func toolOutputText(raw json.RawMessage, param string) (string, error) {
 	}
 	var parts []responsesPart
 	if err := json.Unmarshal(raw, &parts); err != nil {
-		return "", badRequest(param, "%s: want a string or an array of content parts", param)
+		return "", badRequest(param, "want a string or an array of content parts")
 	}
 	var texts []string
 	for _, p := range parts {

@@ -134,10 +134,10 @@ func TestErrorEnvelopes(t *testing.T) {
 	jsonEq(t, OpenAIError(404, "model_not_found", "no such model"),
 		`{"error":{"message":"no such model","type":"not_found_error","code":"model_not_found","param":null}}`)
 	jsonEq(t, OpenAIError(500, "", "boom"), `{"error":{"message":"boom","type":"server_error","code":null,"param":null}}`)
-	jsonEq(t, OpenAIErrorFrom(badRequest("messages", "messages: field required")),
-		`{"error":{"message":"messages: field required","type":"invalid_request_error","code":null,"param":"messages"}}`)
-	var err error = badRequest("model", "model: field required")
-	if err.Error() != "invalid_request_error (model): model: field required" {
-		t.Fatalf("Error() = %q", err.Error())
+	jsonEq(t, OpenAIErrorFrom(badRequest("messages", "field required")),
+		`{"error":{"message":"field required","type":"invalid_request_error","code":null,"param":"messages"}}`)
+	e := badRequest("model", "field required")
+	if e.Error() != "invalid_request_error (model): field required" || e.Text() != "model: field required" {
+		t.Fatalf("Error() = %q, Text() = %q", e.Error(), e.Text())
 	}
 }
