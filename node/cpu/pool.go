@@ -1,0 +1,127 @@
+// Package cpu holds the CPU engine's building blocks: a persistent worker
+// pool and float32 vector kernels.
+package cpu
+
+import (
+	"runtime"
+	"sync/atomic"
+)
+
+// spinIters is how many times an idle worker polls for new work before it
+// parks. Forward passes dispatch jobs back to back (tens per token), so a
+// short spin catches the next job without the cost of a wake-up.
+const spinIters = 1 << 14
+
+// Pool is a fixed set of worker goroutines that run one job at a time, all
+// workers together: Run(fn) calls fn(ith, nth) once for every ith in
+// [0, nth), on nth goroutines (the caller is worker 0), and returns when all
+// are done. Between jobs workers spin briefly, then park.
+//
+// Run must be called from one goroutine at a time; a Pool is not safe for
+// concurrent Run calls. Close stops the workers.
+type Pool struct {
+	n       int
+	fn      func(ith, nth int)
+	gen     atomic.Uint64 // job generation; bumped by Run
+	pending atomic.Int32  // workers still running the current job
+	quit    atomic.Bool
+	workers []worker
+}
+
+type worker struct {
+	sleeping atomic.Bool
+	wake     chan struct{} // cap 1
+	_        [40]byte      // keep workers' flags on separate cache lines
+}
+
+// NewPool starts a pool of n workers (the caller counts as one, so n-1
+// goroutines are started). n <= 0 means runtime.NumCPU().
+func NewPool(n int) *Pool {
+	if n <= 0 {
+		n = runtime.NumCPU()
+	}
+	p := &Pool{n: n, workers: make([]worker, n)}
+	for i := 1; i < n; i++ {
+		p.workers[i].wake = make(chan struct{}, 1)
+		go p.loop(i)
+	}
+	return p
+}
+
+// Threads is the number of workers, the nth every job sees.
+func (p *Pool) Threads() int { return p.n }
+
+// Run calls fn(ith, nth) on every worker and waits for all of them.
+func (p *Pool) Run(fn func(ith, nth int)) {
+	if p.n == 1 {
+		fn(0, 1)
+		return
+	}
+	p.fn = fn
+	p.pending.Store(int32(p.n - 1))
+	p.gen.Add(1)
+	for i := 1; i < p.n; i++ {
+		w := &p.workers[i]
+		if w.sleeping.Swap(false) {
+			w.wake <- struct{}{}
+		}
+	}
+	fn(0, p.n)
+	for spins := 0; p.pending.Load() != 0; spins++ {
+		if spins&63 == 63 {
+			runtime.Gosched()
+		}
+	}
+	p.fn = nil
+}
+
+// Close stops the workers. The pool must not be used afterwards.
+func (p *Pool) Close() {
+	if p.quit.Swap(true) {
+		return
+	}
+	p.gen.Add(1)
+	for i := 1; i < p.n; i++ {
+		w := &p.workers[i]
+		if w.sleeping.Swap(false) {
+			w.wake <- struct{}{}
+		}
+	}
+}
+
+func (p *Pool) loop(ith int) {
+	w := &p.workers[ith]
+	var seen uint64 // the generation at NewPool; Run may come before we start
+	for {
+		// Wait for a new generation: spin, then park.
+		for spins := 0; p.gen.Load() == seen; spins++ {
+			if spins < spinIters {
+				if spins&63 == 63 {
+					runtime.Gosched()
+				}
+				continue
+			}
+			w.sleeping.Store(true)
+			if p.gen.Load() != seen {
+				if !w.sleeping.Swap(false) {
+					<-w.wake // Run saw us asleep and sent a token: take it
+				}
+				break
+			}
+			<-w.wake
+			spins = 0
+		}
+		seen = p.gen.Load()
+		if p.quit.Load() {
+			return
+		}
+		p.fn(ith, p.n)
+		p.pending.Add(-1)
+	}
+}
+
+// Split returns the half-open range [lo, hi) of n items that worker ith of
+// nth takes in an even static split.
+func Split(n, ith, nth int) (lo, hi int) {
+	return n * ith / nth, n * (ith + 1) / nth
+}

@@ -1,0 +1,91 @@
+package cpu
+
+import (
+	"sync/atomic"
+	"testing"
+)
+
+func TestPoolRunsEveryWorker(t *testing.T) {
+	for _, n := range []int{1, 2, 3, 5} {
+		p := NewPool(n)
+		for rep := 0; rep < 200; rep++ {
+			var hits [8]atomic.Int32
+			var total atomic.Int32
+			p.Run(func(ith, nth int) {
+				if nth != n {
+					t.Errorf("nth = %d, want %d", nth, n)
+				}
+				hits[ith].Add(1)
+				total.Add(1)
+			})
+			if got := total.Load(); got != int32(n) {
+				t.Fatalf("n=%d rep %d: %d calls, want %d", n, rep, got, n)
+			}
+			for i := 0; i < n; i++ {
+				if hits[i].Load() != 1 {
+					t.Fatalf("n=%d rep %d: worker %d ran %d times", n, rep, i, hits[i].Load())
+				}
+			}
+		}
+		p.Close()
+	}
+}
+
+// Workers park after spinning; jobs issued after a pause must still run.
+func TestPoolWakesParkedWorkers(t *testing.T) {
+	p := NewPool(3)
+	defer p.Close()
+	for rep := 0; rep < 3; rep++ {
+		// Let the workers exhaust their spin budget and park.
+		for i := 0; i < 3; i++ {
+			waitParked(p)
+		}
+		var total atomic.Int32
+		p.Run(func(ith, nth int) { total.Add(1) })
+		if total.Load() != 3 {
+			t.Fatalf("rep %d: %d calls, want 3", rep, total.Load())
+		}
+	}
+}
+
+func waitParked(p *Pool) {
+	for i := 1; i < p.n; i++ {
+		for !p.workers[i].sleeping.Load() {
+			// busy wait; workers park after spinIters polls
+		}
+	}
+}
+
+func TestSplitCoversAll(t *testing.T) {
+	for _, n := range []int{0, 1, 7, 100} {
+		for _, nth := range []int{1, 2, 3, 8} {
+			next := 0
+			for ith := 0; ith < nth; ith++ {
+				lo, hi := Split(n, ith, nth)
+				if lo != next || hi < lo {
+					t.Fatalf("Split(%d,%d,%d) = %d,%d; want lo %d", n, ith, nth, lo, hi, next)
+				}
+				next = hi
+			}
+			if next != n {
+				t.Fatalf("Split(%d, *, %d) ends at %d", n, nth, next)
+			}
+		}
+	}
+}
+
+func TestDot(t *testing.T) {
+	for _, n := range []int{0, 1, 7, 8, 9, 64, 100} {
+		a := make([]float32, n)
+		b := make([]float32, n)
+		var want float64
+		for i := range a {
+			a[i] = float32(i%5) - 2
+			b[i] = float32(i%3) * 0.5
+			want += float64(a[i]) * float64(b[i])
+		}
+		if got := Dot(a, b); float64(got) != want {
+			t.Errorf("Dot n=%d = %v, want %v", n, got, want)
+		}
+	}
+}
