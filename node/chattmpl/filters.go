@@ -18,53 +18,53 @@ var filters map[string]filterFunc
 
 func init() {
 	filters = map[string]filterFunc{
-		"abs":        fAbs,
-		"attr":       fAttr,
-		"batch":      fBatch,
-		"capitalize": fCapitalize,
-		"center":     fCenter,
-		"count":      fLength,
-		"d":          fDefault,
-		"default":    fDefault,
-		"dictsort":   fDictsort,
-		"e":          fEscape,
-		"escape":     fEscape,
-		"first":      fFirst,
-		"float":      fFloat,
+		"abs":         fAbs,
+		"attr":        fAttr,
+		"batch":       fBatch,
+		"capitalize":  fCapitalize,
+		"center":      fCenter,
+		"count":       fLength,
+		"d":           fDefault,
+		"default":     fDefault,
+		"dictsort":    fDictsort,
+		"e":           fEscape,
+		"escape":      fEscape,
+		"first":       fFirst,
+		"float":       fFloat,
 		"forceescape": fEscape,
-		"from_json":  fFromJSON,
-		"fromjson":   fFromJSON,
-		"indent":     fIndent,
-		"int":        fInt,
-		"items":      fItems,
-		"join":       fJoin,
-		"last":       fLast,
-		"length":     fLength,
-		"list":       fList,
-		"lower":      fLower,
-		"map":        fMap,
-		"max":        fMax,
-		"min":        fMin,
-		"pprint":     func(_ *evaluator, v any, _ []any, _ map[string]any) (any, error) { return repr(v), nil },
-		"reject":     fSelectFn(false),
-		"rejectattr": fSelectAttr(false),
-		"replace":    fReplace,
-		"reverse":    fReverse,
-		"round":      fRound,
-		"safe":       fString,
-		"select":     fSelectFn(true),
-		"selectattr": fSelectAttr(true),
-		"sort":       fSort,
-		"string":     fString,
-		"striptags":  fStriptags,
-		"sum":        fSum,
-		"title":      fTitle,
-		"tojson":     fToJSON,
-		"trim":       fTrim,
-		"truncate":   fTruncate,
-		"unique":     fUnique,
-		"upper":      fUpper,
-		"wordcount":  fWordcount,
+		"from_json":   fFromJSON,
+		"fromjson":    fFromJSON,
+		"indent":      fIndent,
+		"int":         fInt,
+		"items":       fItems,
+		"join":        fJoin,
+		"last":        fLast,
+		"length":      fLength,
+		"list":        fList,
+		"lower":       fLower,
+		"map":         fMap,
+		"max":         fMax,
+		"min":         fMin,
+		"pprint":      func(_ *evaluator, v any, _ []any, _ map[string]any) (any, error) { return repr(v), nil },
+		"reject":      fSelectFn(false),
+		"rejectattr":  fSelectAttr(false),
+		"replace":     fReplace,
+		"reverse":     fReverse,
+		"round":       fRound,
+		"safe":        fString,
+		"select":      fSelectFn(true),
+		"selectattr":  fSelectAttr(true),
+		"sort":        fSort,
+		"string":      fString,
+		"striptags":   fStriptags,
+		"sum":         fSum,
+		"title":       fTitle,
+		"tojson":      fToJSON,
+		"trim":        fTrim,
+		"truncate":    fTruncate,
+		"unique":      fUnique,
+		"upper":       fUpper,
+		"wordcount":   fWordcount,
 	}
 }
 
@@ -386,7 +386,7 @@ func fItems(_ *evaluator, v any, _ []any, _ map[string]any) (any, error) {
 	case Undefined:
 		return &List{Items: []any{}}, nil
 	}
-	return nil, fmt.Errorf("can only get item pairs from a mapping, not %s", typeName(v))
+	return nil, errors.New("Can only get item pairs from a mapping.")
 }
 
 func dictItems(d *Dict) *List {
@@ -871,13 +871,16 @@ func (ev *evaluator) runTest(name string, v any, args []any, f *frame) (bool, er
 		return false, nil
 	case "number":
 		switch v.(type) {
-		case int64, float64, bool:
+		case int64, bigInt, float64, bool:
 			return true, nil
 		}
 		return false, nil
 	case "integer":
-		_, ok := v.(int64)
-		return ok, nil
+		switch v.(type) {
+		case int64, bigInt:
+			return true, nil
+		}
+		return false, nil
 	case "float":
 		_, ok := v.(float64)
 		return ok, nil

@@ -49,11 +49,11 @@ func (t token) String() string {
 
 // segment is a piece of the source: text, or a tag with its tokens.
 type segment struct {
-	kind        byte // 't' text, 'v' {{ }}, 'b' {% %}, 'c' {# #}
-	text        string
-	start       int // offset in the source of the text
-	toks        []token
-	line        int
+	kind         byte // 't' text, 'v' {{ }}, 'b' {% %}, 'c' {# #}
+	text         string
+	start        int // offset in the source of the text
+	toks         []token
+	line         int
 	trimL, plusL bool // "-" or "+" after the opening delimiter
 	trimR, plusR bool // "-" or "+" before the closing delimiter
 }
@@ -166,7 +166,7 @@ func splitSegments(src string) ([]segment, error) {
 			pos++
 		}
 		segs = append(segs, s)
-		if s.kind == 'b' && len(toks) == 1 && toks[0].kind == tName && toks[0].val == "raw" {
+		if s.kind == 'b' && len(toks) == 1 && toks[0].kind == tName && toks[0].val == "raw" && !s.plusR {
 			// Everything up to {% endraw %} is text.
 			body, endTag, next, ok := findEndRaw(src, pos)
 			if !ok {
@@ -174,6 +174,7 @@ func splitSegments(src string) ([]segment, error) {
 			}
 			segs[len(segs)-1].toks = nil // the raw tag itself renders nothing
 			segs[len(segs)-1].kind = 'c'
+			segs[len(segs)-1].plusR = true // no trim_blocks after {% raw %}
 			segs = append(segs, segment{kind: 't', text: body, start: pos, line: line})
 			line += strings.Count(src[pos:next], "\n")
 			endTag.line = line
@@ -232,7 +233,9 @@ func findEndRaw(src string, pos int) (body string, tag segment, next int, ok boo
 	}
 }
 
-func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v' }
+func isSpace(c byte) bool {
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'
+}
 
 func isNameStart(c byte) bool { return c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
 
@@ -262,7 +265,7 @@ func lexTag(src string, p int, kind byte, line *int) ([]token, int, error) {
 			if strings.HasPrefix(src[p:], closer) {
 				return toks, p, nil
 			}
-			if (src[p] == '-' || src[p] == '+') && strings.HasPrefix(src[p+1:], closer) {
+			if (src[p] == '-' || src[p] == '+' && kind == 'b') && strings.HasPrefix(src[p+1:], closer) {
 				return toks, p, nil
 			}
 		}

@@ -45,6 +45,8 @@ func writeJSON(b *strings.Builder, v any, o jsonOptions, depth int) error {
 		}
 	case int64:
 		b.WriteString(strconv.FormatInt(x, 10))
+	case bigInt:
+		b.WriteString(string(x))
 	case float64:
 		switch {
 		case math.IsNaN(x):

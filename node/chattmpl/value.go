@@ -83,6 +83,10 @@ func normKey(k any) any {
 	return k
 }
 
+// bigInt is an integer literal from JSON too large for int64. It prints
+// and encodes with all its digits; arithmetic treats it as a float.
+type bigInt string
+
 // Namespace is the mutable object made by namespace(...).
 type Namespace struct{ d *Dict }
 
@@ -178,6 +182,7 @@ func numberValue(s string) (any, error) {
 		if i, err := strconv.ParseInt(s, 10, 64); err == nil {
 			return i, nil
 		}
+		return bigInt(s), nil
 	}
 	f, err := strconv.ParseFloat(s, 64)
 	if err != nil {
@@ -255,6 +260,8 @@ func truthy(v any) bool {
 		return x
 	case int64:
 		return x != 0
+	case bigInt:
+		return true
 	case float64:
 		return x != 0
 	case string:
@@ -276,7 +283,7 @@ func typeName(v any) string {
 		return "Undefined"
 	case bool:
 		return "bool"
-	case int64:
+	case int64, bigInt:
 		return "int"
 	case float64:
 		return "float"
@@ -335,6 +342,8 @@ func writeRepr(b *strings.Builder, v any, depth int) {
 		}
 	case int64:
 		b.WriteString(strconv.FormatInt(x, 10))
+	case bigInt:
+		b.WriteString(string(x))
 	case float64:
 		b.WriteString(pyFloat(x))
 	case string:
@@ -440,6 +449,11 @@ func pyFloat(f float64) string {
 
 // equal is Python's ==.
 func equal(a, b any) bool {
+	if ai, ok := a.(int64); ok {
+		if bi, ok := b.(int64); ok {
+			return ai == bi
+		}
+	}
 	if an, ok := asNumber(a); ok {
 		if bn, ok := asNumber(b); ok {
 			return an == bn
@@ -487,6 +501,9 @@ func asNumber(v any) (float64, bool) {
 	switch x := v.(type) {
 	case int64:
 		return float64(x), true
+	case bigInt:
+		f, _ := strconv.ParseFloat(string(x), 64)
+		return f, true
 	case float64:
 		return x, true
 	case bool:
