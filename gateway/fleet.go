@@ -112,7 +112,8 @@ type node struct {
 	models    map[string]neuronModel
 	discovery *neuronDiscovery
 	slots     map[string]*slot
-	cycles    int // load/unload cycles since the last defrag
+	changed   map[string]time.Time // when the gateway last changed a model's status
+	cycles    int                  // load/unload cycles since the last defrag
 	defragDue bool
 }
 
@@ -170,7 +171,7 @@ type fleet struct {
 func newFleet(refs []config.NeuronRef) *fleet {
 	f := &fleet{byName: map[string]*node{}}
 	for _, r := range refs {
-		n := &node{ref: r, models: map[string]neuronModel{}, slots: map[string]*slot{}}
+		n := &node{ref: r, models: map[string]neuronModel{}, slots: map[string]*slot{}, changed: map[string]time.Time{}}
 		f.nodes = append(f.nodes, n)
 		f.byName[r.Name] = n
 	}
@@ -183,6 +184,7 @@ type pollResult struct {
 	models    *neuronModels
 	discovery *neuronDiscovery
 	err       error
+	started   time.Time // when the poll began; older than a local change loses
 }
 
 // apply records a poll of n. It returns whether the node changed health.
@@ -211,6 +213,11 @@ func (f *fleet) apply(n *node, r pollResult, now time.Time) (changed bool) {
 	}
 	models := make(map[string]neuronModel, len(r.models.Data))
 	for _, m := range r.models.Data {
+		// A load or unload by the gateway after this poll began is newer
+		// than what the poll saw.
+		if old, ok := n.models[m.ID]; ok && n.changed[m.ID].After(r.started) {
+			m.Status = old.Status
+		}
 		models[m.ID] = m
 		if m.Status == statusLoaded {
 			n.slot(m.ID, now)
@@ -237,10 +244,8 @@ func (f *fleet) setStatus(n *node, id, status string, entry *neuronModel, now ti
 		m = neuronModel{ID: id}
 	}
 	m.Status = status
-	if n.models == nil {
-		n.models = map[string]neuronModel{}
-	}
 	n.models[id] = m
+	n.changed[id] = time.Now()
 	if status == statusLoaded {
 		n.slot(id, now).touch(now)
 	}

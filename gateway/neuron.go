@@ -78,7 +78,7 @@ func (g *Gateway) callJSON(ctx context.Context, n *node, method, path string, bo
 func (g *Gateway) pollNode(ctx context.Context, n *node, discover bool) pollResult {
 	ctx, cancel := context.WithTimeout(ctx, g.pollTimeout())
 	defer cancel()
-	var r pollResult
+	r := pollResult{started: time.Now()}
 	var h neuronHealth
 	if err := g.callJSON(ctx, n, http.MethodGet, "/health", nil, &h); err != nil {
 		r.err = err
@@ -218,7 +218,12 @@ func (g *Gateway) unloadOn(ctx context.Context, n *node, id, reason string) erro
 	g.fleet.setStatus(n, id, statusUnloading, nil, g.now())
 	err := g.callJSON(ctx, n, http.MethodPost, "/models/unload", b, nil)
 	var ue *upstreamError
-	if err != nil && !(errors.As(err, &ue) && ue.Status == http.StatusNotFound) {
+	if errors.As(err, &ue) && ue.Status == http.StatusNotFound {
+		// It was not loaded after all: nothing was evicted.
+		g.fleet.setStatus(n, id, statusAvailable, nil, g.now())
+		return nil
+	}
+	if err != nil {
 		g.fleet.setStatus(n, id, statusLoaded, nil, g.now())
 		return err
 	}
