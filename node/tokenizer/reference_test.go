@@ -64,6 +64,9 @@ func TestReferenceStories260K(t *testing.T) {
 }
 
 func TestReferenceSynthHFLlama3(t *testing.T) {
+	if raceEnabled || testing.Short() {
+		t.Skip("loads a second 128K-token vocabulary; skipped under -race and -short")
+	}
 	tok := loadHF(t, "models/synth-hf-llama3")
 	if tok.VocabSize() != 128256 {
 		t.Errorf("VocabSize() = %d, want 128256", tok.VocabSize())

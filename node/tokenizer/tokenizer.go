@@ -82,11 +82,10 @@ type Tokenizer struct {
 
 // scratch holds per-call buffers.
 type scratch struct {
-	ends  []int
-	word  []byte
-	syms  []symbol
-	heap  []candidate
-	words []int32
+	ends []int
+	word []byte
+	syms []symbol
+	heap []candidate
 }
 
 type symbol struct {
