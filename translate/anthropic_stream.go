@@ -3,6 +3,7 @@ package translate
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -44,14 +45,16 @@ func NewAnthropicStream(w io.Writer, model string, flush func()) *AnthropicStrea
 
 // Chunk converts one data payload of an OpenAI stream (not "[DONE]"). A
 // payload carrying an error object ends the stream with an error event. A
-// payload that is not JSON is refused with an error and writes nothing.
+// payload that is not a JSON chunk fails the stream (the client gets an error
+// event) and returns an error wrapping ErrBadChunk.
 func (s *AnthropicStream) Chunk(data []byte) error {
 	if s.ended {
 		return nil
 	}
 	var c chatResponse
 	if err := json.Unmarshal(data, &c); err != nil {
-		return fmt.Errorf("decoding stream chunk: %w", err)
+		werr := s.Fail("the model server sent an unreadable stream chunk")
+		return errors.Join(fmt.Errorf("%w: %w", ErrBadChunk, err), werr)
 	}
 	if len(c.Choices) == 0 {
 		var e chatStreamError

@@ -2,6 +2,7 @@ package translate
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 )
 
@@ -32,6 +33,11 @@ func (e *Error) Text() string {
 	}
 	return e.Message
 }
+
+// ErrBadChunk is wrapped by the stream converters' Chunk for a payload that
+// is not a chat.completion.chunk; the client's stream has then been ended
+// with an error event.
+var ErrBadChunk = errors.New("unreadable upstream stream chunk")
 
 // badRequest returns a 400 invalid_request_error about param.
 func badRequest(param, format string, args ...any) *Error {

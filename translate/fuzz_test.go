@@ -86,8 +86,8 @@ func addTranscripts(f *testing.F) {
 		`{"choices":[{"delta":{"content":"x","reasoning_content":"y","tool_calls":[{"index":3,"id":"q","function":{"name":"n"}}]},"finish_reason":"length"}]}`))
 }
 
-// fuzzFeed feeds lines as chunks, skipping those the converter refuses, and
-// closes or fails the stream as the input says.
+// fuzzFeed feeds lines as chunks and closes or fails the stream as the
+// input says; an unreadable chunk ends it.
 func fuzzFeed(t *testing.T, s streamSink, in []byte) {
 	t.Helper()
 	for _, line := range bytes.Split(in, []byte("\n")) {
@@ -103,7 +103,12 @@ func fuzzFeed(t *testing.T, s streamSink, in []byte) {
 			}
 			return
 		}
-		_ = s.Chunk(line) // refused payloads write nothing
+		if err := s.Chunk(line); err != nil {
+			if !errors.Is(err, ErrBadChunk) {
+				t.Fatalf("Chunk: %v", err)
+			}
+			break // the stream has ended with an error event
+		}
 	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)

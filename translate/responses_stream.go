@@ -3,6 +3,7 @@ package translate
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -55,14 +56,16 @@ func NewResponsesStream(w io.Writer, req []byte, flush func()) *ResponsesStream 
 
 // Chunk converts one data payload of an OpenAI stream (not "[DONE]"). A
 // payload carrying an error object fails the response. A payload that is
-// not JSON is refused with an error and writes nothing.
+// not a JSON chunk fails the response too and returns an error wrapping
+// ErrBadChunk.
 func (s *ResponsesStream) Chunk(data []byte) error {
 	if s.ended {
 		return nil
 	}
 	var c chatResponse
 	if err := json.Unmarshal(data, &c); err != nil {
-		return fmt.Errorf("decoding stream chunk: %w", err)
+		werr := s.Fail("the model server sent an unreadable stream chunk")
+		return errors.Join(fmt.Errorf("%w: %w", ErrBadChunk, err), werr)
 	}
 	if len(c.Choices) == 0 {
 		var e chatStreamError

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -343,4 +344,59 @@ func checkResponsesEvents(out []byte) error {
 		}
 	}
 	return nil
+}
+
+// An unreadable chunk must not truncate the client's stream silently.
+func TestStreamBadChunk(t *testing.T) {
+	fixedSources(t)
+	good := []byte(`{"id":"chatcmpl-x","created":1,"choices":[{"index":0,"delta":{"content":"hi"}}]}`)
+	for _, dialect := range []string{"anthropic", "responses"} {
+		var out bytes.Buffer
+		var s streamSink
+		if dialect == "anthropic" {
+			s = NewAnthropicStream(&out, "m", nil)
+		} else {
+			s = NewResponsesStream(&out, []byte(`{"model":"m"}`), nil)
+		}
+		if err := s.Chunk(good); err != nil {
+			t.Fatal(err)
+		}
+		err := s.Chunk([]byte(`{"choices":[{"delta":`))
+		if !errors.Is(err, ErrBadChunk) {
+			t.Fatalf("%s: err = %v, want ErrBadChunk", dialect, err)
+		}
+		n := out.Len()
+		if err := s.Close(); err != nil || out.Len() != n {
+			t.Fatalf("%s: Close after failure wrote %d bytes, err %v", dialect, out.Len()-n, err)
+		}
+		evs, err := parseEvents(out.Bytes())
+		if err != nil {
+			t.Fatal(err)
+		}
+		last := evs[len(evs)-1].name
+		if (dialect == "anthropic" && last != "error") || (dialect == "responses" && last != "response.failed") {
+			t.Fatalf("%s: stream ends with %s", dialect, last)
+		}
+	}
+}
+
+type failWriter struct{ n int }
+
+func (w *failWriter) Write(p []byte) (int, error) {
+	if w.n--; w.n < 0 {
+		return 0, errors.New("client gone")
+	}
+	return len(p), nil
+}
+
+func TestStreamWriteError(t *testing.T) {
+	chunk := []byte(`{"id":"x","choices":[{"index":0,"delta":{"content":"hi"}}]}`)
+	for _, s := range []streamSink{
+		NewAnthropicStream(&failWriter{}, "m", nil),
+		NewResponsesStream(&failWriter{}, nil, nil),
+	} {
+		if err := s.Chunk(chunk); err == nil || !strings.Contains(err.Error(), "client gone") {
+			t.Fatalf("%T: err = %v, want the write error", s, err)
+		}
+	}
 }
