@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"sort"
 	"strings"
 	"time"
 )
@@ -192,7 +193,7 @@ var globals = map[string]any{
 		}
 		return strftime(f, timeNow()), nil
 	}),
-	"namespace": builtinFunc(func(_ *evaluator, args []any, kwargs map[string]any) (any, error) {
+	"namespace": builtinFunc(func(ev *evaluator, args []any, kwargs map[string]any) (any, error) {
 		d := NewDict()
 		for _, a := range args {
 			src, ok := a.(*Dict)
@@ -203,12 +204,12 @@ var globals = map[string]any{
 				d.Set(k, src.m[k])
 			}
 		}
-		for _, k := range sortedKeys(kwargs) {
+		for _, k := range ev.kwargNames(kwargs) {
 			d.Set(k, kwargs[k])
 		}
 		return &Namespace{d: d}, nil
 	}),
-	"dict": builtinFunc(func(_ *evaluator, args []any, kwargs map[string]any) (any, error) {
+	"dict": builtinFunc(func(ev *evaluator, args []any, kwargs map[string]any) (any, error) {
 		d := NewDict()
 		for _, a := range args {
 			switch src := a.(type) {
@@ -228,7 +229,7 @@ var globals = map[string]any{
 				return nil, fmt.Errorf("'%s' object is not iterable", typeName(a))
 			}
 		}
-		for _, k := range sortedKeys(kwargs) {
+		for _, k := range ev.kwargNames(kwargs) {
 			d.Set(k, kwargs[k])
 		}
 		return d, nil
@@ -287,16 +288,25 @@ var globals = map[string]any{
 	}),
 }
 
-func sortedKeys(m map[string]any) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	// Keyword arguments lose their order in a Go map; sorted is stable.
-	for i := 1; i < len(keys); i++ {
-		for j := i; j > 0 && keys[j] < keys[j-1]; j-- {
-			keys[j], keys[j-1] = keys[j-1], keys[j]
+// kwargNames returns the names of kwargs in call order when known, else
+// sorted.
+func (ev *evaluator) kwargNames(kwargs map[string]any) []string {
+	if len(ev.kwOrder) == len(kwargs) {
+		ok := true
+		for _, k := range ev.kwOrder {
+			if _, in := kwargs[k]; !in {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			return append([]string(nil), ev.kwOrder...)
 		}
 	}
+	keys := make([]string, 0, len(kwargs))
+	for k := range kwargs {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
 	return keys
 }

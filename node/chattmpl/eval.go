@@ -37,6 +37,9 @@ func (f *frame) lookup(name string) (any, bool) {
 type evaluator struct {
 	depth int
 	size  int
+	// kwOrder is the order of the keyword arguments of the call being
+	// made; dict() and namespace() keep it, as Python does.
+	kwOrder []string
 }
 
 // macroValue is a macro bound to the frame it was defined in.
@@ -173,7 +176,10 @@ func assign(f *frame, targets []string, v any, line int) error {
 		return fmt.Errorf("line %d: cannot unpack: %w", line, err)
 	}
 	if len(items) != len(targets) {
-		return fmt.Errorf("line %d: cannot unpack %d values into %d names", line, len(items), len(targets))
+		if len(items) > len(targets) {
+			return fmt.Errorf("line %d: too many values to unpack (expected %d)", line, len(targets))
+		}
+		return fmt.Errorf("line %d: not enough values to unpack (expected %d, got %d)", line, len(targets), len(items))
 	}
 	for i, t := range targets {
 		f.vars[t] = items[i]
@@ -220,9 +226,9 @@ func (ev *evaluator) execFor(n *forNode, f *frame, out *strings.Builder) error {
 		}
 		items = kept
 	}
-	if len(items) == 0 {
-		return ev.exec(n.els, f, out)
-	}
+	// As in jinja2, the else block also runs when every iteration ended in
+	// break or continue: only an iteration that reaches its end counts.
+	completed := false
 	for i, item := range items {
 		fr := newFrame(f)
 		fr.vars["loop"] = &loopState{index0: i, items: items}
@@ -233,9 +239,14 @@ func (ev *evaluator) execFor(n *forNode, f *frame, out *strings.Builder) error {
 		if err == errBreak {
 			break
 		}
-		if err != nil && err != errContinue {
+		if err == nil {
+			completed = true
+		} else if err != errContinue {
 			return err
 		}
+	}
+	if !completed && n.els != nil {
+		return ev.exec(n.els, f, out)
 	}
 	return nil
 }
@@ -283,6 +294,10 @@ func (ev *evaluator) evalArgs(argExprs []expr, kwExprs []kwarg, f *frame) ([]any
 			}
 			kwargs[k.name] = v
 		}
+	}
+	ev.kwOrder = ev.kwOrder[:0]
+	for _, k := range kwExprs {
+		ev.kwOrder = append(ev.kwOrder, k.name)
 	}
 	return args, kwargs, nil
 }

@@ -71,7 +71,7 @@ func init() {
 func (ev *evaluator) callFilter(name string, v any, args []any, kwargs map[string]any, line int) (any, error) {
 	f, ok := filters[name]
 	if !ok {
-		return nil, fmt.Errorf("line %d: no filter named '%s'", line, name)
+		return nil, fmt.Errorf("line %d: No filter named '%s'.", line, name)
 	}
 	out, err := f(ev, v, args, kwargs)
 	if err != nil {
@@ -228,7 +228,12 @@ func fDefault(_ *evaluator, v any, args []any, kwargs map[string]any) (any, erro
 func fString(_ *evaluator, v any, _ []any, _ map[string]any) (any, error) { return toStr(v), nil }
 
 func fUpper(_ *evaluator, v any, _ []any, _ map[string]any) (any, error) {
-	return strings.ToUpper(toStr(v)), nil
+	return pyUpper(toStr(v)), nil
+}
+
+// pyUpper is strings.ToUpper plus Python's one-to-many mapping of "ß".
+func pyUpper(s string) string {
+	return strings.ReplaceAll(strings.ToUpper(s), "ß", "SS")
 }
 
 func fLower(_ *evaluator, v any, _ []any, _ map[string]any) (any, error) {
@@ -969,7 +974,7 @@ func (ev *evaluator) runTest(name string, v any, args []any, f *frame) (bool, er
 		}
 		s, _ := x.(string)
 		_, err = ev.runTest(s, nil, []any{nil}, f)
-		return err == nil || !strings.HasPrefix(err.Error(), "no test named"), nil
+		return err == nil || !strings.HasPrefix(err.Error(), "No test named"), nil
 	}
-	return false, fmt.Errorf("no test named '%s'", name)
+	return false, fmt.Errorf("No test named '%s'.", name)
 }

@@ -95,7 +95,7 @@ func strMethod(s, name string) builtinFunc {
 			return fReplace(nil, s, args, kwargs)
 		}
 	case "upper":
-		fn = func([]any, map[string]any) (any, error) { return strings.ToUpper(s), nil }
+		fn = func([]any, map[string]any) (any, error) { return pyUpper(s), nil }
 	case "lower":
 		fn = func([]any, map[string]any) (any, error) { return strings.ToLower(s), nil }
 	case "title":
