@@ -89,6 +89,25 @@ func (t *Tokenizer) encodeFragment(out []int32, frag string, afterSpecial, atSta
 	if t.nfc {
 		frag = nfc(frag)
 	}
+	if t.metaspace {
+		text := strings.ReplaceAll(frag, " ", "▁")
+		if t.addSpacePrefix && (atStart || afterSpecial && !t.prefixFirst) && !(t.prefixMissing && strings.HasPrefix(text, "▁")) {
+			text = "▁" + text
+		}
+		start := 0
+		for start < len(text) {
+			end := len(text)
+			if t.splitMeta {
+				if k := strings.Index(text[start+1:], "▁"); k >= 0 {
+					end = start + 1 + k
+				}
+			}
+			s.word = append(s.word[:0], text[start:end]...)
+			out = t.encodeWord(out, s.word, s)
+			start = end
+		}
+		return out
+	}
 	if t.prefixSpace && atStart && !strings.HasPrefix(frag, " ") {
 		frag = " " + frag
 	}
@@ -255,6 +274,12 @@ func (t *Tokenizer) encodeWord(out []int32, word []byte, s *scratch) []int32 {
 			continue
 		}
 		// not in the vocabulary: fall back to the bytes it stands for
+		if t.metaspace {
+			for _, b := range word[sym.start : sym.start+sym.n] {
+				out = t.appendByte(out, b)
+			}
+			continue
+		}
 		for _, r := range string(word[sym.start : sym.start+sym.n]) {
 			if b, ok := runeByte[r]; ok {
 				out = t.appendByte(out, b)

@@ -100,13 +100,21 @@ type hfPreTokenizer struct {
 	} `json:"pattern"`
 	Behavior       string `json:"behavior"`
 	Invert         bool   `json:"invert"`
-	AddPrefixSpace bool   `json:"add_prefix_space"`
+	AddPrefixSpace *bool  `json:"add_prefix_space"`
 	UseRegex       *bool  `json:"use_regex"`
+	Replacement    string `json:"replacement"`
+	PrependScheme  string `json:"prepend_scheme"`
+	Split          *bool  `json:"split"`
 }
 
 type hfNormalizer struct {
 	Type        string         `json:"type"`
 	Normalizers []hfNormalizer `json:"normalizers"`
+	Prepend     string         `json:"prepend"`
+	Content     string         `json:"content"`
+	Pattern     *struct {
+		String *string `json:"String"`
+	} `json:"pattern"`
 }
 
 type hfPostProcessor struct {
@@ -233,7 +241,9 @@ func parseMerges(raw json.RawMessage) ([][2]string, error) {
 }
 
 // FromHFJSON builds a tokenizer from the bytes of tokenizer.json and, when
-// not nil, tokenizer_config.json. Byte-level BPE models are supported.
+// not nil, tokenizer_config.json. BPE models are supported: byte-level ones
+// (GPT-2, Llama 3, Qwen) and SentencePiece-style ones that write spaces as ▁
+// and fall back to <0xXX> byte tokens (Llama 2, Mistral).
 func FromHFJSON(tokenizerJSON, tokenizerConfigJSON []byte) (*Tokenizer, error) {
 	var tj hfTokenizerJSON
 	if err := json.Unmarshal(tokenizerJSON, &tj); err != nil {
@@ -252,6 +262,7 @@ func FromHFJSON(tokenizerJSON, tokenizerConfigJSON []byte) (*Tokenizer, error) {
 	// pre-tokenizer: optional Split regexes, then ByteLevel
 	var splits []splitter
 	byteLevel, prefixSpace := false, false
+	var meta struct{ on, prefix, first, missing, split bool } // SentencePiece-style ▁ handling
 	var walk func(p *hfPreTokenizer) error
 	walk = func(p *hfPreTokenizer) error {
 		switch p.Type {
@@ -261,9 +272,17 @@ func FromHFJSON(tokenizerJSON, tokenizerConfigJSON []byte) (*Tokenizer, error) {
 					return err
 				}
 			}
+		case "Metaspace":
+			if p.Replacement != "▁" && p.Replacement != "" {
+				return fmt.Errorf("%w: Metaspace replacement %q", ErrUnsupported, p.Replacement)
+			}
+			meta.on, meta.missing = true, true
+			meta.prefix = p.PrependScheme != "never" && (p.AddPrefixSpace == nil || *p.AddPrefixSpace)
+			meta.first = p.PrependScheme == "first"
+			meta.split = p.Split == nil || *p.Split
 		case "ByteLevel":
 			byteLevel = true
-			prefixSpace = p.AddPrefixSpace
+			prefixSpace = p.AddPrefixSpace != nil && *p.AddPrefixSpace
 			if p.UseRegex == nil || *p.UseRegex {
 				splits = append(splits, splitter{style: styleGPT2})
 			}
@@ -299,9 +318,6 @@ func FromHFJSON(tokenizerJSON, tokenizerConfigJSON []byte) (*Tokenizer, error) {
 			return nil, fmt.Errorf("tokenizer.json: %w", err)
 		}
 	}
-	if !byteLevel {
-		return nil, fmt.Errorf("tokenizer.json: %w: only byte-level BPE (a ByteLevel pre-tokenizer) is supported", ErrUnsupported)
-	}
 	if len(splits) > 2 {
 		return nil, fmt.Errorf("tokenizer.json: %w: more than two splitting pre-tokenizers", ErrUnsupported)
 	}
@@ -318,6 +334,16 @@ func FromHFJSON(tokenizerJSON, tokenizerConfigJSON []byte) (*Tokenizer, error) {
 			}
 		case "NFC":
 			nfcNeeded = true
+		case "Prepend":
+			if n.Prepend != "▁" {
+				return fmt.Errorf("%w: Prepend normalizer of %q", ErrUnsupported, n.Prepend)
+			}
+			meta.on, meta.prefix = true, true
+		case "Replace":
+			if n.Pattern == nil || n.Pattern.String == nil || *n.Pattern.String != " " || n.Content != "▁" {
+				return fmt.Errorf("%w: Replace normalizer other than space to ▁", ErrUnsupported)
+			}
+			meta.on = true
 		default:
 			return fmt.Errorf("%w: normalizer %q", ErrUnsupported, n.Type)
 		}
@@ -327,6 +353,10 @@ func FromHFJSON(tokenizerJSON, tokenizerConfigJSON []byte) (*Tokenizer, error) {
 		if err := walkNorm(tj.Normalizer); err != nil {
 			return nil, fmt.Errorf("tokenizer.json: %w", err)
 		}
+	}
+
+	if byteLevel == meta.on {
+		return nil, fmt.Errorf("tokenizer.json: %w: need either a ByteLevel pre-tokenizer or SentencePiece-style ▁ spaces", ErrUnsupported)
 	}
 
 	// vocabulary: model vocab, then added tokens (tokenizer.json, then any
@@ -372,6 +402,9 @@ func FromHFJSON(tokenizerJSON, tokenizerConfigJSON []byte) (*Tokenizer, error) {
 	for text, id := range tj.Model.Vocab {
 		tokens[id] = text
 		types[id] = typeNormal
+		if _, isByte := parseByteToken(text); isByte && tj.Model.ByteFallback {
+			types[id] = typeByte
+		}
 	}
 	for _, a := range added {
 		tokens[a.ID] = a.Content
@@ -393,12 +426,17 @@ func FromHFJSON(tokenizerJSON, tokenizerConfigJSON []byte) (*Tokenizer, error) {
 		t.prefixSpace = *cfg.AddPrefixSpace
 	}
 	t.cache = newWordCache(1 << 16)
-	if len(splits) == 0 {
-		return nil, fmt.Errorf("tokenizer.json: %w: no pre-tokenizer regex", ErrUnsupported)
-	}
-	t.split = splits[0]
-	if len(splits) == 2 {
-		t.split.next = &splits[1]
+	if meta.on {
+		t.metaspace = true
+		t.addSpacePrefix, t.prefixFirst, t.prefixMissing, t.splitMeta = meta.prefix, meta.first, meta.missing, meta.split
+	} else {
+		if len(splits) == 0 {
+			return nil, fmt.Errorf("tokenizer.json: %w: no pre-tokenizer regex", ErrUnsupported)
+		}
+		t.split = splits[0]
+		if len(splits) == 2 {
+			t.split.next = &splits[1]
+		}
 	}
 
 	// special tokens
@@ -449,7 +487,7 @@ func FromHFJSON(tokenizerJSON, tokenizerConfigJSON []byte) (*Tokenizer, error) {
 			}
 		}
 	} else {
-		t.addBOS = t.bos >= 0 && t.split.style == styleLlama3
+		t.addBOS = t.bos >= 0 && (t.split.style == styleLlama3 || t.metaspace)
 	}
 	if cfg.AddBOS != nil {
 		t.addBOS = *cfg.AddBOS

@@ -64,8 +64,12 @@ type Tokenizer struct {
 	nfc          bool // NFC-normalize text first
 	cache        *wordCache
 
-	// SPM
+	// SPM, and BPE over ▁-escaped text (metaspace)
+	metaspace      bool       // BPE: spaces are ▁, no byte-level alphabet, <0xXX> byte fallback
 	addSpacePrefix bool       // "▁" before text at the start and after special tokens
+	prefixFirst    bool       // metaspace: "▁" only before the start of the input
+	prefixMissing  bool       // metaspace: "▁" only when the text does not start with one
+	splitMeta      bool       // metaspace: split words before each ▁
 	byteTok        [256]int32 // token of each byte value for byte fallback; -1 when absent
 
 	specials     []special // sorted by length, longest first
@@ -144,13 +148,13 @@ func (t *Tokenizer) finish() {
 				}
 			}
 		case typeNormal:
-			if t.kind == kindSPM {
+			if t.kind == kindSPM || t.metaspace {
 				t.pieces[id] = []byte(strings.ReplaceAll(text, "▁", " "))
 			} else {
 				t.pieces[id] = byteLevelDecode(text)
 			}
 		case typeUserDefined:
-			if t.kind == kindSPM {
+			if t.kind == kindSPM || t.metaspace {
 				t.pieces[id] = []byte(strings.ReplaceAll(text, "▁", " "))
 			} else {
 				t.pieces[id] = []byte(text)
@@ -164,7 +168,7 @@ func (t *Tokenizer) finish() {
 			}
 		}
 	}
-	if t.kind == kindBPE {
+	if t.kind == kindBPE && !t.metaspace {
 		// byte-level BPE: the byte's own alphabet character is its token
 		for b := 0; b < 256; b++ {
 			if id, ok := t.vocab[byteChars[b]]; ok && t.byteTok[b] < 0 {
@@ -322,7 +326,9 @@ func (t *Tokenizer) TokenBytes(id int32) []byte {
 
 // stripsAfterBOS reports whether the first piece after a leading BOS loses
 // the space the encoder put in front of the text.
-func (t *Tokenizer) stripsAfterBOS() bool { return t.kind == kindSPM && t.addSpacePrefix && t.bos >= 0 }
+func (t *Tokenizer) stripsAfterBOS() bool {
+	return (t.kind == kindSPM || t.metaspace) && t.addSpacePrefix && t.bos >= 0
+}
 
 // Decode returns the text of ids. Control tokens contribute nothing. When ids
 // start with BOS, the space an SPM encoder adds in front of the text is
