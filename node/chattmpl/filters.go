@@ -71,7 +71,7 @@ func init() {
 func (ev *evaluator) callFilter(name string, v any, args []any, kwargs map[string]any, line int) (any, error) {
 	f, ok := filters[name]
 	if !ok {
-		return nil, fmt.Errorf("line %d: No filter named '%s'.", line, name)
+		return nil, fmt.Errorf("line %d: %w", line, &unknownError{kind: "filter", name: name})
 	}
 	out, err := f(ev, v, args, kwargs)
 	if err != nil {
@@ -391,6 +391,7 @@ func fItems(_ *evaluator, v any, _ []any, _ map[string]any) (any, error) {
 	case Undefined:
 		return &List{Items: []any{}}, nil
 	}
+	//lint:ignore ST1005 jinja2's message
 	return nil, errors.New("Can only get item pairs from a mapping.")
 }
 
@@ -974,7 +975,14 @@ func (ev *evaluator) runTest(name string, v any, args []any, f *frame) (bool, er
 		}
 		s, _ := x.(string)
 		_, err = ev.runTest(s, nil, []any{nil}, f)
-		return err == nil || !strings.HasPrefix(err.Error(), "No test named"), nil
+		var unknown *unknownError
+		return !errors.As(err, &unknown), nil
 	}
-	return false, fmt.Errorf("No test named '%s'.", name)
+	return false, &unknownError{kind: "test", name: name}
 }
+
+// unknownError reports a filter or test the template names that does not
+// exist, in jinja2's words.
+type unknownError struct{ kind, name string }
+
+func (e *unknownError) Error() string { return fmt.Sprintf("No %s named '%s'.", e.kind, e.name) }

@@ -129,6 +129,7 @@ func writeJSON(b *strings.Builder, v any, o jsonOptions, depth int) error {
 	case *Namespace:
 		return writeJSON(b, x.d, o, depth)
 	default:
+		//lint:ignore ST1005 Python's message
 		return fmt.Errorf("Object of type %s is not JSON serializable", typeName(v))
 	}
 	return nil

@@ -276,7 +276,7 @@ func truthy(v any) bool {
 
 // typeName is Python's type(v).__name__, as error messages print it.
 func typeName(v any) string {
-	switch v.(type) {
+	switch x := v.(type) {
 	case nil:
 		return "NoneType"
 	case Undefined:
@@ -290,7 +290,7 @@ func typeName(v any) string {
 	case string:
 		return "str"
 	case *List:
-		if v.(*List).Tuple {
+		if x.Tuple {
 			return "tuple"
 		}
 		return "list"
