@@ -43,6 +43,7 @@ type responsesItem struct {
 	Arguments string          `json:"arguments"`
 	Output    json.RawMessage `json:"output"`
 	Summary   []responsesPart `json:"summary"`
+	Input     string          `json:"input"` // custom_tool_call
 }
 
 type responsesPart struct {
@@ -60,7 +61,38 @@ type responsesTool struct {
 	Description string            `json:"description"`
 	Parameters  json.RawMessage   `json:"parameters"`
 	Strict      *bool             `json:"strict"`
-	Tools       []json.RawMessage `json:"tools"` // type "namespace"
+	Tools       []json.RawMessage `json:"tools"`  // type "namespace"
+	Format      *customToolFormat `json:"format"` // type "custom"
+}
+
+type customToolFormat struct {
+	Type       string `json:"type"`
+	Syntax     string `json:"syntax"`
+	Definition string `json:"definition"`
+}
+
+// customToolSchema is the parameters of the chat function standing for a
+// custom (free-form input) tool: its one argument is the input text.
+var customToolSchema = json.RawMessage(`{"type":"object","properties":{"input":{"type":"string","description":"The tool's raw input."}},"required":["input"]}`)
+
+// customToolArgs wraps a custom tool call's input as function arguments.
+func customToolArgs(input string) string {
+	b, _ := marshal(struct {
+		Input string `json:"input"`
+	}{input}) // a string always encodes
+	return string(b)
+}
+
+// customToolInput unwraps the input of a custom tool call from function
+// arguments; arguments of another shape are passed on as they are.
+func customToolInput(args string) string {
+	var v struct {
+		Input *string `json:"input"`
+	}
+	if json.Unmarshal([]byte(args), &v) == nil && v.Input != nil {
+		return *v.Input
+	}
+	return args
 }
 
 // ResponsesToChat translates an OpenAI Responses API request into a chat
@@ -161,8 +193,10 @@ func ResponsesToChat(body []byte) (chat []byte, info RequestInfo, err error) {
 }
 
 // responsesTools maps one tool declaration. Function tools map one to one;
-// a namespace contributes its function tools under prefixed names; tool
-// types a local model cannot run (web_search, file_search, …) are dropped.
+// a custom (free-form) tool becomes a function taking its input as one
+// string argument; a namespace contributes its tools under prefixed names;
+// tool types a local model cannot run (web_search, file_search, …) are
+// dropped.
 func responsesTools(raw json.RawMessage, param, namespace string) ([]chatTool, error) {
 	var t responsesTool
 	if err := json.Unmarshal(raw, &t); err != nil {
@@ -183,6 +217,22 @@ func responsesTools(raw json.RawMessage, param, namespace string) ([]chatTool, e
 		}
 		return []chatTool{{Type: "function", Function: chatFunction{
 			Name: name, Description: t.Description, Parameters: params, Strict: t.Strict,
+		}}}, nil
+	case "custom":
+		if t.Name == "" {
+			return nil, badRequest(param+".name", "field required")
+		}
+		desc := t.Description
+		if f := t.Format; f != nil && f.Type == "grammar" && f.Definition != "" {
+			desc += "\n\nThe input must follow this " + f.Syntax + " grammar:\n" + f.Definition
+		}
+		desc = strings.TrimSpace(desc + "\n\nPass the whole input as the string argument \"input\".")
+		name := t.Name
+		if namespace != "" {
+			name = namespace + namespaceSep + name
+		}
+		return []chatTool{{Type: "function", Function: chatFunction{
+			Name: name, Description: desc, Parameters: customToolSchema,
 		}}}, nil
 	case "namespace":
 		if namespace != "" || t.Name == "" {
@@ -265,9 +315,16 @@ func responsesTextFormat(raw json.RawMessage) (json.RawMessage, error) {
 		if name == "" {
 			name = "response"
 		}
-		return marshal(map[string]any{"type": "json_schema", "json_schema": map[string]any{
-			"name": name, "description": f.Description, "schema": f.Schema, "strict": f.Strict,
-		}})
+		type jsonSchema struct {
+			Name        string          `json:"name"`
+			Description string          `json:"description,omitempty"`
+			Schema      json.RawMessage `json:"schema"`
+			Strict      *bool           `json:"strict,omitempty"`
+		}
+		return marshal(struct {
+			Type       string     `json:"type"`
+			JSONSchema jsonSchema `json:"json_schema"`
+		}{"json_schema", jsonSchema{name, f.Description, f.Schema, f.Strict}})
 	case "json_object":
 		return json.RawMessage(`{"type":"json_object"}`), nil
 	}
@@ -367,7 +424,18 @@ func responsesInput(raw json.RawMessage) (msgs []chatMessage, systems []string, 
 			m := assistant()
 			m.ToolCalls = append(m.ToolCalls, chatToolCall{ID: id, Type: "function",
 				Function: chatFunctionCall{Name: name, Arguments: args}})
-		case "function_call_output":
+		case "custom_tool_call":
+			if it.Name == "" {
+				return nil, nil, badRequest(param+".name", "field required")
+			}
+			id := it.CallID
+			if id == "" {
+				id = randomID("call_")
+			}
+			m := assistant()
+			m.ToolCalls = append(m.ToolCalls, chatToolCall{ID: id, Type: "function",
+				Function: chatFunctionCall{Name: it.Name, Arguments: customToolArgs(it.Input)}})
+		case "function_call_output", "custom_tool_call_output":
 			if it.CallID == "" {
 				return nil, nil, badRequest(param+".call_id", "field required")
 			}

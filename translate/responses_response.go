@@ -90,6 +90,16 @@ type responsesFunctionCallItem struct {
 	Arguments string `json:"arguments"`
 }
 
+type responsesCustomCallItem struct {
+	ID        string `json:"id"`
+	Type      string `json:"type"`
+	Status    string `json:"status"`
+	CallID    string `json:"call_id"`
+	Name      string `json:"name"`
+	Namespace string `json:"namespace,omitempty"`
+	Input     string `json:"input"`
+}
+
 type responsesReasoningItem struct {
 	ID      string              `json:"id"`
 	Type    string              `json:"type"`
@@ -105,6 +115,7 @@ type responsesTextPart struct {
 type responsesEcho struct {
 	model      string
 	namespaces map[string]bool
+	custom     map[string]bool // chat names of custom (free-form) tools
 	tmpl       responsesObject
 }
 
@@ -114,11 +125,23 @@ type responsesEcho struct {
 func newResponsesEcho(req []byte) *responsesEcho {
 	var r responsesRequest
 	_ = json.Unmarshal(req, &r)
-	e := &responsesEcho{model: r.Model, namespaces: map[string]bool{}}
+	e := &responsesEcho{model: r.Model, namespaces: map[string]bool{}, custom: map[string]bool{}}
 	for _, raw := range r.Tools {
 		var t responsesTool
-		if json.Unmarshal(raw, &t) == nil && t.Type == "namespace" && t.Name != "" {
+		if json.Unmarshal(raw, &t) != nil || t.Name == "" {
+			continue
+		}
+		switch t.Type {
+		case "namespace":
 			e.namespaces[t.Name] = true
+			for _, inner := range t.Tools {
+				var it responsesTool
+				if json.Unmarshal(inner, &it) == nil && it.Type == "custom" {
+					e.custom[t.Name+namespaceSep+it.Name] = true
+				}
+			}
+		case "custom":
+			e.custom[t.Name] = true
 		}
 	}
 	t := responsesObject{
@@ -228,8 +251,13 @@ func ChatToResponses(chatResp []byte, req []byte) ([]byte, error) {
 		if callID == "" {
 			callID = randomID("call_")
 		}
-		out.Output = append(out.Output, responsesFunctionCallItem{ID: itemID("fc_", id, n), Type: "function_call",
-			Status: "completed", CallID: callID, Name: name, Namespace: ns, Arguments: tc.Function.Arguments})
+		if e.custom[tc.Function.Name] {
+			out.Output = append(out.Output, responsesCustomCallItem{ID: itemID("ctc_", id, n), Type: "custom_tool_call",
+				Status: "completed", CallID: callID, Name: name, Namespace: ns, Input: customToolInput(tc.Function.Arguments)})
+		} else {
+			out.Output = append(out.Output, responsesFunctionCallItem{ID: itemID("fc_", id, n), Type: "function_call",
+				Status: "completed", CallID: callID, Name: name, Namespace: ns, Arguments: tc.Function.Arguments})
+		}
 		n++
 	}
 	out.Status, out.IncompleteDetails = finishStatus(c.FinishReason)

@@ -37,7 +37,7 @@ type ResponsesStream struct {
 }
 
 type streamItem struct {
-	kind   string // "message", "reasoning" or "function_call"
+	kind   string // "message", "reasoning", "function_call" or "custom_tool_call"
 	index  int    // output_index
 	id     string
 	text   strings.Builder // message text, reasoning text or arguments
@@ -158,7 +158,11 @@ func (s *ResponsesStream) toolFragment(pos int, tc chatToolCall) {
 	it, ok := s.tools[idx]
 	if !ok {
 		s.closeCurrent()
-		it = s.newItem("function_call", "fc_")
+		if s.echo.custom[tc.Function.Name] {
+			it = s.newItem("custom_tool_call", "ctc_")
+		} else {
+			it = s.newItem("function_call", "fc_")
+		}
 		it.callID = tc.ID
 		if it.callID == "" {
 			it.callID = randomID("call_")
@@ -170,14 +174,27 @@ func (s *ResponsesStream) toolFragment(pos int, tc chatToolCall) {
 	}
 	if a := tc.Function.Arguments; a != "" {
 		it.text.WriteString(a)
-		s.emit("response.function_call_arguments.delta", "item_id", it.id, "output_index", it.index, "delta", a)
+		if it.kind == "function_call" {
+			s.emit("response.function_call_arguments.delta", "item_id", it.id, "output_index", it.index, "delta", a)
+		}
+		// A custom tool's input is JSON-wrapped in the arguments; it is
+		// written whole when the call is done.
 	}
 }
 
-func (s *ResponsesStream) callItem(it *streamItem, status string) responsesFunctionCallItem {
+// callItem is a function or custom tool call item; its arguments or input
+// are filled in once the call is complete.
+func (s *ResponsesStream) callItem(it *streamItem, status string) any {
 	args := ""
-	if status == "completed" {
+	if status != "in_progress" {
 		args = it.text.String()
+	}
+	if it.kind == "custom_tool_call" {
+		if args != "" {
+			args = customToolInput(args)
+		}
+		return responsesCustomCallItem{ID: it.id, Type: "custom_tool_call", Status: status, CallID: it.callID,
+			Name: it.name, Namespace: it.ns, Input: args}
 	}
 	return responsesFunctionCallItem{ID: it.id, Type: "function_call", Status: status, CallID: it.callID,
 		Name: it.name, Namespace: it.ns, Arguments: args}
@@ -194,9 +211,7 @@ func (s *ResponsesStream) finalItem(it *streamItem) any {
 		return responsesMessageItem{ID: it.id, Type: "message", Status: itemStatus(it), Role: "assistant",
 			Content: []responsesOutputText{outputText(it.text.String())}}
 	}
-	f := s.callItem(it, "completed")
-	f.Status = itemStatus(it)
-	return f
+	return s.callItem(it, itemStatus(it))
 }
 
 // itemStatus is "completed" for a finished item, "incomplete" for one a
@@ -239,8 +254,16 @@ func (s *ResponsesStream) closeAll() {
 	for _, it := range s.calls {
 		it.done = true
 		args := it.text.String()
-		s.emit("response.function_call_arguments.done", "item_id", it.id, "output_index", it.index,
-			"name", it.name, "arguments", args)
+		if it.kind == "custom_tool_call" {
+			input := customToolInput(args)
+			if input != "" {
+				s.emit("response.custom_tool_call_input.delta", "item_id", it.id, "output_index", it.index, "delta", input)
+			}
+			s.emit("response.custom_tool_call_input.done", "item_id", it.id, "output_index", it.index, "input", input)
+		} else {
+			s.emit("response.function_call_arguments.done", "item_id", it.id, "output_index", it.index,
+				"name", it.name, "arguments", args)
+		}
 		s.emit("response.output_item.done", "output_index", it.index, "item", s.finalItem(it))
 	}
 	s.calls = s.calls[:0]

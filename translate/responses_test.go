@@ -1,6 +1,7 @@
 package translate
 
 import (
+	"bytes"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -70,9 +71,11 @@ func TestResponsesToChat(t *testing.T) {
 		"text":{"format":{"type":"json_schema","name":"out","schema":{"type":"object"},"strict":true}}}`,
 		`{"model":"m","messages":[{"role":"user","content":"x"}],
 		"tools":[{"type":"function","function":{"name":"f","description":"d","parameters":{"type":"object"},"strict":true}},
-			{"type":"function","function":{"name":"ns__g","parameters":{"type":"object","properties":{}}}}],
+			{"type":"function","function":{"name":"ns__g","parameters":{"type":"object","properties":{}}}},
+			{"type":"function","function":{"name":"apply_patch","description":"Pass the whole input as the string argument \"input\".",
+				"parameters":{"type":"object","properties":{"input":{"type":"string","description":"The tool's raw input."}},"required":["input"]}}}],
 		"tool_choice":{"type":"function","function":{"name":"f"}},"parallel_tool_calls":false,"reasoning_effort":"low",
-		"response_format":{"type":"json_schema","json_schema":{"name":"out","description":"","schema":{"type":"object"},"strict":true}}}`, toolsInfo)
+		"response_format":{"type":"json_schema","json_schema":{"name":"out","schema":{"type":"object"},"strict":true}}}`, toolsInfo)
 
 	f("tool_choice without tools is dropped, json_object", `{"model":"m","input":"x","tool_choice":"required",
 		"parallel_tool_calls":true,"text":{"format":{"type":"json_object"}}}`,
@@ -213,5 +216,79 @@ func TestChatToResponses(t *testing.T) {
 
 	if _, err := ChatToResponses([]byte(`{"choices":[]}`), req); err == nil {
 		t.Fatal("no error for a completion without choices")
+	}
+}
+
+// Custom (free-form) tools travel as functions taking one string argument,
+// and come back as custom_tool_call items with the bare input.
+func TestResponsesCustomTools(t *testing.T) {
+	fixedSources(t)
+	req := []byte(`{"model":"m","stream":true,"input":[
+		{"type":"message","role":"user","content":"patch it"},
+		{"type":"custom_tool_call","call_id":"call_p","name":"apply_patch","input":"*** Begin Patch\n*** End Patch"},
+		{"type":"custom_tool_call_output","call_id":"call_p","output":"Done!"}],
+		"tools":[{"type":"custom","name":"apply_patch","description":"Apply a patch.",
+			"format":{"type":"grammar","syntax":"lark","definition":"start: begin_patch"}}]}`)
+	chat, info, err := ResponsesToChat(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !info.HasTools {
+		t.Fatal("HasTools = false")
+	}
+	var cr chatRequest
+	if err := json.Unmarshal(chat, &cr); err != nil {
+		t.Fatal(err)
+	}
+	if len(cr.Tools) != 1 || cr.Tools[0].Function.Name != "apply_patch" ||
+		!strings.Contains(cr.Tools[0].Function.Description, "lark grammar:\nstart: begin_patch") {
+		t.Fatalf("tools = %+v", cr.Tools)
+	}
+	if len(cr.Messages) != 3 || len(cr.Messages[1].ToolCalls) != 1 ||
+		cr.Messages[1].ToolCalls[0].Function.Arguments != `{"input":"*** Begin Patch\n*** End Patch"}` ||
+		cr.Messages[2].Role != "tool" || cr.Messages[2].ToolCallID != "call_p" {
+		t.Fatalf("messages = %s", chat)
+	}
+
+	completion := `{"id":"chatcmpl-c","created":7,"choices":[{"message":{"tool_calls":[
+		{"id":"call_q","function":{"name":"apply_patch","arguments":"{\"input\":\"*** Begin Patch\\n\"}"}}]},"finish_reason":"tool_calls"}]}`
+	resp, err := ChatToResponses([]byte(completion), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ro struct {
+		Output []map[string]any `json:"output"`
+	}
+	if err := json.Unmarshal(resp, &ro); err != nil {
+		t.Fatal(err)
+	}
+	if len(ro.Output) != 1 || ro.Output[0]["type"] != "custom_tool_call" || ro.Output[0]["input"] != "*** Begin Patch\n" ||
+		ro.Output[0]["call_id"] != "call_q" {
+		t.Fatalf("output = %v", ro.Output)
+	}
+
+	var out bytes.Buffer
+	s := NewResponsesStream(&out, req, nil)
+	for _, c := range []string{
+		`{"id":"chatcmpl-c","created":7,"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_q","function":{"name":"apply_patch","arguments":"{\"input\":"}}]}}]}`,
+		`{"id":"chatcmpl-c","created":7,"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"\"*** Begin Patch\\n\"}"}}]},"finish_reason":"tool_calls"}]}`,
+	} {
+		if err := s.Chunk([]byte(c)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := checkResponsesEvents(out.Bytes()); err != nil {
+		t.Fatalf("%v\n%s", err, out.Bytes())
+	}
+	for _, want := range []string{`"type":"response.custom_tool_call_input.done"`, `"input":"*** Begin Patch\n"`, `"type":"custom_tool_call"`} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("stream lacks %s:\n%s", want, out.Bytes())
+		}
+	}
+	if strings.Contains(out.String(), "function_call_arguments") {
+		t.Errorf("custom call streamed as function arguments:\n%s", out.Bytes())
 	}
 }

@@ -304,21 +304,26 @@ func checkResponsesEvents(out []byte) error {
 			n := &item{id: iid}
 			items = append(items, n)
 			byID[iid] = n
-		case "response.output_text.delta", "response.function_call_arguments.delta", "response.reasoning_summary_text.delta":
+		case "response.output_text.delta", "response.function_call_arguments.delta", "response.reasoning_summary_text.delta",
+			"response.custom_tool_call_input.delta":
 			it := byID[id]
 			if it == nil || it.done {
 				return fmt.Errorf("event %d: delta for item %q that is not open", i, id)
 			}
 			d, _ := e.data["delta"].(string)
 			it.text.WriteString(d)
-		case "response.output_text.done", "response.function_call_arguments.done", "response.reasoning_summary_text.done":
+		case "response.output_text.done", "response.function_call_arguments.done", "response.reasoning_summary_text.done",
+			"response.custom_tool_call_input.done":
 			it := byID[id]
 			if it == nil || it.done {
 				return fmt.Errorf("event %d: done for item %q that is not open", i, id)
 			}
 			key := "text"
-			if e.name == "response.function_call_arguments.done" {
+			switch e.name {
+			case "response.function_call_arguments.done":
 				key = "arguments"
+			case "response.custom_tool_call_input.done":
+				key = "input"
 			}
 			if got, _ := e.data[key].(string); got != it.text.String() {
 				return fmt.Errorf("event %d: done %s %q, deltas gave %q", i, key, got, it.text.String())
