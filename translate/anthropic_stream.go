@@ -29,6 +29,7 @@ type AnthropicStream struct {
 	tools          map[int]struct{} // OpenAI tool call indexes seen
 	openTool       int              // OpenAI index of the open tool_use block
 	pending        []*pendingCall   // calls held back, in arrival order
+	callKeys       toolCallKeys
 	sawTool        bool
 	finish         string
 	matched        string
@@ -106,10 +107,7 @@ func (s *AnthropicStream) Chunk(data []byte) error {
 // interleave the fragments of parallel calls while Anthropic blocks are
 // strictly sequential.
 func (s *AnthropicStream) toolFragment(pos int, tc chatToolCall) {
-	idx := pos
-	if tc.Index != nil {
-		idx = *tc.Index
-	}
+	idx, _ := s.callKeys.key(pos, tc)
 	if s.openKind == "tool_use" && s.openTool == idx {
 		s.toolArgs(tc.Function.Arguments)
 		return

@@ -245,3 +245,42 @@ func marshal(v any) ([]byte, error) {
 	}
 	return bytes.TrimSuffix(buf.Bytes(), []byte{'\n'}), nil
 }
+
+// toolCallKeys tells apart the tool calls of one streamed choice. OpenAI
+// streams name a call by its index and send its id once; some servers
+// instead send every call whole at index 0, each with its own id. A
+// fragment whose id differs from the one its index last had starts a new
+// call.
+type toolCallKeys struct {
+	byIndex map[int]callKey
+	next    int
+}
+
+type callKey struct {
+	key int
+	id  string
+}
+
+// key returns the call a fragment belongs to, and whether it starts one.
+// pos is the fragment's position in its delta, used when it has no index.
+func (k *toolCallKeys) key(pos int, tc chatToolCall) (int, bool) {
+	idx := pos
+	if tc.Index != nil {
+		idx = *tc.Index
+	}
+	if k.byIndex == nil {
+		k.byIndex = map[int]callKey{}
+	}
+	cur, ok := k.byIndex[idx]
+	if ok && (tc.ID == "" || tc.ID == cur.id || cur.id == "") {
+		if cur.id == "" && tc.ID != "" {
+			cur.id = tc.ID
+			k.byIndex[idx] = cur
+		}
+		return cur.key, false
+	}
+	cur = callKey{key: k.next, id: tc.ID}
+	k.next++
+	k.byIndex[idx] = cur
+	return cur.key, true
+}

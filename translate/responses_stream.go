@@ -32,6 +32,7 @@ type ResponsesStream struct {
 	cur            *streamItem         // open message or reasoning item
 	calls          []*streamItem       // open function calls
 	tools          map[int]*streamItem // OpenAI tool call index → item
+	callKeys       toolCallKeys
 	finish         string
 	usage          *chatUsage
 }
@@ -151,10 +152,7 @@ func (s *ResponsesStream) textDelta(t string) {
 }
 
 func (s *ResponsesStream) toolFragment(pos int, tc chatToolCall) {
-	idx := pos
-	if tc.Index != nil {
-		idx = *tc.Index
-	}
+	idx, _ := s.callKeys.key(pos, tc)
 	it, ok := s.tools[idx]
 	if !ok {
 		s.closeCurrent()
