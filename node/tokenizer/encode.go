@@ -64,7 +64,7 @@ func (t *Tokenizer) findSpecial(text string, from int, parseSpecial bool) (int, 
 		if !first[text[i]] {
 			continue
 		}
-		for k := range t.specials {
+		for _, k := range t.specialsBy[text[i]] {
 			sp := &t.specials[k]
 			if sp.control && !parseSpecial {
 				continue

@@ -24,38 +24,32 @@ func FromHF(dir string) (*Tokenizer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("loading tokenizer: %w", err)
 	}
-	t, err := FromHFJSON(tj, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("loading tokenizer from %s: %w", dir, err)
-	}
 	tmpl, err := readOptional(filepath.Join(dir, "chat_template.jinja"))
 	if err != nil {
 		return nil, fmt.Errorf("loading tokenizer: %w", err)
-	}
-	if tmpl != nil {
-		t.chatTemplate = string(tmpl)
 	}
 	gen, err := readOptional(filepath.Join(dir, "generation_config.json"))
 	if err != nil {
 		return nil, fmt.Errorf("loading tokenizer: %w", err)
 	}
+	var eog []int32
 	if gen != nil {
 		var g struct {
 			EOS json.RawMessage `json:"eos_token_id"`
 		}
 		if err := json.Unmarshal(gen, &g); err != nil {
-			return nil, fmt.Errorf("loading tokenizer: generation_config.json: %w", err)
+			return nil, fmt.Errorf("loading tokenizer from %s: generation_config.json: %w", dir, err)
 		}
-		ids, err := intOrList(g.EOS)
-		if err != nil {
-			return nil, fmt.Errorf("loading tokenizer: generation_config.json: eos_token_id: %w", err)
+		if eog, err = intOrList(g.EOS); err != nil {
+			return nil, fmt.Errorf("loading tokenizer from %s: generation_config.json: eos_token_id: %w", dir, err)
 		}
-		for _, id := range ids {
-			if t.valid(id) {
-				t.eog = append(t.eog, id)
-			}
-		}
-		t.findEOG()
+	}
+	t, err := fromHFJSON(tj, cfg, eog)
+	if err != nil {
+		return nil, fmt.Errorf("loading tokenizer from %s: %w", dir, err)
+	}
+	if tmpl != nil {
+		t.chatTemplate = string(tmpl)
 	}
 	return t, nil
 }
@@ -245,6 +239,12 @@ func parseMerges(raw json.RawMessage) ([][2]string, error) {
 // (GPT-2, Llama 3, Qwen) and SentencePiece-style ones that write spaces as ▁
 // and fall back to <0xXX> byte tokens (Llama 2, Mistral).
 func FromHFJSON(tokenizerJSON, tokenizerConfigJSON []byte) (*Tokenizer, error) {
+	return fromHFJSON(tokenizerJSON, tokenizerConfigJSON, nil)
+}
+
+// fromHFJSON is FromHFJSON with more end-of-generation ids (from
+// generation_config.json).
+func fromHFJSON(tokenizerJSON, tokenizerConfigJSON []byte, eog []int32) (*Tokenizer, error) {
 	var tj hfTokenizerJSON
 	if err := json.Unmarshal(tokenizerJSON, &tj); err != nil {
 		return nil, fmt.Errorf("tokenizer.json: %w", err)
@@ -502,6 +502,11 @@ func FromHFJSON(tokenizerJSON, tokenizerConfigJSON []byte) (*Tokenizer, error) {
 		return nil, fmt.Errorf("tokenizer_config.json: chat_template: %w", err)
 	} else {
 		t.chatTemplate = tmpl
+	}
+	for _, id := range eog {
+		if t.valid(id) {
+			t.eog = append(t.eog, id)
+		}
 	}
 	t.finish()
 	for _, a := range added {

@@ -72,9 +72,10 @@ type Tokenizer struct {
 	splitMeta      bool       // metaspace: split words before each ▁
 	byteTok        [256]int32 // token of each byte value for byte fallback; -1 when absent
 
-	specials     []special // sorted by length, longest first
-	specialFirst [256]bool // first bytes of specials' texts
-	userFirst    [256]bool // first bytes of non-control specials' texts
+	specials     []special    // sorted by length, longest first
+	specialsBy   [256][]int32 // indices into specials, by first byte
+	specialFirst [256]bool    // first bytes of specials' texts
+	userFirst    [256]bool    // first bytes of non-control specials' texts
 
 	bos, eos, unk  int32
 	addBOS, addEOS bool
@@ -162,7 +163,7 @@ func (t *Tokenizer) finish() {
 		case typeUnknown:
 			t.pieces[id] = []byte("\u2585")
 		}
-		if typ == typeControl || typ == typeUserDefined || (typ == typeUnknown && t.kind == kindBPE) {
+		if typ == typeControl || typ == typeUserDefined || typ == typeUnknown {
 			if text != "" {
 				t.specials = append(t.specials, special{text: text, id: int32(id), control: typ != typeUserDefined})
 			}
@@ -177,7 +178,8 @@ func (t *Tokenizer) finish() {
 		}
 	}
 	slices.SortStableFunc(t.specials, func(a, b special) int { return len(b.text) - len(a.text) })
-	for _, s := range t.specials {
+	for i, s := range t.specials {
+		t.specialsBy[s.text[0]] = append(t.specialsBy[s.text[0]], int32(i))
 		t.specialFirst[s.text[0]] = true
 		if !s.control {
 			t.userFirst[s.text[0]] = true
