@@ -252,14 +252,16 @@ func anthropicSystemText(raw json.RawMessage, param string) (string, error) {
 	}
 	var texts []string
 	for _, b := range blocks {
-		if b.Type == "text" || b.Type == "" {
-			if b.Text != "" {
-				texts = append(texts, b.Text)
-			}
+		if (b.Type == "text" || b.Type == "") && b.Text != "" && !strings.HasPrefix(b.Text, billingHeader) {
+			texts = append(texts, b.Text)
 		}
 	}
 	return strings.Join(texts, "\n\n"), nil
 }
+
+// billingHeader starts a system block Claude Code sends for Anthropic's
+// accounting, not for the model; it is left out of the prompt.
+const billingHeader = "x-anthropic-billing-header:"
 
 // anthropicContent decodes a message's content: a string is one text block.
 func anthropicContent(raw json.RawMessage, param string) ([]anthropicBlock, error) {

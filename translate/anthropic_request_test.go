@@ -189,6 +189,9 @@ func TestAnthropicToChatClaudeCode(t *testing.T) {
 			t.Errorf("system prompt lacks %q", want)
 		}
 	}
+	if strings.Contains(sys, "billing-header") {
+		t.Errorf("the billing header block reached the prompt")
+	}
 	if !strings.HasSuffix(req.Messages[1].Content, "say hi") || !strings.HasPrefix(req.Messages[1].Content, "<system-reminder>") {
 		t.Errorf("user message = %.80q…", req.Messages[1].Content)
 	}
