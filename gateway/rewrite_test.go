@@ -1,0 +1,167 @@
+package gateway
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestRewriteRequest(t *testing.T) {
+	f := func(in, model string, usage bool, want string, wantChanged bool) {
+		t.Helper()
+		got, changed, err := rewriteRequest(nil, []byte(in), model, usage)
+		if err != nil {
+			t.Fatalf("rewrite(%s): %v", in, err)
+		}
+		if string(got) != want || changed != wantChanged {
+			t.Fatalf("rewrite(%s)\n got %s (changed %v)\nwant %s (changed %v)", in, got, changed, want, wantChanged)
+		}
+	}
+	f(`{"model":"a"}`, "a", false, `{"model":"a"}`, false)
+	f(`{"model":"alias","x":1}`, "real", false, `{"model":"real","x":1}`, true)
+	f(` { "x" : {"model":"inner"} , "model" : "alias" } `, "id/with\"quote", false, ` { "x" : {"model":"inner"} , "model" : "id/with\"quote" } `, true)
+	f(`{"model":"a","stream":true}`, "a", true, `{"stream_options":{"include_usage":true},"model":"a","stream":true}`, true)
+	f(`{}`, "a", true, `{"stream_options":{"include_usage":true}}`, true)
+	f(`{"model":"a","stream_options":{"include_usage":false}}`, "a", true, `{"model":"a","stream_options":{"include_usage":true}}`, true)
+	f(`{"model":"a","stream_options":null}`, "a", true, `{"model":"a","stream_options":{"include_usage":true}}`, true)
+	f(`{"model":"a","stream_options":{"include_usage":true}}`, "a", true, `{"model":"a","stream_options":{"include_usage":true}}`, false)
+	f(`{"mod\u0065l":"x","model":"y"}`, "z", false, `{"mod\u0065l":"z","model":"z"}`, true)
+	f(`{"s":"a \" } , \"model\":1","model":"b"}`, "c", false, `{"s":"a \" } , \"model\":1","model":"c"}`, true)
+}
+
+func TestInspect(t *testing.T) {
+	f := func(in string, want reqFacts) {
+		t.Helper()
+		got, err := inspect([]byte(in))
+		if err != nil {
+			t.Fatalf("inspect(%s): %v", in, err)
+		}
+		if got != want {
+			t.Fatalf("inspect(%s) = %+v, want %+v", in, got, want)
+		}
+	}
+	f(`{"model":"m","stream":true}`, reqFacts{Model: "m", HasModel: true, Stream: true})
+	f(`{"model":"\u00e9"}`, reqFacts{Model: "é", HasModel: true})
+	f(`{"model":null}`, reqFacts{HasModel: true, ModelBad: true})
+	f(`{"stream":false,"stream_options":{"include_usage":true}}`, reqFacts{HasSO: true, WantUsage: true})
+	f(`{"model":"a","model":"b"}`, reqFacts{Model: "b", HasModel: true})
+	if _, err := inspect([]byte(`[1]`)); err == nil {
+		t.Fatal("array accepted")
+	}
+}
+
+func TestUsageAndChunkKind(t *testing.T) {
+	u, ok := usageOf([]byte(`{"choices":[],"usage":{"prompt_tokens":11,"completion_tokens":3,"prompt_tokens_details":{"cached_tokens":2}}}`))
+	if !ok || u != (usage{11, 3, 2}) {
+		t.Fatalf("usage %+v %v", u, ok)
+	}
+	if _, ok := usageOf([]byte(`{"usage":null}`)); ok {
+		t.Fatal("null usage read")
+	}
+	f := func(in string, choices, usageOnly bool) {
+		t.Helper()
+		c, u := chunkKind([]byte(in))
+		if c != choices || u != usageOnly {
+			t.Fatalf("chunkKind(%s) = %v %v", in, c, u)
+		}
+	}
+	f(`{"choices":[{"delta":{}}]}`, true, false)
+	f(`{"choices":[ ],"usage":{"prompt_tokens":1}}`, false, true)
+	f(`{"choices":[{"delta":{}}],"usage":{"prompt_tokens":1}}`, true, false)
+	f(`{"choices":[],"usage":null}`, false, false)
+}
+
+// FuzzRewriteRequest checks that for any JSON object the rewrite gives valid
+// JSON that decodes to the same value with only "model" (when present)
+// replaced and, when asked, stream_options set to include usage.
+func FuzzRewriteRequest(f *testing.F) {
+	for _, s := range []string{
+		`{"model":"a"}`, `{}`, ` {"model" : "x\"y", "stream":true, "n":[1,{"model":2}]}`,
+		`{"stream_options":{"include_usage":false},"model":"m"}`, `{"model":null}`, `{"mod\u0065l":"q"}`,
+		`{"a":"\\","model":"\u00e9\ud83d\ude00"}`, `{"model":"a","model":"b","stream_options":null}`,
+	} {
+		f.Add([]byte(s), "replacement", true)
+		f.Add([]byte(s), "", false)
+	}
+	f.Fuzz(func(t *testing.T, in []byte, model string, usage bool) {
+		if !json.Valid(in) {
+			return
+		}
+		var orig any
+		if err := json.Unmarshal(in, &orig); err != nil {
+			return
+		}
+		om, isObj := orig.(map[string]any)
+		out, changed, err := rewriteRequest(nil, in, model, usage)
+		if !isObj {
+			if err == nil {
+				t.Fatalf("non-object accepted: %s", in)
+			}
+			return
+		}
+		if err != nil {
+			t.Fatalf("rewrite(%s): %v", in, err)
+		}
+		if !json.Valid(out) {
+			t.Fatalf("invalid output for %s: %s", in, out)
+		}
+		if !changed && !bytes.Equal(out, in) {
+			t.Fatal("unchanged output differs from input")
+		}
+		var got map[string]any
+		if err := json.Unmarshal(out, &got); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := om["model"]; ok {
+			om["model"] = []rune(model) // each invalid byte becomes U+FFFD
+			om["model"] = string(om["model"].([]rune))
+		}
+		if usage {
+			so, _ := om["stream_options"].(map[string]any)
+			if so == nil || so["include_usage"] != true {
+				om["stream_options"] = map[string]any{"include_usage": true}
+			}
+		}
+		if diff := cmp.Diff(any(om), any(got)); diff != "" {
+			t.Fatalf("rewrite(%s, %q, %v) changed more than asked (-want +got):\n%s", in, model, usage, diff)
+		}
+	})
+}
+
+// FuzzSSEScanner checks that the SSE scanner never fails on arbitrary bytes
+// and gives back every data line written in well-formed events.
+func FuzzSSEScanner(f *testing.F) {
+	f.Add([]byte("data: {\"a\":1}\n\ndata: [DONE]\n\n"), []byte("x"))
+	f.Add([]byte("event: ping\ndata: a\ndata: b\n\n: comment\n\ndata:c\r\n\r\n"), []byte("y"))
+	f.Add([]byte("data: no end"), []byte(""))
+	f.Fuzz(func(t *testing.T, raw, payload []byte) {
+		sc := sseScanner{r: readerPool.Get().(*bufio.Reader)}
+		sc.r.Reset(bytes.NewReader(raw))
+		for i := 0; i < len(raw)+2; i++ {
+			if _, err := sc.next(); err != nil {
+				break
+			}
+		}
+		// Well-formed: payload without newlines round-trips.
+		clean := bytes.Map(func(r rune) rune {
+			if r == '\n' || r == '\r' {
+				return -1
+			}
+			return r
+		}, payload)
+		var in bytes.Buffer
+		in.WriteString("data: ")
+		in.Write(clean)
+		in.WriteString("\n\n")
+		sc.r.Reset(&in)
+		ev, err := sc.next()
+		if err != nil || !bytes.Equal(ev.data, clean) {
+			t.Fatalf("payload %q: got %q, %v", clean, ev.data, err)
+		}
+		sc.r.Reset(nil)
+		readerPool.Put(sc.r)
+	})
+}
