@@ -1,6 +1,7 @@
 package tokenizer
 
 import (
+	"math"
 	"strings"
 	"sync"
 	"unicode/utf8"
@@ -139,7 +140,7 @@ func (t *Tokenizer) encodeSPM(out []int32, text string, s *scratch) []int32 {
 		syms = append(syms, symbol{start: int32(i), n: int32(n), prev: idx - 1, next: next})
 		i += n
 	}
-	h := candidateHeap{items: s.heap[:0], less: spmLess}
+	h := candidateHeap{items: s.heap[:0]}
 	try := func(l, r int32) {
 		if l < 0 || r < 0 {
 			return
@@ -149,7 +150,7 @@ func (t *Tokenizer) encodeSPM(out []int32, text string, s *scratch) []int32 {
 		if !ok {
 			return
 		}
-		h.push(candidate{left: l, right: r, score: t.scores[id], size: a.n + b.n})
+		h.push(candidate{key: uint64(descending(t.scores[id]))<<32 | uint64(l), left: l, right: r, size: a.n + b.n})
 	}
 	for i := int32(1); i < int32(len(syms)); i++ {
 		try(i-1, i)
@@ -233,7 +234,7 @@ func (t *Tokenizer) encodeWord(out []int32, word []byte, s *scratch) []int32 {
 		syms = append(syms, symbol{id: id, start: int32(i), n: int32(n), prev: idx - 1, next: next})
 		i += n
 	}
-	h := candidateHeap{items: s.heap[:0], less: bpeLess}
+	h := candidateHeap{items: s.heap[:0]}
 	try := func(l, r int32) {
 		if l < 0 || r < 0 {
 			return
@@ -246,7 +247,7 @@ func (t *Tokenizer) encodeWord(out []int32, word []byte, s *scratch) []int32 {
 		if !ok {
 			return
 		}
-		h.push(candidate{left: l, right: r, rank: m.rank, lid: a, rid: b, id: m.id})
+		h.push(candidate{key: uint64(m.rank)<<32 | uint64(l), left: l, right: r, lid: a, rid: b, id: m.id})
 	}
 	for i := int32(1); i < int32(len(syms)); i++ {
 		try(i-1, i)
@@ -293,18 +294,20 @@ func (t *Tokenizer) encodeWord(out []int32, word []byte, s *scratch) []int32 {
 	return out
 }
 
-func spmLess(a, b *candidate) bool {
-	return a.score > b.score || a.score == b.score && a.left < b.left
+// descending maps a score to a key that sorts higher scores first.
+func descending(f float32) uint32 {
+	b := math.Float32bits(f)
+	if b&(1<<31) != 0 {
+		b = ^b // negative: larger magnitude sorts lower
+	} else {
+		b |= 1 << 31
+	}
+	return ^b
 }
 
-func bpeLess(a, b *candidate) bool {
-	return a.rank < b.rank || a.rank == b.rank && a.left < b.left
-}
-
-// candidateHeap is a binary min-heap ordered by less.
+// candidateHeap is a binary min-heap of candidates by key.
 type candidateHeap struct {
 	items []candidate
-	less  func(a, b *candidate) bool
 }
 
 func (h *candidateHeap) push(c candidate) {
@@ -312,7 +315,7 @@ func (h *candidateHeap) push(c candidate) {
 	i := len(h.items) - 1
 	for i > 0 {
 		p := (i - 1) / 2
-		if !h.less(&h.items[i], &h.items[p]) {
+		if h.items[i].key >= h.items[p].key {
 			break
 		}
 		h.items[i], h.items[p] = h.items[p], h.items[i]
@@ -328,10 +331,10 @@ func (h *candidateHeap) pop() candidate {
 	i := 0
 	for {
 		l, r, m := 2*i+1, 2*i+2, i
-		if l < last && h.less(&h.items[l], &h.items[m]) {
+		if l < last && h.items[l].key < h.items[m].key {
 			m = l
 		}
-		if r < last && h.less(&h.items[r], &h.items[m]) {
+		if r < last && h.items[r].key < h.items[m].key {
 			m = r
 		}
 		if m == i {

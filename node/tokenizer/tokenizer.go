@@ -101,12 +101,11 @@ type symbol struct {
 
 // candidate is a pair of adjacent symbols that may merge.
 type candidate struct {
+	key         uint64 // merge order, lowest first: priority << 32 | left
 	left, right int32
-	rank        int32   // BPE: lower merges first
-	score       float32 // SPM: higher merges first
-	lid, rid    int32   // BPE: ids the pair had when queued
-	id          int32   // BPE: merged id
-	size        int32   // SPM: byte length of the merged text
+	lid, rid    int32 // BPE: ids the pair had when queued
+	id          int32 // BPE: merged id
+	size        int32 // SPM: byte length of the merged text
 }
 
 // newTokenizer sets up the id-indexed tables shared by all vocabularies.
