@@ -1,5 +1,7 @@
 package cpu
 
+import "math"
+
 // Dot returns the dot product of a and b[:len(a)], accumulated in float32
 // in eight lanes (as SIMD code would) and summed at the end.
 func Dot(a, b []float32) float32 {
@@ -39,4 +41,25 @@ func Add(x, y []float32) {
 	for i, v := range x {
 		y[i] += v
 	}
+}
+
+// DotBF16 returns the dot product of the n bfloat16 values in w (little
+// endian) with a[:n], accumulated in float32 like Dot.
+func DotBF16(w []byte, a []float32) float32 {
+	n := len(a)
+	w = w[:2*n]
+	var s0, s1, s2, s3 float32
+	i := 0
+	for ; i+4 <= n; i += 4 {
+		ww := w[2*i : 2*i+8 : 2*i+8]
+		aa := a[i : i+4 : i+4]
+		s0 += math.Float32frombits(uint32(ww[0])<<16|uint32(ww[1])<<24) * aa[0]
+		s1 += math.Float32frombits(uint32(ww[2])<<16|uint32(ww[3])<<24) * aa[1]
+		s2 += math.Float32frombits(uint32(ww[4])<<16|uint32(ww[5])<<24) * aa[2]
+		s3 += math.Float32frombits(uint32(ww[6])<<16|uint32(ww[7])<<24) * aa[3]
+	}
+	for ; i < n; i++ {
+		s0 += math.Float32frombits(uint32(w[2*i])<<16|uint32(w[2*i+1])<<24) * a[i]
+	}
+	return (s0 + s1) + (s2 + s3)
 }

@@ -57,7 +57,11 @@ type Hparams struct {
 	RopeTheta float32
 	RopeStyle RopeStyle
 	RopeDims  int // dims rotated per head (usually HeadDim)
+	// RopeFreqs are per-pair frequency divisors (GGUF rope_freqs.weight,
+	// or computed from Llama 3 scaling); nil means all 1.
 	RopeFreqs []float32
+	// RopeFreqScale multiplies positions (linear RoPE scaling); 0 means 1.
+	RopeFreqScale float32
 	// Llama 3 frequency scaling (rope_type "llama3"); Factor 0 disables.
 	RopeScaling struct {
 		Factor, LowFreqFactor, HighFreqFactor float32

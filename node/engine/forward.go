@@ -1,0 +1,252 @@
+package engine
+
+import (
+	"fmt"
+	"math"
+
+	"helexa/node/cpu"
+	"helexa/node/ggml"
+)
+
+// forward runs n <= maxBatch tokens at positions pos.. of slot. out, when
+// non-nil, receives logits: every token's (all) or the last token's.
+func (r *cpuRunner) forward(slot int, tokens []int32, pos int, out []float32, all bool) error {
+	c := &r.c
+	s := &r.s
+	n := len(tokens)
+	kv := &r.kv[slot]
+	dim := c.dim
+
+	// 1. Embed: x[t] = token_embd[tokens[t]].
+	emb := r.w.TokEmbd
+	rb, err := ggml.RowBytes(emb.Type, dim)
+	if err != nil {
+		return err
+	}
+	for t, id := range tokens {
+		row := emb.Data[int(id)*rb : (int(id)+1)*rb]
+		if err := ggml.Dequantize(emb.Type, row, s.x[t*dim:(t+1)*dim]); err != nil {
+			return fmt.Errorf("embedding token %d: %w", id, err)
+		}
+	}
+
+	// 2. RoPE angles of every position in the batch.
+	r.ropeAngles(pos, n)
+
+	for l := range r.w.Layers {
+		lw := &r.w.Layers[l]
+		lf := &r.layers[l]
+
+		// 3. Attention input: xb = rmsnorm(x) * attn_norm.
+		for t := 0; t < n; t++ {
+			rmsnorm(s.xb[t*dim:(t+1)*dim], s.x[t*dim:(t+1)*dim], lf.attnNorm, c.eps)
+		}
+
+		// 4. Projections q, k, v = xb·Wq, xb·Wk, xb·Wv (+ biases).
+		r.mm.begin(s.xb, n, dim)
+		r.mm.add(lw.Wq, s.q, c.qDim)
+		r.mm.add(lw.Wk, s.k, c.kvDim)
+		r.mm.add(lw.Wv, s.v, c.kvDim)
+		r.runMatmul()
+		addBias(s.q, lf.bq, n, c.qDim)
+		addBias(s.k, lf.bk, n, c.kvDim)
+		addBias(s.v, lf.bv, n, c.kvDim)
+
+		// 5. Per-head Q/K norms (qwen3), then RoPE.
+		for t := 0; t < n; t++ {
+			if lf.qNorm != nil {
+				for h := 0; h < c.nHead; h++ {
+					x := s.q[t*c.qDim+h*c.hd : t*c.qDim+(h+1)*c.hd]
+					rmsnorm(x, x, lf.qNorm, c.eps)
+				}
+			}
+			if lf.kNorm != nil {
+				for h := 0; h < c.nKV; h++ {
+					x := s.k[t*c.kvDim+h*c.hd : t*c.kvDim+(h+1)*c.hd]
+					rmsnorm(x, x, lf.kNorm, c.eps)
+				}
+			}
+			r.rope(s.q[t*c.qDim:(t+1)*c.qDim], c.nHead, t)
+			r.rope(s.k[t*c.kvDim:(t+1)*c.kvDim], c.nKV, t)
+		}
+
+		// 6. Store k, v at positions pos.. of the cache.
+		base := l * c.nCtx * c.kvDim
+		kc := kv.k[base+pos*c.kvDim : base+(pos+n)*c.kvDim]
+		vc := kv.v[base+pos*c.kvDim : base+(pos+n)*c.kvDim]
+		copy(kc, s.k[:n*c.kvDim])
+		copy(vc, s.v[:n*c.kvDim])
+		if emulateF16KV {
+			roundF16(kc)
+			roundF16(vc)
+			roundF16(s.q[:n*c.qDim])
+		}
+
+		// 7. Causal attention of every (token, head): att = softmax(q·K/√hd)·V.
+		r.attn = attnJob{k: kv.k[base : base+c.nCtx*c.kvDim], v: kv.v[base : base+c.nCtx*c.kvDim], pos: pos, n: n}
+		r.pool.Run(r.attnFn)
+
+		// 8. Output projection and residual: x += att·Wo.
+		r.mm.begin(s.att, n, c.qDim)
+		r.mm.add(lw.Wo, s.xb, dim)
+		r.runMatmul()
+		cpu.Add(s.xb[:n*dim], s.x[:n*dim])
+
+		// 9. FFN input: xb = rmsnorm(x) * ffn_norm.
+		for t := 0; t < n; t++ {
+			rmsnorm(s.xb[t*dim:(t+1)*dim], s.x[t*dim:(t+1)*dim], lf.ffnNorm, c.eps)
+		}
+
+		// 10. SwiGLU: hb = silu(xb·Wgate) * (xb·Wup).
+		r.mm.begin(s.xb, n, dim)
+		r.mm.add(lw.FFNGate, s.hb, c.nff)
+		r.mm.add(lw.FFNUp, s.hb2, c.nff)
+		r.runMatmul()
+		swiglu(s.hb[:n*c.nff], s.hb2[:n*c.nff])
+
+		// 11. Down projection and residual: x += hb·Wdown.
+		r.mm.begin(s.hb, n, c.nff)
+		r.mm.add(lw.FFNDown, s.xb, dim)
+		r.runMatmul()
+		cpu.Add(s.xb[:n*dim], s.x[:n*dim])
+	}
+
+	if out == nil {
+		return nil
+	}
+	// 12. Final norm and logits, for every token or only the last.
+	first := 0
+	if !all {
+		first = n - 1
+	}
+	for t := first; t < n; t++ {
+		rmsnorm(s.xb[t*dim:(t+1)*dim], s.x[t*dim:(t+1)*dim], r.outNorm, c.eps)
+	}
+	r.mm.begin(s.xb[first*dim:n*dim], n-first, dim)
+	r.mm.add(r.w.Output, out, c.vocab)
+	r.runMatmul()
+	return nil
+}
+
+// rmsnorm writes x / rms(x) * w to out (out may alias x). The sum of
+// squares is accumulated in float64, as ggml does.
+func rmsnorm(out, x, w []float32, eps float32) {
+	var ss float64
+	for _, v := range x {
+		ss += float64(v) * float64(v)
+	}
+	scale := float32(1 / math.Sqrt(float64(float32(ss/float64(len(x)))+eps)))
+	out = out[:len(x)]
+	w = w[:len(x)]
+	for i, v := range x {
+		out[i] = v * scale * w[i]
+	}
+}
+
+// addBias adds b to each of n rows of x (width d); b nil is no bias.
+func addBias(x, b []float32, n, d int) {
+	if b == nil {
+		return
+	}
+	for t := 0; t < n; t++ {
+		cpu.Add(b, x[t*d:(t+1)*d])
+	}
+}
+
+// swiglu sets g[i] = silu(g[i]) * u[i].
+func swiglu(g, u []float32) {
+	u = u[:len(g)]
+	for i, v := range g {
+		g[i] = v / (1 + float32(math.Exp(float64(-v)))) * u[i]
+	}
+}
+
+// roundF16 rounds every value to half precision.
+func roundF16(x []float32) {
+	for i, v := range x {
+		x[i] = f16Round(v)
+	}
+}
+
+// ropeAngles fills cos/sin for positions pos..pos+n-1, computing theta in
+// float32 the way ggml does (theta *= scale pair after pair).
+func (r *cpuRunner) ropeAngles(pos, n int) {
+	half := r.c.ropeDims / 2
+	for t := 0; t < n; t++ {
+		theta := float32(pos + t)
+		cs := r.s.cos[t*half : (t+1)*half]
+		sn := r.s.sin[t*half : (t+1)*half]
+		for i := 0; i < half; i++ {
+			a := float64(r.ropeFreqScale * (theta / r.ropeFreqs[i]))
+			cs[i] = float32(math.Cos(a))
+			sn[i] = float32(math.Sin(a))
+			theta *= r.ropeScale
+		}
+	}
+}
+
+// rope rotates the nh heads of x (token t of the batch) in place.
+func (r *cpuRunner) rope(x []float32, nh, t int) {
+	c := &r.c
+	half := c.ropeDims / 2
+	cs := r.s.cos[t*half : (t+1)*half]
+	sn := r.s.sin[t*half : (t+1)*half]
+	for h := 0; h < nh; h++ {
+		v := x[h*c.hd : (h+1)*c.hd]
+		for i := 0; i < half; i++ {
+			a, b := 2*i, 2*i+1
+			if c.neox {
+				a, b = i, i+half
+			}
+			x0, x1 := v[a], v[b]
+			v[a] = x0*cs[i] - x1*sn[i]
+			v[b] = x0*sn[i] + x1*cs[i]
+		}
+	}
+}
+
+// attnJob is the attention step's input for the pool.
+type attnJob struct {
+	k, v   []float32 // (nCtx, kvDim) this layer's cache
+	pos, n int
+}
+
+// attnWorker computes worker ith's share of the (token, head) pairs.
+func (r *cpuRunner) attnWorker(ith, nth int) {
+	c := &r.c
+	j := &r.attn
+	s := &r.s
+	scale := float32(1 / math.Sqrt(float64(c.hd)))
+	group := c.nHead / c.nKV
+	scores := s.scores[ith*c.nCtx : (ith+1)*c.nCtx]
+	lo, hi := cpu.Split(j.n*c.nHead, ith, nth)
+	for item := lo; item < hi; item++ {
+		t, h := item/c.nHead, item%c.nHead
+		kvOff := (h / group) * c.hd
+		q := s.q[t*c.qDim+h*c.hd : t*c.qDim+(h+1)*c.hd]
+		npos := j.pos + t + 1
+		sc := scores[:npos]
+		maxv := float32(math.Inf(-1))
+		for p := range sc {
+			v := cpu.Dot(q, j.k[p*c.kvDim+kvOff:p*c.kvDim+kvOff+c.hd]) * scale
+			sc[p] = v
+			maxv = max(maxv, v)
+		}
+		var sum float64
+		for p, v := range sc {
+			e := float32(math.Exp(float64(v - maxv)))
+			sc[p] = e
+			sum += float64(e)
+		}
+		inv := float32(1 / sum)
+		out := s.att[t*c.qDim+h*c.hd : t*c.qDim+(h+1)*c.hd]
+		clear(out)
+		for p, e := range sc {
+			w := e * inv
+			if emulateF16KV {
+				w = f16Round(w)
+			}
+			cpu.Axpy(w, j.v[p*c.kvDim+kvOff:p*c.kvDim+kvOff+c.hd], out)
+		}
+	}
+}

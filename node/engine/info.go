@@ -1,0 +1,155 @@
+package engine
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"helexa/node/ggml"
+	"helexa/node/gguf"
+	"helexa/node/safetensors"
+)
+
+// ErrUnsupported is wrapped by errors about models the engine cannot run
+// (unknown architecture, tensor type, missing tensors, bad shapes).
+var ErrUnsupported = errors.New("unsupported model")
+
+// Info describes a model file without loading it.
+type Info struct {
+	Path, Format string // Format: "gguf" | "safetensors"
+	Arch, Quant  string // Quant e.g. "Q4_K_M" (from general.file_type), "Q8_0", "F16", "BF16"
+	SizeBytes    int64  // weights on disk
+	// ContextLength is the context the model was trained for.
+	ContextLength int
+
+	NVocab, NLayer, NEmbd, NHead, NHeadKV, HeadDim, NFF int
+	ParamCount                                          int64
+	// ChatTemplate is GGUF's tokenizer.chat_template, or the HF folder's
+	// tokenizer_config.json chat_template / chat_template.jinja; may be "".
+	ChatTemplate string
+}
+
+// Inspect reads a model's header: a .gguf file or a Hugging Face folder
+// (config.json + safetensors). It maps the file but reads no weights.
+func Inspect(path string) (Info, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return Info{}, fmt.Errorf("inspecting %s: %w", path, err)
+	}
+	if st.IsDir() {
+		sm, err := safetensors.Open(path)
+		if err != nil {
+			return Info{}, fmt.Errorf("inspecting %s: %w", path, err)
+		}
+		defer sm.Close()
+		w, info, err := weightsFromHF(path, sm)
+		if err != nil {
+			return Info{}, err
+		}
+		_ = w
+		return info, nil
+	}
+	f, err := gguf.Open(path)
+	if err != nil {
+		return Info{}, fmt.Errorf("inspecting %s: %w", path, err)
+	}
+	defer f.Close()
+	_, info, err := weightsFromGGUF(path, f)
+	return info, err
+}
+
+// MemEstimate returns the bytes a loaded model needs: the weights, the KV
+// cache for contextLength positions in each of slots sequences, and
+// scratch buffers. contextLength 0 means the default context (see
+// Options).
+func (i Info) MemEstimate(contextLength, slots int) int64 {
+	if contextLength <= 0 {
+		contextLength = defaultContext(i.ContextLength)
+	}
+	if slots <= 0 {
+		slots = 1
+	}
+	kvDim := int64(i.NHeadKV * i.HeadDim)
+	kv := 2 * 4 * int64(i.NLayer) * int64(contextLength) * kvDim * int64(slots)
+	qDim := int64(i.NHead * i.HeadDim)
+	b := int64(maxBatch)
+	scratch := 4 * b * (3*int64(i.NEmbd) + 2*qDim + 2*kvDim + 2*int64(i.NFF))
+	scratch += 4 * int64(contextLength) * 16 // attention scores per worker
+	scratch += 4 * int64(i.NVocab)           // one row of logits
+	return i.SizeBytes + kv + scratch
+}
+
+// defaultContext is the context used when Options.ContextLength is 0: the
+// trained context, capped so a long-context model does not claim its whole
+// KV cache by default.
+func defaultContext(trained int) int {
+	const maxDefault = 8192
+	if trained <= 0 {
+		return 2048
+	}
+	return min(trained, maxDefault)
+}
+
+// fileTypeNames maps llama.cpp's general.file_type to names.
+var fileTypeNames = map[uint64]string{
+	0: "F32", 1: "F16", 2: "Q4_0", 3: "Q4_1", 7: "Q8_0", 8: "Q5_0", 9: "Q5_1",
+	10: "Q2_K", 11: "Q3_K_S", 12: "Q3_K_M", 13: "Q3_K_L", 14: "Q4_K_S", 15: "Q4_K_M",
+	16: "Q5_K_S", 17: "Q5_K_M", 18: "Q6_K", 19: "IQ2_XXS", 20: "IQ2_XS", 21: "Q2_K_S",
+	22: "IQ3_XS", 23: "IQ3_XXS", 24: "IQ1_S", 25: "IQ4_NL", 26: "IQ3_S", 27: "IQ3_M",
+	28: "IQ2_S", 29: "IQ2_M", 30: "IQ4_XS", 31: "IQ1_M", 32: "BF16", 36: "TQ1_0", 37: "TQ2_0",
+}
+
+// dominantType names the type holding most weight bytes, for files that
+// do not say their quantization.
+func dominantType(ts []*Tensor) string {
+	bytes := map[ggml.Type]int{}
+	best, bestN := ggml.F32, -1
+	for _, t := range ts {
+		if t == nil {
+			continue
+		}
+		bytes[t.Type] += len(t.Data)
+		if bytes[t.Type] > bestN {
+			best, bestN = t.Type, bytes[t.Type]
+		}
+	}
+	return strings.ToUpper(best.String())
+}
+
+// hfChatTemplate reads a HF folder's chat template: chat_template.jinja,
+// else tokenizer_config.json's chat_template (a string, or a list of
+// named templates of which "default" is taken).
+func hfChatTemplate(dir string) string {
+	if b, err := os.ReadFile(filepath.Join(dir, "chat_template.jinja")); err == nil {
+		return string(b)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "tokenizer_config.json"))
+	if err != nil {
+		return ""
+	}
+	var cfg struct {
+		ChatTemplate json.RawMessage `json:"chat_template"`
+	}
+	if json.Unmarshal(b, &cfg) != nil || len(cfg.ChatTemplate) == 0 {
+		return ""
+	}
+	var s string
+	if json.Unmarshal(cfg.ChatTemplate, &s) == nil {
+		return s
+	}
+	var named []struct{ Name, Template string }
+	if json.Unmarshal(cfg.ChatTemplate, &named) == nil {
+		for _, n := range named {
+			if n.Name == "default" {
+				return n.Template
+			}
+		}
+		if len(named) > 0 {
+			return named[0].Template
+		}
+	}
+	return ""
+}

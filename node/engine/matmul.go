@@ -1,0 +1,127 @@
+package engine
+
+import (
+	"helexa/node/cpu"
+	"helexa/node/ggml"
+)
+
+// mmOp is one weight of a matmul: out[t*stride+r] = W[r] · in[t].
+type mmOp struct {
+	w      *Tensor
+	out    []float32
+	stride int
+	rows   int
+	rb     int       // bytes per weight row
+	f32    []float32 // W's data when F32 and aligned (no activation copy)
+	vdt    ggml.Type // activation type for the generic path
+	direct bool      // F32 view or BF16: dot against float activations
+}
+
+// mmJob is a matmul of one input against up to three weights that share
+// it (q/k/v, gate/up), run in as few pool dispatches as possible.
+type mmJob struct {
+	in      []float32 // (n, cols)
+	n, cols int
+	ops     [3]mmOp
+	nops    int
+	// the ops of the current dispatch: ops[lo:hi], all with one vdt
+	lo, hi int
+	vdt    ggml.Type
+}
+
+func (j *mmJob) begin(in []float32, n, cols int) {
+	j.in, j.n, j.cols, j.nops = in, n, cols, 0
+}
+
+func (j *mmJob) add(w *Tensor, out []float32, stride int) {
+	rb, _ := ggml.RowBytes(w.Type, j.cols) // validated at load
+	op := mmOp{w: w, out: out, stride: stride, rows: w.Rows(), rb: rb, vdt: ggml.VecDotType(w.Type)}
+	switch w.Type {
+	case ggml.F32:
+		op.f32 = f32View(w.Data)
+		op.direct = op.f32 != nil
+	case ggml.BF16:
+		op.direct = true // BF16 × F32, as llama.cpp computes BF16 models converted to F32
+	}
+	j.ops[j.nops] = op
+	j.nops++
+}
+
+// runMatmul runs the job: ops whose activations need the same
+// quantization go out in one dispatch, after that quantization.
+func (r *cpuRunner) runMatmul() {
+	j := &r.mm
+	done := 0
+	for done < j.nops {
+		first := &j.ops[done]
+		hi := done + 1
+		for hi < j.nops && j.ops[hi].direct == first.direct && (first.direct || j.ops[hi].vdt == first.vdt) {
+			hi++
+		}
+		j.lo, j.hi, j.vdt = done, hi, first.vdt
+		if !first.direct {
+			if j.n == 1 {
+				r.quantWorker(0, 1)
+			} else {
+				r.pool.Run(r.quantFn)
+			}
+		}
+		r.pool.Run(r.dotFn)
+		done = hi
+	}
+}
+
+// quantWorker quantizes worker ith's share of the input rows to j.vdt.
+func (r *cpuRunner) quantWorker(ith, nth int) {
+	j := &r.mm
+	lo, hi := cpu.Split(j.n, ith, nth)
+	for t := lo; t < hi; t++ {
+		// Sizes were validated at load; an error here cannot happen.
+		_ = ggml.QuantizeRow(j.vdt, j.in[t*j.cols:(t+1)*j.cols], r.s.qa[t*r.qaStride:(t+1)*r.qaStride])
+	}
+}
+
+// rowBlock is how many weight rows are dotted against every token before
+// moving on, so they stay in cache across the batch.
+const rowBlock = 16
+
+// dotWorker computes worker ith's share of the rows of ops[lo:hi].
+func (r *cpuRunner) dotWorker(ith, nth int) {
+	j := &r.mm
+	total := 0
+	for i := j.lo; i < j.hi; i++ {
+		total += j.ops[i].rows
+	}
+	lo, hi := cpu.Split(total, ith, nth)
+	base := 0
+	for i := j.lo; i < j.hi; i++ {
+		op := &j.ops[i]
+		a, b := max(lo-base, 0), min(hi-base, op.rows)
+		base += op.rows
+		if a >= b {
+			continue
+		}
+		for r0 := a; r0 < b; r0 += rowBlock {
+			r1 := min(r0+rowBlock, b)
+			for t := 0; t < j.n; t++ {
+				out := op.out[t*op.stride : t*op.stride+op.rows]
+				x := j.in[t*j.cols : (t+1)*j.cols]
+				switch {
+				case op.f32 != nil:
+					for row := r0; row < r1; row++ {
+						out[row] = cpu.Dot(x, op.f32[row*j.cols:(row+1)*j.cols])
+					}
+				case op.direct: // BF16
+					for row := r0; row < r1; row++ {
+						out[row] = cpu.DotBF16(op.w.Data[row*op.rb:(row+1)*op.rb], x)
+					}
+				default:
+					qa := r.s.qa[t*r.qaStride : (t+1)*r.qaStride]
+					for row := r0; row < r1; row++ {
+						out[row] = ggml.VecDot(op.w.Type, j.cols, op.w.Data[row*op.rb:(row+1)*op.rb], qa)
+					}
+				}
+			}
+		}
+	}
+}
