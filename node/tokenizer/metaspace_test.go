@@ -124,3 +124,36 @@ func TestMetaspaceBPE(t *testing.T) {
 		}
 	}
 }
+
+// TestMetaspacePrependScheme checks where ▁ goes around special tokens:
+// the legacy normalizers put it before every piece of text, Metaspace's
+// "first" scheme only at the start of the input.
+func TestMetaspacePrependScheme(t *testing.T) {
+	spm := loadGGUF(t, "tokenizers/llama-spm/ggml-vocab-llama-spm.gguf")
+	cfg := []byte(`{"bos_token": "<s>", "eos_token": "</s>"}`)
+	legacy, err := FromHFJSON(spmAsTokenizerJSON(t, spm, true), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := FromHFJSON(spmAsTokenizerJSON(t, spm, false), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := "Hi</s>there"
+	if got := legacy.Decode(legacy.Encode(text, true, true)); got != "Hi there" {
+		t.Errorf("legacy: %q", got)
+	}
+	if got := first.Decode(first.Encode(text, true, true)); got != "Hithere" {
+		t.Errorf("first: %q", got)
+	}
+	// both agree with SentencePiece itself on plain text
+	for _, s := range []string{"Hello world", "the quick brown fox"} {
+		want := spm.Encode(s, true, false)
+		if got := first.Encode(s, true, false); !equalIDs(got, want) {
+			t.Errorf("first %q: %v, want %v", s, got, want)
+		}
+		if got := legacy.Encode(s, true, false); !equalIDs(got, want) {
+			t.Errorf("legacy %q: %v, want %v", s, got, want)
+		}
+	}
+}
