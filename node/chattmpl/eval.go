@@ -17,6 +17,10 @@ const (
 	maxOutput    = 64 << 20 // bytes one render may produce
 )
 
+// maxSteps bounds the loop iterations and macro calls of one render; a
+// variable so tests can lower it.
+var maxSteps = 10 << 20
+
 type frame struct {
 	vars   map[string]any
 	parent *frame
@@ -37,6 +41,7 @@ func (f *frame) lookup(name string) (any, bool) {
 type evaluator struct {
 	depth int
 	size  int
+	steps int
 	// kwOrder is the order of the keyword arguments of the call being
 	// made; dict() and namespace() keep it, as Python does.
 	kwOrder []string
@@ -63,6 +68,14 @@ func (ev *evaluator) exec(nodes []node, f *frame, out *strings.Builder) error {
 		if err := ev.execNode(n, f, out); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+func (ev *evaluator) step() error {
+	ev.steps++
+	if ev.steps > maxSteps {
+		return fmt.Errorf("template does more than %d loop iterations and macro calls", maxSteps)
 	}
 	return nil
 }
@@ -230,6 +243,9 @@ func (ev *evaluator) execFor(n *forNode, f *frame, out *strings.Builder) error {
 	// break or continue: only an iteration that reaches its end counts.
 	completed := false
 	for i, item := range items {
+		if err := ev.step(); err != nil {
+			return err
+		}
 		fr := newFrame(f)
 		fr.vars["loop"] = &loopState{index0: i, items: items}
 		if err := assign(fr, n.targets, item, n.line); err != nil {
@@ -737,6 +753,9 @@ func (ev *evaluator) call(fn any, args []any, kwargs map[string]any) (any, error
 func (ev *evaluator) callMacro(mv *macroValue, args []any, kwargs map[string]any) (any, error) {
 	ev.depth++
 	defer func() { ev.depth-- }()
+	if err := ev.step(); err != nil {
+		return nil, err
+	}
 	if ev.depth > maxCallDepth {
 		return nil, fmt.Errorf("macro %s: recursion deeper than %d", mv.m.name, maxCallDepth)
 	}

@@ -135,9 +135,24 @@ type macro struct {
 }
 
 type parser struct {
-	toks []token
-	pos  int
+	toks  []token
+	pos   int
+	depth int // nesting of expressions and blocks being parsed
 }
+
+// maxNesting bounds how deeply expressions and blocks may nest, so that a
+// hostile template cannot exhaust the stack.
+const maxNesting = 200
+
+func (p *parser) enter() error {
+	p.depth++
+	if p.depth > maxNesting {
+		return p.errf("template nested more than %d levels deep", maxNesting)
+	}
+	return nil
+}
+
+func (p *parser) leave() { p.depth-- }
 
 func (p *parser) peek() token { return p.toks[p.pos] }
 
@@ -199,6 +214,10 @@ func (p *parser) expectBlockEnd() error {
 // and returns the nodes and that name (the tag's name token is consumed;
 // the rest of the tag is left for the caller).
 func (p *parser) parseBody(stop ...string) ([]node, string, error) {
+	if err := p.enter(); err != nil {
+		return nil, "", err
+	}
+	defer p.leave()
 	var nodes []node
 	for {
 		t := p.peek()
@@ -572,6 +591,10 @@ func (p *parser) parseTupleWith(parse func() (expr, error)) (expr, error) {
 }
 
 func (p *parser) parseExpr() (expr, error) {
+	if err := p.enter(); err != nil {
+		return nil, err
+	}
+	defer p.leave()
 	e, err := p.parseOr()
 	if err != nil {
 		return nil, err
@@ -627,6 +650,10 @@ func (p *parser) parseAnd() (expr, error) {
 }
 
 func (p *parser) parseNot() (expr, error) {
+	if err := p.enter(); err != nil {
+		return nil, err
+	}
+	defer p.leave()
 	if p.isName("not") {
 		line := p.next().line
 		x, err := p.parseNot()
@@ -738,6 +765,10 @@ func (p *parser) parsePow() (expr, error) {
 }
 
 func (p *parser) parseUnary(withFilter bool) (expr, error) {
+	if err := p.enter(); err != nil {
+		return nil, err
+	}
+	defer p.leave()
 	var e expr
 	var err error
 	if p.isOp("-") || p.isOp("+") {
