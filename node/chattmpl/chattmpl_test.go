@@ -106,7 +106,7 @@ func TestRenderBadInput(t *testing.T) {
 
 func TestChatML(t *testing.T) {
 	in := Input{
-		Messages: json.RawMessage(`[{"role":"system","content":"S"},{"role":"user","content":[{"type":"text","text":"a"},{"type":"image_url"},{"type":"text","text":"b"}]}]`),
+		Messages:            json.RawMessage(`[{"role":"system","content":"S"},{"role":"user","content":[{"type":"text","text":"a"},{"type":"image_url"},{"type":"text","text":"b"}]}]`),
 		AddGenerationPrompt: true,
 	}
 	want := "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nab<|im_end|>\n<|im_start|>assistant\n"
