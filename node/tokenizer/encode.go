@@ -282,7 +282,7 @@ func (t *Tokenizer) encodeWord(out []int32, word []byte, s *scratch) []int32 {
 			continue
 		}
 		for _, r := range string(word[sym.start : sym.start+sym.n]) {
-			if b, ok := runeByte[r]; ok {
+			if b, ok := byteOfRune(r); ok {
 				out = t.appendByte(out, b)
 			} else if t.unk >= 0 {
 				out = append(out, t.unk)

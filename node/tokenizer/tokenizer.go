@@ -49,12 +49,13 @@ type special struct {
 // Tokenizer encodes and decodes one vocabulary. Build it with FromGGUF,
 // FromHF or FromHFJSON. Safe for concurrent use.
 type Tokenizer struct {
-	kind   modelKind
-	tokens []string  // raw vocabulary entries, by id
-	types  []uint8   // token type, by id
-	scores []float32 // SPM merge scores, by id
-	pieces [][]byte  // output bytes of each token (nil for control tokens)
-	vocab  map[string]int32
+	kind      modelKind
+	tokens    []string  // raw vocabulary entries, by id
+	types     []uint8   // token type, by id
+	scores    []float32 // SPM merge scores, by id
+	pieceData []byte    // output bytes of all tokens, back to back
+	pieceEnd  []uint32  // pieceEnd[id] is where token id's output ends in pieceData
+	vocab     map[string]int32
 
 	// BPE
 	merges       map[uint64]merge // (left id << 32 | right id) → merge
@@ -133,7 +134,8 @@ func newTokenizer(kind modelKind, tokens []string, types []uint8, scores []float
 // matcher and end-of-generation set once ids, types and flags are known.
 func (t *Tokenizer) finish() {
 	t.findEOG()
-	t.pieces = make([][]byte, len(t.tokens))
+	t.pieceData = make([]byte, 0, 8*len(t.tokens))
+	t.pieceEnd = make([]uint32, len(t.tokens))
 	for i := range t.byteTok {
 		t.byteTok[i] = -1
 	}
@@ -142,26 +144,27 @@ func (t *Tokenizer) finish() {
 		switch typ {
 		case typeByte:
 			if b, ok := parseByteToken(text); ok {
-				t.pieces[id] = []byte{b}
+				t.pieceData = append(t.pieceData, b)
 				if t.byteTok[b] < 0 {
 					t.byteTok[b] = int32(id)
 				}
 			}
 		case typeNormal:
 			if t.kind == kindSPM || t.metaspace {
-				t.pieces[id] = []byte(strings.ReplaceAll(text, "▁", " "))
+				t.pieceData = append(t.pieceData, strings.ReplaceAll(text, "▁", " ")...)
 			} else {
-				t.pieces[id] = byteLevelDecode(text)
+				t.pieceData = byteLevelDecode(t.pieceData, text)
 			}
 		case typeUserDefined:
 			if t.kind == kindSPM || t.metaspace {
-				t.pieces[id] = []byte(strings.ReplaceAll(text, "▁", " "))
+				t.pieceData = append(t.pieceData, strings.ReplaceAll(text, "▁", " ")...)
 			} else {
-				t.pieces[id] = []byte(text)
+				t.pieceData = append(t.pieceData, text...)
 			}
 		case typeUnknown:
-			t.pieces[id] = []byte("\u2585")
+			t.pieceData = append(t.pieceData, "\u2585"...)
 		}
+		t.pieceEnd[id] = uint32(len(t.pieceData))
 		if typ == typeControl || typ == typeUserDefined || typ == typeUnknown {
 			if text != "" {
 				t.specials = append(t.specials, special{text: text, id: int32(id), control: typ != typeUserDefined})
@@ -322,7 +325,16 @@ func (t *Tokenizer) TokenBytes(id int32) []byte {
 	if !t.valid(id) {
 		return nil
 	}
-	return slices.Clone(t.pieces[id])
+	return slices.Clone(t.piece(id))
+}
+
+// piece returns the output bytes of a valid id (not to be modified).
+func (t *Tokenizer) piece(id int32) []byte {
+	start := uint32(0)
+	if id > 0 {
+		start = t.pieceEnd[id-1]
+	}
+	return t.pieceData[start:t.pieceEnd[id]:t.pieceEnd[id]]
 }
 
 // stripsAfterBOS reports whether the first piece after a leading BOS loses
@@ -339,7 +351,7 @@ func (t *Tokenizer) Decode(ids []int32) string {
 	n := 0
 	for _, id := range ids {
 		if t.valid(id) {
-			n += len(t.pieces[id])
+			n += len(t.piece(id))
 		}
 	}
 	out := make([]byte, 0, n)
@@ -348,7 +360,7 @@ func (t *Tokenizer) Decode(ids []int32) string {
 		if !t.valid(id) {
 			continue
 		}
-		p := t.pieces[id]
+		p := t.piece(id)
 		if strip && len(p) > 0 {
 			strip = false
 			if p[0] == ' ' {
@@ -383,7 +395,7 @@ func (d *Decoder) Add(id int32) string {
 	if !d.t.valid(id) {
 		return ""
 	}
-	p := d.t.pieces[id]
+	p := d.t.piece(id)
 	if d.strip && len(p) > 0 {
 		d.strip = false
 		if p[0] == ' ' {
