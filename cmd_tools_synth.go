@@ -1,0 +1,310 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"math"
+	"math/rand/v2"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+
+	"github.com/urfave/cli/v3"
+
+	"helexa/node/ggml"
+	"helexa/node/gguf"
+)
+
+func init() { toolCommands = append(toolCommands, synthCommand()) }
+
+func synthCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "synth",
+		Usage: "write a GGUF model of any shape with seeded random weights (for tests and benchmarks)",
+		Description: "Writes a llama-architecture GGUF whose weights are seeded random numbers, with the\n" +
+			"tokenizer copied from --vocab-from (any GGUF holding tokenizer.* metadata). --type is\n" +
+			"F32, F16, Q8_0, Q4_0, Q4_K, Q6_K or Q4_K_M (Q4_K with Q6_K for the output and for\n" +
+			"attn_v/ffn_down of some layers, as llama.cpp's Q4_K_M mix does). Norm weights are\n" +
+			"always F32. Tensor data are streamed to disk, so models larger than memory work.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "arch", Value: "llama", Usage: "architecture (llama)"},
+			&cli.IntFlag{Name: "dim", Required: true, Usage: "model width (embedding length)"},
+			&cli.IntFlag{Name: "layers", Required: true, Usage: "number of transformer blocks"},
+			&cli.IntFlag{Name: "heads", Required: true, Usage: "attention heads"},
+			&cli.IntFlag{Name: "kv-heads", Usage: "key/value heads (default: --heads)"},
+			&cli.IntFlag{Name: "ffn", Required: true, Usage: "feed-forward hidden size"},
+			&cli.StringFlag{Name: "vocab-from", Required: true, Usage: "GGUF file whose tokenizer metadata is copied"},
+			&cli.StringFlag{Name: "type", Value: "F32", Usage: "weight type: F32, F16, Q8_0, Q4_0, Q4_K, Q6_K, Q4_K_M"},
+			&cli.StringFlag{Name: "out", Required: true, Usage: "output .gguf path"},
+			&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "random seed"},
+			&cli.IntFlag{Name: "ctx", Value: 2048, Usage: "context length recorded in the file"},
+			&cli.StringFlag{Name: "name", Value: "synth", Usage: "general.name"},
+			&cli.FloatFlag{Name: "rope-theta", Value: 10000, Usage: "RoPE base frequency"},
+			&cli.FloatFlag{Name: "norm-eps", Value: 1e-5, Usage: "RMSNorm epsilon"},
+		},
+		Action: func(ctx context.Context, c *cli.Command) error {
+			spec := synthSpec{
+				Arch: c.String("arch"), Dim: int(c.Int("dim")), Layers: int(c.Int("layers")),
+				Heads: int(c.Int("heads")), KVHeads: int(c.Int("kv-heads")), FFN: int(c.Int("ffn")),
+				Type: c.String("type"), Seed: c.Uint64("seed"), Ctx: int(c.Int("ctx")), Name: c.String("name"),
+				RopeTheta: float32(c.Float("rope-theta")), NormEps: float32(c.Float("norm-eps")),
+			}
+			vocab, err := gguf.Open(c.String("vocab-from"))
+			if err != nil {
+				return fmt.Errorf("synth: %w", err)
+			}
+			defer vocab.Close()
+			st, err := writeSynth(ctx, spec, vocab, c.String("out"))
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(os.Stdout, "wrote %s: %s %s, %d tensors, %d parameters, %d bytes\n",
+				c.String("out"), spec.Arch, strings.ToUpper(spec.Type), st.tensors, st.params, st.bytes)
+			return nil
+		},
+	}
+}
+
+// synthSpec is the shape and numeric settings of a synthetic model.
+type synthSpec struct {
+	Arch                        string
+	Dim, Layers, Heads, KVHeads int
+	FFN, Ctx                    int
+	Type, Name                  string
+	Seed                        uint64
+	RopeTheta, NormEps          float32
+}
+
+// llama.cpp's llama_ftype values for general.file_type.
+var synthFileTypes = map[string]uint32{"F32": 0, "F16": 1, "Q4_0": 2, "Q8_0": 7, "Q4_K": 15, "Q4_K_M": 15, "Q6_K": 18}
+
+func (s *synthSpec) validate(vocab *gguf.File) (nVocab int, err error) {
+	if s.Arch != "llama" {
+		return 0, fmt.Errorf("synth: architecture %q not supported (llama only)", s.Arch)
+	}
+	if s.KVHeads == 0 {
+		s.KVHeads = s.Heads
+	}
+	s.Type = strings.ToUpper(s.Type)
+	if _, ok := synthFileTypes[s.Type]; !ok {
+		return 0, fmt.Errorf("synth: --type %q not supported (F32, F16, Q8_0, Q4_0, Q4_K, Q6_K, Q4_K_M)", s.Type)
+	}
+	switch {
+	case s.Dim <= 0 || s.Layers <= 0 || s.Heads <= 0 || s.KVHeads <= 0 || s.FFN <= 0 || s.Ctx <= 0:
+		return 0, errors.New("synth: --dim, --layers, --heads, --kv-heads, --ffn and --ctx must be positive")
+	case s.Dim%s.Heads != 0:
+		return 0, fmt.Errorf("synth: --dim %d is not a multiple of --heads %d", s.Dim, s.Heads)
+	case s.Heads%s.KVHeads != 0:
+		return 0, fmt.Errorf("synth: --heads %d is not a multiple of --kv-heads %d", s.Heads, s.KVHeads)
+	case (s.Dim/s.Heads)%2 != 0:
+		return 0, fmt.Errorf("synth: head size %d must be even (RoPE)", s.Dim/s.Heads)
+	}
+	toks, ok := vocab.Strings("tokenizer.ggml.tokens")
+	if !ok || len(toks) == 0 {
+		return 0, errors.New("synth: --vocab-from has no tokenizer.ggml.tokens")
+	}
+	return len(toks), nil
+}
+
+// weightType picks the type of a 2-D weight tensor: the requested type, the
+// Q4_K_M mix, or a fallback when the row length does not fit the block size
+// (as llama.cpp falls back for odd shapes).
+func (s *synthSpec) weightType(name string, layer int, rowLen int) ggml.Type {
+	t := map[string]ggml.Type{"F32": ggml.F32, "F16": ggml.F16, "Q4_0": ggml.Q4_0, "Q8_0": ggml.Q8_0, "Q4_K": ggml.Q4_K, "Q6_K": ggml.Q6_K, "Q4_K_M": ggml.Q4_K}[s.Type]
+	if s.Type == "Q4_K_M" {
+		moreBits := func(i, n int) bool { return i < n/8 || i >= 7*n/8 || (i-n/8)%3 == 2 }
+		switch {
+		case name == "output.weight":
+			t = ggml.Q6_K
+		case (strings.HasSuffix(name, ".attn_v.weight") || strings.HasSuffix(name, ".ffn_down.weight")) && moreBits(layer, s.Layers):
+			t = ggml.Q6_K
+		}
+	}
+	for _, fb := range []ggml.Type{t, ggml.Q8_0, ggml.F16} {
+		if rowLen%fb.BlockSize() == 0 {
+			return fb
+		}
+	}
+	return ggml.F16
+}
+
+type synthTensor struct {
+	name  string
+	typ   ggml.Type
+	dims  []uint64 // ggml order: dims[0] is the row length
+	scale float32  // standard deviation of the random values
+	bias  float32  // added to every value (1 for norm weights)
+}
+
+type synthStats struct {
+	tensors       int
+	params, bytes int64
+}
+
+// writeSynth writes the model to path, streaming each tensor.
+func writeSynth(ctx context.Context, s synthSpec, vocab *gguf.File, path string) (synthStats, error) {
+	nVocab, err := s.validate(vocab)
+	if err != nil {
+		return synthStats{}, err
+	}
+	w := gguf.NewWriter()
+	arch := s.Arch
+	w.Set("general.architecture", gguf.NewValue(arch))
+	w.Set("general.name", gguf.NewValue(s.Name))
+	w.Set(arch+".context_length", gguf.NewValue(uint32(s.Ctx)))
+	w.Set(arch+".embedding_length", gguf.NewValue(uint32(s.Dim)))
+	w.Set(arch+".feed_forward_length", gguf.NewValue(uint32(s.FFN)))
+	w.Set(arch+".block_count", gguf.NewValue(uint32(s.Layers)))
+	w.Set(arch+".attention.head_count", gguf.NewValue(uint32(s.Heads)))
+	w.Set(arch+".attention.head_count_kv", gguf.NewValue(uint32(s.KVHeads)))
+	w.Set(arch+".rope.dimension_count", gguf.NewValue(uint32(s.Dim/s.Heads)))
+	w.Set(arch+".rope.freq_base", gguf.NewValue(s.RopeTheta))
+	w.Set(arch+".attention.layer_norm_rms_epsilon", gguf.NewValue(s.NormEps))
+	w.Set(arch+".vocab_size", gguf.NewValue(uint32(nVocab)))
+	for _, kv := range vocab.KVs() {
+		if strings.HasPrefix(kv.Key, "tokenizer.") {
+			w.Set(kv.Key, kv.Value)
+		}
+	}
+	if s.Type != "F32" && s.Type != "F16" {
+		w.Set("general.quantization_version", gguf.NewValue(uint32(2)))
+	}
+	w.Set("general.file_type", gguf.NewValue(synthFileTypes[s.Type]))
+
+	d, kv, f, v := uint64(s.Dim), uint64(s.Dim/s.Heads*s.KVHeads), uint64(s.FFN), uint64(nVocab)
+	mat := func(name string, layer int, in, out uint64) synthTensor {
+		return synthTensor{name: name, typ: s.weightType(name, layer, int(in)), dims: []uint64{in, out}, scale: float32(1 / math.Sqrt(float64(in)))}
+	}
+	norm := func(name string) synthTensor {
+		return synthTensor{name: name, typ: ggml.F32, dims: []uint64{d}, scale: 0.1, bias: 1}
+	}
+	tensors := []synthTensor{
+		{name: "token_embd.weight", typ: s.weightType("token_embd.weight", 0, s.Dim), dims: []uint64{d, v}, scale: 1},
+		norm("output_norm.weight"),
+		mat("output.weight", 0, d, v),
+	}
+	for l := range s.Layers {
+		p := fmt.Sprintf("blk.%d.", l)
+		tensors = append(tensors,
+			norm(p+"attn_norm.weight"),
+			mat(p+"attn_q.weight", l, d, d),
+			mat(p+"attn_k.weight", l, d, kv),
+			mat(p+"attn_v.weight", l, d, kv),
+			mat(p+"attn_output.weight", l, d, d),
+			norm(p+"ffn_norm.weight"),
+			mat(p+"ffn_gate.weight", l, d, f),
+			mat(p+"ffn_down.weight", l, f, d),
+			mat(p+"ffn_up.weight", l, d, f),
+		)
+	}
+	var st synthStats
+	for _, t := range tensors {
+		if err := w.AddTensorFunc(t.name, t.typ, t.dims, func(out io.Writer) error {
+			return streamSynthTensor(ctx, s.Seed, t, out)
+		}); err != nil {
+			return synthStats{}, fmt.Errorf("synth: %w", err)
+		}
+		st.tensors++
+		n := int64(t.dims[0])
+		if len(t.dims) > 1 {
+			n *= int64(t.dims[1])
+		}
+		st.params += n
+	}
+	out, err := os.Create(path)
+	if err != nil {
+		return synthStats{}, fmt.Errorf("synth: creating %s: %w", path, err)
+	}
+	n, err := w.WriteTo(out)
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(path)
+		return synthStats{}, fmt.Errorf("synth: writing %s: %w", path, err)
+	}
+	st.bytes = n
+	return st, nil
+}
+
+// streamSynthTensor generates t's rows (row r from its own generator, so
+// the result does not depend on scheduling), quantizes them on all cores
+// in chunks, and writes them in order.
+func streamSynthTensor(ctx context.Context, seed uint64, t synthTensor, out io.Writer) error {
+	rowLen := int(t.dims[0])
+	rows := 1
+	if len(t.dims) > 1 {
+		rows = int(t.dims[1])
+	}
+	rowBytes, err := ggml.RowBytes(t.typ, rowLen)
+	if err != nil {
+		return err
+	}
+	h := fnv.New64a()
+	h.Write([]byte(t.name))
+	key := h.Sum64()
+
+	const chunkRows = 32
+	nChunks := (rows + chunkRows - 1) / chunkRows
+	workers := max(1, min(runtime.GOMAXPROCS(0), nChunks))
+	type result struct {
+		buf []byte
+		err error
+	}
+	// One slot per chunk in flight, written in order.
+	results := make([]chan result, nChunks)
+	for i := range results {
+		results[i] = make(chan result, 1)
+	}
+	sem := make(chan struct{}, workers*2)
+	var wg sync.WaitGroup
+	ctx, cancel := context.WithCancel(ctx)
+	defer func() { cancel(); wg.Wait() }()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for c := range nChunks {
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			wg.Add(1)
+			go func(c int) {
+				defer wg.Done()
+				lo, hi := c*chunkRows, min(rows, (c+1)*chunkRows)
+				buf := make([]byte, (hi-lo)*rowBytes)
+				row := make([]float32, rowLen)
+				var err error
+				for r := lo; r < hi && err == nil; r++ {
+					rng := rand.New(rand.NewPCG(seed^key, uint64(r)))
+					for i := range row {
+						row[i] = float32(rng.NormFloat64())*t.scale + t.bias
+					}
+					err = ggml.QuantizeRow(t.typ, row, buf[(r-lo)*rowBytes:(r-lo+1)*rowBytes])
+				}
+				results[c] <- result{buf, err}
+			}(c)
+		}
+	}()
+	for c := range nChunks {
+		var res result
+		select {
+		case res = <-results[c]:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		<-sem
+		if res.err != nil {
+			return res.err
+		}
+		if _, err := out.Write(res.buf); err != nil {
+			return err
+		}
+	}
+	return nil
+}
