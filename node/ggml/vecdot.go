@@ -1,5 +1,7 @@
 package ggml
 
+import "unsafe"
+
 // VecDotType returns the type activations are quantized to before a dot
 // product with a row of type t, as ggml's CPU backend does: Q8_0 for
 // Q4_0, Q5_0 and Q8_0; Q8_1 for Q4_1 and Q5_1; Q8_K for the K-quants;
@@ -58,8 +60,22 @@ func VecDot(t Type, n int, w, a []byte) float32 {
 	return 0
 }
 
+// asF32 views b as float32s when it is 4-byte aligned (mapped tensors
+// and heap buffers are), so the hot F32 path loads floats directly.
+func asF32(b []byte, n int) ([]float32, bool) {
+	if n == 0 || uintptr(unsafe.Pointer(unsafe.SliceData(b)))%4 != 0 {
+		return nil, false
+	}
+	return unsafe.Slice((*float32)(unsafe.Pointer(unsafe.SliceData(b))), n), true
+}
+
 func dotF32(n int, w, a []byte) float32 {
 	w, a = w[:4*n], a[:4*n]
+	if wf, ok := asF32(w, n); ok {
+		if af, ok := asF32(a, n); ok {
+			return dotF32s(wf, af)
+		}
+	}
 	var s0, s1, s2, s3 float32
 	i := 0
 	for ; i+4 <= n; i += 4 {
@@ -72,6 +88,24 @@ func dotF32(n int, w, a []byte) float32 {
 	}
 	for ; i < n; i++ {
 		s0 += f32At(w[4*i:]) * f32At(a[4*i:])
+	}
+	return (s0 + s1) + (s2 + s3)
+}
+
+func dotF32s(x, y []float32) float32 {
+	y = y[:len(x)]
+	var s0, s1, s2, s3 float32
+	i := 0
+	for ; i+4 <= len(x); i += 4 {
+		xs := (*[4]float32)(x[i:])
+		ys := (*[4]float32)(y[i:])
+		s0 += xs[0] * ys[0]
+		s1 += xs[1] * ys[1]
+		s2 += xs[2] * ys[2]
+		s3 += xs[3] * ys[3]
+	}
+	for ; i < len(x); i++ {
+		s0 += x[i] * y[i]
 	}
 	return (s0 + s1) + (s2 + s3)
 }
