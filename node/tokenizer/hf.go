@@ -291,21 +291,17 @@ func fromHFJSON(tokenizerJSON, tokenizerConfigJSON []byte, eog []int32) (*Tokeni
 				return fmt.Errorf("%w: Split pre-tokenizer other than an isolated regex", ErrUnsupported)
 			}
 			var s splitter
+			var err error
 			switch {
 			case p.Pattern.Regex != nil:
-				if st, ok := knownPatterns[*p.Pattern.Regex]; ok {
-					s.style = st
-				} else {
-					re, err := regexp.Compile(*p.Pattern.Regex)
-					if err != nil {
-						return fmt.Errorf("%w: pre-tokenizer regex %q: %v", ErrUnsupported, *p.Pattern.Regex, err)
-					}
-					s.re = re
-				}
+				s, err = compileSplit(*p.Pattern.Regex)
 			case p.Pattern.String != nil:
-				s.re = regexp.MustCompile(regexp.QuoteMeta(*p.Pattern.String))
+				s, err = compileSplit(regexp.QuoteMeta(*p.Pattern.String))
 			default:
-				return fmt.Errorf("%w: Split pre-tokenizer without a pattern", ErrUnsupported)
+				err = errors.New("split pre-tokenizer without a pattern")
+			}
+			if err != nil {
+				return fmt.Errorf("%w: %v", ErrUnsupported, err)
 			}
 			splits = append(splits, s)
 		default:
@@ -317,9 +313,6 @@ func fromHFJSON(tokenizerJSON, tokenizerConfigJSON []byte, eog []int32) (*Tokeni
 		if err := walk(tj.PreTokenizer); err != nil {
 			return nil, fmt.Errorf("tokenizer.json: %w", err)
 		}
-	}
-	if len(splits) > 2 {
-		return nil, fmt.Errorf("tokenizer.json: %w: more than two splitting pre-tokenizers", ErrUnsupported)
 	}
 
 	var nfcNeeded bool
@@ -433,10 +426,7 @@ func fromHFJSON(tokenizerJSON, tokenizerConfigJSON []byte, eog []int32) (*Tokeni
 		if len(splits) == 0 {
 			return nil, fmt.Errorf("tokenizer.json: %w: no pre-tokenizer regex", ErrUnsupported)
 		}
-		t.split = splits[0]
-		if len(splits) == 2 {
-			t.split.next = &splits[1]
-		}
+		t.split = chain(splits)
 	}
 
 	// special tokens

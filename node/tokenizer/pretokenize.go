@@ -3,6 +3,7 @@ package tokenizer
 import (
 	"fmt"
 	"regexp"
+	"strings"
 	"unicode"
 	"unicode/utf8"
 )
@@ -54,19 +55,145 @@ func styleForPre(pre string) (*preStyle, error) {
 	return nil, fmt.Errorf("unsupported pre-tokenizer %q (supported: gpt-2, llama-bpe, qwen2 and their aliases)", pre)
 }
 
-// splitter cuts text into pre-tokens. Either style (hand-written) or re
-// (a lookahead-free regex from tokenizer.json, matched pieces isolated) is set.
+// splitter cuts text into pre-tokens, in one of three ways: a hand-written
+// style; a regex tried at each position (anch) followed by the whitespace
+// rule that Go's regexp cannot express ('\s+(?!\S)'); or a plain regex
+// (re). Text that no alternative matches becomes a piece of its own, as
+// Hugging Face's isolated Split does.
 type splitter struct {
-	style *preStyle
-	re    *regexp.Regexp
-	next  *splitter // splits each piece further
+	style  *preStyle
+	anch   *regexp.Regexp // `^(?:alternatives)`
+	wsRule int            // after anch: 1 for '\s+(?!\S)', 2 for '\s+(?!\S)|\s+'
+	re     *regexp.Regexp
+	next   *splitter // splits each piece further
+}
+
+// compileSplit builds the splitter of one isolated Split regex.
+func compileSplit(pattern string) (splitter, error) {
+	if st, ok := knownPatterns[pattern]; ok {
+		return splitter{style: st}, nil
+	}
+	return compileRegexSplit(pattern)
+}
+
+// compileRegexSplit builds a regex splitter, without the hand-written styles.
+func compileRegexSplit(pattern string) (splitter, error) {
+	compile := func(p string) (*regexp.Regexp, error) {
+		p, err := unicodeClasses(p)
+		if err != nil {
+			return nil, fmt.Errorf("pre-tokenizer regex %q: %w", pattern, err)
+		}
+		re, err := regexp.Compile(p)
+		if err != nil {
+			return nil, fmt.Errorf("pre-tokenizer regex %q: %w", pattern, err)
+		}
+		return re, nil
+	}
+	for _, w := range []struct {
+		suffix string
+		rule   int
+	}{{`|\s+(?!\S)|\s+`, 2}, {`|\s+(?!\S)`, 1}} {
+		if rest, ok := strings.CutSuffix(pattern, w.suffix); ok {
+			re, err := compile(`^(?:` + rest + `)`)
+			if err != nil {
+				return splitter{}, err
+			}
+			return splitter{anch: re, wsRule: w.rule}, nil
+		}
+	}
+	re, err := compile(pattern)
+	if err != nil {
+		return splitter{}, err
+	}
+	return splitter{re: re}, nil
+}
+
+// Unicode meanings of the Perl classes, as tokenizer.json regexes (written
+// for Oniguruma) use them; Go's \s, \d and \w are ASCII-only.
+const (
+	uniSpace = `\t-\r\x{85}\p{Z}` // White_Space
+	uniDigit = `\p{Nd}`
+	uniWord  = `\p{L}\p{M}\p{Nd}\p{Pc}`
+)
+
+// unicodeClasses rewrites \s \S \d \D \w \W of pattern as Unicode classes.
+func unicodeClasses(pattern string) (string, error) {
+	var b strings.Builder
+	inClass := false
+	for i := 0; i < len(pattern); i++ {
+		c := pattern[i]
+		switch {
+		case c == '\\' && i+1 < len(pattern):
+			e := pattern[i+1]
+			i++
+			var class string
+			negated := false
+			switch e {
+			case 's', 'S':
+				class, negated = uniSpace, e == 'S'
+			case 'd', 'D':
+				class, negated = uniDigit, e == 'D'
+			case 'w', 'W':
+				class, negated = uniWord, e == 'W'
+			default:
+				b.WriteByte('\\')
+				b.WriteByte(e)
+				continue
+			}
+			switch {
+			case inClass && negated:
+				return "", fmt.Errorf("\\%c inside a character class is not supported", e)
+			case inClass:
+				b.WriteString(class)
+			case negated:
+				b.WriteString("[^" + class + "]")
+			default:
+				b.WriteString("[" + class + "]")
+			}
+		case c == '[' && !inClass:
+			inClass = true
+			b.WriteByte(c)
+			// a ']' right after '[' or '[^' is a literal
+			if i+1 < len(pattern) && pattern[i+1] == '^' {
+				b.WriteByte('^')
+				i++
+			}
+			if i+1 < len(pattern) && pattern[i+1] == ']' {
+				b.WriteByte(']')
+				i++
+			}
+		case c == '[' && inClass && strings.HasPrefix(pattern[i:], "[:"):
+			end := strings.Index(pattern[i:], ":]")
+			if end < 0 {
+				return "", fmt.Errorf("unterminated [: class")
+			}
+			b.WriteString(pattern[i : i+end+2])
+			i += end + 1
+		case c == ']' && inClass:
+			inClass = false
+			b.WriteByte(c)
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String(), nil
+}
+
+// chain returns a splitter applying splits in order, each to the pieces of
+// the one before.
+func chain(splits []splitter) splitter {
+	for i := len(splits) - 2; i >= 0; i-- {
+		splits[i].next = &splits[i+1]
+	}
+	return splits[0]
 }
 
 // split appends the end offsets of the pieces of text to ends and returns it.
 // Pieces are contiguous and cover text.
 func (s splitter) split(text string, ends []int) []int {
 	if s.next != nil {
-		first := splitter{style: s.style, re: s.re}
+		first := s
+		first.next = nil
 		mark := len(ends)
 		ends = first.split(text, ends)
 		pieces := append([]int(nil), ends[mark:]...)
@@ -82,7 +209,33 @@ func (s splitter) split(text string, ends []int) []int {
 		}
 		return ends
 	}
-	if s.re != nil {
+	switch {
+	case s.style != nil:
+		for i := 0; i < len(text); {
+			i += s.style.match(text, i)
+			ends = append(ends, i)
+		}
+	case s.anch != nil:
+		gap := false
+		for i := 0; i < len(text); {
+			n := s.anchoredMatch(text, i)
+			if n == 0 {
+				_, w := runeAt(text, i)
+				i += w
+				gap = true
+				continue
+			}
+			if gap {
+				ends = append(ends, i)
+				gap = false
+			}
+			i += n
+			ends = append(ends, i)
+		}
+		if gap {
+			ends = append(ends, len(text))
+		}
+	default:
 		prev := 0
 		for _, m := range s.re.FindAllStringIndex(text, -1) {
 			if m[0] > prev {
@@ -96,14 +249,39 @@ func (s splitter) split(text string, ends []int) []int {
 		if prev < len(text) {
 			ends = append(ends, len(text))
 		}
-		return ends
-	}
-	for i := 0; i < len(text); {
-		n := s.style.match(text, i)
-		i += n
-		ends = append(ends, i)
 	}
 	return ends
+}
+
+// anchoredMatch returns the length of the pre-token at i, 0 for none.
+func (s splitter) anchoredMatch(text string, i int) int {
+	// look at a window first; a match reaching its end may go further
+	const window = 256
+	rest := text[i:]
+	if len(rest) > window {
+		if m := s.anch.FindStringIndex(rest[:window]); m != nil && m[1] > 0 && m[1] < window-utf8.UTFMax {
+			return m[1]
+		}
+	}
+	if m := s.anch.FindStringIndex(rest); m != nil && m[1] > 0 {
+		return m[1]
+	}
+	r, _ := runeAt(text, i)
+	if s.wsRule == 0 || !isSpace(r) {
+		return 0
+	}
+	end := run(text, i, isSpace)
+	if end == len(text) {
+		return end - i // '\s+(?!\S)' at the end of the text
+	}
+	_, last := utf8.DecodeLastRuneInString(text[i:end])
+	if end-last > i {
+		return end - last - i // '\s+(?!\S)': leave the last space to the next word
+	}
+	if s.wsRule == 2 {
+		return end - i // '\s+'
+	}
+	return 0
 }
 
 func isLetter(r rune) bool {

@@ -2,8 +2,10 @@ package tokenizer
 
 import (
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -102,5 +104,97 @@ func TestStyleForPre(t *testing.T) {
 	}
 	if _, err := styleForPre("no-such-pre"); err == nil {
 		t.Error("unknown pre-tokenizer: no error")
+	}
+}
+
+// TestRegexSplitterMatchesStyles checks the generic regex splitter (Go
+// regexp tried at each position plus the whitespace rule) against the
+// hand-written styles on the shared vectors and the tricky cases above.
+func TestRegexSplitterMatchesStyles(t *testing.T) {
+	texts := []string{
+		"Hello world", "I'm don't I'M WE'LL we'll've", "'hello", "\tfoo", "a  b", "a   b", "x   ", "   ",
+		"12345 678", "ied 4 ½ months", "$100", "hello!!!\n\nworld", "a\n\nb", "  \n  x", "\r\n",
+		" ... ok", "a ...\n\n b", "你好世界", "🚀 (normal)", "٣٤٥", "a\u00a0 b\u2003\u2003c",
+		strings.Repeat("long", 100) + " " + strings.Repeat("7", 400) + strings.Repeat(" ", 300) + "x",
+	}
+	for _, inp := range []string{
+		"tokenizers/llama3/ggml-vocab-llama-bpe.gguf.inp",
+		"tokenizers/gpt-2/ggml-vocab-gpt-2.gguf.inp",
+	} {
+		more, _ := readVectors(t, sharedFile(t, inp))
+		texts = append(texts, more...)
+	}
+	for pattern, style := range knownPatterns {
+		re, err := compileRegexSplit(pattern)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if re.anch == nil {
+			t.Fatalf("%s: whitespace rule not recognised", style.name)
+		}
+		for _, text := range texts {
+			want := pieces(splitter{style: style}, text)
+			got := pieces(re, text)
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("%s regex split of %q (-hand +regex):\n%s", style.name, text, diff)
+			}
+		}
+	}
+}
+
+func FuzzSplitters(f *testing.F) {
+	for _, s := range []string{"Hello world", "a  \n\n b", "I'M 12345", "\xff'x", "!!\r\n\r\n"} {
+		f.Add(s)
+	}
+	var regexes []splitter
+	var styles []*preStyle
+	for pattern, style := range knownPatterns {
+		re, err := compileRegexSplit(pattern)
+		if err != nil {
+			f.Fatal(err)
+		}
+		regexes = append(regexes, re)
+		styles = append(styles, style)
+	}
+	f.Fuzz(func(t *testing.T, text string) {
+		for i, style := range styles {
+			want := pieces(splitter{style: style}, text)
+			if got := strings.Join(want, ""); got != text {
+				t.Fatalf("%s: pieces join to %q", style.name, got)
+			}
+			if !utf8.ValidString(text) {
+				continue // Go's regexp and the hand splitter read invalid bytes differently
+			}
+			if got := pieces(regexes[i], text); !slices.Equal(got, want) {
+				t.Errorf("%s split of %q: regex %q, hand %q", style.name, text, got, want)
+			}
+		}
+	})
+}
+
+func TestUnicodeClasses(t *testing.T) {
+	f := func(in, want string) {
+		t.Helper()
+		got, err := unicodeClasses(in)
+		if err != nil || got != want {
+			t.Errorf("unicodeClasses(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	f(`a\sb`, `a[`+uniSpace+`]b`)
+	f(`[^\s\p{L}]+`, `[^`+uniSpace+`\p{L}]+`)
+	f(`\S\d\D\w\W`, `[^`+uniSpace+`][`+uniDigit+`][^`+uniDigit+`][`+uniWord+`][^`+uniWord+`]`)
+	f(`[]\s]`, `[]`+uniSpace+`]`)
+	f(`[[:alpha:]\d]`, `[[:alpha:]`+uniDigit+`]`)
+	f(`\\s\.`, `\\s\.`)
+	if _, err := unicodeClasses(`[\S]`); err == nil {
+		t.Error(`[\S]: no error`)
+	}
+	// the rewritten class matches Unicode spaces as Oniguruma's \s does
+	s, err := compileRegexSplit(`\s+|\S+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := pieces(s, "a\u2003\u3000b"); !slices.Equal(got, []string{"a", "\u2003\u3000", "b"}) {
+		t.Errorf("Unicode spaces: %q", got)
 	}
 }
