@@ -20,9 +20,53 @@ type CheckResult struct {
 	Err    error // the operation failed to run
 }
 
-// checkBufs tracks device buffers of one check run.
+// kernelDevice is what the kernel checks need from a device: the CUDA
+// backend, or (in tests) the kernels compiled for the host and run by an
+// emulator of CUDA's threads.
+type kernelDevice interface {
+	upload(b []byte) (devPtr, error)
+	download(dst []byte, p devPtr) error
+	launch(name string, gx, gy, threads int, args ...arg) error
+	release(p devPtr)
+}
+
+// backendDevice runs the checks on the GPU (on the worker).
+type backendDevice struct{ b *Backend }
+
+func (d backendDevice) upload(v []byte) (devPtr, error) {
+	p, err := d.b.d.alloc(uint64(max(len(v), 4)))
+	if err != nil {
+		return 0, err
+	}
+	if err := d.b.d.htod(p, v); err != nil {
+		_ = d.b.d.free(p)
+		return 0, err
+	}
+	return p, nil
+}
+
+func (d backendDevice) download(dst []byte, p devPtr) error {
+	if err := d.b.d.dtohAsync(dst, p, d.b.stream); err != nil {
+		return err
+	}
+	return d.b.d.sync(d.b.stream)
+}
+
+func (d backendDevice) launch(name string, gx, gy, threads int, args ...arg) error {
+	return d.b.launch(name, gx, gy, threads, args...)
+}
+
+func (d backendDevice) release(p devPtr) { _ = d.b.d.free(p) }
+
+// launch1D covers n items with blocks of 256 threads.
+func launch1D(kd kernelDevice, name string, n int64, args ...arg) error {
+	const threads = 256
+	return kd.launch(name, int((n+threads-1)/threads), 1, threads, args...)
+}
+
+// checkBufs tracks device buffers of one check and its first error.
 type checkBufs struct {
-	b     *Backend
+	kd    kernelDevice
 	ptrs  []devPtr
 	first error
 }
@@ -35,30 +79,36 @@ func (c *checkBufs) bytes(v []byte) devPtr {
 	if c.first != nil {
 		return 0
 	}
-	p, err := c.b.d.alloc(uint64(max(len(v), 4)))
+	p, err := c.kd.upload(v)
 	if err != nil {
 		c.first = err
 		return 0
 	}
 	c.ptrs = append(c.ptrs, p)
-	if err := c.b.d.htod(p, v); err != nil {
-		c.first = err
-	}
 	return p
 }
 
 func (c *checkBufs) zeros(n int) devPtr { return c.floats(make([]float32, n)) }
+
+// launch records the launch's error, if it is the first.
+func (c *checkBufs) launch(name string, gx, gy, threads int, args ...arg) {
+	if c.first == nil {
+		c.first = c.kd.launch(name, gx, gy, threads, args...)
+	}
+}
+
+func (c *checkBufs) launch1D(name string, n int64, args ...arg) {
+	if c.first == nil {
+		c.first = launch1D(c.kd, name, n, args...)
+	}
+}
 
 func (c *checkBufs) read(p devPtr, n int) []float32 {
 	out := make([]float32, n)
 	if c.first != nil {
 		return out
 	}
-	if err := c.b.d.dtohAsync(f32Bytes(out), p, c.b.stream); err != nil {
-		c.first = err
-		return out
-	}
-	if err := c.b.d.sync(c.b.stream); err != nil {
+	if err := c.kd.download(f32Bytes(out), p); err != nil {
 		c.first = err
 	}
 	return out
@@ -66,7 +116,7 @@ func (c *checkBufs) read(p devPtr, n int) []float32 {
 
 func (c *checkBufs) release() {
 	for _, p := range c.ptrs {
-		_ = c.b.d.free(p)
+		c.kd.release(p)
 	}
 	c.ptrs = nil
 }
@@ -103,27 +153,42 @@ func (b *Backend) CheckKernels(seed int64) ([]CheckResult, error) {
 	var res []CheckResult
 	err := b.exec(func() error {
 		r := rand.New(rand.NewSource(seed))
-		var types []ggml.Type
-		for t := range quantKernelSuffix {
-			types = append(types, t)
-		}
-		sort.Slice(types, func(i, j int) bool { return types[i] < types[j] })
-		for _, t := range types {
-			res = append(res, b.checkQuant(r, t)...)
-		}
-		for _, f := range []func(*rand.Rand) CheckResult{
-			b.checkRMSNorm, b.checkRopeNorm, b.checkRopeNeoX, b.checkSwiGLU, b.checkAddBias, b.checkKVWrite,
-			b.checkAttentionDecode, b.checkAttentionPrefill, b.checkSoftmax, b.checkArgmax, b.checkGEMM, b.checkGEMMBatched,
-		} {
-			res = append(res, f(r))
-		}
+		res = kernelChecks(backendDevice{b}, r, false)
+		res = append(res, b.checkGEMM(r), b.checkGEMMBatched(r))
 		return nil
 	})
 	return res, err
 }
 
-func (b *Backend) run(op string, f func(c *checkBufs) CheckResult) CheckResult {
-	c := &checkBufs{b: b}
+// kernelChecks runs the checks of every PTX kernel on kd; small shrinks
+// the attention problems (for the slow host emulator).
+func kernelChecks(kd kernelDevice, r *rand.Rand, small bool) []CheckResult {
+	var res []CheckResult
+	var types []ggml.Type
+	for t := range quantKernelSuffix {
+		types = append(types, t)
+	}
+	sort.Slice(types, func(i, j int) bool { return types[i] < types[j] })
+	for _, t := range types {
+		res = append(res, checkQuant(kd, r, t)...)
+	}
+	for _, f := range []func(kernelDevice, *rand.Rand) CheckResult{
+		checkRMSNorm, checkRopeNorm, checkRopeNeoX, checkSwiGLU, checkAddBias, checkKVWrite, checkSoftmax, checkArgmax,
+	} {
+		res = append(res, f(kd, r))
+	}
+	if small {
+		return append(res,
+			checkAttention(kd, r, "attention_decode", 1, 4, 2, 128, 41),
+			checkAttention(kd, r, "attention_prefill", 9, 4, 2, 8, 3))
+	}
+	return append(res,
+		checkAttention(kd, r, "attention_decode", 1, 8, 2, 128, 300),
+		checkAttention(kd, r, "attention_prefill", 37, 6, 3, 8, 4))
+}
+
+func runCheck(kd kernelDevice, op string, f func(c *checkBufs) CheckResult) CheckResult {
+	c := &checkBufs{kd: kd}
 	defer c.release()
 	res := f(c)
 	if c.first != nil {
@@ -135,7 +200,7 @@ func (b *Backend) run(op string, f func(c *checkBufs) CheckResult) CheckResult {
 
 // checkQuant checks dequant (whole matrix and a row gather) and the
 // matrix-vector product of one weight type.
-func (b *Backend) checkQuant(r *rand.Rand, t ggml.Type) []CheckResult {
+func checkQuant(kd kernelDevice, r *rand.Rand, t ggml.Type) []CheckResult {
 	s := quantKernelSuffix[t]
 	cols, rows, ntok := 768, 37, 3
 	if blockShape[t][0] == 1 {
@@ -158,14 +223,12 @@ func (b *Backend) checkQuant(r *rand.Rand, t ggml.Type) []CheckResult {
 		work /= 32
 	}
 	var out []CheckResult
-	out = append(out, b.run("dequant_"+s, func(c *checkBufs) CheckResult {
+	out = append(out, runCheck(kd, "dequant_"+s, func(c *checkBufs) CheckResult {
 		dw, dst := c.bytes(w), c.zeros(rows*cols)
-		if c.first == nil {
-			c.first = b.launch1D("dequant_"+s, work, dw, uint64(0), dst, cols, rows, int64(rb), 0)
-		}
+		c.launch1D("dequant_"+s, work, dw, uint64(0), dst, cols, rows, int64(rb), 0)
 		return compare("", c.read(dst, rows*cols), f64(ref), 1e-6)
 	}))
-	out = append(out, b.run("gather_"+s, func(c *checkBufs) CheckResult {
+	out = append(out, runCheck(kd, "gather_"+s, func(c *checkBufs) CheckResult {
 		ids := []int32{5, 0, 36, 5}
 		idb := make([]byte, 4*len(ids))
 		want := make([]float64, 0, len(ids)*cols)
@@ -178,12 +241,10 @@ func (b *Backend) checkQuant(r *rand.Rand, t ggml.Type) []CheckResult {
 		if blockShape[t][0] != 1 {
 			n /= 32
 		}
-		if c.first == nil {
-			c.first = b.launch1D("dequant_"+s, n, dw, did, dst, cols, len(ids), int64(rb), 0)
-		}
+		c.launch1D("dequant_"+s, n, dw, did, dst, cols, len(ids), int64(rb), 0)
 		return compare("", c.read(dst, len(ids)*cols), want, 1e-6)
 	}))
-	out = append(out, b.run("mmv_"+s, func(c *checkBufs) CheckResult {
+	out = append(out, runCheck(kd, "mmv_"+s, func(c *checkBufs) CheckResult {
 		xs := randVec(r, ntok*cols, 1)
 		y0 := randVec(r, ntok*rows, 1)
 		want := make([]float64, ntok*rows)
@@ -197,9 +258,7 @@ func (b *Backend) checkQuant(r *rand.Rand, t ggml.Type) []CheckResult {
 			}
 		}
 		dw, dx, dy := c.bytes(w), c.floats(xs), c.floats(y0)
-		if c.first == nil {
-			c.first = b.launch("mmv_"+s, (rows+3)/4, ntok, 128, dw, dx, dy, cols, rows, int64(rb), 1)
-		}
+		c.launch("mmv_"+s, (rows+3)/4, ntok, 128, dw, dx, dy, cols, rows, int64(rb), 1)
 		return compare("", c.read(dy, ntok*rows), want, 1e-4)
 	}))
 	return out
@@ -213,8 +272,8 @@ func f64(v []float32) []float64 {
 	return out
 }
 
-func (b *Backend) checkRMSNorm(r *rand.Rand) CheckResult {
-	return b.run("rmsnorm", func(c *checkBufs) CheckResult {
+func checkRMSNorm(kd kernelDevice, r *rand.Rand) CheckResult {
+	return runCheck(kd, "rmsnorm", func(c *checkBufs) CheckResult {
 		rows, n := 5, 1000
 		x, w := randVec(r, rows*n, 2), randVec(r, n, 1)
 		want := make([]float64, rows*n)
@@ -229,19 +288,17 @@ func (b *Backend) checkRMSNorm(r *rand.Rand) CheckResult {
 			}
 		}
 		dx, dw, do := c.floats(x), c.floats(w), c.zeros(rows*n)
-		if c.first == nil {
-			c.first = b.launch("rmsnorm", rows, 1, normThreads(n), dx, dw, do, n, float32(1e-5))
-		}
+		c.launch("rmsnorm", rows, 1, normThreads(n), dx, dw, do, n, float32(1e-5))
 		return compare("", c.read(do, rows*n), want, 1e-5)
 	})
 }
 
-func (b *Backend) checkRope(r *rand.Rand, neox bool) CheckResult {
+func checkRope(kd kernelDevice, r *rand.Rand, neox bool) CheckResult {
 	name := "rope_norm"
 	if neox {
 		name = "rope_neox"
 	}
-	return b.run(name, func(c *checkBufs) CheckResult {
+	return runCheck(kd, name, func(c *checkBufs) CheckResult {
 		ntok, nhead, hd, rdims, pos0, ctx := 4, 3, 64, 48, 100, 128
 		h := hparamsForRope(rdims)
 		tab := ropeTable(h, ctx)
@@ -269,18 +326,16 @@ func (b *Backend) checkRope(r *rand.Rand, neox bool) CheckResult {
 			nx = 1
 		}
 		dx, dt := c.floats(x), c.floats(tab)
-		if c.first == nil {
-			c.first = b.launch1D("rope", int64(ntok*nhead*half), dx, dt, ntok, nhead, hd, rdims, pos0, nx)
-		}
+		c.launch1D("rope", int64(ntok*nhead*half), dx, dt, ntok, nhead, hd, rdims, pos0, nx)
 		return compare("", c.read(dx, len(x)), want, 1e-5)
 	})
 }
 
-func (b *Backend) checkRopeNorm(r *rand.Rand) CheckResult { return b.checkRope(r, false) }
-func (b *Backend) checkRopeNeoX(r *rand.Rand) CheckResult { return b.checkRope(r, true) }
+func checkRopeNorm(kd kernelDevice, r *rand.Rand) CheckResult { return checkRope(kd, r, false) }
+func checkRopeNeoX(kd kernelDevice, r *rand.Rand) CheckResult { return checkRope(kd, r, true) }
 
-func (b *Backend) checkSwiGLU(r *rand.Rand) CheckResult {
-	return b.run("swiglu", func(c *checkBufs) CheckResult {
+func checkSwiGLU(kd kernelDevice, r *rand.Rand) CheckResult {
+	return runCheck(kd, "swiglu", func(c *checkBufs) CheckResult {
 		n := 3000
 		g, u := randVec(r, n, 3), randVec(r, n, 1)
 		want := make([]float64, n)
@@ -289,15 +344,13 @@ func (b *Backend) checkSwiGLU(r *rand.Rand) CheckResult {
 			want[i] = x / (1 + math.Exp(-x)) * float64(u[i])
 		}
 		dg, du := c.floats(g), c.floats(u)
-		if c.first == nil {
-			c.first = b.launch1D("swiglu", int64(n), dg, du, dg, int64(n))
-		}
+		c.launch1D("swiglu", int64(n), dg, du, dg, int64(n))
 		return compare("", c.read(dg, n), want, 1e-5)
 	})
 }
 
-func (b *Backend) checkAddBias(r *rand.Rand) CheckResult {
-	return b.run("add_bias+add", func(c *checkBufs) CheckResult {
+func checkAddBias(kd kernelDevice, r *rand.Rand) CheckResult {
+	return runCheck(kd, "add_bias+add", func(c *checkBufs) CheckResult {
 		rows, w := 7, 300
 		x, bias, y := randVec(r, rows*w, 1), randVec(r, w, 1), randVec(r, rows*w, 1)
 		want := make([]float64, rows*w)
@@ -305,18 +358,14 @@ func (b *Backend) checkAddBias(r *rand.Rand) CheckResult {
 			want[i] = float64(x[i]) + float64(bias[i%w]) + float64(y[i])
 		}
 		dx, db, dy := c.floats(x), c.floats(bias), c.floats(y)
-		if c.first == nil {
-			c.first = b.launch1D("add_bias", int64(rows*w), dx, db, int64(rows*w), w)
-		}
-		if c.first == nil {
-			c.first = b.launch1D("add", int64(rows*w), dx, dy, int64(rows*w))
-		}
+		c.launch1D("add_bias", int64(rows*w), dx, db, int64(rows*w), w)
+		c.launch1D("add", int64(rows*w), dx, dy, int64(rows*w))
 		return compare("", c.read(dx, rows*w), want, 1e-6)
 	})
 }
 
-func (b *Backend) checkKVWrite(r *rand.Rand) CheckResult {
-	return b.run("kv_write", func(c *checkBufs) CheckResult {
+func checkKVWrite(kd kernelDevice, r *rand.Rand) CheckResult {
+	return runCheck(kd, "kv_write", func(c *checkBufs) CheckResult {
 		ctx, width, ntok, pos0 := 16, 40, 5, 9
 		cache, src := randVec(r, ctx*width, 1), randVec(r, ntok*width, 1)
 		want := f64(cache)
@@ -324,9 +373,7 @@ func (b *Backend) checkKVWrite(r *rand.Rand) CheckResult {
 			want[pos0*width+i] = float64(src[i])
 		}
 		dc, ds := c.floats(cache), c.floats(src)
-		if c.first == nil {
-			c.first = b.launch1D("kv_write", int64(ntok*width), ds, dc, ntok, width, pos0)
-		}
+		c.launch1D("kv_write", int64(ntok*width), ds, dc, ntok, width, pos0)
 		return compare("", c.read(dc, ctx*width), want, 0)
 	})
 }
@@ -368,30 +415,20 @@ func attentionRef(q, kc, vc []float32, ntok, nhead, nkv, hd, pos0 int) []float64
 	return out
 }
 
-func (b *Backend) checkAttention(r *rand.Rand, name string, ntok, nhead, nkv, hd, pos0 int) CheckResult {
-	return b.run(name, func(c *checkBufs) CheckResult {
+func checkAttention(kd kernelDevice, r *rand.Rand, name string, ntok, nhead, nkv, hd, pos0 int) CheckResult {
+	return runCheck(kd, name, func(c *checkBufs) CheckResult {
 		ctx := pos0 + ntok + 3
 		q := randVec(r, ntok*nhead*hd, 1)
 		kc, vc := randVec(r, ctx*nkv*hd, 1), randVec(r, ctx*nkv*hd, 1)
 		want := attentionRef(q, kc, vc, ntok, nhead, nkv, hd, pos0)
 		dq, dk, dv, do := c.floats(q), c.floats(kc), c.floats(vc), c.zeros(len(q))
-		if c.first == nil {
-			c.first = b.launch("attention", nhead, ntok, 256, dq, dk, dv, do, nhead, nkv, hd, pos0, float32(1/math.Sqrt(float64(hd))))
-		}
+		c.launch("attention", nhead, ntok, 256, dq, dk, dv, do, nhead, nkv, hd, pos0, float32(1/math.Sqrt(float64(hd))))
 		return compare("", c.read(do, len(q)), want, 1e-5)
 	})
 }
 
-func (b *Backend) checkAttentionDecode(r *rand.Rand) CheckResult {
-	return b.checkAttention(r, "attention_decode", 1, 8, 2, 128, 300)
-}
-
-func (b *Backend) checkAttentionPrefill(r *rand.Rand) CheckResult {
-	return b.checkAttention(r, "attention_prefill", 37, 6, 3, 8, 4)
-}
-
-func (b *Backend) checkSoftmax(r *rand.Rand) CheckResult {
-	return b.run("softmax", func(c *checkBufs) CheckResult {
+func checkSoftmax(kd kernelDevice, r *rand.Rand) CheckResult {
+	return runCheck(kd, "softmax", func(c *checkBufs) CheckResult {
 		rows, n, temp := 3, 5000, float32(0.7)
 		x := randVec(r, rows*n, 4)
 		want := make([]float64, rows*n)
@@ -410,17 +447,15 @@ func (b *Backend) checkSoftmax(r *rand.Rand) CheckResult {
 			}
 		}
 		dx := c.floats(x)
-		if c.first == nil {
-			c.first = b.launch("softmax", rows, 1, 256, dx, n, temp)
-		}
+		c.launch("softmax", rows, 1, 256, dx, n, temp)
 		got := c.read(dx, rows*n)
 		// Relative to the largest probability of each row.
 		return compare("", got, want, 1e-5)
 	})
 }
 
-func (b *Backend) checkArgmax(r *rand.Rand) CheckResult {
-	return b.run("argmax", func(c *checkBufs) CheckResult {
+func checkArgmax(kd kernelDevice, r *rand.Rand) CheckResult {
+	return runCheck(kd, "argmax", func(c *checkBufs) CheckResult {
 		rows, n := 4, 128256
 		x := randVec(r, rows*n, 1)
 		x[2*n+77], x[2*n+90000] = 50, 50 // a tie: the lower index wins
@@ -435,9 +470,7 @@ func (b *Backend) checkArgmax(r *rand.Rand) CheckResult {
 			want[i] = float64(best)
 		}
 		dx, do := c.floats(x), c.zeros(rows)
-		if c.first == nil {
-			c.first = b.launch("argmax", rows, 1, 1024, dx, n, do)
-		}
+		c.launch("argmax", rows, 1, 1024, dx, n, do)
 		raw := c.read(do, rows)
 		got := make([]float32, rows)
 		for i, v := range raw {
@@ -466,7 +499,7 @@ func (b *Backend) checkGEMM(r *rand.Rand) CheckResult {
 	if b.blh == nil {
 		return CheckResult{Op: "gemm", Err: fmt.Errorf("cuBLAS not loaded")}
 	}
-	return b.run("gemm", func(c *checkBufs) CheckResult {
+	return runCheck(backendDevice{b}, "gemm", func(c *checkBufs) CheckResult {
 		m, n, k := 19, 130, 96
 		a, bm, c0 := randVec(r, m*k, 1), randVec(r, n*k, 1), randVec(r, m*n, 1)
 		want := gemmRef(a, bm, c0, m, n, k, 1)
@@ -482,7 +515,7 @@ func (b *Backend) checkGEMMBatched(r *rand.Rand) CheckResult {
 	if b.blh == nil {
 		return CheckResult{Op: "gemm_strided_batched", Err: fmt.Errorf("cuBLAS not loaded")}
 	}
-	return b.run("gemm_strided_batched", func(c *checkBufs) CheckResult {
+	return runCheck(backendDevice{b}, "gemm_strided_batched", func(c *checkBufs) CheckResult {
 		m, n, k, batch := 9, 33, 64, 4
 		a, bm := randVec(r, batch*m*k, 1), randVec(r, batch*n*k, 1)
 		var want []float64

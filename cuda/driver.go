@@ -237,13 +237,6 @@ func (d *driver) htod(dst devPtr, src []byte) error {
 	return d.check("cuMemcpyHtoD_v2", d.cuMemcpyHtoD(dst, unsafe.Pointer(&src[0]), uint64(len(src))))
 }
 
-func (d *driver) dtoh(dst []byte, src devPtr) error {
-	if len(dst) == 0 {
-		return nil
-	}
-	return d.check("cuMemcpyDtoH_v2", d.cuMemcpyDtoH(unsafe.Pointer(&dst[0]), src, uint64(len(dst))))
-}
-
 // htodAsync copies on stream s; src must stay untouched (and, for a real
 // overlap, be pinned) until the stream reaches the copy.
 func (d *driver) htodAsync(dst devPtr, src []byte, s cuStream) error {
@@ -258,13 +251,6 @@ func (d *driver) dtohAsync(dst []byte, src devPtr, s cuStream) error {
 		return nil
 	}
 	return d.check("cuMemcpyDtoHAsync_v2", d.cuMemcpyDtoHAsync(unsafe.Pointer(&dst[0]), src, uint64(len(dst)), s))
-}
-
-func (d *driver) dtodAsync(dst, src devPtr, n uint64, s cuStream) error {
-	if n == 0 {
-		return nil
-	}
-	return d.check("cuMemcpyDtoDAsync_v2", d.cuMemcpyDtoDAsync(dst, src, n, s))
 }
 
 func (d *driver) zeroAsync(dst devPtr, words uint64, s cuStream) error {
@@ -289,9 +275,11 @@ func (d *driver) function(m cuModule, name string) (cuFunc, error) {
 	return f, nil
 }
 
+// newStream creates a blocking stream: work on it is ordered with the
+// synchronous copies (cuMemcpyHtoD) made on the legacy default stream.
 func (d *driver) newStream() (cuStream, error) {
 	var s cuStream
-	return s, d.check("cuStreamCreate", d.cuStreamCreate(&s, 1 /* CU_STREAM_NON_BLOCKING */))
+	return s, d.check("cuStreamCreate", d.cuStreamCreate(&s, 0 /* CU_STREAM_DEFAULT */))
 }
 
 func (d *driver) sync(s cuStream) error {

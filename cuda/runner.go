@@ -206,6 +206,11 @@ func (r *Runner) load(w *engine.Weights) error {
 	if r.vc, err = r.alloc(p.KVBytes / 2); err != nil {
 		return err
 	}
+	for _, c := range []devPtr{r.kc, r.vc} {
+		if err := r.b.d.zeroAsync(c, uint64(p.KVBytes/8), r.b.stream); err != nil {
+			return err
+		}
+	}
 	if r.ropeCS, err = r.uploadFloats(ropeTable(h, o.ContextLength)); err != nil {
 		return err
 	}
@@ -223,7 +228,7 @@ func (r *Runner) load(w *engine.Weights) error {
 	if r.hostToks, err = r.b.d.hostAlloc(int(4 * B)); err != nil {
 		return err
 	}
-	return r.b.d.check("cuCtxSynchronize", r.b.d.cuCtxSynchronize())
+	return r.b.d.sync(r.b.stream)
 }
 
 // MemBytes is the device memory the runner holds.

@@ -4,23 +4,35 @@
 // Go side looks up.
 #pragma once
 
-#define __global__ __attribute__((global))
-#define __device__ __attribute__((device))
-#define __shared__ __attribute__((shared))
-#define DEV static __device__ __attribute__((always_inline)) inline
-#define KERNEL extern "C" __global__ void
-
 typedef unsigned char u8;
 typedef signed char i8;
 typedef unsigned short u16;
 typedef unsigned int u32;
 typedef long long i64;
 
+#ifdef HOST_EMULATION
+// Tests compile the kernels for the host and run them on an emulator of
+// CUDA's threads, which provides these primitives.
+#include "hostemu.h"
+#else
+#define __global__ __attribute__((global))
+#define __device__ __attribute__((device))
+#define __shared__ __attribute__((shared))
+#define DEV static __device__ __attribute__((always_inline)) inline
+#define KERNEL extern "C" __global__ void
+
 DEV int tid() { return __nvvm_read_ptx_sreg_tid_x(); }
 DEV int ntid() { return __nvvm_read_ptx_sreg_ntid_x(); }
 DEV int ctaid() { return __nvvm_read_ptx_sreg_ctaid_x(); }
 DEV int ctaidy() { return __nvvm_read_ptx_sreg_ctaid_y(); }
 DEV int nctaid() { return __nvvm_read_ptx_sreg_nctaid_x(); }
+
+DEV float h2f(u16 h) {
+    float f;
+    asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
+    return f;
+}
+#endif
 
 // gid is the global thread index along x.
 DEV i64 gid() { return (i64)ctaid() * ntid() + tid(); }
@@ -62,11 +74,6 @@ DEV float block_max(float v, float* sh) {
     return warp_max(v);
 }
 
-DEV float h2f(u16 h) {
-    float f;
-    asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
-    return f;
-}
 
 DEV float bf2f(u16 h) { return __builtin_bit_cast(float, (u32)h << 16); }
 

@@ -1,0 +1,214 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/urfave/cli/v3"
+
+	"helexa/cuda"
+	"helexa/node/engine"
+)
+
+func init() {
+	toolCommands = append(toolCommands, &cli.Command{
+		Name:  "gpucheck",
+		Usage: "check the CUDA backend against the CPU: every kernel, the runner, reference parity, speed",
+		Description: "On a host with an NVIDIA GPU: runs every kernel and backend operation on random inputs\n" +
+			"and compares each with a CPU computation (one row per operation: max error, pass/fail),\n" +
+			"then runs teacher-forced parity on the reference generations in --shared, then benchmarks\n" +
+			"the models given with --bench. On a host without CUDA it exits non-zero with the reason.",
+		Flags: []cli.Flag{
+			&cli.IntFlag{Name: "device", Usage: "CUDA device index"},
+			&cli.StringFlag{Name: "shared", Value: "../shared", Usage: "folder with models/ and reference/ (parity is skipped when absent)"},
+			&cli.Int64Flag{Name: "seed", Value: 1, Usage: "seed of the random inputs"},
+			&cli.StringSliceFlag{Name: "bench", Usage: "GGUF models to benchmark (decode at batch 1, prefill)"},
+			&cli.IntFlag{Name: "prefill", Value: 512, Usage: "prompt tokens in the benchmark"},
+			&cli.IntFlag{Name: "decode", Value: 128, Usage: "generated tokens in the benchmark"},
+		},
+		Action: func(ctx context.Context, c *cli.Command) error {
+			return gpucheck(os.Stdout, gpucheckOptions{
+				Device: int(c.Int("device")), Shared: c.String("shared"), Seed: c.Int64("seed"),
+				Bench: c.StringSlice("bench"), Prefill: int(c.Int("prefill")), Decode: int(c.Int("decode")),
+			})
+		},
+	})
+}
+
+type gpucheckOptions struct {
+	Device          int
+	Shared          string
+	Seed            int64
+	Bench           []string
+	Prefill, Decode int
+}
+
+var errGPUCheckFailed = errors.New("gpucheck: some checks failed")
+
+func gpucheck(out io.Writer, o gpucheckOptions) error {
+	info, err := cuda.Discover()
+	if err != nil {
+		return fmt.Errorf("gpucheck: no usable CUDA: %w", err)
+	}
+	fmt.Fprintf(out, "driver %s, cuBLAS %s\n", info.DriverVersion, info.CUBLAS)
+	var dev *cuda.DeviceInfo
+	for i, d := range info.Devices {
+		fmt.Fprintf(out, "device %d: %s, compute %s, %d MiB total, %d MiB free, %.0f GB/s\n",
+			d.Index, d.Name, d.ComputeCapability, d.MemTotalMB, d.MemFreeMB, d.BandwidthGBs)
+		if d.Index == o.Device {
+			dev = &info.Devices[i]
+		}
+	}
+	if dev == nil {
+		return fmt.Errorf("gpucheck: no device %d", o.Device)
+	}
+	b, err := cuda.New(cuda.Options{Index: o.Device})
+	if err != nil {
+		return fmt.Errorf("gpucheck: starting device %d: %w", o.Device, err)
+	}
+	defer b.Close()
+	failed := false
+
+	fmt.Fprintln(out, "\n== kernels against the CPU (random inputs)")
+	rows, err := b.CheckKernels(o.Seed)
+	if err != nil {
+		return fmt.Errorf("gpucheck: %w", err)
+	}
+	failed = printChecks(out, rows) || failed
+
+	fmt.Fprintln(out, "\n== runner against the CPU reference forward pass (synthetic models)")
+	failed = printChecks(out, b.CheckRunner(o.Seed)) || failed
+
+	fmt.Fprintln(out, "\n== parity on the shared references (teacher forcing)")
+	pf, err := gpucheckParity(out, b, o.Shared)
+	if err != nil {
+		fmt.Fprintln(out, "parity skipped:", err)
+	}
+	failed = pf || failed
+
+	if len(o.Bench) > 0 {
+		fmt.Fprintln(out, "\n== speed")
+		tw := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "model\tweights MiB\tprefill tok/s\tdecode tok/s\tof bandwidth limit\t")
+		for _, path := range o.Bench {
+			r, err := gpucheckBench(b, path, o.Prefill, o.Decode, dev.BandwidthGBs)
+			if err != nil {
+				fmt.Fprintf(tw, "%s\terror: %v\t\t\t\t\n", filepath.Base(path), err)
+				failed = true
+				continue
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%.0f (%d tokens)\t%.1f\t%.0f%%\t\n", filepath.Base(path), r.WeightBytes>>20,
+				r.PrefillTokS, r.PrefillTokens, r.DecodeTokS, 100*r.BandwidthFrac)
+		}
+		tw.Flush()
+		fmt.Fprintf(out, "device: %s\n", dev.Name)
+	}
+	if failed {
+		return errGPUCheckFailed
+	}
+	fmt.Fprintln(out, "\nall checks passed")
+	return nil
+}
+
+// printChecks prints one row per check and reports whether any failed.
+func printChecks(out io.Writer, rows []cuda.CheckResult) bool {
+	tw := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "op\tmax err\ttol\tresult\t")
+	failed := false
+	for _, r := range rows {
+		switch {
+		case r.Err != nil:
+			failed = true
+			fmt.Fprintf(tw, "%s\t-\t-\tERROR %v\t\n", r.Op, r.Err)
+		case r.Pass:
+			fmt.Fprintf(tw, "%s\t%.3g\t%.0e\tpass\t\n", r.Op, r.MaxErr, r.Tol)
+		default:
+			failed = true
+			fmt.Fprintf(tw, "%s\t%.3g\t%.0e\tFAIL\t\n", r.Op, r.MaxErr, r.Tol)
+		}
+	}
+	tw.Flush()
+	return failed
+}
+
+// gpucheckParity runs every GGUF reference in shared/reference through
+// the CUDA runner. It reports whether any failed.
+func gpucheckParity(out io.Writer, b *cuda.Backend, shared string) (bool, error) {
+	refs, err := filepath.Glob(filepath.Join(shared, "reference", "*.json"))
+	if err != nil || len(refs) == 0 {
+		return false, fmt.Errorf("no reference files under %s", filepath.Join(shared, "reference"))
+	}
+	sort.Strings(refs)
+	tw := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "reference\tclass\tsteps\tmean |Δ|\tmax |Δ|\ttop-1\tresult\t")
+	failed := false
+	for _, path := range refs {
+		name := strings.TrimSuffix(filepath.Base(path), ".json")
+		res, class, err := parityOne(b, shared, path)
+		switch {
+		case errors.Is(err, errNotGGUF):
+			fmt.Fprintf(tw, "%s\t-\t-\t-\t-\t-\tskipped: %v\t\n", name, err)
+		case err != nil:
+			failed = true
+			fmt.Fprintf(tw, "%s\t-\t-\t-\t-\t-\tERROR %v\t\n", name, err)
+		default:
+			verdict := "pass"
+			if !res.Pass {
+				verdict, failed = "FAIL", true
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%.5f\t%.4f\t%d/%d\t%s\t\n", name, class, res.Steps, res.MeanAbs, res.MaxAbs,
+				res.Top1Checked-res.Top1Missed, res.Top1Checked, verdict)
+		}
+	}
+	tw.Flush()
+	return failed, nil
+}
+
+var errNotGGUF = errors.New("model file missing or not GGUF")
+
+func parityOne(b *cuda.Backend, shared, refPath string) (cuda.ParityResult, string, error) {
+	ref, err := cuda.ReadReference(refPath)
+	if err != nil {
+		return cuda.ParityResult{}, "", err
+	}
+	model := filepath.Join(shared, "models", ref.ModelFile)
+	if !strings.HasSuffix(model, ".gguf") {
+		return cuda.ParityResult{}, "", errNotGGUF
+	}
+	if _, err := os.Stat(model); err != nil {
+		return cuda.ParityResult{}, "", fmt.Errorf("%w: %s", errNotGGUF, ref.ModelFile)
+	}
+	w, closeW, err := cuda.LoadGGUF(model)
+	if err != nil {
+		return cuda.ParityResult{}, "", err
+	}
+	defer closeW()
+	n := 0
+	for _, c := range ref.Cases {
+		n = max(n, len(c.PromptTokens)+len(c.CompletionTokens))
+	}
+	run, err := b.NewRunner(w, engine.RunnerOptions{ContextLength: n, Slots: 1})
+	if err != nil {
+		return cuda.ParityResult{}, "", err
+	}
+	defer run.Close()
+	class := cuda.WeightClass(w)
+	res, err := cuda.Parity(run, w.H.NVocab, ref, cuda.Tolerances[class])
+	return res, class, err
+}
+
+func gpucheckBench(b *cuda.Backend, path string, prefill, decode int, bw float64) (cuda.BenchResult, error) {
+	w, closeW, err := cuda.LoadGGUF(path)
+	if err != nil {
+		return cuda.BenchResult{}, err
+	}
+	defer closeW()
+	return b.Bench(w, prefill, decode, bw)
+}
