@@ -61,14 +61,19 @@ func FromGGUF(f *gguf.File) (*Tokenizer, error) {
 		t.addBOS, t.addSpacePrefix = true, true
 	case "gpt2":
 		pre, _ := f.String("tokenizer.ggml.pre")
-		style, err := styleForPre(pre)
+		split, err := preSplitter(pre)
 		if err != nil {
 			return nil, fmt.Errorf("gguf tokenizer: %w", err)
 		}
 		t = newTokenizer(kindBPE, tokens, types, scores)
-		t.split = splitter{style: style}
-		if style == styleLlama3 {
+		t.split = split
+		// as llama.cpp: Llama 3 style vocabularies take whole words found
+		// in the vocabulary and start with BOS
+		switch pre {
+		case "llama3", "llama-v3", "llama-bpe", "falcon3", "falcon-h1", "pixtral", "midm-2.0", "lfm2", "jina-v5-nano", "tekken":
 			t.ignoreMerges, t.addBOS = true, true
+		case "minicpm5":
+			t.ignoreMerges = true
 		}
 		merges, ok := f.Strings("tokenizer.ggml.merges")
 		if !ok {

@@ -42,17 +42,71 @@ var knownPatterns = map[string]*preStyle{
 	`(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`:      styleQwen2,
 }
 
-// styleForPre maps a GGUF tokenizer.ggml.pre name to a splitter style.
-func styleForPre(pre string) (*preStyle, error) {
+// Pre-tokenizer regexes of other vocabularies, by GGUF tokenizer.ggml.pre
+// name: each regex splits the pieces of the one before (isolated matches).
+const (
+	reGPT2Core  = `'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)`
+	reCaseWords = `[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+`
+	reCaseCaps  = `[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*`
+	reContract  = `(?i:'s|'t|'re|'ve|'m|'ll|'d)`
+	reTail      = `| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+`
+	reO200k     = reCaseWords + reContract + `?|` + reCaseCaps + reContract + `?|\p{N}{1,3}` + reTail
+	reTekken    = reCaseWords + `|` + reCaseCaps + `|\p{N}` + reTail
+	rePoro      = ` ?[^(\s|.,!?…。，、।۔،)]+`
+	reDeepseek3 = `[!"#$%&'()*+,\-./:;<=>?@\[\\\]^_` + "`" + `{|}~][A-Za-z]+|[^\r\n\p{L}\p{P}\p{S}]?[\p{L}\p{M}]+| ?[\p{P}\p{S}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`
+)
+
+var preRegexes = map[string][]string{
+	// llama.cpp's choice for vocabularies converted without a pre-tokenizer name
+	"":        {`[\p{P}\$\+<=>\^~\|]+`, reGPT2Core, `\p{N}+`, `[0-9][0-9][0-9]`},
+	"default": {`[\p{P}\$\+<=>\^~\|]+`, reGPT2Core, `\p{N}+`, `[0-9][0-9][0-9]`},
+	// digits one by one, then GPT-2
+	"starcoder": {`\p{N}`, reGPT2Core}, "refact": {`\p{N}`, reGPT2Core}, "command-r": {`\p{N}`, reGPT2Core},
+	"smollm": {`\p{N}`, reGPT2Core}, "codeshell": {`\p{N}`, reGPT2Core}, "exaone": {`\p{N}`, reGPT2Core},
+	"minerva-7b": {`\p{N}`, reGPT2Core}, "mellum2": {`\p{N}`, reGPT2Core},
+	"falcon":         {`[\p{P}\$\+<=>\^~\|` + "`" + `]+`, reGPT2Core, `[0-9][0-9][0-9]`},
+	"gpt-4o":         {reO200k},
+	"llama4":         {reO200k},
+	"minimax-m2":     {reO200k},
+	"tekken":         {reTekken},
+	"qwen35":         {`(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?[\p{L}\p{M}]+|\p{N}| ?[^\s\p{L}\p{M}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`},
+	"seed-coder":     {`(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1}| ?[^\s\p{L}\p{N}\r\n]+|\s*[\r\n]+|\s+(?!\S)|\s+`},
+	"bailingmoe":     {`'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]|\s+(?!\S)|\s+`},
+	"bailingmoe2":    {`'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]|\s+(?!\S)|\s+`},
+	"llada-moe":      {`'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]|\s+(?!\S)|\s+`},
+	"minicpm5":       {`\p{N}{1,3}`, `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}+| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`},
+	"deepseek-v3":    {`\p{N}{1,3}`, `[一-龥぀-ゟ゠-ヿ]+`, reDeepseek3},
+	"hunyuan-dense":  {`\p{N}{1,3}`, `[一-龥぀-ゟ゠-ヿ]+`, reDeepseek3},
+	"deepseek-coder": {`[\r\n]`, `\s?\p{L}+`, `\s?\p{P}+`, `[一-龥ࠀ-一가-퟿]+`, `\p{N}`},
+	"poro-chat":      {rePoro},
+	"bloom":          {rePoro},
+	"gpt3-finnish":   {rePoro},
+	"viking":         {rePoro, `\p{N}`},
+}
+
+// preSplitter maps a GGUF tokenizer.ggml.pre name to its splitter.
+func preSplitter(pre string) (splitter, error) {
 	switch pre {
-	case "", "default", "gpt-2", "gpt2", "phi-2", "mpt", "olmo", "jais", "roberta-bpe", "exaone4", "trillion", "jina-es", "jina-de", "jina-v2-es", "jina-v2-de", "jina-v1-en", "jina-v2-code", "mellum", "modern-bert", "gigachat", "a.x-4.0":
-		return styleGPT2, nil
-	case "llama3", "llama-v3", "llama-bpe", "falcon3", "falcon-h1", "pixtral", "midm-2.0", "lfm2", "smaug-bpe", "dbrx", "chatglm-bpe", "glm4":
-		return styleLlama3, nil
-	case "qwen2", "deepseek-r1-qwen", "stablelm2", "hunyuan", "megrez", "kormo":
-		return styleQwen2, nil
+	case "gpt-2", "gpt2", "phi-2", "mpt", "olmo", "jais", "roberta-bpe", "exaone4", "trillion", "jina-es", "jina-de", "jina-v2-es", "jina-v2-de", "jina-v1-en", "jina-v2-code", "mellum", "modern-bert", "gigachat", "a.x-4.0", "granite-docling":
+		return splitter{style: styleGPT2}, nil
+	case "llama3", "llama-v3", "llama-bpe", "falcon3", "falcon-h1", "pixtral", "midm-2.0", "lfm2", "smaug-bpe", "dbrx", "chatglm-bpe", "glm4", "jina-v5-nano":
+		return splitter{style: styleLlama3}, nil
+	case "qwen2", "deepseek-r1-qwen", "stablelm2", "hunyuan", "megrez", "kormo", "f2llmv2", "grok-2", "solar-open":
+		return splitter{style: styleQwen2}, nil
 	}
-	return nil, fmt.Errorf("unsupported pre-tokenizer %q (supported: gpt-2, llama-bpe, qwen2 and their aliases)", pre)
+	patterns, ok := preRegexes[pre]
+	if !ok {
+		return splitter{}, fmt.Errorf("%w: pre-tokenizer %q", ErrUnsupported, pre)
+	}
+	splits := make([]splitter, len(patterns))
+	for i, p := range patterns {
+		s, err := compileRegexSplit(p)
+		if err != nil {
+			return splitter{}, fmt.Errorf("pre-tokenizer %q: %w", pre, err)
+		}
+		splits[i] = s
+	}
+	return chain(splits), nil
 }
 
 // splitter cuts text into pre-tokens, in one of three ways: a hand-written

@@ -1,6 +1,7 @@
 package tokenizer
 
 import (
+	"errors"
 	"regexp"
 	"slices"
 	"strings"
@@ -95,16 +96,37 @@ func TestRegexSplitter(t *testing.T) {
 	}
 }
 
-func TestStyleForPre(t *testing.T) {
-	for pre, want := range map[string]*preStyle{"": styleGPT2, "gpt-2": styleGPT2, "llama-bpe": styleLlama3, "llama3": styleLlama3, "qwen2": styleQwen2} {
-		got, err := styleForPre(pre)
-		if err != nil || got != want {
-			t.Errorf("styleForPre(%q) = %v, %v; want %s", pre, got, err, want.name)
+func TestPreSplitter(t *testing.T) {
+	for pre, want := range map[string]*preStyle{"gpt-2": styleGPT2, "llama-bpe": styleLlama3, "llama3": styleLlama3, "qwen2": styleQwen2} {
+		got, err := preSplitter(pre)
+		if err != nil || got.style != want {
+			t.Errorf("preSplitter(%q) = %v, %v; want %s", pre, got, err, want.name)
 		}
 	}
-	if _, err := styleForPre("no-such-pre"); err == nil {
-		t.Error("unknown pre-tokenizer: no error")
+	if _, err := preSplitter("no-such-pre"); !errors.Is(err, ErrUnsupported) {
+		t.Errorf("unknown pre-tokenizer: %v", err)
 	}
+	// every table entry compiles
+	for pre := range preRegexes {
+		if _, err := preSplitter(pre); err != nil {
+			t.Errorf("%s: %v", pre, err)
+		}
+	}
+	f := func(pre, text string, want ...string) {
+		t.Helper()
+		s, err := preSplitter(pre)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(want, pieces(s, text)); diff != "" {
+			t.Errorf("%s split of %q (-want +got):\n%s", pre, text, diff)
+		}
+	}
+	f("starcoder", "x = 123;", "x", " =", " ", "1", "2", "3", ";")
+	f("gpt-4o", "HelloWorld I'M fine 12345", "Hello", "World", " I'M", " fine", " ", "123", "45")
+	f("tekken", "HelloWorld I'm 42", "Hello", "World", " I", "'m", " ", "4", "2")
+	f("deepseek-v3", "abc 1234 日本語です.x", "abc", " ", "123", "4", " ", "日本語です", ".x")
+	f("default", "a,b 1234", "a", ",", "b", " ", "123", "4")
 }
 
 // TestRegexSplitterMatchesStyles checks the generic regex splitter (Go
