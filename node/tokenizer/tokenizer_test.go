@@ -372,3 +372,17 @@ func TestFromHFFolder(t *testing.T) {
 		t.Error("bad generation_config.json: no error")
 	}
 }
+
+// TestNFC checks that Qwen's NFC normalizer makes decomposed text encode as
+// the composed form does, and that vocabularies without one leave it alone.
+func TestNFC(t *testing.T) {
+	qwen := loadHF(t, "tokenizers/qwen3")
+	composed, decomposed := "café Ångström", "cafe\u0301 A\u030angstro\u0308m"
+	if got, want := qwen.Encode(decomposed, false, false), qwen.Encode(composed, false, false); !equalIDs(got, want) {
+		t.Errorf("qwen: decomposed %v, composed %v", got, want)
+	}
+	llama := loadHF(t, "tokenizers/llama3")
+	if got := llama.Decode(llama.Encode(decomposed, false, false)); got != decomposed {
+		t.Errorf("llama3 changed the text: %q", got)
+	}
+}
