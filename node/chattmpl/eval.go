@@ -860,6 +860,9 @@ func binary(op string, l, r any) (any, error) {
 	if op == "~" {
 		return toStr(l) + toStr(r), nil
 	}
+	if s, ok := l.(string); ok && op == "%" {
+		return percentFormat(s, r)
+	}
 	if u, ok := l.(Undefined); ok {
 		return nil, u.err()
 	}
@@ -1075,7 +1078,7 @@ func contains(haystack, needle any) (bool, error) {
 		_, ok := h.Get(needle)
 		return ok, nil
 	case Undefined:
-		return false, h.err()
+		return false, nil // iterates as empty
 	}
 	return false, fmt.Errorf("argument of type '%s' is not iterable", typeName(haystack))
 }

@@ -272,6 +272,8 @@ func fCenter(_ *evaluator, v any, args []any, kwargs map[string]any) (any, error
 func fInt(_ *evaluator, v any, args []any, kwargs map[string]any) (any, error) {
 	def := arg(args, kwargs, 0, "default", int64(0))
 	switch x := v.(type) {
+	case Undefined:
+		return nil, x.err()
 	case int64:
 		return x, nil
 	case bool:
@@ -297,6 +299,8 @@ func fInt(_ *evaluator, v any, args []any, kwargs map[string]any) (any, error) {
 func fFloat(_ *evaluator, v any, args []any, kwargs map[string]any) (any, error) {
 	def := arg(args, kwargs, 0, "default", 0.0)
 	switch x := v.(type) {
+	case Undefined:
+		return nil, x.err()
 	case int64:
 		return float64(x), nil
 	case bool:
@@ -367,6 +371,9 @@ func fIndent(_ *evaluator, v any, args []any, kwargs map[string]any) (any, error
 	}
 	first := truthy(arg(args, kwargs, 1, "first", false))
 	blank := truthy(arg(args, kwargs, 2, "blank", false))
+	if u, ok := v.(Undefined); ok {
+		return nil, u.err()
+	}
 	s := toStr(v)
 	s += "\n" // jinja2 appends a newline and strips it again at the end
 	lines := strings.Split(s, "\n")
@@ -405,6 +412,9 @@ func dictItems(d *Dict) *List {
 
 func fDictsort(_ *evaluator, v any, args []any, kwargs map[string]any) (any, error) {
 	d, ok := v.(*Dict)
+	if u, undef := v.(Undefined); undef {
+		return nil, u.err()
+	}
 	if !ok {
 		return nil, fmt.Errorf("dictsort needs a mapping, not %s", typeName(v))
 	}
@@ -865,13 +875,13 @@ func (ev *evaluator) runTest(name string, v any, args []any, f *frame) (bool, er
 		return ok, nil
 	case "iterable":
 		switch v.(type) {
-		case string, *List, *Dict:
+		case string, *List, *Dict, Undefined:
 			return true, nil
 		}
 		return false, nil
 	case "sequence":
 		switch v.(type) {
-		case string, *List, *Dict:
+		case string, *List, *Dict, Undefined:
 			return true, nil
 		}
 		return false, nil
