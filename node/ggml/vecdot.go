@@ -33,7 +33,7 @@ func VecDot(t Type, n int, w, a []byte) float32 {
 	case BF16:
 		return dotBF16(n, w, a)
 	case Q4_0:
-		return dotQ4_0(n/32, w, a)
+		return dotQ4_0Fast(n/32, w, a)
 	case Q4_1:
 		return dotQ4_1(n/32, w, a)
 	case Q5_0:
@@ -41,7 +41,7 @@ func VecDot(t Type, n int, w, a []byte) float32 {
 	case Q5_1:
 		return dotQ5_1(n/32, w, a)
 	case Q8_0:
-		return dotQ8_0(n/32, w, a)
+		return dotQ8_0Fast(n/32, w, a)
 	case Q8_1:
 		return dotQ8_1(n/32, w, a)
 	case Q2_K:
@@ -49,11 +49,11 @@ func VecDot(t Type, n int, w, a []byte) float32 {
 	case Q3_K:
 		return dotQ3K(n/256, w, a)
 	case Q4_K:
-		return dotQ4K(n/256, w, a)
+		return dotQ4KFast(n/256, w, a)
 	case Q5_K:
 		return dotQ5K(n/256, w, a)
 	case Q6_K:
-		return dotQ6K(n/256, w, a)
+		return dotQ6KFast(n/256, w, a)
 	case Q8_K:
 		return dotQ8K(n/256, w, a)
 	}

@@ -1,0 +1,8 @@
+//go:build !amd64 || purego
+
+package ggml
+
+func dotQ8_0Fast(nb int, w, a []byte) float32 { return dotQ8_0(nb, w, a) }
+func dotQ4_0Fast(nb int, w, a []byte) float32 { return dotQ4_0(nb, w, a) }
+func dotQ4KFast(nb int, w, a []byte) float32  { return dotQ4K(nb, w, a) }
+func dotQ6KFast(nb int, w, a []byte) float32  { return dotQ6K(nb, w, a) }
