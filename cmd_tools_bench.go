@@ -1,0 +1,188 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"text/tabwriter"
+	"time"
+
+	"github.com/urfave/cli/v3"
+
+	"helexa/node/engine"
+)
+
+func init() {
+	toolCommands = append(toolCommands, &cli.Command{
+		Name:  "bench",
+		Usage: "time prompt processing and generation of a model, like llama-bench",
+		Description: "Times a prefill of -p tokens (test ppN) and a decode of -n tokens one at a time\n" +
+			"(test tgN) from an empty context, -r times each after one warm-up, and prints\n" +
+			"tokens per second as median ± standard deviation, or with --json an array of\n" +
+			"objects with llama-bench's field names.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "model", Aliases: []string{"m"}, Required: true, Usage: "a .gguf file or a Hugging Face folder"},
+			&cli.IntFlag{Name: "p", Value: 512, Usage: "prompt tokens (0 skips the prefill test)"},
+			&cli.IntFlag{Name: "n", Value: 128, Usage: "generated tokens (0 skips the decode test)"},
+			&cli.IntFlag{Name: "t", Usage: "threads (0: all cores)"},
+			&cli.IntFlag{Name: "r", Value: 5, Usage: "repetitions of each test"},
+			&cli.BoolFlag{Name: "json", Usage: "print JSON instead of a table"},
+		},
+		Action: func(ctx context.Context, c *cli.Command) error {
+			return runBench(ctx, os.Stdout, benchOptions{
+				Model: c.String("model"), Prompt: int(c.Int("p")), Gen: int(c.Int("n")),
+				Threads: int(c.Int("t")), Reps: int(c.Int("r")), JSON: c.Bool("json"),
+			})
+		},
+	})
+}
+
+type benchOptions struct {
+	Model         string
+	Prompt, Gen   int
+	Threads, Reps int
+	JSON          bool
+}
+
+// benchResult is one test, with llama-bench's JSON field names.
+type benchResult struct {
+	ModelFilename string    `json:"model_filename"`
+	ModelType     string    `json:"model_type"`
+	ModelSize     int64     `json:"model_size"`
+	ModelNParams  int64     `json:"model_n_params"`
+	Backends      string    `json:"backends"`
+	NThreads      int       `json:"n_threads"`
+	NPrompt       int       `json:"n_prompt"`
+	NGen          int       `json:"n_gen"`
+	AvgNs         int64     `json:"avg_ns"`
+	StddevNs      int64     `json:"stddev_ns"`
+	AvgTs         float64   `json:"avg_ts"`
+	StddevTs      float64   `json:"stddev_ts"`
+	SamplesNs     []int64   `json:"samples_ns"`
+	SamplesTs     []float64 `json:"samples_ts"`
+}
+
+func runBench(ctx context.Context, out io.Writer, o benchOptions) error {
+	if o.Prompt < 0 || o.Gen < 0 || o.Prompt+o.Gen == 0 {
+		return fmt.Errorf("bench: -p and -n must be non-negative and not both 0 (got %d, %d)", o.Prompt, o.Gen)
+	}
+	if o.Reps < 1 || o.Threads < 0 {
+		return fmt.Errorf("bench: -r must be at least 1 and -t non-negative (got %d, %d)", o.Reps, o.Threads)
+	}
+	m, err := engine.Load(o.Model, engine.Options{ContextLength: max(o.Prompt, o.Gen, 16), Threads: o.Threads})
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	threads := o.Threads
+	if threads == 0 {
+		threads = runtime.NumCPU()
+	}
+	logits := make([]float32, m.NVocab())
+	// Deterministic, in-vocabulary tokens.
+	tokens := make([]int32, max(o.Prompt, 1))
+	for i := range tokens {
+		tokens[i] = int32((i*7919 + 1) % m.NVocab())
+	}
+	prefill := func() error { return m.Forward(0, tokens[:o.Prompt], 0, logits) }
+	decode := func() error {
+		for i := 0; i < o.Gen; i++ {
+			if err := m.Forward(0, tokens[i%len(tokens):i%len(tokens)+1], i, logits); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	base := benchResult{
+		ModelFilename: filepath.Base(o.Model), ModelType: m.Info.Arch + " " + m.Info.Quant,
+		ModelSize: m.Info.SizeBytes, ModelNParams: m.Info.ParamCount, Backends: "CPU", NThreads: threads,
+	}
+	var results []benchResult
+	for _, test := range []struct {
+		np, ng int
+		run    func() error
+	}{{o.Prompt, 0, prefill}, {0, o.Gen, decode}} {
+		n := test.np + test.ng
+		if n == 0 {
+			continue
+		}
+		r := base
+		r.NPrompt, r.NGen = test.np, test.ng
+		if err := test.run(); err != nil { // warm-up
+			return err
+		}
+		for i := 0; i < o.Reps; i++ {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			start := time.Now()
+			if err := test.run(); err != nil {
+				return err
+			}
+			ns := time.Since(start).Nanoseconds()
+			r.SamplesNs = append(r.SamplesNs, ns)
+			r.SamplesTs = append(r.SamplesTs, float64(n)/(float64(ns)/1e9))
+		}
+		avg, sd := meanStddev(r.SamplesTs)
+		r.AvgTs, r.StddevTs = avg, sd
+		ansAvg, ansSd := meanStddevInt(r.SamplesNs)
+		r.AvgNs, r.StddevNs = ansAvg, ansSd
+		results = append(results, r)
+	}
+	if o.JSON {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(results)
+	}
+	tw := tabwriter.NewWriter(out, 0, 0, 1, ' ', tabwriter.AlignRight|tabwriter.Debug)
+	fmt.Fprintln(tw, "\t model\t size\t params\t type\t backend\t threads\t test\t t/s\t")
+	for _, r := range results {
+		test := fmt.Sprintf("pp%d", r.NPrompt)
+		if r.NGen > 0 {
+			test = fmt.Sprintf("tg%d", r.NGen)
+		}
+		_, sd := meanStddev(r.SamplesTs)
+		fmt.Fprintf(tw, "\t %s\t %.2f MiB\t %.2f M\t %s\t %s\t %d\t %s\t %.2f ± %.2f\t\n",
+			r.ModelFilename, float64(r.ModelSize)/(1<<20), float64(r.ModelNParams)/1e6, m.Info.Quant,
+			r.Backends, r.NThreads, test, median(r.SamplesTs), sd)
+	}
+	return tw.Flush()
+}
+
+func meanStddev(xs []float64) (mean, sd float64) {
+	for _, x := range xs {
+		mean += x
+	}
+	mean /= float64(len(xs))
+	if len(xs) < 2 {
+		return mean, 0
+	}
+	for _, x := range xs {
+		sd += (x - mean) * (x - mean)
+	}
+	return mean, math.Sqrt(sd / float64(len(xs)-1))
+}
+
+func meanStddevInt(xs []int64) (mean, sd int64) {
+	fs := make([]float64, len(xs))
+	for i, x := range xs {
+		fs[i] = float64(x)
+	}
+	m, s := meanStddev(fs)
+	return int64(m), int64(s)
+}
+
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
