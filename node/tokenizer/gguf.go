@@ -116,8 +116,10 @@ func FromGGUF(f *gguf.File) (*Tokenizer, error) {
 			t.eog = append(t.eog, e)
 		}
 	}
-	if !t.valid(t.unk) {
-		t.unk = -1
+	for _, id := range []*int32{&t.bos, &t.eos, &t.unk} {
+		if !t.valid(*id) {
+			*id = -1
+		}
 	}
 	if v, ok := f.Bool("tokenizer.ggml.add_bos_token"); ok {
 		t.addBOS = v

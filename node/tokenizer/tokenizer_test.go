@@ -306,6 +306,14 @@ func TestFromHFJSONTiny(t *testing.T) {
 	if tok.AddBOS() || tok.EOS() != 260 || tok.ChatTemplate() != "D" || !tok.IsEOG(260) {
 		t.Errorf("config: AddBOS %v EOS %d template %q EOGs %v", tok.AddBOS(), tok.EOS(), tok.ChatTemplate(), tok.EOGs())
 	}
+	// tokens only tokenizer_config.json knows are added too
+	tok, err = FromHFJSON(tinyTokenizerJSON(t, nil), []byte(`{"added_tokens_decoder": {"262": {"content": "<extra>", "special": true}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok.VocabSize() != 263 || !equalIDs(tok.Encode("a<extra>", false, true), []int32{'a', 262}) || !tok.IsControl(262) {
+		t.Errorf("added_tokens_decoder: size %d, %v", tok.VocabSize(), tok.Encode("a<extra>", false, true))
+	}
 	// merges given as pairs
 	tok, err = FromHFJSON(tinyTokenizerJSON(t, func(m map[string]any) {
 		m["model"].(map[string]any)["merges"] = [][]string{{"h", "e"}, {"l", "l"}, {"he", "ll"}}
@@ -327,7 +335,9 @@ func TestFromHFJSONErrors(t *testing.T) {
 	}
 	f("not json", []byte("{"), nil)
 	f("bad config", tinyTokenizerJSON(t, nil), []byte("["))
-	f("unknown bos", tinyTokenizerJSON(t, nil), []byte(`{"bos_token": "<nope>"}`))
+	f("bos to add but unknown", tinyTokenizerJSON(t, func(m map[string]any) { delete(m, "post_processor") }), []byte(`{"bos_token": "<nope>", "add_bos_token": true}`))
+	f("eos to add but none", tinyTokenizerJSON(t, nil), []byte(`{"add_eos_token": true}`))
+	f("bad added_tokens_decoder", tinyTokenizerJSON(t, nil), []byte(`{"added_tokens_decoder": {"x": {"content": "a"}}}`))
 	f("unigram", tinyTokenizerJSON(t, func(m map[string]any) { m["model"].(map[string]any)["type"] = "Unigram" }), nil)
 	f("no byte level", tinyTokenizerJSON(t, func(m map[string]any) { m["pre_tokenizer"] = map[string]any{"type": "Whitespace"} }), nil)
 	f("bad regex", tinyTokenizerJSON(t, func(m map[string]any) {
