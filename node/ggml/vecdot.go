@@ -51,7 +51,7 @@ func VecDot(t Type, n int, w, a []byte) float32 {
 	case Q4_K:
 		return dotQ4KFast(n/256, w, a)
 	case Q5_K:
-		return dotQ5K(n/256, w, a)
+		return dotQ5KFast(n/256, w, a)
 	case Q6_K:
 		return dotQ6KFast(n/256, w, a)
 	case Q8_K:

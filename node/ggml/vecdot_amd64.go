@@ -18,6 +18,9 @@ func dotQ4_0AVX2(nb int, x, y *byte, tab *float32) float32
 func dotQ4KAVX2(nb int, x, y *byte, sc *int16, d *float32) float32
 
 //go:noescape
+func dotQ5KAVX2(nb int, x, y *byte, sc *int16, d *float32) float32
+
+//go:noescape
 func dotQ6KAVX2(nb int, x, y *byte, sc *int16, d *float32) float32
 
 func dotQ8_0Fast(nb int, w, a []byte) float32 {
@@ -44,7 +47,20 @@ func dotQ4KFast(nb int, w, a []byte) float32 {
 	if !haveAVX2 || nb == 0 {
 		return dotQ4K(nb, w, a)
 	}
-	w, a = w[:q4KBytes*nb], a[:q8KBytes*nb]
+	return dotK4Fast(nb, w[:q4KBytes*nb], a[:q8KBytes*nb], q4KBytes, dotQ4KAVX2)
+}
+
+func dotQ5KFast(nb int, w, a []byte) float32 {
+	if !haveAVX2 || nb == 0 {
+		return dotQ5K(nb, w, a)
+	}
+	return dotK4Fast(nb, w[:q5KBytes*nb], a[:q8KBytes*nb], q5KBytes, dotQ5KAVX2)
+}
+
+// dotK4Fast runs a Q4_K/Q5_K kernel: the 6-bit scales are decoded here,
+// the mins' contribution (mins · bsums) is subtracted here, and the
+// kernel sums scale · Σ q·y per block.
+func dotK4Fast(nb int, w, a []byte, bb int, kernel func(int, *byte, *byte, *int16, *float32) float32) float32 {
 	var (
 		sc  [8 * kChunk]int16
 		ds  [kChunk]float32
@@ -53,9 +69,9 @@ func dotQ4KFast(nb int, w, a []byte) float32 {
 	for b0 := 0; b0 < nb; b0 += kChunk {
 		m := min(kChunk, nb-b0)
 		for i := range m {
-			x := (*[q4KBytes]byte)(w[q4KBytes*(b0+i):])
+			x := w[bb*(b0+i) : bb*(b0+i)+16]
 			y := (*[q8KBytes]byte)(a[q8KBytes*(b0+i):])
-			s, mn := unpackK4((*[12]byte)(x[4:]))
+			s, mn := unpackK4((*[12]byte)(x[4:16]))
 			var summs int32
 			for j := range 8 {
 				summs += mn[j] * (q8KBsum(y, 2*j) + q8KBsum(y, 2*j+1))
@@ -65,7 +81,7 @@ func dotQ4KFast(nb int, w, a []byte) float32 {
 			ds[i] = fp16At(x[0:]) * yd
 			sum -= fp16At(x[2:]) * yd * float32(summs)
 		}
-		sum += dotQ4KAVX2(m, &w[q4KBytes*b0], &a[q8KBytes*b0], &sc[0], &ds[0])
+		sum += kernel(m, &w[bb*b0], &a[q8KBytes*b0], &sc[0], &ds[0])
 	}
 	return sum
 }

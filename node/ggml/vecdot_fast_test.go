@@ -18,6 +18,7 @@ func TestFastKernels(t *testing.T) {
 		{Q8_0, dotQ8_0Fast, dotQ8_0},
 		{Q4_0, dotQ4_0Fast, dotQ4_0},
 		{Q4_K, dotQ4KFast, dotQ4K},
+		{Q5_K, dotQ5KFast, dotQ5K},
 		{Q6_K, dotQ6KFast, dotQ6K},
 	} {
 		bs := k.ty.BlockSize()
@@ -64,7 +65,7 @@ func BenchmarkVecDotPureGo(b *testing.B) {
 	for _, k := range []struct {
 		ty   Type
 		slow func(int, []byte, []byte) float32
-	}{{Q8_0, dotQ8_0}, {Q4_0, dotQ4_0}, {Q4_K, dotQ4K}, {Q6_K, dotQ6K}} {
+	}{{Q8_0, dotQ8_0}, {Q4_0, dotQ4_0}, {Q4_K, dotQ4K}, {Q5_K, dotQ5K}, {Q6_K, dotQ6K}} {
 		w := quantize(b, k.ty, randRow(r, n, 0.05))
 		a := quantize(b, VecDotType(k.ty), randRow(r, n, 1))
 		nb := n / k.ty.BlockSize()

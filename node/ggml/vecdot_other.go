@@ -6,3 +6,4 @@ func dotQ8_0Fast(nb int, w, a []byte) float32 { return dotQ8_0(nb, w, a) }
 func dotQ4_0Fast(nb int, w, a []byte) float32 { return dotQ4_0(nb, w, a) }
 func dotQ4KFast(nb int, w, a []byte) float32  { return dotQ4K(nb, w, a) }
 func dotQ6KFast(nb int, w, a []byte) float32  { return dotQ6K(nb, w, a) }
+func dotQ5KFast(nb int, w, a []byte) float32  { return dotQ5K(nb, w, a) }
