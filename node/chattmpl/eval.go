@@ -961,6 +961,9 @@ func binary(op string, l, r any) (any, error) {
 		if x, ok := l.(*List); ok && rInt {
 			return repeatList(x, ri)
 		}
+		if x, ok := r.(*List); ok && lInt {
+			return repeatList(x, li)
+		}
 	case "%":
 		if s, ok := l.(string); ok {
 			return percentFormat(s, r)

@@ -345,6 +345,9 @@ func fRound(_ *evaluator, v any, args []any, kwargs map[string]any) (any, error)
 	if !ok {
 		return nil, fmt.Errorf("cannot round %s", typeName(v))
 	}
+	if i, isInt := asInt(v); isInt && method == "common" && prec >= 0 {
+		return i, nil // Python's round keeps an int an int
+	}
 	p := math.Pow(10, float64(prec))
 	switch method {
 	case "common":
@@ -371,10 +374,15 @@ func fIndent(_ *evaluator, v any, args []any, kwargs map[string]any) (any, error
 	}
 	first := truthy(arg(args, kwargs, 1, "first", false))
 	blank := truthy(arg(args, kwargs, 2, "blank", false))
-	if u, ok := v.(Undefined); ok {
-		return nil, u.err()
+	var s string
+	switch x := v.(type) {
+	case Undefined:
+		return nil, x.err()
+	case string:
+		s = x
+	default:
+		return nil, fmt.Errorf("unsupported operand type(s) for +=: '%s' and 'str'", typeName(v))
 	}
-	s := toStr(v)
 	s += "\n" // jinja2 appends a newline and strips it again at the end
 	lines := strings.Split(s, "\n")
 	lines = lines[:len(lines)-1]
@@ -566,6 +574,9 @@ func fReplace(_ *evaluator, v any, args []any, kwargs map[string]any) (any, erro
 }
 
 func fMap(ev *evaluator, v any, args []any, kwargs map[string]any) (any, error) {
+	if !truthy(v) { // jinja2 yields nothing for a false sequence
+		return &List{Items: []any{}}, nil
+	}
 	items, err := iterate(v)
 	if err != nil {
 		return nil, err
@@ -604,6 +615,9 @@ func fMap(ev *evaluator, v any, args []any, kwargs map[string]any) (any, error) 
 
 func fSelectFn(keep bool) filterFunc {
 	return func(ev *evaluator, v any, args []any, _ map[string]any) (any, error) {
+		if !truthy(v) { // jinja2 yields nothing for a false sequence
+			return &List{Items: []any{}}, nil
+		}
 		items, err := iterate(v)
 		if err != nil {
 			return nil, err
@@ -630,6 +644,9 @@ func fSelectFn(keep bool) filterFunc {
 
 func fSelectAttr(keep bool) filterFunc {
 	return func(ev *evaluator, v any, args []any, _ map[string]any) (any, error) {
+		if !truthy(v) { // jinja2 yields nothing for a false sequence
+			return &List{Items: []any{}}, nil
+		}
 		items, err := iterate(v)
 		if err != nil {
 			return nil, err
@@ -762,8 +779,10 @@ func fBatch(_ *evaluator, v any, args []any, kwargs map[string]any) (any, error)
 	return out, nil
 }
 
+var wordRe = regexp.MustCompile(`[\p{L}\p{N}_]+`)
+
 func fWordcount(_ *evaluator, v any, _ []any, _ map[string]any) (any, error) {
-	return int64(len(strings.Fields(toStr(v)))), nil
+	return int64(len(wordRe.FindAllStringIndex(toStr(v), -1))), nil
 }
 
 func fEscape(_ *evaluator, v any, _ []any, _ map[string]any) (any, error) {
@@ -777,8 +796,7 @@ func fStriptags(_ *evaluator, v any, _ []any, _ map[string]any) (any, error) {
 	return strings.Join(strings.Fields(tagRe.ReplaceAllString(toStr(v), "")), " "), nil
 }
 
-func fTruncate(_ *evaluator, v any, args []any, kwargs map[string]any) (any, error) {
-	s := []rune(toStr(v))
+func fTruncate(ev *evaluator, v any, args []any, kwargs map[string]any) (any, error) {
 	n, err := intArg(args, kwargs, 0, "length", 255)
 	if err != nil {
 		return nil, err
@@ -792,6 +810,18 @@ func fTruncate(_ *evaluator, v any, args []any, kwargs map[string]any) (any, err
 	if err != nil {
 		return nil, err
 	}
+	str, isStr := v.(string)
+	if !isStr {
+		l, err := fLength(ev, v, nil, nil)
+		if err != nil {
+			return nil, err
+		}
+		if l.(int64) <= n+leeway {
+			return v, nil
+		}
+		return nil, fmt.Errorf("cannot truncate a %s", typeName(v))
+	}
+	s := []rune(str)
 	if int64(len(s)) <= n+leeway {
 		return string(s), nil
 	}
@@ -909,27 +939,29 @@ func (ev *evaluator) runTest(name string, v any, args []any, f *frame) (bool, er
 		return v == false, nil
 	case "callable":
 		switch v.(type) {
-		case builtinFunc, *macroValue:
+		case builtinFunc, *macroValue, Undefined:
 			return true, nil
 		}
 		return false, nil
 	case "odd", "even":
-		i, ok := asInt(v)
-		if !ok {
-			return false, fmt.Errorf("test %s needs an integer, not %s", name, typeName(v))
+		m, err := binary("%", v, int64(2))
+		if err != nil {
+			return false, err
 		}
-		return (i%2 != 0) == (name == "odd"), nil
+		if name == "odd" {
+			return equal(m, int64(1)), nil
+		}
+		return equal(m, int64(0)), nil
 	case "divisibleby":
 		x, err := a(0)
 		if err != nil {
 			return false, err
 		}
-		i, ok1 := asInt(v)
-		d, ok2 := asInt(x)
-		if !ok1 || !ok2 || d == 0 {
-			return false, errors.New("divisibleby needs non-zero integers")
+		m, err := binary("%", v, x)
+		if err != nil {
+			return false, err
 		}
-		return i%d == 0, nil
+		return equal(m, int64(0)), nil
 	case "eq", "equalto", "==":
 		x, err := a(0)
 		return err == nil && equal(v, x), err
@@ -963,11 +995,9 @@ func (ev *evaluator) runTest(name string, v any, args []any, f *frame) (bool, er
 		}
 		return equal(v, x) && typeName(v) == typeName(x), nil
 	case "lower":
-		s := toStr(v)
-		return s == strings.ToLower(s), nil
+		return strIs(toStr(v), "islower"), nil
 	case "upper":
-		s := toStr(v)
-		return s == strings.ToUpper(s), nil
+		return strIs(toStr(v), "isupper"), nil
 	case "escaped":
 		return false, nil
 	case "filter":

@@ -67,3 +67,21 @@ func TestRaiseExceptionMessage(t *testing.T) {
 		t.Errorf("partial output %q returned with error", out)
 	}
 }
+
+func TestExprCases(t *testing.T) {
+	for _, c := range exprCases {
+		tmpl, err := Parse(c.tmpl)
+		if err != nil {
+			t.Errorf("%s: Parse(%s): %v", c.name, c.tmpl, err)
+			continue
+		}
+		got, err := RenderContext(tmpl, []byte(exprContext))
+		if err != nil {
+			t.Errorf("%s: %s: %v", c.name, c.tmpl, err)
+			continue
+		}
+		if got != c.want {
+			t.Errorf("%s: %s\n got %q\nwant %q", c.name, c.tmpl, got, c.want)
+		}
+	}
+}

@@ -176,12 +176,13 @@ func writeJSONString(b *strings.Builder, s string, ascii bool) {
 func percentFormat(format string, args any) (any, error) {
 	var vals []any
 	var named *Dict
+	lenient := false // Python skips the "not all converted" check for mappings and lists
 	switch x := args.(type) {
 	case *List:
 		if x.Tuple {
 			vals = x.Items
 		} else {
-			vals = []any{x}
+			vals, lenient = []any{x}, true
 		}
 	case *Dict:
 		named = x
@@ -273,7 +274,7 @@ func percentFormat(format string, args any) (any, error) {
 		}
 		b.WriteString(s)
 	}
-	if named == nil && next < len(vals) {
+	if named == nil && !lenient && next < len(vals) {
 		return nil, errors.New("not all arguments converted during string formatting")
 	}
 	return b.String(), nil
