@@ -162,6 +162,35 @@ func TestRoundTrip(t *testing.T) {
 	}
 }
 
+func TestVersion2(t *testing.T) {
+	_, data := sample(t)
+	d := append([]byte(nil), data...)
+	d[4] = 2 // v2 has v3's layout
+	f, err := Parse(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Version != 2 || len(f.Tensors) != 3 {
+		t.Fatalf("version %d, %d tensors", f.Version, len(f.Tensors))
+	}
+}
+
+func TestWriterRejectsInconsistentValues(t *testing.T) {
+	for name, v := range map[string]Value{
+		"scalar type":  {Type: TypeUint32, v: "x"},
+		"array type":   {Type: TypeArray, Elem: TypeUint32, v: []string{"x"}},
+		"nested elem":  {Type: TypeArray, Elem: TypeString, v: []Value{NewArray([]string{"x"})}},
+		"nested inner": NewNestedArray([]Value{NewValue("x")}),
+		"zero":         {},
+	} {
+		w := NewWriter()
+		w.Set("k", v)
+		if _, err := w.WriteTo(io.Discard); err == nil {
+			t.Errorf("%s: no error", name)
+		}
+	}
+}
+
 func TestOpenFile(t *testing.T) {
 	_, data := sample(t)
 	p := filepath.Join(t.TempDir(), "x.gguf")
@@ -468,5 +497,29 @@ func TestRewriteShared(t *testing.T) {
 		if !ok || !bytes.Equal(d, src.TensorData(ti)) || !cmp.Equal(gti.Dims, ti.Dims) || gti.Type != ti.Type {
 			t.Errorf("tensor %s differs", ti.Name)
 		}
+	}
+}
+
+func TestWriterSetDelete(t *testing.T) {
+	w := NewWriter()
+	w.Set("a", NewValue(uint32(1)))
+	w.Set("b", NewValue("x"))
+	w.Set("c", NewValue(true))
+	w.Set("a", NewValue(uint32(2))) // replaced in place
+	w.Delete("b")
+	w.Delete("missing")
+	var buf bytes.Buffer
+	if _, err := w.WriteTo(&buf); err != nil {
+		t.Fatal(err)
+	}
+	f, err := Parse(buf.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"a", "c"}, f.Keys()); diff != "" {
+		t.Fatal(diff)
+	}
+	if a, _ := f.Uint("a"); a != 2 {
+		t.Errorf("a = %d", a)
 	}
 }

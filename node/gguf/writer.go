@@ -286,6 +286,10 @@ func (e *enc) payload(v Value, key string) error {
 		if n == 0 && v.v == nil {
 			return nil
 		}
+		if v.Elem != TypeArray && v.v != nil && typeOfSlice(v.v) == v.Elem {
+			e.slice(v.v)
+			return nil
+		}
 		for i := range n {
 			x := v.Index(i)
 			if x.Type != v.Elem {
@@ -332,5 +336,93 @@ func (e *enc) scalar(v Value) {
 		e.u64(math.Float64bits(x))
 	case string:
 		e.str(x)
+	}
+}
+
+// typeOfSlice returns the element type of a typed slice, or TypeArray for
+// anything else.
+func typeOfSlice(x any) ValueType {
+	switch x.(type) {
+	case []uint8:
+		return TypeUint8
+	case []int8:
+		return TypeInt8
+	case []uint16:
+		return TypeUint16
+	case []int16:
+		return TypeInt16
+	case []uint32:
+		return TypeUint32
+	case []int32:
+		return TypeInt32
+	case []float32:
+		return TypeFloat32
+	case []bool:
+		return TypeBool
+	case []string:
+		return TypeString
+	case []uint64:
+		return TypeUint64
+	case []int64:
+		return TypeInt64
+	case []float64:
+		return TypeFloat64
+	}
+	return TypeArray
+}
+
+// slice encodes the elements of a typed slice without boxing each one.
+func (e *enc) slice(x any) {
+	switch a := x.(type) {
+	case []uint8:
+		e.raw(a)
+	case []int8:
+		for _, v := range a {
+			e.raw([]byte{byte(v)})
+		}
+	case []bool:
+		for _, v := range a {
+			if v {
+				e.raw([]byte{1})
+			} else {
+				e.raw([]byte{0})
+			}
+		}
+	case []uint16:
+		for _, v := range a {
+			e.raw([]byte{byte(v), byte(v >> 8)})
+		}
+	case []int16:
+		for _, v := range a {
+			e.raw([]byte{byte(v), byte(v >> 8)})
+		}
+	case []uint32:
+		for _, v := range a {
+			e.u32(v)
+		}
+	case []int32:
+		for _, v := range a {
+			e.u32(uint32(v))
+		}
+	case []float32:
+		for _, v := range a {
+			e.u32(math.Float32bits(v))
+		}
+	case []string:
+		for _, v := range a {
+			e.str(v)
+		}
+	case []uint64:
+		for _, v := range a {
+			e.u64(v)
+		}
+	case []int64:
+		for _, v := range a {
+			e.u64(uint64(v))
+		}
+	case []float64:
+		for _, v := range a {
+			e.u64(math.Float64bits(v))
+		}
 	}
 }
