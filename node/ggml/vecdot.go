@@ -27,11 +27,11 @@ func VecDotType(t Type) Type {
 func VecDot(t Type, n int, w, a []byte) float32 {
 	switch t {
 	case F32:
-		return dotF32(n, w, a)
+		return dotF32Fast(n, w, a)
 	case F16:
-		return dotF16(n, w, a)
+		return dotF16Fast(n, w, a)
 	case BF16:
-		return dotBF16(n, w, a)
+		return dotBF16Fast(n, w, a)
 	case Q4_0:
 		return dotQ4_0Fast(n/32, w, a)
 	case Q4_1:

@@ -15,6 +15,9 @@ func TestFastKernels(t *testing.T) {
 		fast, slow func(int, []byte, []byte) float32
 	}
 	for _, k := range []kernel{
+		{F32, dotF32Fast, dotF32},
+		{F16, dotF16Fast, dotF16},
+		{BF16, dotBF16Fast, dotBF16},
 		{Q8_0, dotQ8_0Fast, dotQ8_0},
 		{Q4_0, dotQ4_0Fast, dotQ4_0},
 		{Q4_K, dotQ4KFast, dotQ4K},
@@ -23,7 +26,10 @@ func TestFastKernels(t *testing.T) {
 	} {
 		bs := k.ty.BlockSize()
 		for _, nb := range []int{0, 1, 2, 15, 16, 17, 33, 64} {
-			if bs == 32 {
+			switch bs {
+			case 1:
+				nb = nb*32 + nb%5 // lengths with and without a tail
+			case 32:
 				nb *= 8
 			}
 			n := nb * bs
@@ -65,7 +71,7 @@ func BenchmarkVecDotPureGo(b *testing.B) {
 	for _, k := range []struct {
 		ty   Type
 		slow func(int, []byte, []byte) float32
-	}{{Q8_0, dotQ8_0}, {Q4_0, dotQ4_0}, {Q4_K, dotQ4K}, {Q5_K, dotQ5K}, {Q6_K, dotQ6K}} {
+	}{{F32, dotF32}, {F16, dotF16}, {BF16, dotBF16}, {Q8_0, dotQ8_0}, {Q4_0, dotQ4_0}, {Q4_K, dotQ4K}, {Q5_K, dotQ5K}, {Q6_K, dotQ6K}} {
 		w := quantize(b, k.ty, randRow(r, n, 0.05))
 		a := quantize(b, VecDotType(k.ty), randRow(r, n, 1))
 		nb := n / k.ty.BlockSize()

@@ -7,3 +7,6 @@ func dotQ4_0Fast(nb int, w, a []byte) float32 { return dotQ4_0(nb, w, a) }
 func dotQ4KFast(nb int, w, a []byte) float32  { return dotQ4K(nb, w, a) }
 func dotQ6KFast(nb int, w, a []byte) float32  { return dotQ6K(nb, w, a) }
 func dotQ5KFast(nb int, w, a []byte) float32  { return dotQ5K(nb, w, a) }
+func dotF32Fast(n int, w, a []byte) float32   { return dotF32(n, w, a) }
+func dotBF16Fast(n int, w, a []byte) float32  { return dotBF16(n, w, a) }
+func dotF16Fast(n int, w, a []byte) float32   { return dotF16(n, w, a) }
