@@ -2,6 +2,7 @@ package translate
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 )
@@ -40,7 +41,7 @@ type responsesItem struct {
 	CallID    string          `json:"call_id"`
 	Name      string          `json:"name"`
 	Namespace string          `json:"namespace"`
-	Arguments string          `json:"arguments"`
+	Arguments json.RawMessage `json:"arguments"` // a JSON string; an object is accepted
 	Output    json.RawMessage `json:"output"`
 	Summary   []responsesPart `json:"summary"`
 	Input     string          `json:"input"` // custom_tool_call
@@ -140,15 +141,9 @@ func ResponsesToChat(body []byte) (chat []byte, info RequestInfo, err error) {
 	}
 	cr.ResponseFormat = rf
 
-	var systems []string
-	if !isJSONNull(req.Instructions) {
-		var s string
-		if err := json.Unmarshal(req.Instructions, &s); err != nil {
-			return nil, RequestInfo{}, badRequest("instructions", "want a string")
-		}
-		if s != "" {
-			systems = append(systems, s)
-		}
+	systems, err := responsesInstructions(req.Instructions)
+	if err != nil {
+		return nil, RequestInfo{}, err
 	}
 	msgs, more, err := responsesInput(req.Input)
 	if err != nil {
@@ -417,10 +412,7 @@ func responsesInput(raw json.RawMessage) (msgs []chatMessage, systems []string, 
 			if id == "" {
 				id = randomID("call_")
 			}
-			args := it.Arguments
-			if strings.TrimSpace(args) == "" {
-				args = "{}"
-			}
+			args := itemArguments(it.Arguments)
 			m := assistant()
 			m.ToolCalls = append(m.ToolCalls, chatToolCall{ID: id, Type: "function",
 				Function: chatFunctionCall{Name: name, Arguments: args}})
@@ -544,4 +536,53 @@ func toolOutputText(raw json.RawMessage, param string) (string, error) {
 		}
 	}
 	return strings.Join(texts, "\n"), nil
+}
+
+// responsesInstructions reads instructions: a string, or (as prompt
+// templates send them) a list of input items whose text all counts as
+// system text.
+func responsesInstructions(raw json.RawMessage) ([]string, error) {
+	if isJSONNull(raw) {
+		return nil, nil
+	}
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		if s == "" {
+			return nil, nil
+		}
+		return []string{s}, nil
+	}
+	if len(raw) == 0 || raw[0] != '[' {
+		return nil, badRequest("instructions", "want a string or an array of input items")
+	}
+	msgs, systems, err := responsesInput(raw)
+	if err != nil {
+		var e *Error
+		if errors.As(err, &e) {
+			e.Param = "instructions" + strings.TrimPrefix(e.Param, "input")
+		}
+		return nil, err
+	}
+	for _, m := range msgs {
+		if t, ok := m.Content.(string); ok && t != "" {
+			systems = append(systems, t)
+		}
+	}
+	return systems, nil
+}
+
+// itemArguments reads a function_call item's arguments: a JSON string as
+// the API defines it, or an object some clients send; empty means "{}".
+func itemArguments(raw json.RawMessage) string {
+	if isJSONNull(raw) {
+		return "{}"
+	}
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		if strings.TrimSpace(s) == "" {
+			return "{}"
+		}
+		return s
+	}
+	return argsString(raw)
 }

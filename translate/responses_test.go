@@ -81,6 +81,11 @@ func TestResponsesToChat(t *testing.T) {
 		"parallel_tool_calls":true,"text":{"format":{"type":"json_object"}}}`,
 		`{"model":"m","messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_object"}}`, info)
 
+	f("instructions as items, arguments as an object", `{"model":"m","instructions":[{"role":"developer","content":"d"},{"role":"user","content":"u"}],
+		"input":[{"type":"function_call","call_id":"c","name":"f","arguments":{"a": 1}}]}`,
+		`{"model":"m","messages":[{"role":"system","content":"d\n\nu"},
+		{"role":"assistant","content":null,"tool_calls":[{"id":"c","type":"function","function":{"name":"f","arguments":"{\"a\":1}"}}]}]}`, info)
+
 	f("empty previous_response_id is accepted", `{"model":"m","input":"x","previous_response_id":null}`,
 		`{"model":"m","messages":[{"role":"user","content":"x"}]}`, info)
 }
@@ -107,7 +112,8 @@ func TestResponsesToChatErrors(t *testing.T) {
 	f("image by file id", `{"model":"m","input":[{"role":"user","content":[{"type":"input_image","file_id":"f"}]}]}`, "input[0].content[0]")
 	f("bad tool_choice", `{"model":"m","input":"x","tool_choice":"sometimes"}`, "tool_choice")
 	f("schema missing", `{"model":"m","input":"x","text":{"format":{"type":"json_schema","name":"n"}}}`, "text.format.schema")
-	f("instructions not a string", `{"model":"m","input":"x","instructions":[1]}`, "instructions")
+	f("instructions not a string", `{"model":"m","input":"x","instructions":7}`, "instructions")
+	f("instructions with a bad item", `{"model":"m","input":"x","instructions":[{"role":"robot","content":"x"}]}`, "instructions[0].role")
 	f("function tool without name", `{"model":"m","input":"x","tools":[{"type":"function"}]}`, "tools[0].name")
 }
 
