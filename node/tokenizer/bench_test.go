@@ -41,3 +41,20 @@ func BenchmarkDecodeStream(b *testing.B) {
 		d.Flush()
 	}
 }
+
+// benchEncodeCold empties the word cache before every run.
+func benchEncodeCold(b *testing.B, tok *Tokenizer) {
+	b.SetBytes(int64(len(benchText)))
+	b.ReportAllocs()
+	for b.Loop() {
+		tok.cache.mu.Lock()
+		clear(tok.cache.m)
+		tok.cache.mu.Unlock()
+		tok.Encode(benchText, true, false)
+	}
+}
+
+func BenchmarkEncodeColdLlama3(b *testing.B) { benchEncodeCold(b, loadHF(b, "tokenizers/llama3")) }
+func BenchmarkEncodeColdSPM(b *testing.B) {
+	benchEncodeCold(b, loadGGUF(b, "tokenizers/llama-spm/ggml-vocab-llama-spm.gguf"))
+}

@@ -85,7 +85,28 @@ func (t *Tokenizer) encodeFragment(out []int32, frag string, afterSpecial, atSta
 		if t.addSpacePrefix && afterSpecial {
 			text = "▁" + text
 		}
-		return t.encodeSPM(out, text, s)
+		if !t.spmWords {
+			return t.encodeSPM(out, text, s)
+		}
+		// no token holds a ▁ after another character, so no merge crosses
+		// the start of a ▁-led word: encode word by word
+		start := 0
+		for i := 1; i <= len(text); i++ {
+			if i < len(text) && !(strings.HasPrefix(text[i:], "▁") && !strings.HasSuffix(text[:i], "▁")) {
+				continue
+			}
+			word := text[start:i]
+			s.word = append(s.word[:0], word...)
+			if ids, ok := t.cache.get(s.word); ok {
+				out = append(out, ids...)
+			} else {
+				mark := len(out)
+				out = t.encodeSPM(out, word, s)
+				t.cache.put(s.word, out[mark:])
+			}
+			start = i
+		}
+		return out
 	}
 	if t.nfc {
 		frag = nfc(frag)

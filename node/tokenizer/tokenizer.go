@@ -68,6 +68,7 @@ type Tokenizer struct {
 	// SPM, and BPE over ▁-escaped text (metaspace)
 	metaspace      bool       // BPE: spaces are ▁, no byte-level alphabet, <0xXX> byte fallback
 	addSpacePrefix bool       // "▁" before text at the start and after special tokens
+	spmWords       bool       // SPM: no token has ▁ after another character; encode word by word
 	prefixFirst    bool       // metaspace: "▁" only before the start of the input
 	prefixMissing  bool       // metaspace: "▁" only when the text does not start with one
 	splitMeta      bool       // metaspace: split words before each ▁
@@ -169,6 +170,18 @@ func (t *Tokenizer) finish() {
 			if text != "" {
 				t.specials = append(t.specials, special{text: text, id: int32(id), control: typ != typeUserDefined})
 			}
+		}
+	}
+	if t.kind == kindSPM {
+		t.spmWords = true
+		for _, text := range t.tokens {
+			if strings.Contains(strings.TrimLeft(text, "▁"), "▁") {
+				t.spmWords = false
+				break
+			}
+		}
+		if t.spmWords {
+			t.cache = newWordCache(1 << 16)
 		}
 	}
 	if t.kind == kindBPE && !t.metaspace {
