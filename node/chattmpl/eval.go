@@ -171,6 +171,16 @@ func (ev *evaluator) execNode(n node, f *frame, out *strings.Builder) error {
 			return err
 		}
 		return ev.write(out, toStr(v))
+	case *withNode:
+		fr := newFrame(f)
+		for i, name := range n.names {
+			v, err := ev.eval(n.vals[i], f)
+			if err != nil {
+				return err
+			}
+			fr.vars[name] = v
+		}
+		return ev.exec(n.body, fr, out)
 	case *breakNode:
 		return errBreak
 	case *continueNode:

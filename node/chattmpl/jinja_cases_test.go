@@ -264,4 +264,6 @@ var jinjaCases = []struct {
 	{`str_in_dictkeys`, `{{ 'a' in {'a': 1}.keys() }}{{ 1 in {'a': 1}.values() }}`, `{}`, `TrueTrue`, ""},
 	{`items_tuple_index`, `{% for it in {'a': 1} | items %}{{ it[0] }}{{ it[1] }}{{ it }}{% endfor %}`, `{}`, `a1('a', 1)`, ""},
 	{`loop_cycle_nested`, `{% for i in range(3) %}{{ loop.cycle('odd', 'even') }}{% endfor %}`, `{}`, `oddevenodd`, ""},
+	{`with_block`, `{% set a = 1 %}{% with a = 2, b = a + 10 %}{{ a }}{{ b }}{% set c = 5 %}{% endwith %}{{ a }}{{ c is defined }}`, `{}`, `2111False`, ""},
+	{`with_empty`, `{% with %}{% set z = 1 %}{{ z }}{% endwith %}[{{ z }}]`, `{}`, `1[]`, ""},
 }

@@ -49,6 +49,11 @@ type (
 		call   *callExpr
 		caller *macro
 	}
+	withNode struct {
+		names []string
+		vals  []expr
+		body  []node
+	}
 	breakNode    struct{}
 	continueNode struct{}
 )
@@ -303,6 +308,8 @@ func (p *parser) parseStatement() (node, error) {
 			return nil, err
 		}
 		return &ifNode{conds: []expr{&constExpr{v: true}}, bodies: [][]node{body}}, p.expectBlockEnd()
+	case "with":
+		return p.parseWith()
 	case "break":
 		return &breakNode{}, p.expectBlockEnd()
 	case "continue":
@@ -440,6 +447,38 @@ func (p *parser) parseSet(line int) (node, error) {
 	if n.e, err = p.parseTuple(); err != nil {
 		return nil, err
 	}
+	return n, p.expectBlockEnd()
+}
+
+func (p *parser) parseWith() (node, error) {
+	n := &withNode{}
+	for p.peek().kind != tBlockEnd {
+		name, err := p.expectName()
+		if err != nil {
+			return nil, err
+		}
+		if err := p.expectOp("="); err != nil {
+			return nil, err
+		}
+		e, err := p.parseExpr()
+		if err != nil {
+			return nil, err
+		}
+		n.names = append(n.names, name)
+		n.vals = append(n.vals, e)
+		if !p.isOp(",") {
+			break
+		}
+		p.next()
+	}
+	if err := p.expectBlockEnd(); err != nil {
+		return nil, err
+	}
+	body, _, err := p.parseBody("endwith")
+	if err != nil {
+		return nil, err
+	}
+	n.body = body
 	return n, p.expectBlockEnd()
 }
 
