@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"unicode/utf8"
+
+	"helexa/node/gguf"
 )
 
 func TestSPMByteFallback(t *testing.T) {
@@ -394,5 +396,33 @@ func TestNFC(t *testing.T) {
 	llama := loadHF(t, "tokenizers/llama3")
 	if got := llama.Decode(llama.Encode(decomposed, false, false)); got != decomposed {
 		t.Errorf("llama3 changed the text: %q", got)
+	}
+}
+
+// TestSPMWordByWord checks the word-by-word SentencePiece path against
+// merging the whole text at once.
+func TestSPMWordByWord(t *testing.T) {
+	words := loadGGUF(t, "tokenizers/llama-spm/ggml-vocab-llama-spm.gguf")
+	if !words.spmWords {
+		t.Fatal("the llama vocabulary should allow word-by-word encoding")
+	}
+	f, err := gguf.Open(sharedFile(t, "tokenizers/llama-spm/ggml-vocab-llama-spm.gguf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	whole, err := FromGGUF(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	whole.spmWords, whole.cache = false, nil
+	texts, _ := readVectors(t, sharedFile(t, "tokenizers/llama-spm/ggml-vocab-llama-spm.gguf.inp"))
+	texts = append(texts, benchText, "  leading and trailing  ", "▁literal▁marks▁▁")
+	for _, text := range texts {
+		for _, parse := range []bool{false, true} {
+			if got, want := words.Encode(text, true, parse), whole.Encode(text, true, parse); !equalIDs(got, want) {
+				t.Errorf("%q: word by word %v, whole %v", text, got, want)
+			}
+		}
 	}
 }
