@@ -29,8 +29,10 @@ type anthropicRequest struct {
 	Tools         []anthropicTool      `json:"tools"`
 	ToolChoice    *anthropicToolChoice `json:"tool_choice"`
 	Metadata      json.RawMessage      `json:"metadata"`
-	// thinking, cache_control, context_management, output_config, service_tier
-	// and other fields are accepted and ignored.
+	Thinking      json.RawMessage      `json:"thinking"`
+	OutputConfig  json.RawMessage      `json:"output_config"`
+	// cache_control, context_management, service_tier and other fields are
+	// accepted and ignored.
 }
 
 type anthropicMessage struct {
@@ -147,6 +149,23 @@ func anthropicToChatRequest(body []byte) (*anthropicRequest, *chatRequest, error
 	if json.Unmarshal(req.Metadata, &meta) == nil {
 		cr.User = meta.UserID
 	}
+	var thinking struct {
+		Type string `json:"type"`
+	}
+	var enabled *bool
+	if json.Unmarshal(req.Thinking, &thinking) == nil {
+		switch thinking.Type {
+		case "enabled", "adaptive":
+			enabled = new(true)
+		case "disabled":
+			enabled = new(false)
+		}
+	}
+	var output struct {
+		Effort string `json:"effort"`
+	}
+	_ = json.Unmarshal(req.OutputConfig, &output) // lenient: a malformed hint is ignored
+	cr.setReasoning(enabled, templateEffort(output.Effort))
 
 	system, err := anthropicSystemText(req.System, "system")
 	if err != nil {

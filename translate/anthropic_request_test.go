@@ -108,7 +108,16 @@ func TestAnthropicToChat(t *testing.T) {
 		"thinking":{"type":"enabled","budget_tokens":1000},"metadata":{"user_id":"u1"},"service_tier":"auto",
 		"messages":[{"role":"user","content":"hi"}]}`,
 		`{"model":"m","max_tokens":100,"stream":true,"stream_options":{"include_usage":true},"user":"u1",
-		"messages":[{"role":"user","content":"hi"}]}`, streamInfo)
+		"chat_template_kwargs":{"enable_thinking":true},"messages":[{"role":"user","content":"hi"}]}`, streamInfo)
+
+	f("thinking disabled, effort for the template", `{"model":"m","max_tokens":100,"thinking":{"type":"disabled"},
+		"output_config":{"effort":"low"},"messages":[{"role":"user","content":"hi"}]}`,
+		`{"model":"m","max_tokens":100,"chat_template_kwargs":{"enable_thinking":false,"reasoning_effort":"low"},
+		"messages":[{"role":"user","content":"hi"}]}`, info)
+
+	f("unknown effort and malformed hints ignored", `{"model":"m","max_tokens":100,"thinking":"yes",
+		"output_config":{"effort":"max"},"messages":[{"role":"user","content":"hi"}]}`,
+		`{"model":"m","max_tokens":100,"messages":[{"role":"user","content":"hi"}]}`, info)
 
 	f("no max_tokens", `{"model":"m","messages":[{"role":"user","content":"hi"}]}`,
 		`{"model":"m","messages":[{"role":"user","content":"hi"}]}`, RequestInfo{Model: "m", WantsUsage: true})

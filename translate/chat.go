@@ -28,6 +28,36 @@ type chatRequest struct {
 	ResponseFormat    json.RawMessage `json:"response_format,omitempty"`
 	ReasoningEffort   string          `json:"reasoning_effort,omitempty"`
 	User              string          `json:"user,omitempty"`
+	// Keyword arguments for the model's chat template: enable_thinking
+	// (Qwen3 and kin) and reasoning_effort (gpt-oss) switch reasoning.
+	ChatTemplateKwargs map[string]any `json:"chat_template_kwargs,omitempty"`
+}
+
+// setReasoning records the client's reasoning wishes for the chat template:
+// enabled is nil when the client did not say; effort is empty when it did
+// not say, or said something no template knows.
+func (r *chatRequest) setReasoning(enabled *bool, effort string) {
+	if enabled == nil && effort == "" {
+		return
+	}
+	if r.ChatTemplateKwargs == nil {
+		r.ChatTemplateKwargs = map[string]any{}
+	}
+	if enabled != nil {
+		r.ChatTemplateKwargs["enable_thinking"] = *enabled
+	}
+	if effort != "" {
+		r.ChatTemplateKwargs["reasoning_effort"] = effort
+	}
+}
+
+// templateEffort keeps the effort levels chat templates understand.
+func templateEffort(effort string) string {
+	switch effort {
+	case "low", "medium", "high":
+		return effort
+	}
+	return ""
 }
 
 type streamOptions struct {

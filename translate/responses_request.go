@@ -134,6 +134,11 @@ func ResponsesToChat(body []byte) (chat []byte, info RequestInfo, err error) {
 	}
 	if json.Unmarshal(req.Reasoning, &reasoning) == nil {
 		cr.ReasoningEffort = reasoning.Effort
+		var enabled *bool
+		if reasoning.Effort == "none" {
+			enabled = new(false)
+		}
+		cr.setReasoning(enabled, templateEffort(reasoning.Effort))
 	}
 	rf, err := responsesTextFormat(req.Text)
 	if err != nil {

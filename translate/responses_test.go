@@ -75,6 +75,7 @@ func TestResponsesToChat(t *testing.T) {
 			{"type":"function","function":{"name":"apply_patch","description":"Pass the whole input as the string argument \"input\".",
 				"parameters":{"type":"object","properties":{"input":{"type":"string","description":"The tool's raw input."}},"required":["input"]}}}],
 		"tool_choice":{"type":"function","function":{"name":"f"}},"parallel_tool_calls":false,"reasoning_effort":"low",
+		"chat_template_kwargs":{"reasoning_effort":"low"},
 		"response_format":{"type":"json_schema","json_schema":{"name":"out","schema":{"type":"object"},"strict":true}}}`, toolsInfo)
 
 	f("tool_choice without tools is dropped, json_object", `{"model":"m","input":"x","tool_choice":"required",
@@ -85,6 +86,10 @@ func TestResponsesToChat(t *testing.T) {
 		"input":[{"type":"function_call","call_id":"c","name":"f","arguments":{"a": 1}}]}`,
 		`{"model":"m","messages":[{"role":"system","content":"d\n\nu"},
 		{"role":"assistant","content":null,"tool_calls":[{"id":"c","type":"function","function":{"name":"f","arguments":"{\"a\":1}"}}]}]}`, info)
+
+	f("effort none disables thinking", `{"model":"m","input":"x","reasoning":{"effort":"none"}}`,
+		`{"model":"m","messages":[{"role":"user","content":"x"}],"reasoning_effort":"none",
+		"chat_template_kwargs":{"enable_thinking":false}}`, info)
 
 	f("empty previous_response_id is accepted", `{"model":"m","input":"x","previous_response_id":null}`,
 		`{"model":"m","messages":[{"role":"user","content":"x"}]}`, info)
