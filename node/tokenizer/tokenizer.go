@@ -1,9 +1,22 @@
 // Package tokenizer turns text into token ids and back for the vocabularies
-// helexa serves: SentencePiece-style vocabularies (GGUF "llama": score-driven
-// merging with byte fallback) and byte-level BPE (GGUF "gpt2" and Hugging Face
-// tokenizer.json files of type BPE) with the gpt-2, llama3 and qwen2
-// pre-tokenizers. A Tokenizer is immutable once built: every method is safe
-// for concurrent use.
+// helexa serves:
+//
+//   - SentencePiece-style vocabularies (GGUF "llama"): score-driven merging,
+//     ▁ for spaces, <0xXX> byte fallback;
+//   - byte-level BPE (GGUF "gpt2", Hugging Face tokenizer.json of type BPE):
+//     merge ranks over the GPT-2 byte alphabet after a pre-tokenizer — the
+//     gpt-2, llama3 and qwen2 splitters are written by hand (Go's regexp has
+//     no lookahead), other tokenizer.json regexes run through Go's regexp
+//     with the trailing '\s+(?!\S)' rule handled by hand;
+//   - SentencePiece-style tokenizer.json (BPE over ▁-escaped text with byte
+//     fallback, as Llama 2 and Mistral folders ship).
+//
+// Special tokens are matched in the input before the model runs: user-defined
+// ones always, control ones when the caller asks to parse special text. The
+// end-of-generation set holds EOS, EOT/EOM and the usual end-of-turn tokens
+// found by their text. A Tokenizer is immutable once built: every method is
+// safe for concurrent use; per-call buffers come from a pool and per-word
+// results are kept in a bounded cache.
 package tokenizer
 
 import (
@@ -27,7 +40,7 @@ type modelKind uint8
 
 const (
 	kindSPM modelKind = iota + 1 // SentencePiece scores, ▁ for spaces, <0xXX> byte tokens
-	kindBPE                      // byte-level BPE with merge ranks
+	kindBPE                      // BPE with merge ranks (byte-level, or ▁-escaped when metaspace)
 )
 
 // merge is the result of merging one adjacent pair of BPE tokens.
