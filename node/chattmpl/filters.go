@@ -836,9 +836,12 @@ func fTruncate(ev *evaluator, v any, args []any, kwargs map[string]any) (any, er
 	return t + end, nil
 }
 
+// fToJSON is transformers' tojson: json.dumps(x, ensure_ascii=False,
+// indent=None, separators=None, sort_keys=False), arguments in that order.
 func fToJSON(_ *evaluator, v any, args []any, kwargs map[string]any) (any, error) {
 	opt := jsonOptions{itemSep: ", ", keySep: ": "}
-	if ind := arg(args, kwargs, 0, "indent", nil); ind != nil {
+	opt.ensureASCII = truthy(arg(args, kwargs, 0, "ensure_ascii", false))
+	if ind := arg(args, kwargs, 1, "indent", nil); ind != nil {
 		switch x := ind.(type) {
 		case string:
 			opt.indent, opt.useIndent = x, true
@@ -851,7 +854,7 @@ func fToJSON(_ *evaluator, v any, args []any, kwargs map[string]any) (any, error
 		}
 		opt.itemSep = ","
 	}
-	if seps := arg(args, kwargs, 1, "separators", nil); seps != nil {
+	if seps := arg(args, kwargs, 2, "separators", nil); seps != nil {
 		l, ok := seps.(*List)
 		if !ok || len(l.Items) != 2 {
 			return nil, errors.New("separators must be a pair of strings")
@@ -863,8 +866,7 @@ func fToJSON(_ *evaluator, v any, args []any, kwargs map[string]any) (any, error
 		}
 		opt.itemSep, opt.keySep = a, b
 	}
-	opt.sortKeys = truthy(arg(args, kwargs, 2, "sort_keys", false))
-	opt.ensureASCII = truthy(kwargs["ensure_ascii"])
+	opt.sortKeys = truthy(arg(args, kwargs, 3, "sort_keys", false))
 	var b strings.Builder
 	if err := writeJSON(&b, v, opt, 0); err != nil {
 		return nil, err

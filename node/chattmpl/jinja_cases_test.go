@@ -266,4 +266,5 @@ var jinjaCases = []struct {
 	{`loop_cycle_nested`, `{% for i in range(3) %}{{ loop.cycle('odd', 'even') }}{% endfor %}`, `{}`, `oddevenodd`, ""},
 	{`with_block`, `{% set a = 1 %}{% with a = 2, b = a + 10 %}{{ a }}{{ b }}{% set c = 5 %}{% endwith %}{{ a }}{{ c is defined }}`, `{}`, `2111False`, ""},
 	{`with_empty`, `{% with %}{% set z = 1 %}{{ z }}{% endwith %}[{{ z }}]`, `{}`, `1[]`, ""},
+	{`tojson_positional`, `{{ {'a': 'é', 'b': [1]} | tojson(2) }}|{{ {'a': 'é'} | tojson(false, 2) }}|{{ {'b': 1, 'a': 'é'} | tojson(false, none, none, true) }}`, `{}`, "{\"a\": \"\\u00e9\", \"b\": [1]}|{\n  \"a\": \"é\"\n}|{\"a\": \"é\", \"b\": 1}", ""},
 }
