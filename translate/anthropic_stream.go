@@ -26,8 +26,8 @@ type AnthropicStream struct {
 	open           int // index of the open block, -1 when none
 	openKind       string
 	thinking       bytes.Buffer     // text of the open thinking block, for its signature
-	tools          map[int]struct{} // OpenAI tool call indexes seen
-	openTool       int              // OpenAI index of the open tool_use block
+	tools          map[int]struct{} // tool calls seen, by callKeys key
+	openTool       int              // key of the call in the open tool_use block
 	pending        []*pendingCall   // calls held back, in arrival order
 	callKeys       toolCallKeys
 	sawTool        bool
@@ -107,7 +107,7 @@ func (s *AnthropicStream) Chunk(data []byte) error {
 // interleave the fragments of parallel calls while Anthropic blocks are
 // strictly sequential.
 func (s *AnthropicStream) toolFragment(pos int, tc chatToolCall) {
-	idx, _ := s.callKeys.key(pos, tc)
+	idx := s.callKeys.key(pos, tc)
 	if s.openKind == "tool_use" && s.openTool == idx {
 		s.toolArgs(tc.Function.Arguments)
 		return

@@ -291,9 +291,10 @@ type callKey struct {
 	id  string
 }
 
-// key returns the call a fragment belongs to, and whether it starts one.
-// pos is the fragment's position in its delta, used when it has no index.
-func (k *toolCallKeys) key(pos int, tc chatToolCall) (int, bool) {
+// key returns the call a fragment belongs to, numbered from 0 in order of
+// appearance. pos is the fragment's position in its delta, used when it has
+// no index.
+func (k *toolCallKeys) key(pos int, tc chatToolCall) int {
 	idx := pos
 	if tc.Index != nil {
 		idx = *tc.Index
@@ -307,10 +308,10 @@ func (k *toolCallKeys) key(pos int, tc chatToolCall) (int, bool) {
 			cur.id = tc.ID
 			k.byIndex[idx] = cur
 		}
-		return cur.key, false
+		return cur.key
 	}
 	cur = callKey{key: k.next, id: tc.ID}
 	k.next++
 	k.byIndex[idx] = cur
-	return cur.key, true
+	return cur.key
 }

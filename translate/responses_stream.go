@@ -31,7 +31,7 @@ type ResponsesStream struct {
 	items          []*streamItem
 	cur            *streamItem         // open message or reasoning item
 	calls          []*streamItem       // open function calls
-	tools          map[int]*streamItem // OpenAI tool call index → item
+	tools          map[int]*streamItem // callKeys key → item
 	callKeys       toolCallKeys
 	finish         string
 	usage          *chatUsage
@@ -152,7 +152,7 @@ func (s *ResponsesStream) textDelta(t string) {
 }
 
 func (s *ResponsesStream) toolFragment(pos int, tc chatToolCall) {
-	idx, _ := s.callKeys.key(pos, tc)
+	idx := s.callKeys.key(pos, tc)
 	it, ok := s.tools[idx]
 	if !ok {
 		s.closeCurrent()
