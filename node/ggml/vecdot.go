@@ -35,19 +35,19 @@ func VecDot(t Type, n int, w, a []byte) float32 {
 	case Q4_0:
 		return dotQ4_0Fast(n/32, w, a)
 	case Q4_1:
-		return dotQ4_1(n/32, w, a)
+		return dotQ4_1Fast(n/32, w, a)
 	case Q5_0:
-		return dotQ5_0(n/32, w, a)
+		return dotQ5_0Fast(n/32, w, a)
 	case Q5_1:
-		return dotQ5_1(n/32, w, a)
+		return dotQ5_1Fast(n/32, w, a)
 	case Q8_0:
 		return dotQ8_0Fast(n/32, w, a)
 	case Q8_1:
 		return dotQ8_1(n/32, w, a)
 	case Q2_K:
-		return dotQ2K(n/256, w, a)
+		return dotQ2KFast(n/256, w, a)
 	case Q3_K:
-		return dotQ3K(n/256, w, a)
+		return dotQ3KFast(n/256, w, a)
 	case Q4_K:
 		return dotQ4KFast(n/256, w, a)
 	case Q5_K:

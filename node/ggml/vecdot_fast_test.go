@@ -20,6 +20,11 @@ func TestFastKernels(t *testing.T) {
 		{BF16, dotBF16Fast, dotBF16},
 		{Q8_0, dotQ8_0Fast, dotQ8_0},
 		{Q4_0, dotQ4_0Fast, dotQ4_0},
+		{Q4_1, dotQ4_1Fast, dotQ4_1},
+		{Q5_0, dotQ5_0Fast, dotQ5_0},
+		{Q5_1, dotQ5_1Fast, dotQ5_1},
+		{Q2_K, dotQ2KFast, dotQ2K},
+		{Q3_K, dotQ3KFast, dotQ3K},
 		{Q4_K, dotQ4KFast, dotQ4K},
 		{Q5_K, dotQ5KFast, dotQ5K},
 		{Q6_K, dotQ6KFast, dotQ6K},
@@ -71,7 +76,7 @@ func BenchmarkVecDotPureGo(b *testing.B) {
 	for _, k := range []struct {
 		ty   Type
 		slow func(int, []byte, []byte) float32
-	}{{F32, dotF32}, {F16, dotF16}, {BF16, dotBF16}, {Q8_0, dotQ8_0}, {Q4_0, dotQ4_0}, {Q4_K, dotQ4K}, {Q5_K, dotQ5K}, {Q6_K, dotQ6K}} {
+	}{{F32, dotF32}, {F16, dotF16}, {BF16, dotBF16}, {Q8_0, dotQ8_0}, {Q4_0, dotQ4_0}, {Q4_1, dotQ4_1}, {Q5_0, dotQ5_0}, {Q5_1, dotQ5_1}, {Q2_K, dotQ2K}, {Q3_K, dotQ3K}, {Q4_K, dotQ4K}, {Q5_K, dotQ5K}, {Q6_K, dotQ6K}} {
 		w := quantize(b, k.ty, randRow(r, n, 0.05))
 		a := quantize(b, VecDotType(k.ty), randRow(r, n, 1))
 		nb := n / k.ty.BlockSize()

@@ -10,3 +10,8 @@ func dotQ5KFast(nb int, w, a []byte) float32  { return dotQ5K(nb, w, a) }
 func dotF32Fast(n int, w, a []byte) float32   { return dotF32(n, w, a) }
 func dotBF16Fast(n int, w, a []byte) float32  { return dotBF16(n, w, a) }
 func dotF16Fast(n int, w, a []byte) float32   { return dotF16(n, w, a) }
+func dotQ4_1Fast(nb int, w, a []byte) float32 { return dotQ4_1(nb, w, a) }
+func dotQ5_0Fast(nb int, w, a []byte) float32 { return dotQ5_0(nb, w, a) }
+func dotQ5_1Fast(nb int, w, a []byte) float32 { return dotQ5_1(nb, w, a) }
+func dotQ2KFast(nb int, w, a []byte) float32  { return dotQ2K(nb, w, a) }
+func dotQ3KFast(nb int, w, a []byte) float32  { return dotQ3K(nb, w, a) }
