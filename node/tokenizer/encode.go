@@ -90,21 +90,17 @@ func (t *Tokenizer) encodeFragment(out []int32, frag string, afterSpecial, atSta
 		}
 		// no token holds a ▁ after another character, so no merge crosses
 		// the start of a ▁-led word: encode word by word
-		start := 0
-		for i := 1; i <= len(text); i++ {
-			if i < len(text) && !(strings.HasPrefix(text[i:], "▁") && !strings.HasSuffix(text[:i], "▁")) {
-				continue
-			}
-			word := text[start:i]
-			s.word = append(s.word[:0], word...)
+		for start := 0; start < len(text); {
+			end := nextWord(text, start, false)
+			s.word = append(s.word[:0], text[start:end]...)
 			if ids, ok := t.cache.get(s.word); ok {
 				out = append(out, ids...)
 			} else {
 				mark := len(out)
-				out = t.encodeSPM(out, word, s)
+				out = t.encodeSPM(out, text[start:end], s)
 				t.cache.put(s.word, out[mark:])
 			}
-			start = i
+			start = end
 		}
 		return out
 	}
@@ -116,14 +112,12 @@ func (t *Tokenizer) encodeFragment(out []int32, frag string, afterSpecial, atSta
 		if t.addSpacePrefix && (atStart || afterSpecial && !t.prefixFirst) && !(t.prefixMissing && strings.HasPrefix(text, "▁")) {
 			text = "▁" + text
 		}
-		start := 0
-		for start < len(text) {
-			end := len(text)
-			if t.splitMeta {
-				if k := strings.Index(text[start+1:], "▁"); k >= 0 {
-					end = start + 1 + k
-				}
-			}
+		if !t.splitMeta && !t.spmWords {
+			s.word = append(s.word[:0], text...)
+			return t.encodeWord(out, s.word, s)
+		}
+		for start := 0; start < len(text); {
+			end := nextWord(text, start, t.splitMeta)
 			s.word = append(s.word[:0], text[start:end]...)
 			out = t.encodeWord(out, s.word, s)
 			start = end
@@ -141,6 +135,23 @@ func (t *Tokenizer) encodeFragment(out []int32, frag string, afterSpecial, atSta
 		start = end
 	}
 	return out
+}
+
+// nextWord returns where the ▁-led word starting at start ends: before the
+// next ▁ (every one when each is set, else only one after another character).
+func nextWord(text string, start int, each bool) int {
+	i := start + 1
+	for {
+		k := strings.Index(text[i:], "▁")
+		if k < 0 {
+			return len(text)
+		}
+		i += k
+		if each || !strings.HasSuffix(text[:i], "▁") {
+			return i
+		}
+		i += len("▁")
+	}
 }
 
 // encodeSPM merges the characters of text (spaces already written as ▁) by

@@ -81,7 +81,7 @@ type Tokenizer struct {
 	// SPM, and BPE over ▁-escaped text (metaspace)
 	metaspace      bool       // BPE: spaces are ▁, no byte-level alphabet, <0xXX> byte fallback
 	addSpacePrefix bool       // "▁" before text at the start and after special tokens
-	spmWords       bool       // SPM: no token has ▁ after another character; encode word by word
+	spmWords       bool       // no token has ▁ after another character: encode word by word
 	prefixFirst    bool       // metaspace: "▁" only before the start of the input
 	prefixMissing  bool       // metaspace: "▁" only when the text does not start with one
 	splitMeta      bool       // metaspace: split words before each ▁
@@ -185,7 +185,7 @@ func (t *Tokenizer) finish() {
 			}
 		}
 	}
-	if t.kind == kindSPM {
+	if t.kind == kindSPM || t.metaspace {
 		t.spmWords = true
 		for _, text := range t.tokens {
 			if strings.Contains(strings.TrimLeft(text, "▁"), "▁") {
@@ -193,7 +193,7 @@ func (t *Tokenizer) finish() {
 				break
 			}
 		}
-		if t.spmWords {
+		if t.spmWords && t.cache == nil {
 			t.cache = newWordCache(1 << 16)
 		}
 	}
