@@ -4,11 +4,20 @@
 //
 // The interpreter follows Python jinja2 as Hugging Face transformers
 // configures it: trim_blocks and lstrip_blocks on, the loop-controls
-// extension (break, continue), tojson without ASCII escaping and with
-// indent=, raise_exception(msg), strftime_now(fmt), namespace(), and
-// values that print as Python prints them (None, True, ['a', 1], {'k': 'v'}).
-// Messages and tools arrive as JSON and keep their key order, so tojson
-// writes keys in the order the client sent them.
+// extension (break, continue), transformers' tojson (no ASCII escaping,
+// indent=, separators=, sort_keys=), raise_exception(msg),
+// strftime_now(fmt), the {% generation %} block, namespace(), jinja2's
+// lenient Undefined, and values that print as Python prints them (None,
+// True, 1.0, ['a', 1], {'k': 'v'}). Messages and tools arrive as JSON and
+// keep their key order, so tojson writes keys in the order the client sent
+// them, and JSON integers stay distinct from floats (2 vs 2.0).
+//
+// Deliberate differences from jinja2: range() and dict.keys()/values()/
+// items() give lists (they print as lists, not as range(0, 4) or
+// dict_items([...])); a fromjson (alias from_json) filter exists; include,
+// extends, import and recursive loops are not supported. One render is
+// bounded: expressions and blocks nest at most 200 deep, at most 10M loop
+// iterations and macro calls, 64 MiB of output, ranges of 1M items.
 package chattmpl
 
 import (
