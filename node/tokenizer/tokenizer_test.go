@@ -426,3 +426,23 @@ func TestSPMWordByWord(t *testing.T) {
 		}
 	}
 }
+
+func TestNextWord(t *testing.T) {
+	f := func(text string, each bool, want ...string) {
+		t.Helper()
+		var got []string
+		for start := 0; start < len(text); {
+			end := nextWord(text, start, each)
+			got = append(got, text[start:end])
+			start = end
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("nextWord(%q, %v): %q, want %q", text, each, got, want)
+		}
+	}
+	f("▁Hello▁world", false, "▁Hello", "▁world")
+	f("Hi▁▁▁there▁", false, "Hi", "▁▁▁there", "▁")
+	f("▁▁a▁b", true, "▁", "▁a", "▁b")
+	f("€▁x", false, "€", "▁x")
+	f("abc", false, "abc")
+}
