@@ -232,3 +232,30 @@ func TestAnthropicCountToTokenize(t *testing.T) {
 		wantError(t, err, 400, "model")
 	}
 }
+
+func TestAnthropicCountToTokenizeClaudeCode(t *testing.T) {
+	body := clientBody(t, "claude-code-messages-request.json")
+	tok, model, err := AnthropicCountToTokenize(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var req map[string]json.RawMessage
+	if err := json.Unmarshal(tok, &req); err != nil {
+		t.Fatal(err)
+	}
+	if model != "local-model" || len(req) != 3 || req["messages"] == nil || req["tools"] == nil {
+		t.Fatalf("model %q, tokenize body keys %v", model, len(req))
+	}
+	// Counting must see what generation sees.
+	chat, _, err := AnthropicToChat(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var full map[string]json.RawMessage
+	if err := json.Unmarshal(chat, &full); err != nil {
+		t.Fatal(err)
+	}
+	if string(full["messages"]) != string(req["messages"]) || string(full["tools"]) != string(req["tools"]) {
+		t.Fatal("tokenize body differs from the chat request's messages or tools")
+	}
+}
