@@ -217,9 +217,3 @@ func (b *Backend) launch(name string, gx, gy, threads int, args ...arg) error {
 	}
 	return nil
 }
-
-// launch1D covers n items with blocks of 256 threads.
-func (b *Backend) launch1D(name string, n int64, args ...arg) error {
-	const threads = 256
-	return b.launch(name, int((n+threads-1)/threads), 1, threads, args...)
-}

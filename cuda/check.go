@@ -20,50 +20,6 @@ type CheckResult struct {
 	Err    error // the operation failed to run
 }
 
-// kernelDevice is what the kernel checks need from a device: the CUDA
-// backend, or (in tests) the kernels compiled for the host and run by an
-// emulator of CUDA's threads.
-type kernelDevice interface {
-	upload(b []byte) (devPtr, error)
-	download(dst []byte, p devPtr) error
-	launch(name string, gx, gy, threads int, args ...arg) error
-	release(p devPtr)
-}
-
-// backendDevice runs the checks on the GPU (on the worker).
-type backendDevice struct{ b *Backend }
-
-func (d backendDevice) upload(v []byte) (devPtr, error) {
-	p, err := d.b.d.alloc(uint64(max(len(v), 4)))
-	if err != nil {
-		return 0, err
-	}
-	if err := d.b.d.htod(p, v); err != nil {
-		_ = d.b.d.free(p)
-		return 0, err
-	}
-	return p, nil
-}
-
-func (d backendDevice) download(dst []byte, p devPtr) error {
-	if err := d.b.d.dtohAsync(dst, p, d.b.stream); err != nil {
-		return err
-	}
-	return d.b.d.sync(d.b.stream)
-}
-
-func (d backendDevice) launch(name string, gx, gy, threads int, args ...arg) error {
-	return d.b.launch(name, gx, gy, threads, args...)
-}
-
-func (d backendDevice) release(p devPtr) { _ = d.b.d.free(p) }
-
-// launch1D covers n items with blocks of 256 threads.
-func launch1D(kd kernelDevice, name string, n int64, args ...arg) error {
-	const threads = 256
-	return kd.launch(name, int((n+threads-1)/threads), 1, threads, args...)
-}
-
 // checkBufs tracks device buffers of one check and its first error.
 type checkBufs struct {
 	kd    kernelDevice

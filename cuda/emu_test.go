@@ -10,6 +10,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"helexa/node/engine"
+	"helexa/node/ggml"
 )
 
 // emuBase is where emulated device addresses start.
@@ -26,13 +29,22 @@ type emuDevice struct {
 
 var (
 	emuOnce sync.Once
+	emuDir  string // removed by TestMain
 	emuBin  string
 	emuErr  error
 )
 
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if emuDir != "" {
+		os.RemoveAll(emuDir)
+	}
+	os.Exit(code)
+}
+
 // buildEmulator compiles testdata/hostemu with the first C++20 compiler
-// found.
-func buildEmulator(dir string) (string, error) {
+// found, once per test binary.
+func buildEmulator() (string, error) {
 	emuOnce.Do(func() {
 		var cxx string
 		for _, c := range []string{"clang++", "clang++-19", "clang++-18", "clang++-17", "clang++-16", "clang++-15", "clang++-14", "g++"} {
@@ -45,7 +57,10 @@ func buildEmulator(dir string) (string, error) {
 			emuErr = fmt.Errorf("no C++ compiler (clang++ or g++) to build the kernel emulator")
 			return
 		}
-		emuBin = filepath.Join(dir, "hostemu")
+		if emuDir, emuErr = os.MkdirTemp("", "hostemu"); emuErr != nil {
+			return
+		}
+		emuBin = filepath.Join(emuDir, "hostemu")
 		cmd := exec.Command(cxx, "-std=c++20", "-O2", "-DHOST_EMULATION", "-Itestdata/hostemu", "-Ikernels",
 			"-x", "c++", "testdata/hostemu/main.cpp", "-o", emuBin, "-lpthread")
 		if out, err := cmd.CombinedOutput(); err != nil {
@@ -125,7 +140,7 @@ func TestKernelsEmulated(t *testing.T) {
 		t.Skip("the kernel emulator starts a thread per CUDA thread: skipped in -short")
 	}
 	dir := t.TempDir()
-	bin, err := buildEmulator(dir)
+	bin, err := buildEmulator()
 	if err != nil {
 		t.Skip(err)
 	}
@@ -141,6 +156,98 @@ func TestKernelsEmulated(t *testing.T) {
 			t.Errorf("%s: max error %.3g > %.0e", r.Op, r.MaxErr, r.Tol)
 		default:
 			t.Logf("%-20s max err %.3g", r.Op, r.MaxErr)
+		}
+	}
+}
+
+func (d *emuDevice) exec(fn func() error) error { return fn() }
+
+func (d *emuDevice) alloc(n int64) (devPtr, error) { return d.upload(make([]byte, n)) }
+
+func (d *emuDevice) free(devPtr) error { return nil }
+
+func (d *emuDevice) write(p devPtr, v []byte) error {
+	off := int(p - emuBase)
+	if off < 0 || off+len(v) > len(d.mem) {
+		return fmt.Errorf("write of %d bytes at %#x outside memory", len(v), p)
+	}
+	copy(d.mem[off:], v)
+	return nil
+}
+
+func (d *emuDevice) zero(p devPtr, n int64) error { return d.write(p, make([]byte, n)) }
+
+func (d *emuDevice) hostBuffer(n int) ([]byte, error) { return make([]byte, n), nil }
+
+func (d *emuDevice) freeHost([]byte) error { return nil }
+
+func (d *emuDevice) sync() error { return nil }
+
+func (d *emuDevice) hasGEMM() bool { return false }
+
+func (d *emuDevice) gemm(int, int, int, devPtr, int, devPtr, int, devPtr, int, float32, bool) error {
+	return fmt.Errorf("no GEMM on the emulator")
+}
+
+// TestRunnerEmulated runs the CUDA runner's forward pass (its buffers,
+// offsets, launch arguments and the kernels' CUDA C) on the host emulator
+// and compares the logits with ReferenceRunner: a prefill with every
+// position's logits on slot 0, decode steps after it, and slot 1 left
+// independent.
+func TestRunnerEmulated(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the kernel emulator is slow: skipped in -short")
+	}
+	dir := t.TempDir()
+	bin, err := buildEmulator()
+	if err != nil {
+		t.Skip(err)
+	}
+	for _, c := range []struct {
+		typ  ggml.Type
+		qwen bool
+	}{{ggml.Q8_0, true}, {ggml.F16, false}} {
+		w, err := SyntheticWeights(3, c.typ, 64, 1, 4, 2, 96, 40, c.qwen)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o := engine.RunnerOptions{ContextLength: 8, Slots: 2}
+		plan, err := Estimate(w, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		run, err := newRunner(&emuDevice{bin: bin, dir: dir}, w, o, plan)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ref, err := NewReferenceRunner(w, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nv := w.H.NVocab
+		step := func(name string, slot int, toks []int32, pos int, all bool) {
+			t.Helper()
+			n := 1
+			if all {
+				n = len(toks)
+			}
+			got, want := make([]float32, n*nv), make([]float32, n*nv)
+			if err := run.Forward(slot, toks, pos, got, all); err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			if err := ref.Forward(slot, toks, pos, want, all); err != nil {
+				t.Fatalf("%s: reference: %v", name, err)
+			}
+			res := compare(name, got, f64(want), 1e-5)
+			if !res.Pass {
+				t.Errorf("%v qwen=%v %s: max error %.3g", c.typ, c.qwen, name, res.MaxErr)
+			}
+		}
+		step("prefill", 0, []int32{1, 7, 39, 0, 12}, 0, true)
+		step("slot1", 1, []int32{5}, 0, false)
+		step("decode", 0, []int32{22}, 5, false)
+		if err := run.Close(); err != nil {
+			t.Error(err)
 		}
 	}
 }

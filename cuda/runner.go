@@ -36,7 +36,7 @@ type devLayer struct {
 // Runner is a model on one GPU: weights, KV cache and scratch, all
 // allocated once by NewRunner. Its methods run on the device's worker.
 type Runner struct {
-	b    *Backend
+	dev  runDevice
 	h    engine.Hparams
 	o    engine.RunnerOptions
 	plan Plan
@@ -82,12 +82,8 @@ func (b *Backend) NewRunner(w *engine.Weights, o engine.RunnerOptions) (engine.R
 		if err := Fits(plan, int64(free), b.o.Reserve); err != nil {
 			return err
 		}
-		r = &Runner{b: b, h: w.H, o: o, plan: plan}
-		if err := r.load(w); err != nil {
-			r.free()
-			return err
-		}
-		return nil
+		r, err = newRunner(backendDevice{b}, w, o, plan)
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%s: loading model: %w", b.Name(), err)
@@ -95,8 +91,19 @@ func (b *Backend) NewRunner(w *engine.Weights, o engine.RunnerOptions) (engine.R
 	return r, nil
 }
 
+// newRunner uploads w and allocates the runner's state on dev (from the
+// device's worker); on failure it frees what it allocated.
+func newRunner(dev runDevice, w *engine.Weights, o engine.RunnerOptions, plan Plan) (*Runner, error) {
+	r := &Runner{dev: dev, h: w.H, o: o, plan: plan}
+	if err := r.load(w); err != nil {
+		_ = r.free()
+		return nil, err
+	}
+	return r, nil
+}
+
 func (r *Runner) alloc(n int64) (devPtr, error) {
-	p, err := r.b.d.alloc(uint64(n))
+	p, err := r.dev.alloc(n)
 	if err != nil {
 		return 0, err
 	}
@@ -109,13 +116,13 @@ func (r *Runner) alloc(n int64) (devPtr, error) {
 func (r *Runner) free() error {
 	var first error
 	for _, p := range r.allocs {
-		if err := r.b.d.free(p); err != nil && first == nil {
+		if err := r.dev.free(p); err != nil && first == nil {
 			first = err
 		}
 	}
 	r.allocs = nil
 	if r.hostToks != nil {
-		if err := r.b.d.freeHost(r.hostToks); err != nil && first == nil {
+		if err := r.dev.freeHost(r.hostToks); err != nil && first == nil {
 			first = err
 		}
 		r.hostToks = nil
@@ -133,7 +140,7 @@ func (r *Runner) uploadMatrix(t *engine.Tensor) (*devWeight, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", t.Name, err)
 	}
-	if err := r.b.d.htod(p, t.Data); err != nil {
+	if err := r.dev.write(p, t.Data); err != nil {
 		return nil, fmt.Errorf("uploading %s: %w", t.Name, err)
 	}
 	s := quantKernelSuffix[t.Type]
@@ -146,7 +153,7 @@ func (r *Runner) uploadFloats(v []float32) (devPtr, error) {
 	if err != nil {
 		return 0, err
 	}
-	return p, r.b.d.htod(p, f32Bytes(v))
+	return p, r.dev.write(p, f32Bytes(v))
 }
 
 func (r *Runner) uploadVector(t *engine.Tensor) (devPtr, error) {
@@ -207,7 +214,7 @@ func (r *Runner) load(w *engine.Weights) error {
 		return err
 	}
 	for _, c := range []devPtr{r.kc, r.vc} {
-		if err := r.b.d.zeroAsync(c, uint64(p.KVBytes/8), r.b.stream); err != nil {
+		if err := r.dev.zero(c, p.KVBytes/2); err != nil {
 			return err
 		}
 	}
@@ -225,10 +232,10 @@ func (r *Runner) load(w *engine.Weights) error {
 			return err
 		}
 	}
-	if r.hostToks, err = r.b.d.hostAlloc(int(4 * B)); err != nil {
+	if r.hostToks, err = r.dev.hostBuffer(int(4 * B)); err != nil {
 		return err
 	}
-	return r.b.d.sync(r.b.stream)
+	return r.dev.sync()
 }
 
 // MemBytes is the device memory the runner holds.
@@ -236,7 +243,7 @@ func (r *Runner) MemBytes() int64 { return r.memBytes }
 
 // Close frees the runner's device memory (on the worker).
 func (r *Runner) Close() error {
-	return r.b.exec(func() error {
+	return r.dev.exec(func() error {
 		if r.closed {
 			return nil
 		}
@@ -280,7 +287,7 @@ func (r *Runner) Forward(slot int, tokens []int32, pos int, logits []float32, al
 	if err := checkForward(r.h, r.o, slot, tokens, pos, logits, all); err != nil {
 		return err
 	}
-	return r.b.exec(func() error {
+	return r.dev.exec(func() error {
 		if r.closed {
 			return ErrClosedRunner
 		}
@@ -304,7 +311,7 @@ func (r *Runner) Forward(slot int, tokens []int32, pos int, logits []float32, al
 // forwardChunk runs n <= MaxBatch tokens; out (nil: no logits wanted)
 // receives every token's logits when all, else the last token's.
 func (r *Runner) forwardChunk(slot int, tokens []int32, pos int, out []float32, all bool) error {
-	b, h := r.b, r.h
+	d, h := r.dev, r.h
 	n := len(tokens)
 	dim, hd := h.NEmbd, h.HeadDim
 	qdim, kvdim, ff := h.NHead*hd, h.NHeadKV*hd, h.NFF
@@ -314,7 +321,7 @@ func (r *Runner) forwardChunk(slot int, tokens []int32, pos int, out []float32, 
 	for i, t := range tokens {
 		binary.LittleEndian.PutUint32(r.hostToks[4*i:], uint32(t))
 	}
-	if err := b.d.htodAsync(r.toks, r.hostToks[:4*n], b.stream); err != nil {
+	if err := d.write(r.toks, r.hostToks[:4*n]); err != nil {
 		return err
 	}
 	if err := r.gather(r.tokEmbd, r.toks, r.x, n); err != nil {
@@ -336,7 +343,7 @@ func (r *Runner) forwardChunk(slot int, tokens []int32, pos int, out []float32, 
 				return err
 			}
 			if p.b != 0 {
-				if err := b.launch1D("add_bias", int64(n*p.wd), p.y, p.b, int64(n*p.wd), p.wd); err != nil {
+				if err := launch1D(d, "add_bias", int64(n*p.wd), p.y, p.b, int64(n*p.wd), p.wd); err != nil {
 					return err
 				}
 			}
@@ -358,25 +365,25 @@ func (r *Runner) forwardChunk(slot int, tokens []int32, pos int, out []float32, 
 			neox = 1
 		}
 		half := h.RopeDims / 2
-		if err := b.launch1D("rope", int64(n*h.NHead*half), r.q, r.ropeCS, n, h.NHead, hd, h.RopeDims, pos, neox); err != nil {
+		if err := launch1D(d, "rope", int64(n*h.NHead*half), r.q, r.ropeCS, n, h.NHead, hd, h.RopeDims, pos, neox); err != nil {
 			return err
 		}
-		if err := b.launch1D("rope", int64(n*h.NHeadKV*half), r.k, r.ropeCS, n, h.NHeadKV, hd, h.RopeDims, pos, neox); err != nil {
+		if err := launch1D(d, "rope", int64(n*h.NHeadKV*half), r.k, r.ropeCS, n, h.NHeadKV, hd, h.RopeDims, pos, neox); err != nil {
 			return err
 		}
 		// 5. K and V into the cache.
 		off := uint64((int64(slot)*int64(h.NLayer) + int64(li)) * kvLayer)
 		kc, vc := r.kc+off, r.vc+off
-		if err := b.launch1D("kv_write", int64(n*kvdim), r.k, kc, n, kvdim, pos); err != nil {
+		if err := launch1D(d, "kv_write", int64(n*kvdim), r.k, kc, n, kvdim, pos); err != nil {
 			return err
 		}
-		if err := b.launch1D("kv_write", int64(n*kvdim), r.v, vc, n, kvdim, pos); err != nil {
+		if err := launch1D(d, "kv_write", int64(n*kvdim), r.v, vc, n, kvdim, pos); err != nil {
 			return err
 		}
 		// 6. Attention over positions 0..pos+i; output projection added
 		// to the residual.
 		scale := float32(1 / math.Sqrt(float64(hd)))
-		if err := b.launch("attention", h.NHead, n, 256, r.q, kc, vc, r.att, h.NHead, h.NHeadKV, hd, pos, scale); err != nil {
+		if err := d.launch("attention", h.NHead, n, 256, r.q, kc, vc, r.att, h.NHead, h.NHeadKV, hd, pos, scale); err != nil {
 			return err
 		}
 		if err := r.matmul(l.wo, r.att, r.x, n, true); err != nil {
@@ -392,7 +399,7 @@ func (r *Runner) forwardChunk(slot int, tokens []int32, pos int, out []float32, 
 		if err := r.matmul(l.up, r.xb, r.up, n, false); err != nil {
 			return err
 		}
-		if err := b.launch1D("swiglu", int64(n*ff), r.gate, r.up, r.gate, int64(n*ff)); err != nil {
+		if err := launch1D(d, "swiglu", int64(n*ff), r.gate, r.up, r.gate, int64(n*ff)); err != nil {
 			return err
 		}
 		if err := r.matmul(l.down, r.gate, r.x, n, true); err != nil {
@@ -400,7 +407,7 @@ func (r *Runner) forwardChunk(slot int, tokens []int32, pos int, out []float32, 
 		}
 	}
 	if out == nil {
-		return b.d.sync(b.stream)
+		return d.sync()
 	}
 	// 8. Output norm and projection for the rows wanted.
 	src, rows := r.x, n
@@ -413,15 +420,15 @@ func (r *Runner) forwardChunk(slot int, tokens []int32, pos int, out []float32, 
 	if err := r.matmul(r.output, r.xb, r.logits, rows, false); err != nil {
 		return err
 	}
-	if err := b.d.dtohAsync(f32Bytes(out[:rows*h.NVocab]), r.logits, b.stream); err != nil {
+	if err := d.download(f32Bytes(out[:rows*h.NVocab]), r.logits); err != nil {
 		return err
 	}
-	return b.d.sync(b.stream)
+	return d.sync()
 }
 
 // rmsnorm normalises rows of n floats.
 func (r *Runner) rmsnorm(x, w, out devPtr, rows, n int, eps float32) error {
-	return r.b.launch("rmsnorm", rows, 1, normThreads(n), x, w, out, n, eps)
+	return r.dev.launch("rmsnorm", rows, 1, normThreads(n), x, w, out, n, eps)
 }
 
 func normThreads(n int) int {
@@ -434,7 +441,7 @@ func (r *Runner) gather(w *devWeight, ids, dst devPtr, n int) error {
 	if !w.isFloat {
 		work /= 32
 	}
-	return r.b.launch1D(w.deq, work, w.ptr, ids, dst, w.cols, n, int64(w.rowBytes), 0)
+	return launch1D(r.dev, w.deq, work, w.ptr, ids, dst, w.cols, n, int64(w.rowBytes), 0)
 }
 
 // matmul computes y (n, rows) = x (n, cols) · wᵀ, adding to y when acc.
@@ -442,21 +449,21 @@ func (r *Runner) gather(w *devWeight, ids, dst devPtr, n int) error {
 // token, straight from their blocks); larger ones a cuBLAS GEMM over
 // dequantized tiles of w.
 func (r *Runner) matmul(w *devWeight, x, y devPtr, n int, acc bool) error {
-	b := r.b
-	if n < gemmMinBatch || b.blh == nil {
+	d := r.dev
+	if n < gemmMinBatch || !d.hasGEMM() {
 		const warps = 4
 		a := 0
 		if acc {
 			a = 1
 		}
-		return b.launch(w.mmv, (w.rows+warps-1)/warps, n, 32*warps, w.ptr, x, y, w.cols, w.rows, int64(w.rowBytes), a)
+		return d.launch(w.mmv, (w.rows+warps-1)/warps, n, 32*warps, w.ptr, x, y, w.cols, w.rows, int64(w.rowBytes), a)
 	}
 	beta := float32(0)
 	if acc {
 		beta = 1
 	}
 	if w.typ == ggml.F32 {
-		return b.blh.gemmRowMajor(b.args, n, w.rows, w.cols, x, w.cols, w.ptr, w.cols, y, w.rows, beta, false)
+		return d.gemm(n, w.rows, w.cols, x, w.cols, w.ptr, w.cols, y, w.rows, beta, false)
 	}
 	tile := max(1, int(r.plan.DequantElems/int64(w.cols)))
 	tf32 := !w.isFloat
@@ -466,10 +473,10 @@ func (r *Runner) matmul(w *devWeight, x, y devPtr, n int, acc bool) error {
 		if !w.isFloat {
 			work /= 32
 		}
-		if err := b.launch1D(w.deq, work, w.ptr, uint64(0), r.deq, w.cols, tr, int64(w.rowBytes), r0); err != nil {
+		if err := launch1D(d, w.deq, work, w.ptr, uint64(0), r.deq, w.cols, tr, int64(w.rowBytes), r0); err != nil {
 			return err
 		}
-		if err := b.blh.gemmRowMajor(b.args, n, tr, w.cols, x, w.cols, r.deq, w.cols, y+uint64(4*r0), w.rows, beta, tf32); err != nil {
+		if err := d.gemm(n, tr, w.cols, x, w.cols, r.deq, w.cols, y+uint64(4*r0), w.rows, beta, tf32); err != nil {
 			return err
 		}
 	}
