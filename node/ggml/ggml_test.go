@@ -306,3 +306,25 @@ func BenchmarkQuantizeRow(b *testing.B) {
 		})
 	}
 }
+
+func TestRounding(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 12))
+	check := func(f float32) {
+		if got, want := nearestInt(f), int(math.RoundToEven(float64(f))); got != want {
+			t.Fatalf("nearestInt(%g) = %d, want %d", f, got, want)
+		}
+		if got, want := roundAway(f), int(math.Round(float64(f))); got != want {
+			t.Fatalf("roundAway(%g) = %d, want %d", f, got, want)
+		}
+	}
+	for i := -300; i <= 300; i++ {
+		check(float32(i) / 2) // every tie
+		check(float32(i)/2 + 1e-4)
+		check(float32(i)/2 - 1e-4)
+	}
+	for range 100000 {
+		check(float32(r.NormFloat64() * 1000))
+	}
+	check(4194303)
+	check(-4194303)
+}

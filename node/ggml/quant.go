@@ -82,16 +82,22 @@ func QuantizeRow(t Type, src []float32, dst []byte) error {
 	return nil
 }
 
-// nearestInt rounds to the nearest integer, ties to even: what ggml's
-// float trick (adding 1.5·2^23) does for |f| < 2^22.
+// nearestInt rounds to the nearest integer, ties to even, with ggml's
+// float trick: adding 1.5·2^23 leaves the rounded integer in the low
+// mantissa bits. Valid for |f| < 2^22 (as in ggml); larger values give
+// meaningless but harmless results.
 func nearestInt(f float32) int {
-	return int(math.RoundToEven(float64(f)))
+	val := f + 12582912
+	return int(math.Float32bits(val)&0x007fffff) - 0x00400000
 }
 
 func abs32(f float32) float32 { return math.Float32frombits(math.Float32bits(f) &^ (1 << 31)) }
 
-// roundAway rounds half away from zero, as C's roundf.
-func roundAway(f float32) float32 { return float32(math.Round(float64(f))) }
+// roundAway rounds half away from zero, as C's roundf, for |f| < 2^28
+// (the float64 addition is exact there), returning an int.
+func roundAway(f float32) int {
+	return int(float64(f) + math.Copysign(0.5, float64(f)))
+}
 
 // groupMaxEps is ggml's threshold below which a group counts as all zero.
 const groupMaxEps = 1e-15
