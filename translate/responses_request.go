@@ -373,7 +373,7 @@ func responsesInput(raw json.RawMessage) (msgs []chatMessage, systems []string, 
 		case "message":
 			switch it.Role {
 			case "system", "developer":
-				t, _, err := responsesContent(it.Content, param+".content")
+				t, err := responsesContent(it.Content, param+".content")
 				if err != nil {
 					return nil, nil, err
 				}
@@ -381,13 +381,14 @@ func responsesInput(raw json.RawMessage) (msgs []chatMessage, systems []string, 
 					systems = append(systems, c)
 				}
 			case "user":
-				c, _, err := responsesContent(it.Content, param+".content")
+				c, err := responsesContent(it.Content, param+".content")
 				if err != nil {
 					return nil, nil, err
 				}
 				msgs = append(msgs, chatMessage{Role: "user", Content: c})
+				reasoning = nil // reasoning belongs to the turn it preceded
 			case "assistant":
-				c, _, err := responsesContent(it.Content, param+".content")
+				c, err := responsesContent(it.Content, param+".content")
 				if err != nil {
 					return nil, nil, err
 				}
@@ -473,17 +474,17 @@ func responsesInput(raw json.RawMessage) (msgs []chatMessage, systems []string, 
 
 // responsesContent maps message content: a string, or parts (input_text,
 // output_text, input_image, refusal). Text-only content becomes one string.
-func responsesContent(raw json.RawMessage, param string) (any, bool, error) {
+func responsesContent(raw json.RawMessage, param string) (any, error) {
 	if isJSONNull(raw) {
-		return "", false, nil
+		return "", nil
 	}
 	var s string
 	if json.Unmarshal(raw, &s) == nil {
-		return s, false, nil
+		return s, nil
 	}
 	var parts []responsesPart
 	if err := json.Unmarshal(raw, &parts); err != nil {
-		return nil, false, badRequest(param, "want a string or an array of content parts: %s", jsonErrText(err))
+		return nil, badRequest(param, "want a string or an array of content parts: %s", jsonErrText(err))
 	}
 	var pb partsBuilder
 	for j, p := range parts {
@@ -502,16 +503,16 @@ func responsesContent(raw json.RawMessage, param string) (any, bool, error) {
 				if json.Unmarshal(p.ImageURL, &obj) != nil || obj.URL == "" {
 					pp := fmt.Sprintf("%s[%d]", param, j)
 					if p.FileID != "" {
-						return nil, false, badRequest(pp, "images by file_id are not supported; send image_url")
+						return nil, badRequest(pp, "images by file_id are not supported; send image_url")
 					}
-					return nil, false, badRequest(pp+".image_url", "field required")
+					return nil, badRequest(pp+".image_url", "field required")
 				}
 				url = obj.URL
 			}
 			pb.image(url)
 		}
 	}
-	return pb.content("\n\n"), pb.hasImage, nil
+	return pb.content("\n\n"), nil
 }
 
 // toolOutputText flattens a function_call_output's output: a string or

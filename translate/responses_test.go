@@ -91,6 +91,12 @@ func TestResponsesToChat(t *testing.T) {
 		`{"model":"m","messages":[{"role":"user","content":"x"}],"reasoning_effort":"none",
 		"chat_template_kwargs":{"enable_thinking":false}}`, info)
 
+	f("reasoning before a user turn is dropped", `{"model":"m","input":[
+		{"type":"reasoning","summary":[{"type":"summary_text","text":"stale"}]},
+		{"role":"user","content":"q"},
+		{"type":"message","role":"assistant","content":[{"type":"output_text","text":"a"}]}]}`,
+		`{"model":"m","messages":[{"role":"user","content":"q"},{"role":"assistant","content":"a"}]}`, info)
+
 	f("empty previous_response_id is accepted", `{"model":"m","input":"x","previous_response_id":null}`,
 		`{"model":"m","messages":[{"role":"user","content":"x"}]}`, info)
 }
