@@ -166,3 +166,29 @@ func TestOpenAISDKReadsResponsesStreams(t *testing.T) {
 		})
 	}
 }
+
+func TestOpenAISDKReadsResponse(t *testing.T) {
+	req := []byte(`{"model":"local-model","input":"hi","tools":[{"type":"custom","name":"apply_patch"},{"type":"function","name":"f"}]}`)
+	out, err := ChatToResponses([]byte(`{"id":"chatcmpl-5","created":3,"choices":[{"message":{"content":"hello","reasoning_content":"r",
+		"tool_calls":[{"id":"call_1","function":{"name":"f","arguments":"{}"}},{"id":"call_2","function":{"name":"apply_patch","arguments":"{\"input\":\"p\"}"}}]},
+		"finish_reason":"tool_calls"}],"usage":{"prompt_tokens":4,"completion_tokens":6}}`), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var resp responses.Response
+	if err := json.Unmarshal(out, &resp); err != nil {
+		t.Fatal(err)
+	}
+	if resp.ID != "resp_5" || resp.Status != responses.ResponseStatusCompleted || resp.OutputText() != "hello" || len(resp.Output) != 4 {
+		t.Fatalf("response = %+v", resp)
+	}
+	if fc := resp.Output[2].AsFunctionCall(); fc.CallID != "call_1" || fc.Name != "f" {
+		t.Errorf("function call = %+v", fc)
+	}
+	if cc := resp.Output[3].AsCustomToolCall(); cc.Input != "p" || cc.Name != "apply_patch" || cc.CallID != "call_2" {
+		t.Errorf("custom tool call = %+v", cc)
+	}
+	if resp.Usage.TotalTokens != 10 {
+		t.Errorf("usage = %+v", resp.Usage)
+	}
+}
