@@ -47,6 +47,9 @@ type fakeNeuron struct {
 	canceled atomic.Int64
 }
 
+// fakes maps a fake neuron's URL to it.
+var fakes sync.Map
+
 type fakeModel struct {
 	status string
 	memMB  int
@@ -64,7 +67,8 @@ func newFakeNeuron(t testing.TB, name string, models ...string) *fakeNeuron {
 		f.models[id] = &fakeModel{status: st, memMB: 1000}
 	}
 	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
-	t.Cleanup(f.srv.Close)
+	fakes.Store(f.srv.URL, f)
+	t.Cleanup(func() { f.srv.Close(); fakes.Delete(f.srv.URL) })
 	return f
 }
 
