@@ -202,6 +202,16 @@ func (pl *pipeline) preTokenizer(p *hfPreTokenizer) error {
 		if p.UseRegex == nil || *p.UseRegex {
 			pl.splits = append(pl.splits, splitter{style: styleGPT2})
 		}
+	case "Digits":
+		pattern := `\p{N}+`
+		if p.Individual {
+			pattern = `\p{N}`
+		}
+		s, err := compileRegexSplit(pattern)
+		if err != nil {
+			return err
+		}
+		pl.splits = append(pl.splits, s)
 	case "Split":
 		if p.Pattern == nil || p.Invert || (p.Behavior != "Isolated" && p.Behavior != "") {
 			return fmt.Errorf("%w: Split pre-tokenizer other than an isolated regex", ErrUnsupported)

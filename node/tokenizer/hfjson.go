@@ -31,6 +31,7 @@ type hfPreTokenizer struct {
 	Replacement    string `json:"replacement"`
 	PrependScheme  string `json:"prepend_scheme"`
 	Split          *bool  `json:"split"`
+	Individual     bool   `json:"individual_digits"`
 }
 
 type hfNormalizer struct {

@@ -316,6 +316,19 @@ func TestFromHFJSONTiny(t *testing.T) {
 	if tok.VocabSize() != 263 || !equalIDs(tok.Encode("a<extra>", false, true), []int32{'a', 262}) || !tok.IsControl(262) {
 		t.Errorf("added_tokens_decoder: size %d, %v", tok.VocabSize(), tok.Encode("a<extra>", false, true))
 	}
+	// a Digits pre-tokenizer before ByteLevel
+	tok, err = FromHFJSON(tinyTokenizerJSON(t, func(m map[string]any) {
+		m["pre_tokenizer"] = map[string]any{"type": "Sequence", "pretokenizers": []any{
+			map[string]any{"type": "Digits", "individual_digits": true},
+			map[string]any{"type": "ByteLevel", "use_regex": true},
+		}}
+	}), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := pieces(tok.split, "ab 123"); !slices.Equal(got, []string{"ab", " ", "1", "2", "3"}) {
+		t.Errorf("Digits: %q", got)
+	}
 	// merges given as pairs
 	tok, err = FromHFJSON(tinyTokenizerJSON(t, func(m map[string]any) {
 		m["model"].(map[string]any)["merges"] = [][]string{{"h", "e"}, {"l", "l"}, {"he", "ll"}}
