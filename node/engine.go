@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"helexa/node/chattmpl"
+	"helexa/node/engine"
 	"helexa/node/tokenizer"
 )
 
@@ -58,10 +59,43 @@ func vocabTemplate(m *loadedModel, tok *tokenizer.Tokenizer, tmplSrc string) err
 func realEngine() engineHooks {
 	return engineHooks{
 		Inspect: func(path string) (modelInfo, error) {
-			return modelInfo{}, fmt.Errorf("%w: the engine is not built into this binary", errUnsupported)
+			info, err := engine.Inspect(path)
+			if err != nil {
+				return modelInfo{}, err
+			}
+			return modelInfo{
+				Format: info.Format, Arch: info.Arch, Quant: info.Quant, SizeBytes: info.SizeBytes,
+				ContextLength: info.ContextLength, ChatTemplate: info.ChatTemplate,
+				MemEstimate: info.MemEstimate,
+			}, nil
 		},
-		Load: func(ctx context.Context, path string, o loadOptions) (*loadedModel, error) {
-			return nil, fmt.Errorf("%w: the engine is not built into this binary", errUnsupported)
-		},
+		Load: loadEngineModel,
 	}
+}
+
+// loadEngineModel loads a model with the engine (on the device worker).
+func loadEngineModel(ctx context.Context, path string, o loadOptions) (*loadedModel, error) {
+	em, err := engine.Load(path, engine.Options{ContextLength: o.ContextLength, Slots: o.Slots, Threads: o.Threads})
+	if err != nil {
+		if errors.Is(err, engine.ErrUnsupported) {
+			return nil, fmt.Errorf("%w: %v", errUnsupported, err)
+		}
+		return nil, err
+	}
+	m := &loadedModel{
+		NCtx: em.NCtx(), NVocab: em.NVocab(), Slots: em.Slots(),
+		Forward:          em.Forward,
+		Close:            em.Close,
+		MemBytes:         em.MemBytes(),
+		GenerationConfig: em.GenerationConfig,
+	}
+	if em.Tok == nil {
+		_ = em.Close()
+		return nil, fmt.Errorf("%w: %s has no tokenizer", errUnsupported, path)
+	}
+	if err := vocabTemplate(m, em.Tok, em.Info.ChatTemplate); err != nil {
+		_ = em.Close()
+		return nil, err
+	}
+	return m, nil
 }

@@ -57,6 +57,11 @@ func startNeuron(t *testing.T, cfg config.Neuron, hooks engineHooks) *testNeuron
 	if err != nil {
 		t.Fatal(err)
 	}
+	return &testNeuron{s: s, srv: newHTTPTest(t, s), dir: cfg.ModelsDirs[0]}
+}
+
+// newHTTPTest serves s until the test ends, then shuts it down.
+func newHTTPTest(t *testing.T, s *Server) *httptest.Server {
 	srv := httptest.NewServer(s.Handler())
 	t.Cleanup(func() {
 		srv.Close()
@@ -66,7 +71,7 @@ func startNeuron(t *testing.T, cfg config.Neuron, hooks engineHooks) *testNeuron
 			t.Errorf("shutdown: %v", err)
 		}
 	})
-	return &testNeuron{s: s, srv: srv, dir: cfg.ModelsDirs[0]}
+	return srv
 }
 
 // do sends a JSON request and decodes the JSON answer into out (when not
