@@ -216,6 +216,7 @@ func TestErrors(t *testing.T) {
 	f("{{ messages.append(1) }}", "unsafe")
 	f("{{ range(100000000) | length }}", "too large")
 	f("{{ 'x' * 100000000000 }}", "too long")
+	f("{% set ns = namespace(s='x' * 40000000) %}{% for i in range(3) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}", "too long")
 	f("{% include 'x' %}", "unknown or misplaced statement")
 	f("{{ "+strings.Repeat("(", 1000)+"1"+strings.Repeat(")", 1000)+" }}", "nested")
 	f(strings.Repeat("{% if true %}", 500), "nested")

@@ -868,7 +868,11 @@ func asInt(v any) (int64, bool) {
 
 func binary(op string, l, r any) (any, error) {
 	if op == "~" {
-		return toStr(l) + toStr(r), nil
+		a, b := toStr(l), toStr(r)
+		if len(a)+len(b) > maxOutput {
+			return nil, errors.New("string too long")
+		}
+		return a + b, nil
 	}
 	if s, ok := l.(string); ok && op == "%" {
 		return percentFormat(s, r)
@@ -950,11 +954,17 @@ func binary(op string, l, r any) (any, error) {
 		switch x := l.(type) {
 		case string:
 			if y, ok := r.(string); ok {
+				if len(x)+len(y) > maxOutput {
+					return nil, errors.New("string too long")
+				}
 				return x + y, nil
 			}
 			return nil, fmt.Errorf("can only concatenate str (not \"%s\") to str", typeName(r))
 		case *List:
 			if y, ok := r.(*List); ok && x.Tuple == y.Tuple {
+				if len(x.Items)+len(y.Items) > 1<<20 {
+					return nil, errors.New("list too long")
+				}
 				items := make([]any, 0, len(x.Items)+len(y.Items))
 				items = append(append(items, x.Items...), y.Items...)
 				return &List{Items: items, Tuple: x.Tuple}, nil
