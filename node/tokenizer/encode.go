@@ -244,8 +244,10 @@ func utf8LenOfLead(c byte) int {
 
 // encodeWord encodes one pre-token, given in its byte-level form.
 func (t *Tokenizer) encodeWord(out []int32, word []byte, s *scratch) []int32 {
-	if id, ok := t.vocab[string(word)]; ok && t.ignoreMerges {
-		return append(out, id)
+	if t.ignoreMerges {
+		if id, ok := t.vocab[string(word)]; ok {
+			return append(out, id)
+		}
 	}
 	if ids, ok := t.cache.get(word); ok {
 		return append(out, ids...)
