@@ -25,6 +25,8 @@ type Pool struct {
 	gen     atomic.Uint64 // job generation; bumped by Run
 	pending atomic.Int32  // workers still running the current job
 	quit    atomic.Bool
+	waiting atomic.Bool   // Run parked until the last worker finishes
+	done    chan struct{} // cap 1; the last worker wakes a parked Run
 	workers []worker
 }
 
@@ -40,7 +42,7 @@ func NewPool(n int) *Pool {
 	if n <= 0 {
 		n = runtime.NumCPU()
 	}
-	p := &Pool{n: n, workers: make([]worker, n)}
+	p := &Pool{n: n, workers: make([]worker, n), done: make(chan struct{}, 1)}
 	for i := 1; i < n; i++ {
 		p.workers[i].wake = make(chan struct{}, 1)
 		go p.loop(i)
@@ -68,9 +70,22 @@ func (p *Pool) Run(fn func(ith, nth int)) {
 	}
 	fn(0, p.n)
 	for spins := 0; p.pending.Load() != 0; spins++ {
-		if spins&63 == 63 {
-			runtime.Gosched()
+		if spins < spinIters {
+			if spins&63 == 63 {
+				runtime.Gosched()
+			}
+			continue
 		}
+		// A worker is slow (descheduled): park instead of burning a core.
+		p.waiting.Store(true)
+		if p.pending.Load() == 0 {
+			if !p.waiting.Swap(false) {
+				<-p.done // the last worker saw us parked and sent a token
+			}
+			break
+		}
+		<-p.done
+		break
 	}
 	p.fn = nil
 }
@@ -116,7 +131,9 @@ func (p *Pool) loop(ith int) {
 			return
 		}
 		p.fn(ith, p.n)
-		p.pending.Add(-1)
+		if p.pending.Add(-1) == 0 && p.waiting.Swap(false) {
+			p.done <- struct{}{}
+		}
 	}
 }
 

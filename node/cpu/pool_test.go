@@ -3,6 +3,7 @@ package cpu
 import (
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 func TestPoolRunsEveryWorker(t *testing.T) {
@@ -86,6 +87,24 @@ func TestDot(t *testing.T) {
 		}
 		if got := Dot(a, b); float64(got) != want {
 			t.Errorf("Dot n=%d = %v, want %v", n, got, want)
+		}
+	}
+}
+
+// A slow worker makes Run park; it must still wake when the worker ends.
+func TestPoolRunParksOnSlowWorker(t *testing.T) {
+	p := NewPool(2)
+	defer p.Close()
+	for rep := 0; rep < 5; rep++ {
+		var done atomic.Int32
+		p.Run(func(ith, nth int) {
+			if ith == 1 {
+				time.Sleep(5 * time.Millisecond)
+			}
+			done.Add(1)
+		})
+		if done.Load() != 2 {
+			t.Fatalf("rep %d: Run returned with %d of 2 workers done", rep, done.Load())
 		}
 	}
 }
