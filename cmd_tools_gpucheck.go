@@ -87,7 +87,7 @@ func gpucheck(out io.Writer, o gpucheckOptions) error {
 	failed = printChecks(out, b.CheckRunner(o.Seed)) || failed
 
 	fmt.Fprintln(out, "\n== parity on the shared references (teacher forcing)")
-	pf, err := gpucheckParity(out, b, o.Shared)
+	pf, err := gpucheckParity(out, b, o.Shared, "*.json")
 	if err != nil {
 		fmt.Fprintln(out, "parity skipped:", err)
 	}
@@ -138,10 +138,10 @@ func printChecks(out io.Writer, rows []cuda.CheckResult) bool {
 	return failed
 }
 
-// gpucheckParity runs every GGUF reference in shared/reference through
-// the CUDA runner. It reports whether any failed.
-func gpucheckParity(out io.Writer, b *cuda.Backend, shared string) (bool, error) {
-	refs, err := filepath.Glob(filepath.Join(shared, "reference", "*.json"))
+// gpucheckParity runs the references in shared/reference (those whose
+// names match pattern) on backend b. It reports whether any failed.
+func gpucheckParity(out io.Writer, b engine.Backend, shared, pattern string) (bool, error) {
+	refs, err := filepath.Glob(filepath.Join(shared, "reference", pattern))
 	if err != nil || len(refs) == 0 {
 		return false, fmt.Errorf("no reference files under %s", filepath.Join(shared, "reference"))
 	}
@@ -153,7 +153,7 @@ func gpucheckParity(out io.Writer, b *cuda.Backend, shared string) (bool, error)
 		name := strings.TrimSuffix(filepath.Base(path), ".json")
 		res, class, err := parityOne(b, shared, path)
 		switch {
-		case errors.Is(err, errNotGGUF):
+		case errors.Is(err, errNoModel):
 			fmt.Fprintf(tw, "%s\t-\t-\t-\t-\t-\tskipped: %v\t\n", name, err)
 		case err != nil:
 			failed = true
@@ -171,36 +171,36 @@ func gpucheckParity(out io.Writer, b *cuda.Backend, shared string) (bool, error)
 	return failed, nil
 }
 
-var errNotGGUF = errors.New("model file missing or not GGUF")
+var errNoModel = errors.New("model file missing")
 
-func parityOne(b *cuda.Backend, shared, refPath string) (cuda.ParityResult, string, error) {
+// parityOne loads a reference's model through the engine's loader (GGUF
+// or Hugging Face folder) onto the CUDA backend and runs parity.
+func parityOne(b engine.Backend, shared, refPath string) (cuda.ParityResult, string, error) {
 	ref, err := cuda.ReadReference(refPath)
 	if err != nil {
 		return cuda.ParityResult{}, "", err
 	}
 	model := filepath.Join(shared, "models", ref.ModelFile)
-	if !strings.HasSuffix(model, ".gguf") {
-		return cuda.ParityResult{}, "", errNotGGUF
-	}
 	if _, err := os.Stat(model); err != nil {
-		return cuda.ParityResult{}, "", fmt.Errorf("%w: %s", errNotGGUF, ref.ModelFile)
+		// A GGUF twin of a Hugging Face folder: try the folder.
+		hf := strings.TrimSuffix(strings.TrimSuffix(model, ".gguf"), "-F32")
+		if _, err2 := os.Stat(hf); err2 != nil {
+			return cuda.ParityResult{}, "", fmt.Errorf("%w: %s", errNoModel, ref.ModelFile)
+		}
+		model = hf
 	}
-	w, closeW, err := cuda.LoadGGUF(model)
-	if err != nil {
-		return cuda.ParityResult{}, "", err
-	}
-	defer closeW()
 	n := 0
 	for _, c := range ref.Cases {
 		n = max(n, len(c.PromptTokens)+len(c.CompletionTokens))
 	}
-	run, err := b.NewRunner(w, engine.RunnerOptions{ContextLength: n, Slots: 1})
+	m, err := engine.Load(model, engine.Options{Backend: b, ContextLength: n, Slots: 1})
 	if err != nil {
 		return cuda.ParityResult{}, "", err
 	}
-	defer run.Close()
-	class := cuda.WeightClass(w)
-	res, err := cuda.Parity(run, w.H.NVocab, ref, cuda.Tolerances[class])
+	defer m.Close()
+	class := cuda.WeightClass(m.Weights())
+	res, err := cuda.Parity(func(toks []int32, logits []float32) error { return m.ForwardAll(0, toks, 0, logits) },
+		m.NVocab(), ref, cuda.Tolerances[class])
 	return res, class, err
 }
 

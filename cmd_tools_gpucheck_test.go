@@ -3,10 +3,13 @@ package main
 import (
 	"bytes"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"helexa/cuda"
+	"helexa/node/engine"
 )
 
 // TestGPUCheckWithoutCUDA: on a host without a usable driver gpucheck
@@ -25,5 +28,29 @@ func TestGPUCheckWithoutCUDA(t *testing.T) {
 	}
 	if out.Len() != 0 {
 		t.Errorf("printed %q before failing", out.String())
+	}
+}
+
+// TestGPUCheckParityOnCPU runs gpucheck's parity path (engine loader,
+// teacher forcing, tolerance classes, the table) with the CPU backend
+// standing in for the GPU, on the small references.
+func TestGPUCheckParityOnCPU(t *testing.T) {
+	shared := filepath.Join("..", "shared")
+	if _, err := os.Stat(filepath.Join(shared, "reference")); err != nil {
+		t.Skip("../shared/reference is absent")
+	}
+	for _, pattern := range []string{"stories260K*.json", "synth-hf-llama3.json"} {
+		var out bytes.Buffer
+		failed, err := gpucheckParity(&out, engine.CPU{}, shared, pattern)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Log("\n" + out.String())
+		if failed || strings.Contains(out.String(), "skipped") {
+			t.Errorf("%s: parity on the CPU did not pass:\n%s", pattern, out.String())
+		}
+		if strings.Count(out.String(), "pass") == 0 {
+			t.Errorf("%s: no rows passed:\n%s", pattern, out.String())
+		}
 	}
 }

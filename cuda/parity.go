@@ -81,17 +81,17 @@ type ParityResult struct {
 	Pass            bool
 }
 
-// Parity runs every case by teacher forcing (prompt + completion in one
-// forward pass with every position's logits) through runner (slot 0, from
-// position 0) and compares the log-probabilities of the reference's top-5
-// ids at each completion step.
-func Parity(r engine.Runner, nvocab int, ref *Reference, tol Tolerance) (ParityResult, error) {
+// Parity runs every case by teacher forcing: forwardAll gets prompt +
+// completion from position 0 of a fresh sequence and fills every
+// position's logits. It compares the log-probabilities of the reference's
+// top-5 ids at each completion step.
+func Parity(forwardAll func(tokens []int32, logits []float32) error, nvocab int, ref *Reference, tol Tolerance) (ParityResult, error) {
 	var res ParityResult
 	var sum float64
 	for ci, c := range ref.Cases {
 		toks := append(append([]int32{}, c.PromptTokens...), c.CompletionTokens...)
 		logits := make([]float32, len(toks)*nvocab)
-		if err := r.Forward(0, toks, 0, logits, true); err != nil {
+		if err := forwardAll(toks, logits); err != nil {
 			return res, fmt.Errorf("case %d: %w", ci, err)
 		}
 		for j, top := range c.TopLogprobs {
@@ -140,4 +140,9 @@ func argmax(v []float32) int {
 		}
 	}
 	return best
+}
+
+// RunnerForwardAll adapts a runner to Parity (slot 0).
+func RunnerForwardAll(r engine.Runner) func([]int32, []float32) error {
+	return func(toks []int32, logits []float32) error { return r.Forward(0, toks, 0, logits, true) }
 }

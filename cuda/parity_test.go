@@ -58,7 +58,7 @@ func TestReferenceRunnerParity(t *testing.T) {
 			}
 			defer r.Close()
 			tol := Tolerances[WeightClass(w)]
-			res, err := Parity(r, w.H.NVocab, ref, tol)
+			res, err := Parity(RunnerForwardAll(r), w.H.NVocab, ref, tol)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -89,7 +89,7 @@ func TestParityDetectsWrongModel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := Parity(r, w.H.NVocab, ref, Tolerances["f32"])
+	res, err := Parity(RunnerForwardAll(r), w.H.NVocab, ref, Tolerances["f32"])
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -112,7 +112,7 @@ func (r *ReferenceRunner) rope(x []float64, nhead, pos int) {
 			if h.RopeStyle == engine.RopeNeoX {
 				a, b = i, i+half
 			}
-			s, c := math.Sincos(float64(pos) * r.inv[i])
+			s, c := math.Sincos(ropePos(h, pos) * r.inv[i])
 			x0, x1 := v[a], v[b]
 			v[a], v[b] = x0*c-x1*s, x0*s+x1*c
 		}

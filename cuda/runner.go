@@ -574,6 +574,14 @@ func ropeInvFreq(h engine.Hparams) []float64 {
 	return inv
 }
 
+// ropePos is the position RoPE rotates by: p times the linear scale.
+func ropePos(h engine.Hparams, p int) float64 {
+	if h.RopeFreqScale != 0 {
+		return float64(p) * float64(h.RopeFreqScale)
+	}
+	return float64(p)
+}
+
 // ropeTable is (ctx, rdims/2, 2): cos and sin of pos·freq_i in float64,
 // stored as float32.
 func ropeTable(h engine.Hparams, ctx int) []float32 {
@@ -582,7 +590,7 @@ func ropeTable(h engine.Hparams, ctx int) []float32 {
 	t := make([]float32, ctx*half*2)
 	for p := 0; p < ctx; p++ {
 		for i, f := range inv {
-			s, c := math.Sincos(float64(p) * f)
+			s, c := math.Sincos(ropePos(h, p) * f)
 			t[2*(p*half+i)] = float32(c)
 			t[2*(p*half+i)+1] = float32(s)
 		}
