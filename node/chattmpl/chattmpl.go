@@ -47,8 +47,10 @@ type Input struct {
 	Tools               json.RawMessage
 	AddGenerationPrompt bool
 	BOSToken, EOSToken  string
-	// Extra holds extra keyword arguments (e.g. enable_thinking), with
-	// values as encoding/json produces them.
+	// Extra holds extra keyword arguments (e.g. enable_thinking,
+	// documents), with values as encoding/json produces them (Go ints and
+	// json.RawMessage are accepted too). The fields above take precedence
+	// over keys of the same name.
 	Extra map[string]any
 }
 
@@ -117,7 +119,9 @@ func (t *Template) Render(in Input) (string, error) {
 	} else {
 		vars["tools"] = nil
 	}
-	vars["documents"] = nil
+	if _, ok := vars["documents"]; !ok {
+		vars["documents"] = nil // as transformers passes it; Extra may set it
+	}
 	vars["add_generation_prompt"] = in.AddGenerationPrompt
 	vars["bos_token"] = in.BOSToken
 	vars["eos_token"] = in.EOSToken

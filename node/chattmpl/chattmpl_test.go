@@ -84,6 +84,17 @@ func TestRenderInput(t *testing.T) {
 	}
 }
 
+func TestRenderDocumentsFromExtra(t *testing.T) {
+	const src = `{{ documents is none }}{% for d in documents or [] %}[{{ d.title }}]{% endfor %}`
+	if got := render(t, src, Input{}); got != "True" {
+		t.Errorf("no documents: got %q", got)
+	}
+	in := Input{Extra: map[string]any{"documents": json.RawMessage(`[{"title":"a"},{"title":"b"}]`)}}
+	if got := render(t, src, in); got != "False[a][b]" {
+		t.Errorf("documents: got %q", got)
+	}
+}
+
 func TestRenderBadInput(t *testing.T) {
 	tmpl, err := Parse(`{{ messages | length }}`)
 	if err != nil {
