@@ -818,9 +818,6 @@ func (ev *evaluator) callMacro(mv *macroValue, args []any, kwargs map[string]any
 	}
 	var b strings.Builder
 	if err := ev.exec(m.body, fr, &b); err != nil {
-		if err == errBreak || err == errContinue {
-			return nil, err
-		}
 		return nil, err
 	}
 	return b.String(), nil
