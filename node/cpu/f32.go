@@ -3,8 +3,17 @@ package cpu
 import "math"
 
 // Dot returns the dot product of a and b[:len(a)], accumulated in float32
-// in eight lanes (as SIMD code would) and summed at the end.
+// in SIMD lanes and summed at the end.
 func Dot(a, b []float32) float32 {
+	b = b[:len(a)]
+	if useAVX2 && len(a) >= 8 {
+		return dotAVX2(&a[0], &b[0], len(a))
+	}
+	return dotGo(a, b)
+}
+
+// dotGo is Dot in portable Go, in eight lanes.
+func dotGo(a, b []float32) float32 {
 	n := len(a)
 	b = b[:n]
 	var s0, s1, s2, s3, s4, s5, s6, s7 float32
@@ -30,6 +39,10 @@ func Dot(a, b []float32) float32 {
 // Axpy adds alpha*x to y[:len(x)].
 func Axpy(alpha float32, x, y []float32) {
 	y = y[:len(x)]
+	if useAVX2 && len(x) >= 8 {
+		axpyAVX2(alpha, &x[0], &y[0], len(x))
+		return
+	}
 	for i, v := range x {
 		y[i] += alpha * v
 	}

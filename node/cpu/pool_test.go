@@ -108,3 +108,34 @@ func TestPoolRunParksOnSlowWorker(t *testing.T) {
 		}
 	}
 }
+
+// The SIMD kernels agree with the portable ones at every length.
+func TestSIMDMatchesGo(t *testing.T) {
+	for n := 0; n < 100; n++ {
+		a := make([]float32, n)
+		b := make([]float32, n)
+		for i := range a {
+			a[i] = float32((i*7)%11) - 5
+			b[i] = float32((i*3)%13)*0.25 - 1
+		}
+		if got, want := Dot(a, b), dotGo(a, b); got != want {
+			t.Errorf("Dot n=%d = %v, portable %v", n, got, want)
+		}
+		y := make([]float32, n+1)
+		want := make([]float32, n+1)
+		for i := range y {
+			y[i] = float32(i)
+			want[i] = float32(i)
+		}
+		y[n], want[n] = 42, 42
+		Axpy(0.5, a, y)
+		for i := range a {
+			want[i] += 0.5 * a[i]
+		}
+		for i := range want {
+			if y[i] != want[i] {
+				t.Fatalf("Axpy n=%d: y[%d] = %v, want %v", n, i, y[i], want[i])
+			}
+		}
+	}
+}

@@ -1,0 +1,8 @@
+//go:build !amd64
+
+package cpu
+
+const useAVX2 = false
+
+func dotAVX2(a, b *float32, n int) float32         { panic("BUG: dotAVX2 without amd64") }
+func axpyAVX2(alpha float32, x, y *float32, n int) { panic("BUG: axpyAVX2 without amd64") }
