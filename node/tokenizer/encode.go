@@ -124,7 +124,7 @@ func (t *Tokenizer) encodeFragment(out []int32, frag string, afterSpecial, atSta
 		}
 		return out
 	}
-	if t.prefixSpace && atStart && !strings.HasPrefix(frag, " ") {
+	if t.prefixSpace && !strings.HasPrefix(frag, " ") {
 		frag = " " + frag
 	}
 	s.ends = t.split.split(frag, s.ends[:0])

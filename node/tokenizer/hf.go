@@ -119,9 +119,6 @@ func fromHFJSON(tokenizerJSON, tokenizerConfigJSON []byte, eog []int32) (*Tokeni
 	t.ignoreMerges = tj.Model.IgnoreMerges
 	t.nfc = pl.nfc
 	t.prefixSpace = pl.prefixSpace
-	if cfg.AddPrefixSpace != nil {
-		t.prefixSpace = *cfg.AddPrefixSpace
-	}
 	t.cache = newWordCache(1 << 16)
 	if pl.meta.on {
 		t.metaspace = true

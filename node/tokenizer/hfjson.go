@@ -76,14 +76,13 @@ type hfTokenizerJSON struct {
 }
 
 type hfConfig struct {
-	BOS            json.RawMessage `json:"bos_token"`
-	EOS            json.RawMessage `json:"eos_token"`
-	UNK            json.RawMessage `json:"unk_token"`
-	AddBOS         *bool           `json:"add_bos_token"`
-	AddEOS         *bool           `json:"add_eos_token"`
-	AddPrefixSpace *bool           `json:"add_prefix_space"`
-	ChatTemplate   json.RawMessage `json:"chat_template"`
-	AddedDecoder   map[string]struct {
+	BOS          json.RawMessage `json:"bos_token"`
+	EOS          json.RawMessage `json:"eos_token"`
+	UNK          json.RawMessage `json:"unk_token"`
+	AddBOS       *bool           `json:"add_bos_token"`
+	AddEOS       *bool           `json:"add_eos_token"`
+	ChatTemplate json.RawMessage `json:"chat_template"`
+	AddedDecoder map[string]struct {
 		Content string `json:"content"`
 		Special bool   `json:"special"`
 		LStrip  bool   `json:"lstrip"`

@@ -74,7 +74,7 @@ type Tokenizer struct {
 	merges       map[uint64]merge // (left id << 32 | right id) → merge
 	split        splitter
 	ignoreMerges bool // a whole pre-token found in the vocabulary is emitted as is
-	prefixSpace  bool // ByteLevel add_prefix_space: a space before text that starts without one
+	prefixSpace  bool // ByteLevel add_prefix_space: a space before each fragment that starts without one
 	nfc          bool // NFC-normalize text first
 	cache        *wordCache
 

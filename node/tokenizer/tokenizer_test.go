@@ -316,6 +316,16 @@ func TestFromHFJSONTiny(t *testing.T) {
 	if tok.VocabSize() != 263 || !equalIDs(tok.Encode("a<extra>", false, true), []int32{'a', 262}) || !tok.IsControl(262) {
 		t.Errorf("added_tokens_decoder: size %d, %v", tok.VocabSize(), tok.Encode("a<extra>", false, true))
 	}
+	// ByteLevel add_prefix_space puts a space before every fragment
+	tok, err = FromHFJSON(tinyTokenizerJSON(t, func(m map[string]any) {
+		m["pre_tokenizer"] = map[string]any{"type": "ByteLevel", "add_prefix_space": true}
+	}), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := tok.Encode("a<tag>w", false, false); !equalIDs(got, []int32{' ', 'a', 261, 259}) {
+		t.Errorf("add_prefix_space: %v", got)
+	}
 	// a Digits pre-tokenizer before ByteLevel
 	tok, err = FromHFJSON(tinyTokenizerJSON(t, func(m map[string]any) {
 		m["pre_tokenizer"] = map[string]any{"type": "Sequence", "pretokenizers": []any{
