@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -100,7 +101,8 @@ func (s *slot) last() time.Time { return time.Unix(0, s.lastUsed.Load()) }
 // node is the gateway's view of one neuron. Fields below mu are guarded by
 // fleet.mu.
 type node struct {
-	ref config.NeuronRef
+	ref  config.NeuronRef
+	base string // endpoint without a trailing slash
 
 	contacted bool
 	healthy   bool
@@ -171,7 +173,7 @@ type fleet struct {
 func newFleet(refs []config.NeuronRef) *fleet {
 	f := &fleet{byName: map[string]*node{}}
 	for _, r := range refs {
-		n := &node{ref: r, models: map[string]neuronModel{}, slots: map[string]*slot{}, changed: map[string]time.Time{}}
+		n := &node{ref: r, base: strings.TrimRight(r.Endpoint, "/"), models: map[string]neuronModel{}, slots: map[string]*slot{}, changed: map[string]time.Time{}}
 		f.nodes = append(f.nodes, n)
 		f.byName[r.Name] = n
 	}

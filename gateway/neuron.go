@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 )
@@ -33,7 +32,7 @@ func (g *Gateway) newRequest(ctx context.Context, n *node, method, path string, 
 	if body != nil {
 		r = bytes.NewReader(body)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(n.ref.Endpoint, "/")+path, r)
+	req, err := http.NewRequestWithContext(ctx, method, n.base+path, r)
 	if err != nil {
 		return nil, fmt.Errorf("building request to %s: %w", n.ref.Name, err)
 	}
@@ -171,6 +170,11 @@ func (g *Gateway) safely(what string, fn func()) {
 // waitPolled waits for the first poll round so that requests arriving at
 // start see the fleet; bounded so a gateway never hangs on it.
 func (g *Gateway) waitPolled(ctx context.Context) {
+	select {
+	case <-g.polled:
+		return
+	default:
+	}
 	select {
 	case <-g.polled:
 	case <-ctx.Done():

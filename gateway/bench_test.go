@@ -1,0 +1,142 @@
+package gateway
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+	"runtime"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"helexa/roles/config"
+)
+
+// Gateway overhead: the same non-streaming chat request sent to a fake
+// neuron directly and through the gateway, in one run.
+//
+//	go test ./gateway -run '^$' -bench 'Gateway' -benchtime 20000x
+//
+// BenchmarkGatewayOverhead reports the median latency each way and the
+// difference (added-ms/op), and requests per second at 64 concurrent
+// clients each way. BenchmarkGatewayMemory reports the live heap before and
+// after 100,000 requests.
+
+const benchBody = `{"model":"m1","messages":[{"role":"user","content":"Say hello."}],"max_tokens":8,"temperature":0}`
+
+// benchSetup starts a fake neuron answering inference with fixed bytes and
+// a gateway in front of it.
+func benchSetup(b *testing.B) (direct, gateway string, client *http.Client) {
+	b.Helper()
+	n := newFakeNeuron(b, "a", "m1*")
+	n.set(func(f *fakeNeuron) { f.fixed = fixedCompletion })
+	tg := startGateway(b, []*fakeNeuron{n}, func(cfg *config.Config, _ *config.Catalogue) { cfg.Gateway.PollInterval = config.Duration(time.Second) })
+	client = &http.Client{Transport: &http.Transport{MaxIdleConns: 512, MaxIdleConnsPerHost: 256, DisableCompression: true}}
+	b.Cleanup(client.CloseIdleConnections)
+	return n.srv.URL + "/v1/chat/completions", tg.srv.URL + "/v1/chat/completions", client
+}
+
+var fixedCompletion = []byte(`{"id":"chatcmpl-1","object":"chat.completion","created":1700000000,"model":"m1","choices":[{"index":0,"message":{"role":"assistant","content":"Hello there!"},"finish_reason":"stop"}],"usage":{"prompt_tokens":11,"completion_tokens":3,"total_tokens":14}}`)
+
+func benchPost(b testing.TB, c *http.Client, url string) {
+	resp, err := c.Post(url, "application/json", bytes.NewReader([]byte(benchBody)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	_ = resp.Body.Close()
+	if resp.StatusCode != 200 {
+		b.Fatalf("status %d", resp.StatusCode)
+	}
+}
+
+func median(d []time.Duration) time.Duration {
+	sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
+	return d[len(d)/2]
+}
+
+func BenchmarkGatewayOverhead(b *testing.B) {
+	direct, gw, c := benchSetup(b)
+	for range 200 { // warm the connection pools
+		benchPost(b, c, direct)
+		benchPost(b, c, gw)
+	}
+	b.Run("latency", func(b *testing.B) {
+		// Interleaved, one at a time, so both paths see the same machine.
+		dd := make([]time.Duration, 0, b.N)
+		gd := make([]time.Duration, 0, b.N)
+		for range b.N {
+			t := time.Now()
+			benchPost(b, c, direct)
+			dd = append(dd, time.Since(t))
+			t = time.Now()
+			benchPost(b, c, gw)
+			gd = append(gd, time.Since(t))
+		}
+		md, mg := median(dd), median(gd)
+		b.ReportMetric(float64(md.Microseconds())/1000, "direct-median-ms")
+		b.ReportMetric(float64(mg.Microseconds())/1000, "gateway-median-ms")
+		b.ReportMetric(float64((mg-md).Microseconds())/1000, "added-ms")
+	})
+	for _, target := range []struct{ name, url string }{{"direct-64", direct}, {"gateway-64", gw}} {
+		b.Run(target.name, func(b *testing.B) {
+			b.ReportAllocs()
+			start := time.Now()
+			var next atomic.Int64
+			var wg sync.WaitGroup
+			for range 64 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for next.Add(1) <= int64(b.N) {
+						benchPost(b, c, target.url)
+					}
+				}()
+			}
+			wg.Wait()
+			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "req/s")
+		})
+	}
+}
+
+// BenchmarkGatewayMemory sends 100,000 requests through the gateway from 64
+// clients and reports the live heap before and after (after a GC each
+// time): flat memory means no growth beyond noise.
+func BenchmarkGatewayMemory(b *testing.B) {
+	_, gw, c := benchSetup(b)
+	const total = 100_000
+	run := func(n int) {
+		var next atomic.Int64
+		var wg sync.WaitGroup
+		for range 64 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for next.Add(1) <= int64(n) {
+					benchPost(b, c, gw)
+				}
+			}()
+		}
+		wg.Wait()
+	}
+	heap := func() float64 {
+		runtime.GC()
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return float64(ms.HeapAlloc) / (1 << 20)
+	}
+	for range b.N {
+		run(5000) // warm pools and connections
+		before := heap()
+		start := time.Now()
+		run(total)
+		el := time.Since(start)
+		after := heap()
+		b.ReportMetric(before, "heap-before-MB")
+		b.ReportMetric(after, "heap-after-MB")
+		b.ReportMetric(float64(total)/el.Seconds(), "req/s")
+	}
+}
