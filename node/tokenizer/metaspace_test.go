@@ -2,6 +2,7 @@ package tokenizer
 
 import (
 	"encoding/json"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -86,15 +87,28 @@ func spmAsTokenizerJSON(t *testing.T, spm *Tokenizer, legacy bool) []byte {
 	return b
 }
 
+// metaspaceTok returns (and caches) the tokenizer.json form of the llama-spm
+// vocabulary, legacy (normalizers) or with a Metaspace pre-tokenizer.
+func metaspaceTok(t *testing.T, legacy bool) *Tokenizer {
+	t.Helper()
+	key := fmt.Sprintf("metaspace legacy=%v", legacy)
+	if tok, ok := loaded.Load(key); ok {
+		return tok.(*Tokenizer)
+	}
+	spm := loadGGUF(t, "tokenizers/llama-spm/ggml-vocab-llama-spm.gguf")
+	tok, err := FromHFJSON(spmAsTokenizerJSON(t, spm, legacy), []byte(`{"bos_token": "<s>", "eos_token": "</s>"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	loaded.Store(key, tok)
+	return tok
+}
+
 // TestMetaspaceBPE runs the llama-spm vectors through the tokenizer.json
 // form of the same vocabulary (the form Llama 2 and Mistral folders ship).
 func TestMetaspaceBPE(t *testing.T) {
-	spm := loadGGUF(t, "tokenizers/llama-spm/ggml-vocab-llama-spm.gguf")
 	for _, legacy := range []bool{true, false} {
-		tok, err := FromHFJSON(spmAsTokenizerJSON(t, spm, legacy), []byte(`{"bos_token": "<s>", "eos_token": "</s>"}`))
-		if err != nil {
-			t.Fatal(err)
-		}
+		tok := metaspaceTok(t, legacy)
 		if legacy {
 			checkVectors(t, tok, sharedFile(t, "tokenizers/llama-spm/ggml-vocab-llama-spm.gguf.inp"))
 		} else {
@@ -130,15 +144,7 @@ func TestMetaspaceBPE(t *testing.T) {
 // "first" scheme only at the start of the input.
 func TestMetaspacePrependScheme(t *testing.T) {
 	spm := loadGGUF(t, "tokenizers/llama-spm/ggml-vocab-llama-spm.gguf")
-	cfg := []byte(`{"bos_token": "<s>", "eos_token": "</s>"}`)
-	legacy, err := FromHFJSON(spmAsTokenizerJSON(t, spm, true), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	first, err := FromHFJSON(spmAsTokenizerJSON(t, spm, false), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	legacy, first := metaspaceTok(t, true), metaspaceTok(t, false)
 	text := "Hi</s>there"
 	if got := legacy.Decode(legacy.Encode(text, true, true)); got != "Hi there" {
 		t.Errorf("legacy: %q", got)
