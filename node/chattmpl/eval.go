@@ -653,6 +653,12 @@ func getAttr(obj any, name string) (any, error) {
 			return m, nil
 		}
 	case *List:
+		if x.group && (name == "grouper" || name == "list") {
+			if name == "grouper" {
+				return x.Items[0], nil
+			}
+			return x.Items[1], nil
+		}
 		if m, err := listMethod(x, name); m != nil || err != nil {
 			return m, err
 		}

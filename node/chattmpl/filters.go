@@ -32,6 +32,8 @@ func init() {
 		"first":       fFirst,
 		"float":       fFloat,
 		"forceescape": fEscape,
+		"format":      fFormat,
+		"groupby":     fGroupby,
 		"from_json":   fFromJSON,
 		"fromjson":    fFromJSON,
 		"indent":      fIndent,
@@ -872,6 +874,60 @@ func fToJSON(_ *evaluator, v any, args []any, kwargs map[string]any) (any, error
 		return nil, err
 	}
 	return b.String(), nil
+}
+
+// fFormat is jinja2's "fmt" | format(args…): printf-style formatting.
+func fFormat(ev *evaluator, v any, args []any, kwargs map[string]any) (any, error) {
+	s, ok := v.(string)
+	if !ok {
+		s = toStr(v)
+	}
+	if len(args) > 0 && len(kwargs) > 0 {
+		return nil, errors.New("can't handle positional and keyword arguments at the same time")
+	}
+	if len(kwargs) > 0 {
+		d := NewDict()
+		for _, k := range ev.kwargNames(kwargs) {
+			d.Set(k, kwargs[k])
+		}
+		return percentFormat(s, d)
+	}
+	return percentFormat(s, &List{Items: args, Tuple: true})
+}
+
+// fGroupby is jinja2's groupby(attribute): (grouper, items) pairs sorted by
+// the attribute.
+func fGroupby(ev *evaluator, v any, args []any, kwargs map[string]any) (any, error) {
+	attr := arg(args, kwargs, 0, "attribute", nil)
+	if attr == nil {
+		return nil, errors.New("groupby needs an attribute")
+	}
+	def, hasDef := kwargs["default"]
+	caseSensitive := truthy(arg(args, kwargs, 2, "case_sensitive", false))
+	sorted, err := fSort(ev, v, nil, map[string]any{"attribute": attr, "case_sensitive": caseSensitive})
+	if err != nil {
+		return nil, err
+	}
+	out := &List{Items: []any{}}
+	var cur *List
+	var curKey any
+	for _, it := range sorted.(*List).Items {
+		k, err := attrPath(it, attr)
+		if err != nil {
+			return nil, err
+		}
+		if _, undef := k.(Undefined); undef && hasDef {
+			k = def
+		}
+		cmpKey := sortKey(k, caseSensitive)
+		if cur == nil || !equal(cmpKey, curKey) {
+			cur = &List{Items: []any{}}
+			curKey = cmpKey
+			out.Items = append(out.Items, &List{Items: []any{k, cur}, Tuple: true, group: true})
+		}
+		cur.Items = append(cur.Items, it)
+	}
+	return out, nil
 }
 
 func fFromJSON(_ *evaluator, v any, _ []any, _ map[string]any) (any, error) {

@@ -267,4 +267,7 @@ var jinjaCases = []struct {
 	{`with_block`, `{% set a = 1 %}{% with a = 2, b = a + 10 %}{{ a }}{{ b }}{% set c = 5 %}{% endwith %}{{ a }}{{ c is defined }}`, `{}`, `2111False`, ""},
 	{`with_empty`, `{% with %}{% set z = 1 %}{{ z }}{% endwith %}[{{ z }}]`, `{}`, `1[]`, ""},
 	{`tojson_positional`, `{{ {'a': 'é', 'b': [1]} | tojson(2) }}|{{ {'a': 'é'} | tojson(false, 2) }}|{{ {'b': 1, 'a': 'é'} | tojson(false, none, none, true) }}`, `{}`, "{\"a\": \"\\u00e9\", \"b\": [1]}|{\n  \"a\": \"é\"\n}|{\"a\": \"é\", \"b\": 1}", ""},
+	{`format_filter`, `{{ '%s - %d' | format('a', 3) }}|{{ '%(x)s!' | format(x='y') }}`, `{}`, `a - 3|y!`, ""},
+	{`groupby_filter`, `{% for g, items in ms | groupby('role') %}{{ g }}:{{ items | map(attribute='c') | join(',') }};{% endfor %}`, `{"ms": [{"role": "user", "c": 1}, {"role": "assistant", "c": 2}, {"role": "user", "c": 3}]}`, `assistant:2;user:1,3;`, ""},
+	{`groupby_grouper`, `{% for g in ms | groupby('role') %}{{ g.grouper }}={{ g.list | length }};{% endfor %}`, `{"ms": [{"role": "b"}, {"role": "a"}, {"role": "b"}]}`, `a=1;b=2;`, ""},
 }

@@ -26,6 +26,7 @@ import (
 type List struct {
 	Items []any
 	Tuple bool
+	group bool // a (grouper, list) pair from groupby, with those attributes
 }
 
 // Dict is a dict whose keys keep their insertion order, as Python's do.
