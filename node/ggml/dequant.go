@@ -28,6 +28,10 @@ func Dequantize(t Type, src []byte, dst []float32) error {
 	}
 	switch t {
 	case F32:
+		if f, ok := asF32(src, len(dst)); ok {
+			copy(dst, f)
+			break
+		}
 		for i := range dst {
 			dst[i] = f32At(src[4*i:])
 		}

@@ -328,3 +328,25 @@ func TestRounding(t *testing.T) {
 	check(4194303)
 	check(-4194303)
 }
+
+func TestDequantizeF32Unaligned(t *testing.T) {
+	x := []float32{1.5, -2, 3.25, 0}
+	b := make([]byte, 17)
+	if err := QuantizeRow(F32, x, b[1:]); err != nil {
+		t.Fatal(err)
+	}
+	for _, src := range [][]byte{b[1:], append([]byte(nil), b[1:]...)} {
+		got := make([]float32, 4)
+		if err := Dequantize(F32, src, got); err != nil {
+			t.Fatal(err)
+		}
+		for i := range x {
+			if got[i] != x[i] {
+				t.Fatalf("element %d = %g, want %g", i, got[i], x[i])
+			}
+		}
+		if d := VecDot(F32, 4, src, src); d != 1.5*1.5+4+3.25*3.25 {
+			t.Fatalf("VecDot = %g", d)
+		}
+	}
+}
