@@ -73,3 +73,10 @@ func TestReferenceSynthHFLlama3(t *testing.T) {
 	}
 	checkReference(t, tok, readReference(t, "reference/synth-hf-llama3.json"))
 }
+
+func TestReferenceSynth25M(t *testing.T) {
+	for _, name := range []string{"synth-25m-Q8_0", "stories260K-F16"} {
+		tok := loadGGUF(t, "models/"+name+".gguf")
+		checkReference(t, tok, readReference(t, "reference/"+name+".json"))
+	}
+}
