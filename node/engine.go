@@ -11,8 +11,7 @@ import (
 )
 
 // vocabTemplate fills a loadedModel's text side from a tokenizer and a
-// chat template source (empty: the model has none, ChatML is used when
-// the vocabulary has its markers).
+// chat template source (empty: the model ships none and ChatML is used).
 func vocabTemplate(m *loadedModel, tok *tokenizer.Tokenizer, tmplSrc string) error {
 	m.Encode = tok.Encode
 	m.NewDecoder = func() decoder { return tok.NewDecoder() }
@@ -33,9 +32,6 @@ func vocabTemplate(m *loadedModel, tok *tokenizer.Tokenizer, tmplSrc string) err
 		m.BOSText = bos
 	}
 	if tmplSrc == "" {
-		if _, ok := tok.Lookup("<|im_start|>"); !ok {
-			return nil // no template: completions only
-		}
 		tmplSrc = chattmpl.ChatML
 	}
 	t, err := chattmpl.Parse(tmplSrc)

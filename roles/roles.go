@@ -105,6 +105,7 @@ func RunConfig(ctx context.Context, o Options, cfg config.Config) error {
 			return err
 		}
 		addrs.Neuron = l.Addr().String()
+		node.Version, node.Commit = Version, Commit
 		nsrv, err = node.New(ncfg, log.With().Str("role", "neuron").Logger())
 		if err != nil {
 			cleanup()
