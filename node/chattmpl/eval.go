@@ -129,7 +129,7 @@ func (ev *evaluator) execNode(n node, f *frame, out *strings.Builder) error {
 		return assign(f, n.targets, v, n.line)
 	case *setBlockNode:
 		var b strings.Builder
-		if err := ev.exec(n.body, f, &b); err != nil {
+		if err := ev.exec(n.body, newFrame(f), &b); err != nil {
 			return err
 		}
 		var v any = b.String()
@@ -163,7 +163,7 @@ func (ev *evaluator) execNode(n node, f *frame, out *strings.Builder) error {
 		return ev.write(out, toStr(v))
 	case *filterBlockNode:
 		var b strings.Builder
-		if err := ev.exec(n.body, f, &b); err != nil {
+		if err := ev.exec(n.body, newFrame(f), &b); err != nil {
 			return err
 		}
 		v, err := ev.applyFilters(n.filters, b.String(), f)
@@ -272,7 +272,7 @@ func (ev *evaluator) execFor(n *forNode, f *frame, out *strings.Builder) error {
 		}
 	}
 	if !completed && n.els != nil {
-		return ev.exec(n.els, f, out)
+		return ev.exec(n.els, newFrame(f), out) // its own scope, as in jinja2
 	}
 	return nil
 }
