@@ -85,3 +85,21 @@ func TestExprCases(t *testing.T) {
 		}
 	}
 }
+
+func TestStmtCases(t *testing.T) {
+	for _, c := range stmtCases {
+		tmpl, err := Parse(c.tmpl)
+		if err != nil {
+			t.Errorf("%s: Parse: %v", c.name, err)
+			continue
+		}
+		got, err := RenderContext(tmpl, []byte(stmtContext))
+		if err != nil {
+			t.Errorf("%s: %v", c.name, err)
+			continue
+		}
+		if got != c.want {
+			t.Errorf("%s: %s\n got %q\nwant %q", c.name, c.tmpl, got, c.want)
+		}
+	}
+}
