@@ -108,9 +108,8 @@ func (g *Gateway) serveTranslated(ec echo.Context, rt dialectRoute) error {
 	c.body = nb
 	up, err := g.send(r.Context(), c)
 	if err != nil {
-		if r.Context().Err() != nil {
-			c.code, c.reason = 499, "client_gone"
-			return nil
+		if gone := r.Context().Err(); gone != nil {
+			return g.ctxDone(c, gone, fail)
 		}
 		return fail(asAPIError(err))
 	}
@@ -187,9 +186,8 @@ func (g *Gateway) handleCountTokens(ec echo.Context) error {
 	c.body = nb
 	up, err := g.send(r.Context(), c)
 	if err != nil {
-		if r.Context().Err() != nil {
-			c.code, c.reason = 499, "client_gone"
-			return nil
+		if gone := r.Context().Err(); gone != nil {
+			return g.ctxDone(c, gone, fail)
 		}
 		return fail(asAPIError(err))
 	}

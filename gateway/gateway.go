@@ -43,8 +43,8 @@ type Gateway struct {
 	loads     singleflight.Group
 	echo      *echo.Echo
 
-	inFlight atomic.Int64   // proxied requests in flight
-	active   sync.WaitGroup // every API request being served
+	inFlight atomic.Int64 // proxied requests in flight
+	active   atomic.Int64 // API requests being served
 	closing  atomic.Bool
 	polled   chan struct{} // closed after the first poll round
 	pollOnce sync.Once
@@ -143,15 +143,17 @@ func (g *Gateway) Run(ctx context.Context) {
 // Shutdown stops taking requests and waits for those in flight, or for ctx.
 func (g *Gateway) Shutdown(ctx context.Context) error {
 	g.closing.Store(true)
-	done := make(chan struct{})
-	go func() { g.active.Wait(); close(done) }()
 	defer g.transport.CloseIdleConnections()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("gateway drain: %w", ctx.Err())
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for g.active.Load() > 0 {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("gateway drain: %d requests still in flight: %w", g.active.Load(), ctx.Err())
+		case <-t.C:
+		}
 	}
+	return nil
 }
 
 // routes registers every route in one place.
@@ -202,7 +204,12 @@ func (g *Gateway) auth(next echo.HandlerFunc) echo.HandlerFunc {
 			return nil
 		}
 		g.active.Add(1)
-		defer g.active.Done()
+		defer g.active.Add(-1)
+		if d := g.cfg.Gateway.RequestTimeout.D(); d > 0 {
+			ctx, cancel := context.WithTimeout(c.Request().Context(), d)
+			defer cancel()
+			c.SetRequest(c.Request().WithContext(ctx))
+		}
 		if len(g.keys) == 0 {
 			return next(c)
 		}

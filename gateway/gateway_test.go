@@ -532,3 +532,20 @@ func TestShutdownRefusesNew(t *testing.T) {
 		t.Fatalf("after shutdown: %d", code)
 	}
 }
+
+func TestRequestTimeout(t *testing.T) {
+	a := newFakeNeuron(t, "a", "m1*")
+	tg := startGateway(t, []*fakeNeuron{a}, func(cfg *config.Config, _ *config.Catalogue) {
+		cfg.Gateway.RequestTimeout = config.Duration(150 * time.Millisecond)
+	})
+	a.set(func(f *fakeNeuron) { f.stall = 2 * time.Second })
+	code, _, resp := tg.post(t, "/v1/chat/completions", chatReq("m1", ""))
+	if code != http.StatusGatewayTimeout || !strings.Contains(string(resp), "request_timeout") {
+		t.Fatalf("stalled: %d %s", code, resp)
+	}
+	a.set(func(f *fakeNeuron) { f.stall, f.tokenDelay = 0, time.Second })
+	_, _, resp = tg.post(t, "/v1/messages", `{"model":"m1","max_tokens":8,"stream":true,"messages":[{"role":"user","content":"hi"}]}`)
+	if !strings.Contains(string(resp), "event: error") {
+		t.Fatalf("slow stream past the timeout:\n%s", resp)
+	}
+}

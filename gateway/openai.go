@@ -77,9 +77,8 @@ func (g *Gateway) openAIHandler(api, path string) echo.HandlerFunc {
 		c.body = nb
 		up, err := g.send(r.Context(), c)
 		if err != nil {
-			if r.Context().Err() != nil {
-				c.code, c.reason = 499, "client_gone"
-				return nil
+			if gone := r.Context().Err(); gone != nil {
+				return g.ctxDone(c, gone, fail)
 			}
 			return fail(asAPIError(err))
 		}

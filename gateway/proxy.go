@@ -271,6 +271,10 @@ func (g *Gateway) pump(ctx context.Context, c *call, body io.Reader, sink stream
 		if err != nil {
 			if ctx.Err() != nil {
 				c.reason = "client_gone"
+				if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+					c.reason = "timeout"
+					_ = sink.Fail("the request ran past the gateway's request_timeout")
+				}
 				return ctx.Err()
 			}
 			if err == io.EOF {
@@ -364,6 +368,18 @@ func (s *openAISink) Close() error { return s.write([]byte("[DONE]")) }
 func (s *openAISink) Fail(msg string) error {
 	e := &apiError{Status: http.StatusBadGateway, Code: "stream_error", Message: msg}
 	return s.write(dialectOpenAI.envelope(e))
+}
+
+// ctxDone ends a request whose context ended before an answer started: a
+// client that went away gets nothing (recorded as 499), a request past
+// request_timeout gets a 504.
+func (g *Gateway) ctxDone(c *call, err error, fail func(*apiError) error) error {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fail(&apiError{Status: http.StatusGatewayTimeout, Code: "request_timeout", Reason: "timeout",
+			Message: "the request ran past the gateway's request_timeout"})
+	}
+	c.code, c.reason = 499, "client_gone"
+	return nil
 }
 
 // finish records the metrics of a finished call.
