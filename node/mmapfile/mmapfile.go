@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"syscall"
 )
 
 // File is a read-only memory mapping of a whole file. Bytes stay valid
@@ -40,7 +39,7 @@ func Open(path string) (*File, error) {
 	if size < 0 || uint64(size) > math.MaxInt {
 		return nil, fmt.Errorf("mapping %s: size %d too large", path, size)
 	}
-	data, err := syscall.Mmap(int(f.Fd()), 0, int(size), syscall.PROT_READ, syscall.MAP_SHARED)
+	data, err := mapFile(f, int(size))
 	if err != nil {
 		return nil, fmt.Errorf("mapping %s (%d bytes): %w", path, size, err)
 	}
@@ -67,7 +66,7 @@ func (f *File) Close() error {
 	if len(data) == 0 {
 		return nil
 	}
-	if err := syscall.Munmap(data); err != nil {
+	if err := unmap(data); err != nil {
 		return fmt.Errorf("unmapping %s: %w", f.path, err)
 	}
 	return nil
