@@ -65,14 +65,21 @@ func (m *Model) EvalCase(c RefCase, top int) ([]EvalStep, error) {
 		return nil, fmt.Errorf("case of %d tokens exceeds the context of %d", len(tokens), m.NCtx())
 	}
 	nv := m.NVocab()
-	logits := make([]float32, len(tokens)*nv)
-	if err := m.ForwardAll(0, tokens, 0, logits); err != nil {
+	// The prompt up to its last token needs no logits but the last row.
+	np := len(c.PromptTokens) - 1
+	logits := make([]float32, (len(tokens)-np)*nv)
+	if np > 0 {
+		if err := m.Forward(0, tokens[:np], 0, logits); err != nil {
+			return nil, err
+		}
+	}
+	if err := m.ForwardAll(0, tokens[np:], np, logits); err != nil {
 		return nil, err
 	}
 	lp := make([]float64, nv)
 	steps := make([]EvalStep, len(c.CompletionTokens))
 	for j := range steps {
-		at := len(c.PromptTokens) - 1 + j
+		at := j // row of the token at position np+j
 		logSoftmax(lp, logits[at*nv:(at+1)*nv])
 		st := EvalStep{Top: topK(lp, top), Ref: make([]float64, len(c.TopLogprobs[j]))}
 		for i, r := range c.TopLogprobs[j] {

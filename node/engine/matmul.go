@@ -76,8 +76,7 @@ func (r *cpuRunner) quantWorker(ith, nth int) {
 	j := &r.mm
 	lo, hi := cpu.Split(j.n, ith, nth)
 	for t := lo; t < hi; t++ {
-		// Sizes were validated at load; an error here cannot happen.
-		_ = ggml.QuantizeRow(j.vdt, j.in[t*j.cols:(t+1)*j.cols], r.s.qa[t*r.qaStride:(t+1)*r.qaStride])
+		quantizeActivations(j.vdt, j.in[t*j.cols:(t+1)*j.cols], r.s.qa[t*r.qaStride:(t+1)*r.qaStride])
 	}
 }
 
