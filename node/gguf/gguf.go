@@ -39,7 +39,6 @@ type TensorInfo struct {
 	Dims   []uint64
 	Type   ggml.Type
 	Offset uint64
-	size   uint64
 }
 
 // Elements returns the number of elements (product of Dims).
@@ -51,11 +50,8 @@ func (ti TensorInfo) Elements() uint64 {
 	return n
 }
 
-// Size returns the tensor's byte size.
+// Size returns the tensor's byte size (0 for an unknown type).
 func (ti TensorInfo) Size() uint64 {
-	if ti.size != 0 {
-		return ti.size
-	}
 	n := ti.Elements()
 	bs := uint64(ti.Type.BlockSize())
 	if bs == 0 {
@@ -335,9 +331,10 @@ func Parse(data []byte) (*File, error) {
 			return nil, fmt.Errorf("%w: tensor %q: data section starts at %d, past the end of the %d-byte file", ErrFormat, ti.Name, off, size)
 		}
 		avail := size - off
-		if ti.Offset > avail || ti.size > avail-ti.Offset {
+		size := ti.Size()
+		if ti.Offset > avail || size > avail-ti.Offset {
 			return nil, fmt.Errorf("%w: tensor %q (%s %v): bytes [%d, %d) of the data section run past its end (%d bytes; file truncated?)",
-				ErrFormat, ti.Name, ti.Type, ti.Dims, ti.Offset, satAdd(ti.Offset, ti.size), avail)
+				ErrFormat, ti.Name, ti.Type, ti.Dims, ti.Offset, satAdd(ti.Offset, size), avail)
 		}
 	}
 	return f, nil
@@ -629,11 +626,9 @@ func (r *reader) tensorInfo(i uint64) (TensorInfo, error) {
 	if ti.Dims[0]%bs != 0 {
 		return TensorInfo{}, fmt.Errorf("%w: offset %d: tensor %q: row length %d is not a multiple of %s's block size %d", ErrFormat, at, name, ti.Dims[0], ti.Type, bs)
 	}
-	hi, lo := bits.Mul64(elems/bs, uint64(ti.Type.BlockBytes()))
-	if hi != 0 || lo > math.MaxInt64 {
+	if hi, lo := bits.Mul64(elems/bs, uint64(ti.Type.BlockBytes())); hi != 0 || lo > math.MaxInt64 {
 		return TensorInfo{}, fmt.Errorf("%w: offset %d: tensor %q: byte size overflows", ErrFormat, at, name)
 	}
-	ti.size = lo
 	if ti.Offset, err = r.u64(fmt.Sprintf("data offset of tensor %q", name)); err != nil {
 		return TensorInfo{}, err
 	}

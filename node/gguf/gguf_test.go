@@ -142,6 +142,10 @@ func TestRoundTrip(t *testing.T) {
 	if len(f.Tensors) != 3 {
 		t.Fatalf("%d tensors", len(f.Tensors))
 	}
+	wantA := TensorInfo{Name: "a", Dims: []uint64{8, 2}, Type: ggml.F32, Offset: 0}
+	if diff := cmp.Diff(wantA, f.Tensors[0]); diff != "" {
+		t.Errorf("tensor info (-want +got):\n%s", diff)
+	}
 	ti, data, ok := f.Tensor("a")
 	if !ok || ti.Type != ggml.F32 || !cmp.Equal(ti.Dims, []uint64{8, 2}) || len(data) != 64 || ti.Size() != 64 {
 		t.Fatalf("tensor a: %+v, %d bytes", ti, len(data))

@@ -65,8 +65,8 @@ func (w *Writer) AddTensor(name string, t ggml.Type, dims []uint64, data []byte)
 	if err != nil {
 		return err
 	}
-	if uint64(len(data)) != ti.size {
-		return fmt.Errorf("gguf: tensor %q: %d bytes given, %s %v takes %d", name, len(data), t, dims, ti.size)
+	if uint64(len(data)) != ti.Size() {
+		return fmt.Errorf("gguf: tensor %q: %d bytes given, %s %v takes %d", name, len(data), t, dims, ti.Size())
 	}
 	w.tensors = append(w.tensors, wtensor{info: ti, data: data})
 	return nil
@@ -105,7 +105,6 @@ func (w *Writer) addInfo(name string, t ggml.Type, dims []uint64) (TensorInfo, e
 	}
 	w.names[name] = true
 	ti := TensorInfo{Name: name, Type: t, Dims: append([]uint64(nil), dims...)}
-	ti.size = n / uint64(t.BlockSize()) * uint64(t.BlockBytes())
 	return ti, nil
 }
 
@@ -158,7 +157,7 @@ func (w *Writer) WriteTo(out io.Writer) (int64, error) {
 	for i := range w.tensors {
 		ti := &w.tensors[i].info
 		ti.Offset = off
-		off += (ti.size + uint64(align) - 1) / uint64(align) * uint64(align)
+		off += (ti.Size() + uint64(align) - 1) / uint64(align) * uint64(align)
 	}
 
 	cw := &countWriter{w: bufio.NewWriterSize(out, 1<<20)}
@@ -198,8 +197,8 @@ func (w *Writer) WriteTo(out io.Writer) (int64, error) {
 		if e.err != nil {
 			return cw.n, e.err
 		}
-		if got := uint64(cw.n - start); got != t.info.size {
-			return cw.n, fmt.Errorf("gguf: tensor %q: %d bytes written, want %d", t.info.Name, got, t.info.size)
+		if got := uint64(cw.n - start); got != t.info.Size() {
+			return cw.n, fmt.Errorf("gguf: tensor %q: %d bytes written, want %d", t.info.Name, got, t.info.Size())
 		}
 		e.pad(align)
 	}
