@@ -67,19 +67,20 @@ func TestPyFloat(t *testing.T) {
 
 func TestRenderInput(t *testing.T) {
 	const src = `{{ bos_token }}{% for m in messages %}{{ m.role }}={{ m.content }};{% endfor %}` +
-		`{{ tools is none }}|{{ tools | tojson if tools else '' }}|{{ enable_thinking }}|{{ n }}|{{ opts | tojson }}|{{ add_generation_prompt }}{{ eos_token }}`
+		`{{ tools is none }}|{{ tools | tojson if tools else '' }}|{{ enable_thinking }}|{{ n }}|{{ opts | tojson }}|{{ typed[0].k }}|{{ add_generation_prompt }}{{ eos_token }}`
 	in := Input{
 		Messages:            json.RawMessage(`[{"role":"user","content":"hé"}]`),
 		AddGenerationPrompt: true,
 		BOSToken:            "<s>",
 		EOSToken:            "</s>",
-		Extra:               map[string]any{"enable_thinking": false, "n": float64(3), "opts": map[string]any{"b": 1.5, "a": []any{"x"}}},
+		Extra: map[string]any{"enable_thinking": false, "n": float64(3), "opts": map[string]any{"b": 1.5, "a": []any{"x"}},
+			"typed": []map[string]int{{"k": 1}}},
 	}
-	if got, want := render(t, src, in), `<s>user=hé;True||False|3|{"a": ["x"], "b": 1.5}|True</s>`; got != want {
+	if got, want := render(t, src, in), `<s>user=hé;True||False|3|{"a": ["x"], "b": 1.5}|1|True</s>`; got != want {
 		t.Errorf("without tools:\n got %q\nwant %q", got, want)
 	}
 	in.Tools = json.RawMessage(`[{"type":"function","function":{"name":"f","parameters":{"z":1,"a":2}}}]`)
-	if got, want := render(t, src, in), `<s>user=hé;False|[{"type": "function", "function": {"name": "f", "parameters": {"z": 1, "a": 2}}}]|False|3|{"a": ["x"], "b": 1.5}|True</s>`; got != want {
+	if got, want := render(t, src, in), `<s>user=hé;False|[{"type": "function", "function": {"name": "f", "parameters": {"z": 1, "a": 2}}}]|False|3|{"a": ["x"], "b": 1.5}|1|True</s>`; got != want {
 		t.Errorf("with tools:\n got %q\nwant %q", got, want)
 	}
 }

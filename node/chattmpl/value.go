@@ -121,8 +121,9 @@ func numberValue(s string) (any, error) {
 
 // FromGo converts values as encoding/json produces them (map[string]any,
 // []any, float64, json.Number, string, bool, nil), Go ints, and
-// json.RawMessage into template values. Map keys are sorted, since Go maps
-// have no order; a float64 with an integral value becomes an int.
+// json.RawMessage into template values; other values go through their JSON
+// form. Map keys are sorted, since Go maps have no order; a float64 with an
+// integral value becomes an int.
 func FromGo(v any) (any, error) {
 	switch x := v.(type) {
 	case nil, string, bool, int64, Undefined, *List, *Dict, *Namespace:
@@ -176,7 +177,13 @@ func FromGo(v any) (any, error) {
 		}
 		return d, nil
 	}
-	return nil, fmt.Errorf("unsupported value of type %T", v)
+	// Anything else (typed slices and maps, structs) goes through its JSON
+	// form.
+	data, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("unsupported value of type %T: %w", v, err)
+	}
+	return DecodeJSON(data)
 }
 
 // truthy is Python's bool(v).
