@@ -50,7 +50,7 @@ type typeInfo struct {
 	supported  bool // Dequantize and VecDot implemented
 }
 
-var types = map[Type]typeInfo{
+var types = [...]typeInfo{
 	F32:  {"F32", 1, 4, true},
 	F16:  {"F16", 1, 2, true},
 	BF16: {"BF16", 1, 2, true},
@@ -73,10 +73,18 @@ var types = map[Type]typeInfo{
 	F64:  {"F64", 1, 8, false},
 }
 
+// info returns t's layout; ok is false for an unknown type.
+func (t Type) info() (typeInfo, bool) {
+	if uint64(t) >= uint64(len(types)) || types[t].blockSize == 0 {
+		return typeInfo{}, false
+	}
+	return types[t], true
+}
+
 // String returns ggml's name of the type ("F32", "Q4_K", …), or
 // "type(N)" for an id this package does not know.
 func (t Type) String() string {
-	if ti, ok := types[t]; ok {
+	if ti, ok := t.info(); ok {
 		return ti.name
 	}
 	return fmt.Sprintf("type(%d)", uint32(t))
@@ -85,24 +93,24 @@ func (t Type) String() string {
 // Known reports whether the block layout of t is known (its size can be
 // computed), whether or not its arithmetic is implemented.
 func (t Type) Known() bool {
-	_, ok := types[t]
+	_, ok := t.info()
 	return ok
 }
 
 // Supported reports whether Dequantize and VecDot implement t.
-func (t Type) Supported() bool { return types[t].supported }
+func (t Type) Supported() bool { ti, _ := t.info(); return ti.supported }
 
 // BlockSize is the number of elements per block (1 for plain floats), or
 // 0 for an unknown type.
-func (t Type) BlockSize() int { return types[t].blockSize }
+func (t Type) BlockSize() int { ti, _ := t.info(); return ti.blockSize }
 
 // BlockBytes is the number of bytes per block, or 0 for an unknown type.
-func (t Type) BlockBytes() int { return types[t].blockBytes }
+func (t Type) BlockBytes() int { ti, _ := t.info(); return ti.blockBytes }
 
 // RowBytes returns the byte size of n elements of type t. n must be a
 // non-negative multiple of the block size.
 func RowBytes(t Type, n int) (int, error) {
-	ti, ok := types[t]
+	ti, ok := t.info()
 	if !ok {
 		return 0, fmt.Errorf("ggml: unknown tensor type id %d", uint32(t))
 	}
@@ -122,8 +130,8 @@ func RowBytes(t Type, n int) (int, error) {
 // ParseType returns the type named s (ggml's names, case-insensitive).
 func ParseType(s string) (Type, error) {
 	for t, ti := range types {
-		if equalFold(ti.name, s) {
-			return t, nil
+		if ti.blockSize != 0 && equalFold(ti.name, s) {
+			return Type(t), nil
 		}
 	}
 	return 0, fmt.Errorf("ggml: unknown tensor type %q", s)

@@ -47,20 +47,20 @@ func dotQ4KFast(nb int, w, a []byte) float32 {
 	if !haveAVX2 || nb == 0 {
 		return dotQ4K(nb, w, a)
 	}
-	return dotK4Fast(nb, w[:q4KBytes*nb], a[:q8KBytes*nb], q4KBytes, dotQ4KAVX2)
+	return dotK4Fast(nb, w[:q4KBytes*nb], a[:q8KBytes*nb], q4KBytes)
 }
 
 func dotQ5KFast(nb int, w, a []byte) float32 {
 	if !haveAVX2 || nb == 0 {
 		return dotQ5K(nb, w, a)
 	}
-	return dotK4Fast(nb, w[:q5KBytes*nb], a[:q8KBytes*nb], q5KBytes, dotQ5KAVX2)
+	return dotK4Fast(nb, w[:q5KBytes*nb], a[:q8KBytes*nb], q5KBytes)
 }
 
 // dotK4Fast runs a Q4_K/Q5_K kernel: the 6-bit scales are decoded here,
 // the mins' contribution (mins · bsums) is subtracted here, and the
 // kernel sums scale · Σ q·y per block.
-func dotK4Fast(nb int, w, a []byte, bb int, kernel func(int, *byte, *byte, *int16, *float32) float32) float32 {
+func dotK4Fast(nb int, w, a []byte, bb int) float32 {
 	var (
 		sc  [8 * kChunk]int16
 		ds  [kChunk]float32
@@ -81,7 +81,13 @@ func dotK4Fast(nb int, w, a []byte, bb int, kernel func(int, *byte, *byte, *int1
 			ds[i] = fp16At(x[0:]) * yd
 			sum -= fp16At(x[2:]) * yd * float32(summs)
 		}
-		sum += kernel(m, &w[bb*b0], &a[q8KBytes*b0], &sc[0], &ds[0])
+		// Direct calls (not through a func value) keep sc and ds on
+		// the stack.
+		if bb == q4KBytes {
+			sum += dotQ4KAVX2(m, &w[bb*b0], &a[q8KBytes*b0], &sc[0], &ds[0])
+		} else {
+			sum += dotQ5KAVX2(m, &w[bb*b0], &a[q8KBytes*b0], &sc[0], &ds[0])
+		}
 	}
 	return sum
 }

@@ -89,3 +89,14 @@ func BenchmarkVecDotPureGo(b *testing.B) {
 		})
 	}
 }
+
+func TestVecDotDoesNotAllocate(t *testing.T) {
+	r := rand.New(rand.NewPCG(15, 16))
+	for _, ty := range allTypes {
+		w := quantize(t, ty, randRow(r, 4096, 0.05))
+		a := quantize(t, VecDotType(ty), randRow(r, 4096, 1))
+		if n := testing.AllocsPerRun(10, func() { VecDot(ty, 4096, w, a) }); n != 0 {
+			t.Errorf("%s: %v allocations per VecDot", ty, n)
+		}
+	}
+}
