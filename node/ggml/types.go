@@ -1,6 +1,16 @@
 // Package ggml describes ggml tensor types (the element and block formats
 // GGUF files use) and implements their dequantization, quantization and dot
 // products.
+//
+// Quantizers (QuantizeRow) follow ggml's reference quantizers step for
+// step, so files written here match ggml's tools. Dot products (VecDot)
+// take activations already quantized to VecDotType and multiply block by
+// block in integers, as ggml's CPU backend does; on amd64 with AVX2 they
+// run in assembly (vecdot*_amd64.s), elsewhere (or with the purego build
+// tag) in pure Go. Both give the same integer sums; only the order of the
+// float additions differs.
+//
+// Everything here is safe for concurrent use: functions keep no state.
 package ggml
 
 import (
