@@ -19,6 +19,7 @@ type AnthropicStream struct {
 	flush func()
 	model string
 	buf   bytes.Buffer
+	json  jsonWriter
 
 	started, ended bool
 	pinged         bool
@@ -245,12 +246,7 @@ func (s *AnthropicStream) delta(index int, d anthropicDelta) {
 }
 
 func (s *AnthropicStream) event(name string, v any) {
-	b, err := marshal(v)
-	if err != nil {
-		// Only values built above are encoded; they always encode.
-		b = []byte(`{}`)
-	}
-	writeEvent(&s.buf, name, b)
+	writeEvent(&s.buf, name, s.json.encode(v, `{}`))
 }
 
 func (s *AnthropicStream) write() error {

@@ -265,6 +265,27 @@ func argsObject(args string) json.RawMessage {
 	return b
 }
 
+// jsonWriter encodes values without HTML escaping into a reused buffer; the
+// stream converters use one each, so a token costs no encoder allocations.
+type jsonWriter struct {
+	buf bytes.Buffer
+	enc *json.Encoder
+}
+
+// encode returns the encoding of v, valid until the next call; a value that
+// does not encode (none of those built here) gives fallback.
+func (w *jsonWriter) encode(v any, fallback string) []byte {
+	if w.enc == nil {
+		w.enc = json.NewEncoder(&w.buf)
+		w.enc.SetEscapeHTML(false)
+	}
+	w.buf.Reset()
+	if err := w.enc.Encode(v); err != nil {
+		return []byte(fallback)
+	}
+	return bytes.TrimSuffix(w.buf.Bytes(), []byte{'\n'})
+}
+
 // marshal encodes v without HTML escaping, as the upstream wrote it.
 func marshal(v any) ([]byte, error) {
 	var buf bytes.Buffer

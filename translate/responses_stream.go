@@ -23,6 +23,7 @@ type ResponsesStream struct {
 	echo  *responsesEcho
 	buf   bytes.Buffer
 	val   bytes.Buffer
+	json  jsonWriter
 
 	seq            int
 	started, ended bool
@@ -343,11 +344,7 @@ func (s *ResponsesStream) emit(typ string, kv ...any) {
 		v.WriteString(`,"`)
 		v.WriteString(key)
 		v.WriteString(`":`)
-		b, err := marshal(kv[i+1])
-		if err != nil {
-			b = []byte("null") // only values built here are encoded; they always encode
-		}
-		v.Write(b)
+		v.Write(s.json.encode(kv[i+1], "null"))
 	}
 	v.WriteByte('}')
 	writeEvent(&s.buf, typ, v.Bytes())
