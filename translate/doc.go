@@ -7,6 +7,7 @@
 // accepted and ignored, never refused. Malformed input is answered with an
 // *Error carrying the HTTP status and the message the client should see.
 //
-// Stream converters (AnthropicStream, ResponsesStream) are not safe for
-// concurrent use; one goroutine feeds one stream.
+// The translation functions are safe for concurrent use. Stream converters
+// (AnthropicStream, ResponsesStream) and SSEReader are not; one goroutine
+// owns each. design.md beside this file lists every mapping.
 package translate

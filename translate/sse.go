@@ -17,6 +17,7 @@ var ErrSSELineTooLong = errors.New("sse: line longer than 16 MiB")
 // SSEReader reads Server-Sent Events from an upstream stream. It accepts
 // "\n" and "\r\n" line ends, joins multi-line data with "\n", skips comment
 // lines and events without data, and returns "[DONE]" as ordinary data.
+// Not safe for concurrent use.
 type SSEReader struct {
 	r     *bufio.Reader
 	line  []byte
