@@ -156,8 +156,8 @@ func RenderContext(t *Template, ctx json.RawMessage) (string, error) {
 		return "", fmt.Errorf("chat template: context must be a JSON object, got %s", typeName(v))
 	}
 	vars := make(map[string]any, d.Len())
-	for _, k := range d.keys {
-		vars[k.(string)] = d.m[k]
+	for i, k := range d.keys {
+		vars[k.(string)] = d.vals[i]
 	}
 	return t.render(vars)
 }
@@ -213,8 +213,8 @@ var globals = map[string]any{
 			if !ok {
 				return nil, errors.New("namespace takes a mapping or keyword arguments")
 			}
-			for _, k := range src.keys {
-				d.Set(k, src.m[k])
+			for i, k := range src.keys {
+				d.Set(k, src.vals[i])
 			}
 		}
 		for _, k := range ev.kwargNames(kwargs) {
@@ -227,14 +227,17 @@ var globals = map[string]any{
 		for _, a := range args {
 			switch src := a.(type) {
 			case *Dict:
-				for _, k := range src.keys {
-					d.Set(k, src.m[k])
+				for i, k := range src.keys {
+					d.Set(k, src.vals[i])
 				}
 			case *List:
 				for _, it := range src.Items {
 					pair, ok := it.(*List)
 					if !ok || len(pair.Items) != 2 {
 						return nil, errors.New("dict needs key/value pairs")
+					}
+					if !hashable(pair.Items[0]) {
+						return nil, fmt.Errorf("unhashable type: '%s'", typeName(pair.Items[0]))
 					}
 					d.Set(pair.Items[0], pair.Items[1])
 				}

@@ -230,6 +230,8 @@ func TestErrors(t *testing.T) {
 	f("{{ 'x' * 100000000000 }}", "too long")
 	f("{% set ns = namespace(s='x' * 40000000) %}{% for i in range(3) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}", "too long")
 	f("{% include 'x' %}", "unknown or misplaced statement")
+	f("{{ dict([[range, 1]]) }}", "unhashable")
+	f("{{ {[1]: 2} }}", "unhashable")
 	f("{{ "+strings.Repeat("(", 1000)+"1"+strings.Repeat(")", 1000)+" }}", "nested")
 	f(strings.Repeat("{% if true %}", 500), "nested")
 	f("{{ "+strings.Repeat("not ", 1000)+"x }}", "nested")
@@ -276,4 +278,40 @@ func FuzzParseRender(f *testing.F) {
 		}
 		_ = out
 	})
+}
+
+func TestDictOrderAndLookupAtAllSizes(t *testing.T) {
+	for _, n := range []int{0, 1, dictScanMax, dictScanMax + 1, 40} {
+		d := NewDict()
+		for i := n - 1; i >= 0; i-- {
+			d.Set(fmt.Sprintf("k%d", i), int64(i))
+		}
+		if n > 0 {
+			d.Set("k0", "again") // an existing key keeps its place
+		}
+		for i := 0; i < n; i++ {
+			v, ok := d.Get(fmt.Sprintf("k%d", i))
+			if !ok || i > 0 && v != int64(i) || i == 0 && v != "again" {
+				t.Fatalf("n=%d: Get(k%d) = %v, %v", n, i, v, ok)
+			}
+		}
+		if _, ok := d.Get("absent"); ok {
+			t.Fatalf("n=%d: Get(absent) found", n)
+		}
+		if d.Len() != n {
+			t.Fatalf("n=%d: Len = %d", n, d.Len())
+		}
+		for j, k := range d.Keys() {
+			if want := fmt.Sprintf("k%d", n-1-j); k != want {
+				t.Fatalf("n=%d: key %d = %v, want %s", n, j, k, want)
+			}
+		}
+	}
+	d := NewDict()
+	d.Set(int64(1), "int")
+	d.Set(1.0, "float") // 1 == 1.0 in Python: same key
+	d.Set(true, "bool")
+	if d.Len() != 1 || repr(d) != "{1: 'bool'}" {
+		t.Errorf("numeric keys: %s", repr(d))
+	}
 }

@@ -171,9 +171,7 @@ func (ev *evaluator) eval(e expr, f *frame) (any, error) {
 			if err != nil {
 				return nil, err
 			}
-			switch k.(type) {
-			case string, int64, float64, bool, nil:
-			default:
+			if !hashable(k) {
 				return nil, fmt.Errorf("unhashable type: '%s'", typeName(k))
 			}
 			v, err := ev.eval(e.vals[i], f)

@@ -415,7 +415,7 @@ func fItems(_ *evaluator, v any, _ []any, _ map[string]any) (any, error) {
 func dictItems(d *Dict) *List {
 	l := &List{Items: make([]any, len(d.keys))}
 	for i, k := range d.keys {
-		l.Items[i] = &List{Items: []any{k, d.m[k]}, Tuple: true}
+		l.Items[i] = &List{Items: []any{k, d.vals[i]}, Tuple: true}
 	}
 	return l
 }

@@ -402,8 +402,8 @@ func dictMethod(d *Dict, name string) builtinFunc {
 	case "values":
 		return func(*evaluator, []any, map[string]any) (any, error) {
 			l := &List{Items: make([]any, len(d.keys))}
-			for i, k := range d.keys {
-				l.Items[i] = d.m[k]
+			for i := range d.keys {
+				l.Items[i] = d.vals[i]
 			}
 			return l, nil
 		}
@@ -423,8 +423,8 @@ func dictMethod(d *Dict, name string) builtinFunc {
 	case "copy":
 		return func(*evaluator, []any, map[string]any) (any, error) {
 			c := NewDict()
-			for _, k := range d.keys {
-				c.Set(k, d.m[k])
+			for i, k := range d.keys {
+				c.Set(k, d.vals[i])
 			}
 			return c, nil
 		}

@@ -113,12 +113,12 @@ func getAttr(obj any, name string) (any, error) {
 		if m := dictMethod(x, name); m != nil {
 			return m, nil
 		}
-		if v, ok := x.m[name]; ok {
+		if v, ok := x.Get(name); ok {
 			return v, nil
 		}
 		return Undefined{hint: fmt.Sprintf("'dict object' has no attribute '%s'", name)}, nil
 	case *Namespace:
-		if v, ok := x.d.m[name]; ok {
+		if v, ok := x.d.Get(name); ok {
 			return v, nil
 		}
 		return Undefined{hint: fmt.Sprintf("'Namespace' object has no attribute '%s'", name)}, nil

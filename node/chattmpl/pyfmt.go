@@ -120,7 +120,8 @@ func writeJSON(b *strings.Builder, v any, o jsonOptions, depth int) error {
 			}
 			writeJSONString(b, ks, o.ensureASCII)
 			b.WriteString(o.keySep)
-			if err := writeJSON(b, x.m[k], o, depth+1); err != nil {
+			v, _ := x.Get(k)
+			if err := writeJSON(b, v, o, depth+1); err != nil {
 				return err
 			}
 		}

@@ -33,12 +33,17 @@ type List struct {
 // Keys are strings, int64, float64, bool or nil. Not safe for concurrent
 // mutation; a Dict built for one Render is owned by that Render.
 type Dict struct {
-	keys []any
-	m    map[any]any
+	keys  []any
+	vals  []any       // vals[i] belongs to keys[i]
+	index map[any]int // key → position, built once the dict outgrows a scan
 }
 
+// dictScanMax is the size up to which lookups scan the keys; chat messages
+// have a handful of keys, and a scan beats hashing there.
+const dictScanMax = 8
+
 // NewDict returns an empty ordered dict.
-func NewDict() *Dict { return &Dict{m: map[any]any{}} }
+func NewDict() *Dict { return &Dict{} }
 
 // Len returns the number of keys.
 func (d *Dict) Len() int { return len(d.keys) }
@@ -46,21 +51,60 @@ func (d *Dict) Len() int { return len(d.keys) }
 // Keys returns the keys in insertion order. The slice must not be modified.
 func (d *Dict) Keys() []any { return d.keys }
 
+func (d *Dict) find(key any) int {
+	if d.index != nil {
+		if i, ok := d.index[key]; ok {
+			return i
+		}
+		return -1
+	}
+	for i, k := range d.keys {
+		if k == key {
+			return i
+		}
+	}
+	return -1
+}
+
 // Get returns the value stored under key.
 func (d *Dict) Get(key any) (any, bool) {
 	key = normKey(key)
-	v, ok := d.m[key]
-	return v, ok
+	if !hashable(key) {
+		return nil, false
+	}
+	if i := d.find(key); i >= 0 {
+		return d.vals[i], true
+	}
+	return nil, false
 }
 
 // Set stores v under key; a new key goes to the end, an existing key keeps
-// its place.
+// its place. Keys must be hashable (strings, numbers, bools, None).
 func (d *Dict) Set(key, v any) {
 	key = normKey(key)
-	if _, ok := d.m[key]; !ok {
-		d.keys = append(d.keys, key)
+	if i := d.find(key); i >= 0 {
+		d.vals[i] = v
+		return
 	}
-	d.m[key] = v
+	d.keys = append(d.keys, key)
+	d.vals = append(d.vals, v)
+	if d.index != nil {
+		d.index[key] = len(d.keys) - 1
+	} else if len(d.keys) > dictScanMax {
+		d.index = make(map[any]int, 2*len(d.keys))
+		for i, k := range d.keys {
+			d.index[k] = i
+		}
+	}
+}
+
+// hashable reports whether k can be a dict key.
+func hashable(k any) bool {
+	switch k.(type) {
+	case nil, string, int64, float64, bool, bigInt:
+		return true
+	}
+	return false
 }
 
 // normKey maps keys that compare equal in Python onto one Go value
@@ -307,7 +351,7 @@ func writeRepr(b *strings.Builder, v any, depth int) {
 			}
 			writeRepr(b, k, depth+1)
 			b.WriteString(": ")
-			writeRepr(b, x.m[k], depth+1)
+			writeRepr(b, x.vals[i], depth+1)
 		}
 		b.WriteString("}")
 	case *Namespace:
@@ -420,9 +464,9 @@ func equal(a, b any) bool {
 		if !ok || x.Len() != y.Len() {
 			return false
 		}
-		for _, k := range x.keys {
-			yv, ok := y.m[k]
-			if !ok || !equal(x.m[k], yv) {
+		for i, k := range x.keys {
+			yv, ok := y.Get(k)
+			if !ok || !equal(x.vals[i], yv) {
 				return false
 			}
 		}
