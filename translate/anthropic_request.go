@@ -2,6 +2,7 @@ package translate
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"reflect"
 	"strings"
@@ -117,7 +118,7 @@ func AnthropicCountToTokenize(body []byte) (tokenize []byte, model string, err e
 func anthropicToChatRequest(body []byte) (*anthropicRequest, *chatRequest, error) {
 	var req anthropicRequest
 	if err := json.Unmarshal(body, &req); err != nil {
-		return nil, nil, badRequest("", "invalid request body: %s", jsonErrText(err))
+		return nil, nil, bodyError(err)
 	}
 	if req.Model == "" {
 		return nil, nil, badRequest("model", "field required")
@@ -468,16 +469,29 @@ func anthropicAssistantMessage(raw json.RawMessage, param string) (chatMessage, 
 	return msg, nil
 }
 
+// bodyError is the 400 for a body that does not decode; a field of the
+// wrong type is named as the param.
+func bodyError(err error) *Error {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) && te.Field != "" {
+		return badRequest(te.Field, "wrong type (got %s, want %s)", te.Value, jsonTypeName(derefKind(te.Type)))
+	}
+	return badRequest("", "invalid request body: %s", jsonErrText(err))
+}
+
+func derefKind(t reflect.Type) reflect.Kind {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	return t.Kind()
+}
+
 // jsonErrText makes encoding/json's messages about Go types readable for API
 // clients.
 func jsonErrText(err error) string {
 	if te, ok := err.(*json.UnmarshalTypeError); ok {
 		if te.Field != "" {
-			t := te.Type
-			for t.Kind() == reflect.Pointer {
-				t = t.Elem()
-			}
-			return fmt.Sprintf("%s: wrong type (got %s, want %s)", te.Field, te.Value, jsonTypeName(t.Kind()))
+			return fmt.Sprintf("%s: wrong type (got %s, want %s)", te.Field, te.Value, jsonTypeName(derefKind(te.Type)))
 		}
 		return fmt.Sprintf("wrong type (got %s)", te.Value)
 	}

@@ -151,7 +151,8 @@ func TestAnthropicToChatErrors(t *testing.T) {
 	f("tool choice without name", `{"model":"m","messages":[],"tool_choice":{"type":"tool"}}`, "tool_choice.name")
 	f("tool choice unknown", `{"model":"m","messages":[],"tool_choice":{"type":"maybe"}}`, "tool_choice.type")
 	f("negative max_tokens", `{"model":"m","max_tokens":-1,"messages":[]}`, "max_tokens")
-	f("temperature as string", `{"model":"m","temperature":"hot","messages":[]}`, "")
+	f("temperature as string", `{"model":"m","temperature":"hot","messages":[]}`, "temperature")
+	f("messages as object", `{"model":"m","messages":{}}`, "messages")
 	f("tool without name", `{"model":"m","messages":[],"tools":[{"input_schema":{}}]}`, "tools[0].name")
 }
 

@@ -102,7 +102,7 @@ func customToolInput(args string) string {
 func ResponsesToChat(body []byte) (chat []byte, info RequestInfo, err error) {
 	var req responsesRequest
 	if err := json.Unmarshal(body, &req); err != nil {
-		return nil, RequestInfo{}, badRequest("", "invalid request body: %s", jsonErrText(err))
+		return nil, RequestInfo{}, bodyError(err)
 	}
 	if req.PreviousResponseID != nil && *req.PreviousResponseID != "" {
 		return nil, RequestInfo{}, badRequest("previous_response_id",
