@@ -64,11 +64,11 @@ func (s *AnthropicStream) Chunk(data []byte) error {
 			return s.Fail(e.Error.Message)
 		}
 	}
-	if !s.started {
-		s.start(c.ID)
-	}
 	if c.Usage != nil {
 		s.usage, s.haveUsage = c.Usage.toUsage(), true
+	}
+	if !s.started {
+		s.start(c.ID)
 	}
 	for i := range c.Choices {
 		ch := &c.Choices[i]
@@ -162,7 +162,16 @@ func (s *AnthropicStream) start(upstreamID string) {
 	s.event("message_start", messageStartEvent{Type: "message_start", Message: anthropicResponse{
 		ID: idFrom("msg_", upstreamID), Type: "message", Role: "assistant",
 		Content: []json.RawMessage{}, Model: s.model,
+		Usage: startUsage(s.usage),
 	}})
+}
+
+// startUsage is message_start's usage: the prompt side when the upstream
+// already told it (most tell only at the end; message_delta then has it).
+func startUsage(u Usage) anthropicUsage {
+	a := anthropicUsageFrom(u)
+	a.OutputTokens = 0
+	return a
 }
 
 func (s *AnthropicStream) startBlock(kind string, block any) {

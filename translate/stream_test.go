@@ -405,3 +405,21 @@ func TestStreamWriteError(t *testing.T) {
 		}
 	}
 }
+
+// A prompt count the upstream sends early reaches message_start.
+func TestAnthropicStreamEarlyUsage(t *testing.T) {
+	var out bytes.Buffer
+	s := NewAnthropicStream(&out, "m", nil)
+	if err := s.Chunk([]byte(`{"id":"x","choices":[{"index":0,"delta":{"content":"a"}}],"usage":{"prompt_tokens":12,"completion_tokens":1,"prompt_tokens_details":{"cached_tokens":2}}}`)); err != nil {
+		t.Fatal(err)
+	}
+	evs, err := parseEvents(out.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, _ := evs[0].data["message"].(map[string]any)
+	u, _ := msg["usage"].(map[string]any)
+	if num(u["input_tokens"]) != 10 || num(u["cache_read_input_tokens"]) != 2 || num(u["output_tokens"]) != 0 {
+		t.Fatalf("message_start usage = %v", u)
+	}
+}
