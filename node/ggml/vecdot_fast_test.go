@@ -100,3 +100,69 @@ func TestVecDotDoesNotAllocate(t *testing.T) {
 		}
 	}
 }
+
+// TestFastKernelsRandomBytes feeds every kernel weight rows of random
+// bytes (every level pattern, scales made finite) to compare the
+// dispatching kernels with the pure Go ones beyond what quantizers emit.
+func TestFastKernelsRandomBytes(t *testing.T) {
+	r := rand.New(rand.NewPCG(17, 18))
+	// Offsets of the f16 scales in each block, to keep them finite.
+	halves := map[Type][]int{
+		F16: nil, BF16: nil, Q4_0: {0}, Q4_1: {0, 2}, Q5_0: {0}, Q5_1: {0, 2}, Q8_0: {0},
+		Q2_K: {80, 82}, Q3_K: {108}, Q4_K: {0, 2}, Q5_K: {0, 2}, Q6_K: {208},
+	}
+	fast := map[Type]func(int, []byte, []byte) float32{
+		F16: dotF16Fast, BF16: dotBF16Fast, Q4_0: dotQ4_0Fast, Q4_1: dotQ4_1Fast, Q5_0: dotQ5_0Fast,
+		Q5_1: dotQ5_1Fast, Q8_0: dotQ8_0Fast, Q2_K: dotQ2KFast, Q3_K: dotQ3KFast, Q4_K: dotQ4KFast,
+		Q5_K: dotQ5KFast, Q6_K: dotQ6KFast,
+	}
+	slow := map[Type]func(int, []byte, []byte) float32{
+		F16: dotF16, BF16: dotBF16, Q4_0: dotQ4_0, Q4_1: dotQ4_1, Q5_0: dotQ5_0,
+		Q5_1: dotQ5_1, Q8_0: dotQ8_0, Q2_K: dotQ2K, Q3_K: dotQ3K, Q4_K: dotQ4K,
+		Q5_K: dotQ5K, Q6_K: dotQ6K,
+	}
+	for ty, offs := range halves {
+		n := 1024
+		nb := n / ty.BlockSize()
+		w := make([]byte, nb*ty.BlockBytes())
+		for i := range w {
+			w[i] = byte(r.Uint32())
+		}
+		finite := func(b []byte) {
+			h := FP32ToFP16(float32(r.NormFloat64() * 0.01))
+			put16(b, h)
+		}
+		switch ty {
+		case F16:
+			for i := 0; i < len(w); i += 2 {
+				finite(w[i:])
+			}
+		case BF16:
+			for i := 0; i < len(w); i += 2 {
+				put16(w[i:], FP32ToBF16(float32(r.NormFloat64())))
+			}
+		}
+		for b := range nb {
+			for _, o := range offs {
+				finite(w[b*ty.BlockBytes()+o:])
+			}
+		}
+		a := quantize(t, VecDotType(ty), randRow(r, n, 1))
+		arg := nb
+		if ty.BlockSize() == 1 {
+			arg = n
+		}
+		got, want := fast[ty](arg, w, a), slow[ty](arg, w, a)
+		wf := make([]float32, n)
+		af := make([]float32, n)
+		_ = Dequantize(ty, w, wf)
+		_ = Dequantize(VecDotType(ty), a, af)
+		var mag float64
+		for i := range wf {
+			mag += math.Abs(float64(wf[i]) * float64(af[i]))
+		}
+		if d := math.Abs(float64(got - want)); d > 1e-5*mag+1e-9 || math.IsNaN(float64(got)) {
+			t.Errorf("%s: fast %g, pure Go %g (scale %g)", ty, got, want, mag)
+		}
+	}
+}
