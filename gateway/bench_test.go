@@ -8,6 +8,7 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -52,6 +53,15 @@ func benchPost(b testing.TB, c *http.Client, url string) {
 	}
 }
 
+// cpuTime is the CPU time (user + system) the process has used.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
 func median(d []time.Duration) time.Duration {
 	sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
 	return d[len(d)/2]
@@ -83,6 +93,7 @@ func BenchmarkGatewayOverhead(b *testing.B) {
 	for _, target := range []struct{ name, url string }{{"direct-64", direct}, {"gateway-64", gw}} {
 		b.Run(target.name, func(b *testing.B) {
 			b.ReportAllocs()
+			cpu0 := cpuTime()
 			start := time.Now()
 			var next atomic.Int64
 			var wg sync.WaitGroup
@@ -97,6 +108,10 @@ func BenchmarkGatewayOverhead(b *testing.B) {
 			}
 			wg.Wait()
 			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "req/s")
+			// CPU time of the whole process (client, gateway and fake
+			// neuron) per request: unlike req/s it does not depend on
+			// what else the machine runs.
+			b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N), "cpu-µs/req")
 		})
 	}
 }

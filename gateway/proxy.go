@@ -86,7 +86,9 @@ func (g *Gateway) send(ctx context.Context, c *call) (*upstream, error) {
 			req.Header.Set("Accept", "text/event-stream")
 		}
 		release := g.acquire(n, c.model)
-		resp, err := g.client.Do(req)
+		// Straight to the transport: neurons do not redirect, and this skips
+		// the client's per-request header copies.
+		resp, err := g.transport.RoundTrip(req)
 		if err != nil {
 			release()
 			if ctx.Err() != nil {
