@@ -35,5 +35,6 @@ ptx:
 	sh cuda/kernels/build.sh
 
 ## gpucheck: on a GPU host, build and run every kernel and backend check against the CPU engine, reference parity and the decode/prefill bench
+## (on a machine without a GPU, `sh cuda/gpucheck.sh prep` packs binary and small models into .gpucheck/ to carry)
 gpucheck: build
-	sh cuda/gpucheck.sh
+	HELEXA=./helexa sh cuda/gpucheck.sh

@@ -30,13 +30,17 @@ func init() {
 			&cli.StringFlag{Name: "shared", Value: "../shared", Usage: "folder with models/ and reference/ (parity is skipped when absent)"},
 			&cli.Int64Flag{Name: "seed", Value: 1, Usage: "seed of the random inputs"},
 			&cli.StringSliceFlag{Name: "bench", Usage: "GGUF models to benchmark (decode at batch 1, prefill)"},
+			&cli.StringSliceFlag{Name: "bench-random", Usage: "benchmark Llama 3 8B-shaped random weights of this mix (Q4_0, Q4_K_M, Q4_K, Q6_K, Q8_0), made in memory"},
 			&cli.IntFlag{Name: "prefill", Value: 512, Usage: "prompt tokens in the benchmark"},
 			&cli.IntFlag{Name: "decode", Value: 128, Usage: "generated tokens in the benchmark"},
+			&cli.BoolFlag{Name: "checks", Value: true, Usage: "run the kernel and runner checks"},
+			&cli.BoolFlag{Name: "parity", Value: true, Usage: "run parity on the shared references"},
 		},
 		Action: func(ctx context.Context, c *cli.Command) error {
 			return gpucheck(os.Stdout, gpucheckOptions{
 				Device: int(c.Int("device")), Shared: c.String("shared"), Seed: c.Int64("seed"),
-				Bench: c.StringSlice("bench"), Prefill: int(c.Int("prefill")), Decode: int(c.Int("decode")),
+				Bench: c.StringSlice("bench"), BenchRandom: c.StringSlice("bench-random"), Prefill: int(c.Int("prefill")), Decode: int(c.Int("decode")),
+				SkipChecks: !c.Bool("checks"), SkipParity: !c.Bool("parity"),
 			})
 		},
 	})
@@ -47,7 +51,10 @@ type gpucheckOptions struct {
 	Shared          string
 	Seed            int64
 	Bench           []string
+	BenchRandom     []string
 	Prefill, Decode int
+	SkipChecks      bool
+	SkipParity      bool
 }
 
 var errGPUCheckFailed = errors.New("gpucheck: some checks failed")
@@ -76,39 +83,53 @@ func gpucheck(out io.Writer, o gpucheckOptions) error {
 	defer b.Close()
 	failed := false
 
-	fmt.Fprintln(out, "\n== kernels against the CPU (random inputs)")
-	rows, err := b.CheckKernels(o.Seed)
-	if err != nil {
-		return fmt.Errorf("gpucheck: %w", err)
+	if !o.SkipChecks {
+		fmt.Fprintln(out, "\n== kernels against the CPU (random inputs)")
+		rows, err := b.CheckKernels(o.Seed)
+		if err != nil {
+			return fmt.Errorf("gpucheck: %w", err)
+		}
+		failed = printChecks(out, rows) || failed
+
+		fmt.Fprintln(out, "\n== runner against the float64 reference and the CPU engine (synthetic models)")
+		failed = printChecks(out, b.CheckRunner(o.Seed)) || failed
 	}
-	failed = printChecks(out, rows) || failed
-
-	fmt.Fprintln(out, "\n== runner against the CPU reference forward pass (synthetic models)")
-	failed = printChecks(out, b.CheckRunner(o.Seed)) || failed
-
-	fmt.Fprintln(out, "\n== parity on the shared references (teacher forcing)")
-	pf, err := gpucheckParity(out, b, o.Shared, "*.json")
-	if err != nil {
-		fmt.Fprintln(out, "parity skipped:", err)
+	if !o.SkipParity {
+		fmt.Fprintln(out, "\n== parity on the shared references (teacher forcing)")
+		pf, err := gpucheckParity(out, b, o.Shared, "*.json")
+		if err != nil {
+			fmt.Fprintln(out, "parity skipped:", err)
+		}
+		failed = pf || failed
 	}
-	failed = pf || failed
 
-	if len(o.Bench) > 0 {
-		fmt.Fprintln(out, "\n== speed")
+	if len(o.Bench)+len(o.BenchRandom) > 0 {
+		fmt.Fprintf(out, "\n== speed on %s (prefill %d tokens in one call; decode at batch 1, logits to the host every token)\n",
+			dev.Name, o.Prefill)
 		tw := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "model\tweights MiB\tprefill tok/s\tdecode tok/s\tof bandwidth limit\t")
+		row := func(name string, r cuda.BenchResult, err error) {
+			if err != nil {
+				fmt.Fprintf(tw, "%s\terror: %v\t\t\t\t\n", name, err)
+				failed = true
+				return
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%.0f\t%.1f\t%.0f%% of %.0f GB/s\t\n", name, r.WeightBytes>>20,
+				r.PrefillTokS, r.DecodeTokS, 100*r.BandwidthFrac, dev.BandwidthGBs)
+		}
 		for _, path := range o.Bench {
 			r, err := gpucheckBench(b, path, o.Prefill, o.Decode, dev.BandwidthGBs)
-			if err != nil {
-				fmt.Fprintf(tw, "%s\terror: %v\t\t\t\t\n", filepath.Base(path), err)
-				failed = true
-				continue
+			row(filepath.Base(path), r, err)
+		}
+		for _, mix := range o.BenchRandom {
+			w, err := cuda.RandomWeights(1, cuda.Llama3_8B, mix)
+			var r cuda.BenchResult
+			if err == nil {
+				r, err = b.Bench(w, o.Prefill, o.Decode, dev.BandwidthGBs)
 			}
-			fmt.Fprintf(tw, "%s\t%d\t%.0f (%d tokens)\t%.1f\t%.0f%%\t\n", filepath.Base(path), r.WeightBytes>>20,
-				r.PrefillTokS, r.PrefillTokens, r.DecodeTokS, 100*r.BandwidthFrac)
+			row("llama3-8b-shape random "+mix, r, err)
 		}
 		tw.Flush()
-		fmt.Fprintf(out, "device: %s\n", dev.Name)
 	}
 	if failed {
 		return errGPUCheckFailed

@@ -237,3 +237,35 @@ func TestReferenceRunnerConsistent(t *testing.T) {
 		}
 	}
 }
+
+// TestRandomWeights checks the speed-test weights: the shapes the
+// backend accepts, the Q4_K_M mix, and finite values throughout.
+func TestRandomWeights(t *testing.T) {
+	small := Shape{Dim: 256, Layers: 2, Heads: 4, KVHeads: 2, FFN: 512, Vocab: 64}
+	for _, mix := range []string{"Q4_0", "Q8_0", "Q4_K", "Q6_K", "Q4_K_M"} {
+		w, err := RandomWeights(1, small, mix)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Estimate(w, engine.RunnerOptions{ContextLength: 32, Slots: 1}); err != nil {
+			t.Fatalf("%s: %v", mix, err)
+		}
+		for _, m := range linear(w) {
+			v := make([]float32, elems(m))
+			if err := ggml.Dequantize(m.Type, m.Data, v); err != nil {
+				t.Fatal(err)
+			}
+			for _, x := range v {
+				if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) || math.Abs(float64(x)) > 10 {
+					t.Fatalf("%s %s: value %v", mix, m.Name, x)
+				}
+			}
+		}
+		if mix == "Q4_K_M" && (w.Output.Type != ggml.Q6_K || w.Layers[0].Wv.Type != ggml.Q6_K || w.Layers[1].Wv.Type != ggml.Q4_K) {
+			t.Errorf("Q4_K_M mix: output %v, attn_v %v/%v", w.Output.Type, w.Layers[0].Wv.Type, w.Layers[1].Wv.Type)
+		}
+	}
+	if _, err := RandomWeights(1, small, "Q3_K"); err == nil {
+		t.Error("unknown mix accepted")
+	}
+}
