@@ -549,3 +549,46 @@ func TestRequestTimeout(t *testing.T) {
 		t.Fatalf("slow stream past the timeout:\n%s", resp)
 	}
 }
+
+func TestColdLoadFailsOver(t *testing.T) {
+	a := newFakeNeuron(t, "a", "m1")
+	b := newFakeNeuron(t, "b", "m1")
+	a.set(func(f *fakeNeuron) { f.freeMB, f.failLoad = 20000, 507 }) // chosen first, refuses
+	tg := startGateway(t, []*fakeNeuron{a, b})
+	if code, _, resp := tg.post(t, "/v1/chat/completions", chatReq("m1", "")); code != 200 {
+		t.Fatalf("status %d: %s", code, resp)
+	}
+	if b.status("m1") != statusLoaded || b.infers.Load() != 1 {
+		t.Fatalf("not served by b: status %s, %d requests", b.status("m1"), b.infers.Load())
+	}
+	// A refusal that is the request's fault (unknown model on the node)
+	// is answered, not retried elsewhere.
+	c := newFakeNeuron(t, "c", "m2")
+	c.set(func(f *fakeNeuron) { f.failLoad = 422 })
+	tg2 := startGateway(t, []*fakeNeuron{c})
+	code, _, resp := tg2.post(t, "/v1/messages", `{"model":"m2","max_tokens":8,"messages":[{"role":"user","content":"hi"}]}`)
+	var ae anthropicEnvelope
+	if code != 422 || json.Unmarshal(resp, &ae) != nil || ae.Error.Type != "invalid_request_error" {
+		t.Fatalf("422 load: %d %s", code, resp)
+	}
+}
+
+func TestPriorityEvictionNeverDisplacesHigher(t *testing.T) {
+	a := newFakeNeuron(t, "a", "vip*", "big")
+	a.set(func(f *fakeNeuron) {
+		f.freeMB = 500
+		f.models["big"].memMB = 1200
+	})
+	high, low := 500, 10
+	tg := startGateway(t, []*fakeNeuron{a},
+		withModel(config.CatalogueModel{ID: "vip", Priority: &high}),
+		withModel(config.CatalogueModel{ID: "big", Priority: &low}),
+		func(cfg *config.Config, _ *config.Catalogue) { cfg.Eviction.Strategy = strategyPriority })
+	code, _, resp := tg.post(t, "/v1/chat/completions", chatReq("big", ""))
+	if a.status("vip") != statusLoaded {
+		t.Fatal("a lower-priority model displaced a higher one")
+	}
+	if code != 503 || !strings.Contains(string(resp), "insufficient_memory") {
+		t.Fatalf("status %d: %s", code, resp)
+	}
+}
