@@ -169,7 +169,7 @@ func (t *Template) render(vars map[string]any) (out string, err error) {
 		}
 	}()
 	ev := &evaluator{}
-	f := &frame{vars: vars, parent: &frame{vars: globals}}
+	f := &frame{more: vars, parent: &frame{more: globals}}
 	var b strings.Builder
 	if err := ev.exec(t.nodes, f, &b); err != nil {
 		if err == errBreak || err == errContinue {

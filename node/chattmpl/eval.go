@@ -20,16 +20,52 @@ const (
 // variable so tests can lower it.
 var maxSteps = 10 << 20
 
+// frame is one scope. Its first few variables live inline (a loop
+// iteration sets two or three), the rest in a map.
 type frame struct {
-	vars   map[string]any
+	names  [4]string
+	vals   [4]any
+	n      int
+	more   map[string]any
 	parent *frame
 }
 
-func newFrame(parent *frame) *frame { return &frame{vars: make(map[string]any, 4), parent: parent} }
+func newFrame(parent *frame) *frame { return &frame{parent: parent} }
 
+// get looks name up in this frame only.
+func (f *frame) get(name string) (any, bool) {
+	for i := 0; i < f.n; i++ {
+		if f.names[i] == name {
+			return f.vals[i], true
+		}
+	}
+	v, ok := f.more[name]
+	return v, ok
+}
+
+// set binds name in this frame.
+func (f *frame) set(name string, v any) {
+	for i := 0; i < f.n; i++ {
+		if f.names[i] == name {
+			f.vals[i] = v
+			return
+		}
+	}
+	if _, ok := f.more[name]; ok || f.n == len(f.names) {
+		if f.more == nil {
+			f.more = make(map[string]any)
+		}
+		f.more[name] = v
+		return
+	}
+	f.names[f.n], f.vals[f.n] = name, v
+	f.n++
+}
+
+// lookup finds name in this frame or an enclosing one.
 func (f *frame) lookup(name string) (any, bool) {
 	for ; f != nil; f = f.parent {
-		if v, ok := f.vars[name]; ok {
+		if v, ok := f.get(name); ok {
 			return v, true
 		}
 	}
@@ -136,10 +172,10 @@ func (ev *evaluator) execNode(n node, f *frame, out *strings.Builder) error {
 		if err != nil {
 			return err
 		}
-		f.vars[n.name] = v
+		f.set(n.name, v)
 		return nil
 	case *macroNode:
-		f.vars[n.m.name] = &macroValue{m: n.m, def: f}
+		f.set(n.m.name, &macroValue{m: n.m, def: f})
 		return nil
 	case *callBlockNode:
 		fn, err := ev.eval(n.call.fn, f)
@@ -177,7 +213,7 @@ func (ev *evaluator) execNode(n node, f *frame, out *strings.Builder) error {
 			if err != nil {
 				return err
 			}
-			fr.vars[name] = v
+			fr.set(name, v)
 		}
 		return ev.exec(n.body, fr, out)
 	case *breakNode:
@@ -190,7 +226,7 @@ func (ev *evaluator) execNode(n node, f *frame, out *strings.Builder) error {
 
 func assign(f *frame, targets []string, v any, line int) error {
 	if len(targets) == 1 {
-		f.vars[targets[0]] = v
+		f.set(targets[0], v)
 		return nil
 	}
 	items, err := iterate(v)
@@ -204,7 +240,7 @@ func assign(f *frame, targets []string, v any, line int) error {
 		return fmt.Errorf("line %d: not enough values to unpack (expected %d, got %d)", line, len(targets), len(items))
 	}
 	for i, t := range targets {
-		f.vars[t] = items[i]
+		f.set(t, items[i])
 	}
 	return nil
 }
@@ -256,7 +292,7 @@ func (ev *evaluator) execFor(n *forNode, f *frame, out *strings.Builder) error {
 			return err
 		}
 		fr := newFrame(f)
-		fr.vars["loop"] = &loopState{index0: i, items: items}
+		fr.set("loop", &loopState{index0: i, items: items})
 		if err := assign(fr, n.targets, item, n.line); err != nil {
 			return err
 		}

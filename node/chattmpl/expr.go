@@ -263,7 +263,7 @@ func (ev *evaluator) callMacro(mv *macroValue, args []any, kwargs map[string]any
 	var varargs []any
 	for i, a := range args {
 		if i < len(m.params) {
-			fr.vars[m.params[i]] = a
+			fr.set(m.params[i], a)
 		} else {
 			varargs = append(varargs, a)
 		}
@@ -278,32 +278,32 @@ func (ev *evaluator) callMacro(mv *macroValue, args []any, kwargs map[string]any
 			}
 		}
 		if known {
-			if _, dup := fr.vars[k]; dup {
+			if _, dup := fr.get(k); dup {
 				return nil, fmt.Errorf("macro %s got multiple values for argument '%s'", m.name, k)
 			}
-			fr.vars[k] = v
+			fr.set(k, v)
 		} else {
 			extra.Set(k, v)
 		}
 	}
 	for i, p := range m.params {
-		if _, ok := fr.vars[p]; ok {
+		if _, ok := fr.get(p); ok {
 			continue
 		}
 		if m.defaults[i] == nil {
-			fr.vars[p] = Undefined{hint: fmt.Sprintf("parameter '%s' was not provided", p)}
+			fr.set(p, Undefined{hint: fmt.Sprintf("parameter '%s' was not provided", p)})
 			continue
 		}
 		v, err := ev.eval(m.defaults[i], fr)
 		if err != nil {
 			return nil, err
 		}
-		fr.vars[p] = v
+		fr.set(p, v)
 	}
-	fr.vars["varargs"] = &List{Items: varargs, Tuple: true}
-	fr.vars["kwargs"] = extra
+	fr.set("varargs", &List{Items: varargs, Tuple: true})
+	fr.set("kwargs", extra)
 	if mv.caller != nil {
-		fr.vars["caller"] = mv.caller
+		fr.set("caller", mv.caller)
 	}
 	var b strings.Builder
 	if err := ev.exec(m.body, fr, &b); err != nil {
