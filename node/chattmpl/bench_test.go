@@ -19,7 +19,7 @@ func qwen3Template(b *testing.B) string {
 	return ""
 }
 
-// conversation20 is a 20-message agentic conversation: a system prompt,
+// conversation20 is a 20-message tool-using conversation: a system prompt,
 // user turns, assistant turns with reasoning and tool calls, tool results.
 func conversation20() (msgs, tools json.RawMessage) {
 	var m []map[string]any
