@@ -179,6 +179,7 @@ func (g *Gateway) routes() *echo.Echo {
 	api := e.Group("", g.auth)
 	api.GET("/fleet", g.handleFleet)
 	api.GET("/v1/models", g.handleModels)
+	api.GET("/v1/models/*", g.handleModel)
 	api.POST("/v1/chat/completions", g.openAIHandler(apiChat, "/v1/chat/completions"))
 	api.POST("/v1/completions", g.openAIHandler(apiCompletions, "/v1/completions"))
 	api.POST("/v1/messages", g.handleMessages)

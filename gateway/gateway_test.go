@@ -592,3 +592,16 @@ func TestPriorityEvictionNeverDisplacesHigher(t *testing.T) {
 		t.Fatalf("status %d: %s", code, resp)
 	}
 }
+
+func TestRetrieveModel(t *testing.T) {
+	a := newFakeNeuron(t, "a", "org/m1*")
+	tg := startGateway(t, []*fakeNeuron{a})
+	code, body := tg.get(t, "/v1/models/org/m1")
+	var e ModelEntry
+	if code != 200 || json.Unmarshal(body, &e) != nil || e.ID != "org/m1" || !e.Loaded {
+		t.Fatalf("%d %s", code, body)
+	}
+	if code, body := tg.get(t, "/v1/models/nope"); code != 404 || !strings.Contains(string(body), "model_not_found") {
+		t.Fatalf("%d %s", code, body)
+	}
+}

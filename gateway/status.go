@@ -1,7 +1,9 @@
 package gateway
 
 import (
+	"fmt"
 	"net/http"
+	"net/url"
 	"sort"
 	"time"
 
@@ -248,4 +250,20 @@ func (g *Gateway) modelList() ModelList {
 
 func (g *Gateway) handleModels(c echo.Context) error {
 	return c.JSON(http.StatusOK, g.modelList())
+}
+
+// handleModel serves GET /v1/models/{id}: one entry of the merged list.
+func (g *Gateway) handleModel(c echo.Context) error {
+	id := c.Param("*")
+	if u, err := url.PathUnescape(id); err == nil {
+		id = u
+	}
+	for _, e := range g.modelList().Data {
+		if e.ID == id {
+			return c.JSON(http.StatusOK, e)
+		}
+	}
+	writeError(c.Response(), dialectOpenAI, &apiError{Status: http.StatusNotFound, Code: "model_not_found",
+		Message: fmt.Sprintf("model %q does not exist on any healthy node, in the catalogue or as an alias", id)})
+	return nil
 }
