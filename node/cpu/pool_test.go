@@ -139,3 +139,29 @@ func TestSIMDMatchesGo(t *testing.T) {
 		}
 	}
 }
+
+func TestF16Kernels(t *testing.T) {
+	for n := 0; n < 70; n++ {
+		a := make([]float32, n)
+		x := make([]float32, n)
+		h := make([]uint16, n)
+		var want float32
+		for i := range a {
+			a[i] = float32((i*5)%9) - 4
+			x[i] = float32((i*3)%7)*0.5 - 1.5 // exact in half precision
+			want += a[i] * x[i]
+		}
+		ToF16(h, x)
+		if got := DotF16(a, h); got != want {
+			t.Errorf("DotF16 n=%d = %v, want %v", n, got, want)
+		}
+		y := make([]float32, n)
+		AxpyF16(2, h, y)
+		for i := range y {
+			if y[i] != 2*x[i] {
+				t.Fatalf("AxpyF16 n=%d: y[%d] = %v, want %v", n, i, y[i], 2*x[i])
+			}
+		}
+	}
+	t.Logf("AVX2 %v, F16C %v", useAVX2, useF16C)
+}

@@ -2,8 +2,11 @@ package cpu
 
 import xcpu "golang.org/x/sys/cpu"
 
-// useAVX2 selects the AVX2+FMA kernels.
-var useAVX2 = xcpu.X86.HasAVX2 && xcpu.X86.HasFMA
+// useAVX2 selects the AVX2+FMA kernels; useF16C the half-precision ones.
+var (
+	useAVX2 = xcpu.X86.HasAVX2 && xcpu.X86.HasFMA
+	useF16C = useAVX2 && hasF16C()
+)
 
 // dotAVX2 returns Σ a[i]*b[i] for i < n (n >= 0).
 //
@@ -14,3 +17,15 @@ func dotAVX2(a, b *float32, n int) float32
 //
 //go:noescape
 func axpyAVX2(alpha float32, x, y *float32, n int)
+
+// dotF16AVX2 returns Σ a[i]*half(h[i]) for i < n; n is a multiple of 8.
+//
+//go:noescape
+func dotF16AVX2(a *float32, h *uint16, n int) float32
+
+// axpyF16AVX2 does y[i] += alpha*half(h[i]) for i < n; n is a multiple of 8.
+//
+//go:noescape
+func axpyF16AVX2(alpha float32, h *uint16, y *float32, n int)
+
+func hasF16C() bool

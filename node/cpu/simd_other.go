@@ -2,7 +2,14 @@
 
 package cpu
 
-const useAVX2 = false
+const (
+	useAVX2 = false
+	useF16C = false
+)
 
-func dotAVX2(a, b *float32, n int) float32         { panic("BUG: dotAVX2 without amd64") }
-func axpyAVX2(alpha float32, x, y *float32, n int) { panic("BUG: axpyAVX2 without amd64") }
+func dotAVX2(a, b *float32, n int) float32            { panic("BUG: dotAVX2 without amd64") }
+func axpyAVX2(alpha float32, x, y *float32, n int)    { panic("BUG: axpyAVX2 without amd64") }
+func dotF16AVX2(a *float32, h *uint16, n int) float32 { panic("BUG: dotF16AVX2 without amd64") }
+func axpyF16AVX2(alpha float32, h *uint16, y *float32, n int) {
+	panic("BUG: axpyF16AVX2 without amd64")
+}

@@ -14,9 +14,10 @@ import (
 // once; longer inputs run in chunks of this many.
 const maxBatch = 64
 
-// emulateF16KV rounds what llama.cpp keeps in half precision (the K/V
-// cache, the query and the attention weights as they enter the F16
-// matmuls) to half precision, so logits track llama.cpp's closely.
+// emulateF16KV rounds the query and the attention weights to half
+// precision as they enter the attention products, as llama.cpp's F16
+// matmuls against its F16 K/V cache do, so logits track llama.cpp's
+// closely. (The cache itself is always half precision.)
 const emulateF16KV = true
 
 // CPU is the CPU backend: Go kernels over memory-mapped weights, run on a
@@ -54,10 +55,10 @@ type runState struct {
 	qa     []byte    // (maxBatch, qaStride) activations quantized for a matmul
 }
 
-// kvCache is one slot's keys and values.
+// kvCache is one slot's keys and values, in half precision.
 type kvCache struct {
-	k []float32 // (layer, nCtx, kvDim)
-	v []float32 // (layer, nCtx, kvDim)
+	k []uint16 // (layer, nCtx, kvDim)
+	v []uint16 // (layer, nCtx, kvDim)
 }
 
 // layerF32 holds a layer's small vectors (norm weights, biases) in f32.
@@ -155,7 +156,7 @@ func (CPU) NewRunner(w *Weights, o RunnerOptions) (Runner, error) {
 	kvLen := c.nLayer * c.nCtx * c.kvDim
 	r.kv = make([]kvCache, c.slots)
 	for i := range r.kv {
-		r.kv[i] = kvCache{k: make([]float32, kvLen), v: make([]float32, kvLen)}
+		r.kv[i] = kvCache{k: make([]uint16, kvLen), v: make([]uint16, kvLen)}
 	}
 	r.pool = cpu.NewPool(o.Threads)
 	B := maxBatch
@@ -178,7 +179,7 @@ func (CPU) NewRunner(w *Weights, o RunnerOptions) (Runner, error) {
 func (r *cpuRunner) MemBytes() int64 {
 	n := int64(0)
 	for _, kv := range r.kv {
-		n += 4 * int64(len(kv.k)+len(kv.v))
+		n += 2 * int64(len(kv.k)+len(kv.v))
 	}
 	s := &r.s
 	n += 4 * int64(len(s.x)+len(s.xb)+len(s.q)+len(s.k)+len(s.v)+len(s.att)+len(s.hb)+len(s.hb2)+len(s.scores)+len(s.cos)+len(s.sin))

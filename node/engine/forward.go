@@ -74,11 +74,9 @@ func (r *cpuRunner) forward(slot int, tokens []int32, pos int, out []float32, al
 		base := l * c.nCtx * c.kvDim
 		kc := kv.k[base+pos*c.kvDim : base+(pos+n)*c.kvDim]
 		vc := kv.v[base+pos*c.kvDim : base+(pos+n)*c.kvDim]
-		copy(kc, s.k[:n*c.kvDim])
-		copy(vc, s.v[:n*c.kvDim])
+		cpu.ToF16(kc, s.k[:n*c.kvDim])
+		cpu.ToF16(vc, s.v[:n*c.kvDim])
 		if emulateF16KV {
-			roundF16(kc)
-			roundF16(vc)
 			roundF16(s.q[:n*c.qDim])
 		}
 
@@ -207,7 +205,7 @@ func (r *cpuRunner) rope(x []float32, nh, t int) {
 
 // attnJob is the attention step's input for the pool.
 type attnJob struct {
-	k, v   []float32 // (nCtx, kvDim) this layer's cache
+	k, v   []uint16 // (nCtx, kvDim) this layer's cache
 	pos, n int
 }
 
@@ -228,7 +226,7 @@ func (r *cpuRunner) attnWorker(ith, nth int) {
 		sc := scores[:npos]
 		maxv := float32(math.Inf(-1))
 		for p := range sc {
-			v := cpu.Dot(q, j.k[p*c.kvDim+kvOff:p*c.kvDim+kvOff+c.hd]) * scale
+			v := cpu.DotF16(q, j.k[p*c.kvDim+kvOff:p*c.kvDim+kvOff+c.hd]) * scale
 			sc[p] = v
 			maxv = max(maxv, v)
 		}
@@ -246,7 +244,7 @@ func (r *cpuRunner) attnWorker(ith, nth int) {
 			if emulateF16KV {
 				w = f16Round(w)
 			}
-			cpu.Axpy(w, j.v[p*c.kvDim+kvOff:p*c.kvDim+kvOff+c.hd], out)
+			cpu.AxpyF16(w, j.v[p*c.kvDim+kvOff:p*c.kvDim+kvOff+c.hd], out)
 		}
 	}
 }

@@ -73,7 +73,7 @@ func (i Info) MemEstimate(contextLength, slots int) int64 {
 		slots = 1
 	}
 	kvDim := int64(i.NHeadKV * i.HeadDim)
-	kv := 2 * 4 * int64(i.NLayer) * int64(contextLength) * kvDim * int64(slots)
+	kv := 2 * 2 * int64(i.NLayer) * int64(contextLength) * kvDim * int64(slots) // K and V, half precision
 	qDim := int64(i.NHead * i.HeadDim)
 	b := int64(maxBatch)
 	scratch := 4 * b * (3*int64(i.NEmbd) + 2*qDim + 2*kvDim + 2*int64(i.NFF))
