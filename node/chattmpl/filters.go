@@ -287,9 +287,21 @@ func fInt(_ *evaluator, v any, args []any, kwargs map[string]any) (any, error) {
 		}
 		return int64(x), nil
 	case string:
+		base, err := intArg(args, kwargs, 1, "base", 10)
+		if err != nil {
+			return nil, err
+		}
 		s := strings.TrimSpace(strings.ReplaceAll(x, "_", ""))
-		if i, err := strconv.ParseInt(s, 10, 64); err == nil {
-			return i, nil
+		digits := strings.TrimLeft(s, "+-")
+		if len(digits) > 2 && digits[0] == '0' {
+			if p := strings.ToLower(digits[:2]); p == "0x" && base == 16 || p == "0o" && base == 8 || p == "0b" && base == 2 {
+				s = s[:len(s)-len(digits)] + digits[2:]
+			}
+		}
+		if base >= 2 && base <= 36 {
+			if i, err := strconv.ParseInt(s, int(base), 64); err == nil {
+				return i, nil
+			}
 		}
 		if f, err := strconv.ParseFloat(s, 64); err == nil && !math.IsInf(f, 0) && !math.IsNaN(f) {
 			return int64(f), nil

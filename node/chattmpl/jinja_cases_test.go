@@ -281,4 +281,5 @@ var jinjaCases = []struct {
 	{`scope_macro_sees_later_global`, `{% macro f() %}{{ g }}{% endmacro %}{% set g = 'late' %}{{ f() }}`, `{}`, `late`, ""},
 	{`scope_macro_caller_loop`, `{% macro f() %}[{{ i }}]{% endmacro %}{% for i in [1] %}{{ f() }}{% endfor %}`, `{}`, `[]`, ""},
 	{`scope_call_block_sees_loop`, `{% macro w() %}<{{ caller() }}>{% endmacro %}{% for i in [1, 2] %}{% call w() %}{{ i }}{% endcall %}{% endfor %}`, `{}`, `<1><2>`, ""},
+	{`int_base`, `{{ '0x1A' | int(base=16) }}|{{ 'ff' | int(0, 16) }}|{{ '-0b101' | int(base=2) }}|{{ '12' | int(base=8) }}|{{ 'zz' | int(7, 10) }}|{{ ' 42 ' | int }}`, `{}`, `26|255|-5|10|7|42`, ""},
 }
