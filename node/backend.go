@@ -3,6 +3,8 @@ package node
 import (
 	"context"
 	"encoding/json"
+
+	"helexa/node/engine"
 )
 
 // modelInfo is what inspecting a model file (without loading it) tells.
@@ -23,6 +25,7 @@ type loadOptions struct {
 	ContextLength int
 	Slots         int
 	Threads       int
+	Backend       engine.Backend // nil: the CPU
 }
 
 // decoder turns token ids into text incrementally, holding back bytes of

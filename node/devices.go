@@ -9,7 +9,11 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/rs/zerolog"
+
+	"helexa/cuda"
 	"helexa/node/device"
+	"helexa/node/engine"
 )
 
 // deviceHandle is one device the neuron computes on: the CPU, and later
@@ -26,6 +30,12 @@ type deviceHandle struct {
 	// reserved is the memory estimates of the models loaded on it;
 	// guarded by Server.mu.
 	reserved int64
+	// backend computes on the device; nil means the engine's CPU backend.
+	backend engine.Backend
+	// computeCapability is a GPU's ("9.0"); "" for the CPU.
+	computeCapability string
+	// close releases the device after its worker's last job.
+	close func()
 }
 
 // free returns the memory a new load may use: what the device reports
@@ -49,14 +59,54 @@ func (d *deviceHandle) free(ctx context.Context, reserved int64) (int64, error) 
 // newCPUDevice is the CPU as a device.
 func newCPUDevice(index int) *deviceHandle {
 	total, _ := meminfo("MemTotal")
+	w := device.Start(device.Options{Name: "cpu"})
 	return &deviceHandle{
 		index:    index,
 		kind:     "cpu",
 		name:     cpuName(),
-		w:        device.Start(device.Options{Name: "cpu"}),
+		w:        w,
 		memTotal: total,
 		memFree:  func() (int64, error) { return meminfo("MemAvailable") },
+		close:    w.Close,
 	}
+}
+
+// discoverDevices finds the host's devices: every usable CUDA GPU (index
+// 0..n-1), then the CPU. It returns what CUDA discovery said, for
+// /discovery.
+func discoverDevices(log zerolog.Logger) ([]*deviceHandle, cudaInfo) {
+	info, err := cuda.Discover()
+	ci := cudaInfo{Available: info.Available, DriverVersion: info.DriverVersion, Reason: info.Reason}
+	var devs []*deviceHandle
+	if err == nil && info.Available {
+		for _, d := range info.Devices {
+			b, err := cuda.New(cuda.Options{Index: d.Index})
+			if err != nil {
+				log.Warn().Int("device", d.Index).Err(err).Msg("CUDA device unusable; skipping it")
+				continue
+			}
+			devs = append(devs, &deviceHandle{
+				index:             len(devs),
+				kind:              "cuda",
+				name:              d.Name,
+				w:                 b.Worker(),
+				memTotal:          d.MemTotalMB << 20,
+				memFree:           func() (int64, error) { f, _, err := b.MemInfo(); return f - cuda.DefaultReserve, err },
+				backend:           b,
+				computeCapability: d.ComputeCapability,
+				close:             b.Close,
+			})
+		}
+		if len(devs) == 0 {
+			ci.Available = false
+			ci.Reason = "CUDA driver found but no device could be opened (see the log)"
+		}
+	}
+	if !ci.Available && ci.Reason == "" {
+		ci.Reason = "CUDA is not available"
+	}
+	devs = append(devs, newCPUDevice(len(devs)))
+	return devs, ci
 }
 
 // meminfo reads one /proc/meminfo field in bytes.

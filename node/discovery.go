@@ -12,12 +12,6 @@ import (
 	"github.com/labstack/echo/v4"
 )
 
-// cudaStatus is what the node says about CUDA. The CUDA backend is not
-// built into this binary yet, so it is always unavailable with that reason.
-func cudaStatus() cudaInfo {
-	return cudaInfo{Available: false, Reason: "CUDA backend not built into this binary; serving on the CPU"}
-}
-
 type cudaInfo struct {
 	Available     bool   `json:"available"`
 	DriverVersion string `json:"driver_version"`
@@ -44,9 +38,9 @@ type discoveryBody struct {
 
 func (s *Server) handleDiscovery(c echo.Context) error {
 	host, _ := os.Hostname()
-	b := discoveryBody{Hostname: host, OS: runtime.GOOS, Kernel: kernelRelease(), Arch: runtime.GOARCH, CPUs: runtime.NumCPU(), CUDA: cudaStatus()}
+	b := discoveryBody{Hostname: host, OS: runtime.GOOS, Kernel: kernelRelease(), Arch: runtime.GOARCH, CPUs: runtime.NumCPU(), CUDA: s.cuda}
 	for _, d := range s.devices {
-		b.Devices = append(b.Devices, discoveryDevice{Index: d.index, Kind: d.kind, Name: d.name, MemTotalMB: d.memTotal >> 20})
+		b.Devices = append(b.Devices, discoveryDevice{Index: d.index, Kind: d.kind, Name: d.name, MemTotalMB: d.memTotal >> 20, ComputeCapability: d.computeCapability})
 	}
 	return c.JSON(http.StatusOK, b)
 }

@@ -71,7 +71,7 @@ func realEngine() engineHooks {
 
 // loadEngineModel loads a model with the engine (on the device worker).
 func loadEngineModel(ctx context.Context, path string, o loadOptions) (*loadedModel, error) {
-	em, err := engine.Load(path, engine.Options{ContextLength: o.ContextLength, Slots: o.Slots, Threads: o.Threads})
+	em, err := engine.Load(path, engine.Options{ContextLength: o.ContextLength, Slots: o.Slots, Threads: o.Threads, Backend: o.Backend})
 	if err != nil {
 		if errors.Is(err, engine.ErrUnsupported) {
 			return nil, fmt.Errorf("%w: %v", errUnsupported, err)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"sync"
 	"time"
 
@@ -82,13 +83,15 @@ func (s *Server) load(ctx context.Context, req loadRequest) error {
 	if len(req.Devices) > 1 {
 		return badRequest("devices", "a model runs on one device; got %d", len(req.Devices))
 	}
-	dev := s.devices[0]
+	// Without a choice, the first device the model fits on: the GPUs
+	// first, then the CPU.
+	devs := s.devices
 	if len(req.Devices) == 1 {
 		i := req.Devices[0]
 		if i < 0 || i >= len(s.devices) {
 			return badRequest("devices", "no device %d on this node (it has %d)", i, len(s.devices))
 		}
-		dev = s.devices[i]
+		devs = s.devices[i : i+1]
 	}
 	s.rescanIfStale(time.Second)
 
@@ -140,7 +143,7 @@ func (s *Server) load(ctx context.Context, req loadRequest) error {
 		info, path := e.info, e.path
 		s.mu.Unlock()
 
-		inst, err := s.doLoad(req.Model, path, info, dev, req.ContextLength)
+		inst, err := s.doLoad(req.Model, path, info, devs, req.ContextLength)
 
 		s.mu.Lock()
 		if err != nil {
@@ -162,7 +165,7 @@ func (s *Server) load(ctx context.Context, req loadRequest) error {
 // doLoad checks memory, loads on the device worker and builds the
 // instance. The load runs under the server's context, not the caller's,
 // since other callers may be waiting on it.
-func (s *Server) doLoad(id, path string, info modelInfo, dev *deviceHandle, ctxLen int) (*instance, error) {
+func (s *Server) doLoad(id, path string, info modelInfo, devs []*deviceHandle, ctxLen int) (*instance, error) {
 	start := time.Now()
 	if ctxLen == 0 {
 		ctxLen = s.cfg.ContextLength
@@ -178,10 +181,33 @@ func (s *Server) doLoad(id, path string, info modelInfo, dev *deviceHandle, ctxL
 	if info.MemEstimate != nil {
 		est = info.MemEstimate(ctxLen, slots)
 	}
-	s.mu.Lock()
-	reserved := dev.reserved
-	dev.reserved += est // hold it while loading
-	s.mu.Unlock()
+	var dev *deviceHandle
+	var short []string
+	for _, d := range devs {
+		s.mu.Lock()
+		reserved := d.reserved
+		d.reserved += est // hold it while loading
+		s.mu.Unlock()
+		free, err := d.free(s.ctx, reserved)
+		if err == nil && est <= free {
+			dev = d
+			break
+		}
+		s.mu.Lock()
+		d.reserved -= est
+		s.mu.Unlock()
+		if err != nil {
+			short = append(short, err.Error())
+		} else {
+			short = append(short, fmt.Sprintf("%s has %d MiB free", d.w.Name(), mib(free)))
+		}
+	}
+	if dev == nil {
+		err := fmt.Errorf("%w: %s needs %d MiB (weights, KV cache for %d tokens × %d slots, scratch) but %s",
+			errNoMemory, id, mib(est), ctxLen, slots, strings.Join(short, ", "))
+		s.log.Warn().Str("model", id).Err(err).Msg("load refused")
+		return nil, err
+	}
 	fail := func(err error) (*instance, error) {
 		s.mu.Lock()
 		dev.reserved -= est
@@ -189,18 +215,10 @@ func (s *Server) doLoad(id, path string, info modelInfo, dev *deviceHandle, ctxL
 		s.log.Warn().Str("model", id).Err(err).Msg("load failed")
 		return nil, err
 	}
-	free, err := dev.free(s.ctx, reserved)
-	if err != nil {
-		return fail(err)
-	}
-	if est > free {
-		return fail(fmt.Errorf("%w: %s needs %d MiB (weights, KV cache for %d tokens × %d slots, scratch) but %s has %d MiB free",
-			errNoMemory, id, mib(est), ctxLen, slots, dev.w.Name(), mib(free)))
-	}
 	var m *loadedModel
-	err = dev.w.Do(s.ctx, func() error {
+	err := dev.w.Do(s.ctx, func() error {
 		var err error
-		m, err = s.hooks.Load(s.ctx, path, loadOptions{ContextLength: ctxLen, Slots: slots, Threads: s.cfg.Threads})
+		m, err = s.hooks.Load(s.ctx, path, loadOptions{ContextLength: ctxLen, Slots: slots, Threads: s.cfg.Threads, Backend: dev.backend})
 		return err
 	})
 	if err != nil {

@@ -35,6 +35,7 @@ type Server struct {
 	log     zerolog.Logger
 	hooks   engineHooks
 	devices []*deviceHandle
+	cuda    cudaInfo
 	metrics *metricSet
 	echo    *echo.Echo
 	started time.Time
@@ -79,7 +80,13 @@ func newServer(cfg config.Neuron, log zerolog.Logger, hooks engineHooks) (*Serve
 		cancel:  cancel,
 	}
 	s.metrics = newMetricSet(s)
-	s.devices = []*deviceHandle{newCPUDevice(0)}
+	s.devices, s.cuda = discoverDevices(log)
+	for _, d := range s.devices {
+		log.Info().Int("index", d.index).Str("kind", d.kind).Str("name", d.name).Int64("mem_total_mb", d.memTotal>>20).Msg("device")
+	}
+	if !s.cuda.Available {
+		log.Info().Str("reason", s.cuda.Reason).Msg("no CUDA: serving on the CPU")
+	}
 	s.rescanIfStale(0)
 	s.echo = s.routes()
 	return s, nil
@@ -195,7 +202,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	close(errc)
 	s.cancel()
 	for _, d := range s.devices {
-		d.w.Close()
+		d.close()
 	}
 	var errs []error
 	for err := range errc {
