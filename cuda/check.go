@@ -214,7 +214,7 @@ func checkQuant(kd kernelDevice, r *rand.Rand, t ggml.Type) []CheckResult {
 			}
 		}
 		dw, dx, dy := c.bytes(w), c.floats(xs), c.floats(y0)
-		c.launch("mmv_"+s, (rows+3)/4, ntok, 128, dw, dx, dy, cols, rows, int64(rb), 1)
+		c.launch("mmv_"+s, mmvBlocks(rows), ntok, mmvThreads, dw, dx, dy, cols, rows, int64(rb), 1)
 		return compare("", c.read(dy, ntok*rows), want, 1e-4)
 	}))
 	return out

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -82,5 +83,17 @@ func TestPTXEntriesParser(t *testing.T) {
 	want := []string{"add", "rmsnorm"}
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("(-want +got):\n%s", d)
+	}
+}
+
+// TestMMVRowsMatch keeps the Go launch geometry in step with quant.cu.
+func TestMMVRowsMatch(t *testing.T) {
+	src, err := os.ReadFile("kernels/quant.cu")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf("#define MMV_ROWS %d\n", mmvRowsPerWarp)
+	if !strings.Contains(string(src), want) {
+		t.Errorf("quant.cu does not say %q", want)
 	}
 }

@@ -11,6 +11,19 @@ import (
 	"helexa/node/ggml"
 )
 
+// The matrix-vector kernels run mmvWarps warps per block, each computing
+// mmvRowsPerWarp rows (MMV_ROWS in quant.cu).
+const (
+	mmvWarps       = 4
+	mmvRowsPerWarp = 2
+	mmvThreads     = 32 * mmvWarps
+)
+
+func mmvBlocks(rows int) int {
+	per := mmvWarps * mmvRowsPerWarp
+	return (rows + per - 1) / per
+}
+
 // gemmMinBatch is the chunk size from which prefill runs through cuBLAS
 // (below it the matrix-vector kernels, one grid row per token, win).
 const gemmMinBatch = 8
@@ -451,12 +464,11 @@ func (r *Runner) gather(w *devWeight, ids, dst devPtr, n int) error {
 func (r *Runner) matmul(w *devWeight, x, y devPtr, n int, acc bool) error {
 	d := r.dev
 	if n < gemmMinBatch || !d.hasGEMM() {
-		const warps = 4
 		a := 0
 		if acc {
 			a = 1
 		}
-		return d.launch(w.mmv, (w.rows+warps-1)/warps, n, 32*warps, w.ptr, x, y, w.cols, w.rows, int64(w.rowBytes), a)
+		return d.launch(w.mmv, mmvBlocks(w.rows), n, mmvThreads, w.ptr, x, y, w.cols, w.rows, int64(w.rowBytes), a)
 	}
 	beta := float32(0)
 	if acc {

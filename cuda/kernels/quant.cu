@@ -7,13 +7,42 @@
 // allow any row length.
 #include "common.cuh"
 
+// Wide loads. Every device row starts on a 256-byte boundary plus a whole
+// number of rows, so these alignments hold: blocks of 18, 20, 22, 24, 34
+// and 210 bytes give 2-byte alignment (ld16); Q4_K's 144 and Q5_K's 176
+// give 16-byte alignment (ld16x).
+struct __attribute__((aligned(16))) u32x4 {
+    u32 a, b, c, d;
+};
+
+// ld16x loads 16 bytes from a 16-byte aligned address into o.
+DEV void ld16x(const u8* p, u8* o) {
+    u32x4 v = *(const u32x4*)p;
+    u32 w[4] = {v.a, v.b, v.c, v.d};
+#pragma unroll
+    for (int i = 0; i < 16; i++) o[i] = (u8)(w[i >> 2] >> (8 * (i & 3)));
+}
+
+// ld2x loads n (even) bytes from a 2-byte aligned address into o.
+template <int n>
+DEV void ld2x(const u8* p, u8* o) {
+#pragma unroll
+    for (int i = 0; i < n / 2; i++) {
+        u16 v = ld16(p + 2 * i);
+        o[2 * i] = (u8)v;
+        o[2 * i + 1] = (u8)(v >> 8);
+    }
+}
+
 struct Q4_0 { // 18 bytes: f16 d, 16 bytes of nibbles
     DEV void dq(const u8* row, int g, float* o) {
         const u8* b = row + 18 * g;
         float d = h2f(ld16(b));
+        u8 qs[16];
+        ld2x<16>(b + 2, qs);
 #pragma unroll
         for (int l = 0; l < 16; l++) {
-            int q = b[2 + l];
+            int q = qs[l];
             o[l] = d * (float)((q & 15) - 8);
             o[l + 16] = d * (float)((q >> 4) - 8);
         }
@@ -71,8 +100,10 @@ struct Q8_0 { // 34 bytes: f16 d, 32 int8
     DEV void dq(const u8* row, int g, float* o) {
         const u8* b = row + 34 * g;
         float d = h2f(ld16(b));
+        u8 qs[32];
+        ld2x<32>(b + 2, qs);
 #pragma unroll
-        for (int l = 0; l < 32; l++) o[l] = d * (float)(i8)b[2 + l];
+        for (int l = 0; l < 32; l++) o[l] = d * (float)(i8)qs[l];
     }
 };
 
@@ -96,7 +127,9 @@ struct Q4_K { // 144 bytes: f16 d, f16 dmin, 12 bytes of scales, 128 bytes of ni
         int sc, mn;
         scale_min_k4(s, b + 4, &sc, &mn);
         float d1 = d * (float)sc, m1 = dmin * (float)mn;
-        const u8* qs = b + 16 + 32 * (s >> 1);
+        u8 qs[32];
+        ld16x(b + 16 + 32 * (s >> 1), qs);
+        ld16x(b + 32 + 32 * (s >> 1), qs + 16);
         int shift = (s & 1) * 4;
 #pragma unroll
         for (int l = 0; l < 32; l++) o[l] = d1 * (float)((qs[l] >> shift) & 15) - m1;
@@ -111,8 +144,11 @@ struct Q5_K { // 176 bytes: f16 d, f16 dmin, 12 bytes of scales, 32 bytes of hig
         int sc, mn;
         scale_min_k4(s, b + 4, &sc, &mn);
         float d1 = d * (float)sc, m1 = dmin * (float)mn;
-        const u8* qh = b + 16;
-        const u8* qs = b + 48 + 32 * (s >> 1);
+        u8 qh[32], qs[32];
+        ld16x(b + 16, qh);
+        ld16x(b + 32, qh + 16);
+        ld16x(b + 48 + 32 * (s >> 1), qs);
+        ld16x(b + 64 + 32 * (s >> 1), qs + 16);
         int shift = (s & 1) * 4;
 #pragma unroll
         for (int l = 0; l < 32; l++) {
@@ -128,8 +164,9 @@ struct Q6_K { // 210 bytes: 128 bytes low nibbles, 64 bytes high bits, 16 int8 s
         int s = g & 7;
         int half = s >> 2, k = s & 3;
         float d = h2f(ld16(b + 208));
-        const u8* ql = b + 64 * half + 32 * (k & 1);
-        const u8* qh = b + 128 + 32 * half;
+        u8 ql[32], qh[32];
+        ld2x<32>(b + 64 * half + 32 * (k & 1), ql);
+        ld2x<32>(b + 128 + 32 * half, qh);
         const i8* sc = (const i8*)(b + 192) + 8 * half + 2 * k;
         int lshift = (k >> 1) * 4, hshift = 2 * k;
         float d0 = d * (float)sc[0], d1 = d * (float)sc[1];
@@ -153,47 +190,79 @@ struct BF16 {
 
 // mmv: y[t][r] (+)= W[r] . x[t] for a quantized W of nrows rows of ncols
 // (ncols % 32 == 0), rowbytes bytes each; x (ntok, ncols); y (ntok, nrows).
-// One warp per row; grid = (ceil(nrows / warps per block), ntok). acc != 0
-// adds to y (residual connections) instead of overwriting it.
+// Each warp computes MMV_ROWS rows, so that every group of x it loads
+// serves them all; grid = (ceil(nrows / (MMV_ROWS * warps per block)),
+// ntok). acc != 0 adds to y (residual connections) instead of overwriting.
+#define MMV_ROWS 2
+
+struct __attribute__((aligned(16))) f32x4 {
+    float a, b, c, d;
+};
+
+DEV void mmv_store(float* y, int t, int nrows, int r0, float* sum, int acc) {
+#pragma unroll
+    for (int k = 0; k < MMV_ROWS; k++) {
+        float s = warp_sum(sum[k]);
+        if ((tid() & 31) == 0 && r0 + k < nrows) {
+            float* yp = y + (i64)t * nrows + r0 + k;
+            *yp = acc ? *yp + s : s;
+        }
+    }
+}
+
 template <typename T>
 DEV void mmv_q(const u8* W, const float* x, float* y, int ncols, int nrows, i64 rowbytes, int acc) {
     int lane = tid() & 31;
-    int r = ctaid() * (ntid() >> 5) + (tid() >> 5);
-    if (r >= nrows) return;
+    int r0 = (ctaid() * (ntid() >> 5) + (tid() >> 5)) * MMV_ROWS;
+    if (r0 >= nrows) return;
     int t = ctaidy();
-    const u8* wr = W + (i64)r * rowbytes;
     const float* xr = x + (i64)t * ncols;
-    float sum = 0.0f;
+    float sum[MMV_ROWS];
+#pragma unroll
+    for (int k = 0; k < MMV_ROWS; k++) sum[k] = 0.0f;
     int ng = ncols >> 5;
     for (int g = lane; g < ng; g += 32) {
-        float w[32];
-        T::dq(wr, g, w);
-        const float* xg = xr + g * 32;
+        float xv[32];
+        const f32x4* xg = (const f32x4*)(xr + g * 32);
 #pragma unroll
-        for (int l = 0; l < 32; l++) sum += w[l] * xg[l];
+        for (int i = 0; i < 8; i++) {
+            f32x4 v = xg[i];
+            xv[4 * i] = v.a;
+            xv[4 * i + 1] = v.b;
+            xv[4 * i + 2] = v.c;
+            xv[4 * i + 3] = v.d;
+        }
+#pragma unroll
+        for (int k = 0; k < MMV_ROWS; k++) {
+            if (r0 + k < nrows) {
+                float w[32];
+                T::dq(W + (i64)(r0 + k) * rowbytes, g, w);
+#pragma unroll
+                for (int l = 0; l < 32; l++) sum[k] += w[l] * xv[l];
+            }
+        }
     }
-    sum = warp_sum(sum);
-    if (lane == 0) {
-        float* yp = y + (i64)t * nrows + r;
-        *yp = acc ? *yp + sum : sum;
-    }
+    mmv_store(y, t, nrows, r0, sum, acc);
 }
 
 template <typename T>
 DEV void mmv_f(const u8* W, const float* x, float* y, int ncols, int nrows, i64 rowbytes, int acc) {
     int lane = tid() & 31;
-    int r = ctaid() * (ntid() >> 5) + (tid() >> 5);
-    if (r >= nrows) return;
+    int r0 = (ctaid() * (ntid() >> 5) + (tid() >> 5)) * MMV_ROWS;
+    if (r0 >= nrows) return;
     int t = ctaidy();
-    const u8* wr = W + (i64)r * rowbytes;
     const float* xr = x + (i64)t * ncols;
-    float sum = 0.0f;
-    for (int i = lane; i < ncols; i += 32) sum += T::get(wr, i) * xr[i];
-    sum = warp_sum(sum);
-    if (lane == 0) {
-        float* yp = y + (i64)t * nrows + r;
-        *yp = acc ? *yp + sum : sum;
+    float sum[MMV_ROWS];
+#pragma unroll
+    for (int k = 0; k < MMV_ROWS; k++) sum[k] = 0.0f;
+    for (int i = lane; i < ncols; i += 32) {
+        float xi = xr[i];
+#pragma unroll
+        for (int k = 0; k < MMV_ROWS; k++) {
+            if (r0 + k < nrows) sum[k] += T::get(W + (i64)(r0 + k) * rowbytes, i) * xi;
+        }
     }
+    mmv_store(y, t, nrows, r0, sum, acc);
 }
 
 // dequant writes rows of W as float32 into dst (nrows, ncols). Source row
