@@ -76,7 +76,9 @@ func (r *cpuRunner) quantWorker(ith, nth int) {
 	j := &r.mm
 	lo, hi := cpu.Split(j.n, ith, nth)
 	for t := lo; t < hi; t++ {
-		quantizeActivations(j.vdt, j.in[t*j.cols:(t+1)*j.cols], r.s.qa[t*r.qaStride:(t+1)*r.qaStride])
+		// As llama.cpp's SIMD path does; sizes were validated at load, so
+		// no error can happen here.
+		_ = ggml.QuantizeActivations(j.vdt, j.in[t*j.cols:(t+1)*j.cols], r.s.qa[t*r.qaStride:(t+1)*r.qaStride])
 	}
 }
 
