@@ -52,7 +52,17 @@ func (g *Gateway) openAIHandler(api, path string) echo.HandlerFunc {
 		if aerr != nil {
 			return fail(aerr)
 		}
-		defer putBuf(body)
+		var out *[]byte
+		defer func() {
+			// The transport may still be writing a body the neuron
+			// answered before reading; then the buffers are left to the GC.
+			if c.bodyReleased() {
+				putBuf(body)
+				if out != nil {
+					putSlice(out)
+				}
+			}
+		}()
 		facts, err := inspect(body.Bytes())
 		if err != nil {
 			return fail(&apiError{Status: http.StatusBadRequest, Code: "invalid_request", Reason: "bad_request", Message: err.Error()})
@@ -65,8 +75,7 @@ func (g *Gateway) openAIHandler(api, path string) echo.HandlerFunc {
 			return fail(aerr)
 		}
 		c.model, c.stream = id, facts.Stream
-		out := getSlice()
-		defer putSlice(out)
+		out = getSlice()
 		nb, changed, err := rewriteRequest((*out)[:0], body.Bytes(), id, facts.Stream)
 		if changed {
 			*out = nb[:0] // keep the grown slice for the pool

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -41,7 +42,36 @@ type call struct {
 	hasUsage bool
 	ttft     time.Duration
 	reason   string // error reason for metrics, empty on success
+
+	// open counts request bodies the transport has not closed yet; pooled
+	// buffers behind body go back to the pool only when it is zero.
+	open atomic.Int32
 }
+
+// trackedBody is an upstream request body over c.body whose Close tells
+// c that the transport is done with the bytes.
+type trackedBody struct {
+	bytes.Reader
+	c      *call
+	closed atomic.Bool
+}
+
+func (b *trackedBody) Close() error {
+	if b.closed.CompareAndSwap(false, true) {
+		b.c.open.Add(-1)
+	}
+	return nil
+}
+
+func (c *call) trackBody() io.ReadCloser {
+	c.open.Add(1)
+	b := &trackedBody{c: c}
+	b.Reset(c.body)
+	return b
+}
+
+// bodyReleased reports whether no transport still reads c.body.
+func (c *call) bodyReleased() bool { return c.open.Load() == 0 }
 
 // upstream is a neuron's answer that the client will see.
 type upstream struct {
@@ -78,10 +108,13 @@ func (g *Gateway) send(ctx context.Context, c *call) (*upstream, error) {
 			return nil, err
 		}
 		c.node = n.ref.Name
-		req, err := g.newRequest(ctx, n, http.MethodPost, c.path, c.body)
+		req, err := g.newRequest(ctx, n, http.MethodPost, c.path, nil)
 		if err != nil {
 			return nil, err
 		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Body = c.trackBody()
+		req.ContentLength = int64(len(c.body))
 		if c.stream {
 			req.Header.Set("Accept", "text/event-stream")
 		}
