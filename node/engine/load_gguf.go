@@ -55,9 +55,20 @@ func weightsFromGGUF(path string, f *gguf.File) (*Weights, Info, error) {
 		h.HeadDim = u("attention.key_length", h.NEmbd/h.NHead)
 	}
 	h.RopeDims = u("rope.dimension_count", h.HeadDim)
-	if typ, _ := f.String(arch + ".rope.scaling.type"); typ == "linear" {
+	switch typ, _ := f.String(arch + ".rope.scaling.type"); typ {
+	case "linear":
 		if fac := fl("rope.scaling.factor", 0); fac > 0 {
 			h.RopeFreqScale = 1 / fac
+		}
+	case "llama3":
+		// Usually carried as the rope_freqs tensor (read below, which
+		// wins); these keys are the fallback.
+		h.RopeScaling.Factor = fl("rope.scaling.factor", 8)
+		h.RopeScaling.LowFreqFactor = fl("rope.scaling.low_freq_factor", 1)
+		h.RopeScaling.HighFreqFactor = fl("rope.scaling.high_freq_factor", 4)
+		h.RopeScaling.OrigCtx = u("rope.scaling.original_context_length", 8192)
+		if h.RopeDims > 0 && h.RopeDims%2 == 0 && h.RopeScaling.HighFreqFactor > h.RopeScaling.LowFreqFactor {
+			h.RopeFreqs = llama3RopeFreqs(h)
 		}
 	}
 
