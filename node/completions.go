@@ -153,12 +153,15 @@ func (s *Server) handleCompletions(c echo.Context) error {
 		last := chunk("", nil, &res.Finish)
 		t := res.timings()
 		last.Timings = &t
-		if req.StreamOptions != nil && req.StreamOptions.IncludeUsage {
-			u := usageOf(res)
-			last.Usage = &u
-		}
 		if err := w.send(last); err != nil {
 			return nil
+		}
+		if req.StreamOptions != nil && req.StreamOptions.IncludeUsage {
+			u := usageOf(res)
+			if err := w.send(completionResponse{ID: id, Object: "text_completion", Created: created, Model: req.Model,
+				Choices: []completionChoice{}, Usage: &u, Timings: &t}); err != nil {
+				return nil
+			}
 		}
 		_ = w.done()
 		return nil

@@ -18,8 +18,10 @@ func vocabTemplate(m *loadedModel, tok *tokenizer.Tokenizer, tmplSrc string) err
 	m.IsEOG = tok.IsEOG
 	m.TokenText = tok.TokenText
 	m.HasToken = func(text string) bool {
-		id, ok := tok.Lookup(text)
-		return ok && tok.IsControl(id) || ok && len(text) > 2 && text[0] == '<' || ok && len(text) > 2 && text[0] == '['
+		// A marker such as "<think>" or "[TOOL_CALLS]" is a vocabulary
+		// entry of its own only when the model was trained with it.
+		_, ok := tok.Lookup(text)
+		return ok
 	}
 	bos, eos := "", ""
 	if tok.BOS() >= 0 {

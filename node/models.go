@@ -102,6 +102,12 @@ func (s *Server) entryView(e *entry) modelEntry {
 	if e.status != statusFailed && e.loadErr != nil {
 		v.Error = e.loadErr.Error()
 	}
+	if e.inst != nil {
+		if err := e.inst.dev.w.Err(); err != nil {
+			// The device failed under the model: it cannot serve.
+			v.Status, v.Error = statusFailed, err.Error()
+		}
+	}
 	return v
 }
 

@@ -344,6 +344,40 @@ func TestChatStreamingMatchesNonStreaming(t *testing.T) {
 	if u.PromptTokensDetails.CachedTokens != u.PromptTokens-1 || u.CompletionTokens != 12 {
 		t.Fatalf("usage of the repeated request: %+v", u)
 	}
+
+	// logprobs: one entry per token, the chosen token's among the top
+	lp := chatParams("stories260K", "Tell me a story about a cat.", 6)
+	lp.Logprobs, lp.TopLogprobs = openai.Bool(true), openai.Int(3)
+	r, err := cl.Chat.Completions.New(ctx, lp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries := r.Choices[0].Logprobs.Content
+	if len(entries) != 6 {
+		t.Fatalf("%d logprob entries for 6 tokens", len(entries))
+	}
+	for _, e := range entries {
+		if len(e.TopLogprobs) != 3 || e.TopLogprobs[0].Logprob < e.TopLogprobs[1].Logprob || e.Logprob > 0 ||
+			e.TopLogprobs[0].Token != e.Token || e.TopLogprobs[0].Logprob != e.Logprob {
+			t.Fatalf("greedy logprob entry %+v", e)
+		}
+	}
+
+	// seeded sampling repeats; another seed differs
+	sample := func(seed int64) string {
+		p := chatParams("stories260K", "Tell me a story about a cat.", 24)
+		p.Temperature, p.Seed = openai.Float(1.5), openai.Int(seed)
+		p.TopP = openai.Float(1)
+		r, err := cl.Chat.Completions.New(ctx, p, option.WithJSONSet("top_k", 0), option.WithJSONSet("min_p", 0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.Choices[0].Message.Content
+	}
+	a, b, c := sample(42), sample(42), sample(7)
+	if a != b || a == c {
+		t.Fatalf("seed 42 gave %q and %q; seed 7 gave %q", a, b, c)
+	}
 }
 
 func TestPromptReuse(t *testing.T) {
