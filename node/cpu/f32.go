@@ -61,6 +61,20 @@ func Add(x, y []float32) {
 func DotBF16(w []byte, a []float32) float32 {
 	n := len(a)
 	w = w[:2*n]
+	if useAVX2 && n >= 8 {
+		m := n &^ 7
+		s := dotBF16AVX2(&w[0], &a[0], m)
+		if m < n {
+			s += dotBF16Go(w[2*m:], a[m:])
+		}
+		return s
+	}
+	return dotBF16Go(w, a)
+}
+
+func dotBF16Go(w []byte, a []float32) float32 {
+	n := len(a)
+	w = w[:2*n]
 	var s0, s1, s2, s3 float32
 	i := 0
 	for ; i+4 <= n; i += 4 {

@@ -1,6 +1,7 @@
 package cpu
 
 import (
+	"math"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -164,4 +165,22 @@ func TestF16Kernels(t *testing.T) {
 		}
 	}
 	t.Logf("AVX2 %v, F16C %v", useAVX2, useF16C)
+}
+
+func TestDotBF16(t *testing.T) {
+	for n := 0; n < 70; n++ {
+		a := make([]float32, n)
+		w := make([]byte, 2*n)
+		var want float32
+		for i := range a {
+			a[i] = float32((i*5)%9) - 4
+			x := float32((i*3)%7)*0.5 - 1.5 // exact in bfloat16
+			b := math.Float32bits(x) >> 16
+			w[2*i], w[2*i+1] = byte(b), byte(b>>8)
+			want += a[i] * x
+		}
+		if got := DotBF16(w, a); got != want {
+			t.Errorf("DotBF16 n=%d = %v, want %v", n, got, want)
+		}
+	}
 }

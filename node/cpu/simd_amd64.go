@@ -29,3 +29,8 @@ func dotF16AVX2(a *float32, h *uint16, n int) float32
 func axpyF16AVX2(alpha float32, h *uint16, y *float32, n int)
 
 func hasF16C() bool
+
+// dotBF16AVX2 returns Σ bf16(w[i])*a[i] for i < n; n is a multiple of 8.
+//
+//go:noescape
+func dotBF16AVX2(w *byte, a *float32, n int) float32

@@ -13,3 +13,5 @@ func dotF16AVX2(a *float32, h *uint16, n int) float32 { panic("BUG: dotF16AVX2 w
 func axpyF16AVX2(alpha float32, h *uint16, y *float32, n int) {
 	panic("BUG: axpyF16AVX2 without amd64")
 }
+
+func dotBF16AVX2(w *byte, a *float32, n int) float32 { panic("BUG: dotBF16AVX2 without amd64") }
