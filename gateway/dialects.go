@@ -126,6 +126,9 @@ func (g *Gateway) serveTranslated(ec echo.Context, rt dialectRoute) error {
 		if u, ok := usageOf(resp); ok {
 			c.usage, c.hasUsage = u, true
 		}
+		if tps, ok := decodeSpeed(resp); ok {
+			c.tps = tps
+		}
 		out, err := rt.fromChat(resp, body.Bytes(), info.Model)
 		if err != nil {
 			return fail(&apiError{Status: http.StatusBadGateway, Code: "upstream_error", Reason: "translate_answer", Message: fmt.Sprintf("translating the answer of node %s: %v", c.node, err)})

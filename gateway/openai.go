@@ -125,6 +125,9 @@ func (g *Gateway) relayJSON(c *call, w http.ResponseWriter, up *upstream) error 
 	if u, ok := usageOf(b.Bytes()); ok {
 		c.usage, c.hasUsage = u, true
 	}
+	if tps, ok := decodeSpeed(b.Bytes()); ok {
+		c.tps = tps
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
 	c.code = http.StatusOK

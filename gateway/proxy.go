@@ -40,6 +40,7 @@ type call struct {
 	code     int
 	usage    usage
 	hasUsage bool
+	tps      float64 // decode speed the neuron reported; 0 when it did not
 	ttft     time.Duration
 	reason   string // error reason for metrics, empty on success
 
@@ -440,8 +441,16 @@ func (g *Gateway) finish(c *call) {
 		if c.stream {
 			gen = d - c.ttft
 		}
-		if c.usage.Completion > 0 && gen > 0 {
+		switch {
+		case c.tps > 0:
+			g.met.tps.Update(c.tps)
+		case c.usage.Completion > 0 && gen > 0:
 			g.met.tps.Update(float64(c.usage.Completion) / gen.Seconds())
 		}
+	}
+	if e := g.log.Debug(); e.Enabled() {
+		e.Str("api", c.api).Str("model", model).Str("node", node).Int("code", c.code).Bool("stream", c.stream).
+			Dur("took", d).Dur("ttft", c.ttft).Int("prompt_tokens", c.usage.Prompt).Int("completion_tokens", c.usage.Completion).
+			Str("reason", c.reason).Msg("request")
 	}
 }

@@ -360,3 +360,33 @@ func chunkKind(b []byte) (hasChoices, usageOnly bool) {
 	usageOnly = hasUsage && !hasChoices
 	return hasChoices, usageOnly
 }
+
+// decodeSpeed reads timings.predicted_n and timings.predicted_ms of a
+// neuron's non-streaming answer: completion tokens per second of decoding.
+// ok is false when the answer carries no timings.
+func decodeSpeed(b []byte) (tps float64, ok bool) {
+	_ = scanObject(b, func(f field) bool {
+		if !f.is("timings") {
+			return true
+		}
+		v := b[f.valStart:f.valEnd]
+		if len(v) == 0 || v[0] != '{' {
+			return false
+		}
+		var n, ms float64
+		_ = scanObject(v, func(g field) bool {
+			switch {
+			case g.is("predicted_n"):
+				n, _ = strconv.ParseFloat(string(v[g.valStart:g.valEnd]), 64)
+			case g.is("predicted_ms"):
+				ms, _ = strconv.ParseFloat(string(v[g.valStart:g.valEnd]), 64)
+			}
+			return true
+		})
+		if n > 0 && ms > 0 {
+			tps, ok = n/(ms/1000), true
+		}
+		return false
+	})
+	return tps, ok
+}

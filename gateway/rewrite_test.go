@@ -53,6 +53,16 @@ func TestInspect(t *testing.T) {
 	}
 }
 
+func TestDecodeSpeed(t *testing.T) {
+	tps, ok := decodeSpeed([]byte(`{"usage":{},"timings":{"prompt_n":11,"prompt_ms":5.0,"predicted_n":3,"predicted_ms":30.0}}`))
+	if !ok || tps != 100 {
+		t.Fatalf("tps %v %v", tps, ok)
+	}
+	if _, ok := decodeSpeed([]byte(`{"timings":{"predicted_n":0}}`)); ok {
+		t.Fatal("speed from no tokens")
+	}
+}
+
 func TestUsageAndChunkKind(t *testing.T) {
 	u, ok := usageOf([]byte(`{"choices":[],"usage":{"prompt_tokens":11,"completion_tokens":3,"prompt_tokens_details":{"cached_tokens":2}}}`))
 	if !ok || u != (usage{11, 3, 2}) {
