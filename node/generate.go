@@ -126,7 +126,7 @@ func (in *instance) generate(ctx context.Context, req genRequest) (genResult, er
 		return res, fmt.Errorf("no free KV slot for %s (admission bug)", in.id)
 	}
 	// seq is what the slot's cache holds; it is handed back at the end.
-	seq := make([]int32, cached, len(req.Prompt)+max(req.MaxTokens, 16))
+	seq := make([]int32, cached, min(m.NCtx, len(req.Prompt)+max(req.MaxTokens, 16)))
 	copy(seq, req.Prompt[:cached])
 	defer func() { in.slots.give(slot, seq) }()
 
