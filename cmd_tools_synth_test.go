@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -60,14 +61,14 @@ func synthFile(t *testing.T, s synthSpec, vocabPath string) (*gguf.File, []byte)
 }
 
 func TestSynthLoadsBack(t *testing.T) {
-	vocab := writeVocab(t, 300)
-	s := synthSpec{Arch: "llama", Dim: 256, Layers: 8, Heads: 4, KVHeads: 2, FFN: 256, Type: "Q4_K_M", Seed: 7, Ctx: 1024, Name: "tiny", RopeTheta: 10000, NormEps: 1e-5}
+	vocab := writeVocab(t, 64)
+	s := synthSpec{Arch: "llama", Dim: 256, Layers: 2, Heads: 4, KVHeads: 2, FFN: 256, Type: "Q4_K_M", Seed: 7, Ctx: 1024, Name: "tiny", RopeTheta: 10000, NormEps: 1e-5}
 	f, _ := synthFile(t, s, vocab)
 
 	wantU := map[string]uint64{
-		"llama.embedding_length": 256, "llama.block_count": 8, "llama.attention.head_count": 4,
+		"llama.embedding_length": 256, "llama.block_count": 2, "llama.attention.head_count": 4,
 		"llama.attention.head_count_kv": 2, "llama.feed_forward_length": 256, "llama.context_length": 1024,
-		"llama.rope.dimension_count": 64, "llama.vocab_size": 300, "general.file_type": 15, "tokenizer.ggml.bos_token_id": 1,
+		"llama.rope.dimension_count": 64, "llama.vocab_size": 64, "general.file_type": 15, "tokenizer.ggml.bos_token_id": 1,
 	}
 	for k, want := range wantU {
 		if got, ok := f.Uint(k); !ok || got != want {
@@ -77,29 +78,29 @@ func TestSynthLoadsBack(t *testing.T) {
 	if f.Arch() != "llama" {
 		t.Errorf("arch %q", f.Arch())
 	}
-	if toks, _ := f.Strings("tokenizer.ggml.tokens"); len(toks) != 300 || toks[27] != "bB" {
+	if toks, _ := f.Strings("tokenizer.ggml.tokens"); len(toks) != 64 || toks[27] != "bB" {
 		t.Errorf("tokens not copied: %d", len(toks))
 	}
-	if len(f.Tensors) != 3+9*8 {
+	if len(f.Tensors) != 3+9*2 {
 		t.Fatalf("%d tensors", len(f.Tensors))
 	}
 	want := map[string]struct {
 		typ  ggml.Type
 		dims []uint64
 	}{
-		"token_embd.weight":        {ggml.Q4_K, []uint64{256, 300}},
-		"output.weight":            {ggml.Q6_K, []uint64{256, 300}},
+		"token_embd.weight":        {ggml.Q4_K, []uint64{256, 64}},
+		"output.weight":            {ggml.Q6_K, []uint64{256, 64}},
 		"output_norm.weight":       {ggml.F32, []uint64{256}},
 		"blk.0.attn_q.weight":      {ggml.Q4_K, []uint64{256, 256}},
 		"blk.0.attn_k.weight":      {ggml.Q4_K, []uint64{256, 128}},
-		"blk.0.attn_v.weight":      {ggml.Q6_K, []uint64{256, 128}}, // more bits in layer 0
-		"blk.1.attn_v.weight":      {ggml.Q4_K, []uint64{256, 128}},
-		"blk.3.ffn_down.weight":    {ggml.Q6_K, []uint64{256, 256}},
-		"blk.4.ffn_down.weight":    {ggml.Q4_K, []uint64{256, 256}},
-		"blk.7.ffn_gate.weight":    {ggml.Q4_K, []uint64{256, 256}},
-		"blk.7.attn_norm.weight":   {ggml.F32, []uint64{256}},
-		"blk.7.ffn_norm.weight":    {ggml.F32, []uint64{256}},
-		"blk.5.attn_output.weight": {ggml.Q4_K, []uint64{256, 256}},
+		"blk.0.attn_v.weight":      {ggml.Q4_K, []uint64{256, 128}},
+		"blk.1.attn_v.weight":      {ggml.Q6_K, []uint64{256, 128}}, // more bits in the last layer
+		"blk.0.ffn_down.weight":    {ggml.Q4_K, []uint64{256, 256}},
+		"blk.1.ffn_down.weight":    {ggml.Q6_K, []uint64{256, 256}},
+		"blk.1.ffn_gate.weight":    {ggml.Q4_K, []uint64{256, 256}},
+		"blk.1.attn_norm.weight":   {ggml.F32, []uint64{256}},
+		"blk.1.ffn_norm.weight":    {ggml.F32, []uint64{256}},
+		"blk.1.attn_output.weight": {ggml.Q4_K, []uint64{256, 256}},
 	}
 	for name, w := range want {
 		ti, data, ok := f.Tensor(name)
@@ -135,7 +136,7 @@ func TestSynthLoadsBack(t *testing.T) {
 	}
 
 	// Same seed, same bytes; another seed, other weights.
-	s = synthSpec{Arch: "llama", Dim: 256, Layers: 2, Heads: 4, FFN: 64, Type: "Q4_K", Seed: 7, Ctx: 64}
+	s = synthSpec{Arch: "llama", Dim: 64, Layers: 2, Heads: 4, FFN: 64, Type: "Q8_0", Seed: 7, Ctx: 64}
 	_, raw := synthFile(t, s, vocab)
 	_, again := synthFile(t, s, vocab)
 	if !bytes.Equal(raw, again) {
@@ -145,6 +146,38 @@ func TestSynthLoadsBack(t *testing.T) {
 	_, other := synthFile(t, s, vocab)
 	if bytes.Equal(raw, other) {
 		t.Errorf("different seeds wrote the same file")
+	}
+}
+
+// TestSynthQ4KMMix checks the Q4_K_M-style choice per tensor against the
+// mix llama.cpp's quantizer gives an 8-layer model (as in the shared
+// synth-25m-Q4_K_M file): Q6_K for the output and for attn_v and ffn_down
+// of layers 0, 3, 6 and 7.
+func TestSynthQ4KMMix(t *testing.T) {
+	s := synthSpec{Layers: 8, Type: "Q4_K_M"}
+	if got := s.weightType("output.weight", 0, 512); got != ggml.Q6_K {
+		t.Errorf("output.weight: %s", got)
+	}
+	if got := s.weightType("token_embd.weight", 0, 512); got != ggml.Q4_K {
+		t.Errorf("token_embd.weight: %s", got)
+	}
+	for l := range 8 {
+		want := ggml.Q4_K
+		if l == 0 || l == 3 || l == 6 || l == 7 {
+			want = ggml.Q6_K
+		}
+		for _, n := range []string{"attn_v", "ffn_down"} {
+			name := fmt.Sprintf("blk.%d.%s.weight", l, n)
+			if got := s.weightType(name, l, 512); got != want {
+				t.Errorf("%s: %s, want %s", name, got, want)
+			}
+		}
+		for _, n := range []string{"attn_q", "attn_k", "attn_output", "ffn_gate", "ffn_up"} {
+			name := fmt.Sprintf("blk.%d.%s.weight", l, n)
+			if got := s.weightType(name, l, 512); got != ggml.Q4_K {
+				t.Errorf("%s: %s, want Q4_K", name, got)
+			}
+		}
 	}
 }
 
