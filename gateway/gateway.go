@@ -36,8 +36,8 @@ type Gateway struct {
 	keys    [][]byte
 	maxBody int64
 
-	client    *http.Client // requests to neurons (shared transport)
-	transport *http.Transport
+	client    *http.Client    // control calls to neurons: polls, loads, unloads
+	transport *http.Transport // inference requests to neurons
 	fleet     *fleet
 	met       *gwMetrics
 	loads     singleflight.Group
@@ -119,7 +119,12 @@ func New(cfg config.Config, cat config.Catalogue, log zerolog.Logger) (*Gateway,
 		WriteBufferSize:       32 << 10,
 		ReadBufferSize:        32 << 10,
 	}
-	g.client = &http.Client{Transport: g.transport}
+	// Control calls (polls, loads, unloads) are bounded by their own
+	// contexts (load_timeout for a load), not by first_byte_timeout.
+	ct := g.transport.Clone()
+	ct.ResponseHeaderTimeout = 0
+	ct.MaxIdleConnsPerHost = 8
+	g.client = &http.Client{Transport: ct}
 	g.met = newMetrics(func() float64 { return float64(g.inFlight.Load()) })
 	g.echo = g.routes()
 	return g, nil
@@ -144,6 +149,7 @@ func (g *Gateway) Run(ctx context.Context) {
 func (g *Gateway) Shutdown(ctx context.Context) error {
 	g.closing.Store(true)
 	defer g.transport.CloseIdleConnections()
+	defer g.client.CloseIdleConnections()
 	t := time.NewTicker(10 * time.Millisecond)
 	defer t.Stop()
 	for g.active.Load() > 0 {

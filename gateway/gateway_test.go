@@ -605,3 +605,19 @@ func TestRetrieveModel(t *testing.T) {
 		t.Fatalf("%d %s", code, body)
 	}
 }
+
+func TestSlowLoadNotBoundByFirstByteTimeout(t *testing.T) {
+	a := newFakeNeuron(t, "a", "m1")
+	a.set(func(f *fakeNeuron) { f.loadDelay = 400 * time.Millisecond })
+	tg := startGateway(t, []*fakeNeuron{a}, func(cfg *config.Config, _ *config.Catalogue) {
+		cfg.Gateway.FirstByteTimeout = config.Duration(150 * time.Millisecond)
+	})
+	if code, _, resp := tg.post(t, "/v1/chat/completions", chatReq("m1", "")); code != 200 {
+		t.Fatalf("status %d: %s", code, resp)
+	}
+	// Inference is bound by it: a stalled neuron is a 504.
+	a.set(func(f *fakeNeuron) { f.stall = time.Second })
+	if code, _, resp := tg.post(t, "/v1/chat/completions", chatReq("m1", "")); code != http.StatusGatewayTimeout {
+		t.Fatalf("stalled inference: %d %s", code, resp)
+	}
+}
