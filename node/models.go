@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+
+	"helexa/node/toolcall"
 )
 
 // maxBody bounds request bodies.
@@ -92,10 +94,14 @@ func (s *Server) entryView(e *entry) modelEntry {
 	if i.ChatTemplate != "" || e.inst != nil && e.inst.m.Render != nil {
 		v.Capabilities = append(v.Capabilities, "chat")
 	}
-	if e.inst != nil && e.inst.tools.Tools != 0 {
+	tc := toolcall.Detect(i.ChatTemplate, nil)
+	if e.inst != nil {
+		tc = e.inst.tools
+	}
+	if tc.Tools != 0 {
 		v.Capabilities = append(v.Capabilities, "tools")
 	}
-	if e.inst != nil && e.inst.tools.Reasoning {
+	if tc.Reasoning {
 		v.Capabilities = append(v.Capabilities, "reasoning")
 	}
 	v.Capabilities = append(v.Capabilities, "tokenize")

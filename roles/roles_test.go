@@ -187,6 +187,15 @@ func TestRoleAllEndToEnd(t *testing.T) {
 		t.Fatalf("Anthropic stream through the gateway: %+v (OpenAI text %q)", msg, text.String())
 	}
 
+	count, err := ac.Messages.CountTokens(ctx, anthropic.MessageCountTokensParams{Model: "stories260K",
+		Messages: []anthropic.MessageParam{anthropic.NewUserMessage(anthropic.NewTextBlock("Tell me a story."))}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if count.InputTokens < 5 || count.InputTokens != usage.PromptTokens {
+		t.Fatalf("count_tokens %d, the chat's prompt was %d tokens", count.InputTokens, usage.PromptTokens)
+	}
+
 	// the neuron itself answers on loopback
 	resp, err := http.Get(neuron + "/discovery")
 	if err != nil {
