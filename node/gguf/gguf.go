@@ -29,6 +29,16 @@ const DefaultAlignment = 32
 // MaxDims is the most dimensions a tensor may have (ggml's limit).
 const MaxDims = 4
 
+// Sanity limits, far above anything a real model holds, so that a hostile
+// header inside a large file cannot make the reader allocate or copy
+// gigabytes: counts and lengths are also bounded by the bytes that remain.
+const (
+	MaxTensors     = 1 << 20
+	MaxKVs         = 1 << 20
+	MaxArrayLen    = 1 << 24 // elements of one metadata array
+	MaxStringBytes = 1 << 26 // bytes of one string
+)
+
 // ErrFormat is wrapped by every error about a malformed file.
 var ErrFormat = errors.New("malformed gguf")
 
@@ -263,6 +273,12 @@ func Parse(data []byte) (*File, error) {
 	}
 	// Each entry takes at least 8+4+1 bytes (key length, type, value); each
 	// tensor info at least 8+4+4+8.
+	if nkv > MaxKVs {
+		return nil, fmt.Errorf("%w: offset 16: metadata count %d exceeds the limit of %d", ErrFormat, nkv, MaxKVs)
+	}
+	if nt > MaxTensors {
+		return nil, fmt.Errorf("%w: offset 8: tensor count %d exceeds the limit of %d", ErrFormat, nt, MaxTensors)
+	}
 	if nkv > uint64(r.left())/13 {
 		return nil, fmt.Errorf("%w: offset 16: metadata count %d cannot fit in the %d bytes left", ErrFormat, nkv, r.left())
 	}
@@ -270,7 +286,7 @@ func Parse(data []byte) (*File, error) {
 		return nil, fmt.Errorf("%w: offset 8: tensor count %d cannot fit in the %d bytes left", ErrFormat, nt, r.left())
 	}
 
-	f.kvs = make([]KV, 0, nkv)
+	f.kvs = make([]KV, 0, min(nkv, 1024))
 	for i := uint64(0); i < nkv; i++ {
 		at := r.pos
 		key, err := r.str(fmt.Sprintf("key of metadata entry %d", i))
@@ -304,7 +320,7 @@ func Parse(data []byte) (*File, error) {
 		f.Alignment = int(a)
 	}
 
-	f.Tensors = make([]TensorInfo, 0, nt)
+	f.Tensors = make([]TensorInfo, 0, min(nt, 4096))
 	for i := uint64(0); i < nt; i++ {
 		ti, err := r.tensorInfo(i)
 		if err != nil {
@@ -395,6 +411,9 @@ func (r *reader) str(what string) (string, error) {
 	if n > uint64(r.left()) {
 		return "", fmt.Errorf("%w: offset %d: %s: string length %d exceeds the %d bytes left", ErrFormat, at, what, n, r.left())
 	}
+	if n > MaxStringBytes {
+		return "", fmt.Errorf("%w: offset %d: %s: string length %d exceeds the limit of %d", ErrFormat, at, what, n, MaxStringBytes)
+	}
 	s := string(r.b[r.pos : r.pos+int(n)])
 	r.pos += int(n)
 	return s, nil
@@ -442,6 +461,9 @@ func (r *reader) value(t ValueType, key string, depth int) (Value, error) {
 		}
 		if minSize == 0 {
 			return Value{}, fmt.Errorf("%w: offset %d: key %q: unknown array element type %d", ErrFormat, at+8, key, et)
+		}
+		if n > MaxArrayLen {
+			return Value{}, fmt.Errorf("%w: offset %d: key %q: array of %d elements exceeds the limit of %d", ErrFormat, at+12, key, n, MaxArrayLen)
 		}
 		if n > uint64(r.left())/minSize {
 			return Value{}, fmt.Errorf("%w: offset %d: key %q: array of %d %s cannot fit in the %d bytes left", ErrFormat, at+12, key, n, elem, r.left())

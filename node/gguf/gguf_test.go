@@ -328,6 +328,8 @@ func TestCorrupt(t *testing.T) {
 	f("big endian", patch(4, 0, 0, 0, 3), "big-endian")
 	f("huge tensor count", patch(8, u64(1<<62)...), "tensor count")
 	f("huge kv count", patch(16, u64(1<<62)...), "metadata count")
+	f("large kv count", patch(16, u64(1000)...), "cannot fit")
+	f("large tensor count", patch(8, u64(1000)...), "cannot fit")
 	f("huge key length", patch(24, u64(1<<60)...), "string length")
 	f("bad value type", patch(33, u32(77)...), "unknown value type 77")
 	f("huge name length", patch(41, u64(1<<60)...), "name of tensor 0")
@@ -352,7 +354,9 @@ func TestCorrupt(t *testing.T) {
 	// "arr" key at 24 (len) 32..35, type 35, elem type 39, count 43.
 	d := append([]byte(nil), arr...)
 	copy(d[43:], u64(1<<61))
-	f("huge array", d, "cannot fit")
+	f("huge array", d, "exceeds the limit")
+	copy(d[43:], u64(1000))
+	f("long array", d, "cannot fit")
 	d = append([]byte(nil), arr...)
 	copy(d[39:], u32(55))
 	f("bad element type", d, "unknown array element type 55")
@@ -369,6 +373,13 @@ func TestCorrupt(t *testing.T) {
 	f("alignment not power of two", d, "power of two")
 	copy(d[53:], u32(0))
 	f("alignment zero", d, "power of two")
+
+	// A string longer than the limit is refused even where the file is
+	// long enough to hold it.
+	big := make([]byte, MaxStringBytes+1024)
+	copy(big, base[:24])
+	copy(big[24:], u64(MaxStringBytes+1))
+	f("over-long string", big, "exceeds the limit")
 
 	// Truncation at every offset gives an error, never a panic.
 	// (Only the padding after the last tensor may be cut.)
