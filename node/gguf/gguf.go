@@ -517,25 +517,27 @@ func (r *reader) array(elem ValueType, n int, key string, depth int) (Value, err
 		out.v = decodeArray(elem, b, n)
 		return out, nil
 	}
+	// Strings and inner arrays grow as they are read, so a count that
+	// the remaining bytes cannot back costs nothing up front.
 	if elem == TypeString {
-		a := make([]string, n)
-		for i := range a {
+		a := make([]string, 0, min(n, 4096))
+		for i := range n {
 			s, err := r.str(fmt.Sprintf("element %d of key %q", i, key))
 			if err != nil {
 				return Value{}, err
 			}
-			a[i] = s
+			a = append(a, s)
 		}
 		out.v = a
 		return out, nil
 	}
-	a := make([]Value, n)
-	for i := range a {
+	a := make([]Value, 0, min(n, 4096))
+	for range n {
 		v, err := r.value(TypeArray, key, depth+1)
 		if err != nil {
 			return Value{}, err
 		}
-		a[i] = v
+		a = append(a, v)
 	}
 	out.v = a
 	return out, nil
