@@ -538,3 +538,27 @@ func TestWriterSetDelete(t *testing.T) {
 		t.Errorf("a = %d", a)
 	}
 }
+
+func BenchmarkOpenVocab(b *testing.B) {
+	dir, _ := os.Getwd()
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			break
+		}
+		if filepath.Dir(dir) == dir {
+			b.Skip("go.mod not found")
+		}
+		dir = filepath.Dir(dir)
+	}
+	p := filepath.Join(dir, "..", "shared", "tokenizers", "gpt-2", "ggml-vocab-gpt-2.gguf")
+	if _, err := os.Stat(p); err != nil {
+		b.Skip("shared vocabulary not present")
+	}
+	for b.Loop() {
+		f, err := Open(p)
+		if err != nil {
+			b.Fatal(err)
+		}
+		f.Close()
+	}
+}
