@@ -403,16 +403,22 @@ func le64(b []byte) uint64 {
 }
 
 func (r *reader) str(what string) (string, error) {
+	return r.strf(func() string { return what })
+}
+
+// strf reads a string; what names it in an error and is only called then.
+func (r *reader) strf(what func() string) (string, error) {
 	at := r.pos
-	n, err := r.u64(what + " length")
-	if err != nil {
-		return "", err
+	if r.left() < 8 {
+		return "", fmt.Errorf("%w: offset %d: %s length: need 8 bytes, only %d left (file truncated?)", ErrFormat, r.pos, what(), r.left())
 	}
+	n := le64(r.b[r.pos:])
+	r.pos += 8
 	if n > uint64(r.left()) {
-		return "", fmt.Errorf("%w: offset %d: %s: string length %d exceeds the %d bytes left", ErrFormat, at, what, n, r.left())
+		return "", fmt.Errorf("%w: offset %d: %s: string length %d exceeds the %d bytes left", ErrFormat, at, what(), n, r.left())
 	}
 	if n > MaxStringBytes {
-		return "", fmt.Errorf("%w: offset %d: %s: string length %d exceeds the limit of %d", ErrFormat, at, what, n, MaxStringBytes)
+		return "", fmt.Errorf("%w: offset %d: %s: string length %d exceeds the limit of %d", ErrFormat, at, what(), n, MaxStringBytes)
 	}
 	s := string(r.b[r.pos : r.pos+int(n)])
 	r.pos += int(n)
@@ -522,7 +528,7 @@ func (r *reader) array(elem ValueType, n int, key string, depth int) (Value, err
 	if elem == TypeString {
 		a := make([]string, 0, min(n, 4096))
 		for i := range n {
-			s, err := r.str(fmt.Sprintf("element %d of key %q", i, key))
+			s, err := r.strf(func() string { return fmt.Sprintf("element %d of key %q", i, key) })
 			if err != nil {
 				return Value{}, err
 			}
