@@ -7,6 +7,7 @@ import (
 
 	"helexa/node/chattmpl"
 	"helexa/node/engine"
+	"helexa/node/toolcall"
 	"helexa/node/tokenizer"
 )
 
@@ -14,7 +15,20 @@ import (
 // chat template source (empty: the model ships none and ChatML is used).
 func vocabTemplate(m *loadedModel, tok *tokenizer.Tokenizer, tmplSrc string) error {
 	m.Encode = tok.Encode
-	m.NewDecoder = func() decoder { return tok.NewDecoder() }
+	// Control tokens decode to nothing, but some of them are the markers
+	// the tool-call and reasoning parsers look for: those keep their text.
+	markers := map[int32]string{}
+	for _, text := range toolcall.Markers() {
+		if id, ok := tok.Lookup(text); ok && tok.IsControl(id) {
+			markers[id] = text
+		}
+	}
+	m.NewDecoder = func() decoder {
+		if len(markers) == 0 {
+			return tok.NewDecoder()
+		}
+		return &markerDecoder{d: tok.NewDecoder(), markers: markers}
+	}
 	m.IsEOG = tok.IsEOG
 	m.TokenText = tok.TokenText
 	m.HasToken = func(text string) bool {
@@ -52,6 +66,22 @@ func vocabTemplate(m *loadedModel, tok *tokenizer.Tokenizer, tmplSrc string) err
 	}
 	return nil
 }
+
+// markerDecoder is a streaming decoder that writes the text of marker
+// control tokens.
+type markerDecoder struct {
+	d       *tokenizer.Decoder
+	markers map[int32]string
+}
+
+func (m *markerDecoder) Add(id int32) string {
+	if text, ok := m.markers[id]; ok {
+		return m.d.Flush() + text
+	}
+	return m.d.Add(id)
+}
+
+func (m *markerDecoder) Flush() string { return m.d.Flush() }
 
 // realEngine connects the neuron to the engine package.
 func realEngine() engineHooks {

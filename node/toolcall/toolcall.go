@@ -48,6 +48,12 @@ const (
 	parameterClose = "</parameter>"
 )
 
+// Markers returns the texts that switch the parsers' state. A vocabulary
+// may hold them as control tokens, whose text a decoder must then keep.
+func Markers() []string {
+	return []string{thinkOpen, thinkClose, toolCallOpen, toolCallClose, pythonTag, mistralCalls, mistralArgs}
+}
+
 // Config says which formats a parser recognises.
 type Config struct {
 	// Tools are the tool-call formats; 0 parses no tool calls.
