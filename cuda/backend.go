@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 
-	"golang.org/x/sys/unix"
-
 	"helexa/node/device"
 	"helexa/node/engine"
 )
@@ -32,7 +30,7 @@ type Backend struct {
 	d      *driver
 	bl     *blas // nil without cuBLAS
 	worker *device.Worker
-	tid    int // OS thread of the worker
+	tid    int // OS thread of the worker (threadID)
 
 	// Owned by the worker.
 	dev    int32
@@ -100,7 +98,7 @@ func (b *Backend) Close() { b.worker.Close() }
 
 // setup runs on the worker goroutine (already locked to its thread).
 func (b *Backend) setup() (err error) {
-	b.tid = unix.Gettid()
+	b.tid = threadID()
 	defer func() {
 		if err != nil {
 			b.teardown()
@@ -182,7 +180,7 @@ func (b *Backend) teardown() {
 // exec runs fn on the worker: inline when the caller already is the worker
 // (its goroutine alone runs on the locked thread), else as a job.
 func (b *Backend) exec(fn func() error) error {
-	if unix.Gettid() == b.tid {
+	if id := threadID(); id > 0 && id == b.tid {
 		return fn()
 	}
 	return b.worker.Do(context.Background(), fn)

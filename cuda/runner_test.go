@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"helexa/node/device"
 	"helexa/node/engine"
 	"helexa/node/ggml"
@@ -48,13 +46,13 @@ func TestCheckForward(t *testing.T) {
 func TestExecOnWorker(t *testing.T) {
 	b := &Backend{}
 	b.worker = device.Start(device.Options{Name: "cuda:test", LockThread: true, Setup: func() error {
-		b.tid = unix.Gettid()
+		b.tid = threadID()
 		return nil
 	}})
 	defer b.worker.Close()
 
 	var ran int
-	if err := b.exec(func() error { ran = unix.Gettid(); return nil }); err != nil {
+	if err := b.exec(func() error { ran = threadID(); return nil }); err != nil {
 		t.Fatal(err)
 	}
 	if ran != b.tid {
@@ -65,7 +63,7 @@ func TestExecOnWorker(t *testing.T) {
 	go func() {
 		done <- b.worker.Do(context.Background(), func() error {
 			return b.exec(func() error {
-				if unix.Gettid() != b.tid {
+				if threadID() != b.tid {
 					return errors.New("nested job left the worker thread")
 				}
 				return nil
