@@ -7,8 +7,8 @@ import (
 
 	"helexa/node/chattmpl"
 	"helexa/node/engine"
-	"helexa/node/toolcall"
 	"helexa/node/tokenizer"
+	"helexa/node/toolcall"
 )
 
 // vocabTemplate fills a loadedModel's text side from a tokenizer and a
