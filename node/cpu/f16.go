@@ -40,3 +40,38 @@ func ToF16(h []uint16, x []float32) {
 		h[i] = ggml.FP32ToFP16(v)
 	}
 }
+
+// ScoresF16 sets out[p] = scale * DotF16(q, k[p*stride:]) for every p
+// < len(out): one attention head's scores against a half-precision key
+// cache whose rows are stride apart.
+func ScoresF16(out, q []float32, k []uint16, stride int, scale float32) {
+	n, hd := len(out), len(q)
+	if n == 0 {
+		return
+	}
+	_ = k[(n-1)*stride+hd-1] // bounds
+	if useF16C && hd%8 == 0 && hd > 0 {
+		scoresF16(&q[0], &k[0], stride, hd, n, scale, &out[0])
+		return
+	}
+	for p := range out {
+		out[p] = DotF16(q, k[p*stride:p*stride+hd]) * scale
+	}
+}
+
+// MixF16 adds Σ_p w[p] * v[p*stride:][:len(out)] to out, in p order: one
+// attention head's weighted sum of a half-precision value cache.
+func MixF16(out, w []float32, v []uint16, stride int) {
+	n, hd := len(w), len(out)
+	if n == 0 || hd == 0 {
+		return
+	}
+	_ = v[(n-1)*stride+hd-1] // bounds
+	if useF16C && hd%8 == 0 {
+		mixF16(&w[0], &v[0], stride, hd, n, &out[0])
+		return
+	}
+	for p, a := range w {
+		AxpyF16(a, v[p*stride:p*stride+hd], out)
+	}
+}

@@ -184,3 +184,41 @@ func TestDotBF16(t *testing.T) {
 		}
 	}
 }
+
+// The one-call attention kernels give exactly what the per-row ones do.
+func TestScoresAndMixF16(t *testing.T) {
+	for _, hd := range []int{8, 16, 40, 64, 72, 128, 6} {
+		const npos, stride = 13, 200
+		q := make([]float32, hd)
+		cache := make([]uint16, npos*stride)
+		vals := make([]float32, npos*stride)
+		for i := range vals {
+			vals[i] = float32(math.Sin(float64(i) * 0.37))
+		}
+		ToF16(cache, vals)
+		for i := range q {
+			q[i] = float32(math.Cos(float64(i) * 0.11))
+		}
+		got := make([]float32, npos)
+		ScoresF16(got, q, cache, stride, 0.125)
+		for p := range got {
+			if want := DotF16(q, cache[p*stride:p*stride+hd]) * 0.125; got[p] != want {
+				t.Fatalf("hd %d: score %d = %v, want %v", hd, p, got[p], want)
+			}
+		}
+		out := make([]float32, hd)
+		want := make([]float32, hd)
+		for i := range out {
+			out[i], want[i] = float32(i), float32(i)
+		}
+		MixF16(out, got, cache, stride)
+		for p, a := range got {
+			AxpyF16(a, cache[p*stride:p*stride+hd], want)
+		}
+		for i := range out {
+			if out[i] != want[i] {
+				t.Fatalf("hd %d: mix[%d] = %v, want %v", hd, i, out[i], want[i])
+			}
+		}
+	}
+}

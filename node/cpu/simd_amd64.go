@@ -34,3 +34,9 @@ func hasF16C() bool
 //
 //go:noescape
 func dotBF16AVX2(w *byte, a *float32, n int) float32
+
+//go:noescape
+func scoresF16(q *float32, k *uint16, stride int, hd int, npos int, scale float32, out *float32)
+
+//go:noescape
+func mixF16(w *float32, v *uint16, stride int, hd int, npos int, out *float32)

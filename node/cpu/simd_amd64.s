@@ -211,3 +211,144 @@ breduce:
 	VZEROUPPER
 	MOVSS X0, ret+24(FP)
 	RET
+
+// func scoresF16(q *float32, k *uint16, stride int, hd int, npos int, scale float32, out *float32)
+// out[p] = scale * Σ_i q[i]*half(k[p*stride+i]) for p < npos; hd is a
+// multiple of 8. The sum runs as in dotF16AVX2.
+TEXT ·scoresF16(SB), NOSPLIT, $0-56
+	MOVQ   q+0(FP), DI
+	MOVQ   k+8(FP), SI
+	MOVQ   stride+16(FP), R8
+	SHLQ   $1, R8
+	MOVQ   hd+24(FP), R9
+	MOVQ   npos+32(FP), R10
+	VMOVSS scale+40(FP), X7
+	MOVQ   out+48(FP), R11
+
+sploop:
+	TESTQ  R10, R10
+	JZ     spdone
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	MOVQ   SI, AX
+	MOVQ   DI, BX
+	MOVQ   R9, CX
+
+siloop16:
+	CMPQ CX, $16
+	JL   siloop8
+	VCVTPH2PS (AX), Y4
+	VCVTPH2PS 16(AX), Y5
+	VFMADD231PS (BX), Y4, Y0
+	VFMADD231PS 32(BX), Y5, Y1
+	ADDQ $32, AX
+	ADDQ $64, BX
+	SUBQ $16, CX
+	JMP  siloop16
+
+siloop8:
+	CMPQ CX, $8
+	JL   sireduce
+	VCVTPH2PS (AX), Y4
+	VFMADD231PS (BX), Y4, Y0
+	ADDQ $16, AX
+	ADDQ $32, BX
+	SUBQ $8, CX
+	JMP  siloop8
+
+sireduce:
+	VADDPS Y1, Y0, Y0
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS X1, X0, X0
+	VHADDPS X0, X0, X0
+	VHADDPS X0, X0, X0
+	VMULSS X7, X0, X0
+	VMOVSS X0, (R11)
+	ADDQ $4, R11
+	ADDQ R8, SI
+	DECQ R10
+	JMP  sploop
+
+spdone:
+	VZEROUPPER
+	RET
+
+// func mixF16(w *float32, v *uint16, stride int, hd int, npos int, out *float32)
+// out[i] += Σ_p w[p]*half(v[p*stride+i]) for i < hd, summed in p order;
+// hd is a multiple of 8.
+TEXT ·mixF16(SB), NOSPLIT, $0-48
+	MOVQ w+0(FP), DI
+	MOVQ v+8(FP), SI
+	MOVQ stride+16(FP), R8
+	SHLQ $1, R8
+	MOVQ hd+24(FP), R9
+	MOVQ npos+32(FP), R10
+	MOVQ out+40(FP), R11
+
+mtile32:
+	CMPQ R9, $32
+	JL   mtile8
+	VMOVUPS (R11), Y0
+	VMOVUPS 32(R11), Y1
+	VMOVUPS 64(R11), Y2
+	VMOVUPS 96(R11), Y3
+	MOVQ SI, AX
+	MOVQ DI, BX
+	MOVQ R10, CX
+
+m32p:
+	TESTQ CX, CX
+	JZ    m32store
+	VBROADCASTSS (BX), Y6
+	VCVTPH2PS (AX), Y4
+	VFMADD231PS Y4, Y6, Y0
+	VCVTPH2PS 16(AX), Y5
+	VFMADD231PS Y5, Y6, Y1
+	VCVTPH2PS 32(AX), Y4
+	VFMADD231PS Y4, Y6, Y2
+	VCVTPH2PS 48(AX), Y5
+	VFMADD231PS Y5, Y6, Y3
+	ADDQ $4, BX
+	ADDQ R8, AX
+	DECQ CX
+	JMP  m32p
+
+m32store:
+	VMOVUPS Y0, (R11)
+	VMOVUPS Y1, 32(R11)
+	VMOVUPS Y2, 64(R11)
+	VMOVUPS Y3, 96(R11)
+	ADDQ $64, SI
+	ADDQ $128, R11
+	SUBQ $32, R9
+	JMP  mtile32
+
+mtile8:
+	CMPQ R9, $8
+	JL   mdone
+	VMOVUPS (R11), Y0
+	MOVQ SI, AX
+	MOVQ DI, BX
+	MOVQ R10, CX
+
+m8p:
+	TESTQ CX, CX
+	JZ    m8store
+	VBROADCASTSS (BX), Y6
+	VCVTPH2PS (AX), Y4
+	VFMADD231PS Y4, Y6, Y0
+	ADDQ $4, BX
+	ADDQ R8, AX
+	DECQ CX
+	JMP  m8p
+
+m8store:
+	VMOVUPS Y0, (R11)
+	ADDQ $16, SI
+	ADDQ $32, R11
+	SUBQ $8, R9
+	JMP  mtile8
+
+mdone:
+	VZEROUPPER
+	RET

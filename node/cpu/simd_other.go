@@ -15,3 +15,11 @@ func axpyF16AVX2(alpha float32, h *uint16, y *float32, n int) {
 }
 
 func dotBF16AVX2(w *byte, a *float32, n int) float32 { panic("BUG: dotBF16AVX2 without amd64") }
+
+func scoresF16(q *float32, k *uint16, stride int, hd int, npos int, scale float32, out *float32) {
+	panic("BUG: scoresF16 without amd64")
+}
+
+func mixF16(w *float32, v *uint16, stride int, hd int, npos int, out *float32) {
+	panic("BUG: mixF16 without amd64")
+}

@@ -224,10 +224,10 @@ func (r *cpuRunner) attnWorker(ith, nth int) {
 		q := s.q[t*c.qDim+h*c.hd : t*c.qDim+(h+1)*c.hd]
 		npos := j.pos + t + 1
 		sc := scores[:npos]
+		kv0 := j.k[kvOff:]
+		cpu.ScoresF16(sc, q, kv0, c.kvDim, scale)
 		maxv := float32(math.Inf(-1))
-		for p := range sc {
-			v := cpu.DotF16(q, j.k[p*c.kvDim+kvOff:p*c.kvDim+kvOff+c.hd]) * scale
-			sc[p] = v
+		for _, v := range sc {
 			maxv = max(maxv, v)
 		}
 		var sum float64
@@ -237,14 +237,15 @@ func (r *cpuRunner) attnWorker(ith, nth int) {
 			sum += float64(e)
 		}
 		inv := float32(1 / sum)
-		out := s.att[t*c.qDim+h*c.hd : t*c.qDim+(h+1)*c.hd]
-		clear(out)
 		for p, e := range sc {
 			w := e * inv
 			if emulateF16KV {
 				w = f16Round(w)
 			}
-			cpu.AxpyF16(w, j.v[p*c.kvDim+kvOff:p*c.kvDim+kvOff+c.hd], out)
+			sc[p] = w
 		}
+		out := s.att[t*c.qDim+h*c.hd : t*c.qDim+(h+1)*c.hd]
+		clear(out)
+		cpu.MixF16(out, sc, j.v[kvOff:], c.kvDim)
 	}
 }
