@@ -252,6 +252,9 @@ func (s *Server) handleChat(c echo.Context) error {
 		pcfg.Tools = 0
 	}
 	pcfg.StartInReasoning = pcfg.Reasoning && toolcall.OpenedThink(prompt)
+	if toolsOn {
+		pcfg.ParamTypes = toolcall.ToolParamTypes(req.Tools)
+	}
 	parser := toolcall.NewParser(pcfg)
 
 	topN := 0

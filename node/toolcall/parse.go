@@ -156,7 +156,7 @@ func parseMistral(s string) ([]Call, bool) {
 //	</function>
 //
 // one or more, possibly each wrapped in <tool_call>…</tool_call>.
-func parseXMLCalls(s string) ([]Call, bool) {
+func parseXMLCalls(s string, types ParamTypes) ([]Call, bool) {
 	var calls []Call
 	for {
 		s = strings.TrimSpace(s)
@@ -185,7 +185,7 @@ func parseXMLCalls(s string) ([]Call, bool) {
 		s = s[end+len(functionClose):]
 		s = strings.TrimSpace(s)
 		s = strings.TrimPrefix(s, toolCallClose)
-		args, ok := xmlParams(inner)
+		args, ok := xmlParams(inner, types[name])
 		if !ok {
 			return nil, false
 		}
@@ -195,9 +195,10 @@ func parseXMLCalls(s string) ([]Call, bool) {
 }
 
 // xmlParams turns <parameter=K>V</parameter> elements into a JSON object,
-// keeping their order. A value that is valid JSON (a number, true, an
-// object…) is kept as such; anything else is a string.
-func xmlParams(inner string) (string, bool) {
+// keeping their order. A parameter the tool's schema types as a string is
+// a string; otherwise a value that is valid JSON (a number, true, an
+// object…) is kept as such, and anything else is a string.
+func xmlParams(inner string, types map[string]string) (string, bool) {
 	var b strings.Builder
 	b.WriteByte('{')
 	n := 0
@@ -236,7 +237,7 @@ func xmlParams(inner string) (string, bool) {
 		k, _ := json.Marshal(key)
 		b.Write(k)
 		b.WriteByte(':')
-		if tv := strings.TrimSpace(val); tv != "" && json.Valid([]byte(tv)) {
+		if tv := strings.TrimSpace(val); types[key] != "string" && tv != "" && json.Valid([]byte(tv)) {
 			var c bytes.Buffer
 			_ = json.Compact(&c, []byte(tv))
 			b.Write(c.Bytes())
@@ -247,6 +248,39 @@ func xmlParams(inner string) (string, bool) {
 	}
 	b.WriteByte('}')
 	return b.String(), true
+}
+
+// ParamTypes maps a tool's name to its parameters' JSON schema types.
+type ParamTypes map[string]map[string]string
+
+// ToolParamTypes reads the parameter types from an OpenAI tools list
+// ([{"type":"function","function":{"name","parameters":{"properties":…}}}]);
+// unreadable entries are skipped.
+func ToolParamTypes(tools json.RawMessage) ParamTypes {
+	var list []struct {
+		Function struct {
+			Name       string `json:"name"`
+			Parameters struct {
+				Properties map[string]struct {
+					Type any `json:"type"`
+				} `json:"properties"`
+			} `json:"parameters"`
+		} `json:"function"`
+	}
+	if json.Unmarshal(tools, &list) != nil {
+		return nil
+	}
+	out := ParamTypes{}
+	for _, t := range list {
+		m := map[string]string{}
+		for k, p := range t.Function.Parameters.Properties {
+			if s, ok := p.Type.(string); ok {
+				m[k] = s
+			}
+		}
+		out[t.Function.Name] = m
+	}
+	return out
 }
 
 // jsonEnd returns the length of the JSON object or array at the start of

@@ -286,7 +286,7 @@ func (p *Parser) parseBlock(body string) ([]Call, bool) {
 	case bHermes:
 		t := strings.TrimSpace(body)
 		if strings.HasPrefix(t, functionOpen) {
-			return parseXMLCalls(t)
+			return parseXMLCalls(t, p.cfg.ParamTypes)
 		}
 		c, ok := parseJSONCall(t)
 		if !ok {
@@ -294,7 +294,7 @@ func (p *Parser) parseBlock(body string) ([]Call, bool) {
 		}
 		return []Call{c}, true
 	case bFunction:
-		return parseXMLCalls(strings.TrimSpace(body))
+		return parseXMLCalls(strings.TrimSpace(body), p.cfg.ParamTypes)
 	case bLlama:
 		c, ok := parseJSONCall(body)
 		if !ok {

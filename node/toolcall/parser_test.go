@@ -1,6 +1,7 @@
 package toolcall
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -95,6 +96,11 @@ func TestParser(t *testing.T) {
 	f(qc, "<function=run>\n<parameter=cmd>\nls -la\necho \"hi\"\n</parameter>\n</function>",
 		Result{Calls: []Call{call(1, "run", `{"cmd":"ls -la\necho \"hi\""}`)}})
 	f(qc, "<function=>\n</function> text", Result{Content: "<function=>\n</function> text"})
+	// the schema says zip is a string: "12345" stays one
+	typed := qc
+	typed.ParamTypes = ToolParamTypes(json.RawMessage(`[{"type":"function","function":{"name":"geo","parameters":{"type":"object","properties":{"zip":{"type":"string"},"n":{"type":"integer"}}}}}]`))
+	f(typed, "<function=geo>\n<parameter=zip>\n12345\n</parameter>\n<parameter=n>\n5\n</parameter>\n</function>",
+		Result{Calls: []Call{call(1, "geo", `{"zip":"12345","n":5}`)}})
 
 	// Llama 3 JSON
 	ll := Config{Tools: Llama3JSON}

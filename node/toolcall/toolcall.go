@@ -66,6 +66,9 @@ type Config struct {
 	StartInReasoning bool
 	// NewID makes tool-call ids; nil uses "call_" and a random suffix.
 	NewID func() string
+	// ParamTypes types Qwen3-Coder parameter values by the request's tool
+	// schemas (ToolParamTypes); nil guesses from the text.
+	ParamTypes ParamTypes
 }
 
 // Detect chooses the formats from a model's chat template and a
