@@ -5,7 +5,8 @@
 // MEMORY is the emulated device memory, read and written back in place;
 // device pointers are addresses from 0x100000000 into it. LAUNCH is one
 // line: name gx gy threads, then one tag:value per argument (p pointer,
-// i int32, l int64, f float32 bits, u uint32).
+// i int32, l int64, f float32 bits, u uint32); each must match the width
+// of the kernel's parameter, as the driver's parameter buffer requires.
 #include "attention.cu"
 #include "elementwise.cu"
 #include "norm.cu"
@@ -42,13 +43,19 @@ static T conv(const Arg& a) {
         if (a.tag != 'p') fail("argument is not a pointer");
         return a.v ? (T)(g_mem + (a.v - kBase)) : nullptr;
     } else if constexpr (std::is_same_v<T, float>) {
+        if (a.tag != 'f') fail("float argument not passed as float32");
         u32 b = (u32)a.v;
         float f;
         memcpy(&f, &b, 4);
         return f;
     } else if constexpr (std::is_same_v<T, i64>) {
+        // The widths must match: the driver lays out the parameter buffer
+        // from the kernel's own signature.
+        if (a.tag != 'l') fail("64-bit integer argument not passed as int64");
         return (i64)a.v;
     } else {
+        static_assert(sizeof(T) == 4, "32-bit integer parameter");
+        if (a.tag != 'i' && a.tag != 'u') fail("32-bit integer argument not passed as int/int32/uint32");
         return (T)(int32_t)(uint32_t)a.v;
     }
 }
