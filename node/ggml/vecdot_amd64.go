@@ -27,6 +27,9 @@ func dotQ4KAVX2x4(nb int, x, y *byte, ys int, tab *float32, out *float32)
 func dotQ5KAVX2x4(nb int, x, y *byte, ys int, tab *float32, out *float32)
 
 //go:noescape
+func dotQ6KAVX2x4(nb int, x, y *byte, ys int, tab *float32, out *float32)
+
+//go:noescape
 func dotQ6KAVX2(nb int, x, y *byte, tab *float32) float32
 
 func dotQ8_0Fast(nb int, w, a []byte) float32 {
@@ -77,7 +80,7 @@ func dotQ6KFast(nb int, w, a []byte) float32 {
 // kernel for (groups of four), returning how many it did. The caller has
 // validated the sizes.
 func vecDotMulti(t Type, n int, w, a []byte, aStride int, out []float32) int {
-	if !haveAVX2 || (t != Q4_K && t != Q5_K) || n < QKK {
+	if !haveAVX2 || (t != Q4_K && t != Q5_K && t != Q6_K) || n < QKK {
 		return 0
 	}
 	nb := n / QKK
@@ -85,10 +88,13 @@ func vecDotMulti(t Type, n int, w, a []byte, aStride int, out []float32) int {
 	for ; done+4 <= len(out); done += 4 {
 		y := a[done*aStride : (done+3)*aStride+q8KBytes*nb]
 		o := (*[4]float32)(out[done:])
-		if t == Q4_K {
+		switch t {
+		case Q4_K:
 			dotQ4KAVX2x4(nb, &w[0], &y[0], aStride, &fp16Table[0], &o[0])
-		} else {
+		case Q5_K:
 			dotQ5KAVX2x4(nb, &w[0], &y[0], aStride, &fp16Table[0], &o[0])
+		case Q6_K:
+			dotQ6KAVX2x4(nb, &w[0], &y[0], aStride, &fp16Table[0], &o[0])
 		}
 	}
 	return done
