@@ -621,3 +621,17 @@ func TestSlowLoadNotBoundByFirstByteTimeout(t *testing.T) {
 		t.Fatalf("stalled inference: %d %s", code, resp)
 	}
 }
+
+func TestStaleKeepAliveIsNotAFailure(t *testing.T) {
+	a := newFakeNeuron(t, "a", "m1*")
+	tg := startGateway(t, []*fakeNeuron{a})
+	for i := range 50 {
+		if code, _, resp := tg.post(t, "/v1/chat/completions", chatReq("m1", "")); code != 200 {
+			t.Fatalf("request %d: status %d: %s", i, code, resp)
+		}
+		a.srv.CloseClientConnections() // the neuron drops its idle connections
+	}
+	if out := scrapeMetrics(t, tg.g); strings.Contains(out, "upstream_unreachable") {
+		t.Fatalf("a closed idle connection counted as a failure:\n%s", out)
+	}
+}

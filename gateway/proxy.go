@@ -7,10 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -97,6 +99,7 @@ func (g *Gateway) send(ctx context.Context, c *call) (*upstream, error) {
 	g.waitPolled(ctx)
 	var exclude []string
 	var lastErr error
+	resent := false
 	for attempt := 0; attempt < maxAttempts; attempt++ {
 		n, err := g.route(ctx, c.model, exclude)
 		if err != nil {
@@ -116,6 +119,9 @@ func (g *Gateway) send(ctx context.Context, c *call) (*upstream, error) {
 		req.Header.Set("Content-Type", "application/json")
 		req.Body = c.trackBody()
 		req.ContentLength = int64(len(c.body))
+		// Lets the transport resend on a keep-alive connection the neuron
+		// closed meanwhile, instead of failing the attempt.
+		req.GetBody = func() (io.ReadCloser, error) { return c.trackBody(), nil }
 		if c.stream {
 			req.Header.Set("Accept", "text/event-stream")
 		}
@@ -127,6 +133,13 @@ func (g *Gateway) send(ctx context.Context, c *call) (*upstream, error) {
 			release()
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
+			}
+			if !resent && staleConn(err) {
+				// Most likely a keep-alive connection the neuron closed
+				// while idle: send once more before calling it a failure.
+				resent = true
+				attempt--
+				continue
 			}
 			g.met.requestError(c.model, n.ref.Name, "upstream_unreachable")
 			g.log.Warn().Str("node", n.ref.Name).Str("model", c.model).Err(err).Msg("neuron failed before the first byte")
@@ -167,6 +180,14 @@ func (g *Gateway) send(ctx context.Context, c *call) (*upstream, error) {
 		return &upstream{resp: resp, node: n, release: release}, nil
 	}
 	return nil, lastErr
+}
+
+// staleConn reports whether a transport error looks like a reused
+// connection the peer had closed (as opposed to a refused or timed-out
+// connection).
+func staleConn(err error) bool {
+	return errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed)
 }
 
 func nonEmpty(s, def string) string {
