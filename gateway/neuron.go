@@ -47,12 +47,21 @@ func (g *Gateway) newRequest(ctx context.Context, n *node, method, path string, 
 
 // callJSON does one control call and decodes a 2xx answer into out.
 func (g *Gateway) callJSON(ctx context.Context, n *node, method, path string, body []byte, out any) error {
-	req, err := g.newRequest(ctx, n, method, path, body)
-	if err != nil {
-		return err
-	}
-	resp, err := g.client.Do(req)
-	if err != nil {
+	var resp *http.Response
+	for try := 0; ; try++ {
+		req, err := g.newRequest(ctx, n, method, path, body)
+		if err != nil {
+			return err
+		}
+		resp, err = g.client.Do(req)
+		if err == nil {
+			break
+		}
+		// The control routes are idempotent: a keep-alive connection the
+		// neuron closed while idle is worth one more try.
+		if try == 0 && ctx.Err() == nil && staleConn(err) {
+			continue
+		}
 		return fmt.Errorf("%s %s on %s: %w", method, path, n.ref.Name, err)
 	}
 	defer resp.Body.Close()
