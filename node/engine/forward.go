@@ -240,7 +240,7 @@ func (r *cpuRunner) attnWorker(ith, nth int) {
 		for p, e := range sc {
 			w := e * inv
 			if emulateF16KV {
-				w = f16Round(w)
+				w = f16RoundUnit(w)
 			}
 			sc[p] = w
 		}
