@@ -217,6 +217,30 @@ func checkQuant(kd kernelDevice, r *rand.Rand, t ggml.Type) []CheckResult {
 		c.launch("mmv_"+s, mmvBlocks(rows), ntok, mmvThreads, dw, dx, dy, cols, rows, int64(rb), 1)
 		return compare("", c.read(dy, ntok*rows), want, 1e-4)
 	}))
+	out = append(out, runCheck(kd, "mmv_glu_"+s, func(c *checkBufs) CheckResult {
+		// The up weights: the gate's rows in reverse order.
+		up := make([]byte, len(w))
+		upRef := make([]float32, len(ref))
+		for i := 0; i < rows; i++ {
+			copy(up[i*rb:(i+1)*rb], w[(rows-1-i)*rb:(rows-i)*rb])
+			copy(upRef[i*cols:(i+1)*cols], ref[(rows-1-i)*cols:(rows-i)*cols])
+		}
+		xs := randVec(r, ntok*cols, 0.1)
+		want := make([]float64, ntok*rows)
+		for tk := 0; tk < ntok; tk++ {
+			for i := 0; i < rows; i++ {
+				var g, u float64
+				for j := 0; j < cols; j++ {
+					g += float64(ref[i*cols+j]) * float64(xs[tk*cols+j])
+					u += float64(upRef[i*cols+j]) * float64(xs[tk*cols+j])
+				}
+				want[tk*rows+i] = g / (1 + math.Exp(-g)) * u
+			}
+		}
+		dg, du, dx, dy := c.bytes(w), c.bytes(up), c.floats(xs), c.zeros(ntok*rows)
+		c.launch("mmv_glu_"+s, mmvBlocks(rows), ntok, mmvThreads, dg, du, dx, dy, cols, rows, int64(rb))
+		return compare("", c.read(dy, ntok*rows), want, 1e-4)
+	}))
 	return out
 }
 
@@ -281,9 +305,29 @@ func checkRope(kd kernelDevice, r *rand.Rand, neox bool) CheckResult {
 		if neox {
 			nx = 1
 		}
-		dx, dt := c.floats(x), c.floats(tab)
-		c.launch1D("rope", int64(ntok*nhead*half), dx, dt, ntok, nhead, hd, rdims, pos0, nx)
-		return compare("", c.read(dx, len(x)), want, 1e-5)
+		// The second tensor (K: one head fewer) gets the same rotation.
+		nk := nhead - 1
+		k := randVec(r, ntok*nk*hd, 1)
+		wantK := f64(k)
+		for t := 0; t < ntok; t++ {
+			for hh := 0; hh < nk; hh++ {
+				base := (t*nk + hh) * hd
+				for i := 0; i < half; i++ {
+					a, bb := base+2*i, base+2*i+1
+					if neox {
+						a, bb = base+i, base+i+half
+					}
+					s, co := math.Sincos(float64(pos0+t) * inv[i])
+					x0, x1 := float64(k[a]), float64(k[bb])
+					wantK[a] = x0*co - x1*s
+					wantK[bb] = x0*s + x1*co
+				}
+			}
+		}
+		dx, dk, dt := c.floats(x), c.floats(k), c.floats(tab)
+		c.launch1D("rope", int64(ntok*(nhead+nk)*half), dx, dk, dt, ntok, nhead, nk, hd, rdims, pos0, nx)
+		got := append(c.read(dx, len(x)), c.read(dk, len(k))...)
+		return compare("", got, append(want, wantK...), 1e-5)
 	})
 }
 
@@ -323,14 +367,17 @@ func checkAddBias(kd kernelDevice, r *rand.Rand) CheckResult {
 func checkKVWrite(kd kernelDevice, r *rand.Rand) CheckResult {
 	return runCheck(kd, "kv_write", func(c *checkBufs) CheckResult {
 		ctx, width, ntok, pos0 := 16, 40, 5, 9
-		cache, src := randVec(r, ctx*width, 1), randVec(r, ntok*width, 1)
-		want := f64(cache)
-		for i := range src {
-			want[pos0*width+i] = float64(src[i])
+		kc, vc := randVec(r, ctx*width, 1), randVec(r, ctx*width, 1)
+		k, v := randVec(r, ntok*width, 1), randVec(r, ntok*width, 1)
+		wantK, wantV := f64(kc), f64(vc)
+		for i := range k {
+			wantK[pos0*width+i] = float64(k[i])
+			wantV[pos0*width+i] = float64(v[i])
 		}
-		dc, ds := c.floats(cache), c.floats(src)
-		c.launch1D("kv_write", int64(ntok*width), ds, dc, ntok, width, pos0)
-		return compare("", c.read(dc, ctx*width), want, 0)
+		dkc, dvc, dk, dv := c.floats(kc), c.floats(vc), c.floats(k), c.floats(v)
+		c.launch1D("kv_write", int64(ntok*width), dk, dv, dkc, dvc, ntok, width, pos0)
+		got := append(c.read(dkc, ctx*width), c.read(dvc, ctx*width)...)
+		return compare("", got, append(wantK, wantV...), 0)
 	})
 }
 

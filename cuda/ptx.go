@@ -101,7 +101,7 @@ func rowBytes(t ggml.Type, n int) (int, error) {
 func kernelNames() []string {
 	names := []string{"rmsnorm", "rope", "swiglu", "add", "add_bias", "kv_write", "attention", "softmax", "argmax"}
 	for _, s := range quantKernelSuffix {
-		names = append(names, "mmv_"+s, "dequant_"+s)
+		names = append(names, "mmv_"+s, "mmv_glu_"+s, "dequant_"+s)
 	}
 	sort.Strings(names)
 	return names

@@ -378,19 +378,13 @@ func (r *Runner) forwardChunk(slot int, tokens []int32, pos int, out []float32, 
 			neox = 1
 		}
 		half := h.RopeDims / 2
-		if err := launch1D(d, "rope", int64(n*h.NHead*half), r.q, r.ropeCS, n, h.NHead, hd, h.RopeDims, pos, neox); err != nil {
-			return err
-		}
-		if err := launch1D(d, "rope", int64(n*h.NHeadKV*half), r.k, r.ropeCS, n, h.NHeadKV, hd, h.RopeDims, pos, neox); err != nil {
+		if err := launch1D(d, "rope", int64(n*(h.NHead+h.NHeadKV)*half), r.q, r.k, r.ropeCS, n, h.NHead, h.NHeadKV, hd, h.RopeDims, pos, neox); err != nil {
 			return err
 		}
 		// 5. K and V into the cache.
 		off := uint64((int64(slot)*int64(h.NLayer) + int64(li)) * kvLayer)
 		kc, vc := r.kc+off, r.vc+off
-		if err := launch1D(d, "kv_write", int64(n*kvdim), r.k, kc, n, kvdim, pos); err != nil {
-			return err
-		}
-		if err := launch1D(d, "kv_write", int64(n*kvdim), r.v, vc, n, kvdim, pos); err != nil {
+		if err := launch1D(d, "kv_write", int64(n*kvdim), r.k, r.v, kc, vc, n, kvdim, pos); err != nil {
 			return err
 		}
 		// 6. Attention over positions 0..pos+i; output projection added
@@ -406,13 +400,7 @@ func (r *Runner) forwardChunk(slot int, tokens []int32, pos int, out []float32, 
 		if err := r.rmsnorm(r.x, l.ffnNorm, r.xb, n, dim, eps); err != nil {
 			return err
 		}
-		if err := r.matmul(l.gate, r.xb, r.gate, n, false); err != nil {
-			return err
-		}
-		if err := r.matmul(l.up, r.xb, r.up, n, false); err != nil {
-			return err
-		}
-		if err := launch1D(d, "swiglu", int64(n*ff), r.gate, r.up, r.gate, int64(n*ff)); err != nil {
+		if err := r.ffnGLU(l, n, ff); err != nil {
 			return err
 		}
 		if err := r.matmul(l.down, r.gate, r.x, n, true); err != nil {
@@ -439,6 +427,29 @@ func (r *Runner) forwardChunk(slot int, tokens []int32, pos int, out []float32, 
 	return d.sync()
 }
 
+// ffnGLU computes gate = silu(xb · gateᵀ) * (xb · upᵀ) into r.gate: one
+// fused matrix-vector kernel for small batches when both weights share a
+// format, else two products and the SwiGLU kernel.
+func (r *Runner) ffnGLU(l *devLayer, n, ff int) error {
+	d := r.dev
+	if r.useMMV(n) && l.gate.typ == l.up.typ && l.gate.rowBytes == l.up.rowBytes {
+		g := l.gate
+		return d.launch("mmv_glu_"+quantKernelSuffix[g.typ], mmvBlocks(g.rows), n, mmvThreads,
+			g.ptr, l.up.ptr, r.xb, r.gate, g.cols, g.rows, int64(g.rowBytes))
+	}
+	if err := r.matmul(l.gate, r.xb, r.gate, n, false); err != nil {
+		return err
+	}
+	if err := r.matmul(l.up, r.xb, r.up, n, false); err != nil {
+		return err
+	}
+	return launch1D(d, "swiglu", int64(n*ff), r.gate, r.up, r.gate, int64(n*ff))
+}
+
+// useMMV reports whether n tokens go through the matrix-vector kernels
+// rather than a GEMM.
+func (r *Runner) useMMV(n int) bool { return n < gemmMinBatch || !r.dev.hasGEMM() }
+
 // rmsnorm normalises rows of n floats.
 func (r *Runner) rmsnorm(x, w, out devPtr, rows, n int, eps float32) error {
 	return r.dev.launch("rmsnorm", rows, 1, normThreads(n), x, w, out, n, eps)
@@ -463,7 +474,7 @@ func (r *Runner) gather(w *devWeight, ids, dst devPtr, n int) error {
 // dequantized tiles of w.
 func (r *Runner) matmul(w *devWeight, x, y devPtr, n int, acc bool) error {
 	d := r.dev
-	if n < gemmMinBatch || !d.hasGEMM() {
+	if r.useMMV(n) {
 		a := 0
 		if acc {
 			a = 1

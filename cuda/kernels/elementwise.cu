@@ -23,10 +23,11 @@ KERNEL add(float* x, const float* y, i64 n) {
     x[i] += y[i];
 }
 
-// kv_write copies ntok rows of width floats from src (ntok, width) into
-// the cache (ctx, width) starting at row pos0.
-KERNEL kv_write(const float* src, float* cache, int ntok, int width, int pos0) {
+// kv_write copies ntok rows of width floats from k and v (ntok, width)
+// into their caches (ctx, width) starting at row pos0.
+KERNEL kv_write(const float* k, const float* v, float* kc, float* vc, int ntok, int width, int pos0) {
     i64 i = gid();
     if (i >= (i64)ntok * width) return;
-    cache[(i64)pos0 * width + i] = src[i];
+    kc[(i64)pos0 * width + i] = k[i];
+    vc[(i64)pos0 * width + i] = v[i];
 }

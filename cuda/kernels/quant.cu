@@ -265,6 +265,77 @@ DEV void mmv_f(const u8* W, const float* x, float* y, int ncols, int nrows, i64 
     mmv_store(y, t, nrows, r0, sum, acc);
 }
 
+// mmv_glu: out[t][r] = silu(G[r] . x[t]) * (U[r] . x[t]), the FFN's gate
+// and up projections and SwiGLU in one pass over x (same geometry as mmv).
+template <typename T>
+DEV void mmv_glu_q(const u8* G, const u8* U, const float* x, float* out, int ncols, int nrows, i64 rowbytes) {
+    int lane = tid() & 31;
+    int r0 = (ctaid() * (ntid() >> 5) + (tid() >> 5)) * MMV_ROWS;
+    if (r0 >= nrows) return;
+    int t = ctaidy();
+    const float* xr = x + (i64)t * ncols;
+    float sg[MMV_ROWS], su[MMV_ROWS];
+#pragma unroll
+    for (int k = 0; k < MMV_ROWS; k++) sg[k] = su[k] = 0.0f;
+    int ng = ncols >> 5;
+    for (int g = lane; g < ng; g += 32) {
+        float xv[32];
+        const f32x4* xg = (const f32x4*)(xr + g * 32);
+#pragma unroll
+        for (int i = 0; i < 8; i++) {
+            f32x4 v = xg[i];
+            xv[4 * i] = v.a;
+            xv[4 * i + 1] = v.b;
+            xv[4 * i + 2] = v.c;
+            xv[4 * i + 3] = v.d;
+        }
+#pragma unroll
+        for (int k = 0; k < MMV_ROWS; k++) {
+            if (r0 + k < nrows) {
+                float w[32];
+                T::dq(G + (i64)(r0 + k) * rowbytes, g, w);
+#pragma unroll
+                for (int l = 0; l < 32; l++) sg[k] += w[l] * xv[l];
+                T::dq(U + (i64)(r0 + k) * rowbytes, g, w);
+#pragma unroll
+                for (int l = 0; l < 32; l++) su[k] += w[l] * xv[l];
+            }
+        }
+    }
+#pragma unroll
+    for (int k = 0; k < MMV_ROWS; k++) {
+        float gs = warp_sum(sg[k]), us = warp_sum(su[k]);
+        if (lane == 0 && r0 + k < nrows) out[(i64)t * nrows + r0 + k] = gs / (1.0f + fexp(-gs)) * us;
+    }
+}
+
+template <typename T>
+DEV void mmv_glu_f(const u8* G, const u8* U, const float* x, float* out, int ncols, int nrows, i64 rowbytes) {
+    int lane = tid() & 31;
+    int r0 = (ctaid() * (ntid() >> 5) + (tid() >> 5)) * MMV_ROWS;
+    if (r0 >= nrows) return;
+    int t = ctaidy();
+    const float* xr = x + (i64)t * ncols;
+    float sg[MMV_ROWS], su[MMV_ROWS];
+#pragma unroll
+    for (int k = 0; k < MMV_ROWS; k++) sg[k] = su[k] = 0.0f;
+    for (int i = lane; i < ncols; i += 32) {
+        float xi = xr[i];
+#pragma unroll
+        for (int k = 0; k < MMV_ROWS; k++) {
+            if (r0 + k < nrows) {
+                sg[k] += T::get(G + (i64)(r0 + k) * rowbytes, i) * xi;
+                su[k] += T::get(U + (i64)(r0 + k) * rowbytes, i) * xi;
+            }
+        }
+    }
+#pragma unroll
+    for (int k = 0; k < MMV_ROWS; k++) {
+        float gs = warp_sum(sg[k]), us = warp_sum(su[k]);
+        if (lane == 0 && r0 + k < nrows) out[(i64)t * nrows + r0 + k] = gs / (1.0f + fexp(-gs)) * us;
+    }
+}
+
 // dequant writes rows of W as float32 into dst (nrows, ncols). Source row
 // i is ids[i] when ids is not null (the embedding gather: ids are token
 // ids), else row0+i (tiles of a weight for the prefill GEMM). Quantized:
@@ -293,6 +364,9 @@ DEV void dequant_f(const u8* W, const int* ids, float* dst, int ncols, int nrows
 }
 
 #define QUANT_KERNELS(name, T)                                                                                 \
+    KERNEL mmv_glu_##name(const u8* G, const u8* U, const float* x, float* out, int ncols, int nrows, i64 rowbytes) { \
+        mmv_glu_q<T>(G, U, x, out, ncols, nrows, rowbytes);                                                    \
+    }                                                                                                          \
     KERNEL mmv_##name(const u8* W, const float* x, float* y, int ncols, int nrows, i64 rowbytes, int acc) {    \
         mmv_q<T>(W, x, y, ncols, nrows, rowbytes, acc);                                                        \
     }                                                                                                          \
@@ -301,6 +375,9 @@ DEV void dequant_f(const u8* W, const int* ids, float* dst, int ncols, int nrows
     }
 
 #define FLOAT_KERNELS(name, T)                                                                                 \
+    KERNEL mmv_glu_##name(const u8* G, const u8* U, const float* x, float* out, int ncols, int nrows, i64 rowbytes) { \
+        mmv_glu_f<T>(G, U, x, out, ncols, nrows, rowbytes);                                                    \
+    }                                                                                                          \
     KERNEL mmv_##name(const u8* W, const float* x, float* y, int ncols, int nrows, i64 rowbytes, int acc) {    \
         mmv_f<T>(W, x, y, ncols, nrows, rowbytes, acc);                                                        \
     }                                                                                                          \

@@ -1,19 +1,26 @@
 // rope.cu: rotary position embedding, both pair layouts.
 #include "common.cuh"
 
-// rope rotates x in place. x: (ntok, nhead, hd). cs: (positions,
-// rdims/2, 2) holding cos and sin of pos*freq_i, computed on the host in
-// float64. Token t sits at position pos0+t. neox=0 pairs (2i, 2i+1), as
-// GGUF llama; neox=1 pairs (i, i+rdims/2), the rotate-half layout.
-// One thread per (token, head, pair).
-KERNEL rope(float* x, const float* cs, int ntok, int nhead, int hd, int rdims, int pos0, int neox) {
+// rope rotates q and k in place. q: (ntok, nhead, hd); k: (ntok, nkv,
+// hd). cs: (positions, rdims/2, 2) holding cos and sin of pos*freq_i,
+// computed on the host in float64. Token t sits at position pos0+t.
+// neox=0 pairs (2i, 2i+1), as GGUF llama; neox=1 pairs (i, i+rdims/2), the
+// rotate-half layout. One thread per (token, head, pair), q's heads first.
+KERNEL rope(float* q, float* k, const float* cs, int ntok, int nhead, int nkv, int hd, int rdims, int pos0, int neox) {
     int half = rdims / 2;
     i64 idx = gid();
-    i64 total = (i64)ntok * nhead * half;
-    if (idx >= total) return;
+    i64 nq = (i64)ntok * nhead * half;
+    float* x = q;
+    int nh = nhead;
+    if (idx >= nq) {
+        idx -= nq;
+        x = k;
+        nh = nkv;
+        if (idx >= (i64)ntok * nkv * half) return;
+    }
     int i = (int)(idx % half);
-    i64 th = idx / half; // token*nhead + head
-    int t = (int)(th / nhead);
+    i64 th = idx / half; // token*nh + head
+    int t = (int)(th / nh);
     float* v = x + th * hd;
     const float* c = cs + ((i64)(pos0 + t) * half + i) * 2;
     float co = c[0], si = c[1];

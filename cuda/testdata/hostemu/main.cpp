@@ -74,7 +74,7 @@ static std::function<void(const std::vector<Arg>&)> bind(void (*f)(Ts...)) {
 }
 
 #define K(name) {#name, bind(name)}
-#define Q(s) K(mmv_##s), K(dequant_##s)
+#define Q(s) K(mmv_##s), K(mmv_glu_##s), K(dequant_##s)
 
 int main(int argc, char** argv) {
     if (argc != 3) {
