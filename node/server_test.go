@@ -836,3 +836,41 @@ func (s *syncWriter) Write(p []byte) (int, error) {
 	defer s.mu.Unlock()
 	return s.w.Write(p)
 }
+
+func TestShutdownFinishesInFlight(t *testing.T) {
+	eng := &synthEngine{delay: 2 * time.Millisecond}
+	cfg := testConfig(modelsDir(t, "stories260K.gguf"))
+	s, err := newServer(cfg, zerolog.New(io.Discard), eng.hooks())
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+	n := &testNeuron{s: s, srv: srv}
+	n.load(t, "stories260K", 256)
+	done := make(chan completionResponse, 1)
+	go func() {
+		var r completionResponse
+		n.do(t, "POST", "/v1/completions", map[string]any{"model": "stories260K", "prompt": "Once", "max_tokens": 30, "temperature": 0}, &r)
+		done <- r
+	}()
+	inst, _ := s.instanceFor("stories260K")
+	for {
+		if in, _ := inst.gate.counts(); in == 1 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if r := <-done; r.Usage.CompletionTokens != 30 {
+		t.Fatalf("in-flight request cut short by shutdown: %+v", r)
+	}
+	var e errEnvelope
+	if st := n.do(t, "POST", "/models/load", map[string]any{"model": "stories260K"}, &e); st != 503 {
+		t.Fatalf("load after shutdown: %d %+v", st, e)
+	}
+}
