@@ -15,6 +15,12 @@ func dotQ8_0AVX2(nb int, x, y *byte, tab *float32) float32
 func dotQ4_0AVX2(nb int, x, y *byte, tab *float32) float32
 
 //go:noescape
+func dotQ8_0AVX2x4(nb int, x, y *byte, ys int, tab *float32, out *float32)
+
+//go:noescape
+func dotQ4_0AVX2x4(nb int, x, y *byte, ys int, tab *float32, out *float32)
+
+//go:noescape
 func dotQ4KAVX2(nb int, x, y *byte, tab *float32) float32
 
 //go:noescape
@@ -80,14 +86,25 @@ func dotQ6KFast(nb int, w, a []byte) float32 {
 // kernel for (groups of four), returning how many it did. The caller has
 // validated the sizes.
 func vecDotMulti(t Type, n int, w, a []byte, aStride int, out []float32) int {
-	if !haveAVX2 || (t != Q4_K && t != Q5_K && t != Q6_K) || n < QKK {
+	var bs int
+	switch t {
+	case Q4_K, Q5_K, Q6_K:
+		bs = QKK
+	case Q8_0, Q4_0:
+		bs = QK
+	default:
 		return 0
 	}
-	nb := n / QKK
+	if !haveAVX2 || n < bs {
+		return 0
+	}
+	nb := n / bs
+	yb := nb * VecDotType(t).BlockBytes()
 	done := 0
 	for ; done+4 <= len(out); done += 4 {
-		y := a[done*aStride : (done+3)*aStride+q8KBytes*nb]
+		y := a[done*aStride : (done+3)*aStride+yb]
 		o := (*[4]float32)(out[done:])
+		// Direct calls: a func value would make y and o escape.
 		switch t {
 		case Q4_K:
 			dotQ4KAVX2x4(nb, &w[0], &y[0], aStride, &fp16Table[0], &o[0])
@@ -95,6 +112,10 @@ func vecDotMulti(t Type, n int, w, a []byte, aStride int, out []float32) int {
 			dotQ5KAVX2x4(nb, &w[0], &y[0], aStride, &fp16Table[0], &o[0])
 		case Q6_K:
 			dotQ6KAVX2x4(nb, &w[0], &y[0], aStride, &fp16Table[0], &o[0])
+		case Q8_0:
+			dotQ8_0AVX2x4(nb, &w[0], &y[0], aStride, &fp16Table[0], &o[0])
+		case Q4_0:
+			dotQ4_0AVX2x4(nb, &w[0], &y[0], aStride, &fp16Table[0], &o[0])
 		}
 	}
 	return done

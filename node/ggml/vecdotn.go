@@ -6,7 +6,8 @@ import "fmt"
 // len(out): one weight row against several activation rows (tokens of a
 // batch), each quantized to VecDotType(t) and aStride bytes apart. Every
 // result equals what VecDot returns for that row, bit for bit. Where a
-// kernel handles several rows at once (Q4_K, Q5_K and Q6_K with AVX2) each
+// kernel handles several rows at once (Q4_0, Q8_0, Q4_K, Q5_K and Q6_K
+// with AVX2) each
 // weight block is decoded once per four rows, which speeds up prompt
 // processing. It returns an error, changing nothing, when the slices are
 // too short.

@@ -59,7 +59,7 @@ func TestVecDotN(t *testing.T) {
 func BenchmarkVecDotN(b *testing.B) {
 	const n, rows = 4096, 4
 	r := rand.New(rand.NewPCG(21, 22))
-	for _, ty := range []Type{Q4_K, Q5_K, Q6_K} {
+	for _, ty := range []Type{Q4_0, Q8_0, Q4_K, Q5_K, Q6_K} {
 		w := quantize(b, ty, randRow(r, n, 0.05))
 		a := quantize(b, VecDotType(ty), randRow(r, rows*n, 1))
 		ab, _ := RowBytes(VecDotType(ty), n)
