@@ -221,11 +221,16 @@ func (g *Gateway) auth(next echo.HandlerFunc) echo.HandlerFunc {
 			return next(c)
 		}
 		h := c.Request().Header
-		key := h.Get("x-api-key")
-		if a := h.Get("Authorization"); key == "" && len(a) > 7 && strings.EqualFold(a[:7], "bearer ") {
-			key = strings.TrimSpace(a[7:])
+		bearer := ""
+		if a := h.Get("Authorization"); len(a) > 7 && strings.EqualFold(a[:7], "bearer ") {
+			bearer = strings.TrimSpace(a[7:])
 		}
-		if key != "" {
+		offered := false
+		for _, key := range [2]string{h.Get("x-api-key"), bearer} {
+			if key == "" {
+				continue
+			}
+			offered = true
 			for _, k := range g.keys {
 				if subtle.ConstantTimeCompare(k, []byte(key)) == 1 {
 					return next(c)
@@ -233,7 +238,7 @@ func (g *Gateway) auth(next echo.HandlerFunc) echo.HandlerFunc {
 			}
 		}
 		msg := "missing API key: send Authorization: Bearer <key> or x-api-key"
-		if key != "" {
+		if offered {
 			msg = "invalid API key"
 		}
 		writeError(c.Response(), dialectOf(c.Request().URL.Path), &apiError{Status: http.StatusUnauthorized, Code: "invalid_api_key", Message: msg})

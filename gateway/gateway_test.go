@@ -315,6 +315,12 @@ func TestAuth(t *testing.T) {
 	if code, _, _ := tg.post(t, "/v1/chat/completions", chatReq("m1", ""), "x-api-key", "sekret"); code != 200 {
 		t.Fatalf("x-api-key: %d", code)
 	}
+	if code, _, _ := tg.post(t, "/v1/messages/count_tokens", `{"model":"m1","messages":[{"role":"user","content":"hi"}]}`, "x-api-key", "stale", "Authorization", "Bearer sekret"); code != 200 {
+		t.Fatalf("one good key of two: %d", code)
+	}
+	if code, _, _ := tg.post(t, "/v1/chat/completions", chatReq("m1", ""), "Authorization", "Basic sekret"); code != 401 {
+		t.Fatalf("basic auth accepted: %d", code)
+	}
 	if code, _ := tg.get(t, "/health"); code != 200 {
 		t.Fatalf("/health must be public, got %d", code)
 	}
