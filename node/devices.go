@@ -8,6 +8,8 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync/atomic"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -30,6 +32,8 @@ type deviceHandle struct {
 	// reserved is the memory estimates of the models loaded on it;
 	// guarded by Server.mu.
 	reserved int64
+	// lastFree is the last memory reading (bytes) and when it was made.
+	lastFree, lastFreeAt atomic.Int64
 	// backend computes on the device; nil means the engine's CPU backend.
 	backend engine.Backend
 	// computeCapability is a GPU's ("9.0"); "" for the CPU.
@@ -50,10 +54,25 @@ func (d *deviceHandle) free(ctx context.Context, reserved int64) (int64, error) 
 	if err != nil {
 		return 0, fmt.Errorf("reading free memory of %s: %w", d.w.Name(), err)
 	}
+	d.lastFree.Store(f)
+	d.lastFreeAt.Store(time.Now().UnixNano())
+	return d.adjust(f, reserved), nil
+}
+
+// cachedFree is free without a job when a reading newer than maxAge
+// exists (health checks must not wait behind a long prefill).
+func (d *deviceHandle) cachedFree(ctx context.Context, reserved int64, maxAge time.Duration) (int64, error) {
+	if at := d.lastFreeAt.Load(); at != 0 && time.Since(time.Unix(0, at)) < maxAge {
+		return d.adjust(d.lastFree.Load(), reserved), nil
+	}
+	return d.free(ctx, reserved)
+}
+
+func (d *deviceHandle) adjust(f, reserved int64) int64 {
 	if d.memTotal > 0 {
 		f = min(f, d.memTotal-reserved)
 	}
-	return max(f, 0), nil
+	return max(f, 0)
 }
 
 // newCPUDevice is the CPU as a device.

@@ -107,7 +107,7 @@ func (s *Server) handleHealth(c echo.Context) error {
 		if err := d.w.Err(); err != nil {
 			b.Status = "degraded"
 			hd.Error = err.Error()
-		} else if free, err := d.free(ctx, reserved[i]); err == nil {
+		} else if free, err := d.cachedFree(ctx, reserved[i], 15*time.Second); err == nil {
 			hd.MemFreeMB = free >> 20
 			hd.MemUsedMB = max(0, (d.memTotal-free)>>20)
 		}

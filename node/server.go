@@ -164,8 +164,24 @@ func (s *Server) Start(ctx context.Context) error {
 					}
 				}()
 				s.rescanIfStale(5 * time.Second)
+				s.refreshMemory(ctx)
 			}()
 		}
+	}
+}
+
+// refreshMemory reads every device's free memory (a job on each worker),
+// for the health checks' cache.
+func (s *Server) refreshMemory(ctx context.Context) {
+	for _, d := range s.devices {
+		if d.w.Err() != nil {
+			continue
+		}
+		qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		if _, err := d.free(qctx, 0); err != nil && ctx.Err() == nil {
+			s.log.Debug().Str("device", d.w.Name()).Err(err).Msg("memory query")
+		}
+		cancel()
 	}
 }
 
