@@ -874,3 +874,32 @@ func TestShutdownFinishesInFlight(t *testing.T) {
 		t.Fatalf("load after shutdown: %d %+v", st, e)
 	}
 }
+
+func TestPreload(t *testing.T) {
+	cfg := testConfig(modelsDir(t, "stories260K.gguf"))
+	cfg.Preload = []string{"missing", "stories260K"}
+	s, err := newServer(cfg, zerolog.New(io.Discard), (&synthEngine{}).hooks())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- s.Start(ctx) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := s.instanceFor("stories260K"); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("preload never loaded stories260K (a missing preload must not stop the others)")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
