@@ -107,15 +107,19 @@ func gpucheck(out io.Writer, o gpucheckOptions) error {
 		fmt.Fprintf(out, "\n== speed on %s (prefill %d tokens in one call; decode at batch 1, logits to the host every token)\n",
 			dev.Name, o.Prefill)
 		tw := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "model\tweights MiB\tprefill tok/s\tdecode tok/s\tof bandwidth limit\t")
+		fmt.Fprintln(tw, "model\tweights MiB\tprefill tok/s\tdecode tok/s\tof bandwidth limit\tdecode with graphs\t")
 		row := func(name string, r cuda.BenchResult, err error) {
 			if err != nil {
-				fmt.Fprintf(tw, "%s\terror: %v\t\t\t\t\n", name, err)
+				fmt.Fprintf(tw, "%s\terror: %v\t\t\t\t\t\n", name, err)
 				failed = true
 				return
 			}
-			fmt.Fprintf(tw, "%s\t%d\t%.0f\t%.1f\t%.0f%% of %.0f GB/s\t\n", name, r.WeightBytes>>20,
-				r.PrefillTokS, r.DecodeTokS, 100*r.BandwidthFrac, dev.BandwidthGBs)
+			graphs := fmt.Sprintf("%.1f tok/s, %.0f%%", r.DecodeGraphTokS, 100*r.BandwidthFracGraph)
+			if r.GraphErr != nil {
+				graphs = "error: " + r.GraphErr.Error()
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%.0f\t%.1f\t%.0f%% of %.0f GB/s\t%s\t\n", name, r.WeightBytes>>20,
+				r.PrefillTokS, r.DecodeTokS, 100*r.BandwidthFrac, dev.BandwidthGBs, graphs)
 		}
 		for _, path := range o.Bench {
 			r, err := gpucheckBench(b, path, o.Prefill, o.Decode, dev.BandwidthGBs)

@@ -18,6 +18,9 @@ type Options struct {
 	// NoBLAS computes prefill with the matrix-vector kernels even when
 	// cuBLAS is present.
 	NoBLAS bool
+	// Graphs replays each slot's decode step as a CUDA graph (captured at
+	// its first step) instead of launching its kernels one by one.
+	Graphs bool
 }
 
 // Backend is one GPU as an engine.Backend. It owns the GPU's device

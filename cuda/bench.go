@@ -20,6 +20,10 @@ type BenchResult struct {
 	// BandwidthFrac is decode's share of the memory-bandwidth limit:
 	// WeightBytes × DecodeTokS / bandwidth.
 	BandwidthFrac float64
+	// The same with each step replayed from a CUDA graph (0 when graphs
+	// are unavailable).
+	DecodeGraphTokS, BandwidthFracGraph float64
+	GraphErr                            error
 }
 
 // Bench loads w, runs a prompt of prefill random tokens in one Forward
@@ -64,6 +68,27 @@ func (b *Backend) Bench(w *engine.Weights, prefill, decode int, bandwidthGBs flo
 	res.DecodeTokS = float64(decode) / time.Since(start).Seconds()
 	if bandwidthGBs > 0 {
 		res.BandwidthFrac = float64(res.WeightBytes) * res.DecodeTokS / (bandwidthGBs * 1e9)
+	}
+	cr, _ := run.(*Runner)
+	if err := cr.SetGraphs(true); err != nil {
+		res.GraphErr = err
+		return res, nil
+	}
+	// One step to capture, then the same decode replayed.
+	if err := run.Forward(0, toks[prefill:prefill+1], prefill, logits, false); err != nil {
+		res.GraphErr = err
+		return res, nil
+	}
+	start = time.Now()
+	for i := 0; i < decode; i++ {
+		if err := run.Forward(0, toks[prefill+i:prefill+i+1], prefill+i, logits, false); err != nil {
+			res.GraphErr = fmt.Errorf("graph decode step %d: %w", i, err)
+			return res, nil
+		}
+	}
+	res.DecodeGraphTokS = float64(decode) / time.Since(start).Seconds()
+	if bandwidthGBs > 0 {
+		res.BandwidthFracGraph = float64(res.WeightBytes) * res.DecodeGraphTokS / (bandwidthGBs * 1e9)
 	}
 	return res, nil
 }

@@ -1,6 +1,7 @@
 package cuda
 
 import (
+	"encoding/binary"
 	"fmt"
 	"math"
 	"math/rand"
@@ -42,6 +43,15 @@ func (c *checkBufs) bytes(v []byte) devPtr {
 	}
 	c.ptrs = append(c.ptrs, p)
 	return p
+}
+
+// int32s uploads int32 values (positions, ids).
+func (c *checkBufs) int32s(v ...int32) devPtr {
+	b := make([]byte, 4*len(v))
+	for i, x := range v {
+		binary.LittleEndian.PutUint32(b[4*i:], uint32(x))
+	}
+	return c.bytes(b)
 }
 
 func (c *checkBufs) zeros(n int) devPtr { return c.floats(make([]float32, n)) }
@@ -325,7 +335,7 @@ func checkRope(kd kernelDevice, r *rand.Rand, neox bool) CheckResult {
 			}
 		}
 		dx, dk, dt := c.floats(x), c.floats(k), c.floats(tab)
-		c.launch1D("rope", int64(ntok*(nhead+nk)*half), dx, dk, dt, ntok, nhead, nk, hd, rdims, pos0, nx)
+		c.launch1D("rope", int64(ntok*(nhead+nk)*half), dx, dk, dt, ntok, nhead, nk, hd, rdims, c.int32s(int32(pos0)), nx)
 		got := append(c.read(dx, len(x)), c.read(dk, len(k))...)
 		return compare("", got, append(want, wantK...), 1e-5)
 	})
@@ -375,7 +385,7 @@ func checkKVWrite(kd kernelDevice, r *rand.Rand) CheckResult {
 			wantV[pos0*width+i] = float64(v[i])
 		}
 		dkc, dvc, dk, dv := c.floats(kc), c.floats(vc), c.floats(k), c.floats(v)
-		c.launch1D("kv_write", int64(ntok*width), dk, dv, dkc, dvc, ntok, width, pos0)
+		c.launch1D("kv_write", int64(ntok*width), dk, dv, dkc, dvc, ntok, width, c.int32s(int32(pos0)))
 		got := append(c.read(dkc, ctx*width), c.read(dvc, ctx*width)...)
 		return compare("", got, append(wantK, wantV...), 0)
 	})
@@ -425,7 +435,7 @@ func checkAttention(kd kernelDevice, r *rand.Rand, name string, ntok, nhead, nkv
 		kc, vc := randVec(r, ctx*nkv*hd, 1), randVec(r, ctx*nkv*hd, 1)
 		want := attentionRef(q, kc, vc, ntok, nhead, nkv, hd, pos0)
 		dq, dk, dv, do := c.floats(q), c.floats(kc), c.floats(vc), c.zeros(len(q))
-		c.launch("attention", nhead, ntok, 256, dq, dk, dv, do, nhead, nkv, hd, pos0, float32(1/math.Sqrt(float64(hd))))
+		c.launch("attention", nhead, ntok, 256, dq, dk, dv, do, nhead, nkv, hd, c.int32s(int32(pos0)), float32(1/math.Sqrt(float64(hd))))
 		return compare("", c.read(do, len(q)), want, 1e-5)
 	})
 }

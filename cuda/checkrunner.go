@@ -162,6 +162,22 @@ func (b *Backend) checkRunnerOn(name string, w *engine.Weights) []CheckResult {
 	}, 4)
 	// A short batch below the GEMM threshold on slot 1 (independent cache).
 	compareRun("slot1_small_batch", func(rn engine.Runner, l []float32) error { return rn.Forward(1, toks[100:105], 0, l, true) }, 5)
+	// Decode replayed from a captured graph (captured at the first step,
+	// replayed at the next two).
+	compareRun("decode_graph", func(rn engine.Runner, l []float32) error {
+		if cr, ok := rn.(*Runner); ok {
+			if err := cr.SetGraphs(true); err != nil {
+				return err
+			}
+			defer cr.SetGraphs(false)
+		}
+		for i := 0; i < 3; i++ {
+			if err := rn.Forward(0, toks[24+i:25+i], 24+i, l[i*nv:(i+1)*nv], false); err != nil {
+				return err
+			}
+		}
+		return nil
+	}, 3)
 	// Two chunks; only the last logits.
 	compareRun("prefill_chunked", func(rn engine.Runner, l []float32) error { return rn.Forward(1, toks[:530], 0, l, false) }, 1)
 	return out

@@ -27,6 +27,13 @@ type runDevice interface {
 	freeHost(b []byte) error
 	// sync waits for every queued copy and launch.
 	sync() error
+	// capture records the launches fn makes into a CUDA graph and returns
+	// it instantiated; only called when graphs() is nil.
+	capture(fn func() error) (uintptr, error)
+	launchGraph(g uintptr) error
+	destroyGraph(g uintptr)
+	// graphs says why graphs are unavailable (nil when they are).
+	graphs() error
 	// gemm is gemmRowMajor; only called when hasGEMM.
 	gemm(m, n, k int, a devPtr, lda int, b devPtr, ldb int, c devPtr, ldc int, beta float32, tf32 bool) error
 	hasGEMM() bool
@@ -94,3 +101,35 @@ func (d backendDevice) launch(name string, gx, gy, threads int, args ...arg) err
 }
 
 func (d backendDevice) release(p devPtr) { _ = d.b.d.free(p) }
+
+func (d backendDevice) graphs() error { return d.b.d.graphErr }
+
+func (d backendDevice) capture(fn func() error) (uintptr, error) {
+	dr := d.b.d
+	if err := dr.check("cuStreamBeginCapture_v2", dr.cuStreamBeginCapture(d.b.stream, 1 /* thread-local */)); err != nil {
+		return 0, err
+	}
+	ferr := fn()
+	var g uintptr
+	eerr := dr.check("cuStreamEndCapture", dr.cuStreamEndCapture(d.b.stream, &g))
+	if g != 0 {
+		defer dr.cuGraphDestroy(g)
+	}
+	if ferr != nil {
+		return 0, ferr
+	}
+	if eerr != nil {
+		return 0, eerr
+	}
+	var e uintptr
+	if err := dr.check("cuGraphInstantiateWithFlags", dr.cuGraphInstantiate(&e, g, 0)); err != nil {
+		return 0, err
+	}
+	return e, nil
+}
+
+func (d backendDevice) launchGraph(g uintptr) error {
+	return d.b.d.check("cuGraphLaunch", d.b.d.cuGraphLaunch(g, d.b.stream))
+}
+
+func (d backendDevice) destroyGraph(g uintptr) { d.b.d.cuGraphExecDestroy(g) }

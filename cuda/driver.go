@@ -64,6 +64,16 @@ type driver struct {
 	cuEventElapsedTime        func(ms *float32, start, end cuEvent) int32
 	cuGetErrorName            func(r int32, s **byte) int32
 	cuGetErrorString          func(r int32, s **byte) int32
+
+	// CUDA graphs (decode steps replayed without per-kernel launches);
+	// optional: graphErr says why they are unavailable.
+	cuStreamBeginCapture func(s cuStream, mode int32) int32
+	cuStreamEndCapture   func(s cuStream, g *uintptr) int32
+	cuGraphInstantiate   func(e *uintptr, g uintptr, flags uint64) int32
+	cuGraphLaunch        func(e uintptr, s cuStream) int32
+	cuGraphDestroy       func(g uintptr) int32
+	cuGraphExecDestroy   func(e uintptr) int32
+	graphErr             error
 }
 
 func (d *driver) bindings() []binding {
@@ -119,6 +129,14 @@ func openDriver(names []string) (*driver, error) {
 	if err := bind(lib, name, d.bindings()); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
+	d.graphErr = bind(lib, name, []binding{
+		{"cuStreamBeginCapture_v2", &d.cuStreamBeginCapture},
+		{"cuStreamEndCapture", &d.cuStreamEndCapture},
+		{"cuGraphInstantiateWithFlags", &d.cuGraphInstantiate},
+		{"cuGraphLaunch", &d.cuGraphLaunch},
+		{"cuGraphDestroy", &d.cuGraphDestroy},
+		{"cuGraphExecDestroy", &d.cuGraphExecDestroy},
+	})
 	if err := d.check("cuInit", d.cuInit(0)); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}

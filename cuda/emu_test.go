@@ -185,6 +185,14 @@ func (d *emuDevice) sync() error { return nil }
 
 func (d *emuDevice) hasGEMM() bool { return false }
 
+func (d *emuDevice) graphs() error { return fmt.Errorf("no graphs on the emulator") }
+
+func (d *emuDevice) capture(func() error) (uintptr, error) { return 0, d.graphs() }
+
+func (d *emuDevice) launchGraph(uintptr) error { return d.graphs() }
+
+func (d *emuDevice) destroyGraph(uintptr) {}
+
 func (d *emuDevice) gemm(int, int, int, devPtr, int, devPtr, int, devPtr, int, float32, bool) error {
 	return fmt.Errorf("no GEMM on the emulator")
 }

@@ -63,14 +63,15 @@ type Runner struct {
 	ropeCS  devPtr // (ctx, rdims/2, 2) float32: cos, sin
 
 	// Scratch for MaxBatch tokens, float32 unless noted.
-	x, xb    devPtr // (B, dim)
-	q, att   devPtr // (B, nhead*hd)
-	k, v     devPtr // (B, kvdim)
-	gate, up devPtr // (B, ff)
-	logits   devPtr // (B, vocab)
-	deq      devPtr // dequantized tile (DequantElems)
-	toks     devPtr // (B) int32
-	hostToks []byte // pinned (B) int32
+	x, xb    devPtr          // (B, dim)
+	q, att   devPtr          // (B, nhead*hd)
+	k, v     devPtr          // (B, kvdim)
+	gate, up devPtr          // (B, ff)
+	logits   devPtr          // (B, vocab)
+	deq      devPtr          // dequantized tile (DequantElems)
+	toks     devPtr          // (1+B) int32: the chunk's first position, then its token ids
+	hostToks []byte          // pinned, the same
+	graphs   map[int]uintptr // decode graph of each slot (nil: graphs off)
 	memBytes int64
 	closed   bool
 }
@@ -96,6 +97,9 @@ func (b *Backend) NewRunner(w *engine.Weights, o engine.RunnerOptions) (engine.R
 			return err
 		}
 		r, err = newRunner(backendDevice{b}, w, o, plan)
+		if err == nil && b.o.Graphs {
+			err = r.setGraphs(true)
+		}
 		return err
 	})
 	if err != nil {
@@ -127,6 +131,7 @@ func (r *Runner) alloc(n int64) (devPtr, error) {
 
 // free releases every allocation (on the worker).
 func (r *Runner) free() error {
+	_ = r.setGraphs(false)
 	var first error
 	for _, p := range r.allocs {
 		if err := r.dev.free(p); err != nil && first == nil {
@@ -240,12 +245,12 @@ func (r *Runner) load(w *engine.Weights) error {
 		dst *devPtr
 		n   int64
 	}{{&r.x, B * dim}, {&r.xb, B * dim}, {&r.q, B * qdim}, {&r.att, B * qdim}, {&r.k, B * kvdim}, {&r.v, B * kvdim},
-		{&r.gate, B * ff}, {&r.up, B * ff}, {&r.logits, B * int64(h.NVocab)}, {&r.deq, p.DequantElems}, {&r.toks, B}} {
+		{&r.gate, B * ff}, {&r.up, B * ff}, {&r.logits, B * int64(h.NVocab)}, {&r.deq, p.DequantElems}, {&r.toks, B + 1}} {
 		if *s.dst, err = r.alloc(4 * s.n); err != nil {
 			return err
 		}
 	}
-	if r.hostToks, err = r.dev.hostBuffer(int(4 * B)); err != nil {
+	if r.hostToks, err = r.dev.hostBuffer(int(4 * (B + 1))); err != nil {
 		return err
 	}
 	return r.dev.sync()
@@ -324,20 +329,78 @@ func (r *Runner) Forward(slot int, tokens []int32, pos int, logits []float32, al
 // forwardChunk runs n <= MaxBatch tokens; out (nil: no logits wanted)
 // receives every token's logits when all, else the last token's.
 func (r *Runner) forwardChunk(slot int, tokens []int32, pos int, out []float32, all bool) error {
-	d, h := r.dev, r.h
+	d := r.dev
 	n := len(tokens)
+	// The chunk's position and token ids go to the device first; every
+	// kernel reads them there, so a captured graph serves any step.
+	binary.LittleEndian.PutUint32(r.hostToks, uint32(pos))
+	for i, t := range tokens {
+		binary.LittleEndian.PutUint32(r.hostToks[4+4*i:], uint32(t))
+	}
+	if err := d.write(r.toks, r.hostToks[:4*(n+1)]); err != nil {
+		return err
+	}
+	if r.graphs != nil && n == 1 && out != nil {
+		g, ok := r.graphs[slot]
+		if !ok {
+			var err error
+			if g, err = d.capture(func() error { return r.enqueue(slot, 1, true, false) }); err != nil {
+				return fmt.Errorf("capturing the decode graph: %w", err)
+			}
+			r.graphs[slot] = g
+		}
+		if err := d.launchGraph(g); err != nil {
+			return err
+		}
+	} else if err := r.enqueue(slot, n, out != nil, all); err != nil {
+		return err
+	}
+	if out == nil {
+		return d.sync()
+	}
+	rows := 1
+	if all {
+		rows = n
+	}
+	if err := d.download(f32Bytes(out[:rows*r.h.NVocab]), r.logits); err != nil {
+		return err
+	}
+	return d.sync()
+}
+
+// setGraphs turns decode graphs on or off (on the worker); off destroys
+// the captured ones.
+func (r *Runner) setGraphs(on bool) error {
+	for _, g := range r.graphs {
+		r.dev.destroyGraph(g)
+	}
+	r.graphs = nil
+	if on {
+		if err := r.dev.graphs(); err != nil {
+			return fmt.Errorf("CUDA graphs unavailable: %w", err)
+		}
+		r.graphs = map[int]uintptr{}
+	}
+	return nil
+}
+
+// SetGraphs turns decode graphs on or off for this runner.
+func (r *Runner) SetGraphs(on bool) error {
+	return r.dev.exec(func() error { return r.setGraphs(on) })
+}
+
+// enqueue queues the forward pass of the n tokens already on the device:
+// every layer, then (when logits) the output rows into r.logits — all of
+// them when all, else the last.
+func (r *Runner) enqueue(slot, n int, logits, all bool) error {
+	d, h := r.dev, r.h
 	dim, hd := h.NEmbd, h.HeadDim
 	qdim, kvdim, ff := h.NHead*hd, h.NHeadKV*hd, h.NFF
 	eps := h.NormEps
+	posp, ids := r.toks, r.toks+4
 
-	// 1. Token ids to the device, embedding rows gathered into x.
-	for i, t := range tokens {
-		binary.LittleEndian.PutUint32(r.hostToks[4*i:], uint32(t))
-	}
-	if err := d.write(r.toks, r.hostToks[:4*n]); err != nil {
-		return err
-	}
-	if err := r.gather(r.tokEmbd, r.toks, r.x, n); err != nil {
+	// 1. Embedding rows gathered into x.
+	if err := r.gather(r.tokEmbd, ids, r.x, n); err != nil {
 		return err
 	}
 	kvLayer := int64(r.o.ContextLength) * int64(kvdim) * 4
@@ -378,19 +441,19 @@ func (r *Runner) forwardChunk(slot int, tokens []int32, pos int, out []float32, 
 			neox = 1
 		}
 		half := h.RopeDims / 2
-		if err := launch1D(d, "rope", int64(n*(h.NHead+h.NHeadKV)*half), r.q, r.k, r.ropeCS, n, h.NHead, h.NHeadKV, hd, h.RopeDims, pos, neox); err != nil {
+		if err := launch1D(d, "rope", int64(n*(h.NHead+h.NHeadKV)*half), r.q, r.k, r.ropeCS, n, h.NHead, h.NHeadKV, hd, h.RopeDims, posp, neox); err != nil {
 			return err
 		}
 		// 5. K and V into the cache.
 		off := uint64((int64(slot)*int64(h.NLayer) + int64(li)) * kvLayer)
 		kc, vc := r.kc+off, r.vc+off
-		if err := launch1D(d, "kv_write", int64(n*kvdim), r.k, r.v, kc, vc, n, kvdim, pos); err != nil {
+		if err := launch1D(d, "kv_write", int64(n*kvdim), r.k, r.v, kc, vc, n, kvdim, posp); err != nil {
 			return err
 		}
 		// 6. Attention over positions 0..pos+i; output projection added
 		// to the residual.
 		scale := float32(1 / math.Sqrt(float64(hd)))
-		if err := d.launch("attention", h.NHead, n, 256, r.q, kc, vc, r.att, h.NHead, h.NHeadKV, hd, pos, scale); err != nil {
+		if err := d.launch("attention", h.NHead, n, 256, r.q, kc, vc, r.att, h.NHead, h.NHeadKV, hd, posp, scale); err != nil {
 			return err
 		}
 		if err := r.matmul(l.wo, r.att, r.x, n, true); err != nil {
@@ -407,8 +470,8 @@ func (r *Runner) forwardChunk(slot int, tokens []int32, pos int, out []float32, 
 			return err
 		}
 	}
-	if out == nil {
-		return d.sync()
+	if !logits {
+		return nil
 	}
 	// 8. Output norm and projection for the rows wanted.
 	src, rows := r.x, n
@@ -418,13 +481,7 @@ func (r *Runner) forwardChunk(slot int, tokens []int32, pos int, out []float32, 
 	if err := r.rmsnorm(src, r.outNorm, r.xb, rows, dim, eps); err != nil {
 		return err
 	}
-	if err := r.matmul(r.output, r.xb, r.logits, rows, false); err != nil {
-		return err
-	}
-	if err := d.download(f32Bytes(out[:rows*h.NVocab]), r.logits); err != nil {
-		return err
-	}
-	return d.sync()
+	return r.matmul(r.output, r.xb, r.logits, rows, false)
 }
 
 // ffnGLU computes gate = silu(xb · gateᵀ) * (xb · upᵀ) into r.gate: one

@@ -6,12 +6,13 @@
 #define ATT_MAXD 8 // head dims per lane: head_dim <= 256
 
 // attention: q (ntok, nhead, hd); kc, vc (ctx, nkv, hd) for one slot and
-// layer; out (ntok, nhead, hd). Query t sits at position pos0+t and sees
+// layer; out (ntok, nhead, hd). Query t sits at position *posp+t and sees
 // keys 0..pos0+t. grid = (nhead, ntok), block = 32*ATT_WARPS threads.
 // Each warp walks every ATT_WARPS-th key with an online softmax (running
 // max m, normaliser l, weighted sum acc); the warps merge at the end.
 KERNEL attention(const float* q, const float* kc, const float* vc, float* out,
-                 int nhead, int nkv, int hd, int pos0, float scale) {
+                 int nhead, int nkv, int hd, const int* posp, float scale) {
+    int pos0 = *posp;
     __shared__ float sm[ATT_WARPS], sl[ATT_WARPS];
     __shared__ float sacc[ATT_WARPS][ATT_MAXD * 32];
     int h = ctaid(), t = ctaidy();

@@ -24,8 +24,9 @@ KERNEL add(float* x, const float* y, i64 n) {
 }
 
 // kv_write copies ntok rows of width floats from k and v (ntok, width)
-// into their caches (ctx, width) starting at row pos0.
-KERNEL kv_write(const float* k, const float* v, float* kc, float* vc, int ntok, int width, int pos0) {
+// into their caches (ctx, width) starting at row *posp.
+KERNEL kv_write(const float* k, const float* v, float* kc, float* vc, int ntok, int width, const int* posp) {
+    int pos0 = *posp;
     i64 i = gid();
     if (i >= (i64)ntok * width) return;
     kc[(i64)pos0 * width + i] = k[i];

@@ -3,10 +3,12 @@
 
 // rope rotates q and k in place. q: (ntok, nhead, hd); k: (ntok, nkv,
 // hd). cs: (positions, rdims/2, 2) holding cos and sin of pos*freq_i,
-// computed on the host in float64. Token t sits at position pos0+t.
+// computed on the host in float64. Token t sits at position pos0+t, pos0
+// read from device memory (so that a captured graph serves every step).
 // neox=0 pairs (2i, 2i+1), as GGUF llama; neox=1 pairs (i, i+rdims/2), the
 // rotate-half layout. One thread per (token, head, pair), q's heads first.
-KERNEL rope(float* q, float* k, const float* cs, int ntok, int nhead, int nkv, int hd, int rdims, int pos0, int neox) {
+KERNEL rope(float* q, float* k, const float* cs, int ntok, int nhead, int nkv, int hd, int rdims, const int* posp, int neox) {
+    int pos0 = *posp;
     int half = rdims / 2;
     i64 idx = gid();
     i64 nq = (i64)ntok * nhead * half;
