@@ -29,8 +29,8 @@ func VecDotN(t Type, n int, w, a []byte, aStride int, out []float32) error {
 	if aStride < ab {
 		return fmt.Errorf("ggml: VecDotN: activation stride %d below the %d bytes of a row", aStride, ab)
 	}
-	if need := (len(out)-1)*aStride + ab; len(a) < need {
-		return fmt.Errorf("ggml: VecDotN: %d activation rows need %d bytes, have %d", len(out), need, len(a))
+	if len(a) < ab || (len(out) > 1 && aStride > (len(a)-ab)/(len(out)-1)) {
+		return fmt.Errorf("ggml: VecDotN: %d activation rows %d bytes apart do not fit in %d bytes", len(out), aStride, len(a))
 	}
 	j := vecDotMulti(t, n, w[:wb], a, aStride, out)
 	for ; j < len(out); j++ {

@@ -43,6 +43,7 @@ func TestVecDotN(t *testing.T) {
 	for name, f := range map[string]func() error{
 		"short activations": func() error { return VecDotN(Q4_K, 256, w, a[:583], 292, out) },
 		"small stride":      func() error { return VecDotN(Q4_K, 256, w, a, 291, out) },
+		"huge stride":       func() error { return VecDotN(Q4_K, 256, w, a, math.MaxInt/2+1, out) },
 		"short weights":     func() error { return VecDotN(Q4_K, 256, w[:143], a, 292, out) },
 		"partial block":     func() error { return VecDotN(Q4_K, 200, w, a, 292, out) },
 	} {
