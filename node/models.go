@@ -71,7 +71,6 @@ func (s *Server) entryView(e *entry) modelEntry {
 	}
 	i := e.info
 	v.Arch, v.Quant, v.SizeBytes = i.Arch, i.Quant, i.SizeBytes
-	v.ContextLength = i.ContextLength
 	slots := max(1, s.cfg.MaxInFlight)
 	ctxLen := s.cfg.ContextLength
 	if ctxLen == 0 {
@@ -80,6 +79,9 @@ func (s *Server) entryView(e *entry) modelEntry {
 			ctxLen = maxDefaultContext
 		}
 	}
+	// The context a load gets (or got), not only what the model was
+	// trained for: that is what a prompt must fit.
+	v.ContextLength = ctxLen
 	if e.inst != nil {
 		ctxLen = e.inst.nctx
 		v.ContextLength = ctxLen
