@@ -542,14 +542,14 @@ func TestShutdownRefusesNew(t *testing.T) {
 func TestRequestTimeout(t *testing.T) {
 	a := newFakeNeuron(t, "a", "m1*")
 	tg := startGateway(t, []*fakeNeuron{a}, func(cfg *config.Config, _ *config.Catalogue) {
-		cfg.Gateway.RequestTimeout = config.Duration(150 * time.Millisecond)
+		cfg.Gateway.RequestTimeout = config.Duration(400 * time.Millisecond)
 	})
 	a.set(func(f *fakeNeuron) { f.stall = 2 * time.Second })
 	code, _, resp := tg.post(t, "/v1/chat/completions", chatReq("m1", ""))
 	if code != http.StatusGatewayTimeout || !strings.Contains(string(resp), "request_timeout") {
 		t.Fatalf("stalled: %d %s", code, resp)
 	}
-	a.set(func(f *fakeNeuron) { f.stall, f.tokenDelay = 0, time.Second })
+	a.set(func(f *fakeNeuron) { f.stall, f.tokenDelay = 0, 2 * time.Second })
 	_, _, resp = tg.post(t, "/v1/messages", `{"model":"m1","max_tokens":8,"stream":true,"messages":[{"role":"user","content":"hi"}]}`)
 	if !strings.Contains(string(resp), "event: error") {
 		t.Fatalf("slow stream past the timeout:\n%s", resp)
@@ -614,15 +614,15 @@ func TestRetrieveModel(t *testing.T) {
 
 func TestSlowLoadNotBoundByFirstByteTimeout(t *testing.T) {
 	a := newFakeNeuron(t, "a", "m1")
-	a.set(func(f *fakeNeuron) { f.loadDelay = 400 * time.Millisecond })
+	a.set(func(f *fakeNeuron) { f.loadDelay = 800 * time.Millisecond })
 	tg := startGateway(t, []*fakeNeuron{a}, func(cfg *config.Config, _ *config.Catalogue) {
-		cfg.Gateway.FirstByteTimeout = config.Duration(150 * time.Millisecond)
+		cfg.Gateway.FirstByteTimeout = config.Duration(400 * time.Millisecond)
 	})
 	if code, _, resp := tg.post(t, "/v1/chat/completions", chatReq("m1", "")); code != 200 {
 		t.Fatalf("status %d: %s", code, resp)
 	}
 	// Inference is bound by it: a stalled neuron is a 504.
-	a.set(func(f *fakeNeuron) { f.stall = time.Second })
+	a.set(func(f *fakeNeuron) { f.stall = 2 * time.Second })
 	if code, _, resp := tg.post(t, "/v1/chat/completions", chatReq("m1", "")); code != http.StatusGatewayTimeout {
 		t.Fatalf("stalled inference: %d %s", code, resp)
 	}
