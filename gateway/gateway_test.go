@@ -549,7 +549,7 @@ func TestRequestTimeout(t *testing.T) {
 	if code != http.StatusGatewayTimeout || !strings.Contains(string(resp), "request_timeout") {
 		t.Fatalf("stalled: %d %s", code, resp)
 	}
-	a.set(func(f *fakeNeuron) { f.stall, f.tokenDelay = 0, 2 * time.Second })
+	a.set(func(f *fakeNeuron) { f.stall, f.tokenDelay = 0, 2*time.Second })
 	_, _, resp = tg.post(t, "/v1/messages", `{"model":"m1","max_tokens":8,"stream":true,"messages":[{"role":"user","content":"hi"}]}`)
 	if !strings.Contains(string(resp), "event: error") {
 		t.Fatalf("slow stream past the timeout:\n%s", resp)
