@@ -662,7 +662,7 @@ func TestQueueFull(t *testing.T) {
 	n := startNeuron(t, cfg, eng.hooks())
 	n.load(t, "stories260K", 256)
 	inst, _ := n.s.instanceFor("stories260K")
-	body := map[string]any{"model": "stories260K", "prompt": "Once", "max_tokens": 30, "temperature": 0}
+	body := map[string]any{"model": "stories260K", "prompt": "Once", "max_tokens": 80, "temperature": 0}
 	var wg sync.WaitGroup
 	statuses := make(chan int, 2)
 	for range 2 {
@@ -704,7 +704,7 @@ func TestQueueFull(t *testing.T) {
 	}
 	var metrics bytes.Buffer
 	n.s.metrics.set.WritePrometheus(&metrics)
-	for _, want := range []string{`neuron_rejections_total{model="stories260K",reason="queue_full"} 1`, `neuron_completion_tokens_total{model="stories260K"} 60`, "neuron_time_to_first_token_seconds_bucket", "neuron_queue_depth"} {
+	for _, want := range []string{`neuron_rejections_total{model="stories260K",reason="queue_full"} 1`, `neuron_completion_tokens_total{model="stories260K"} 160`, "neuron_time_to_first_token_seconds_bucket", "neuron_queue_depth"} {
 		if !strings.Contains(metrics.String(), want) {
 			t.Fatalf("metrics lack %q:\n%s", want, metrics.String())
 		}
