@@ -313,6 +313,9 @@ type streamSink interface {
 	Fail(msg string) error
 }
 
+// timingsKey marks a chunk carrying the neuron's timings.
+var timingsKey = []byte(`"timings"`)
+
 var errTruncated = errors.New("the neuron's stream ended before it finished")
 
 // pump copies a chat completion stream from the neuron to sink, recording
@@ -353,6 +356,11 @@ func (g *Gateway) pump(ctx context.Context, c *call, body io.Reader, sink stream
 			}
 			if u, ok := usageOf(ev.data); ok {
 				c.usage, c.hasUsage = u, true
+			}
+			if c.tps == 0 && bytes.Contains(ev.data, timingsKey) {
+				if tps, ok := decodeSpeed(ev.data); ok {
+					c.tps = tps
+				}
 			}
 			if !hasChoices && !usageOnly && isErrorChunk(ev.data) {
 				msg, _ := upstreamMessage(ev.data)
