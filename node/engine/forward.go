@@ -126,14 +126,16 @@ func (r *cpuRunner) forward(slot int, tokens []int32, pos int, out []float32, al
 	return nil
 }
 
-// rmsnorm writes x / rms(x) * w to out (out may alias x). The sum of
-// squares is accumulated in float64, as ggml does.
+// rmsnorm writes x / rms(x) * w to out (out may alias x), rounding as
+// ggml does: squares in float32 summed in float64, the mean and the
+// scale in float32.
 func rmsnorm(out, x, w []float32, eps float32) {
 	var ss float64
 	for _, v := range x {
-		ss += float64(v) * float64(v)
+		ss += float64(v * v)
 	}
-	scale := float32(1 / math.Sqrt(float64(float32(ss/float64(len(x)))+eps)))
+	mean := float32(ss / float64(len(x)))
+	scale := 1 / float32(math.Sqrt(float64(mean+eps)))
 	out = out[:len(x)]
 	w = w[:len(x)]
 	for i, v := range x {
