@@ -261,3 +261,25 @@ func TestErrUnsupported(t *testing.T) {
 		t.Fatalf("Inspect of a GPT-2 config: %v, want ErrUnsupported", err)
 	}
 }
+
+// MemEstimate covers what a loaded model really holds.
+func TestMemEstimateCoversLoad(t *testing.T) {
+	for _, name := range []string{"stories260K.gguf", "synth-25m-Q4_K_M.gguf"} {
+		path := filepath.Join(sharedDir(t), "models", name)
+		info, err := Inspect(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		const ctx, slots = 512, 3
+		m, err := Load(path, Options{ContextLength: ctx, Slots: slots, Threads: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		held := info.SizeBytes + m.MemBytes()
+		est := info.MemEstimate(ctx, slots)
+		m.Close()
+		if est < held || est > 2*held {
+			t.Errorf("%s: MemEstimate %d for %d held", name, est, held)
+		}
+	}
+}
