@@ -18,6 +18,8 @@ type runDevice interface {
 	kernelDevice
 	// exec runs fn on the device's worker.
 	exec(fn func() error) error
+	// freeMemory is the device's free memory in bytes.
+	freeMemory() (int64, error)
 	alloc(n int64) (devPtr, error)
 	free(p devPtr) error
 	write(p devPtr, b []byte) error
@@ -51,6 +53,11 @@ type backendDevice struct{ b *Backend }
 var _ runDevice = backendDevice{}
 
 func (d backendDevice) exec(fn func() error) error { return d.b.exec(fn) }
+
+func (d backendDevice) freeMemory() (int64, error) {
+	f, _, err := d.b.d.memInfo()
+	return int64(f), err
+}
 
 func (d backendDevice) alloc(n int64) (devPtr, error) { return d.b.d.alloc(uint64(n)) }
 

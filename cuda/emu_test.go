@@ -1,6 +1,7 @@
 package cuda
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"math/rand"
@@ -11,6 +12,7 @@ import (
 	"sync"
 	"testing"
 
+	"helexa/node/device"
 	"helexa/node/engine"
 	"helexa/node/ggml"
 )
@@ -25,6 +27,12 @@ type emuDevice struct {
 	bin string
 	dir string
 	mem []byte
+
+	// For the load tests: the free memory reported (0: plenty), how many
+	// allocations succeed (-1: all), and the allocations still live.
+	freeBytes  int64
+	allocsLeft int
+	live       map[devPtr]bool
 }
 
 var (
@@ -162,9 +170,30 @@ func TestKernelsEmulated(t *testing.T) {
 
 func (d *emuDevice) exec(fn func() error) error { return fn() }
 
-func (d *emuDevice) alloc(n int64) (devPtr, error) { return d.upload(make([]byte, n)) }
+func (d *emuDevice) freeMemory() (int64, error) {
+	if d.freeBytes == 0 {
+		return 1 << 40, nil
+	}
+	return d.freeBytes, nil
+}
 
-func (d *emuDevice) free(devPtr) error { return nil }
+func (d *emuDevice) alloc(n int64) (devPtr, error) {
+	if d.allocsLeft == 0 {
+		return 0, &Error{Call: "cuMemAlloc_v2", Code: cudaErrorOutOfMemory, Name: "CUDA_ERROR_OUT_OF_MEMORY"}
+	}
+	d.allocsLeft--
+	p, err := d.upload(make([]byte, n))
+	if d.live == nil {
+		d.live = map[devPtr]bool{}
+	}
+	d.live[p] = true
+	return p, err
+}
+
+func (d *emuDevice) free(p devPtr) error {
+	delete(d.live, p)
+	return nil
+}
 
 func (d *emuDevice) write(p devPtr, v []byte) error {
 	off := int(p - emuBase)
@@ -224,7 +253,7 @@ func TestRunnerEmulated(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		run, err := newRunner(&emuDevice{bin: bin, dir: dir}, w, o, plan)
+		run, err := newRunner(&emuDevice{bin: bin, dir: dir, allocsLeft: -1}, w, o, plan)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -256,6 +285,50 @@ func TestRunnerEmulated(t *testing.T) {
 		step("decode", 0, []int32{22}, 5, false)
 		if err := run.Close(); err != nil {
 			t.Error(err)
+		}
+	}
+}
+
+// TestLoadFailsCleanly: a model larger than the free memory is refused
+// before anything is allocated, and an allocation failing halfway through
+// a load frees everything allocated before it.
+func TestLoadFailsCleanly(t *testing.T) {
+	w, err := SyntheticWeights(1, ggml.Q8_0, 64, 2, 4, 2, 96, 40, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := engine.RunnerOptions{ContextLength: 16, Slots: 1}
+	plan, err := Estimate(w, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	small := &emuDevice{freeBytes: plan.Total() + 1000 - 1, allocsLeft: -1}
+	if _, err := loadRunner(small, w, o, plan, 1000); !errors.Is(err, ErrInsufficientMemory) {
+		t.Fatalf("err = %v, want ErrInsufficientMemory", err)
+	}
+	if len(small.live) != 0 || len(small.mem) != 0 {
+		t.Errorf("refused load allocated %d buffers", len(small.live))
+	}
+	exact := &emuDevice{freeBytes: plan.Total() + 1000, allocsLeft: -1}
+	r, err := loadRunner(exact, w, o, plan, 1000)
+	if err != nil {
+		t.Fatalf("load that fits exactly: %v", err)
+	}
+	if r.MemBytes() != plan.Total() {
+		t.Errorf("MemBytes %d, plan %d", r.MemBytes(), plan.Total())
+	}
+	n := len(exact.live)
+	if err := r.Close(); err != nil || len(exact.live) != 0 {
+		t.Errorf("Close: %v, %d buffers left", err, len(exact.live))
+	}
+	for _, k := range []int{0, 1, n / 2, n - 1} {
+		d := &emuDevice{allocsLeft: k}
+		_, err := loadRunner(d, w, o, plan, 0)
+		if !errors.Is(err, ErrInsufficientMemory) || errors.Is(err, device.ErrPoisoned) {
+			t.Errorf("allocation %d failing: err = %v, want out-of-memory, not poisoning", k, err)
+		}
+		if len(d.live) != 0 {
+			t.Errorf("allocation %d failing: %d buffers left allocated", k, len(d.live))
 		}
 	}
 }

@@ -89,14 +89,8 @@ func (b *Backend) NewRunner(w *engine.Weights, o engine.RunnerOptions) (engine.R
 	}
 	var r *Runner
 	err = b.exec(func() error {
-		free, _, err := b.d.memInfo()
-		if err != nil {
-			return err
-		}
-		if err := Fits(plan, int64(free), b.o.Reserve); err != nil {
-			return err
-		}
-		r, err = newRunner(backendDevice{b}, w, o, plan)
+		var err error
+		r, err = loadRunner(backendDevice{b}, w, o, plan, b.o.Reserve)
 		if err == nil && b.o.Graphs {
 			err = r.setGraphs(true)
 		}
@@ -106,6 +100,19 @@ func (b *Backend) NewRunner(w *engine.Weights, o engine.RunnerOptions) (engine.R
 		return nil, fmt.Errorf("%s: loading model: %w", b.Name(), err)
 	}
 	return r, nil
+}
+
+// loadRunner checks plan against dev's free memory (less reserve) before
+// allocating anything, then loads.
+func loadRunner(dev runDevice, w *engine.Weights, o engine.RunnerOptions, plan Plan, reserve int64) (*Runner, error) {
+	free, err := dev.freeMemory()
+	if err != nil {
+		return nil, err
+	}
+	if err := Fits(plan, free, reserve); err != nil {
+		return nil, err
+	}
+	return newRunner(dev, w, o, plan)
 }
 
 // newRunner uploads w and allocates the runner's state on dev (from the
