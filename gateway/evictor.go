@@ -131,7 +131,7 @@ func (g *Gateway) keepPinned(n *node, id string) {
 		_, _, _ = g.loads.Do("pin\x00"+n.ref.Name+"\x00"+id, func() (any, error) {
 			ctx, cancel := context.WithTimeout(context.Background(), g.cfg.Gateway.LoadTimeout.D())
 			defer cancel()
-			if err := g.loadOn(ctx, n, id); err != nil {
+			if err := g.loadOn(ctx, n, id, false); err != nil {
 				g.log.Warn().Str("node", n.ref.Name).Str("model", id).Err(err).Msg("loading pinned model failed")
 				return nil, err
 			}

@@ -492,8 +492,11 @@ func TestIdleUnloadAndDefrag(t *testing.T) {
 
 func TestPinnedModelKeptLoaded(t *testing.T) {
 	a := newFakeNeuron(t, "a", "p")
-	startGateway(t, []*fakeNeuron{a}, withModel(config.CatalogueModel{ID: "p", PinnedOn: []string{"a"}}))
+	tg := startGateway(t, []*fakeNeuron{a}, withModel(config.CatalogueModel{ID: "p", PinnedOn: []string{"a"}}))
 	waitFor(t, "pinned load", func() bool { return a.status("p") == statusLoaded })
+	if out := scrapeMetrics(t, tg.g); !strings.Contains(out, "cortex_cold_starts_total 0\n") {
+		t.Fatal("keeping a pinned model loaded counted as a cold start")
+	}
 }
 
 func TestModelNotLoadedReloads(t *testing.T) {

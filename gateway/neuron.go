@@ -197,8 +197,9 @@ type loadResp struct {
 	Model  *neuronModel `json:"model"`
 }
 
-// loadOn asks n to load id and records the result.
-func (g *Gateway) loadOn(ctx context.Context, n *node, id string) error {
+// loadOn asks n to load id and records the result. onDemand loads (a
+// request needed the model) count as cold starts.
+func (g *Gateway) loadOn(ctx context.Context, n *node, id string, onDemand bool) error {
 	body := map[string]any{"model": id}
 	if m, ok := g.catByID[id]; ok && m.ContextLength > 0 {
 		body["context_length"] = m.ContextLength
@@ -218,8 +219,10 @@ func (g *Gateway) loadOn(ctx context.Context, n *node, id string) error {
 		return err
 	}
 	d := time.Since(start)
-	g.met.loadTime.Update(d.Seconds())
-	g.met.coldStarts.Inc()
+	if onDemand {
+		g.met.loadTime.Update(d.Seconds())
+		g.met.coldStarts.Inc()
+	}
 	g.fleet.setStatus(n, id, statusLoaded, lr.Model, g.now())
 	g.log.Info().Str("node", n.ref.Name).Str("model", id).Dur("took", d).Msg("model loaded")
 	return nil

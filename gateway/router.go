@@ -181,7 +181,7 @@ func (g *Gateway) doColdLoad(ctx context.Context, id string, exclude []string) (
 				g.log.Warn().Str("node", c.Node).Str("model", v).Err(err).Msg("eviction failed")
 			}
 		}
-		err := g.loadOn(ctx, n, id)
+		err := g.loadOn(ctx, n, id, true)
 		if err == nil {
 			return n, nil
 		}
