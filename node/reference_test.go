@@ -3,11 +3,13 @@ package node
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/rs/zerolog"
@@ -42,41 +44,44 @@ func tieTolerance(model string) float64 {
 // returns the generated token ids.
 func streamCompletion(t *testing.T, url, model string, prompt []int32, n int) []int32 {
 	t.Helper()
+	ids, err := streamCompletionErr(url, model, prompt, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ids
+}
+
+func streamCompletionErr(url, model string, prompt []int32, n int) ([]int32, error) {
 	body, _ := json.Marshal(map[string]any{"model": model, "prompt": prompt, "max_tokens": n, "temperature": 0, "stream": true, "logprobs": 1})
 	resp, err := http.Post(url+"/v1/completions", "application/json", strings.NewReader(string(body)))
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != 200 {
 		data, _ := io.ReadAll(resp.Body)
-		t.Fatalf("completion: %d %s", resp.StatusCode, data)
+		return nil, fmt.Errorf("completion: %d %s", resp.StatusCode, data)
 	}
 	var ids []int32
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	done := false
 	for sc.Scan() {
 		line := strings.TrimPrefix(sc.Text(), "data: ")
 		if line == sc.Text() || line == "" {
 			continue
 		}
 		if line == "[DONE]" {
-			done = true
-			break
+			return ids, nil
 		}
 		var c completionResponse
 		if err := json.Unmarshal([]byte(line), &c); err != nil {
-			t.Fatalf("bad chunk %q: %v", line, err)
+			return nil, fmt.Errorf("bad chunk %q: %v", line, err)
 		}
 		if len(c.Choices) > 0 && c.Choices[0].Logprobs != nil {
 			ids = append(ids, c.Choices[0].Logprobs.TokenIDs...)
 		}
 	}
-	if !done {
-		t.Fatalf("stream ended without [DONE] (%v)", sc.Err())
-	}
-	return ids
+	return nil, fmt.Errorf("stream ended without [DONE] (%v)", sc.Err())
 }
 
 // TestReferenceContinuations serves ../shared/models and checks that
@@ -89,7 +94,7 @@ func TestReferenceContinuations(t *testing.T) {
 		models = []string{"stories260K"}
 	}
 	cfg := testConfig(filepath.Join(shared, "models"))
-	cfg.MaxInFlight = 1
+	cfg.MaxInFlight, cfg.MaxQueueDepth = 3, 8
 	s, err := newServer(cfg, zerolog.New(io.Discard), realEngine())
 	if err != nil {
 		t.Fatal(err)
@@ -123,6 +128,30 @@ func TestReferenceContinuations(t *testing.T) {
 					}
 					compared++
 				}
+			}
+			// all cases at once, each in its own KV slot, give the same tokens
+			if model == "stories260K" {
+				n.s.mu.Lock()
+				slots := n.s.models[model].inst.m.Slots
+				n.s.mu.Unlock()
+				want := make([][]int32, len(ref.Cases))
+				for ci, c := range ref.Cases {
+					want[ci] = streamCompletion(t, n.srv.URL, model, c.PromptTokens, len(c.CompletionTokens))
+				}
+				var wg sync.WaitGroup
+				for ci, c := range ref.Cases {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						got, err := streamCompletionErr(n.srv.URL, model, c.PromptTokens, len(c.CompletionTokens))
+						if err != nil {
+							t.Error(err)
+						} else if !equal(got, want[ci]) {
+							t.Errorf("case %d run concurrently (%d slots): %v, alone %v", ci, slots, got, want[ci])
+						}
+					}()
+				}
+				wg.Wait()
 			}
 			if compared < len(ref.Cases)*8 {
 				t.Fatalf("only %d tokens compared", compared)
