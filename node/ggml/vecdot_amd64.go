@@ -2,6 +2,8 @@
 
 package ggml
 
+//go:generate go run asm_gen.go
+
 import "golang.org/x/sys/cpu"
 
 // haveAVX2 selects the AVX2 kernels; tests switch it off to compare them
