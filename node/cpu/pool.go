@@ -3,7 +3,9 @@
 package cpu
 
 import (
+	"fmt"
 	"runtime"
+	"runtime/debug"
 	"sync/atomic"
 )
 
@@ -27,7 +29,19 @@ type Pool struct {
 	quit    atomic.Bool
 	waiting atomic.Bool   // Run parked until the last worker finishes
 	done    chan struct{} // cap 1; the last worker wakes a parked Run
+	failed  atomic.Pointer[WorkerPanic]
 	workers []worker
+}
+
+// WorkerPanic is what Run panics with when a job panicked on a worker
+// goroutine: the value and the worker's stack.
+type WorkerPanic struct {
+	Value any
+	Stack []byte
+}
+
+func (w *WorkerPanic) String() string {
+	return fmt.Sprintf("panic in pool worker: %v\n%s", w.Value, w.Stack)
 }
 
 type worker struct {
@@ -53,7 +67,10 @@ func NewPool(n int) *Pool {
 // Threads is the number of workers, the nth every job sees.
 func (p *Pool) Threads() int { return p.n }
 
-// Run calls fn(ith, nth) on every worker and waits for all of them.
+// Run calls fn(ith, nth) on every worker and waits for all of them. A
+// panic in fn is re-raised in the caller after every worker has finished
+// (as a *WorkerPanic when it happened on another goroutine), so the pool
+// stays usable and the caller can recover.
 func (p *Pool) Run(fn func(ith, nth int)) {
 	if p.n == 1 {
 		fn(0, 1)
@@ -68,7 +85,13 @@ func (p *Pool) Run(fn func(ith, nth int)) {
 			w.wake <- struct{}{}
 		}
 	}
+	defer p.wait()
 	fn(0, p.n)
+}
+
+// wait blocks until every worker has finished the current job, then
+// re-raises a worker's panic.
+func (p *Pool) wait() {
 	for spins := 0; p.pending.Load() != 0; spins++ {
 		if spins < spinIters {
 			if spins&63 == 63 {
@@ -88,6 +111,9 @@ func (p *Pool) Run(fn func(ith, nth int)) {
 		break
 	}
 	p.fn = nil
+	if wp := p.failed.Swap(nil); wp != nil {
+		panic(wp)
+	}
 }
 
 // Close stops the workers. The pool must not be used afterwards.
@@ -130,11 +156,22 @@ func (p *Pool) loop(ith int) {
 		if p.quit.Load() {
 			return
 		}
-		p.fn(ith, p.n)
+		p.runJob(ith)
+	}
+}
+
+// runJob runs worker ith's part of the current job, recording a panic
+// instead of crashing the process, and signals completion.
+func (p *Pool) runJob(ith int) {
+	defer func() {
+		if r := recover(); r != nil {
+			p.failed.CompareAndSwap(nil, &WorkerPanic{Value: r, Stack: debug.Stack()})
+		}
 		if p.pending.Add(-1) == 0 && p.waiting.Swap(false) {
 			p.done <- struct{}{}
 		}
-	}
+	}()
+	p.fn(ith, p.n)
 }
 
 // Split returns the half-open range [lo, hi) of n items that worker ith of

@@ -222,3 +222,34 @@ func TestScoresAndMixF16(t *testing.T) {
 		}
 	}
 }
+
+// A panicking job surfaces in Run's caller, and the pool keeps working.
+func TestPoolPanics(t *testing.T) {
+	p := NewPool(3)
+	defer p.Close()
+	for _, bad := range []int{0, 2} {
+		func() {
+			defer func() {
+				r := recover()
+				if r == nil {
+					t.Fatalf("worker %d's panic was lost", bad)
+				}
+				if bad != 0 {
+					if _, ok := r.(*WorkerPanic); !ok {
+						t.Fatalf("recovered %T, want *WorkerPanic", r)
+					}
+				}
+			}()
+			p.Run(func(ith, nth int) {
+				if ith == bad {
+					panic("boom")
+				}
+			})
+		}()
+		var total atomic.Int32
+		p.Run(func(ith, nth int) { total.Add(1) })
+		if total.Load() != 3 {
+			t.Fatalf("after a panic: %d calls, want 3", total.Load())
+		}
+	}
+}

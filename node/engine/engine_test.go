@@ -283,3 +283,19 @@ func TestMemEstimateCoversLoad(t *testing.T) {
 		}
 	}
 }
+
+type panicRunner struct{ Runner }
+
+func (panicRunner) Forward(int, []int32, int, []float32, bool) error { panic("backend bug") }
+
+// A panicking backend fails the call with ErrForwardPanic.
+func TestForwardRecoversPanics(t *testing.T) {
+	m := loadStories(t, Options{ContextLength: 8})
+	real := m.runner
+	m.runner = panicRunner{real}
+	err := m.Forward(0, []int32{1}, 0, make([]float32, m.NVocab()))
+	m.runner = real
+	if !errors.Is(err, ErrForwardPanic) {
+		t.Fatalf("err = %v, want ErrForwardPanic", err)
+	}
+}

@@ -12,6 +12,10 @@ import (
 	"helexa/node/tokenizer"
 )
 
+// ErrForwardPanic is wrapped by the error of a forward pass that
+// panicked; the model's KV state is then undefined.
+var ErrForwardPanic = errors.New("forward pass panicked")
+
 // Options size a loaded model.
 type Options struct {
 	// ContextLength is the KV cache length per slot; 0 means the trained
@@ -151,7 +155,13 @@ func (m *Model) ForwardAll(slot int, tokens []int32, pos int, logits []float32) 
 	return m.forward(slot, tokens, pos, logits, true)
 }
 
-func (m *Model) forward(slot int, tokens []int32, pos int, logits []float32, all bool) error {
+func (m *Model) forward(slot int, tokens []int32, pos int, logits []float32, all bool) (err error) {
+	// A bug in a backend must fail this call, not the process.
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: %v", ErrForwardPanic, r)
+		}
+	}()
 	if m.runner == nil {
 		return errors.New("forward on a closed model")
 	}
