@@ -82,7 +82,7 @@ func runBench(ctx context.Context, out io.Writer, o benchOptions) error {
 	defer m.Close()
 	threads := o.Threads
 	if threads == 0 {
-		threads = runtime.NumCPU()
+		threads = runtime.GOMAXPROCS(0)
 	}
 	logits := make([]float32, m.NVocab())
 	// Deterministic, in-vocabulary tokens.

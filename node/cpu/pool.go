@@ -51,10 +51,11 @@ type worker struct {
 }
 
 // NewPool starts a pool of n workers (the caller counts as one, so n-1
-// goroutines are started). n <= 0 means runtime.NumCPU().
+// goroutines are started). n <= 0 means runtime.GOMAXPROCS(0): more
+// workers than running Ps would spin against each other.
 func NewPool(n int) *Pool {
 	if n <= 0 {
-		n = runtime.NumCPU()
+		n = runtime.GOMAXPROCS(0)
 	}
 	p := &Pool{n: n, workers: make([]worker, n), done: make(chan struct{}, 1)}
 	for i := 1; i < n; i++ {
