@@ -129,11 +129,8 @@ func (s *Server) load(ctx context.Context, req loadRequest) error {
 			if st == statusLoaded {
 				return nil
 			}
-			if err != nil && st != statusAvailable {
-				return err
-			}
 			if err != nil {
-				return err
+				return err // the load we joined failed
 			}
 			continue // it was an unload: load now
 		}
