@@ -1,6 +1,7 @@
 package cuda
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
@@ -33,6 +34,9 @@ type emuDevice struct {
 	freeBytes  int64
 	allocsLeft int
 	live       map[devPtr]bool
+	// withGEMM computes gemm in Go (float64 sums) following
+	// gemmRowMajor's contract, so the runner's prefill path runs.
+	withGEMM bool
 }
 
 var (
@@ -212,7 +216,7 @@ func (d *emuDevice) freeHost([]byte) error { return nil }
 
 func (d *emuDevice) sync() error { return nil }
 
-func (d *emuDevice) hasGEMM() bool { return false }
+func (d *emuDevice) hasGEMM() bool { return d.withGEMM }
 
 func (d *emuDevice) graphs() error { return fmt.Errorf("no graphs on the emulator") }
 
@@ -222,8 +226,27 @@ func (d *emuDevice) launchGraph(uintptr) error { return d.graphs() }
 
 func (d *emuDevice) destroyGraph(uintptr) {}
 
-func (d *emuDevice) gemm(int, int, int, devPtr, int, devPtr, int, devPtr, int, float32, bool) error {
-	return fmt.Errorf("no GEMM on the emulator")
+// gemm is C = A · Bᵀ + beta·C on row-major float32 matrices: A m×k (row
+// stride lda), B n×k (ldb), C m×n (ldc).
+func (d *emuDevice) gemm(m, n, k int, a devPtr, lda int, b devPtr, ldb int, c devPtr, ldc int, beta float32, _ bool) error {
+	f := func(p devPtr, i int) []byte {
+		off := int(p-emuBase) + 4*i
+		return d.mem[off : off+4]
+	}
+	for i := 0; i < m; i++ {
+		for j := 0; j < n; j++ {
+			var sum float64
+			for l := 0; l < k; l++ {
+				x := math.Float32frombits(binary.LittleEndian.Uint32(f(a, i*lda+l)))
+				y := math.Float32frombits(binary.LittleEndian.Uint32(f(b, j*ldb+l)))
+				sum += float64(x) * float64(y)
+			}
+			cp := f(c, i*ldc+j)
+			old := math.Float32frombits(binary.LittleEndian.Uint32(cp))
+			binary.LittleEndian.PutUint32(cp, math.Float32bits(float32(sum+float64(beta)*float64(old))))
+		}
+	}
+	return nil
 }
 
 // TestRunnerEmulated runs the CUDA runner's forward pass (its buffers,
@@ -283,6 +306,26 @@ func TestRunnerEmulated(t *testing.T) {
 		step("prefill", 0, []int32{1, 7, 39, 0, 12}, 0, true)
 		step("slot1", 1, []int32{5}, 0, false)
 		step("decode", 0, []int32{22}, 5, false)
+		if err := run.Close(); err != nil {
+			t.Error(err)
+		}
+		// The prefill path: 9 tokens through the GEMM, with the
+		// dequantization tile cut to 5 rows so that weights take several.
+		o = engine.RunnerOptions{ContextLength: 12, Slots: 2}
+		if plan, err = Estimate(w, o); err != nil {
+			t.Fatal(err)
+		}
+		plan.DequantElems = int64(5 * 96)
+		run, err = newRunner(&emuDevice{bin: bin, dir: dir, allocsLeft: -1, withGEMM: true}, w, o, plan)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ref, err = NewReferenceRunner(w, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		step("prefill_gemm", 1, []int32{3, 1, 4, 1, 5, 9, 2, 6, 5}, 0, true)
+		step("decode_after_gemm", 1, []int32{35}, 9, false)
 		if err := run.Close(); err != nil {
 			t.Error(err)
 		}
