@@ -121,10 +121,28 @@ func (h *blasHandle) destroy() {
 	}
 }
 
+// gemmCall is a cublasGemmEx call's shape: C (M×N, column-major, ldc) =
+// op(X) (M×K) · op(Y) (K×N), X and Y column-major with leading dimensions
+// ldx and ldy.
+type gemmCall struct {
+	transX, transY int32
+	m, n, k        int32
+	x, y           devPtr
+	ldx, ldy, ldc  int32
+}
+
+// rowMajorGemm maps C = A · Bᵀ on row-major matrices — A m×k (row stride
+// lda), B n×k (ldb), C m×n (ldc) — onto column-major cuBLAS: a row-major
+// matrix is its transpose in column-major, so the call computes
+// Cᵀ (n×m) = B (n×k) · Aᵀ (k×m), that is op(X) = Bᵀ-as-stored transposed
+// and op(Y) = Aᵀ-as-stored.
+func rowMajorGemm(m, n, k int, a devPtr, lda int, b devPtr, ldb int, ldc int) gemmCall {
+	return gemmCall{transX: cublasOpT, transY: cublasOpN, m: int32(n), n: int32(m), k: int32(k),
+		x: b, ldx: int32(ldb), y: a, ldy: int32(lda), ldc: int32(ldc)}
+}
+
 // gemmRowMajor computes C = A · Bᵀ + beta·C for row-major float32
-// matrices: A is m×k (row stride lda), B is n×k (row stride ldb), C is m×n
-// (row stride ldc). Column-major cuBLAS sees the transposes, so the call
-// is Cᵀ (n×m) = Bᵀ... written as gemm(T, N) with the operands swapped.
+// matrices (see rowMajorGemm).
 //
 // The backend uses it as Y (ntok × nrows) = X (ntok × ncols) · Wᵀ with W
 // (nrows × ncols) row-major: A = X, B = W.
@@ -133,23 +151,25 @@ func (h *blasHandle) gemmRowMajor(ar *argArena, m, n, k int, a devPtr, lda int, 
 	if tf32 {
 		compute = cublasCompute32FFastTF32
 	}
+	g := rowMajorGemm(m, n, k, a, lda, b, ldb, ldc)
 	pa, pb := ar.scalars(1, beta)
-	return h.b.check("cublasGemmEx", h.b.cublasGemmEx(h.h, cublasOpT, cublasOpN,
-		int32(n), int32(m), int32(k), pa,
-		b, cudaR32F, int32(ldb),
-		a, cudaR32F, int32(lda),
-		pb, c, cudaR32F, int32(ldc),
+	return h.b.check("cublasGemmEx", h.b.cublasGemmEx(h.h, g.transX, g.transY,
+		g.m, g.n, g.k, pa,
+		g.x, cudaR32F, g.ldx,
+		g.y, cudaR32F, g.ldy,
+		pb, c, cudaR32F, g.ldc,
 		compute, cublasGemmDefault))
 }
 
 // gemmStridedBatched is gemmRowMajor over batch independent problems laid
 // out at fixed strides (in elements).
 func (h *blasHandle) gemmStridedBatched(ar *argArena, m, n, k int, a devPtr, strideA int64, b devPtr, strideB int64, c devPtr, strideC int64, batch int, beta float32) error {
+	g := rowMajorGemm(m, n, k, a, k, b, k, n)
 	pa, pb := ar.scalars(1, beta)
-	return h.b.check("cublasGemmStridedBatchedEx", h.b.cublasGemmStridedBatchedEx(h.h, cublasOpT, cublasOpN,
-		int32(n), int32(m), int32(k), pa,
-		b, cudaR32F, int32(k), strideB,
-		a, cudaR32F, int32(k), strideA,
-		pb, c, cudaR32F, int32(n), strideC,
+	return h.b.check("cublasGemmStridedBatchedEx", h.b.cublasGemmStridedBatchedEx(h.h, g.transX, g.transY,
+		g.m, g.n, g.k, pa,
+		g.x, cudaR32F, g.ldx, strideB,
+		g.y, cudaR32F, g.ldy, strideA,
+		pb, c, cudaR32F, g.ldc, strideC,
 		int32(batch), cublasCompute32F, cublasGemmDefault))
 }

@@ -181,3 +181,54 @@ func TestCString(t *testing.T) {
 		t.Errorf("cString(nil) = %q", got)
 	}
 }
+
+// colMajorGemm is cublasGemmEx's arithmetic (alpha 1, beta 0) on float64
+// memory indexed by element: C[i + j·ldc] = Σ op(X)[i,l] · op(Y)[l,j].
+func colMajorGemm(g gemmCall, mem []float64, c int) {
+	at := func(base devPtr, ld int32, trans int32, r, col int) float64 {
+		if trans == cublasOpT {
+			r, col = col, r
+		}
+		return mem[int(base)+r+col*int(ld)]
+	}
+	for i := 0; i < int(g.m); i++ {
+		for j := 0; j < int(g.n); j++ {
+			var s float64
+			for l := 0; l < int(g.k); l++ {
+				s += at(g.x, g.ldx, g.transX, i, l) * at(g.y, g.ldy, g.transY, l, j)
+			}
+			mem[c+i+j*int(g.ldc)] = s
+		}
+	}
+}
+
+// TestRowMajorGemm checks the row-major to column-major mapping the
+// backend gives cuBLAS, including a tile of B's rows written into a
+// column range of a wider C (the prefill's dequantized tiles).
+func TestRowMajorGemm(t *testing.T) {
+	m, k, rows, r0, tile := 3, 5, 7, 2, 4
+	mem := make([]float64, 200)
+	a, b, c := 0, 40, 100 // A m×k at 0; W rows×k at 40; C m×rows at 100
+	for i := 0; i < m*k; i++ {
+		mem[a+i] = float64(i%7) - 3
+	}
+	for i := 0; i < rows*k; i++ {
+		mem[b+i] = float64(i%5) * 0.5
+	}
+	g := rowMajorGemm(m, tile, k, devPtr(a), k, devPtr(b+r0*k), k, rows)
+	colMajorGemm(g, mem, c+r0)
+	for i := 0; i < m; i++ {
+		for j := 0; j < rows; j++ {
+			got := mem[c+i*rows+j]
+			var want float64
+			if j >= r0 && j < r0+tile {
+				for l := 0; l < k; l++ {
+					want += mem[a+i*k+l] * mem[b+j*k+l]
+				}
+			}
+			if got != want {
+				t.Errorf("C[%d][%d] = %v, want %v", i, j, got, want)
+			}
+		}
+	}
+}
