@@ -267,6 +267,9 @@ func TestRunnerEmulated(t *testing.T) {
 		typ  ggml.Type
 		qwen bool
 	}{{ggml.Q8_0, true}, {ggml.F16, false}} {
+		if raceEnabled && !c.qwen {
+			continue // one model is enough under the race detector's load
+		}
 		w, err := SyntheticWeights(3, c.typ, 64, 1, 4, 2, 96, 40, c.qwen)
 		if err != nil {
 			t.Fatal(err)
