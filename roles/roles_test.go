@@ -225,7 +225,9 @@ func BenchmarkRoleAll(b *testing.B) {
 		b.Fatalf("load: %v %v", resp, err)
 	}
 	resp.Body.Close()
-	timedStream(b, neuron, "synth-25m-Q4_K_M", 4) // warm up
+	for range 3 { // warm up: page in the weights, grow the buffers
+		timedStream(b, neuron, "synth-25m-Q4_K_M", 64)
+	}
 	for _, target := range []struct{ name, url string }{{"direct", neuron}, {"gateway", gw}} {
 		b.Run(target.name, func(b *testing.B) {
 			var ttft, decode time.Duration
