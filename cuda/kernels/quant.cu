@@ -364,10 +364,12 @@ DEV void dequant_f(const u8* W, const int* ids, float* dst, int ncols, int nrows
 }
 
 #define QUANT_KERNELS(name, T)                                                                                 \
-    KERNEL mmv_glu_##name(const u8* G, const u8* U, const float* x, float* out, int ncols, int nrows, i64 rowbytes) { \
+    KERNEL mmv_glu_##name(const u8* __restrict__ G, const u8* __restrict__ U, const float* __restrict__ x,               \
+                          float* __restrict__ out, int ncols, int nrows, i64 rowbytes) {                       \
         mmv_glu_q<T>(G, U, x, out, ncols, nrows, rowbytes);                                                    \
     }                                                                                                          \
-    KERNEL mmv_##name(const u8* W, const float* x, float* y, int ncols, int nrows, i64 rowbytes, int acc) {    \
+    KERNEL mmv_##name(const u8* __restrict__ W, const float* __restrict__ x, float* __restrict__ y, int ncols,         \
+                      int nrows, i64 rowbytes, int acc) {                                                      \
         mmv_q<T>(W, x, y, ncols, nrows, rowbytes, acc);                                                        \
     }                                                                                                          \
     KERNEL dequant_##name(const u8* W, const int* ids, float* dst, int ncols, int nrows, i64 rowbytes, int r0) { \
@@ -375,10 +377,12 @@ DEV void dequant_f(const u8* W, const int* ids, float* dst, int ncols, int nrows
     }
 
 #define FLOAT_KERNELS(name, T)                                                                                 \
-    KERNEL mmv_glu_##name(const u8* G, const u8* U, const float* x, float* out, int ncols, int nrows, i64 rowbytes) { \
+    KERNEL mmv_glu_##name(const u8* __restrict__ G, const u8* __restrict__ U, const float* __restrict__ x,               \
+                          float* __restrict__ out, int ncols, int nrows, i64 rowbytes) {                       \
         mmv_glu_f<T>(G, U, x, out, ncols, nrows, rowbytes);                                                    \
     }                                                                                                          \
-    KERNEL mmv_##name(const u8* W, const float* x, float* y, int ncols, int nrows, i64 rowbytes, int acc) {    \
+    KERNEL mmv_##name(const u8* __restrict__ W, const float* __restrict__ x, float* __restrict__ y, int ncols,         \
+                      int nrows, i64 rowbytes, int acc) {                                                      \
         mmv_f<T>(W, x, y, ncols, nrows, rowbytes, acc);                                                        \
     }                                                                                                          \
     KERNEL dequant_##name(const u8* W, const int* ids, float* dst, int ncols, int nrows, i64 rowbytes, int r0) { \
