@@ -110,6 +110,7 @@ func (in *instance) generate(ctx context.Context, req genRequest) (genResult, er
 		return res, badRequest("", "%v", err)
 	}
 
+	tArrive := time.Now() // time to first token counts the wait in the queue
 	if err := in.gate.acquire(ctx); err != nil {
 		in.srv.metrics.rejected(in.id, err)
 		return res, err
@@ -175,7 +176,7 @@ func (in *instance) generate(ctx context.Context, req genRequest) (genResult, er
 			}
 		}
 		if res.CompletionTokens == 0 {
-			res.TTFT = time.Since(t0)
+			res.TTFT = time.Since(tArrive)
 		}
 		res.CompletionTokens++
 		eog := m.IsEOG(id)
