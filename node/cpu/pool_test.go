@@ -253,3 +253,25 @@ func TestPoolPanics(t *testing.T) {
 		}
 	}
 }
+
+func TestExp(t *testing.T) {
+	var xs []float32
+	for v := -87.0; v < 88; v += 0.0137 {
+		xs = append(xs, float32(v))
+	}
+	xs = append(xs, 0, -0.5, 0.5, 1, -1, 1e-8, -1e-8)
+	got := append([]float32(nil), xs...)
+	Exp(got)
+	for i, v := range xs {
+		want := math.Exp(float64(v))
+		if rel := math.Abs(float64(got[i])-want) / want; rel > 2.5e-7 {
+			t.Fatalf("Exp(%v) = %v, want %v (rel err %.2g)", v, got[i], want, rel)
+		}
+	}
+	// Clamped ends stay finite and ordered.
+	ends := []float32{-1000, -100, 100, 1000, 0, 0, 0, 0, 0}
+	Exp(ends)
+	if !(ends[0] >= 0 && ends[0] < 1e-37 && ends[1] < 1e-37 && ends[2] > 1e38 && !math.IsInf(float64(ends[3]), 0)) {
+		t.Errorf("clamped: %v", ends[:4])
+	}
+}

@@ -40,3 +40,6 @@ func scoresF16(q *float32, k *uint16, stride int, hd int, npos int, scale float3
 
 //go:noescape
 func mixF16(w *float32, v *uint16, stride int, hd int, npos int, out *float32)
+
+//go:noescape
+func expAVX2(x *float32, n int)

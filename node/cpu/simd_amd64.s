@@ -352,3 +352,83 @@ m8store:
 mdone:
 	VZEROUPPER
 	RET
+
+// Constants of expAVX2: log2(e), ln2 split in two, the polynomial, 1, and
+// the input clamp.
+DATA expc<>+0(SB)/4, $0x3fb8aa3b
+DATA expc<>+4(SB)/4, $0x3f318000
+DATA expc<>+8(SB)/4, $0xb95e8083
+DATA expc<>+12(SB)/4, $0x39506967
+DATA expc<>+16(SB)/4, $0x3ab743ce
+DATA expc<>+20(SB)/4, $0x3c088908
+DATA expc<>+24(SB)/4, $0x3d2aa9c1
+DATA expc<>+28(SB)/4, $0x3e2aaaaa
+DATA expc<>+32(SB)/4, $0x3f000000
+DATA expc<>+36(SB)/4, $0x3f800000
+DATA expc<>+40(SB)/4, $0x42b0999a
+DATA expc<>+44(SB)/4, $0xc2ae999a
+GLOBL expc<>(SB), RODATA|NOPTR, $48
+
+// ln2lo eight times, for a memory operand (Y15 stays untouched: Go's
+// internal ABI keeps X15 zero).
+DATA expln2lo<>+0(SB)/4, $0xb95e8083
+DATA expln2lo<>+4(SB)/4, $0xb95e8083
+DATA expln2lo<>+8(SB)/4, $0xb95e8083
+DATA expln2lo<>+12(SB)/4, $0xb95e8083
+DATA expln2lo<>+16(SB)/4, $0xb95e8083
+DATA expln2lo<>+20(SB)/4, $0xb95e8083
+DATA expln2lo<>+24(SB)/4, $0xb95e8083
+DATA expln2lo<>+28(SB)/4, $0xb95e8083
+GLOBL expln2lo<>(SB), RODATA|NOPTR, $32
+
+// func expAVX2(x *float32, n int)
+// x[i] = exp(x[i]) for i < n, n a multiple of 8: x = k·ln2 + r with
+// |r| <= ln2/2, exp(r) by a degree-7 polynomial, 2^k by exponent bits.
+// Inputs are clamped to [-87.3, 88.3].
+TEXT ·expAVX2(SB), NOSPLIT, $0-16
+	MOVQ x+0(FP), DI
+	MOVQ n+8(FP), CX
+	VBROADCASTSS expc<>+0(SB), Y13
+	VBROADCASTSS expc<>+4(SB), Y14
+	VBROADCASTSS expc<>+12(SB), Y12
+	VBROADCASTSS expc<>+16(SB), Y11
+	VBROADCASTSS expc<>+20(SB), Y10
+	VBROADCASTSS expc<>+24(SB), Y9
+	VBROADCASTSS expc<>+28(SB), Y8
+	VBROADCASTSS expc<>+32(SB), Y7
+	VBROADCASTSS expc<>+36(SB), Y6
+	VBROADCASTSS expc<>+40(SB), Y5
+	VBROADCASTSS expc<>+44(SB), Y4
+
+eloop:
+	CMPQ CX, $8
+	JL   edone
+	VMOVUPS (DI), Y0
+	VMINPS Y5, Y0, Y0
+	VMAXPS Y4, Y0, Y0
+	VMULPS Y13, Y0, Y1
+	VROUNDPS $0, Y1, Y1
+	VMOVAPS Y0, Y2
+	VFNMADD231PS Y14, Y1, Y2
+	VFNMADD231PS expln2lo<>(SB), Y1, Y2
+	VMOVAPS Y12, Y3
+	VFMADD213PS Y11, Y2, Y3
+	VFMADD213PS Y10, Y2, Y3
+	VFMADD213PS Y9, Y2, Y3
+	VFMADD213PS Y8, Y2, Y3
+	VFMADD213PS Y7, Y2, Y3
+	VMULPS Y2, Y2, Y0
+	VADDPS Y6, Y2, Y2
+	VFMADD213PS Y2, Y0, Y3
+	VCVTPS2DQ Y1, Y1
+	VPSLLD $23, Y1, Y1
+	VPADDD Y6, Y1, Y1
+	VMULPS Y1, Y3, Y3
+	VMOVUPS Y3, (DI)
+	ADDQ $32, DI
+	SUBQ $8, CX
+	JMP  eloop
+
+edone:
+	VZEROUPPER
+	RET

@@ -153,11 +153,21 @@ func addBias(x, b []float32, n, d int) {
 	}
 }
 
-// swiglu sets g[i] = silu(g[i]) * u[i].
+// swiglu sets g[i] = silu(g[i]) * u[i] = g[i] / (1 + e^-g[i]) * u[i].
 func swiglu(g, u []float32) {
 	u = u[:len(g)]
-	for i, v := range g {
-		g[i] = v / (1 + float32(math.Exp(float64(-v)))) * u[i]
+	var e [64]float32
+	for lo := 0; lo < len(g); lo += len(e) {
+		gs := g[lo:min(lo+len(e), len(g))]
+		es := e[:len(gs)]
+		for i, v := range gs {
+			es[i] = -v
+		}
+		cpu.Exp(es)
+		us := u[lo : lo+len(gs)]
+		for i, v := range gs {
+			gs[i] = v / (1 + es[i]) * us[i]
+		}
 	}
 }
 
@@ -232,10 +242,12 @@ func (r *cpuRunner) attnWorker(ith, nth int) {
 		for _, v := range sc {
 			maxv = max(maxv, v)
 		}
-		var sum float64
 		for p, v := range sc {
-			e := float32(math.Exp(float64(v - maxv)))
-			sc[p] = e
+			sc[p] = v - maxv
+		}
+		cpu.Exp(sc)
+		var sum float64
+		for _, e := range sc {
 			sum += float64(e)
 		}
 		inv := float32(1 / sum)
