@@ -162,6 +162,9 @@ func (in *instance) generate(ctx context.Context, req genRequest) (genResult, er
 	res.Finish = "length"
 	for {
 		if err := ctx.Err(); err != nil {
+			if in.ctx.Err() != nil {
+				return res, fmt.Errorf("%w: %s was unloaded during the generation", errDraining, in.id)
+			}
 			return res, err
 		}
 		id, err := smp.Sample(logits, seq, rng)

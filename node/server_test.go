@@ -903,3 +903,36 @@ func TestPreload(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestUnloadCancelsAfterTheWait(t *testing.T) {
+	old := unloadWait
+	unloadWait = 50 * time.Millisecond
+	defer func() { unloadWait = old }()
+	eng := &synthEngine{delay: 5 * time.Millisecond}
+	n := startNeuron(t, testConfig(modelsDir(t, "stories260K.gguf")), eng.hooks())
+	n.load(t, "stories260K", 512)
+	done := make(chan int, 1)
+	go func() {
+		done <- n.do(t, "POST", "/v1/completions", map[string]any{"model": "stories260K", "prompt": "Once", "max_tokens": 400, "temperature": 0}, nil)
+	}()
+	inst, _ := n.s.instanceFor("stories260K")
+	for {
+		if in, _ := inst.gate.counts(); in == 1 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	start := time.Now()
+	if st := n.do(t, "POST", "/models/unload", map[string]any{"model": "stories260K"}, nil); st != 200 {
+		t.Fatalf("unload: %d", st)
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Fatalf("unload took %s with a 50ms bound", took)
+	}
+	if st := <-done; st != 503 {
+		t.Fatalf("the cut-off request got %d, want 503", st)
+	}
+	if c := eng.computed.Load(); c >= 400 {
+		t.Fatalf("the generation ran to the end (%d tokens computed)", c)
+	}
+}
