@@ -43,8 +43,10 @@ func (f field) is(name string) bool {
 }
 
 // scanObject calls fn for every top-level member of the JSON object b, in
-// order, stopping when fn returns false. b must already be valid JSON
-// (json.Valid); anything else but an object gives errNotObject.
+// order, stopping when fn returns false. Anything but an object gives
+// errNotObject. It does not validate: on valid JSON (json.Valid) the spans
+// are exact; on broken input (a neuron's chunk) it never reads out of
+// bounds, stops at the first structural error and returns errNotObject.
 func scanObject(b []byte, fn func(f field) bool) error {
 	i := skipWS(b, 0)
 	if i >= len(b) || b[i] != '{' {
@@ -59,6 +61,9 @@ func scanObject(b []byte, fn func(f field) bool) error {
 			return errNotObject
 		}
 		end, escaped := stringEnd(b, i)
+		if end < 0 {
+			return errNotObject
+		}
 		key := b[i+1 : end-1]
 		i = skipWS(b, end)
 		if i >= len(b) || b[i] != ':' {
@@ -66,6 +71,9 @@ func scanObject(b []byte, fn func(f field) bool) error {
 		}
 		vs := skipWS(b, i+1)
 		ve := valueEnd(b, vs)
+		if ve <= vs {
+			return errNotObject
+		}
 		if !fn(field{key: key, valStart: vs, valEnd: ve, keyEscaped: escaped}) {
 			return nil
 		}
@@ -97,7 +105,7 @@ func skipWS(b []byte, i int) int {
 }
 
 // stringEnd returns the index just past the closing quote of the string that
-// opens at b[i], and whether it holds an escape.
+// opens at b[i], and whether it holds an escape; -1 when it is not closed.
 func stringEnd(b []byte, i int) (int, bool) {
 	escaped := false
 	for j := i + 1; j < len(b); j++ {
@@ -109,13 +117,14 @@ func stringEnd(b []byte, i int) (int, bool) {
 			return j + 1, escaped
 		}
 	}
-	return len(b), escaped
+	return -1, escaped
 }
 
-// valueEnd returns the index just past the value that starts at b[i].
+// valueEnd returns the index just past the value that starts at b[i]; -1
+// when the value is not closed.
 func valueEnd(b []byte, i int) int {
 	if i >= len(b) {
-		return i
+		return -1
 	}
 	switch b[i] {
 	case '"':
@@ -127,6 +136,9 @@ func valueEnd(b []byte, i int) int {
 			switch b[j] {
 			case '"':
 				e, _ := stringEnd(b, j)
+				if e < 0 {
+					return -1
+				}
 				j = e - 1
 			case '{', '[':
 				depth++
@@ -137,7 +149,7 @@ func valueEnd(b []byte, i int) int {
 				}
 			}
 		}
-		return len(b)
+		return -1
 	default:
 		for j := i; j < len(b); j++ {
 			switch b[j] {
@@ -329,12 +341,15 @@ func usageOf(b []byte) (u usage, ok bool) {
 // usage is the token accounting of one request.
 type usage struct{ Prompt, Completion, Cached int }
 
+// atoi reads a JSON number as an int; 0 when it is not one.
 func atoi(b []byte) int {
-	n, err := strconv.Atoi(string(b))
-	if err != nil {
-		return 0
+	if n, err := strconv.Atoi(string(b)); err == nil {
+		return n
 	}
-	return n
+	if f, err := strconv.ParseFloat(string(b), 64); err == nil && f >= 0 && f < 1<<53 {
+		return int(f)
+	}
+	return 0
 }
 
 // chunkKind classifies one streaming chunk of a chat completion: whether it

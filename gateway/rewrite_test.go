@@ -175,3 +175,38 @@ func FuzzSSEScanner(f *testing.F) {
 		readerPool.Put(sc.r)
 	})
 }
+
+// FuzzChunkReaders feeds arbitrary bytes, as a broken neuron could send, to
+// the readers used on stream chunks and answers: they must never panic, and
+// on valid JSON objects usageOf must agree with encoding/json.
+func FuzzChunkReaders(f *testing.F) {
+	for _, s := range []string{
+		`{"choices":[],"usage":{"prompt_tokens":11,"completion_tokens":3,"prompt_tokens_details":{"cached_tokens":2}}}`,
+		`{"choices":[{"delta":{"content":"hi"}}],"timings":{"predicted_n":3,"predicted_ms":30}}`,
+		`{"error":{"message":"boom"}}`, `{"`, `{"a":`, `{"a":"\`, `{"a":[{"b":"}`, `{"usage":{"prompt_tokens":`, `[]`, ``,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		chunkKind(b)
+		isErrorChunk(b)
+		decodeSpeed(b)
+		_, _ = inspect(b)
+		u, ok := usageOf(b)
+		if !json.Valid(b) || !ok {
+			return
+		}
+		var v struct {
+			Usage *struct {
+				Prompt     any `json:"prompt_tokens"`
+				Completion any `json:"completion_tokens"`
+			} `json:"usage"`
+		}
+		if json.Unmarshal(b, &v) != nil || v.Usage == nil {
+			return
+		}
+		if p, isNum := v.Usage.Prompt.(float64); isNum && p == float64(int(p)) && p >= 0 && p < 1e9 && bytes.Count(b, []byte(`"usage"`)) == 1 && bytes.Count(b, []byte(`"prompt_tokens"`)) == 1 && int(p) != u.Prompt {
+			t.Fatalf("prompt_tokens %v, read %d from %s", p, u.Prompt, b)
+		}
+	})
+}
