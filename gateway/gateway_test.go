@@ -644,3 +644,28 @@ func TestStaleKeepAliveIsNotAFailure(t *testing.T) {
 		t.Fatalf("a closed idle connection counted as a failure:\n%s", out)
 	}
 }
+
+func TestUnknownRouteAndHealthDown(t *testing.T) {
+	a := newFakeNeuron(t, "a", "m1*")
+	tg := startGateway(t, []*fakeNeuron{a})
+	code, body := tg.get(t, "/v1/nothing")
+	var oe openAIEnvelope
+	if code != 404 || json.Unmarshal(body, &oe) != nil || oe.Error.Message == "" {
+		t.Fatalf("unknown route: %d %s", code, body)
+	}
+	code, _, body = tg.post(t, "/v1/messages/nothing", `{}`)
+	var ae anthropicEnvelope
+	if code != 404 || json.Unmarshal(body, &ae) != nil || ae.Type != "error" {
+		t.Fatalf("unknown Anthropic route: %d %s", code, body)
+	}
+	a.set(func(f *fakeNeuron) { f.down = true })
+	waitFor(t, "fleet down", func() bool {
+		code, _ := tg.get(t, "/health")
+		return code == http.StatusServiceUnavailable
+	})
+	_, body = tg.get(t, "/health")
+	var h HealthReport
+	if json.Unmarshal(body, &h) != nil || h.Status != "down" || h.NodesTotal != 1 || h.NodesHealthy != 0 {
+		t.Fatalf("health %s", body)
+	}
+}
