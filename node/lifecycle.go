@@ -276,7 +276,13 @@ func (s *Server) unload(ctx context.Context, id string) error {
 	wait.Stop()
 	inst.cancel() // stops whatever still runs, within one decode step
 	<-idle
-	err := inst.dev.w.Do(context.Background(), inst.m.Close)
+	var err error
+	if perr := inst.dev.w.Err(); perr != nil {
+		// A failed device takes no more jobs; its memory goes with it.
+		s.log.Warn().Str("model", id).Err(perr).Msg("unloading from a failed device without freeing")
+	} else {
+		err = inst.dev.w.Do(context.Background(), inst.m.Close)
+	}
 
 	s.mu.Lock()
 	inst.dev.reserved -= inst.est

@@ -936,3 +936,30 @@ func TestUnloadCancelsAfterTheWait(t *testing.T) {
 		t.Fatalf("the generation ran to the end (%d tokens computed)", c)
 	}
 }
+
+func TestPoisonedDevice(t *testing.T) {
+	eng := &synthEngine{}
+	n := startNeuron(t, testConfig(modelsDir(t, "stories260K.gguf")), eng.hooks())
+	n.load(t, "stories260K", 128)
+	eng.poison.Store(true)
+	body := map[string]any{"model": "stories260K", "prompt": "Once", "max_tokens": 4}
+	if st := n.do(t, "POST", "/v1/completions", body, nil); st != 500 {
+		t.Fatalf("request on a failing device: %d", st)
+	}
+	var e errEnvelope
+	if st := n.do(t, "POST", "/v1/completions", body, &e); st != 503 || code(e) != "device_failed" {
+		t.Fatalf("request after the device failed: %d %+v", st, e)
+	}
+	var h healthBody
+	n.do(t, "GET", "/health", nil, &h)
+	if h.Status != "degraded" || h.Devices[0].Error == "" {
+		t.Fatalf("health after a device failure: %+v", h)
+	}
+	var list struct {
+		Data []modelEntry `json:"data"`
+	}
+	n.do(t, "GET", "/models", nil, &list)
+	if list.Data[0].Status != statusFailed || list.Data[0].Error == "" {
+		t.Fatalf("model on a failed device: %+v", list.Data[0])
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"helexa/node/device"
 	"helexa/node/gguf"
 	"helexa/node/tokenizer"
 )
@@ -58,6 +59,7 @@ type synthEngine struct {
 	computed atomic.Int64 // tokens forwarded
 	active   atomic.Int32 // forward calls running now (must stay ≤ 1)
 	maxSeen  atomic.Int32
+	poison   atomic.Bool // the next forward fails the device
 }
 
 func (e *synthEngine) hooks() engineHooks {
@@ -109,6 +111,9 @@ func (e *synthEngine) load(ctx context.Context, path string, o loadOptions) (*lo
 		}
 		if e.delay > 0 {
 			time.Sleep(e.delay)
+		}
+		if e.poison.Load() {
+			return fmt.Errorf("synthetic device fault: %w", device.ErrPoisoned)
 		}
 		mu.Lock()
 		defer mu.Unlock()
