@@ -271,7 +271,11 @@ func TestMidStreamErrorEvent(t *testing.T) {
 	if !strings.Contains(string(resp), "event: error") || strings.Contains(string(resp), "message_stop") {
 		t.Fatalf("anthropic stream:\n%s", resp)
 	}
-	if out := scrapeMetrics(t, tg.g); !strings.Contains(out, `cortex_request_errors_total{model="m1",node="a",reason="stream_broken"}`) {
+	_, _, resp = tg.post(t, "/v1/responses", `{"model":"m1","stream":true,"input":"hi"}`)
+	if !strings.Contains(string(resp), "event: response.failed") || strings.Contains(string(resp), "response.completed") {
+		t.Fatalf("responses stream:\n%s", resp)
+	}
+	if out := scrapeMetrics(t, tg.g); !strings.Contains(out, `cortex_request_errors_total{model="m1",node="a",reason="stream_broken"} 3`) {
 		t.Fatalf("stream break not counted:\n%s", out)
 	}
 }
