@@ -341,7 +341,6 @@ func (g *Gateway) pump(ctx context.Context, c *call, body io.Reader, sink stream
 				err = errTruncated
 			}
 			c.reason = "stream_broken"
-			g.met.requestError(c.model, c.node, "stream_broken")
 			g.log.Warn().Str("node", c.node).Str("model", c.model).Err(err).Msg("stream broke off")
 			_ = sink.Fail(fmt.Sprintf("node %s: %v", c.node, err))
 			return err
