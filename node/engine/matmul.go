@@ -102,26 +102,49 @@ func (r *cpuRunner) dotWorker(ith, nth int) {
 		if a >= b {
 			continue
 		}
-		for r0 := a; r0 < b; r0 += rowBlock {
-			r1 := min(r0+rowBlock, b)
-			for t := 0; t < j.n; t++ {
-				out := op.out[t*op.stride : t*op.stride+op.rows]
-				x := j.in[t*j.cols : (t+1)*j.cols]
-				switch {
-				case op.f32 != nil:
-					for row := r0; row < r1; row++ {
-						out[row] = cpu.Dot(x, op.f32[row*j.cols:(row+1)*j.cols])
-					}
-				case op.direct: // BF16
-					for row := r0; row < r1; row++ {
-						out[row] = cpu.DotBF16(op.w.Data[row*op.rb:(row+1)*op.rb], x)
-					}
-				default:
-					qa := r.s.qa[t*r.qaStride : (t+1)*r.qaStride]
-					for row := r0; row < r1; row++ {
-						out[row] = ggml.VecDot(op.w.Type, j.cols, op.w.Data[row*op.rb:(row+1)*op.rb], qa)
-					}
+		switch {
+		case op.direct:
+			r.dotFloat(op, a, b)
+		default:
+			r.dotQuant(op, a, b)
+		}
+	}
+}
+
+// dotQuant computes rows [a, b) of a quantized (or F16) weight against
+// the quantized activations, rowBlock rows at a time so each row is dotted
+// with every token while it is in cache.
+func (r *cpuRunner) dotQuant(op *mmOp, a, b int) {
+	j := &r.mm
+	for r0 := a; r0 < b; r0 += rowBlock {
+		r1 := min(r0+rowBlock, b)
+		for t := 0; t < j.n; t++ {
+			out := op.out[t*op.stride : t*op.stride+op.rows]
+			qa := r.s.qa[t*r.qaStride : (t+1)*r.qaStride]
+			for row := r0; row < r1; row++ {
+				out[row] = ggml.VecDot(op.w.Type, j.cols, op.w.Data[row*op.rb:(row+1)*op.rb], qa)
+			}
+		}
+	}
+}
+
+// dotFloat computes rows [a, b) of an F32 (mapped in place) or BF16
+// weight against the float activations, rowBlock rows at a time.
+func (r *cpuRunner) dotFloat(op *mmOp, a, b int) {
+	j := &r.mm
+	for r0 := a; r0 < b; r0 += rowBlock {
+		r1 := min(r0+rowBlock, b)
+		for t := 0; t < j.n; t++ {
+			out := op.out[t*op.stride : t*op.stride+op.rows]
+			x := j.in[t*j.cols : (t+1)*j.cols]
+			if op.f32 != nil {
+				for row := r0; row < r1; row++ {
+					out[row] = cpu.Dot(x, op.f32[row*j.cols:(row+1)*j.cols])
 				}
+				continue
+			}
+			for row := r0; row < r1; row++ {
+				out[row] = cpu.DotBF16(op.w.Data[row*op.rb:(row+1)*op.rb], x)
 			}
 		}
 	}
