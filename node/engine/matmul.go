@@ -112,10 +112,23 @@ func (r *cpuRunner) dotWorker(ith, nth int) {
 }
 
 // dotQuant computes rows [a, b) of a quantized (or F16) weight against
-// the quantized activations, rowBlock rows at a time so each row is dotted
-// with every token while it is in cache.
+// the quantized activations. With several tokens each row goes to
+// ggml.VecDotN, which decodes a weight block once for a group of tokens
+// (results are bit for bit VecDot's).
 func (r *cpuRunner) dotQuant(op *mmOp, a, b int) {
 	j := &r.mm
+	if j.n > 1 {
+		var dots [maxBatch]float32 // one row against every token
+		qa := r.s.qa[:j.n*r.qaStride]
+		for row := a; row < b; row++ {
+			// Sizes were validated at load; an error cannot happen.
+			_ = ggml.VecDotN(op.w.Type, j.cols, op.w.Data[row*op.rb:(row+1)*op.rb], qa, r.qaStride, dots[:j.n])
+			for t, d := range dots[:j.n] {
+				op.out[t*op.stride+row] = d
+			}
+		}
+		return
+	}
 	for r0 := a; r0 < b; r0 += rowBlock {
 		r1 := min(r0+rowBlock, b)
 		for t := 0; t < j.n; t++ {
