@@ -1,6 +1,7 @@
 package cuda
 
 import (
+	"helexa/internal/testshared"
 	"os"
 	"path/filepath"
 	"testing"
@@ -11,20 +12,7 @@ import (
 // sharedDir finds ../shared beside the module root, or skips.
 func sharedDir(t *testing.T) string {
 	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Skip("module root not found")
-		}
-		dir = parent
-	}
+	dir := testshared.ModuleRoot(t)
 	s := filepath.Join(dir, "..", "shared")
 	if _, err := os.Stat(filepath.Join(s, "reference")); err != nil {
 		t.Skip("../shared/reference is absent: parity needs the shared models and references")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"hash/fnv"
+	"helexa/internal/testshared"
 	"os"
 	"path/filepath"
 	"sync"
@@ -19,20 +20,7 @@ import (
 // sharedDir finds ../shared beside the repository root, or skips.
 func sharedDir(t testing.TB) string {
 	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Skip("go.mod not found above the test directory")
-		}
-		dir = parent
-	}
+	dir := testshared.ModuleRoot(t)
 	s := filepath.Join(dir, "..", "shared")
 	if _, err := os.Stat(filepath.Join(s, "models")); err != nil {
 		t.Skipf("shared test data not found at %s (needed for model tests)", s)

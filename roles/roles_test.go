@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"helexa/internal/testshared"
 	"io"
 	"net/http"
 	"os"
@@ -24,20 +25,7 @@ import (
 // sharedModels returns ../shared/models beside the repository, or skips.
 func sharedModels(t testing.TB) string {
 	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Skip("go.mod not found")
-		}
-		dir = parent
-	}
+	dir := testshared.ModuleRoot(t)
 	m := filepath.Join(dir, "..", "shared", "models")
 	if _, err := os.Stat(m); err != nil {
 		t.Skipf("shared models not found at %s", m)

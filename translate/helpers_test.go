@@ -3,6 +3,7 @@ package translate
 import (
 	"encoding/json"
 	"errors"
+	"helexa/internal/testshared"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -47,20 +48,7 @@ func wantError(t *testing.T, err error, status int, param string) *Error {
 // root, skipping the test when it is absent.
 func sharedPath(t testing.TB, rel string) string {
 	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Skip("go.mod not found above the test directory")
-		}
-		dir = parent
-	}
+	dir := testshared.ModuleRoot(t)
 	p := filepath.Join(dir, "..", "shared", rel)
 	if _, err := os.Stat(p); err != nil {
 		t.Skipf("shared test data %s is absent (%v); skipping", rel, err)

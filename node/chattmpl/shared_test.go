@@ -2,6 +2,7 @@ package chattmpl
 
 import (
 	"encoding/json"
+	"helexa/internal/testshared"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,20 +12,7 @@ import (
 // sharedDir finds ../shared beside the directory holding go.mod.
 func sharedDir(t testing.TB) string {
 	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return filepath.Join(dir, "..", "shared")
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Skip("go.mod not found; shared test data unavailable")
-		}
-		dir = parent
-	}
+	return testshared.Dir(t)
 }
 
 // templateCase is one case of the shared template tables.

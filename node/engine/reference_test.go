@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"helexa/internal/testshared"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,20 +12,7 @@ import (
 // skipping the test when it is absent.
 func sharedDir(t testing.TB) string {
 	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Skip("go.mod not found above the test; shared test data unavailable")
-		}
-		dir = parent
-	}
+	dir := testshared.ModuleRoot(t)
 	shared := filepath.Join(dir, "..", "shared")
 	if _, err := os.Stat(filepath.Join(shared, "reference")); err != nil {
 		t.Skipf("shared test data not found at %s (models and references live beside the repository)", shared)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"helexa/internal/testshared"
 	"io"
 	"math"
 	"os"
@@ -405,25 +406,7 @@ func TestCorrupt(t *testing.T) {
 // sharedDir returns ../shared relative to the module root, or skips.
 func sharedDir(t *testing.T) string {
 	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Skip("go.mod not found")
-		}
-		dir = parent
-	}
-	s := filepath.Join(dir, "..", "shared")
-	if _, err := os.Stat(s); err != nil {
-		t.Skip("shared test data (../shared beside the module) not present")
-	}
-	return s
+	return testshared.Dir(t)
 }
 
 func TestSharedFiles(t *testing.T) {
@@ -540,20 +523,7 @@ func TestWriterSetDelete(t *testing.T) {
 }
 
 func BenchmarkOpenVocab(b *testing.B) {
-	dir, _ := os.Getwd()
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		if filepath.Dir(dir) == dir {
-			b.Skip("go.mod not found")
-		}
-		dir = filepath.Dir(dir)
-	}
-	p := filepath.Join(dir, "..", "shared", "tokenizers", "gpt-2", "ggml-vocab-gpt-2.gguf")
-	if _, err := os.Stat(p); err != nil {
-		b.Skip("shared vocabulary not present")
-	}
+	p := testshared.Path(b, "tokenizers/gpt-2/ggml-vocab-gpt-2.gguf")
 	for b.Loop() {
 		f, err := Open(p)
 		if err != nil {

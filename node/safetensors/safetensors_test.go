@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"helexa/internal/testshared"
 	"math"
 	"os"
 	"path/filepath"
@@ -168,24 +169,7 @@ func TestParseErrors(t *testing.T) {
 
 func sharedModel(t *testing.T) string {
 	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		if filepath.Dir(dir) == dir {
-			t.Skip("go.mod not found")
-		}
-		dir = filepath.Dir(dir)
-	}
-	p := filepath.Join(dir, "..", "shared", "models", "synth-hf-llama3")
-	if _, err := os.Stat(p); err != nil {
-		t.Skip("shared model synth-hf-llama3 (../shared beside the module) not present")
-	}
-	return p
+	return testshared.Path(t, "models/synth-hf-llama3")
 }
 
 func TestSharedModel(t *testing.T) {

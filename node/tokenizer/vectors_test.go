@@ -1,6 +1,7 @@
 package tokenizer
 
 import (
+	"helexa/internal/testshared"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -15,20 +16,7 @@ import (
 // skips the test when it is absent.
 func sharedDir(t testing.TB) string {
 	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Skip("go.mod not found above the test directory")
-		}
-		dir = parent
-	}
+	dir := testshared.ModuleRoot(t)
 	shared := filepath.Join(dir, "..", "shared")
 	if _, err := os.Stat(shared); err != nil {
 		t.Skipf("shared test data not found at ../shared: %v", err)
