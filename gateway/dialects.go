@@ -76,14 +76,7 @@ func (g *Gateway) serveTranslated(ec echo.Context, rt dialectRoute) error {
 	r, w := ec.Request(), ec.Response()
 	c := &call{api: rt.api, dialect: rt.dialect, path: "/v1/chat/completions", start: time.Now()}
 	defer g.finish(c)
-	fail := func(e *apiError) error {
-		c.code = e.Status
-		if c.reason == "" {
-			c.reason = nonEmpty(e.Reason, e.Code)
-		}
-		writeError(w, rt.dialect, e)
-		return nil
-	}
+	fail := func(e *apiError) error { return c.fail(w, e) }
 	body, aerr := g.readBody(r)
 	if aerr != nil {
 		return fail(aerr)
@@ -157,14 +150,7 @@ func (g *Gateway) handleCountTokens(ec echo.Context) error {
 	r, w := ec.Request(), ec.Response()
 	c := &call{api: apiCountTokens, dialect: dialectAnthropic, path: "/tokenize", start: time.Now()}
 	defer g.finish(c)
-	fail := func(e *apiError) error {
-		c.code = e.Status
-		if c.reason == "" {
-			c.reason = nonEmpty(e.Reason, e.Code)
-		}
-		writeError(w, dialectAnthropic, e)
-		return nil
-	}
+	fail := func(e *apiError) error { return c.fail(w, e) }
 	body, aerr := g.readBody(r)
 	if aerr != nil {
 		return fail(aerr)

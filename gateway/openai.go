@@ -40,14 +40,7 @@ func (g *Gateway) openAIHandler(api, path string) echo.HandlerFunc {
 		r, w := ec.Request(), ec.Response()
 		c := &call{api: api, dialect: dialectOpenAI, path: path, start: time.Now()}
 		defer g.finish(c)
-		fail := func(e *apiError) error {
-			c.code = e.Status
-			if c.reason == "" {
-				c.reason = nonEmpty(e.Reason, e.Code)
-			}
-			writeError(w, dialectOpenAI, e)
-			return nil
-		}
+		fail := func(e *apiError) error { return c.fail(w, e) }
 		body, aerr := g.readBody(r)
 		if aerr != nil {
 			return fail(aerr)

@@ -51,6 +51,17 @@ type call struct {
 	open atomic.Int32
 }
 
+// fail records e as the call's outcome (status and error reason) and writes
+// it to the client in the call's dialect.
+func (c *call) fail(w http.ResponseWriter, e *apiError) error {
+	c.code = e.Status
+	if c.reason == "" {
+		c.reason = nonEmpty(e.Reason, e.Code)
+	}
+	writeError(w, c.dialect, e)
+	return nil
+}
+
 // trackedBody is an upstream request body over c.body whose Close tells
 // c that the transport is done with the bytes.
 type trackedBody struct {
