@@ -53,16 +53,9 @@ func (s *AnthropicStream) Chunk(data []byte) error {
 	if s.ended {
 		return nil
 	}
-	var c chatResponse
-	if err := json.Unmarshal(data, &c); err != nil {
-		werr := s.Fail("the model server sent an unreadable stream chunk")
-		return errors.Join(fmt.Errorf("%w: %w", ErrBadChunk, err), werr)
-	}
-	if len(c.Choices) == 0 {
-		var e chatStreamError
-		if json.Unmarshal(data, &e) == nil && e.Error != nil {
-			return s.Fail(e.Error.Message)
-		}
+	c, ended, err := decodeChunk(data, s.Fail)
+	if ended {
+		return err
 	}
 	if c.Usage != nil {
 		s.usage, s.haveUsage = c.Usage.toUsage(), true
@@ -323,4 +316,23 @@ type messageDeltaEvent struct {
 		StopSequence *string `json:"stop_sequence"`
 	} `json:"delta"`
 	Usage anthropicUsage `json:"usage"`
+}
+
+// decodeChunk decodes one data payload of an upstream OpenAI stream for a
+// stream converter. A payload that is not a JSON chunk, or that carries an
+// error object, ends the client's stream through fail: ended is then true
+// and err is what the caller returns (wrapping ErrBadChunk for an unreadable
+// payload).
+func decodeChunk(data []byte, fail func(msg string) error) (c chatResponse, ended bool, err error) {
+	if err := json.Unmarshal(data, &c); err != nil {
+		werr := fail("the model server sent an unreadable stream chunk")
+		return c, true, errors.Join(fmt.Errorf("%w: %w", ErrBadChunk, err), werr)
+	}
+	if len(c.Choices) == 0 {
+		var e chatStreamError
+		if json.Unmarshal(data, &e) == nil && e.Error != nil {
+			return c, true, fail(e.Error.Message)
+		}
+	}
+	return c, false, nil
 }

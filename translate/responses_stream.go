@@ -2,8 +2,6 @@ package translate
 
 import (
 	"bytes"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -64,16 +62,9 @@ func (s *ResponsesStream) Chunk(data []byte) error {
 	if s.ended {
 		return nil
 	}
-	var c chatResponse
-	if err := json.Unmarshal(data, &c); err != nil {
-		werr := s.Fail("the model server sent an unreadable stream chunk")
-		return errors.Join(fmt.Errorf("%w: %w", ErrBadChunk, err), werr)
-	}
-	if len(c.Choices) == 0 {
-		var e chatStreamError
-		if json.Unmarshal(data, &e) == nil && e.Error != nil {
-			return s.Fail(e.Error.Message)
-		}
+	c, ended, err := decodeChunk(data, s.Fail)
+	if ended {
+		return err
 	}
 	if !s.started {
 		s.start(c.ID, c.Created, c.Model)
