@@ -14,8 +14,9 @@ build:
 test:
 	$(GO) test -race -count=1 -timeout 25m ./...
 
-## lint: gofmt, go vet and staticcheck
+## lint: gofmt, go mod tidy, go vet and staticcheck
 lint:
+	$(GO) mod tidy -diff
 	@out=$$(gofmt -l . | grep -v '^testdata/' || true); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@2026.2.2 ./...
