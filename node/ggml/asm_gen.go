@@ -177,6 +177,162 @@ func q80() {
 	a.write("vecdot_q80_amd64.s")
 }
 
+// q80g writes the grouped Q8_0 and Q4_0 kernels (AVX2 + FMA + F16C):
+// eight blocks per iteration. Each block's integer products are summed
+// exactly (int32); a horizontal-add tree gathers the eight block sums into
+// one vector, which is converted once and multiplied by the eight scale
+// products (converted from half precision with VCVTPH2PS) into lane
+// accumulators. nb counts groups of eight blocks. The x4 variants decode
+// a group's weights once (Q4_0: into the frame) and run the four
+// activation rows over them with exactly the single-row arithmetic.
+func q80g() {
+	a := &asm{}
+	a.header("Grouped AVX2 kernels for Q8_0 and Q4_0 against Q8_0 (needs FMA and",
+		"F16C): eight blocks per iteration, exact int32 block sums gathered by a",
+		"horizontal-add tree, one float conversion and one FMA per group. nb is",
+		"the number of groups of eight blocks. The x4 variants take four",
+		"activation rows (stride ys bytes) and compute for each exactly what the",
+		"single-row kernels do.")
+	kernel := func(name string, q4 bool, ntok int) {
+		xb := 34
+		if q4 {
+			xb = 18
+		}
+		frame := 0
+		if q4 && ntok > 1 {
+			frame = 256
+		}
+		if ntok == 1 {
+			a.raw("// func %s(nb int, x, y *byte) float32", name)
+			a.raw("TEXT ·%s(SB), NOSPLIT, $%d-28", name, frame)
+			a.e("MOVQ nb+0(FP), CX")
+			a.e("MOVQ x+8(FP), SI")
+			a.e("MOVQ y+16(FP), DI")
+		} else {
+			a.raw("// func %s(nb int, x, y *byte, ys int, out *float32)", name)
+			a.raw("TEXT ·%s(SB), NOSPLIT, $%d-40", name, frame)
+			a.e("MOVQ nb+0(FP), CX")
+			a.e("MOVQ x+8(FP), SI")
+			a.e("MOVQ y+16(FP), DI")
+			a.e("MOVQ ys+24(FP), AX")
+			a.e("LEAQ (DI)(AX*1), R9")
+			a.e("LEAQ (R9)(AX*1), R10")
+			a.e("LEAQ (R10)(AX*1), R11")
+		}
+		for _, y := range accY[:ntok] {
+			a.e("VXORPS %s, %s, %s", y, y, y)
+		}
+		a.broadcast32(0x00010001, "X15", "Y15")
+		if q4 {
+			a.broadcast32(0x0F0F0F0F, "X14", "Y14")
+			a.broadcast32(0x08080808, "X13", "Y13")
+		}
+		a.e("TESTQ CX, CX")
+		a.e("JZ done")
+		a.raw("loop:")
+		// the weight scales of the group
+		for k := range 8 {
+			a.e("VPINSRW $%d, %d(SI), X12, X12", k, k*xb)
+		}
+		a.e("VCVTPH2PS X12, Y12")
+		// decode writes block k's signed weights into dst
+		decode := func(k int, dst string) {
+			if q4 {
+				a.e("VMOVDQU %d(SI), X4", k*xb+2)
+				a.e("VPSRLW $4, X4, X5")
+				a.e("VINSERTI128 $1, X5, Y4, Y4")
+				a.e("VPAND Y14, Y4, Y4")
+				a.e("VPSUBB Y13, Y4, %s", dst)
+			} else {
+				a.e("VMOVDQU %d(SI), %s", k*xb+2, dst)
+			}
+		}
+		if q4 && ntok > 1 {
+			for k := range 8 {
+				decode(k, "Y4")
+				a.e("VMOVDQU Y4, %d(SP)", 32*k)
+			}
+		}
+		// wsrc is where block k's signed weights are read from
+		wsrc := func(k int) string {
+			if q4 {
+				return fmt.Sprintf("%d(SP)", 32*k)
+			}
+			return fmt.Sprintf("%d(SI)", k*xb+2)
+		}
+		for t := range ntok {
+			y, acc := yptr[t], accY[t]
+			// block computes block k's eight int32 partial sums into dst
+			block := func(k int, dst string) {
+				a.e("VMOVDQU %d(%s), %s", 34*k+2, y, dst)
+				if q4 && ntok == 1 {
+					decode(k, "Y4")
+					a.e("VPSIGNB Y4, %s, %s", dst, dst)
+					a.e("VPSIGNB Y4, Y4, Y5")
+				} else {
+					a.e("VPSIGNB %s, %s, %s", wsrc(k), dst, dst)
+					a.e("VPABSB %s, Y5", wsrc(k))
+				}
+				a.e("VPMADDUBSW %s, Y5, %s", dst, dst)
+				a.e("VPMADDWD Y15, %s, %s", dst, dst)
+			}
+			pair := func(k int, dst string) {
+				block(k, "Y6")
+				block(k+1, "Y7")
+				a.e("VPHADDD Y7, Y6, %s", dst)
+			}
+			pair(0, "Y8")
+			pair(2, "Y9")
+			a.e("VPHADDD Y9, Y8, Y8")
+			pair(4, "Y9")
+			pair(6, "Y10")
+			a.e("VPHADDD Y10, Y9, Y9")
+			a.e("VPERM2I128 $0x20, Y9, Y8, Y10")
+			a.e("VPERM2I128 $0x31, Y9, Y8, Y9")
+			a.e("VPADDD Y10, Y9, Y9")
+			a.e("VCVTDQ2PS Y9, Y9")
+			for k := range 8 {
+				a.e("VPINSRW $%d, %d(%s), X11, X11", k, 34*k, y)
+			}
+			a.e("VCVTPH2PS X11, Y11")
+			a.e("VMULPS Y12, Y11, Y11")
+			a.e("VFMADD231PS Y11, Y9, %s", acc)
+		}
+		a.e("ADDQ $%d, SI", 8*xb)
+		for _, y := range yptr[:ntok] {
+			a.e("ADDQ $272, %s", y)
+		}
+		a.e("DECQ CX")
+		a.e("JNZ loop")
+		a.raw("done:")
+		hsum := func(y, x string) {
+			a.e("VEXTRACTF128 $1, %s, X4", y)
+			a.e("VADDPS X4, %s, %s", x, x)
+			a.e("VHADDPS %s, %s, %s", x, x, x)
+			a.e("VHADDPS %s, %s, %s", x, x, x)
+		}
+		if ntok == 1 {
+			hsum("Y0", "X0")
+			a.e("VZEROUPPER")
+			a.e("MOVSS X0, ret+24(FP)")
+		} else {
+			a.e("MOVQ out+32(FP), AX")
+			for k := range ntok {
+				hsum(fmt.Sprintf("Y%d", k), fmt.Sprintf("X%d", k))
+				a.e("MOVSS X%d, %d(AX)", k, 4*k)
+			}
+			a.e("VZEROUPPER")
+		}
+		a.e("RET")
+		a.raw("")
+	}
+	kernel("dotQ8_0G", false, 1)
+	kernel("dotQ4_0G", true, 1)
+	kernel("dotQ8_0Gx4", false, 4)
+	kernel("dotQ4_0Gx4", true, 4)
+	a.write("vecdot_q80g_amd64.s")
+}
+
 // k4 writes the Q4_K and Q5_K kernels (against Q8_K activations).
 func k4() {
 	a := &asm{}
@@ -416,6 +572,7 @@ func q6k() {
 
 func main() {
 	q80()
+	q80g()
 	k4()
 	q6k()
 	other()

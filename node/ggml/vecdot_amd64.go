@@ -40,12 +40,39 @@ func dotQ6KAVX2x4(nb int, x, y *byte, ys int, tab *float32, out *float32)
 //go:noescape
 func dotQ6KAVX2(nb int, x, y *byte, tab *float32) float32
 
+//go:noescape
+func dotQ8_0G(nb int, x, y *byte) float32
+
+//go:noescape
+func dotQ4_0G(nb int, x, y *byte) float32
+
+//go:noescape
+func dotQ8_0Gx4(nb int, x, y *byte, ys int, out *float32)
+
+//go:noescape
+func dotQ4_0Gx4(nb int, x, y *byte, ys int, out *float32)
+
+// haveGrouped selects the grouped Q8_0/Q4_0 kernels (eight blocks per
+// iteration, half-precision scales converted with F16C) for rows of at
+// least eight blocks; the blocks past the last whole group go through the
+// per-block kernels. VecDot and VecDotN split a row the same way, so their
+// results stay identical.
+var haveGrouped = haveF16C
+
 func dotQ8_0Fast(nb int, w, a []byte) float32 {
 	if !haveAVX2 || nb == 0 {
 		return dotQ8_0(nb, w, a)
 	}
 	w, a = w[:34*nb], a[:34*nb]
-	return dotQ8_0AVX2(nb, &w[0], &a[0], &fp16Table[0])
+	if !haveGrouped || nb < 8 {
+		return dotQ8_0AVX2(nb, &w[0], &a[0], &fp16Table[0])
+	}
+	g := nb / 8
+	s := dotQ8_0G(g, &w[0], &a[0])
+	if m := nb - 8*g; m > 0 {
+		s += dotQ8_0AVX2(m, &w[34*8*g], &a[34*8*g], &fp16Table[0])
+	}
+	return s
 }
 
 func dotQ4_0Fast(nb int, w, a []byte) float32 {
@@ -53,7 +80,50 @@ func dotQ4_0Fast(nb int, w, a []byte) float32 {
 		return dotQ4_0(nb, w, a)
 	}
 	w, a = w[:18*nb], a[:34*nb]
-	return dotQ4_0AVX2(nb, &w[0], &a[0], &fp16Table[0])
+	if !haveGrouped || nb < 8 {
+		return dotQ4_0AVX2(nb, &w[0], &a[0], &fp16Table[0])
+	}
+	g := nb / 8
+	s := dotQ4_0G(g, &w[0], &a[0])
+	if m := nb - 8*g; m > 0 {
+		s += dotQ4_0AVX2(m, &w[18*8*g], &a[34*8*g], &fp16Table[0])
+	}
+	return s
+}
+
+// dotQ0x4 computes four rows of a Q8_0 or Q4_0 VecDotN (AVX2) the way
+// dotQ8_0Fast and dotQ4_0Fast compute one.
+func dotQ0x4(t Type, nb int, w, y []byte, ys int, o *[4]float32) {
+	xb := 34
+	if t == Q4_0 {
+		xb = 18
+	}
+	g := 0
+	if haveGrouped && nb >= 8 {
+		g = nb / 8
+		if t == Q8_0 {
+			dotQ8_0Gx4(g, &w[0], &y[0], ys, &o[0])
+		} else {
+			dotQ4_0Gx4(g, &w[0], &y[0], ys, &o[0])
+		}
+	}
+	m := nb - 8*g
+	if m == 0 {
+		return
+	}
+	var tail [4]float32
+	if t == Q8_0 {
+		dotQ8_0AVX2x4(m, &w[xb*8*g], &y[34*8*g], ys, &fp16Table[0], &tail[0])
+	} else {
+		dotQ4_0AVX2x4(m, &w[xb*8*g], &y[34*8*g], ys, &fp16Table[0], &tail[0])
+	}
+	if g == 0 {
+		*o = tail
+		return
+	}
+	for k := range o {
+		o[k] += tail[k]
+	}
 }
 
 // kChunk is the number of super-blocks whose scales are decoded per
@@ -114,10 +184,8 @@ func vecDotMulti(t Type, n int, w, a []byte, aStride int, out []float32) int {
 			dotQ5KAVX2x4(nb, &w[0], &y[0], aStride, &fp16Table[0], &o[0])
 		case Q6_K:
 			dotQ6KAVX2x4(nb, &w[0], &y[0], aStride, &fp16Table[0], &o[0])
-		case Q8_0:
-			dotQ8_0AVX2x4(nb, &w[0], &y[0], aStride, &fp16Table[0], &o[0])
-		case Q4_0:
-			dotQ4_0AVX2x4(nb, &w[0], &y[0], aStride, &fp16Table[0], &o[0])
+		case Q8_0, Q4_0:
+			dotQ0x4(t, nb, w, y, aStride, o)
 		}
 	}
 	return done
