@@ -1,6 +1,10 @@
 package cpu
 
-import "helexa/node/ggml"
+import (
+	"fmt"
+
+	"helexa/node/ggml"
+)
 
 // DotF16 returns the dot product of a with the half-precision values
 // h[:len(a)], accumulated in float32.
@@ -74,4 +78,40 @@ func MixF16(out, w []float32, v []uint16, stride int) {
 	for p, a := range w {
 		AxpyF16(a, v[p*stride:p*stride+hd], out)
 	}
+}
+
+// DotF16N sets out[t] to the dot product of the half-precision row h
+// (n values, little-endian bytes) with x[t*stride : t*stride+n] for every
+// t < len(out): one weight row against several activation rows, each
+// weight converted once for up to eight rows. It returns an error,
+// changing nothing, when the slices are too short.
+func DotF16N(h []byte, x []float32, stride, n int, out []float32) error {
+	if len(out) == 0 {
+		return nil
+	}
+	if n < 0 || len(h) < 2*n || stride < n || (len(out)-1)*stride+n > len(x) {
+		return fmt.Errorf("cpu: DotF16N: %d rows of %d values %d apart need %d floats and %d bytes, have %d and %d",
+			len(out), n, stride, (len(out)-1)*stride+n, 2*n, len(x), len(h))
+	}
+	t := 0
+	if useF16C && n >= 8 && n%8 == 0 {
+		for ; t+8 <= len(out); t += 8 {
+			dotF16x8AVX2(&h[0], &x[t*stride], 4*stride, n, &out[t])
+		}
+		if t < len(out) && t >= 8 {
+			// the last eight rows again, overlapping rows done above
+			t = len(out) - 8
+			dotF16x8AVX2(&h[0], &x[t*stride], 4*stride, n, &out[t])
+			return nil
+		}
+	}
+	for ; t < len(out); t++ {
+		xt := x[t*stride : t*stride+n]
+		var s float32
+		for i, v := range xt {
+			s += v * ggml.FP16ToFP32(uint16(h[2*i])|uint16(h[2*i+1])<<8)
+		}
+		out[t] = s
+	}
+	return nil
 }

@@ -43,3 +43,9 @@ func mixF16(w *float32, v *uint16, stride int, hd int, npos int, out *float32)
 
 //go:noescape
 func expAVX2(x *float32, n int)
+
+// dotF16x8AVX2 sets out[t] = Σ half(h[i])*x[t*stride/4+i] for t < 8,
+// i < n; n is a positive multiple of 8 and stride is in bytes.
+//
+//go:noescape
+func dotF16x8AVX2(h *byte, x *float32, stride int, n int, out *float32)

@@ -25,3 +25,7 @@ func mixF16(w *float32, v *uint16, stride int, hd int, npos int, out *float32) {
 }
 
 func expAVX2(x *float32, n int) { panic("BUG: expAVX2 without amd64") }
+
+func dotF16x8AVX2(h *byte, x *float32, stride int, n int, out *float32) {
+	panic("BUG: dotF16x8AVX2 without amd64")
+}

@@ -53,6 +53,7 @@ type runState struct {
 	cos    []float32 // (maxBatch, ropeDims/2)
 	sin    []float32 // (maxBatch, ropeDims/2)
 	qa     []byte    // (maxBatch, qaStride) activations quantized for a matmul
+	xr     []float32 // (maxBatch, xrStride) half-rounded activations of an F16 prefill matmul; nil without F16 weights
 }
 
 // kvCache is one slot's keys and values, in half precision.
@@ -82,6 +83,7 @@ type cpuRunner struct {
 	kv                       []kvCache // (slots)
 	s                        runState
 	qaStride                 int
+	xrStride                 int // widest input of an F16 weight
 
 	mm   mmJob
 	attn attnJob
@@ -150,6 +152,9 @@ func (CPU) NewRunner(w *Weights, o RunnerOptions) (Runner, error) {
 			return nil, fmt.Errorf("tensor %s: %w", t.Name, e)
 		}
 		r.qaStride = max(r.qaStride, rb)
+		if t.Type == ggml.F16 {
+			r.xrStride = max(r.xrStride, t.Dims[0])
+		}
 	}
 
 	// Allocation: KV caches first (the big part), then scratch.
@@ -169,6 +174,9 @@ func (CPU) NewRunner(w *Weights, o RunnerOptions) (Runner, error) {
 		cos:    make([]float32, B*c.ropeDims/2), sin: make([]float32, B*c.ropeDims/2),
 		qa: make([]byte, B*r.qaStride),
 	}
+	if r.xrStride > 0 {
+		r.s.xr = make([]float32, B*r.xrStride)
+	}
 	r.dotFn = r.dotWorker
 	r.quantFn = r.quantWorker
 	r.attnFn = r.attnWorker
@@ -182,7 +190,7 @@ func (r *cpuRunner) MemBytes() int64 {
 		n += 2 * int64(len(kv.k)+len(kv.v))
 	}
 	s := &r.s
-	n += 4 * int64(len(s.x)+len(s.xb)+len(s.q)+len(s.k)+len(s.v)+len(s.att)+len(s.hb)+len(s.hb2)+len(s.scores)+len(s.cos)+len(s.sin))
+	n += 4 * int64(len(s.x)+len(s.xb)+len(s.q)+len(s.k)+len(s.v)+len(s.att)+len(s.hb)+len(s.hb2)+len(s.scores)+len(s.cos)+len(s.sin)+len(s.xr))
 	return n + int64(len(s.qa))
 }
 

@@ -78,9 +78,21 @@ func (r *cpuRunner) quantWorker(ith, nth int) {
 	for t := lo; t < hi; t++ {
 		// As llama.cpp's SIMD path does; sizes were validated at load, so
 		// no error can happen here.
-		_ = ggml.QuantizeActivations(j.vdt, j.in[t*j.cols:(t+1)*j.cols], r.s.qa[t*r.qaStride:(t+1)*r.qaStride])
+		qa := r.s.qa[t*r.qaStride : (t+1)*r.qaStride]
+		_ = ggml.QuantizeActivations(j.vdt, j.in[t*j.cols:(t+1)*j.cols], qa)
+		if j.vdt == ggml.F16 && j.n > 1 && r.s.xr != nil {
+			// The F16 prefill path reads the rounded activations as floats.
+			xr := r.s.xr[t*r.xrStride : t*r.xrStride+j.cols]
+			for i := range xr {
+				xr[i] = ggml.FP16ToFP32(uint16(qa[2*i]) | uint16(qa[2*i+1])<<8)
+			}
+		}
 	}
 }
+
+// tokenTile is how many tokens' activations a prefill matmul holds in
+// cache while it runs the rows past them.
+const tokenTile = 16
 
 // rowBlock is how many weight rows are dotted against every token before
 // moving on, so they stay in cache across the batch.
@@ -117,14 +129,23 @@ func (r *cpuRunner) dotWorker(ith, nth int) {
 // (results are bit for bit VecDot's).
 func (r *cpuRunner) dotQuant(op *mmOp, a, b int) {
 	j := &r.mm
+	if j.n > 1 && op.w.Type == ggml.F16 && r.s.xr != nil {
+		r.dotF16Prefill(op, a, b)
+		return
+	}
 	if j.n > 1 {
-		var dots [maxBatch]float32 // one row against every token
-		qa := r.s.qa[:j.n*r.qaStride]
-		for row := a; row < b; row++ {
-			// Sizes were validated at load; an error cannot happen.
-			_ = ggml.VecDotN(op.w.Type, j.cols, op.w.Data[row*op.rb:(row+1)*op.rb], qa, r.qaStride, dots[:j.n])
-			for t, d := range dots[:j.n] {
-				op.out[t*op.stride+row] = d
+		var dots [tokenTile]float32 // one row against a tile of tokens
+		// A tile of tokens' activations stays in the first-level cache
+		// while the worker's rows stream past it.
+		for t0 := 0; t0 < j.n; t0 += tokenTile {
+			nt := min(tokenTile, j.n-t0)
+			qa := r.s.qa[t0*r.qaStride : (t0+nt)*r.qaStride]
+			for row := a; row < b; row++ {
+				// Sizes were validated at load; an error cannot happen.
+				_ = ggml.VecDotN(op.w.Type, j.cols, op.w.Data[row*op.rb:(row+1)*op.rb], qa, r.qaStride, dots[:nt])
+				for t, d := range dots[:nt] {
+					op.out[(t0+t)*op.stride+row] = d
+				}
 			}
 		}
 		return
@@ -158,6 +179,34 @@ func (r *cpuRunner) dotFloat(op *mmOp, a, b int) {
 			}
 			for row := r0; row < r1; row++ {
 				out[row] = cpu.DotBF16(op.w.Data[row*op.rb:(row+1)*op.rb], x)
+			}
+		}
+	}
+}
+
+// f16Tile is how many tokens an F16 prefill matmul runs each weight row
+// against (the width of cpu.DotF16N's kernel).
+const f16Tile = 8
+
+// dotF16Prefill computes rows [a, b) of an F16 weight against several
+// tokens: each row is converted once per tile of tokens and dotted with
+// their half-rounded activations in float32 (the same products VecDot
+// forms, summed in another order).
+func (r *cpuRunner) dotF16Prefill(op *mmOp, a, b int) {
+	j := &r.mm
+	var dots [f16Tile]float32
+	for t0 := 0; t0 < j.n; t0 += f16Tile {
+		nt := min(f16Tile, j.n-t0)
+		if nt < f16Tile && t0 > 0 {
+			t0 = j.n - f16Tile // overlap the previous tile: whole tiles only
+			nt = f16Tile
+		}
+		x := r.s.xr[t0*r.xrStride:]
+		for row := a; row < b; row++ {
+			// Sizes were validated at load; an error cannot happen.
+			_ = cpu.DotF16N(op.w.Data[row*op.rb:(row+1)*op.rb], x, r.xrStride, j.cols, dots[:nt])
+			for t, d := range dots[:nt] {
+				op.out[(t0+t)*op.stride+row] = d
 			}
 		}
 	}
