@@ -104,6 +104,9 @@ func DotF16N(h []byte, x []float32, stride, n int, out []float32) error {
 			dotF16x8AVX2(&h[0], &x[t*stride], 4*stride, n, &out[t])
 			return nil
 		}
+		for ; t < len(out); t++ {
+			out[t] = dotF16RowAVX2(&h[0], &x[t*stride], n)
+		}
 	}
 	for ; t < len(out); t++ {
 		xt := x[t*stride : t*stride+n]

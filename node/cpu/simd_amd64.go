@@ -49,3 +49,9 @@ func expAVX2(x *float32, n int)
 //
 //go:noescape
 func dotF16x8AVX2(h *byte, x *float32, stride int, n int, out *float32)
+
+// dotF16RowAVX2 returns Σ half(h[i])*x[i] for i < n; n is a positive
+// multiple of 8.
+//
+//go:noescape
+func dotF16RowAVX2(h *byte, x *float32, n int) float32

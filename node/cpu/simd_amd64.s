@@ -516,3 +516,53 @@ f8done:
 	MOVSS X7, 28(AX)
 	VZEROUPPER
 	RET
+
+// func dotF16RowAVX2(h *byte, x *float32, n int) float32
+// Σ half(h[i]) * x[i] for i < n; n is a positive multiple of 8. Four
+// accumulators over 32 values per iteration, then 8 at a time.
+TEXT ·dotF16RowAVX2(SB), NOSPLIT, $0-28
+	MOVQ h+0(FP), SI
+	MOVQ x+8(FP), DI
+	MOVQ n+16(FP), CX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+
+r32loop:
+	CMPQ CX, $32
+	JL   r8loop
+	VCVTPH2PS (SI), Y4
+	VCVTPH2PS 16(SI), Y5
+	VCVTPH2PS 32(SI), Y6
+	VCVTPH2PS 48(SI), Y7
+	VFMADD231PS (DI), Y4, Y0
+	VFMADD231PS 32(DI), Y5, Y1
+	VFMADD231PS 64(DI), Y6, Y2
+	VFMADD231PS 96(DI), Y7, Y3
+	ADDQ $64, SI
+	ADDQ $128, DI
+	SUBQ $32, CX
+	JMP  r32loop
+
+r8loop:
+	CMPQ CX, $8
+	JL   r8done
+	VCVTPH2PS (SI), Y4
+	VFMADD231PS (DI), Y4, Y0
+	ADDQ $16, SI
+	ADDQ $32, DI
+	SUBQ $8, CX
+	JMP  r8loop
+
+r8done:
+	VADDPS Y1, Y0, Y0
+	VADDPS Y3, Y2, Y2
+	VADDPS Y2, Y0, Y0
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS X1, X0, X0
+	VHADDPS X0, X0, X0
+	VHADDPS X0, X0, X0
+	VZEROUPPER
+	MOVSS X0, ret+24(FP)
+	RET

@@ -29,3 +29,5 @@ func expAVX2(x *float32, n int) { panic("BUG: expAVX2 without amd64") }
 func dotF16x8AVX2(h *byte, x *float32, stride int, n int, out *float32) {
 	panic("BUG: dotF16x8AVX2 without amd64")
 }
+
+func dotF16RowAVX2(h *byte, x *float32, n int) float32 { panic("BUG: dotF16RowAVX2 without amd64") }

@@ -80,8 +80,8 @@ func (r *cpuRunner) quantWorker(ith, nth int) {
 		// no error can happen here.
 		qa := r.s.qa[t*r.qaStride : (t+1)*r.qaStride]
 		_ = ggml.QuantizeActivations(j.vdt, j.in[t*j.cols:(t+1)*j.cols], qa)
-		if j.vdt == ggml.F16 && j.n > 1 && r.s.xr != nil {
-			// The F16 prefill path reads the rounded activations as floats.
+		if j.vdt == ggml.F16 && r.s.xr != nil {
+			// F16 weights are dotted with the rounded activations as floats.
 			xr := r.s.xr[t*r.xrStride : t*r.xrStride+j.cols]
 			for i := range xr {
 				xr[i] = ggml.FP16ToFP32(uint16(qa[2*i]) | uint16(qa[2*i+1])<<8)
@@ -89,10 +89,6 @@ func (r *cpuRunner) quantWorker(ith, nth int) {
 		}
 	}
 }
-
-// tokenTile is how many tokens' activations a prefill matmul holds in
-// cache while it runs the rows past them.
-const tokenTile = 16
 
 // rowBlock is how many weight rows are dotted against every token before
 // moving on, so they stay in cache across the batch.
@@ -129,23 +125,18 @@ func (r *cpuRunner) dotWorker(ith, nth int) {
 // (results are bit for bit VecDot's).
 func (r *cpuRunner) dotQuant(op *mmOp, a, b int) {
 	j := &r.mm
-	if j.n > 1 && op.w.Type == ggml.F16 && r.s.xr != nil {
-		r.dotF16Prefill(op, a, b)
+	if op.w.Type == ggml.F16 && r.s.xr != nil {
+		r.dotF16Rows(op, a, b)
 		return
 	}
 	if j.n > 1 {
-		var dots [tokenTile]float32 // one row against a tile of tokens
-		// A tile of tokens' activations stays in the first-level cache
-		// while the worker's rows stream past it.
-		for t0 := 0; t0 < j.n; t0 += tokenTile {
-			nt := min(tokenTile, j.n-t0)
-			qa := r.s.qa[t0*r.qaStride : (t0+nt)*r.qaStride]
-			for row := a; row < b; row++ {
-				// Sizes were validated at load; an error cannot happen.
-				_ = ggml.VecDotN(op.w.Type, j.cols, op.w.Data[row*op.rb:(row+1)*op.rb], qa, r.qaStride, dots[:nt])
-				for t, d := range dots[:nt] {
-					op.out[(t0+t)*op.stride+row] = d
-				}
+		var dots [maxBatch]float32 // one row against every token
+		qa := r.s.qa[:j.n*r.qaStride]
+		for row := a; row < b; row++ {
+			// Sizes were validated at load; an error cannot happen.
+			_ = ggml.VecDotN(op.w.Type, j.cols, op.w.Data[row*op.rb:(row+1)*op.rb], qa, r.qaStride, dots[:j.n])
+			for t, d := range dots[:j.n] {
+				op.out[t*op.stride+row] = d
 			}
 		}
 		return
@@ -188,11 +179,11 @@ func (r *cpuRunner) dotFloat(op *mmOp, a, b int) {
 // against (the width of cpu.DotF16N's kernel).
 const f16Tile = 8
 
-// dotF16Prefill computes rows [a, b) of an F16 weight against several
-// tokens: each row is converted once per tile of tokens and dotted with
-// their half-rounded activations in float32 (the same products VecDot
-// forms, summed in another order).
-func (r *cpuRunner) dotF16Prefill(op *mmOp, a, b int) {
+// dotF16Rows computes rows [a, b) of an F16 weight against the tokens:
+// each row is converted once per tile of tokens and dotted with their
+// half-rounded activations in float32 (the same products VecDot forms,
+// summed in another order).
+func (r *cpuRunner) dotF16Rows(op *mmOp, a, b int) {
 	j := &r.mm
 	var dots [f16Tile]float32
 	for t0 := 0; t0 < j.n; t0 += f16Tile {
