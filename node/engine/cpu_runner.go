@@ -53,6 +53,7 @@ type runState struct {
 	cos    []float32 // (maxBatch, ropeDims/2)
 	sin    []float32 // (maxBatch, ropeDims/2)
 	qa     []byte    // (maxBatch, qaStride) activations quantized for a matmul
+	qp     []byte    // (maxBatch, qpStride) activations prepared for Q4_0 weights; nil without them
 	xr     []float32 // (maxBatch, xrStride) half-rounded activations of an F16 prefill matmul; nil without F16 weights
 }
 
@@ -84,6 +85,7 @@ type cpuRunner struct {
 	s                        runState
 	qaStride                 int
 	xrStride                 int // widest input of an F16 weight
+	qpStride                 int // widest prepared input of a Q4_0 weight
 
 	mm   mmJob
 	attn attnJob
@@ -155,6 +157,9 @@ func (CPU) NewRunner(w *Weights, o RunnerOptions) (Runner, error) {
 		if t.Type == ggml.F16 {
 			r.xrStride = max(r.xrStride, t.Dims[0])
 		}
+		if t.Type == ggml.Q4_0 && ggml.PreparedQ4_0(t.Dims[0]) {
+			r.qpStride = max(r.qpStride, ggml.PreparedQ4_0Bytes(t.Dims[0]))
+		}
 	}
 
 	// Allocation: KV caches first (the big part), then scratch.
@@ -174,6 +179,9 @@ func (CPU) NewRunner(w *Weights, o RunnerOptions) (Runner, error) {
 		cos:    make([]float32, B*c.ropeDims/2), sin: make([]float32, B*c.ropeDims/2),
 		qa: make([]byte, B*r.qaStride),
 	}
+	if r.qpStride > 0 {
+		r.s.qp = make([]byte, B*r.qpStride)
+	}
 	if r.xrStride > 0 {
 		r.s.xr = make([]float32, B*r.xrStride)
 	}
@@ -191,7 +199,7 @@ func (r *cpuRunner) MemBytes() int64 {
 	}
 	s := &r.s
 	n += 4 * int64(len(s.x)+len(s.xb)+len(s.q)+len(s.k)+len(s.v)+len(s.att)+len(s.hb)+len(s.hb2)+len(s.scores)+len(s.cos)+len(s.sin)+len(s.xr))
-	return n + int64(len(s.qa))
+	return n + int64(len(s.qa)) + int64(len(s.qp))
 }
 
 // Close implements Runner.

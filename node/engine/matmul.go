@@ -15,6 +15,7 @@ type mmOp struct {
 	f32    []float32 // W's data when F32 and aligned (no activation copy)
 	vdt    ggml.Type // activation type for the generic path
 	direct bool      // F32 view or BF16: dot against float activations
+	prep   bool      // Q4_0 against prepared activations (ggml.PrepareQ4_0)
 }
 
 // mmJob is a matmul of one input against up to three weights that share
@@ -27,6 +28,7 @@ type mmJob struct {
 	// the ops of the current dispatch: ops[lo:hi], all with one vdt
 	lo, hi int
 	vdt    ggml.Type
+	prep   bool
 }
 
 func (j *mmJob) begin(in []float32, n, cols int) {
@@ -42,6 +44,8 @@ func (j *mmJob) add(w *Tensor, out []float32, stride int) {
 		op.direct = op.f32 != nil
 	case ggml.BF16:
 		op.direct = true // BF16 × F32, as llama.cpp computes BF16 models converted to F32
+	case ggml.Q4_0:
+		op.prep = ggml.PreparedQ4_0(j.cols)
 	}
 	j.ops[j.nops] = op
 	j.nops++
@@ -55,10 +59,10 @@ func (r *cpuRunner) runMatmul() {
 	for done < j.nops {
 		first := &j.ops[done]
 		hi := done + 1
-		for hi < j.nops && j.ops[hi].direct == first.direct && (first.direct || j.ops[hi].vdt == first.vdt) {
+		for hi < j.nops && j.ops[hi].direct == first.direct && (first.direct || j.ops[hi].vdt == first.vdt && j.ops[hi].prep == first.prep) {
 			hi++
 		}
-		j.lo, j.hi, j.vdt = done, hi, first.vdt
+		j.lo, j.hi, j.vdt, j.prep = done, hi, first.vdt, first.prep
 		if !first.direct {
 			if j.n == 1 {
 				r.quantWorker(0, 1)
@@ -80,6 +84,9 @@ func (r *cpuRunner) quantWorker(ith, nth int) {
 		// no error can happen here.
 		qa := r.s.qa[t*r.qaStride : (t+1)*r.qaStride]
 		_ = ggml.QuantizeActivations(j.vdt, j.in[t*j.cols:(t+1)*j.cols], qa)
+		if j.prep {
+			_ = ggml.PrepareQ4_0(qa, j.cols, r.s.qp[t*r.qpStride:(t+1)*r.qpStride])
+		}
 		if j.vdt == ggml.F16 && r.s.xr != nil {
 			// F16 weights are dotted with the rounded activations as floats.
 			xr := r.s.xr[t*r.xrStride : t*r.xrStride+j.cols]
@@ -127,6 +134,17 @@ func (r *cpuRunner) dotQuant(op *mmOp, a, b int) {
 	j := &r.mm
 	if op.w.Type == ggml.F16 && r.s.xr != nil {
 		r.dotF16Rows(op, a, b)
+		return
+	}
+	if op.prep {
+		// Q4_0 against the prepared activations: the same results as
+		// VecDot, with the per-token work done once in quantWorker.
+		for row := a; row < b; row++ {
+			w := op.w.Data[row*op.rb : (row+1)*op.rb]
+			for t := 0; t < j.n; t++ {
+				op.out[t*op.stride+row], _ = ggml.DotQ4_0Prepared(j.cols, w, r.s.qp[t*r.qpStride:(t+1)*r.qpStride])
+			}
+		}
 		return
 	}
 	if j.n > 1 {

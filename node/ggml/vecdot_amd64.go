@@ -190,3 +190,9 @@ func vecDotMulti(t Type, n int, w, a []byte, aStride int, out []float32) int {
 	}
 	return done
 }
+
+// havePrepared selects the Q4_0 kernel against prepared activations.
+var havePrepared = haveGrouped
+
+//go:noescape
+func dotQ4_0P(nb int, x, y *byte, perm *int32) float32

@@ -17,3 +17,7 @@ func dotQ2KFast(nb int, w, a []byte) float32  { return dotQ2K(nb, w, a) }
 func dotQ3KFast(nb int, w, a []byte) float32  { return dotQ3K(nb, w, a) }
 
 func vecDotMulti(Type, int, []byte, []byte, int, []float32) int { return 0 }
+
+const havePrepared = false
+
+func dotQ4_0P(nb int, x, y *byte, perm *int32) float32 { panic("BUG: dotQ4_0P without amd64") }

@@ -1,0 +1,62 @@
+package ggml
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+// DotQ4_0Prepared equals VecDot on the Q8_0 row it was prepared from.
+func TestDotQ4_0Prepared(t *testing.T) {
+	if !PreparedQ4_0(256) {
+		t.Skip("no AVX2/FMA/F16C")
+	}
+	r := rand.New(rand.NewPCG(51, 52))
+	for _, n := range []int{256, 768, 2048} {
+		for trial := range 4 {
+			x := randRow(r, n, 0.05)
+			if trial == 1 {
+				for i := range x {
+					x[i] = float32(r.IntN(3)-1) * 1e3
+				}
+			}
+			w := quantize(t, Q4_0, x)
+			a := quantize(t, Q8_0, randRow(r, n, 1))
+			p := make([]byte, PreparedQ4_0Bytes(n))
+			if err := PrepareQ4_0(a, n, p); err != nil {
+				t.Fatal(err)
+			}
+			got, err := DotQ4_0Prepared(n, w, p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := VecDot(Q4_0, n, w, a)
+			if math.Float32bits(got) != math.Float32bits(want) {
+				t.Errorf("n=%d trial %d: prepared %g, VecDot %g", n, trial, got, want)
+			}
+		}
+	}
+	if err := PrepareQ4_0(make([]byte, 34*8), 200, make([]byte, 320)); err == nil {
+		t.Error("PrepareQ4_0 accepted 200 values")
+	}
+	if _, err := DotQ4_0Prepared(256, make([]byte, 10), make([]byte, 320)); err == nil {
+		t.Error("DotQ4_0Prepared accepted a short weight row")
+	}
+	if PreparedQ4_0(100) {
+		t.Error("PreparedQ4_0(100)")
+	}
+}
+
+func BenchmarkDotQ4_0Prepared(b *testing.B) {
+	r := rand.New(rand.NewPCG(1, 2))
+	n := 4096
+	w := quantize(b, Q4_0, randRow(r, n, 0.05))
+	a := quantize(b, Q8_0, randRow(r, n, 1))
+	p := make([]byte, PreparedQ4_0Bytes(n))
+	if err := PrepareQ4_0(a, n, p); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		_, _ = DotQ4_0Prepared(n, w, p)
+	}
+}
