@@ -139,10 +139,13 @@ func (r *cpuRunner) dotQuant(op *mmOp, a, b int) {
 	if op.prep {
 		// Q4_0 against the prepared activations: the same results as
 		// VecDot, with the per-token work done once in quantWorker.
+		var dots [maxBatch]float32
+		qp := r.s.qp[:j.n*r.qpStride]
 		for row := a; row < b; row++ {
-			w := op.w.Data[row*op.rb : (row+1)*op.rb]
-			for t := 0; t < j.n; t++ {
-				op.out[t*op.stride+row], _ = ggml.DotQ4_0Prepared(j.cols, w, r.s.qp[t*r.qpStride:(t+1)*r.qpStride])
+			// Sizes were validated at load; an error cannot happen.
+			_ = ggml.DotQ4_0PreparedN(j.cols, op.w.Data[row*op.rb:(row+1)*op.rb], qp, r.qpStride, dots[:j.n])
+			for t, d := range dots[:j.n] {
+				op.out[t*op.stride+row] = d
 			}
 		}
 		return

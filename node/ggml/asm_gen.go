@@ -344,61 +344,115 @@ func q40p() {
 	a := &asm{}
 	a.header("Q4_0 against prepared Q8_0 activations (AVX2 + FMA + F16C): eight",
 		"blocks per iteration, nibbles used unsigned with the 8·Σa correction",
-		"prepared once per activation row. nb is the number of groups of eight.")
-	name := "dotQ4_0P"
-	a.raw("// func %s(nb int, x, y *byte, perm *int32) float32", name)
-	a.raw("TEXT ·%s(SB), NOSPLIT, $0-36", name)
-	a.e("MOVQ nb+0(FP), CX")
-	a.e("MOVQ x+8(FP), SI")
-	a.e("MOVQ y+16(FP), DI")
-	a.e("MOVQ perm+24(FP), AX")
-	a.e("VMOVDQU (AX), Y13")
-	a.e("VXORPS Y0, Y0, Y0")
-	a.broadcast32(0x00010001, "X15", "Y15")
-	a.broadcast32(0x0F0F0F0F, "X14", "Y14")
-	a.e("TESTQ CX, CX")
-	a.e("JZ done")
-	a.raw("loop:")
-	for k := range 8 {
-		a.e("VPINSRW $%d, %d(SI), X12, X12", k, k*18)
+		"prepared once per activation row. nb is the number of groups of eight.",
+		"The x4 variant decodes a group once (into the frame) for four",
+		"activation rows (stride ys bytes), each computed exactly as the",
+		"single-row kernel does.")
+	kernel := func(name string, ntok int) {
+		if ntok == 1 {
+			a.raw("// func %s(nb int, x, y *byte, perm *int32) float32", name)
+			a.raw("TEXT ·%s(SB), NOSPLIT, $0-36", name)
+			a.e("MOVQ nb+0(FP), CX")
+			a.e("MOVQ x+8(FP), SI")
+			a.e("MOVQ y+16(FP), DI")
+			a.e("MOVQ perm+24(FP), AX")
+		} else {
+			// the group's decoded nibbles live in the frame
+			a.raw("// func %s(nb int, x, y *byte, ys int, perm *int32, out *float32)", name)
+			a.raw("TEXT ·%s(SB), NOSPLIT, $256-48", name)
+			a.e("MOVQ nb+0(FP), CX")
+			a.e("MOVQ x+8(FP), SI")
+			a.e("MOVQ y+16(FP), DI")
+			a.e("MOVQ ys+24(FP), AX")
+			a.e("LEAQ (DI)(AX*1), R9")
+			a.e("LEAQ (R9)(AX*1), R10")
+			a.e("LEAQ (R10)(AX*1), R11")
+			a.e("MOVQ perm+32(FP), AX")
+		}
+		a.e("VMOVDQU (AX), Y13")
+		for _, y := range accY[:ntok] {
+			a.e("VXORPS %s, %s, %s", y, y, y)
+		}
+		a.broadcast32(0x00010001, "X15", "Y15")
+		a.broadcast32(0x0F0F0F0F, "X14", "Y14")
+		a.e("TESTQ CX, CX")
+		a.e("JZ done")
+		a.raw("loop:")
+		for k := range 8 {
+			a.e("VPINSRW $%d, %d(SI), X12, X12", k, k*18)
+		}
+		a.e("VCVTPH2PS X12, Y12")
+		decode := func(p int) {
+			b0, b1 := 2*p, 2*p+1
+			a.e("VMOVDQU %d(SI), X4", b0*18+2)
+			a.e("VINSERTI128 $1, %d(SI), Y4, Y4", b1*18+2)
+			a.e("VPSRLW $4, Y4, Y5")
+			a.e("VPAND Y14, Y4, Y4")
+			a.e("VPAND Y14, Y5, Y5")
+		}
+		if ntok > 1 {
+			for p := range 4 {
+				decode(p)
+				a.e("VMOVDQU Y4, %d(SP)", 64*p)
+				a.e("VMOVDQU Y5, %d(SP)", 64*p+32)
+			}
+		}
+		pv := []string{"Y8", "Y9", "Y10", "Y11"}
+		for t := range ntok {
+			y, acc := yptr[t], accY[t]
+			for p := range 4 {
+				if ntok == 1 {
+					decode(p)
+				} else {
+					a.e("VMOVDQU %d(SP), Y4", 64*p)
+					a.e("VMOVDQU %d(SP), Y5", 64*p+32)
+				}
+				a.e("VPMADDUBSW %d(%s), Y4, Y4", 64*p, y)
+				a.e("VPMADDUBSW %d(%s), Y5, Y5", 64*p+32, y)
+				a.e("VPADDW Y5, Y4, Y4")
+				a.e("VPMADDWD Y15, Y4, %s", pv[p])
+			}
+			// lanes: hadd(P0,P1) = [b0 b0 b2 b2 | b1 b1 b3 b3], hadd(P2,P3) =
+			// [b4 b4 b6 b6 | b5 b5 b7 b7], then [b0 b2 b4 b6 | b1 b3 b5 b7].
+			a.e("VPHADDD Y9, Y8, Y8")
+			a.e("VPHADDD Y11, Y10, Y10")
+			a.e("VPHADDD Y10, Y8, Y8")
+			a.e("VPERMD Y8, Y13, Y8")
+			a.e("VPSUBD 288(%s), Y8, Y8", y)
+			a.e("VCVTDQ2PS Y8, Y8")
+			a.e("VMULPS 256(%s), Y12, Y11", y)
+			a.e("VFMADD231PS Y11, Y8, %s", acc)
+		}
+		a.e("ADDQ $144, SI")
+		for _, y := range yptr[:ntok] {
+			a.e("ADDQ $320, %s", y)
+		}
+		a.e("DECQ CX")
+		a.e("JNZ loop")
+		a.raw("done:")
+		hsum := func(y, x string) {
+			a.e("VEXTRACTF128 $1, %s, X4", y)
+			a.e("VADDPS X4, %s, %s", x, x)
+			a.e("VHADDPS %s, %s, %s", x, x, x)
+			a.e("VHADDPS %s, %s, %s", x, x, x)
+		}
+		if ntok == 1 {
+			hsum("Y0", "X0")
+			a.e("VZEROUPPER")
+			a.e("MOVSS X0, ret+32(FP)")
+		} else {
+			a.e("MOVQ out+40(FP), AX")
+			for k := range ntok {
+				hsum(fmt.Sprintf("Y%d", k), fmt.Sprintf("X%d", k))
+				a.e("MOVSS X%d, %d(AX)", k, 4*k)
+			}
+			a.e("VZEROUPPER")
+		}
+		a.e("RET")
+		a.raw("")
 	}
-	a.e("VCVTPH2PS X12, Y12")
-	pv := []string{"Y8", "Y9", "Y10", "Y11"}
-	for p := range 4 {
-		b0, b1 := 2*p, 2*p+1
-		a.e("VMOVDQU %d(SI), X4", b0*18+2)
-		a.e("VINSERTI128 $1, %d(SI), Y4, Y4", b1*18+2)
-		a.e("VPSRLW $4, Y4, Y5")
-		a.e("VPAND Y14, Y4, Y4")
-		a.e("VPAND Y14, Y5, Y5")
-		a.e("VPMADDUBSW %d(DI), Y4, Y4", 64*p)
-		a.e("VPMADDUBSW %d(DI), Y5, Y5", 64*p+32)
-		a.e("VPADDW Y5, Y4, Y4")
-		a.e("VPMADDWD Y15, Y4, %s", pv[p])
-	}
-	// lanes: hadd(P0,P1) = [b0 b0 b2 b2 | b1 b1 b3 b3], hadd(P2,P3) =
-	// [b4 b4 b6 b6 | b5 b5 b7 b7], then [b0 b2 b4 b6 | b1 b3 b5 b7].
-	a.e("VPHADDD Y9, Y8, Y8")
-	a.e("VPHADDD Y11, Y10, Y10")
-	a.e("VPHADDD Y10, Y8, Y8")
-	a.e("VPERMD Y8, Y13, Y8")
-	a.e("VPSUBD 288(DI), Y8, Y8")
-	a.e("VCVTDQ2PS Y8, Y8")
-	a.e("VMULPS 256(DI), Y12, Y11")
-	a.e("VFMADD231PS Y11, Y8, Y0")
-	a.e("ADDQ $144, SI")
-	a.e("ADDQ $320, DI")
-	a.e("DECQ CX")
-	a.e("JNZ loop")
-	a.raw("done:")
-	a.e("VEXTRACTF128 $1, Y0, X4")
-	a.e("VADDPS X4, X0, X0")
-	a.e("VHADDPS X0, X0, X0")
-	a.e("VHADDPS X0, X0, X0")
-	a.e("VZEROUPPER")
-	a.e("MOVSS X0, ret+32(FP)")
-	a.e("RET")
-	a.raw("")
+	kernel("dotQ4_0P", 1)
+	kernel("dotQ4_0Px4", 4)
 	a.write("vecdot_q40p_amd64.s")
 }
 

@@ -71,3 +71,30 @@ func DotQ4_0Prepared(n int, w, p []byte) (float32, error) {
 	}
 	return dotQ4_0P(nb/8, &w[0], &p[0], &q40pPerm[0]), nil
 }
+
+// DotQ4_0PreparedN sets out[j] = DotQ4_0Prepared(n, w, p[j*stride:]) for
+// every j < len(out), decoding the weight row once per four prepared
+// rows; every result equals DotQ4_0Prepared's bit for bit. It returns an
+// error, changing nothing, under the conditions DotQ4_0Prepared does or
+// when the prepared rows do not fit in p.
+func DotQ4_0PreparedN(n int, w, p []byte, stride int, out []float32) error {
+	if len(out) == 0 {
+		return nil
+	}
+	if !PreparedQ4_0(n) {
+		return fmt.Errorf("ggml: DotQ4_0PreparedN: not available for %d values", n)
+	}
+	nb, pb := n/QK, PreparedQ4_0Bytes(n)
+	if len(w) < 18*nb || stride < pb || (len(out)-1)*stride+pb > len(p) {
+		return fmt.Errorf("ggml: DotQ4_0PreparedN: %d rows of %d values %d bytes apart need %d weight and %d prepared bytes, have %d and %d",
+			len(out), n, stride, 18*nb, (len(out)-1)*stride+pb, len(w), len(p))
+	}
+	j := 0
+	for ; j+4 <= len(out); j += 4 {
+		dotQ4_0Px4(nb/8, &w[0], &p[j*stride], stride, &q40pPerm[0], &out[j])
+	}
+	for ; j < len(out); j++ {
+		out[j] = dotQ4_0P(nb/8, &w[0], &p[j*stride], &q40pPerm[0])
+	}
+	return nil
+}

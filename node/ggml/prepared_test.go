@@ -34,6 +34,30 @@ func TestDotQ4_0Prepared(t *testing.T) {
 			if math.Float32bits(got) != math.Float32bits(want) {
 				t.Errorf("n=%d trial %d: prepared %g, VecDot %g", n, trial, got, want)
 			}
+			// several prepared rows, not packed, against the same weights
+			pb := PreparedQ4_0Bytes(n)
+			stride := pb + 64
+			const rows = 7
+			ps := make([]byte, rows*stride)
+			wants := make([]float32, rows)
+			for j := range rows {
+				aj := quantize(t, Q8_0, randRow(r, n, 1))
+				if err := PrepareQ4_0(aj, n, ps[j*stride:j*stride+pb]); err != nil {
+					t.Fatal(err)
+				}
+				wants[j], _ = DotQ4_0Prepared(n, w, ps[j*stride:])
+			}
+			for _, m := range []int{1, 4, 5, 7} {
+				out := make([]float32, m)
+				if err := DotQ4_0PreparedN(n, w, ps, stride, out); err != nil {
+					t.Fatal(err)
+				}
+				for j := range m {
+					if math.Float32bits(out[j]) != math.Float32bits(wants[j]) {
+						t.Errorf("n=%d rows=%d: row %d = %g, single %g", n, m, j, out[j], wants[j])
+					}
+				}
+			}
 		}
 	}
 	if err := PrepareQ4_0(make([]byte, 34*8), 200, make([]byte, 320)); err == nil {
@@ -41,6 +65,9 @@ func TestDotQ4_0Prepared(t *testing.T) {
 	}
 	if _, err := DotQ4_0Prepared(256, make([]byte, 10), make([]byte, 320)); err == nil {
 		t.Error("DotQ4_0Prepared accepted a short weight row")
+	}
+	if err := DotQ4_0PreparedN(256, make([]byte, 144), make([]byte, 500), 320, make([]float32, 2)); err == nil {
+		t.Error("DotQ4_0PreparedN accepted rows that do not fit")
 	}
 	if PreparedQ4_0(100) {
 		t.Error("PreparedQ4_0(100)")

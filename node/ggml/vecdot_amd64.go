@@ -196,3 +196,6 @@ var havePrepared = haveGrouped
 
 //go:noescape
 func dotQ4_0P(nb int, x, y *byte, perm *int32) float32
+
+//go:noescape
+func dotQ4_0Px4(nb int, x, y *byte, ys int, perm *int32, out *float32)

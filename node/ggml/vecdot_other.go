@@ -21,3 +21,7 @@ func vecDotMulti(Type, int, []byte, []byte, int, []float32) int { return 0 }
 const havePrepared = false
 
 func dotQ4_0P(nb int, x, y *byte, perm *int32) float32 { panic("BUG: dotQ4_0P without amd64") }
+
+func dotQ4_0Px4(nb int, x, y *byte, ys int, perm *int32, out *float32) {
+	panic("BUG: dotQ4_0Px4 without amd64")
+}
