@@ -118,3 +118,24 @@ func DotF16N(h []byte, x []float32, stride, n int, out []float32) error {
 	}
 	return nil
 }
+
+// HaveF16Tile reports whether DotF16Tile runs for rows of n values (the
+// CPU has AVX2, FMA and F16C, and n is a positive multiple of 8).
+func HaveF16Tile(n int) bool { return useF16C && n > 0 && n%8 == 0 }
+
+// DotF16Tile computes a tile of three half-precision rows (n values each,
+// hStride bytes apart in h) against four float rows (xStride values apart
+// in x): out[3t+r] is row r's dot product with row t of x, with one
+// accumulator per pair as DotF16N keeps for eight or more rows. It returns an error, changing nothing, when
+// HaveF16Tile(n) is false or the rows do not fit.
+func DotF16Tile(h []byte, hStride int, x []float32, xStride, n int, out *[12]float32) error {
+	if !HaveF16Tile(n) {
+		return fmt.Errorf("cpu: DotF16Tile: not available for %d values", n)
+	}
+	if hStride < 2*n || xStride < n || len(h) < 2*hStride+2*n || len(x) < 3*xStride+n {
+		return fmt.Errorf("cpu: DotF16Tile: 3 rows of %d values %d bytes apart and 4 of %d floats apart need %d bytes and %d floats, have %d and %d",
+			n, hStride, xStride, 2*hStride+2*n, 3*xStride+n, len(h), len(x))
+	}
+	dotF16T3x4AVX2(&h[0], hStride, &x[0], 4*xStride, n, &out[0])
+	return nil
+}

@@ -48,3 +48,44 @@ func TestDotF16N(t *testing.T) {
 		t.Error("failed call wrote results")
 	}
 }
+
+// DotF16Tile's twelve results equal DotF16N's for the same rows.
+func TestDotF16Tile(t *testing.T) {
+	if !HaveF16Tile(8) {
+		t.Skip("no F16C")
+	}
+	r := rand.New(rand.NewPCG(43, 44))
+	for _, n := range []int{8, 64, 776} {
+		hs := 2*n + 6
+		h := make([]byte, 3*hs)
+		for i := range h {
+			h[i] = byte(r.IntN(256)) & 0xbf // finite halves
+		}
+		xs := n + 5
+		x := make([]float32, 4*xs)
+		for i := range x {
+			x[i] = float32(r.NormFloat64())
+		}
+		var got [12]float32
+		if err := DotF16Tile(h, hs, x, xs, n, &got); err != nil {
+			t.Fatal(err)
+		}
+		for row := range 3 {
+			var want [4]float32
+			if err := DotF16N(h[row*hs:], x, xs, n, want[:]); err != nil {
+				t.Fatal(err)
+			}
+			for tok := range 4 {
+				// DotF16N runs fewer than eight rows one at a time (four
+				// accumulators), so compare with a tolerance.
+				if d := math.Abs(float64(got[3*tok+row] - want[tok])); d > 1e-4*(1+math.Abs(float64(want[tok]))) {
+					t.Errorf("n=%d row %d token %d: %g, DotF16N %g", n, row, tok, got[3*tok+row], want[tok])
+				}
+			}
+		}
+	}
+	var out [12]float32
+	if err := DotF16Tile(make([]byte, 10), 16, make([]float32, 40), 8, 8, &out); err == nil {
+		t.Error("short rows accepted")
+	}
+}

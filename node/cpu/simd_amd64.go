@@ -55,3 +55,9 @@ func dotF16x8AVX2(h *byte, x *float32, stride int, n int, out *float32)
 //
 //go:noescape
 func dotF16RowAVX2(h *byte, x *float32, n int) float32
+
+// dotF16T3x4AVX2 sets out[3t+r] = Σ half(h[r*hs/2+i])*x[t*xs/4+i] for
+// r < 3, t < 4, i < n; n is a positive multiple of 8, hs and xs in bytes.
+//
+//go:noescape
+func dotF16T3x4AVX2(h *byte, hs int, x *float32, xs int, n int, out *float32)

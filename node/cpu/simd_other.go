@@ -31,3 +31,7 @@ func dotF16x8AVX2(h *byte, x *float32, stride int, n int, out *float32) {
 }
 
 func dotF16RowAVX2(h *byte, x *float32, n int) float32 { panic("BUG: dotF16RowAVX2 without amd64") }
+
+func dotF16T3x4AVX2(h *byte, hs int, x *float32, xs int, n int, out *float32) {
+	panic("BUG: dotF16T3x4AVX2 without amd64")
+}

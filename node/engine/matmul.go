@@ -196,28 +196,40 @@ func (r *cpuRunner) dotFloat(op *mmOp, a, b int) {
 	}
 }
 
-// f16Tile is how many tokens an F16 prefill matmul runs each weight row
-// against (the width of cpu.DotF16N's kernel).
-const f16Tile = 8
-
-// dotF16Rows computes rows [a, b) of an F16 weight against the tokens:
-// each row is converted once per tile of tokens and dotted with their
+// dotF16Rows computes rows [a, b) of an F16 weight against the tokens'
 // half-rounded activations in float32 (the same products VecDot forms,
-// summed in another order).
+// summed in another order). Several tokens go through tiles of three rows
+// by four tokens, so each converted weight and each activation load
+// serves several products.
 func (r *cpuRunner) dotF16Rows(op *mmOp, a, b int) {
 	j := &r.mm
-	var dots [f16Tile]float32
-	for t0 := 0; t0 < j.n; t0 += f16Tile {
-		nt := min(f16Tile, j.n-t0)
-		if nt < f16Tile && t0 > 0 {
-			t0 = j.n - f16Tile // overlap the previous tile: whole tiles only
-			nt = f16Tile
-		}
-		x := r.s.xr[t0*r.xrStride:]
+	if j.n < 4 || !cpu.HaveF16Tile(j.cols) {
+		var dots [maxBatch]float32
 		for row := a; row < b; row++ {
 			// Sizes were validated at load; an error cannot happen.
-			_ = cpu.DotF16N(op.w.Data[row*op.rb:(row+1)*op.rb], x, r.xrStride, j.cols, dots[:nt])
-			for t, d := range dots[:nt] {
+			_ = cpu.DotF16N(op.w.Data[row*op.rb:(row+1)*op.rb], r.s.xr, r.xrStride, j.cols, dots[:j.n])
+			for t, d := range dots[:j.n] {
+				op.out[t*op.stride+row] = d
+			}
+		}
+		return
+	}
+	var tile [12]float32
+	var dots [4]float32
+	for t0 := 0; t0 < j.n; t0 += 4 {
+		t0 = min(t0, j.n-4) // the last tile overlaps the one before
+		x := r.s.xr[t0*r.xrStride:]
+		row := a
+		for ; row+3 <= b; row += 3 {
+			_ = cpu.DotF16Tile(op.w.Data[row*op.rb:], op.rb, x, r.xrStride, j.cols, &tile)
+			for t := range 4 {
+				o := op.out[(t0+t)*op.stride+row:]
+				o[0], o[1], o[2] = tile[3*t], tile[3*t+1], tile[3*t+2]
+			}
+		}
+		for ; row < b; row++ {
+			_ = cpu.DotF16N(op.w.Data[row*op.rb:(row+1)*op.rb], x, r.xrStride, j.cols, dots[:])
+			for t, d := range dots {
 				op.out[(t0+t)*op.stride+row] = d
 			}
 		}
