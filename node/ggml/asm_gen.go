@@ -193,7 +193,7 @@ func q80g() {
 		"the number of groups of eight blocks. The x4 variants take four",
 		"activation rows (stride ys bytes) and compute for each exactly what the",
 		"single-row kernels do.")
-	kernel := func(name string, q4 bool, ntok int) {
+	kernel := func(name string, q4 bool, ntok int, vnni bool) {
 		xb := 34
 		if q4 {
 			xb = 18
@@ -273,8 +273,16 @@ func q80g() {
 					a.e("VPSIGNB %s, %s, %s", wsrc(k), dst, dst)
 					a.e("VPABSB %s, Y5", wsrc(k))
 				}
-				a.e("VPMADDUBSW %s, Y5, %s", dst, dst)
-				a.e("VPMADDWD Y15, %s, %s", dst, dst)
+				if vnni {
+					// Y4 is free here: one VNNI dot replaces the
+					// multiply-add pair (the same exact sums).
+					a.e("VPXOR Y4, Y4, Y4")
+					a.e("VPDPBUSD %s, Y5, Y4", dst)
+					a.e("VMOVDQA Y4, %s", dst)
+				} else {
+					a.e("VPMADDUBSW %s, Y5, %s", dst, dst)
+					a.e("VPMADDWD Y15, %s, %s", dst, dst)
+				}
 			}
 			pair := func(k int, dst string) {
 				block(k, "Y6")
@@ -326,10 +334,14 @@ func q80g() {
 		a.e("RET")
 		a.raw("")
 	}
-	kernel("dotQ8_0G", false, 1)
-	kernel("dotQ4_0G", true, 1)
-	kernel("dotQ8_0Gx4", false, 4)
-	kernel("dotQ4_0Gx4", true, 4)
+	kernel("dotQ8_0G", false, 1, false)
+	kernel("dotQ4_0G", true, 1, false)
+	kernel("dotQ8_0Gx4", false, 4, false)
+	kernel("dotQ4_0Gx4", true, 4, false)
+	kernel("dotQ8_0GV", false, 1, true)
+	kernel("dotQ4_0GV", true, 1, true)
+	kernel("dotQ8_0GVx4", false, 4, true)
+	kernel("dotQ4_0GVx4", true, 4, true)
 	a.write("vecdot_q80g_amd64.s")
 }
 
@@ -348,7 +360,7 @@ func q40p() {
 		"The x4 variant decodes a group once (into the frame) for four",
 		"activation rows (stride ys bytes), each computed exactly as the",
 		"single-row kernel does.")
-	kernel := func(name string, ntok int) {
+	kernel := func(name string, ntok int, vnni bool) {
 		if ntok == 1 {
 			a.raw("// func %s(nb int, x, y *byte, perm *int32) float32", name)
 			a.raw("TEXT ·%s(SB), NOSPLIT, $0-36", name)
@@ -407,10 +419,16 @@ func q40p() {
 					a.e("VMOVDQU %d(SP), Y4", 64*p)
 					a.e("VMOVDQU %d(SP), Y5", 64*p+32)
 				}
-				a.e("VPMADDUBSW %d(%s), Y4, Y4", 64*p, y)
-				a.e("VPMADDUBSW %d(%s), Y5, Y5", 64*p+32, y)
-				a.e("VPADDW Y5, Y4, Y4")
-				a.e("VPMADDWD Y15, Y4, %s", pv[p])
+				if vnni {
+					a.e("VPXOR %s, %s, %s", pv[p], pv[p], pv[p])
+					a.e("VPDPBUSD %d(%s), Y4, %s", 64*p, y, pv[p])
+					a.e("VPDPBUSD %d(%s), Y5, %s", 64*p+32, y, pv[p])
+				} else {
+					a.e("VPMADDUBSW %d(%s), Y4, Y4", 64*p, y)
+					a.e("VPMADDUBSW %d(%s), Y5, Y5", 64*p+32, y)
+					a.e("VPADDW Y5, Y4, Y4")
+					a.e("VPMADDWD Y15, Y4, %s", pv[p])
+				}
 			}
 			// lanes: hadd(P0,P1) = [b0 b0 b2 b2 | b1 b1 b3 b3], hadd(P2,P3) =
 			// [b4 b4 b6 b6 | b5 b5 b7 b7], then [b0 b2 b4 b6 | b1 b3 b5 b7].
@@ -451,8 +469,10 @@ func q40p() {
 		a.e("RET")
 		a.raw("")
 	}
-	kernel("dotQ4_0P", 1)
-	kernel("dotQ4_0Px4", 4)
+	kernel("dotQ4_0P", 1, false)
+	kernel("dotQ4_0Px4", 4, false)
+	kernel("dotQ4_0PV", 1, true)
+	kernel("dotQ4_0PVx4", 4, true)
 	a.write("vecdot_q40p_amd64.s")
 }
 

@@ -69,7 +69,7 @@ func DotQ4_0Prepared(n int, w, p []byte) (float32, error) {
 		return 0, fmt.Errorf("ggml: DotQ4_0Prepared: %d values need %d weight and %d prepared bytes, have %d and %d",
 			n, 18*nb, PreparedQ4_0Bytes(n), len(w), len(p))
 	}
-	return dotQ4_0P(nb/8, &w[0], &p[0], &q40pPerm[0]), nil
+	return dotQ4_0Prep(nb/8, &w[0], &p[0]), nil
 }
 
 // DotQ4_0PreparedN sets out[j] = DotQ4_0Prepared(n, w, p[j*stride:]) for
@@ -91,10 +91,10 @@ func DotQ4_0PreparedN(n int, w, p []byte, stride int, out []float32) error {
 	}
 	j := 0
 	for ; j+4 <= len(out); j += 4 {
-		dotQ4_0Px4(nb/8, &w[0], &p[j*stride], stride, &q40pPerm[0], &out[j])
+		dotQ4_0Prepx4(nb/8, &w[0], &p[j*stride], stride, &out[j])
 	}
 	for ; j < len(out); j++ {
-		out[j] = dotQ4_0P(nb/8, &w[0], &p[j*stride], &q40pPerm[0])
+		out[j] = dotQ4_0Prep(nb/8, &w[0], &p[j*stride])
 	}
 	return nil
 }

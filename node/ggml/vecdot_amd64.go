@@ -59,6 +59,29 @@ func dotQ4_0Gx4(nb int, x, y *byte, ys int, out *float32)
 // results stay identical.
 var haveGrouped = haveF16C
 
+// haveVNNI selects the variants of the grouped and prepared kernels that
+// use AVX-512 VNNI dot products on 256-bit registers; the block sums are
+// exact either way, so their results are the same bit for bit.
+var haveVNNI = haveGrouped && cpu.X86.HasAVX512VL && cpu.X86.HasAVX512VNNI
+
+//go:noescape
+func dotQ8_0GV(nb int, x, y *byte) float32
+
+//go:noescape
+func dotQ4_0GV(nb int, x, y *byte) float32
+
+//go:noescape
+func dotQ8_0GVx4(nb int, x, y *byte, ys int, out *float32)
+
+//go:noescape
+func dotQ4_0GVx4(nb int, x, y *byte, ys int, out *float32)
+
+//go:noescape
+func dotQ4_0PV(nb int, x, y *byte, perm *int32) float32
+
+//go:noescape
+func dotQ4_0PVx4(nb int, x, y *byte, ys int, perm *int32, out *float32)
+
 func dotQ8_0Fast(nb int, w, a []byte) float32 {
 	if !haveAVX2 || nb == 0 {
 		return dotQ8_0(nb, w, a)
@@ -68,7 +91,12 @@ func dotQ8_0Fast(nb int, w, a []byte) float32 {
 		return dotQ8_0AVX2(nb, &w[0], &a[0], &fp16Table[0])
 	}
 	g := nb / 8
-	s := dotQ8_0G(g, &w[0], &a[0])
+	var s float32
+	if haveVNNI {
+		s = dotQ8_0GV(g, &w[0], &a[0])
+	} else {
+		s = dotQ8_0G(g, &w[0], &a[0])
+	}
 	if m := nb - 8*g; m > 0 {
 		s += dotQ8_0AVX2(m, &w[34*8*g], &a[34*8*g], &fp16Table[0])
 	}
@@ -84,7 +112,12 @@ func dotQ4_0Fast(nb int, w, a []byte) float32 {
 		return dotQ4_0AVX2(nb, &w[0], &a[0], &fp16Table[0])
 	}
 	g := nb / 8
-	s := dotQ4_0G(g, &w[0], &a[0])
+	var s float32
+	if haveVNNI {
+		s = dotQ4_0GV(g, &w[0], &a[0])
+	} else {
+		s = dotQ4_0G(g, &w[0], &a[0])
+	}
 	if m := nb - 8*g; m > 0 {
 		s += dotQ4_0AVX2(m, &w[18*8*g], &a[34*8*g], &fp16Table[0])
 	}
@@ -101,9 +134,14 @@ func dotQ0x4(t Type, nb int, w, y []byte, ys int, o *[4]float32) {
 	g := 0
 	if haveGrouped && nb >= 8 {
 		g = nb / 8
-		if t == Q8_0 {
+		switch {
+		case t == Q8_0 && haveVNNI:
+			dotQ8_0GVx4(g, &w[0], &y[0], ys, &o[0])
+		case t == Q8_0:
 			dotQ8_0Gx4(g, &w[0], &y[0], ys, &o[0])
-		} else {
+		case haveVNNI:
+			dotQ4_0GVx4(g, &w[0], &y[0], ys, &o[0])
+		default:
 			dotQ4_0Gx4(g, &w[0], &y[0], ys, &o[0])
 		}
 	}
@@ -199,3 +237,19 @@ func dotQ4_0P(nb int, x, y *byte, perm *int32) float32
 
 //go:noescape
 func dotQ4_0Px4(nb int, x, y *byte, ys int, perm *int32, out *float32)
+
+// dotQ4_0Prep and dotQ4_0Prepx4 run the prepared Q4_0 kernels.
+func dotQ4_0Prep(ng int, w, p *byte) float32 {
+	if haveVNNI {
+		return dotQ4_0PV(ng, w, p, &q40pPerm[0])
+	}
+	return dotQ4_0P(ng, w, p, &q40pPerm[0])
+}
+
+func dotQ4_0Prepx4(ng int, w, p *byte, ps int, out *float32) {
+	if haveVNNI {
+		dotQ4_0PVx4(ng, w, p, ps, &q40pPerm[0], out)
+		return
+	}
+	dotQ4_0Px4(ng, w, p, ps, &q40pPerm[0], out)
+}

@@ -25,3 +25,9 @@ func dotQ4_0P(nb int, x, y *byte, perm *int32) float32 { panic("BUG: dotQ4_0P wi
 func dotQ4_0Px4(nb int, x, y *byte, ys int, perm *int32, out *float32) {
 	panic("BUG: dotQ4_0Px4 without amd64")
 }
+
+func dotQ4_0Prep(ng int, w, p *byte) float32 { panic("BUG: dotQ4_0Prep without amd64") }
+
+func dotQ4_0Prepx4(ng int, w, p *byte, ps int, out *float32) {
+	panic("BUG: dotQ4_0Prepx4 without amd64")
+}
