@@ -53,7 +53,7 @@ type runState struct {
 	cos    []float32 // (maxBatch, ropeDims/2)
 	sin    []float32 // (maxBatch, ropeDims/2)
 	qa     []byte    // (maxBatch, qaStride) activations quantized for a matmul
-	qp     []byte    // (maxBatch, qpStride) activations prepared for Q4_0 weights; nil without them
+	qp     []byte    // (maxBatch, qpStride) activations prepared for Q4_0/Q8_0 weights; nil without them
 	xr     []float32 // (maxBatch, xrStride) half-rounded activations of an F16 prefill matmul; nil without F16 weights
 }
 
@@ -85,7 +85,7 @@ type cpuRunner struct {
 	s                        runState
 	qaStride                 int
 	xrStride                 int // widest input of an F16 weight
-	qpStride                 int // widest prepared input of a Q4_0 weight
+	qpStride                 int // widest prepared input of a Q4_0 or Q8_0 weight
 
 	mm   mmJob
 	attn attnJob
@@ -157,7 +157,7 @@ func (CPU) NewRunner(w *Weights, o RunnerOptions) (Runner, error) {
 		if t.Type == ggml.F16 {
 			r.xrStride = max(r.xrStride, t.Dims[0])
 		}
-		if t.Type == ggml.Q4_0 && ggml.PreparedQ4_0(t.Dims[0]) {
+		if t.Type == ggml.Q4_0 && ggml.PreparedQ4_0(t.Dims[0]) || t.Type == ggml.Q8_0 && ggml.PreparedQ8_0(t.Dims[0]) {
 			r.qpStride = max(r.qpStride, ggml.PreparedQ4_0Bytes(t.Dims[0]))
 		}
 	}

@@ -15,8 +15,17 @@ type mmOp struct {
 	f32    []float32 // W's data when F32 and aligned (no activation copy)
 	vdt    ggml.Type // activation type for the generic path
 	direct bool      // F32 view or BF16: dot against float activations
-	prep   bool      // Q4_0 against prepared activations (ggml.PrepareQ4_0)
+	prep   prepKind  // activations prepared for this weight type
 }
+
+// prepKind is how a matmul's activations are prepared beyond quantizing.
+type prepKind uint8
+
+const (
+	prepNone prepKind = iota
+	prepQ4_0          // ggml.PrepareQ4_0, every batch size
+	prepQ8_0          // ggml.PrepareQ8_0, batches of several tokens
+)
 
 // mmJob is a matmul of one input against up to three weights that share
 // it (q/k/v, gate/up), run in as few pool dispatches as possible.
@@ -28,7 +37,7 @@ type mmJob struct {
 	// the ops of the current dispatch: ops[lo:hi], all with one vdt
 	lo, hi int
 	vdt    ggml.Type
-	prep   bool
+	prep   prepKind
 }
 
 func (j *mmJob) begin(in []float32, n, cols int) {
@@ -45,7 +54,13 @@ func (j *mmJob) add(w *Tensor, out []float32, stride int) {
 	case ggml.BF16:
 		op.direct = true // BF16 × F32, as llama.cpp computes BF16 models converted to F32
 	case ggml.Q4_0:
-		op.prep = ggml.PreparedQ4_0(j.cols)
+		if ggml.PreparedQ4_0(j.cols) {
+			op.prep = prepQ4_0
+		}
+	case ggml.Q8_0:
+		if j.n > 1 && ggml.PreparedQ8_0(j.cols) {
+			op.prep = prepQ8_0
+		}
 	}
 	j.ops[j.nops] = op
 	j.nops++
@@ -84,8 +99,11 @@ func (r *cpuRunner) quantWorker(ith, nth int) {
 		// no error can happen here.
 		qa := r.s.qa[t*r.qaStride : (t+1)*r.qaStride]
 		_ = ggml.QuantizeActivations(j.vdt, j.in[t*j.cols:(t+1)*j.cols], qa)
-		if j.prep {
+		switch j.prep {
+		case prepQ4_0:
 			_ = ggml.PrepareQ4_0(qa, j.cols, r.s.qp[t*r.qpStride:(t+1)*r.qpStride])
+		case prepQ8_0:
+			_ = ggml.PrepareQ8_0(qa, j.cols, r.s.qp[t*r.qpStride:(t+1)*r.qpStride])
 		}
 		if j.vdt == ggml.F16 && r.s.xr != nil {
 			// F16 weights are dotted with the rounded activations as floats.
@@ -136,14 +154,19 @@ func (r *cpuRunner) dotQuant(op *mmOp, a, b int) {
 		r.dotF16Rows(op, a, b)
 		return
 	}
-	if op.prep {
-		// Q4_0 against the prepared activations: the same results as
-		// VecDot, with the per-token work done once in quantWorker.
+	if op.prep != prepNone {
+		// Against the prepared activations: the same results as VecDot,
+		// with the per-token work done once in quantWorker.
 		var dots [maxBatch]float32
 		qp := r.s.qp[:j.n*r.qpStride]
 		for row := a; row < b; row++ {
+			w := op.w.Data[row*op.rb : (row+1)*op.rb]
 			// Sizes were validated at load; an error cannot happen.
-			_ = ggml.DotQ4_0PreparedN(j.cols, op.w.Data[row*op.rb:(row+1)*op.rb], qp, r.qpStride, dots[:j.n])
+			if op.prep == prepQ4_0 {
+				_ = ggml.DotQ4_0PreparedN(j.cols, w, qp, r.qpStride, dots[:j.n])
+			} else {
+				_ = ggml.DotQ8_0PreparedN(j.cols, w, qp, r.qpStride, dots[:j.n])
+			}
 			for t, d := range dots[:j.n] {
 				op.out[t*op.stride+row] = d
 			}

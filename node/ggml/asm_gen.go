@@ -476,6 +476,113 @@ func q40p() {
 	a.write("vecdot_q40p_amd64.s")
 }
 
+// q80p writes the Q8_0 kernels against prepared activations (AVX-512 VNNI
+// on 256-bit registers, F16C): the activations arrive offset to unsigned
+// (a+128), so one VNNI dot per block and token does the products; the
+// 128·Σw correction is computed once per weight group. The block sums are
+// exact and scaled as the grouped Q8_0 kernel does, bit for bit.
+func q80p() {
+	a := &asm{}
+	a.header("Q8_0 against prepared (a+128) activations (AVX-512 VNNI, F16C): eight",
+		"blocks per iteration. nb is the number of groups of eight blocks; the x4",
+		"variant takes four prepared rows ys bytes apart.")
+	kernel := func(name string, ntok int) {
+		if ntok == 1 {
+			a.raw("// func %s(nb int, x, y *byte) float32", name)
+			a.raw("TEXT ·%s(SB), NOSPLIT, $0-28", name)
+			a.e("MOVQ nb+0(FP), CX")
+			a.e("MOVQ x+8(FP), SI")
+			a.e("MOVQ y+16(FP), DI")
+		} else {
+			a.raw("// func %s(nb int, x, y *byte, ys int, out *float32)", name)
+			a.raw("TEXT ·%s(SB), NOSPLIT, $0-40", name)
+			a.e("MOVQ nb+0(FP), CX")
+			a.e("MOVQ x+8(FP), SI")
+			a.e("MOVQ y+16(FP), DI")
+			a.e("MOVQ ys+24(FP), AX")
+			a.e("LEAQ (DI)(AX*1), R9")
+			a.e("LEAQ (R9)(AX*1), R10")
+			a.e("LEAQ (R10)(AX*1), R11")
+		}
+		for _, y := range accY[:ntok] {
+			a.e("VXORPS %s, %s, %s", y, y, y)
+		}
+		a.broadcast32(0x80808080, "X15", "Y15")
+		a.e("TESTQ CX, CX")
+		a.e("JZ done")
+		a.raw("loop:")
+		for k := range 8 {
+			a.e("VPINSRW $%d, %d(SI), X12, X12", k, k*34)
+		}
+		a.e("VCVTPH2PS X12, Y12")
+		// tree gathers the eight block vectors block(k, dst) into Y9
+		tree := func(block func(k int, dst string)) {
+			pair := func(k int, dst string) {
+				block(k, "Y6")
+				block(k+1, "Y7")
+				a.e("VPHADDD Y7, Y6, %s", dst)
+			}
+			pair(0, "Y8")
+			pair(2, "Y9")
+			a.e("VPHADDD Y9, Y8, Y8")
+			pair(4, "Y9")
+			pair(6, "Y10")
+			a.e("VPHADDD Y10, Y9, Y9")
+			a.e("VPERM2I128 $0x20, Y9, Y8, Y10")
+			a.e("VPERM2I128 $0x31, Y9, Y8, Y9")
+			a.e("VPADDD Y10, Y9, Y9")
+		}
+		// the correction 128·Σw of each block
+		tree(func(k int, dst string) {
+			a.e("VPXOR %s, %s, %s", dst, dst, dst)
+			a.e("VPDPBUSD %d(SI), Y15, %s", 34*k+2, dst)
+		})
+		a.e("VMOVDQA Y9, Y13")
+		for t := range ntok {
+			y, acc := yptr[t], accY[t]
+			tree(func(k int, dst string) {
+				a.e("VMOVDQU %d(%s), Y5", 32*k, y)
+				a.e("VPXOR %s, %s, %s", dst, dst, dst)
+				a.e("VPDPBUSD %d(SI), Y5, %s", 34*k+2, dst)
+			})
+			a.e("VPSUBD Y13, Y9, Y9")
+			a.e("VCVTDQ2PS Y9, Y9")
+			a.e("VMULPS 256(%s), Y12, Y11", y)
+			a.e("VFMADD231PS Y11, Y9, %s", acc)
+		}
+		a.e("ADDQ $272, SI")
+		for _, y := range yptr[:ntok] {
+			a.e("ADDQ $320, %s", y)
+		}
+		a.e("DECQ CX")
+		a.e("JNZ loop")
+		a.raw("done:")
+		hsum := func(y, x string) {
+			a.e("VEXTRACTF128 $1, %s, X4", y)
+			a.e("VADDPS X4, %s, %s", x, x)
+			a.e("VHADDPS %s, %s, %s", x, x, x)
+			a.e("VHADDPS %s, %s, %s", x, x, x)
+		}
+		if ntok == 1 {
+			hsum("Y0", "X0")
+			a.e("VZEROUPPER")
+			a.e("MOVSS X0, ret+24(FP)")
+		} else {
+			a.e("MOVQ out+32(FP), AX")
+			for k := range ntok {
+				hsum(fmt.Sprintf("Y%d", k), fmt.Sprintf("X%d", k))
+				a.e("MOVSS X%d, %d(AX)", k, 4*k)
+			}
+			a.e("VZEROUPPER")
+		}
+		a.e("RET")
+		a.raw("")
+	}
+	kernel("dotQ8_0U", 1)
+	kernel("dotQ8_0Ux4", 4)
+	a.write("vecdot_q80p_amd64.s")
+}
+
 // k4 writes the Q4_K and Q5_K kernels (against Q8_K activations).
 func k4() {
 	a := &asm{}
@@ -717,6 +824,7 @@ func main() {
 	q80()
 	q80g()
 	q40p()
+	q80p()
 	k4()
 	q6k()
 	other()

@@ -98,3 +98,67 @@ func DotQ4_0PreparedN(n int, w, p []byte, stride int, out []float32) error {
 	}
 	return nil
 }
+
+// Q8_0 weights can be dotted against activations prepared with
+// PrepareQ8_0 where the CPU has AVX-512 VNNI: the quants offset to
+// unsigned (a+128, block order), the scales as float32, per group of eight
+// blocks (PreparedQ4_0Bytes long). One VNNI dot per block does the
+// products; 128·Σw is subtracted once per weight group, so the block sums
+// are exact and the result equals VecDot(Q8_0, ...) bit for bit.
+
+// PreparedQ8_0 reports whether DotQ8_0PreparedN can run for rows of n
+// values.
+func PreparedQ8_0(n int) bool { return havePrepared8 && n > 0 && n%(8*QK) == 0 }
+
+// PrepareQ8_0 prepares the Q8_0 row a (n values) into dst
+// (PreparedQ4_0Bytes(n) bytes). It returns an error, changing nothing,
+// when n is not a multiple of 256 or a slice is too short.
+func PrepareQ8_0(a []byte, n int, dst []byte) error {
+	if n <= 0 || n%(8*QK) != 0 {
+		return fmt.Errorf("ggml: PrepareQ8_0: %d values, need a positive multiple of %d", n, 8*QK)
+	}
+	nb := n / QK
+	if len(a) < 34*nb || len(dst) < PreparedQ4_0Bytes(n) {
+		return fmt.Errorf("ggml: PrepareQ8_0: %d values need %d source and %d prepared bytes, have %d and %d",
+			n, 34*nb, PreparedQ4_0Bytes(n), len(a), len(dst))
+	}
+	for g := range nb / 8 {
+		out := dst[g*preparedGroup : (g+1)*preparedGroup]
+		for k := range 8 {
+			blk := a[34*(8*g+k) : 34*(8*g+k+1)]
+			for i, q := range blk[2:34] {
+				out[32*k+i] = q ^ 0x80
+			}
+			binary.LittleEndian.PutUint32(out[256+4*k:], math.Float32bits(fp16At(blk[0:])))
+		}
+	}
+	return nil
+}
+
+// DotQ8_0PreparedN sets out[j] to the dot product of the Q8_0 row w (n
+// values) with the prepared row p[j*stride:] for every j < len(out),
+// decoding the weight row once per four prepared rows. Every result equals
+// VecDot on the Q8_0 row it was prepared from, bit for bit. It returns an
+// error, changing nothing, when PreparedQ8_0(n) is false or the rows do
+// not fit.
+func DotQ8_0PreparedN(n int, w, p []byte, stride int, out []float32) error {
+	if len(out) == 0 {
+		return nil
+	}
+	if !PreparedQ8_0(n) {
+		return fmt.Errorf("ggml: DotQ8_0PreparedN: not available for %d values", n)
+	}
+	nb, pb := n/QK, PreparedQ4_0Bytes(n)
+	if len(w) < 34*nb || stride < pb || (len(out)-1)*stride+pb > len(p) {
+		return fmt.Errorf("ggml: DotQ8_0PreparedN: %d rows of %d values %d bytes apart need %d weight and %d prepared bytes, have %d and %d",
+			len(out), n, stride, 34*nb, (len(out)-1)*stride+pb, len(w), len(p))
+	}
+	j := 0
+	for ; j+4 <= len(out); j += 4 {
+		dotQ8_0Ux4(nb/8, &w[0], &p[j*stride], stride, &out[j])
+	}
+	for ; j < len(out); j++ {
+		out[j] = dotQ8_0U(nb/8, &w[0], &p[j*stride])
+	}
+	return nil
+}

@@ -87,3 +87,51 @@ func BenchmarkDotQ4_0Prepared(b *testing.B) {
 		_, _ = DotQ4_0Prepared(n, w, p)
 	}
 }
+
+// DotQ8_0PreparedN equals VecDot on the Q8_0 rows it was prepared from.
+func TestDotQ8_0Prepared(t *testing.T) {
+	if !PreparedQ8_0(256) {
+		t.Skip("no AVX-512 VNNI")
+	}
+	r := rand.New(rand.NewPCG(53, 54))
+	for _, n := range []int{256, 768, 2048} {
+		for trial := range 3 {
+			x := randRow(r, n, 0.05)
+			if trial == 1 {
+				for i := range x {
+					x[i] = float32(r.IntN(3)-1) * 1e3
+				}
+			}
+			w := quantize(t, Q8_0, x)
+			pb := PreparedQ4_0Bytes(n)
+			stride := pb + 32
+			const rows = 7
+			ps := make([]byte, rows*stride)
+			wants := make([]float32, rows)
+			for j := range rows {
+				aj := quantize(t, Q8_0, randRow(r, n, 1))
+				if err := PrepareQ8_0(aj, n, ps[j*stride:j*stride+pb]); err != nil {
+					t.Fatal(err)
+				}
+				wants[j] = VecDot(Q8_0, n, w, aj)
+			}
+			for _, m := range []int{1, 4, 5, 7} {
+				out := make([]float32, m)
+				if err := DotQ8_0PreparedN(n, w, ps, stride, out); err != nil {
+					t.Fatal(err)
+				}
+				for j := range m {
+					if math.Float32bits(out[j]) != math.Float32bits(wants[j]) {
+						t.Errorf("n=%d trial %d rows=%d: row %d = %g, VecDot %g", n, trial, m, j, out[j], wants[j])
+					}
+				}
+			}
+		}
+	}
+	if err := PrepareQ8_0(make([]byte, 34*8), 200, make([]byte, 320)); err == nil {
+		t.Error("PrepareQ8_0 accepted 200 values")
+	}
+	if err := DotQ8_0PreparedN(256, make([]byte, 100), make([]byte, 320), 320, make([]float32, 1)); err == nil {
+		t.Error("DotQ8_0PreparedN accepted a short weight row")
+	}
+}

@@ -253,3 +253,12 @@ func dotQ4_0Prepx4(ng int, w, p *byte, ps int, out *float32) {
 	}
 	dotQ4_0Px4(ng, w, p, ps, &q40pPerm[0], out)
 }
+
+// havePrepared8 selects the Q8_0 kernels against prepared activations.
+var havePrepared8 = haveVNNI
+
+//go:noescape
+func dotQ8_0U(nb int, x, y *byte) float32
+
+//go:noescape
+func dotQ8_0Ux4(nb int, x, y *byte, ys int, out *float32)

@@ -31,3 +31,11 @@ func dotQ4_0Prep(ng int, w, p *byte) float32 { panic("BUG: dotQ4_0Prep without a
 func dotQ4_0Prepx4(ng int, w, p *byte, ps int, out *float32) {
 	panic("BUG: dotQ4_0Prepx4 without amd64")
 }
+
+const havePrepared8 = false
+
+func dotQ8_0U(nb int, x, y *byte) float32 { panic("BUG: dotQ8_0U without amd64") }
+
+func dotQ8_0Ux4(nb int, x, y *byte, ys int, out *float32) {
+	panic("BUG: dotQ8_0Ux4 without amd64")
+}
