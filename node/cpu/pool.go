@@ -14,6 +14,9 @@ import (
 // short spin catches the next job without the cost of a wake-up.
 const spinIters = 1 << 14
 
+// parkedBit marks Pool.pending while Run is parked waiting for workers.
+const parkedBit = 1 << 30
+
 // Pool is a fixed set of worker goroutines that run one job at a time, all
 // workers together: Run(fn) calls fn(ith, nth) once for every ith in
 // [0, nth), on nth goroutines (the caller is worker 0), and returns when all
@@ -22,12 +25,16 @@ const spinIters = 1 << 14
 // Run must be called from one goroutine at a time; a Pool is not safe for
 // concurrent Run calls. Close stops the workers.
 type Pool struct {
-	n       int
-	fn      func(ith, nth int)
-	gen     atomic.Uint64 // job generation; bumped by Run
-	pending atomic.Int32  // workers still running the current job
+	n   int
+	fn  func(ith, nth int)
+	gen atomic.Uint64 // job generation; bumped by Run
+	// pending counts the workers still running the current job; Run sets
+	// parkedBit in the same word when it parks, so the worker whose
+	// decrement leaves exactly parkedBit is the one that wakes it. One word
+	// keeps a worker that is slow to finish job k from acting on job k+1's
+	// state: after its decrement it touches nothing shared.
+	pending atomic.Int32
 	quit    atomic.Bool
-	waiting atomic.Bool   // Run parked until the last worker finishes
 	done    chan struct{} // cap 1; the last worker wakes a parked Run
 	failed  atomic.Pointer[WorkerPanic]
 	workers []worker
@@ -93,7 +100,11 @@ func (p *Pool) Run(fn func(ith, nth int)) {
 // wait blocks until every worker has finished the current job, then
 // re-raises a worker's panic.
 func (p *Pool) wait() {
-	for spins := 0; p.pending.Load() != 0; spins++ {
+	for spins := 0; ; spins++ {
+		n := p.pending.Load()
+		if n == 0 {
+			break
+		}
 		if spins < spinIters {
 			if spins&63 == 63 {
 				runtime.Gosched()
@@ -101,15 +112,11 @@ func (p *Pool) wait() {
 			continue
 		}
 		// A worker is slow (descheduled): park instead of burning a core.
-		p.waiting.Store(true)
-		if p.pending.Load() == 0 {
-			if !p.waiting.Swap(false) {
-				<-p.done // the last worker saw us parked and sent a token
-			}
+		// The CAS fails when a worker finished meanwhile; look again.
+		if p.pending.CompareAndSwap(n, n|parkedBit) {
+			<-p.done // the last worker saw parkedBit and sent a token
 			break
 		}
-		<-p.done
-		break
 	}
 	p.fn = nil
 	if wp := p.failed.Swap(nil); wp != nil {
@@ -168,7 +175,7 @@ func (p *Pool) runJob(ith int) {
 		if r := recover(); r != nil {
 			p.failed.CompareAndSwap(nil, &WorkerPanic{Value: r, Stack: debug.Stack()})
 		}
-		if p.pending.Add(-1) == 0 && p.waiting.Swap(false) {
+		if p.pending.Add(-1) == parkedBit {
 			p.done <- struct{}{}
 		}
 	}()
