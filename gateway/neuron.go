@@ -38,6 +38,9 @@ func (g *Gateway) newRequest(ctx context.Context, n *node, method, path string, 
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
+		// The control routes are idempotent; a nil key (not sent) lets the
+		// transport resend a POST whose reused connection was closed.
+		req.Header["Idempotency-Key"] = nil
 	}
 	if n.ref.Token != "" {
 		req.Header.Set("Authorization", "Bearer "+n.ref.Token)

@@ -133,6 +133,11 @@ func (g *Gateway) send(ctx context.Context, c *call) (*upstream, error) {
 		// Lets the transport resend on a keep-alive connection the neuron
 		// closed meanwhile, instead of failing the attempt.
 		req.GetBody = func() (io.ReadCloser, error) { return c.trackBody(), nil }
+		// A nil Idempotency-Key is not sent, but marks the POST replayable,
+		// so the transport also resends when a reused connection turns out
+		// closed ("server closed idle connection"): the neuron never
+		// started that request.
+		req.Header["Idempotency-Key"] = nil
 		if c.stream {
 			req.Header.Set("Accept", "text/event-stream")
 		}
