@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"helexa/cuda"
 
 	"helexa/node/chattmpl"
 	"helexa/node/engine"
@@ -107,6 +108,11 @@ func loadEngineModel(ctx context.Context, path string, o loadOptions) (*loadedMo
 	if err != nil {
 		if errors.Is(err, engine.ErrUnsupported) {
 			return nil, fmt.Errorf("%w: %v", errUnsupported, err)
+		}
+		if errors.Is(err, cuda.ErrInsufficientMemory) {
+			// The device refused an allocation the estimate allowed:
+			// 507 like a load refused up front; the runner freed what it had.
+			return nil, fmt.Errorf("%w: %v", errNoMemory, err)
 		}
 		return nil, err
 	}
