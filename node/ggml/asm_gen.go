@@ -81,8 +81,10 @@ func (a *asm) prologue(name string, ntok int) {
 	a.e("MOVQ tab+32(FP), R8")
 }
 
-// epilogue sums the accumulators across lanes and returns them.
-func (a *asm) epilogue(ntok int) {
+// epilogue sums the accumulators across lanes and returns them: one token's
+// sum as the float result at frame offset ret, several tokens' sums into the
+// slice whose pointer sits at frame offset out.
+func (a *asm) epilogue(ntok, ret, out int) {
 	a.raw("done:")
 	hsum := func(y, x string) {
 		a.e("VEXTRACTF128 $1, %s, X4", y)
@@ -93,9 +95,9 @@ func (a *asm) epilogue(ntok int) {
 	if ntok == 1 {
 		hsum("Y0", "X0")
 		a.e("VZEROUPPER")
-		a.e("MOVSS X0, ret+32(FP)")
+		a.e("MOVSS X0, ret+%d(FP)", ret)
 	} else {
-		a.e("MOVQ out+40(FP), AX")
+		a.e("MOVQ out+%d(FP), AX", out)
 		for k := range ntok {
 			hsum(fmt.Sprintf("Y%d", k), fmt.Sprintf("X%d", k))
 			a.e("MOVSS X%d, %d(AX)", k, 4*k)
@@ -168,7 +170,7 @@ func q80() {
 		}
 		a.e("DECQ CX")
 		a.e("JNZ loop")
-		a.epilogue(ntok)
+		a.epilogue(ntok, 32, 40)
 	}
 	kernel("dotQ8_0AVX2", false, 1)
 	kernel("dotQ4_0AVX2", true, 1)
@@ -312,27 +314,7 @@ func q80g() {
 		}
 		a.e("DECQ CX")
 		a.e("JNZ loop")
-		a.raw("done:")
-		hsum := func(y, x string) {
-			a.e("VEXTRACTF128 $1, %s, X4", y)
-			a.e("VADDPS X4, %s, %s", x, x)
-			a.e("VHADDPS %s, %s, %s", x, x, x)
-			a.e("VHADDPS %s, %s, %s", x, x, x)
-		}
-		if ntok == 1 {
-			hsum("Y0", "X0")
-			a.e("VZEROUPPER")
-			a.e("MOVSS X0, ret+24(FP)")
-		} else {
-			a.e("MOVQ out+32(FP), AX")
-			for k := range ntok {
-				hsum(fmt.Sprintf("Y%d", k), fmt.Sprintf("X%d", k))
-				a.e("MOVSS X%d, %d(AX)", k, 4*k)
-			}
-			a.e("VZEROUPPER")
-		}
-		a.e("RET")
-		a.raw("")
+		a.epilogue(ntok, 24, 32)
 	}
 	kernel("dotQ8_0G", false, 1, false)
 	kernel("dotQ4_0G", true, 1, false)
@@ -447,27 +429,7 @@ func q40p() {
 		}
 		a.e("DECQ CX")
 		a.e("JNZ loop")
-		a.raw("done:")
-		hsum := func(y, x string) {
-			a.e("VEXTRACTF128 $1, %s, X4", y)
-			a.e("VADDPS X4, %s, %s", x, x)
-			a.e("VHADDPS %s, %s, %s", x, x, x)
-			a.e("VHADDPS %s, %s, %s", x, x, x)
-		}
-		if ntok == 1 {
-			hsum("Y0", "X0")
-			a.e("VZEROUPPER")
-			a.e("MOVSS X0, ret+32(FP)")
-		} else {
-			a.e("MOVQ out+40(FP), AX")
-			for k := range ntok {
-				hsum(fmt.Sprintf("Y%d", k), fmt.Sprintf("X%d", k))
-				a.e("MOVSS X%d, %d(AX)", k, 4*k)
-			}
-			a.e("VZEROUPPER")
-		}
-		a.e("RET")
-		a.raw("")
+		a.epilogue(ntok, 32, 40)
 	}
 	kernel("dotQ4_0P", 1, false)
 	kernel("dotQ4_0Px4", 4, false)
@@ -556,27 +518,7 @@ func q80p() {
 		}
 		a.e("DECQ CX")
 		a.e("JNZ loop")
-		a.raw("done:")
-		hsum := func(y, x string) {
-			a.e("VEXTRACTF128 $1, %s, X4", y)
-			a.e("VADDPS X4, %s, %s", x, x)
-			a.e("VHADDPS %s, %s, %s", x, x, x)
-			a.e("VHADDPS %s, %s, %s", x, x, x)
-		}
-		if ntok == 1 {
-			hsum("Y0", "X0")
-			a.e("VZEROUPPER")
-			a.e("MOVSS X0, ret+24(FP)")
-		} else {
-			a.e("MOVQ out+32(FP), AX")
-			for k := range ntok {
-				hsum(fmt.Sprintf("Y%d", k), fmt.Sprintf("X%d", k))
-				a.e("MOVSS X%d, %d(AX)", k, 4*k)
-			}
-			a.e("VZEROUPPER")
-		}
-		a.e("RET")
-		a.raw("")
+		a.epilogue(ntok, 24, 32)
 	}
 	kernel("dotQ8_0U", 1)
 	kernel("dotQ8_0Ux4", 4)
@@ -705,7 +647,7 @@ func k4() {
 		}
 		a.e("DECQ CX")
 		a.e("JNZ loop")
-		a.epilogue(ntok)
+		a.epilogue(ntok, 32, 40)
 	}
 	kernel("dotQ4KAVX2", 144, false, 1)
 	kernel("dotQ5KAVX2", 176, true, 1)
@@ -813,7 +755,7 @@ func q6k() {
 		}
 		a.e("DECQ CX")
 		a.e("JNZ loop")
-		a.epilogue(ntok)
+		a.epilogue(ntok, 32, 40)
 	}
 	kernel("dotQ6KAVX2", 1)
 	kernel("dotQ6KAVX2x4", 4)
