@@ -31,7 +31,7 @@ func TestReferenceRunnerParity(t *testing.T) {
 	}
 	for _, name := range files {
 		t.Run(name, func(t *testing.T) {
-			ref, err := ReadReference(filepath.Join(shared, "reference", name+".json"))
+			ref, err := engine.LoadReference(filepath.Join(shared, "reference", name+".json"))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -45,15 +45,15 @@ func TestReferenceRunnerParity(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer r.Close()
-			tol := Tolerances[WeightClass(w)]
+			tol := ToleranceOf(w)
 			res, err := Parity(RunnerForwardAll(r), w.H.NVocab, ref, tol)
 			if err != nil {
 				t.Fatal(err)
 			}
-			t.Logf("%s (%s): %d steps, mean |Δ| %.5f, max |Δ| %.4f, top-1 %d/%d", name, WeightClass(w), res.Steps,
-				res.MeanAbs, res.MaxAbs, res.Top1Checked-res.Top1Missed, res.Top1Checked)
-			if !res.Pass {
-				t.Errorf("outside tolerance %+v: %+v", tol, res)
+			t.Logf("%s (%s): %d steps, mean |Δ| %.5f, max |Δ| %.4f, top-1 agree %.3f, %d misses above gap %.2f", name, WeightClass(w),
+				res.Steps, res.MeanAbs, res.MaxAbs, res.Top1Agree, res.GapDisagree, res.Gap)
+			if err := res.Check(tol); err != nil {
+				t.Errorf("outside tolerance: %v", err)
 			}
 		})
 	}
@@ -63,7 +63,7 @@ func TestReferenceRunnerParity(t *testing.T) {
 // not the reference's must fail it.
 func TestParityDetectsWrongModel(t *testing.T) {
 	shared := sharedDir(t)
-	ref, err := ReadReference(filepath.Join(shared, "reference", "stories260K.json"))
+	ref, err := engine.LoadReference(filepath.Join(shared, "reference", "stories260K.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,11 +77,12 @@ func TestParityDetectsWrongModel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := Parity(RunnerForwardAll(r), w.H.NVocab, ref, Tolerances["f32"])
+	tol := engine.ToleranceFor("F32")
+	res, err := Parity(RunnerForwardAll(r), w.H.NVocab, ref, tol)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Pass {
+	if res.Check(tol) == nil {
 		t.Errorf("a wrong RoPE layout passed parity: %+v", res)
 	}
 }

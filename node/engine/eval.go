@@ -76,11 +76,22 @@ func (m *Model) EvalCase(c RefCase, top int) ([]EvalStep, error) {
 	if err := m.ForwardAll(0, tokens[np:], np, logits); err != nil {
 		return nil, err
 	}
+	return EvalLogits(c, logits, nv, top)
+}
+
+// EvalLogits turns teacher-forced logits into the log-softmax view of every
+// step of case c. logits holds nv floats per position, starting at the
+// position of the prompt's last token (the row that predicts the first
+// completion token); any backend that computes logits can be checked this
+// way. top is how many of the model's own top tokens to report.
+func EvalLogits(c RefCase, logits []float32, nv, top int) ([]EvalStep, error) {
+	if len(logits) < len(c.CompletionTokens)*nv {
+		return nil, fmt.Errorf("%d logits for %d completion steps of %d", len(logits), len(c.CompletionTokens), nv)
+	}
 	lp := make([]float64, nv)
 	steps := make([]EvalStep, len(c.CompletionTokens))
 	for j := range steps {
-		at := j // row of the token at position np+j
-		logSoftmax(lp, logits[at*nv:(at+1)*nv])
+		logSoftmax(lp, logits[j*nv:(j+1)*nv])
 		st := EvalStep{Top: topK(lp, top), Ref: make([]float64, len(c.TopLogprobs[j]))}
 		for i, r := range c.TopLogprobs[j] {
 			if r.ID < 0 || int(r.ID) >= nv {
