@@ -771,6 +771,7 @@ func main() {
 	q6k()
 	other()
 	floats()
+	r16()
 }
 
 // other writes the Q4_1, Q5_0, Q5_1 (against Q8_0/Q8_1) and Q2_K, Q3_K
@@ -1040,4 +1041,140 @@ func floats() {
 	})
 	kernel("dotF16AVX2", 16, func(src, dst string) { a.e("VCVTPH2PS %s, %s", src, dst) })
 	a.write("vecdot_float_amd64.s")
+}
+
+// r16 writes the R16 kernels (AVX-512, see r16.go): one group of sixteen
+// rows against one to eight tokens, the rows in the lanes of a register.
+func r16() {
+	a := &asm{}
+	a.header("R16 kernels (AVX-512; VNNI for Q8_0 and Q4_0): sixteen rows of a group",
+		"in the lanes of one register against one to eight tokens, whose",
+		"activation rows are as bytes apart; out receives a token's sixteen",
+		"results every os bytes.")
+	ptr := []string{"DI", "R8", "R9", "R10", "R11", "R12", "R13", "BX"}
+	args := func(name, first, act string, ntok int) {
+		a.raw("// func %s(%s int, w *byte, %s, as int, out *float32, os int)", name, first, act)
+		a.raw("TEXT ·%s(SB), NOSPLIT, $0-48", name)
+		a.e("MOVQ %s+0(FP), CX", first)
+		a.e("MOVQ w+8(FP), SI")
+		a.e("MOVQ a+16(FP), DI")
+		a.e("MOVQ as+24(FP), AX")
+		for t := 1; t < ntok; t++ {
+			a.e("LEAQ (%s)(AX*1), %s", ptr[t-1], ptr[t])
+		}
+	}
+	store := func(ntok int, acc func(t int) string) {
+		a.e("MOVQ out+32(FP), AX")
+		a.e("MOVQ os+40(FP), DX")
+		for t := range ntok {
+			a.e("VMOVUPS %s, (AX)", acc(t))
+			if t < ntok-1 {
+				a.e("ADDQ DX, AX")
+			}
+		}
+		a.e("VZEROUPPER")
+		a.e("RET")
+		a.raw("")
+	}
+	// Quantized: Z0-Z7 the eight weight chunks of a block (columns 4s..4s+3
+	// of each row), Z8 the nibble mask, Z9 the rows' scales, Z10+t token
+	// t's float sums, Z18+t its integer block sum, Z26/Z27 scale products.
+	quant := func(name string, q4 bool, ntok int) {
+		args(name, "nb", "a *byte", ntok)
+		for t := range ntok {
+			a.e("VPXORD Z%d, Z%d, Z%d", 10+t, 10+t, 10+t)
+		}
+		bb, corr := 544, 40
+		if q4 {
+			bb, corr = 288, 36
+			a.e("MOVL $0x0F0F0F0F, AX")
+			a.e("VPBROADCASTD AX, Z8")
+		}
+		a.raw("loop:")
+		a.e("VCVTPH2PS (SI), Z9")
+		if q4 {
+			for j := range 4 {
+				a.e("VPANDD %d(SI), Z8, Z%d", 32+64*j, j)
+				a.e("VPSRLW $4, %d(SI), Z%d", 32+64*j, j+4)
+				a.e("VPANDD Z8, Z%d, Z%d", j+4, j+4)
+			}
+		} else {
+			for s := range 8 {
+				a.e("VMOVDQU32 %d(SI), Z%d", 32+64*s, s)
+			}
+		}
+		for t := range ntok {
+			p, acc := ptr[t], 18+t
+			a.e("VPBROADCASTD %d(%s), Z%d", corr, p, acc)
+			for s := range 8 {
+				a.e("VPDPBUSD.BCST %d(%s), Z%d, Z%d", 4*s, p, s, acc)
+			}
+			a.e("VCVTDQ2PS Z%d, Z%d", acc, acc)
+			a.e("VMULPS.BCST 32(%s), Z9, Z%d", p, 26+t%2)
+			a.e("VFMADD231PS Z%d, Z%d, Z%d", 26+t%2, acc, 10+t)
+		}
+		a.e("ADDQ $%d, SI", bb)
+		for _, p := range ptr[:ntok] {
+			a.e("ADDQ $48, %s", p)
+		}
+		a.e("DECQ CX")
+		a.e("JNZ loop")
+		store(ntok, func(t int) string { return fmt.Sprintf("Z%d", 10+t) })
+	}
+	// F16: four columns per iteration, Z0-Z3 their sixteen rows converted
+	// to float32; each token keeps nacc partial sums (columns k mod nacc)
+	// so that short tiles are not bound by the latency of one chain.
+	half := func(name string, ntok int) {
+		args(name, "k", "a *float32", ntok)
+		nacc := 1
+		switch {
+		case ntok <= 2:
+			nacc = 4
+		case ntok <= 4:
+			nacc = 2
+		}
+		acc := func(t, u int) string { return fmt.Sprintf("Z%d", 4+t*nacc+u%nacc) }
+		for t := range ntok {
+			for u := range nacc {
+				a.e("VXORPS %s, %s, %s", acc(t, u), acc(t, u), acc(t, u))
+			}
+		}
+		a.e("SHRQ $2, CX")
+		a.raw("loop:")
+		for u := range 4 {
+			a.e("VCVTPH2PS %d(SI), Z%d", 32*u, u)
+		}
+		for u := range 4 {
+			for t := range ntok {
+				a.e("VFMADD231PS.BCST %d(%s), Z%d, %s", 4*u, ptr[t], u, acc(t, u))
+			}
+		}
+		a.e("ADDQ $128, SI")
+		for _, p := range ptr[:ntok] {
+			a.e("ADDQ $16, %s", p)
+		}
+		a.e("DECQ CX")
+		a.e("JNZ loop")
+		for t := range ntok {
+			switch nacc {
+			case 4:
+				a.e("VADDPS %s, %s, %s", acc(t, 1), acc(t, 0), acc(t, 0))
+				a.e("VADDPS %s, %s, %s", acc(t, 3), acc(t, 2), acc(t, 2))
+				a.e("VADDPS %s, %s, %s", acc(t, 2), acc(t, 0), acc(t, 0))
+			case 2:
+				a.e("VADDPS %s, %s, %s", acc(t, 1), acc(t, 0), acc(t, 0))
+			}
+		}
+		store(ntok, func(t int) string { return acc(t, 0) })
+	}
+	for n := 1; n <= 8; n++ {
+		quant(fmt.Sprintf("gemmR16Q8x%d", n), false, n)
+	}
+	for n := 1; n <= 8; n++ {
+		quant(fmt.Sprintf("gemmR16Q4x%d", n), true, n)
+	}
+	for n := 1; n <= 8; n++ {
+		half(fmt.Sprintf("gemmR16F16x%d", n), n)
+	}
+	a.write("vecdot_r16_amd64.s")
 }

@@ -1,0 +1,16 @@
+//go:build !amd64 || purego
+
+package ggml
+
+const (
+	haveR16Q = false
+	haveR16F = false
+)
+
+func gemmR16Q(t Type, nb int, w, a []byte, astride, ntok int, out []float32, ostride int) {
+	gemmR16QGo(t, nb, w, a, astride, ntok, out, ostride)
+}
+
+func gemmR16F16(cols int, w []byte, x []float32, xstride, ntok int, out []float32, ostride int) {
+	gemmR16F16Go(cols, w, x, xstride, ntok, out, ostride)
+}

@@ -1,0 +1,220 @@
+package ggml
+
+import (
+	"math"
+	"math/rand/v2"
+	"strings"
+	"testing"
+)
+
+// r16Case builds a rows×cols matrix of type ty, its R16 repacking, and
+// ntok activation rows (prepared for the quantized types, float32 rounded
+// to half for F16), with strides that leave gaps.
+type r16Case struct {
+	ty         Type
+	rows, cols int
+	w, packed  []byte
+	act        []byte    // prepared, astride apart
+	qa         [][]byte  // each token's Q8_0 row
+	x          []float32 // F16's activations, xstride apart
+	astride    int
+	xstride    int
+}
+
+func newR16Case(t *testing.T, r *rand.Rand, ty Type, rows, cols, ntok int) *r16Case {
+	t.Helper()
+	c := &r16Case{ty: ty, rows: rows, cols: cols}
+	for range rows {
+		c.w = append(c.w, quantize(t, ty, randRow(r, cols, 0.05))...)
+	}
+	gb, err := R16GroupBytes(ty, cols)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.packed = make([]byte, rows/R16Rows*gb)
+	if err := RepackR16(ty, c.w, rows, cols, c.packed); err != nil {
+		t.Fatal(err)
+	}
+	c.astride = R16ActBytes(cols) + 48
+	c.act = make([]byte, ntok*c.astride)
+	c.xstride = cols + 5
+	c.x = make([]float32, ntok*c.xstride)
+	for i := range ntok {
+		x := randRow(r, cols, 1)
+		if ty == F16 {
+			for k, v := range x {
+				c.x[i*c.xstride+k] = FP16ToFP32(FP32ToFP16(v))
+			}
+			continue
+		}
+		qa := make([]byte, 34*cols/QK)
+		if err := QuantizeActivations(Q8_0, x, qa); err != nil {
+			t.Fatal(err)
+		}
+		c.qa = append(c.qa, qa)
+		if err := PrepareR16(qa, cols, c.act[i*c.astride:]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return c
+}
+
+// run multiplies group g with the first ntok tokens.
+func (c *r16Case) run(t *testing.T, g, ntok int, out []float32, ostride int) {
+	t.Helper()
+	gb, _ := R16GroupBytes(c.ty, c.cols)
+	w := c.packed[g*gb : (g+1)*gb]
+	var err error
+	if c.ty == F16 {
+		err = GemmR16F16(c.cols, w, c.x, c.xstride, ntok, out, ostride)
+	} else {
+		err = GemmR16(c.ty, c.cols, w, c.act, c.astride, ntok, out, ostride)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// want is row's exact product with token i (float64, from the dequantized
+// weights and activations) and the sum of the products' magnitudes.
+func (c *r16Case) want(t *testing.T, row, i int) (dot, mag float64) {
+	t.Helper()
+	rb, _ := RowBytes(c.ty, c.cols)
+	wf := make([]float32, c.cols)
+	if err := Dequantize(c.ty, c.w[row*rb:(row+1)*rb], wf); err != nil {
+		t.Fatal(err)
+	}
+	xf := c.x[i*c.xstride : i*c.xstride+c.cols]
+	if c.ty != F16 {
+		xf = make([]float32, c.cols)
+		if err := Dequantize(Q8_0, c.qa[i], xf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for k := range wf {
+		p := float64(wf[k]) * float64(xf[k])
+		dot += p
+		mag += math.Abs(p)
+	}
+	return dot, mag
+}
+
+// The kernels this CPU runs, and the pure Go ones, compute every row's
+// product with every token to float32 accuracy, for every tile size.
+func TestGemmR16MatchesExactProducts(t *testing.T) {
+	r := rand.New(rand.NewPCG(16, 17))
+	for _, ty := range []Type{Q8_0, Q4_0, F16} {
+		for _, cols := range []int{32, 256, 768, 2048} {
+			c := newR16Case(t, r, ty, 32, cols, 8)
+			for _, kernel := range []string{"cpu", "go"} {
+				restore := func() {}
+				if kernel == "go" {
+					restore = forceR16Go()
+				}
+				for ntok := 1; ntok <= 8; ntok++ {
+					ostride := R16Rows + 3
+					out := make([]float32, (ntok-1)*ostride+R16Rows)
+					for g := range 2 {
+						c.run(t, g, ntok, out, ostride)
+						for i := range ntok {
+							for rr := range R16Rows {
+								want, mag := c.want(t, g*R16Rows+rr, i)
+								got := float64(out[i*ostride+rr])
+								if d := math.Abs(got - want); d > 1e-6*mag+1e-9 {
+									t.Fatalf("%s %s cols=%d ntok=%d: row %d token %d = %g, want %g (mag %g)",
+										kernel, ty, cols, ntok, g*R16Rows+rr, i, got, want, mag)
+								}
+							}
+						}
+					}
+				}
+				restore()
+			}
+		}
+	}
+}
+
+// The assembly and pure Go kernels agree closely (the quantized ones sum
+// exact block products in the same order, so only a rare double rounding
+// in the Go fused multiply-add can part them).
+func TestGemmR16AssemblyMatchesGo(t *testing.T) {
+	if !HaveR16(Q8_0) && !HaveR16(F16) {
+		t.Skip("no AVX-512 R16 kernels on this CPU")
+	}
+	r := rand.New(rand.NewPCG(18, 19))
+	for _, ty := range []Type{Q8_0, Q4_0, F16} {
+		if !HaveR16(ty) {
+			continue
+		}
+		c := newR16Case(t, r, ty, 16, 1024, 8)
+		for ntok := 1; ntok <= 8; ntok++ {
+			asm := make([]float32, ntok*R16Rows)
+			c.run(t, 0, ntok, asm, R16Rows)
+			restore := forceR16Go()
+			gen := make([]float32, ntok*R16Rows)
+			c.run(t, 0, ntok, gen, R16Rows)
+			restore()
+			for k := range asm {
+				tol := 1e-7 * math.Abs(float64(gen[k]))
+				if ty == F16 {
+					_, mag := c.want(t, k%R16Rows, k/R16Rows)
+					tol = 1e-6 * mag // summed in another order
+				}
+				if d := math.Abs(float64(asm[k] - gen[k])); d > tol {
+					t.Errorf("%s ntok=%d [%d]: assembly %g, Go %g", ty, ntok, k, asm[k], gen[k])
+				}
+			}
+		}
+	}
+}
+
+// A quantized R16 product is the row-by-row product (VecDot) up to the
+// order of float32 additions.
+func TestGemmR16MatchesVecDot(t *testing.T) {
+	r := rand.New(rand.NewPCG(20, 21))
+	for _, ty := range []Type{Q8_0, Q4_0} {
+		c := newR16Case(t, r, ty, 16, 768, 3)
+		out := make([]float32, 3*R16Rows)
+		c.run(t, 0, 3, out, R16Rows)
+		rb, _ := RowBytes(ty, c.cols)
+		for i := range 3 {
+			for rr := range R16Rows {
+				want := VecDot(ty, c.cols, c.w[rr*rb:(rr+1)*rb], c.qa[i])
+				_, mag := c.want(t, rr, i)
+				if d := math.Abs(float64(out[i*R16Rows+rr] - want)); d > 1e-6*mag {
+					t.Errorf("%s row %d token %d: R16 %g, VecDot %g", ty, rr, i, out[i*R16Rows+rr], want)
+				}
+			}
+		}
+	}
+}
+
+func TestR16Errors(t *testing.T) {
+	w := make([]byte, 4096)
+	a := make([]byte, 4096)
+	out := make([]float32, 256)
+	cases := []struct {
+		name string
+		err  error
+		want string
+	}{
+		{"type", RepackR16(Q4_K, w, 16, 256, w), "no R16 layout"},
+		{"rows", RepackR16(Q8_0, w, 15, 32, w), "multiple of 16 rows"},
+		{"cols", RepackR16(Q8_0, w, 16, 48, w), "multiple of 32 columns"},
+		{"short source", RepackR16(Q8_0, w[:100], 16, 32, w), "needs 544 source"},
+		{"prepare cols", PrepareR16(a, 40, a), "multiple of 32"},
+		{"prepare short", PrepareR16(a[:10], 32, a), "need 34 source"},
+		{"tokens", GemmR16(Q8_0, 32, w, a, 48, 9, out, 16), "9 tokens"},
+		{"no tokens", GemmR16(Q8_0, 32, w, a, 48, 0, out, 16), "0 tokens"},
+		{"group", GemmR16(Q8_0, 64, w[:500], a, 96, 1, out, 16), "group needs 1088"},
+		{"activations", GemmR16(Q4_0, 32, w, a[:100], 48, 3, out, 16), "do not fit in 100"},
+		{"output", GemmR16(Q4_0, 32, w, a, 48, 2, out[:20], 16), "do not fit in 20"},
+		{"f16 through quant", GemmR16(F16, 32, w, a, 48, 1, out, 16), "float activations"},
+		{"f16 short x", GemmR16F16(32, w, out[:31], 32, 1, out, 16), "do not fit in 31"},
+	}
+	for _, c := range cases {
+		if c.err == nil || !strings.Contains(c.err.Error(), c.want) {
+			t.Errorf("%s: got %v, want an error containing %q", c.name, c.err, c.want)
+		}
+	}
+}
