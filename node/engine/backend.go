@@ -19,6 +19,11 @@ type Tensor struct {
 	// the number of rows.
 	Dims []int
 	Data []byte
+	// Mapped is set by the loaders when Data lies in a read-only file
+	// mapping. Only then may a backend that copied the weights release
+	// Data's pages (they read back unchanged from the page cache); on
+	// other memory releasing would lose the contents.
+	Mapped bool
 }
 
 // Rows returns the number of rows (product of Dims[1:]).

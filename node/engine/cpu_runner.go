@@ -8,6 +8,7 @@ import (
 
 	"helexa/node/cpu"
 	"helexa/node/ggml"
+	"helexa/node/mmapfile"
 )
 
 // maxBatch is the most tokens one pass of the CPU forward computes at
@@ -87,8 +88,9 @@ type cpuRunner struct {
 	xrStride                 int // widest input of an F16 weight
 	qpStride                 int // widest prepared input of a Q4_0 or Q8_0 weight
 
-	mm   mmJob
-	attn attnJob
+	packMem *mmapfile.Anon // the repacked weights (repack.go); nil without
+	mm      mmJob
+	attn    attnJob
 	// Jobs for the pool, built once so dispatching allocates nothing.
 	dotFn, quantFn, attnFn func(ith, nth int)
 }
@@ -169,6 +171,15 @@ func (CPU) NewRunner(w *Weights, o RunnerOptions) (Runner, error) {
 		r.kv[i] = kvCache{k: make([]uint16, kvLen), v: make([]uint16, kvLen)}
 	}
 	r.pool = cpu.NewPool(o.Threads)
+	if err := r.repack(); err != nil {
+		r.pool.Close()
+		return nil, err
+	}
+	for t := range r.mm.packed {
+		if t.Type != ggml.F16 {
+			r.qpStride = max(r.qpStride, ggml.R16ActBytes(t.Dims[0]))
+		}
+	}
 	B := maxBatch
 	r.s = runState{
 		x: make([]float32, B*c.dim), xb: make([]float32, B*c.dim),
@@ -207,6 +218,11 @@ func (r *cpuRunner) Close() error {
 	if r.pool != nil {
 		r.pool.Close()
 		r.pool = nil
+	}
+	if r.packMem != nil {
+		_ = r.packMem.Close()
+		r.packMem = nil
+		r.mm.packed = nil
 	}
 	r.kv = nil
 	return nil

@@ -81,7 +81,7 @@ func weightsFromGGUF(path string, f *gguf.File) (*Weights, Info, error) {
 		for i, d := range ti.Dims {
 			dims[i] = int(d)
 		}
-		return &Tensor{Name: name, Type: ti.Type, Dims: dims, Data: data}
+		return &Tensor{Name: name, Type: ti.Type, Dims: dims, Data: data, Mapped: true}
 	}
 	w := &Weights{
 		TokEmbd: get("token_embd.weight"),

@@ -135,7 +135,7 @@ func weightsFromHF(dir string, sm *safetensors.Model) (*Weights, Info, error) {
 		for i, d := range st.Shape {
 			dims[len(dims)-1-i] = d
 		}
-		return &Tensor{Name: name, Type: typ, Dims: dims, Data: st.Data}
+		return &Tensor{Name: name, Type: typ, Dims: dims, Data: st.Data, Mapped: true}
 	}
 	w := &Weights{
 		TokEmbd: get("model.embed_tokens.weight"),

@@ -16,6 +16,7 @@ type mmOp struct {
 	vdt    ggml.Type // activation type for the generic path
 	direct bool      // F32 view or BF16: dot against float activations
 	prep   prepKind  // activations prepared for this weight type
+	packed packedWeight
 }
 
 // prepKind is how a matmul's activations are prepared beyond quantizing.
@@ -25,6 +26,7 @@ const (
 	prepNone prepKind = iota
 	prepQ4_0          // ggml.PrepareQ4_0, every batch size
 	prepQ8_0          // ggml.PrepareQ8_0, batches of several tokens
+	prepR16           // weight repacked (packedWeight): ggml.PrepareR16 for Q8_0/Q4_0, F16 uses xr
 )
 
 // mmJob is a matmul of one input against up to three weights that share
@@ -38,6 +40,8 @@ type mmJob struct {
 	lo, hi int
 	vdt    ggml.Type
 	prep   prepKind
+	// packed holds the weights repacked at load (NewRunner), read-only.
+	packed map[*Tensor]packedWeight
 }
 
 func (j *mmJob) begin(in []float32, n, cols int) {
@@ -47,6 +51,12 @@ func (j *mmJob) begin(in []float32, n, cols int) {
 func (j *mmJob) add(w *Tensor, out []float32, stride int) {
 	rb, _ := ggml.RowBytes(w.Type, j.cols) // validated at load
 	op := mmOp{w: w, out: out, stride: stride, rows: w.Rows(), rb: rb, vdt: ggml.VecDotType(w.Type)}
+	if pw, ok := j.packed[w]; ok {
+		op.packed, op.prep = pw, prepR16
+		j.ops[j.nops] = op
+		j.nops++
+		return
+	}
 	switch w.Type {
 	case ggml.F32:
 		op.f32 = f32View(w.Data)
@@ -104,6 +114,10 @@ func (r *cpuRunner) quantWorker(ith, nth int) {
 			_ = ggml.PrepareQ4_0(qa, j.cols, r.s.qp[t*r.qpStride:(t+1)*r.qpStride])
 		case prepQ8_0:
 			_ = ggml.PrepareQ8_0(qa, j.cols, r.s.qp[t*r.qpStride:(t+1)*r.qpStride])
+		case prepR16:
+			if j.vdt == ggml.Q8_0 {
+				_ = ggml.PrepareR16(qa, j.cols, r.s.qp[t*r.qpStride:(t+1)*r.qpStride])
+			}
 		}
 		if j.vdt == ggml.F16 && r.s.xr != nil {
 			// F16 weights are dotted with the rounded activations as floats.
@@ -126,7 +140,14 @@ func (r *cpuRunner) dotWorker(ith, nth int) {
 	for i := j.lo; i < j.hi; i++ {
 		total += j.ops[i].rows
 	}
-	lo, hi := cpu.Split(total, ith, nth)
+	var lo, hi int
+	if j.prep == prepR16 {
+		// repacked weights split on whole groups of rows
+		lo, hi = cpu.Split(total/ggml.R16Rows, ith, nth)
+		lo, hi = lo*ggml.R16Rows, hi*ggml.R16Rows
+	} else {
+		lo, hi = cpu.Split(total, ith, nth)
+	}
 	base := 0
 	for i := j.lo; i < j.hi; i++ {
 		op := &j.ops[i]
@@ -150,6 +171,10 @@ func (r *cpuRunner) dotWorker(ith, nth int) {
 // (results are bit for bit VecDot's).
 func (r *cpuRunner) dotQuant(op *mmOp, a, b int) {
 	j := &r.mm
+	if op.prep == prepR16 {
+		r.dotR16(op, a, b)
+		return
+	}
 	if op.w.Type == ggml.F16 && r.s.xr != nil {
 		r.dotF16Rows(op, a, b)
 		return

@@ -1,0 +1,122 @@
+package engine
+
+import (
+	"fmt"
+
+	"helexa/node/cpu"
+	"helexa/node/ggml"
+	"helexa/node/mmapfile"
+)
+
+// packedWeight is a matmul weight repacked into ggml's R16 layout
+// (sixteen rows per group) for the AVX-512 kernels.
+type packedWeight struct {
+	data []byte // groups of R16GroupBytes
+	gb   int    // bytes per group
+}
+
+// useR16 switches repacking off for tests that compare both paths.
+var useR16 = true
+
+// matmulWeights lists the tensors the forward pass multiplies with.
+func (w *Weights) matmulWeights() []*Tensor {
+	ts := []*Tensor{w.Output}
+	for i := range w.Layers {
+		l := &w.Layers[i]
+		ts = append(ts, l.Wq, l.Wk, l.Wv, l.Wo, l.FFNGate, l.FFNUp, l.FFNDown)
+	}
+	return ts
+}
+
+// repack copies the Q8_0, Q4_0 and F16 matmul weights into the R16
+// layout when this CPU has its kernels, in one anonymous mapping (huge
+// pages where the kernel gives them), the groups spread over the pool.
+// The mapped file pages of a repacked tensor are released afterwards, so
+// resident memory holds the weights once.
+func (r *cpuRunner) repack() error {
+	if !useR16 {
+		return nil
+	}
+	type job struct {
+		t      *Tensor
+		off    int // in the mapping
+		gb, rb int
+	}
+	var (
+		jobs  []job
+		total int
+		seen  = map[*Tensor]bool{}
+	)
+	for _, t := range r.w.matmulWeights() {
+		if t == nil || seen[t] || len(t.Dims) != 2 || !ggml.HaveR16(t.Type) || t.Dims[1]%ggml.R16Rows != 0 {
+			continue
+		}
+		seen[t] = true
+		gb, err := ggml.R16GroupBytes(t.Type, t.Dims[0])
+		if err != nil {
+			continue // columns that do not fit the layout keep the row kernels
+		}
+		rb, _ := ggml.RowBytes(t.Type, t.Dims[0]) // validated at load
+		jobs = append(jobs, job{t: t, off: total, gb: gb, rb: rb})
+		total += t.Dims[1] / ggml.R16Rows * gb
+	}
+	if len(jobs) == 0 {
+		return nil
+	}
+	mem, err := mmapfile.NewAnon(total)
+	if err != nil {
+		return fmt.Errorf("repacking weights: %w", err)
+	}
+	buf := mem.Bytes()
+	groups := total / 16 // spread by bytes: a group's cost is its size
+	r.pool.Run(func(ith, nth int) {
+		lo, hi := cpu.Split(groups, ith, nth)
+		lo, hi = lo*16, hi*16
+		for _, j := range jobs {
+			n := j.t.Dims[1] / ggml.R16Rows
+			for g := range n {
+				at := j.off + g*j.gb
+				if at < lo || at >= hi {
+					continue
+				}
+				src := j.t.Data[g*ggml.R16Rows*j.rb : (g+1)*ggml.R16Rows*j.rb]
+				ggml.RepackR16Group(j.t.Type, src, j.t.Dims[0], buf[at:at+j.gb])
+			}
+		}
+	})
+	r.packMem = mem
+	r.mm.packed = make(map[*Tensor]packedWeight, len(jobs))
+	for _, j := range jobs {
+		n := j.t.Dims[1] / ggml.R16Rows
+		r.mm.packed[j.t] = packedWeight{data: buf[j.off : j.off+n*j.gb], gb: j.gb}
+		if j.t.Mapped && j.t != r.w.TokEmbd {
+			mmapfile.Release(j.t.Data)
+		}
+	}
+	return nil
+}
+
+// dotR16 computes rows [a, b) (whole groups) of a repacked weight: up to
+// eight tokens per kernel call, four groups at a time so their weights
+// stay in cache across the batch's token tiles.
+func (r *cpuRunner) dotR16(op *mmOp, a, b int) {
+	j := &r.mm
+	const groupBlock = 4
+	g1 := b / ggml.R16Rows
+	for g0 := a / ggml.R16Rows; g0 < g1; g0 += groupBlock {
+		ge := min(g0+groupBlock, g1)
+		for t0 := 0; t0 < j.n; t0 += 8 {
+			nt := min(8, j.n-t0)
+			for g := g0; g < ge; g++ {
+				w := op.packed.data[g*op.packed.gb : (g+1)*op.packed.gb]
+				out := op.out[t0*op.stride+g*ggml.R16Rows:]
+				// Sizes were validated at load; an error cannot happen.
+				if op.w.Type == ggml.F16 {
+					_ = ggml.GemmR16F16(j.cols, w, r.s.xr[t0*r.xrStride:], r.xrStride, nt, out, op.stride)
+				} else {
+					_ = ggml.GemmR16(op.w.Type, j.cols, w, r.s.qp[t0*r.qpStride:], r.qpStride, nt, out, op.stride)
+				}
+			}
+		}
+	}
+}
