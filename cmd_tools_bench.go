@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -25,7 +26,10 @@ func init() {
 		Description: "Times a prefill of -p tokens (test ppN) and a decode of -n tokens one at a time\n" +
 			"(test tgN) from an empty context, -r times each after one warm-up, and prints\n" +
 			"tokens per second as median ± standard deviation, or with --json an array of\n" +
-			"objects with llama-bench's field names.",
+			"objects with llama-bench's field names. With --cold it times a cold start\n" +
+			"instead: loading the model, then the first token of a -p token prompt, and\n" +
+			"reports resident memory after each next to the file size and the runner's\n" +
+			"own memory (KV cache and scratch).",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "model", Aliases: []string{"m"}, Required: true, Usage: "a .gguf file or a Hugging Face folder"},
 			&cli.IntFlag{Name: "p", Value: 512, Usage: "prompt tokens (0 skips the prefill test)"},
@@ -33,11 +37,13 @@ func init() {
 			&cli.IntFlag{Name: "t", Usage: "threads (0: all cores)"},
 			&cli.IntFlag{Name: "r", Value: 5, Usage: "repetitions of each test"},
 			&cli.BoolFlag{Name: "json", Usage: "print JSON instead of a table"},
+			&cli.BoolFlag{Name: "cold", Usage: "time a cold start instead: the load, the first token of a -p prompt right after it, and resident memory"},
 		},
 		Action: func(ctx context.Context, c *cli.Command) error {
 			return runBench(ctx, os.Stdout, benchOptions{
 				Model: c.String("model"), Prompt: int(c.Int("p")), Gen: int(c.Int("n")),
 				Threads: int(c.Int("t")), Reps: int(c.Int("r")), JSON: c.Bool("json"),
+				Cold: c.Bool("cold"),
 			})
 		},
 	})
@@ -47,7 +53,7 @@ type benchOptions struct {
 	Model         string
 	Prompt, Gen   int
 	Threads, Reps int
-	JSON          bool
+	JSON, Cold    bool
 }
 
 // benchResult is one test, with llama-bench's JSON field names.
@@ -74,6 +80,9 @@ func runBench(ctx context.Context, out io.Writer, o benchOptions) error {
 	}
 	if o.Reps < 1 || o.Threads < 0 {
 		return fmt.Errorf("bench: -r must be at least 1 and -t non-negative (got %d, %d)", o.Reps, o.Threads)
+	}
+	if o.Cold {
+		return runCold(out, o)
 	}
 	m, err := engine.Load(o.Model, engine.Options{ContextLength: max(o.Prompt, o.Gen, 16), Threads: o.Threads})
 	if err != nil {
@@ -185,4 +194,77 @@ func median(xs []float64) float64 {
 		return s[len(s)/2]
 	}
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// coldResult is a cold start: a load, then one prompt's first token.
+type coldResult struct {
+	ModelFilename string  `json:"model_filename"`
+	NThreads      int     `json:"n_threads"`
+	NPrompt       int     `json:"n_prompt"`
+	LoadMs        float64 `json:"load_ms"`
+	TTFTMs        float64 `json:"ttft_ms"` // from the end of the load to the first token's logits
+	FileMiB       float64 `json:"file_mib"`
+	RunnerMiB     float64 `json:"runner_mib"` // KV cache and scratch
+	RSSLoadMiB    float64 `json:"rss_load_mib"`
+	RSSFirstMiB   float64 `json:"rss_first_token_mib"`
+}
+
+func runCold(out io.Writer, o benchOptions) error {
+	np := max(o.Prompt, 1)
+	start := time.Now()
+	m, err := engine.Load(o.Model, engine.Options{ContextLength: np + 16, Threads: o.Threads})
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	loaded := time.Now()
+	rssLoad := residentMiB()
+	tokens := make([]int32, np)
+	for i := range tokens {
+		tokens[i] = int32((i*7919 + 1) % m.NVocab())
+	}
+	logits := make([]float32, m.NVocab())
+	if err := m.Forward(0, tokens, 0, logits); err != nil {
+		return err
+	}
+	first := time.Now()
+	threads := o.Threads
+	if threads == 0 {
+		threads = runtime.GOMAXPROCS(0)
+	}
+	r := coldResult{
+		ModelFilename: filepath.Base(o.Model), NThreads: threads, NPrompt: np,
+		LoadMs: ms(loaded.Sub(start)), TTFTMs: ms(first.Sub(loaded)),
+		FileMiB: float64(m.Info.SizeBytes) / (1 << 20), RunnerMiB: float64(m.MemBytes()) / (1 << 20),
+		RSSLoadMiB: rssLoad, RSSFirstMiB: residentMiB(),
+	}
+	if o.JSON {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		return enc.Encode([]coldResult{r})
+	}
+	_, err = fmt.Fprintf(out, "%s, %d threads: load %.1f ms, first token of %d after load %.1f ms; "+
+		"resident %.1f MiB after load, %.1f MiB after the first token (file %.1f MiB, KV cache and scratch %.1f MiB)\n",
+		r.ModelFilename, r.NThreads, r.LoadMs, np, r.TTFTMs, r.RSSLoadMiB, r.RSSFirstMiB, r.FileMiB, r.RunnerMiB)
+	return err
+}
+
+func ms(d time.Duration) float64 { return math.Round(float64(d.Microseconds())/10) / 100 }
+
+// residentMiB is this process's resident memory (VmRSS), or 0 where
+// /proc is not available.
+func residentMiB() float64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			var kb float64
+			if _, err := fmt.Sscanf(strings.TrimSpace(v), "%f kB", &kb); err == nil {
+				return kb / 1024
+			}
+		}
+	}
+	return 0
 }

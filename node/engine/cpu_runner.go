@@ -177,7 +177,7 @@ func (CPU) NewRunner(w *Weights, o RunnerOptions) (Runner, error) {
 	}
 	for t := range r.mm.packed {
 		if t.Type != ggml.F16 {
-			r.qpStride = max(r.qpStride, ggml.R16ActBytes(t.Dims[0]))
+			r.qpStride = max(r.qpStride, ggml.R16ActBytes(t.Type, t.Dims[0]))
 		}
 	}
 	B := maxBatch

@@ -79,6 +79,9 @@ func (i Info) MemEstimate(contextLength, slots int) int64 {
 	scratch := 4 * b * (3*int64(i.NEmbd) + 2*qDim + 2*kvDim + 2*int64(i.NFF))
 	scratch += 4 * int64(contextLength) * 16 // attention scores per worker
 	scratch += 4 * int64(i.NVocab)           // one row of logits
+	// a matmul's input quantized (≤ 1.2 bytes a value), prepared for the
+	// repacked kernels (≤ 1.5) and rounded for F16 weights (4)
+	scratch += 8 * b * max(int64(i.NEmbd), qDim, int64(i.NFF))
 	return i.SizeBytes + kv + scratch
 }
 

@@ -26,7 +26,7 @@ const (
 	prepNone prepKind = iota
 	prepQ4_0          // ggml.PrepareQ4_0, every batch size
 	prepQ8_0          // ggml.PrepareQ8_0, batches of several tokens
-	prepR16           // weight repacked (packedWeight): ggml.PrepareR16 for Q8_0/Q4_0, F16 uses xr
+	prepR16           // weight repacked (packedWeight): ggml.PrepareR16(K) for Q8_0/Q4_0/Q4_K, F16 uses xr
 )
 
 // mmJob is a matmul of one input against up to three weights that share
@@ -115,8 +115,11 @@ func (r *cpuRunner) quantWorker(ith, nth int) {
 		case prepQ8_0:
 			_ = ggml.PrepareQ8_0(qa, j.cols, r.s.qp[t*r.qpStride:(t+1)*r.qpStride])
 		case prepR16:
-			if j.vdt == ggml.Q8_0 {
+			switch j.vdt {
+			case ggml.Q8_0:
 				_ = ggml.PrepareR16(qa, j.cols, r.s.qp[t*r.qpStride:(t+1)*r.qpStride])
+			case ggml.Q8_K:
+				_ = ggml.PrepareR16K(qa, j.cols, r.s.qp[t*r.qpStride:(t+1)*r.qpStride])
 			}
 		}
 		if j.vdt == ggml.F16 && r.s.xr != nil {

@@ -37,6 +37,9 @@ func r16Model(t *testing.T, ty ggml.Type) *Weights {
 	w := tinyModel(11, "llama")
 	h := &w.H
 	h.NEmbd, h.NFF, h.NVocab, h.NHead, h.NHeadKV, h.HeadDim, h.RopeDims = 64, 96, 48, 4, 2, 16, 16
+	if ty.BlockSize() == ggml.QKK { // super-blocks of 256 columns
+		h.NEmbd, h.NFF, h.HeadDim, h.RopeDims = 256, 256, 64, 64
+	}
 	rng := rand.New(rand.NewSource(12))
 	fresh := func(name string, cols, rows int) *Tensor {
 		return convertTensor(t, randTensor(rng, name, 0.3, cols, rows), ty)
@@ -63,7 +66,7 @@ func r16Model(t *testing.T, ty ggml.Type) *Weights {
 // The repacked (R16) matmuls give the logits the row-by-row kernels give,
 // up to the order of float32 additions, for prefill and decode.
 func TestR16MatchesRowKernels(t *testing.T) {
-	for _, ty := range []ggml.Type{ggml.Q8_0, ggml.Q4_0, ggml.F16} {
+	for _, ty := range []ggml.Type{ggml.Q8_0, ggml.Q4_0, ggml.Q4_K, ggml.F16} {
 		t.Run(ty.String(), func(t *testing.T) {
 			if !ggml.HaveR16(ty) {
 				t.Skipf("this CPU has no R16 kernels for %s", ty)

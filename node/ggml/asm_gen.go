@@ -1173,6 +1173,71 @@ func r16() {
 	for n := 1; n <= 8; n++ {
 		quant(fmt.Sprintf("gemmR16Q4x%d", n), true, n)
 	}
+	// Q4_K, per super-block: for each sub-block j, Z9 the rows' scales as
+	// int32, Z0-Z7 its weight chunks, Z26/Z27 a token's integer sum, scaled
+	// into Z18+t; at the end Z0-Z3 the mins as int16 pairs, Z30 a token's
+	// Σ m·Σa, Z28/Z29 the rows' d and dmin.
+	q4k := func(name string, ntok int) {
+		args(name, "nb", "a *byte", ntok)
+		for t := range ntok {
+			a.e("VPXORD Z%d, Z%d, Z%d", 10+t, 10+t, 10+t)
+		}
+		a.e("MOVL $0x0F0F0F0F, AX")
+		a.e("VPBROADCASTD AX, Z8")
+		a.raw("loop:")
+		for t := range ntok {
+			a.e("VPXORD Z%d, Z%d, Z%d", 18+t, 18+t, 18+t)
+		}
+		for j := range 8 {
+			a.e("VPMOVZXBD %d(SI), Z9", 64+16*j)
+			for k := range 8 {
+				off := 320 + 512*(j/2) + 64*k
+				if j%2 == 0 {
+					a.e("VPANDD %d(SI), Z8, Z%d", off, k)
+				} else {
+					a.e("VPSRLW $4, %d(SI), Z%d", off, k)
+					a.e("VPANDD Z8, Z%d, Z%d", k, k)
+				}
+			}
+			for t := range ntok {
+				p, tmp := ptr[t], 26+t%2
+				a.e("VPXORD Z%d, Z%d, Z%d", tmp, tmp, tmp)
+				for k := range 8 {
+					a.e("VPDPBUSD.BCST %d(%s), Z%d, Z%d", 32*j+4*k, p, k, tmp)
+				}
+				a.e("VPMULLD Z9, Z%d, Z%d", tmp, tmp)
+				a.e("VPADDD Z%d, Z%d, Z%d", tmp, 18+t, 18+t)
+			}
+		}
+		a.e("VCVTPH2PS (SI), Z28")
+		a.e("VCVTPH2PS 32(SI), Z29")
+		for p := range 4 {
+			a.e("VPMOVZXBW %d(SI), Z%d", 192+32*p, p)
+		}
+		for t := range ntok {
+			p := ptr[t]
+			a.e("VPXORD Z30, Z30, Z30")
+			for q := range 4 {
+				a.e("VPDPWSSD.BCST %d(%s), Z%d, Z30", 260+4*q, p, q)
+			}
+			a.e("VCVTDQ2PS Z%d, Z%d", 18+t, 18+t)
+			a.e("VCVTDQ2PS Z30, Z30")
+			a.e("VMULPS.BCST 256(%s), Z28, Z31", p)
+			a.e("VFMADD231PS Z31, Z%d, Z%d", 18+t, 10+t)
+			a.e("VMULPS.BCST 256(%s), Z29, Z31", p)
+			a.e("VFNMADD231PS Z31, Z30, Z%d", 10+t)
+		}
+		a.e("ADDQ $2368, SI")
+		for _, p := range ptr[:ntok] {
+			a.e("ADDQ $288, %s", p)
+		}
+		a.e("DECQ CX")
+		a.e("JNZ loop")
+		store(ntok, func(t int) string { return fmt.Sprintf("Z%d", 10+t) })
+	}
+	for n := 1; n <= 8; n++ {
+		q4k(fmt.Sprintf("gemmR16Q4Kx%d", n), n)
+	}
 	for n := 1; n <= 8; n++ {
 		half(fmt.Sprintf("gemmR16F16x%d", n), n)
 	}

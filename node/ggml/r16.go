@@ -24,32 +24,47 @@ import (
 //     holds, row after row, bytes 4j..4j+3 of the row's packed nibbles
 //     (columns 4j..4j+3 in the low nibbles, 16+4j.. in the high ones).
 //     288 bytes.
+//   - Q4_K, per super-block of 256 columns: the 16 rows' d (32 bytes)
+//     and dmin (32 bytes) in half precision; their eight 6-bit sub-block
+//     scales, sub-block after sub-block (8×16 bytes); their mins as pairs
+//     of sub-blocks (2j, 2j+1), row after row (4×32 bytes); then per pair
+//     of sub-blocks 8 chunks of 64 bytes, chunk k holding row after row
+//     bytes 4k..4k+3 of the pair's 32 packed bytes (sub-block 2j in the
+//     low nibbles, 2j+1 in the high ones). 2368 bytes.
 //   - F16: column after column, the 16 rows' halves (32 bytes).
 //
 // Quantized groups are multiplied with activations prepared by PrepareR16:
 // per block of 32 values, the Q8_0 quants (32 bytes), the scale as a
 // float32, and the corrections -8·Σa and -128·Σa that undo the unsigned
-// offsets of the weights (48 bytes). F16 groups are multiplied with float32
-// activations.
+// offsets of the weights (48 bytes). Q4_K groups take Q8_K activations
+// prepared by PrepareR16K: per super-block the 256 quants, the scale as a
+// float32 and the eight sub-block sums as int16 (288 bytes). F16 groups
+// are multiplied with float32 activations.
 
 // R16Rows is the number of rows in an R16 group.
 const R16Rows = 16
 
-// r16ActBlock is the size of one prepared activation block.
-const r16ActBlock = 48
+// r16ActBlock and r16KActBlock are the sizes of one prepared activation
+// block of 32 values (Q8_0 and Q4_0 weights) and of one super-block of 256
+// (Q4_K weights).
+const (
+	r16ActBlock  = 48
+	r16KActBlock = 288
+	r16Q4KBlock  = 2368
+)
 
 // r16MaxTokens is the most tokens one GemmR16 call takes.
 const r16MaxTokens = 8
 
 // R16Type reports whether t has an R16 layout.
-func R16Type(t Type) bool { return t == Q4_0 || t == Q8_0 || t == F16 }
+func R16Type(t Type) bool { return t == Q4_0 || t == Q8_0 || t == Q4_K || t == F16 }
 
 // HaveR16 reports whether this CPU runs the R16 kernels of t (AVX-512,
 // and VNNI for the quantized types). Without them the pure Go versions
 // run, which are slower than the row-by-row kernels.
 func HaveR16(t Type) bool {
 	switch t {
-	case Q4_0, Q8_0:
+	case Q4_0, Q8_0, Q4_K:
 		return haveR16Q
 	case F16:
 		return haveR16F
@@ -64,10 +79,13 @@ func R16GroupBytes(t Type, cols int) (int, error) {
 	if !R16Type(t) {
 		return 0, fmt.Errorf("ggml: no R16 layout for %s", t)
 	}
-	if cols <= 0 || cols%QK != 0 {
-		return 0, fmt.Errorf("ggml: R16 needs a positive multiple of %d columns, have %d", QK, cols)
+	bs := max(t.BlockSize(), QK)
+	if cols <= 0 || cols%bs != 0 {
+		return 0, fmt.Errorf("ggml: R16 %s needs a positive multiple of %d columns, have %d", t, bs, cols)
 	}
 	switch t {
+	case Q4_K:
+		return cols / QKK * r16Q4KBlock, nil
 	case Q8_0:
 		return cols / QK * 544, nil
 	case Q4_0:
@@ -105,49 +123,79 @@ func RepackR16(t Type, src []byte, rows, cols int, dst []byte) error {
 // columns, validated by the caller) into dst (R16GroupBytes).
 func RepackR16Group(t Type, src []byte, cols int, dst []byte) {
 	nb := cols / QK
+	le := binary.LittleEndian
 	switch t {
 	case Q8_0:
-		const rb1 = 34
-		rb := nb * rb1
+		rb := nb * 34
 		for b := range nb {
-			out := dst[b*544 : (b+1)*544]
+			out := (*[544]byte)(dst[b*544:])
 			for r := range R16Rows {
-				blk := src[r*rb+b*rb1 : r*rb+(b+1)*rb1]
-				copy(out[2*r:2*r+2], blk[0:2])
+				blk := (*[34]byte)(src[r*rb+b*34:])
+				o := out[4*r:]
+				out[2*r], out[2*r+1] = blk[0], blk[1]
 				for s := range 8 {
-					for i := range 4 {
-						out[32+64*s+4*r+i] = blk[2+4*s+i] ^ 0x80
-					}
+					le.PutUint32(o[32+64*s:], le.Uint32(blk[2+4*s:])^0x80808080)
 				}
 			}
 		}
 	case Q4_0:
-		const rb1 = 18
-		rb := nb * rb1
+		rb := nb * 18
 		for b := range nb {
-			out := dst[b*288 : (b+1)*288]
+			out := (*[288]byte)(dst[b*288:])
 			for r := range R16Rows {
-				blk := src[r*rb+b*rb1 : r*rb+(b+1)*rb1]
-				copy(out[2*r:2*r+2], blk[0:2])
+				blk := (*[18]byte)(src[r*rb+b*18:])
+				o := out[4*r:]
+				out[2*r], out[2*r+1] = blk[0], blk[1]
 				for j := range 4 {
-					copy(out[32+64*j+4*r:32+64*j+4*r+4], blk[2+4*j:2+4*j+4])
+					le.PutUint32(o[32+64*j:], le.Uint32(blk[2+4*j:]))
+				}
+			}
+		}
+	case Q4_K:
+		rb := cols / QKK * q4KBytes
+		for b := range cols / QKK {
+			out := (*[r16Q4KBlock]byte)(dst[b*r16Q4KBlock:])
+			for r := range R16Rows {
+				blk := (*[q4KBytes]byte)(src[r*rb+b*q4KBytes:])
+				out[2*r], out[2*r+1] = blk[0], blk[1]
+				out[32+2*r], out[33+2*r] = blk[2], blk[3]
+				for j := range 8 {
+					sc, m := scaleMinK4(j, blk[4:16])
+					out[64+16*j+r] = sc
+					out[192+32*(j/2)+2*r+j%2] = m
+				}
+				for c := range 4 {
+					for k := range 8 {
+						le.PutUint32(out[320+512*c+64*k+4*r:], le.Uint32(blk[16+32*c+4*k:]))
+					}
 				}
 			}
 		}
 	case F16:
+		// four columns of the sixteen rows at a time: 16 loads, 64 stores
 		rb := 2 * cols
-		for k := range cols {
+		for k := 0; k+4 <= cols; k += 4 {
+			out := (*[128]byte)(dst[32*k:])
 			for r := range R16Rows {
-				dst[32*k+2*r] = src[r*rb+2*k]
-				dst[32*k+2*r+1] = src[r*rb+2*k+1]
+				v := le.Uint64(src[r*rb+2*k:])
+				le.PutUint16(out[2*r:], uint16(v))
+				le.PutUint16(out[32+2*r:], uint16(v>>16))
+				le.PutUint16(out[64+2*r:], uint16(v>>32))
+				le.PutUint16(out[96+2*r:], uint16(v>>48))
 			}
 		}
 	}
 }
 
-// R16ActBytes is the size of one token's activations prepared by
-// PrepareR16 for cols columns.
-func R16ActBytes(cols int) int { return cols / QK * r16ActBlock }
+// R16ActBytes is the size of one token's activations prepared for the
+// quantized R16 kernels of t (by PrepareR16, or PrepareR16K for Q4_K) for
+// cols columns.
+func R16ActBytes(t Type, cols int) int {
+	if t == Q4_K {
+		return cols / QKK * r16KActBlock
+	}
+	return cols / QK * r16ActBlock
+}
 
 // PrepareR16 prepares one token's Q8_0 activations qa (cols values, as
 // QuantizeActivations writes them) for the quantized R16 kernels into dst
@@ -158,9 +206,9 @@ func PrepareR16(qa []byte, cols int, dst []byte) error {
 		return fmt.Errorf("ggml: PrepareR16: %d values, need a positive multiple of %d", cols, QK)
 	}
 	nb := cols / QK
-	if len(qa) < 34*nb || len(dst) < R16ActBytes(cols) {
+	if len(qa) < 34*nb || len(dst) < R16ActBytes(Q8_0, cols) {
 		return fmt.Errorf("ggml: PrepareR16: %d values need %d source and %d prepared bytes, have %d and %d",
-			cols, 34*nb, R16ActBytes(cols), len(qa), len(dst))
+			cols, 34*nb, R16ActBytes(Q8_0, cols), len(qa), len(dst))
 	}
 	for b := range nb {
 		blk := qa[34*b : 34*(b+1)]
@@ -178,7 +226,33 @@ func PrepareR16(qa []byte, cols int, dst []byte) error {
 	return nil
 }
 
-// GemmR16 multiplies one R16 group w (t is Q4_0 or Q8_0, cols columns)
+// PrepareR16K prepares one token's Q8_K activations qa (cols values) for
+// the Q4_K R16 kernel into dst (R16ActBytes(Q4_K, cols)). It returns an
+// error, changing nothing, when cols is not a positive multiple of 256 or
+// a slice is too short.
+func PrepareR16K(qa []byte, cols int, dst []byte) error {
+	if cols <= 0 || cols%QKK != 0 {
+		return fmt.Errorf("ggml: PrepareR16K: %d values, need a positive multiple of %d", cols, QKK)
+	}
+	nb := cols / QKK
+	if len(qa) < q8KBytes*nb || len(dst) < R16ActBytes(Q4_K, cols) {
+		return fmt.Errorf("ggml: PrepareR16K: %d values need %d source and %d prepared bytes, have %d and %d",
+			cols, q8KBytes*nb, R16ActBytes(Q4_K, cols), len(qa), len(dst))
+	}
+	for b := range nb {
+		y := (*[q8KBytes]byte)(qa[q8KBytes*b:])
+		out := (*[r16KActBlock]byte)(dst[r16KActBlock*b:])
+		copy(out[0:256], y[4:260])
+		copy(out[256:260], y[0:4])
+		for j := range 8 {
+			binary.LittleEndian.PutUint16(out[260+2*j:], uint16(int16(q8KBsum(y, 2*j)+q8KBsum(y, 2*j+1))))
+		}
+		clear(out[276:])
+	}
+	return nil
+}
+
+// GemmR16 multiplies one R16 group w (t is Q4_0, Q8_0 or Q4_K, cols columns)
 // with ntok (1 to 8) tokens of prepared activations, astride bytes apart
 // in a, and sets out[i*ostride+r] to row r's product with token i. Within
 // a row, each block's integer sum is exact and is scaled and added in
@@ -192,11 +266,11 @@ func GemmR16(t Type, cols int, w, a []byte, astride, ntok int, out []float32, os
 	if t == F16 {
 		return fmt.Errorf("ggml: GemmR16: F16 groups take float activations (GemmR16F16)")
 	}
-	ab := R16ActBytes(cols)
+	ab := R16ActBytes(t, cols)
 	if err := checkR16Call(ntok, len(w), gb, len(a), astride, ab, len(out), ostride); err != nil {
 		return err
 	}
-	gemmR16Q(t, cols/QK, w, a, astride, ntok, out, ostride)
+	gemmR16Q(t, cols/t.BlockSize(), w, a, astride, ntok, out, ostride)
 	return nil
 }
 
@@ -232,6 +306,10 @@ func checkR16Call(ntok, lw, gb, la, astride, ab, lout, ostride int) error {
 
 // gemmR16QGo is the pure Go R16 kernel of the quantized types.
 func gemmR16QGo(t Type, nb int, w, a []byte, astride, ntok int, out []float32, ostride int) {
+	if t == Q4_K {
+		gemmR16Q4KGo(nb, w, a, astride, ntok, out, ostride)
+		return
+	}
 	bb, corr := 544, 40
 	if t == Q4_0 {
 		bb, corr = 288, 36
@@ -258,6 +336,40 @@ func gemmR16QGo(t Type, nb int, w, a []byte, astride, ntok int, out []float32, o
 				}
 				d := fp16At(blk[2*r:]) * da
 				acc[r] = fma32(float32(s), d, acc[r])
+			}
+		}
+		copy(out[i*ostride:i*ostride+R16Rows], acc[:])
+	}
+}
+
+// gemmR16Q4KGo is the pure Go Q4_K R16 kernel: per super-block the
+// scaled integer sums Σ sc·(q·a) and Σ m·Σa are exact, then added as
+// d·da·S - dmin·da·M with two fused multiply-adds.
+func gemmR16Q4KGo(nb int, w, a []byte, astride, ntok int, out []float32, ostride int) {
+	for i := range ntok {
+		act := a[i*astride:]
+		var acc [R16Rows]float32
+		for b := range nb {
+			blk := (*[r16Q4KBlock]byte)(w[b*r16Q4KBlock:])
+			y := (*[r16KActBlock]byte)(act[b*r16KActBlock:])
+			da := f32At(y[256:])
+			for r := range R16Rows {
+				var s, m int32
+				for j := range 8 {
+					var isum int32
+					for k := range 32 {
+						q := blk[320+512*(j/2)+64*(k/4)+4*r+k%4]
+						if j%2 == 1 {
+							q >>= 4
+						}
+						isum += int32(q&15) * int32(int8(y[32*j+k]))
+					}
+					s += int32(blk[64+16*j+r]) * isum
+					bs := int32(int16(binary.LittleEndian.Uint16(y[260+2*j:])))
+					m += int32(blk[192+32*(j/2)+2*r+j%2]) * bs
+				}
+				acc[r] = fma32(float32(s), fp16At(blk[2*r:])*da, acc[r])
+				acc[r] = fma32(-float32(m), fp16At(blk[32+2*r:])*da, acc[r])
 			}
 		}
 		copy(out[i*ostride:i*ostride+R16Rows], acc[:])

@@ -83,13 +83,41 @@ func gemmR16F16x7(k int, w *byte, a *float32, as int, out *float32, os int)
 //go:noescape
 func gemmR16F16x8(k int, w *byte, a *float32, as int, out *float32, os int)
 
+//go:noescape
+func gemmR16Q4Kx1(nb int, w *byte, a *byte, as int, out *float32, os int)
+
+//go:noescape
+func gemmR16Q4Kx2(nb int, w *byte, a *byte, as int, out *float32, os int)
+
+//go:noescape
+func gemmR16Q4Kx3(nb int, w *byte, a *byte, as int, out *float32, os int)
+
+//go:noescape
+func gemmR16Q4Kx4(nb int, w *byte, a *byte, as int, out *float32, os int)
+
+//go:noescape
+func gemmR16Q4Kx5(nb int, w *byte, a *byte, as int, out *float32, os int)
+
+//go:noescape
+func gemmR16Q4Kx6(nb int, w *byte, a *byte, as int, out *float32, os int)
+
+//go:noescape
+func gemmR16Q4Kx7(nb int, w *byte, a *byte, as int, out *float32, os int)
+
+//go:noescape
+func gemmR16Q4Kx8(nb int, w *byte, a *byte, as int, out *float32, os int)
+
 func gemmR16Q(t Type, nb int, w, a []byte, astride, ntok int, out []float32, ostride int) {
 	if !haveR16Q {
 		gemmR16QGo(t, nb, w, a, astride, ntok, out, ostride)
 		return
 	}
-	if t == Q4_0 {
+	switch t {
+	case Q4_0:
 		r16Q4(ntok, nb, &w[0], &a[0], astride, &out[0], 4*ostride)
+		return
+	case Q4_K:
+		r16Q4K(ntok, nb, &w[0], &a[0], astride, &out[0], 4*ostride)
 		return
 	}
 	r16Q8(ntok, nb, &w[0], &a[0], astride, &out[0], 4*ostride)
@@ -134,6 +162,27 @@ func r16Q4(ntok, nb int, w, a *byte, as int, out *float32, os int) {
 		gemmR16Q4x7(nb, w, a, as, out, os)
 	case 8:
 		gemmR16Q4x8(nb, w, a, as, out, os)
+	}
+}
+
+func r16Q4K(ntok, nb int, w, a *byte, as int, out *float32, os int) {
+	switch ntok {
+	case 1:
+		gemmR16Q4Kx1(nb, w, a, as, out, os)
+	case 2:
+		gemmR16Q4Kx2(nb, w, a, as, out, os)
+	case 3:
+		gemmR16Q4Kx3(nb, w, a, as, out, os)
+	case 4:
+		gemmR16Q4Kx4(nb, w, a, as, out, os)
+	case 5:
+		gemmR16Q4Kx5(nb, w, a, as, out, os)
+	case 6:
+		gemmR16Q4Kx6(nb, w, a, as, out, os)
+	case 7:
+		gemmR16Q4Kx7(nb, w, a, as, out, os)
+	case 8:
+		gemmR16Q4Kx8(nb, w, a, as, out, os)
 	}
 }
 

@@ -35,7 +35,7 @@ func newR16Case(t *testing.T, r *rand.Rand, ty Type, rows, cols, ntok int) *r16C
 	if err := RepackR16(ty, c.w, rows, cols, c.packed); err != nil {
 		t.Fatal(err)
 	}
-	c.astride = R16ActBytes(cols) + 48
+	c.astride = R16ActBytes(ty, cols) + 48
 	c.act = make([]byte, ntok*c.astride)
 	c.xstride = cols + 5
 	c.x = make([]float32, ntok*c.xstride)
@@ -47,12 +47,18 @@ func newR16Case(t *testing.T, r *rand.Rand, ty Type, rows, cols, ntok int) *r16C
 			}
 			continue
 		}
-		qa := make([]byte, 34*cols/QK)
-		if err := QuantizeActivations(Q8_0, x, qa); err != nil {
+		vt := VecDotType(ty)
+		n, _ := RowBytes(vt, cols)
+		qa := make([]byte, n)
+		if err := QuantizeActivations(vt, x, qa); err != nil {
 			t.Fatal(err)
 		}
 		c.qa = append(c.qa, qa)
-		if err := PrepareR16(qa, cols, c.act[i*c.astride:]); err != nil {
+		prep := PrepareR16
+		if ty == Q4_K {
+			prep = PrepareR16K
+		}
+		if err := prep(qa, cols, c.act[i*c.astride:]); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -87,7 +93,7 @@ func (c *r16Case) want(t *testing.T, row, i int) (dot, mag float64) {
 	xf := c.x[i*c.xstride : i*c.xstride+c.cols]
 	if c.ty != F16 {
 		xf = make([]float32, c.cols)
-		if err := Dequantize(Q8_0, c.qa[i], xf); err != nil {
+		if err := Dequantize(VecDotType(c.ty), c.qa[i], xf); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -103,8 +109,11 @@ func (c *r16Case) want(t *testing.T, row, i int) (dot, mag float64) {
 // product with every token to float32 accuracy, for every tile size.
 func TestGemmR16MatchesExactProducts(t *testing.T) {
 	r := rand.New(rand.NewPCG(16, 17))
-	for _, ty := range []Type{Q8_0, Q4_0, F16} {
+	for _, ty := range []Type{Q8_0, Q4_0, Q4_K, F16} {
 		for _, cols := range []int{32, 256, 768, 2048} {
+			if cols%max(ty.BlockSize(), QK) != 0 {
+				continue
+			}
 			c := newR16Case(t, r, ty, 32, cols, 8)
 			for _, kernel := range []string{"cpu", "go"} {
 				restore := func() {}
@@ -142,7 +151,7 @@ func TestGemmR16AssemblyMatchesGo(t *testing.T) {
 		t.Skip("no AVX-512 R16 kernels on this CPU")
 	}
 	r := rand.New(rand.NewPCG(18, 19))
-	for _, ty := range []Type{Q8_0, Q4_0, F16} {
+	for _, ty := range []Type{Q8_0, Q4_0, Q4_K, F16} {
 		if !HaveR16(ty) {
 			continue
 		}
@@ -172,7 +181,7 @@ func TestGemmR16AssemblyMatchesGo(t *testing.T) {
 // order of float32 additions.
 func TestGemmR16MatchesVecDot(t *testing.T) {
 	r := rand.New(rand.NewPCG(20, 21))
-	for _, ty := range []Type{Q8_0, Q4_0} {
+	for _, ty := range []Type{Q8_0, Q4_0, Q4_K} {
 		c := newR16Case(t, r, ty, 16, 768, 3)
 		out := make([]float32, 3*R16Rows)
 		c.run(t, 0, 3, out, R16Rows)
@@ -198,9 +207,12 @@ func TestR16Errors(t *testing.T) {
 		err  error
 		want string
 	}{
-		{"type", RepackR16(Q4_K, w, 16, 256, w), "no R16 layout"},
+		{"type", RepackR16(Q6_K, w, 16, 256, w), "no R16 layout"},
 		{"rows", RepackR16(Q8_0, w, 15, 32, w), "multiple of 16 rows"},
 		{"cols", RepackR16(Q8_0, w, 16, 48, w), "multiple of 32 columns"},
+		{"k cols", RepackR16(Q4_K, w, 16, 288, w), "multiple of 256 columns"},
+		{"prepare k cols", PrepareR16K(a, 288, a), "multiple of 256"},
+		{"prepare k short", PrepareR16K(a[:100], 256, a), "need 292 source"},
 		{"short source", RepackR16(Q8_0, w[:100], 16, 32, w), "needs 544 source"},
 		{"prepare cols", PrepareR16(a, 40, a), "multiple of 32"},
 		{"prepare short", PrepareR16(a[:10], 32, a), "need 34 source"},
