@@ -97,25 +97,28 @@ func (r *cpuRunner) repack() error {
 }
 
 // dotR16 computes rows [a, b) (whole groups) of a repacked weight: up to
-// eight tokens per kernel call, four groups at a time so their weights
-// stay in cache across the batch's token tiles.
+// eight tokens per kernel call. With more tokens than that, four groups
+// at a time go through every token tile, so their weights stay in cache
+// across the batch.
 func (r *cpuRunner) dotR16(op *mmOp, a, b int) {
 	j := &r.mm
-	const groupBlock = 4
-	g1 := b / ggml.R16Rows
-	for g0 := a / ggml.R16Rows; g0 < g1; g0 += groupBlock {
-		ge := min(g0+groupBlock, g1)
+	gl, gh := a/ggml.R16Rows, b/ggml.R16Rows
+	block := gh - gl
+	if j.n > 8 {
+		block = 4
+	}
+	gb := op.packed.gb
+	for g0 := gl; g0 < gh; g0 += block {
+		ng := min(block, gh-g0)
+		w := op.packed.data[g0*gb : (g0+ng)*gb]
 		for t0 := 0; t0 < j.n; t0 += 8 {
 			nt := min(8, j.n-t0)
-			for g := g0; g < ge; g++ {
-				w := op.packed.data[g*op.packed.gb : (g+1)*op.packed.gb]
-				out := op.out[t0*op.stride+g*ggml.R16Rows:]
-				// Sizes were validated at load; an error cannot happen.
-				if op.w.Type == ggml.F16 {
-					_ = ggml.GemmR16F16(j.cols, w, r.s.xr[t0*r.xrStride:], r.xrStride, nt, out, op.stride)
-				} else {
-					_ = ggml.GemmR16(op.w.Type, j.cols, w, r.s.qp[t0*r.qpStride:], r.qpStride, nt, out, op.stride)
-				}
+			out := op.out[t0*op.stride+g0*ggml.R16Rows:]
+			// Sizes were validated at load; an error cannot happen.
+			if op.w.Type == ggml.F16 {
+				_ = ggml.GemmR16F16(j.cols, ng, w, r.s.xr[t0*r.xrStride:], r.xrStride, nt, out, op.stride)
+			} else {
+				_ = ggml.GemmR16(op.w.Type, j.cols, ng, w, r.s.qp[t0*r.qpStride:], r.qpStride, nt, out, op.stride)
 			}
 		}
 	}

@@ -252,13 +252,14 @@ func PrepareR16K(qa []byte, cols int, dst []byte) error {
 	return nil
 }
 
-// GemmR16 multiplies one R16 group w (t is Q4_0, Q8_0 or Q4_K, cols columns)
-// with ntok (1 to 8) tokens of prepared activations, astride bytes apart
-// in a, and sets out[i*ostride+r] to row r's product with token i. Within
-// a row, each block's integer sum is exact and is scaled and added in
-// float32 (one fused multiply-add per block), in block order. It returns
-// an error, changing nothing, when a size does not fit.
-func GemmR16(t Type, cols int, w, a []byte, astride, ntok int, out []float32, ostride int) error {
+// GemmR16 multiplies groups consecutive R16 groups in w (t is Q4_0, Q8_0
+// or Q4_K, cols columns) with ntok (1 to 8) tokens of prepared
+// activations, astride bytes apart in a, and sets out[i*ostride+r] to row
+// r's product with token i (r < 16·groups). Within a row, each block's
+// integer sum is exact and is scaled and added in float32 (one fused
+// multiply-add per block, two per Q4_K super-block), in block order. It
+// returns an error, changing nothing, when a size does not fit.
+func GemmR16(t Type, cols, groups int, w, a []byte, astride, ntok int, out []float32, ostride int) error {
 	gb, err := R16GroupBytes(t, cols)
 	if err != nil {
 		return err
@@ -267,39 +268,47 @@ func GemmR16(t Type, cols int, w, a []byte, astride, ntok int, out []float32, os
 		return fmt.Errorf("ggml: GemmR16: F16 groups take float activations (GemmR16F16)")
 	}
 	ab := R16ActBytes(t, cols)
-	if err := checkR16Call(ntok, len(w), gb, len(a), astride, ab, len(out), ostride); err != nil {
+	if err := checkR16Call(groups, ntok, len(w), gb, len(a), astride, ab, len(out), ostride); err != nil {
 		return err
 	}
-	gemmR16Q(t, cols/t.BlockSize(), w, a, astride, ntok, out, ostride)
+	nb := cols / t.BlockSize()
+	for g := range groups {
+		gemmR16Q(t, nb, w[g*gb:], a, astride, ntok, out[g*R16Rows:], ostride)
+	}
 	return nil
 }
 
-// GemmR16F16 multiplies one F16 R16 group w (cols columns) with ntok (1
-// to 8) float32 activation rows, xstride apart in x, and sets
-// out[i*ostride+r] to row r's product with token i. It returns an error,
-// changing nothing, when a size does not fit.
-func GemmR16F16(cols int, w []byte, x []float32, xstride, ntok int, out []float32, ostride int) error {
+// GemmR16F16 multiplies groups consecutive F16 R16 groups in w (cols
+// columns) with ntok (1 to 8) float32 activation rows, xstride apart in x,
+// and sets out[i*ostride+r] to row r's product with token i. It returns an
+// error, changing nothing, when a size does not fit.
+func GemmR16F16(cols, groups int, w []byte, x []float32, xstride, ntok int, out []float32, ostride int) error {
 	gb, err := R16GroupBytes(F16, cols)
 	if err != nil {
 		return err
 	}
-	if err := checkR16Call(ntok, len(w), gb, len(x), xstride, cols, len(out), ostride); err != nil {
+	if err := checkR16Call(groups, ntok, len(w), gb, len(x), xstride, cols, len(out), ostride); err != nil {
 		return err
 	}
-	gemmR16F16(cols, w, x, xstride, ntok, out, ostride)
+	for g := range groups {
+		gemmR16F16(cols, w[g*gb:], x, xstride, ntok, out[g*R16Rows:], ostride)
+	}
 	return nil
 }
 
-func checkR16Call(ntok, lw, gb, la, astride, ab, lout, ostride int) error {
+func checkR16Call(groups, ntok, lw, gb, la, astride, ab, lout, ostride int) error {
+	rows := groups * R16Rows
 	switch {
+	case groups < 1:
+		return fmt.Errorf("ggml: R16: %d groups, need at least 1", groups)
 	case ntok < 1 || ntok > r16MaxTokens:
 		return fmt.Errorf("ggml: R16: %d tokens, need 1 to %d", ntok, r16MaxTokens)
-	case lw < gb:
-		return fmt.Errorf("ggml: R16: group needs %d bytes, have %d", gb, lw)
+	case lw < groups*gb:
+		return fmt.Errorf("ggml: R16: %d groups need %d bytes, have %d", groups, groups*gb, lw)
 	case ntok > 1 && astride < ab, la < (ntok-1)*astride+ab:
 		return fmt.Errorf("ggml: R16: %d activation rows of %d, %d apart, do not fit in %d", ntok, ab, astride, la)
-	case ntok > 1 && ostride < R16Rows, lout < (ntok-1)*ostride+R16Rows:
-		return fmt.Errorf("ggml: R16: %d output rows of %d, %d apart, do not fit in %d", ntok, R16Rows, ostride, lout)
+	case ntok > 1 && ostride < rows, lout < (ntok-1)*ostride+rows:
+		return fmt.Errorf("ggml: R16: %d output rows of %d, %d apart, do not fit in %d", ntok, rows, ostride, lout)
 	}
 	return nil
 }

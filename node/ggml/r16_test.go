@@ -72,9 +72,9 @@ func (c *r16Case) run(t *testing.T, g, ntok int, out []float32, ostride int) {
 	w := c.packed[g*gb : (g+1)*gb]
 	var err error
 	if c.ty == F16 {
-		err = GemmR16F16(c.cols, w, c.x, c.xstride, ntok, out, ostride)
+		err = GemmR16F16(c.cols, 1, w, c.x, c.xstride, ntok, out, ostride)
 	} else {
-		err = GemmR16(c.ty, c.cols, w, c.act, c.astride, ntok, out, ostride)
+		err = GemmR16(c.ty, c.cols, 1, w, c.act, c.astride, ntok, out, ostride)
 	}
 	if err != nil {
 		t.Fatal(err)
@@ -216,13 +216,16 @@ func TestR16Errors(t *testing.T) {
 		{"short source", RepackR16(Q8_0, w[:100], 16, 32, w), "needs 544 source"},
 		{"prepare cols", PrepareR16(a, 40, a), "multiple of 32"},
 		{"prepare short", PrepareR16(a[:10], 32, a), "need 34 source"},
-		{"tokens", GemmR16(Q8_0, 32, w, a, 48, 9, out, 16), "9 tokens"},
-		{"no tokens", GemmR16(Q8_0, 32, w, a, 48, 0, out, 16), "0 tokens"},
-		{"group", GemmR16(Q8_0, 64, w[:500], a, 96, 1, out, 16), "group needs 1088"},
-		{"activations", GemmR16(Q4_0, 32, w, a[:100], 48, 3, out, 16), "do not fit in 100"},
-		{"output", GemmR16(Q4_0, 32, w, a, 48, 2, out[:20], 16), "do not fit in 20"},
-		{"f16 through quant", GemmR16(F16, 32, w, a, 48, 1, out, 16), "float activations"},
-		{"f16 short x", GemmR16F16(32, w, out[:31], 32, 1, out, 16), "do not fit in 31"},
+		{"tokens", GemmR16(Q8_0, 32, 1, w, a, 48, 9, out, 16), "9 tokens"},
+		{"no tokens", GemmR16(Q8_0, 32, 1, w, a, 48, 0, out, 16), "0 tokens"},
+		{"group", GemmR16(Q8_0, 64, 1, w[:500], a, 96, 1, out, 16), "1 groups need 1088"},
+		{"groups", GemmR16(Q8_0, 32, 2, w[:1000], a, 48, 1, out, 32), "2 groups need 1088"},
+		{"no groups", GemmR16(Q8_0, 32, 0, w, a, 48, 1, out, 16), "0 groups"},
+		{"group rows", GemmR16(Q8_0, 32, 2, w, a, 48, 2, out, 16), "2 output rows of 32"},
+		{"activations", GemmR16(Q4_0, 32, 1, w, a[:100], 48, 3, out, 16), "do not fit in 100"},
+		{"output", GemmR16(Q4_0, 32, 1, w, a, 48, 2, out[:20], 16), "do not fit in 20"},
+		{"f16 through quant", GemmR16(F16, 32, 1, w, a, 48, 1, out, 16), "float activations"},
+		{"f16 short x", GemmR16F16(32, 1, w, out[:31], 32, 1, out, 16), "do not fit in 31"},
 	}
 	for _, c := range cases {
 		if c.err == nil || !strings.Contains(c.err.Error(), c.want) {
