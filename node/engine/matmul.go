@@ -105,10 +105,17 @@ func (r *cpuRunner) quantWorker(ith, nth int) {
 	j := &r.mm
 	lo, hi := cpu.Split(j.n, ith, nth)
 	for t := lo; t < hi; t++ {
+		in := j.in[t*j.cols : (t+1)*j.cols]
+		if j.vdt == ggml.F16 && r.s.xr != nil {
+			// F16 weights are dotted with the activations rounded to half
+			// precision (as llama.cpp converts them), kept as floats.
+			ggml.RoundHalf(r.s.xr[t*r.xrStride:t*r.xrStride+j.cols], in)
+			continue
+		}
 		// As llama.cpp's SIMD path does; sizes were validated at load, so
 		// no error can happen here.
 		qa := r.s.qa[t*r.qaStride : (t+1)*r.qaStride]
-		_ = ggml.QuantizeActivations(j.vdt, j.in[t*j.cols:(t+1)*j.cols], qa)
+		_ = ggml.QuantizeActivations(j.vdt, in, qa)
 		switch j.prep {
 		case prepQ4_0:
 			_ = ggml.PrepareQ4_0(qa, j.cols, r.s.qp[t*r.qpStride:(t+1)*r.qpStride])
@@ -120,13 +127,6 @@ func (r *cpuRunner) quantWorker(ith, nth int) {
 				_ = ggml.PrepareR16(qa, j.cols, r.s.qp[t*r.qpStride:(t+1)*r.qpStride])
 			case ggml.Q8_K:
 				_ = ggml.PrepareR16K(qa, j.cols, r.s.qp[t*r.qpStride:(t+1)*r.qpStride])
-			}
-		}
-		if j.vdt == ggml.F16 && r.s.xr != nil {
-			// F16 weights are dotted with the rounded activations as floats.
-			xr := r.s.xr[t*r.xrStride : t*r.xrStride+j.cols]
-			for i := range xr {
-				xr[i] = ggml.FP16ToFP32(uint16(qa[2*i]) | uint16(qa[2*i+1])<<8)
 			}
 		}
 	}

@@ -103,3 +103,16 @@ func putF32(b []byte, f float32) {
 	u := math.Float32bits(f)
 	b[0], b[1], b[2], b[3] = byte(u), byte(u>>8), byte(u>>16), byte(u>>24)
 }
+
+// RoundHalf sets dst[i] to src[i] rounded to half precision (to nearest,
+// ties to even, as FP32ToFP16 does) and back, for i < len(src); dst must be
+// at least as long. It converts eight values at a time with F16C.
+func RoundHalf(dst, src []float32) {
+	roundHalf(dst[:len(src)], src)
+}
+
+func roundHalfGo(dst, src []float32) {
+	for i, v := range src {
+		dst[i] = FP16ToFP32(FP32ToFP16(v))
+	}
+}

@@ -107,6 +107,17 @@ func gemmR16Q4Kx7(nb int, w *byte, a *byte, as int, out *float32, os int)
 //go:noescape
 func gemmR16Q4Kx8(nb int, w *byte, a *byte, as int, out *float32, os int)
 
+//go:noescape
+func roundHalfF16C(n int, dst, src *float32)
+
+func roundHalf(dst, src []float32) {
+	m := len(src) &^ 7
+	if haveF16C && m > 0 {
+		roundHalfF16C(m, &dst[0], &src[0])
+	}
+	roundHalfGo(dst[m:], src[m:])
+}
+
 func gemmR16Q(t Type, nb int, w, a []byte, astride, ntok int, out []float32, ostride int) {
 	if !haveR16Q {
 		gemmR16QGo(t, nb, w, a, astride, ntok, out, ostride)

@@ -14,3 +14,5 @@ func gemmR16Q(t Type, nb int, w, a []byte, astride, ntok int, out []float32, ost
 func gemmR16F16(cols int, w []byte, x []float32, xstride, ntok int, out []float32, ostride int) {
 	gemmR16F16Go(cols, w, x, xstride, ntok, out, ostride)
 }
+
+func roundHalf(dst, src []float32) { roundHalfGo(dst, src) }

@@ -233,3 +233,24 @@ func TestR16Errors(t *testing.T) {
 		}
 	}
 }
+
+// RoundHalf agrees with FP32ToFP16 and back on every kind of value,
+// including ties, subnormals, overflow, infinities and NaN.
+func TestRoundHalf(t *testing.T) {
+	r := rand.New(rand.NewPCG(22, 23))
+	src := []float32{0, -0, 1, -1, 65504, 65520, 70000, -1e9, 1e-8, 6e-8, 3e-5, float32(math.Inf(1)), float32(math.Inf(-1)), float32(math.NaN()),
+		1 + 1.0/2048, 1 + 3.0/2048, 2049, 2051}
+	for range 1000 {
+		src = append(src, float32(r.NormFloat64()*math.Pow(10, float64(r.IntN(12)-6))))
+	}
+	for _, n := range []int{len(src), 7, 8, 9, 17} {
+		dst := make([]float32, n)
+		RoundHalf(dst, src[:n])
+		for i, v := range src[:n] {
+			want := FP16ToFP32(FP32ToFP16(v))
+			if math.Float32bits(dst[i]) != math.Float32bits(want) && !(want != want && dst[i] != dst[i]) {
+				t.Fatalf("n=%d: RoundHalf(%g) = %g, want %g", n, v, dst[i], want)
+			}
+		}
+	}
+}
