@@ -114,6 +114,10 @@ func (r *cpuRunner) quantWorker(ith, nth int) {
 		}
 		// As llama.cpp's SIMD path does; sizes were validated at load, so
 		// no error can happen here.
+		if j.prep == prepR16 && j.vdt == ggml.Q8_0 {
+			_ = ggml.QuantizeR16(in, r.s.qp[t*r.qpStride:(t+1)*r.qpStride])
+			continue
+		}
 		qa := r.s.qa[t*r.qaStride : (t+1)*r.qaStride]
 		_ = ggml.QuantizeActivations(j.vdt, in, qa)
 		switch j.prep {
@@ -122,12 +126,8 @@ func (r *cpuRunner) quantWorker(ith, nth int) {
 		case prepQ8_0:
 			_ = ggml.PrepareQ8_0(qa, j.cols, r.s.qp[t*r.qpStride:(t+1)*r.qpStride])
 		case prepR16:
-			switch j.vdt {
-			case ggml.Q8_0:
-				_ = ggml.PrepareR16(qa, j.cols, r.s.qp[t*r.qpStride:(t+1)*r.qpStride])
-			case ggml.Q8_K:
-				_ = ggml.PrepareR16K(qa, j.cols, r.s.qp[t*r.qpStride:(t+1)*r.qpStride])
-			}
+			// Q8_0 went through QuantizeR16 above
+			_ = ggml.PrepareR16K(qa, j.cols, r.s.qp[t*r.qpStride:(t+1)*r.qpStride])
 		}
 	}
 }

@@ -226,6 +226,31 @@ func PrepareR16(qa []byte, cols int, dst []byte) error {
 	return nil
 }
 
+// QuantizeR16 quantizes one token's activations src (a positive multiple
+// of 32 values) to Q8_0 exactly as QuantizeActivations does and writes them
+// prepared as PrepareR16 would, into dst (R16ActBytes(Q8_0, len(src))), in
+// one pass. It returns an error, changing nothing, when a size does not fit.
+func QuantizeR16(src []float32, dst []byte) error {
+	n := len(src)
+	if n == 0 || n%QK != 0 {
+		return fmt.Errorf("ggml: QuantizeR16: %d values, need a positive multiple of %d", n, QK)
+	}
+	if len(dst) < R16ActBytes(Q8_0, n) {
+		return fmt.Errorf("ggml: QuantizeR16: %d values need %d bytes, have %d", n, R16ActBytes(Q8_0, n), len(dst))
+	}
+	quantizeR16(n/QK, src, dst)
+	return nil
+}
+
+func quantizeR16Go(nb int, src []float32, dst []byte) {
+	var blk [34]byte
+	for b := range nb {
+		// sizes checked by QuantizeR16; a block cannot fail
+		_ = QuantizeActivations(Q8_0, src[QK*b:QK*(b+1)], blk[:])
+		_ = PrepareR16(blk[:], QK, dst[r16ActBlock*b:])
+	}
+}
+
 // PrepareR16K prepares one token's Q8_K activations qa (cols values) for
 // the Q4_K R16 kernel into dst (R16ActBytes(Q4_K, cols)). It returns an
 // error, changing nothing, when cols is not a positive multiple of 256 or

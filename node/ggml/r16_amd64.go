@@ -108,6 +108,17 @@ func gemmR16Q4Kx7(nb int, w *byte, a *byte, as int, out *float32, os int)
 func gemmR16Q4Kx8(nb int, w *byte, a *byte, as int, out *float32, os int)
 
 //go:noescape
+func quantR16Q8(nb int, x *float32, out *byte)
+
+func quantizeR16(nb int, src []float32, dst []byte) {
+	if !haveR16Q {
+		quantizeR16Go(nb, src, dst)
+		return
+	}
+	quantR16Q8(nb, &src[0], &dst[0])
+}
+
+//go:noescape
 func roundHalfF16C(n int, dst, src *float32)
 
 func roundHalf(dst, src []float32) {

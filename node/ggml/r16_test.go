@@ -254,3 +254,50 @@ func TestRoundHalf(t *testing.T) {
 		}
 	}
 }
+
+// QuantizeR16 equals QuantizeActivations then PrepareR16, byte for byte.
+func TestQuantizeR16(t *testing.T) {
+	r := rand.New(rand.NewPCG(24, 25))
+	for _, n := range []int{32, 256, 2048} {
+		for trial := range 4 {
+			x := randRow(r, n, float32(math.Pow(10, float64(trial-2))))
+			if trial == 3 && n >= 64 {
+				clear(x[32:64]) // an all-zero block
+				x[0] = 127.5    // ties
+			}
+			qa := make([]byte, 34*n/QK)
+			if err := QuantizeActivations(Q8_0, x, qa); err != nil {
+				t.Fatal(err)
+			}
+			want := make([]byte, R16ActBytes(Q8_0, n))
+			if err := PrepareR16(qa, n, want); err != nil {
+				t.Fatal(err)
+			}
+			for _, kernel := range []string{"cpu", "go"} {
+				restore := func() {}
+				if kernel == "go" {
+					restore = forceR16Go()
+				}
+				got := make([]byte, len(want))
+				for i := range got {
+					got[i] = 0xAA // every byte must be written
+				}
+				if err := QuantizeR16(x, got); err != nil {
+					t.Fatal(err)
+				}
+				restore()
+				for i := range want {
+					if got[i] != want[i] {
+						t.Fatalf("%s n=%d trial %d: byte %d (block %d offset %d) = %#x, want %#x", kernel, n, trial, i, i/48, i%48, got[i], want[i])
+					}
+				}
+			}
+		}
+	}
+	if err := QuantizeR16(make([]float32, 40), make([]byte, 100)); err == nil {
+		t.Error("40 values: no error")
+	}
+	if err := QuantizeR16(make([]float32, 64), make([]byte, 95)); err == nil {
+		t.Error("short destination: no error")
+	}
+}
