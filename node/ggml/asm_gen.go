@@ -1229,7 +1229,7 @@ func r16() {
 		}
 		a.e("ADDQ $2368, SI")
 		for _, p := range ptr[:ntok] {
-			a.e("ADDQ $288, %s", p)
+			a.e("ADDQ $352, %s", p)
 		}
 		a.e("DECQ CX")
 		a.e("JNZ loop")
@@ -1237,6 +1237,86 @@ func r16() {
 	}
 	for n := 1; n <= 8; n++ {
 		q4k(fmt.Sprintf("gemmR16Q4Kx%d", n), n)
+	}
+	// Q6_K, per super-block: for each half h and sub-block j, Z29/Z30 the
+	// rows' two 16-value scales as int32, Z0-Z7 the 6-bit weights (low
+	// bits masked by Z8, high bits shifted into place and merged under
+	// Z9 with one ternary logic op), Z26/Z27 a token's two group sums
+	// (started at -32·Σa), scaled into Z18+t; Z28 the rows' d at the end.
+	q6k := func(name string, ntok int) {
+		args(name, "nb", "a *byte", ntok)
+		for t := range ntok {
+			a.e("VPXORD Z%d, Z%d, Z%d", 10+t, 10+t, 10+t)
+		}
+		a.e("MOVL $0x0F0F0F0F, AX")
+		a.e("VPBROADCASTD AX, Z8")
+		a.e("MOVL $0x30303030, AX")
+		a.e("VPBROADCASTD AX, Z9")
+		a.raw("loop:")
+		for t := range ntok {
+			a.e("VPXORD Z%d, Z%d, Z%d", 18+t, 18+t, 18+t)
+		}
+		for h := range 2 {
+			for j := range 4 {
+				a.e("VPMOVSXBD %d(SI), Z29", 32+32*(4*h+j))
+				a.e("VPMOVSXBD %d(SI), Z30", 48+32*(4*h+j))
+				for k := range 8 {
+					ql := 288 + 512*(2*h+j%2) + 64*k
+					qh := 2336 + 512*h + 64*k
+					if j < 2 {
+						a.e("VPANDD %d(SI), Z8, Z%d", ql, k)
+					} else {
+						a.e("VPSRLW $4, %d(SI), Z%d", ql, k)
+						a.e("VPANDD Z8, Z%d, Z%d", k, k)
+					}
+					switch j {
+					case 0:
+						a.e("VPSLLW $4, %d(SI), Z28", qh)
+						a.e("VPTERNLOGD $0xF8, Z28, Z9, Z%d", k)
+					case 1:
+						a.e("VPSLLW $2, %d(SI), Z28", qh)
+						a.e("VPTERNLOGD $0xF8, Z28, Z9, Z%d", k)
+					case 2:
+						a.e("VPTERNLOGD $0xF8, %d(SI), Z9, Z%d", qh, k)
+					case 3:
+						a.e("VPSRLW $2, %d(SI), Z28", qh)
+						a.e("VPTERNLOGD $0xF8, Z28, Z9, Z%d", k)
+					}
+				}
+				for t := range ntok {
+					p := ptr[t]
+					g := 8*h + 2*j
+					a.e("VPBROADCASTD %d(%s), Z26", 288+4*g, p)
+					for k := range 4 {
+						a.e("VPDPBUSD.BCST %d(%s), Z%d, Z26", 128*h+32*j+4*k, p, k)
+					}
+					a.e("VPBROADCASTD %d(%s), Z27", 288+4*(g+1), p)
+					for k := 4; k < 8; k++ {
+						a.e("VPDPBUSD.BCST %d(%s), Z%d, Z27", 128*h+32*j+4*k, p, k)
+					}
+					a.e("VPMULLD Z29, Z26, Z26")
+					a.e("VPMULLD Z30, Z27, Z27")
+					a.e("VPADDD Z26, Z%d, Z%d", 18+t, 18+t)
+					a.e("VPADDD Z27, Z%d, Z%d", 18+t, 18+t)
+				}
+			}
+		}
+		a.e("VCVTPH2PS (SI), Z28")
+		for t := range ntok {
+			a.e("VCVTDQ2PS Z%d, Z%d", 18+t, 18+t)
+			a.e("VMULPS.BCST 256(%s), Z28, Z26", ptr[t])
+			a.e("VFMADD231PS Z26, Z%d, Z%d", 18+t, 10+t)
+		}
+		a.e("ADDQ $3360, SI")
+		for _, p := range ptr[:ntok] {
+			a.e("ADDQ $352, %s", p)
+		}
+		a.e("DECQ CX")
+		a.e("JNZ loop")
+		store(ntok, func(t int) string { return fmt.Sprintf("Z%d", 10+t) })
+	}
+	for n := 1; n <= 8; n++ {
+		q6k(fmt.Sprintf("gemmR16Q6Kx%d", n), n)
 	}
 	for n := 1; n <= 8; n++ {
 		half(fmt.Sprintf("gemmR16F16x%d", n), n)

@@ -31,14 +31,22 @@ import (
 //     of sub-blocks 8 chunks of 64 bytes, chunk k holding row after row
 //     bytes 4k..4k+3 of the pair's 32 packed bytes (sub-block 2j in the
 //     low nibbles, 2j+1 in the high ones). 2368 bytes.
+//   - Q6_K, per super-block: the 16 rows' d (32 bytes); per half h and
+//     32-value sub-block j (values 128h+32j..), the rows' two 16-value
+//     scales (2×16 bytes); the low-bit bytes as ggml packs them (per half
+//     and per pair p of sub-blocks (j, j+2), 8 chunks of 64 bytes, chunk k
+//     holding row after row bytes 4k..4k+3 of the 32), then the high-bit
+//     bytes (per half, 8 such chunks). 3360 bytes, as many as the rows'.
 //   - F16: column after column, the 16 rows' halves (32 bytes).
 //
 // Quantized groups are multiplied with activations prepared by PrepareR16:
 // per block of 32 values, the Q8_0 quants (32 bytes), the scale as a
 // float32, and the corrections -8·Σa and -128·Σa that undo the unsigned
 // offsets of the weights (48 bytes). Q4_K groups take Q8_K activations
-// prepared by PrepareR16K: per super-block the 256 quants, the scale as a
-// float32 and the eight sub-block sums as int16 (288 bytes). F16 groups
+// prepared by PrepareR16K, as do Q6_K groups: per super-block the 256
+// quants, the scale as a float32, the eight 32-value sums as int16 (for
+// Q4_K's mins), padding, and the sixteen 16-value sums times -32 as int32
+// (for Q6_K's offset) (352 bytes). F16 groups
 // are multiplied with float32 activations.
 
 // R16Rows is the number of rows in an R16 group.
@@ -49,22 +57,23 @@ const R16Rows = 16
 // (Q4_K weights).
 const (
 	r16ActBlock  = 48
-	r16KActBlock = 288
+	r16KActBlock = 352
 	r16Q4KBlock  = 2368
+	r16Q6KBlock  = 3360
 )
 
 // r16MaxTokens is the most tokens one GemmR16 call takes.
 const r16MaxTokens = 8
 
 // R16Type reports whether t has an R16 layout.
-func R16Type(t Type) bool { return t == Q4_0 || t == Q8_0 || t == Q4_K || t == F16 }
+func R16Type(t Type) bool { return t == Q4_0 || t == Q8_0 || t == Q4_K || t == Q6_K || t == F16 }
 
 // HaveR16 reports whether this CPU runs the R16 kernels of t (AVX-512,
 // and VNNI for the quantized types). Without them the pure Go versions
 // run, which are slower than the row-by-row kernels.
 func HaveR16(t Type) bool {
 	switch t {
-	case Q4_0, Q8_0, Q4_K:
+	case Q4_0, Q8_0, Q4_K, Q6_K:
 		return haveR16Q
 	case F16:
 		return haveR16F
@@ -86,6 +95,8 @@ func R16GroupBytes(t Type, cols int) (int, error) {
 	switch t {
 	case Q4_K:
 		return cols / QKK * r16Q4KBlock, nil
+	case Q6_K:
+		return cols / QKK * r16Q6KBlock, nil
 	case Q8_0:
 		return cols / QK * 544, nil
 	case Q4_0:
@@ -171,6 +182,29 @@ func RepackR16Group(t Type, src []byte, cols int, dst []byte) {
 				}
 			}
 		}
+	case Q6_K:
+		rb := cols / QKK * q6KBytes
+		for b := range cols / QKK {
+			out := (*[r16Q6KBlock]byte)(dst[b*r16Q6KBlock:])
+			for r := range R16Rows {
+				blk := (*[q6KBytes]byte)(src[r*rb+b*q6KBytes:])
+				out[2*r], out[2*r+1] = blk[208], blk[209]
+				for h := range 2 {
+					for j := range 4 {
+						out[32+32*(4*h+j)+r] = blk[192+8*h+2*j]
+						out[48+32*(4*h+j)+r] = blk[192+8*h+2*j+1]
+					}
+					for p := range 2 {
+						for k := range 8 {
+							le.PutUint32(out[288+512*(2*h+p)+64*k+4*r:], le.Uint32(blk[64*h+32*p+4*k:]))
+						}
+					}
+					for k := range 8 {
+						le.PutUint32(out[2336+512*h+64*k+4*r:], le.Uint32(blk[128+32*h+4*k:]))
+					}
+				}
+			}
+		}
 	case F16:
 		// four columns of the sixteen rows at a time: 16 loads, 64 stores
 		rb := 2 * cols
@@ -188,10 +222,10 @@ func RepackR16Group(t Type, src []byte, cols int, dst []byte) {
 }
 
 // R16ActBytes is the size of one token's activations prepared for the
-// quantized R16 kernels of t (by PrepareR16, or PrepareR16K for Q4_K) for
-// cols columns.
+// quantized R16 kernels of t (by PrepareR16, or PrepareR16K for Q4_K and
+// Q6_K) for cols columns.
 func R16ActBytes(t Type, cols int) int {
-	if t == Q4_K {
+	if t == Q4_K || t == Q6_K {
 		return cols / QKK * r16KActBlock
 	}
 	return cols / QK * r16ActBlock
@@ -252,7 +286,7 @@ func quantizeR16Go(nb int, src []float32, dst []byte) {
 }
 
 // PrepareR16K prepares one token's Q8_K activations qa (cols values) for
-// the Q4_K R16 kernel into dst (R16ActBytes(Q4_K, cols)). It returns an
+// the Q4_K and Q6_K R16 kernels into dst (R16ActBytes(Q4_K, cols)). It returns an
 // error, changing nothing, when cols is not a positive multiple of 256 or
 // a slice is too short.
 func PrepareR16K(qa []byte, cols int, dst []byte) error {
@@ -272,13 +306,16 @@ func PrepareR16K(qa []byte, cols int, dst []byte) error {
 		for j := range 8 {
 			binary.LittleEndian.PutUint16(out[260+2*j:], uint16(int16(q8KBsum(y, 2*j)+q8KBsum(y, 2*j+1))))
 		}
-		clear(out[276:])
+		clear(out[276:288])
+		for g := range 16 {
+			binary.LittleEndian.PutUint32(out[288+4*g:], uint32(-32*q8KBsum(y, g)))
+		}
 	}
 	return nil
 }
 
-// GemmR16 multiplies groups consecutive R16 groups in w (t is Q4_0, Q8_0
-// or Q4_K, cols columns) with ntok (1 to 8) tokens of prepared
+// GemmR16 multiplies groups consecutive R16 groups in w (t is Q4_0, Q8_0,
+// Q4_K or Q6_K, cols columns) with ntok (1 to 8) tokens of prepared
 // activations, astride bytes apart in a, and sets out[i*ostride+r] to row
 // r's product with token i (r < 16·groups). Within a row, each block's
 // integer sum is exact and is scaled and added in float32 (one fused
@@ -340,8 +377,12 @@ func checkR16Call(groups, ntok, lw, gb, la, astride, ab, lout, ostride int) erro
 
 // gemmR16QGo is the pure Go R16 kernel of the quantized types.
 func gemmR16QGo(t Type, nb int, w, a []byte, astride, ntok int, out []float32, ostride int) {
-	if t == Q4_K {
+	switch t {
+	case Q4_K:
 		gemmR16Q4KGo(nb, w, a, astride, ntok, out, ostride)
+		return
+	case Q6_K:
+		gemmR16Q6KGo(nb, w, a, astride, ntok, out, ostride)
 		return
 	}
 	bb, corr := 544, 40
@@ -404,6 +445,41 @@ func gemmR16Q4KGo(nb int, w, a []byte, astride, ntok int, out []float32, ostride
 				}
 				acc[r] = fma32(float32(s), fp16At(blk[2*r:])*da, acc[r])
 				acc[r] = fma32(-float32(m), fp16At(blk[32+2*r:])*da, acc[r])
+			}
+		}
+		copy(out[i*ostride:i*ostride+R16Rows], acc[:])
+	}
+}
+
+// gemmR16Q6KGo is the pure Go Q6_K R16 kernel: per super-block the
+// integer sum Σ sc·(q·a - 32·Σa) over the sixteen 16-value groups is exact,
+// then added as d·da·S with one fused multiply-add.
+func gemmR16Q6KGo(nb int, w, a []byte, astride, ntok int, out []float32, ostride int) {
+	for i := range ntok {
+		act := a[i*astride:]
+		var acc [R16Rows]float32
+		for b := range nb {
+			blk := (*[r16Q6KBlock]byte)(w[b*r16Q6KBlock:])
+			y := (*[r16KActBlock]byte)(act[b*r16KActBlock:])
+			da := f32At(y[256:])
+			for r := range R16Rows {
+				var s int32
+				for h := range 2 {
+					for j := range 4 {
+						for half := range 2 {
+							g := 8*h + 2*j + half
+							isum := int32(binary.LittleEndian.Uint32(y[288+4*g:]))
+							for l := 16 * half; l < 16*half+16; l++ {
+								ql := blk[288+512*(2*h+j%2)+64*(l/4)+4*r+l%4]
+								qh := blk[2336+512*h+64*(l/4)+4*r+l%4]
+								q := (ql>>(4*(j/2)))&15 | (qh>>(2*j)&3)<<4
+								isum += int32(q) * int32(int8(y[128*h+32*j+l]))
+							}
+							s += int32(int8(blk[32+32*(4*h+j)+16*half+r])) * isum
+						}
+					}
+				}
+				acc[r] = fma32(float32(s), fp16At(blk[2*r:])*da, acc[r])
 			}
 		}
 		copy(out[i*ostride:i*ostride+R16Rows], acc[:])

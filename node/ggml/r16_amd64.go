@@ -129,6 +129,30 @@ func roundHalf(dst, src []float32) {
 	roundHalfGo(dst[m:], src[m:])
 }
 
+//go:noescape
+func gemmR16Q6Kx1(nb int, w *byte, a *byte, as int, out *float32, os int)
+
+//go:noescape
+func gemmR16Q6Kx2(nb int, w *byte, a *byte, as int, out *float32, os int)
+
+//go:noescape
+func gemmR16Q6Kx3(nb int, w *byte, a *byte, as int, out *float32, os int)
+
+//go:noescape
+func gemmR16Q6Kx4(nb int, w *byte, a *byte, as int, out *float32, os int)
+
+//go:noescape
+func gemmR16Q6Kx5(nb int, w *byte, a *byte, as int, out *float32, os int)
+
+//go:noescape
+func gemmR16Q6Kx6(nb int, w *byte, a *byte, as int, out *float32, os int)
+
+//go:noescape
+func gemmR16Q6Kx7(nb int, w *byte, a *byte, as int, out *float32, os int)
+
+//go:noescape
+func gemmR16Q6Kx8(nb int, w *byte, a *byte, as int, out *float32, os int)
+
 func gemmR16Q(t Type, nb int, w, a []byte, astride, ntok int, out []float32, ostride int) {
 	if !haveR16Q {
 		gemmR16QGo(t, nb, w, a, astride, ntok, out, ostride)
@@ -140,6 +164,9 @@ func gemmR16Q(t Type, nb int, w, a []byte, astride, ntok int, out []float32, ost
 		return
 	case Q4_K:
 		r16Q4K(ntok, nb, &w[0], &a[0], astride, &out[0], 4*ostride)
+		return
+	case Q6_K:
+		r16Q6K(ntok, nb, &w[0], &a[0], astride, &out[0], 4*ostride)
 		return
 	}
 	r16Q8(ntok, nb, &w[0], &a[0], astride, &out[0], 4*ostride)
@@ -205,6 +232,27 @@ func r16Q4K(ntok, nb int, w, a *byte, as int, out *float32, os int) {
 		gemmR16Q4Kx7(nb, w, a, as, out, os)
 	case 8:
 		gemmR16Q4Kx8(nb, w, a, as, out, os)
+	}
+}
+
+func r16Q6K(ntok, nb int, w, a *byte, as int, out *float32, os int) {
+	switch ntok {
+	case 1:
+		gemmR16Q6Kx1(nb, w, a, as, out, os)
+	case 2:
+		gemmR16Q6Kx2(nb, w, a, as, out, os)
+	case 3:
+		gemmR16Q6Kx3(nb, w, a, as, out, os)
+	case 4:
+		gemmR16Q6Kx4(nb, w, a, as, out, os)
+	case 5:
+		gemmR16Q6Kx5(nb, w, a, as, out, os)
+	case 6:
+		gemmR16Q6Kx6(nb, w, a, as, out, os)
+	case 7:
+		gemmR16Q6Kx7(nb, w, a, as, out, os)
+	case 8:
+		gemmR16Q6Kx8(nb, w, a, as, out, os)
 	}
 }
 
