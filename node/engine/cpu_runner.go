@@ -180,6 +180,19 @@ func (CPU) NewRunner(w *Weights, o RunnerOptions) (Runner, error) {
 			r.qpStride = max(r.qpStride, ggml.R16ActBytes(t.Type, t.Dims[0]))
 		}
 	}
+	// Token rows of the activation buffers are padded by a cache line, so
+	// that rows of a power-of-two width do not all map to the same L1
+	// sets: the R16 kernels read eight of them side by side (measured:
+	// F16 at eight tokens ran at 24 GMAC/s on 8 KiB rows, 55 padded).
+	if r.qaStride > 0 {
+		r.qaStride += 64
+	}
+	if r.qpStride > 0 {
+		r.qpStride += 64
+	}
+	if r.xrStride > 0 {
+		r.xrStride += 16
+	}
 	B := maxBatch
 	r.s = runState{
 		x: make([]float32, B*c.dim), xb: make([]float32, B*c.dim),

@@ -1256,13 +1256,21 @@ func r16() {
 		for t := range ntok {
 			a.e("VPXORD Z%d, Z%d, Z%d", 18+t, 18+t, 18+t)
 		}
+		// offsets as r16Q6KQh and r16Q6KQl in r16.go
+		qhOff := func(h, k int) int { return 288 + 1536*h + 128*k }
+		qlOff := func(h, p, k int) int {
+			if p == 0 {
+				return 288 + 1536*h + 128*k + 64
+			}
+			return 288 + 1536*h + 1024 + 64*k
+		}
 		for h := range 2 {
-			for j := range 4 {
+			for _, j := range []int{0, 2, 1, 3} {
 				a.e("VPMOVSXBD %d(SI), Z29", 32+32*(4*h+j))
 				a.e("VPMOVSXBD %d(SI), Z30", 48+32*(4*h+j))
 				for k := range 8 {
-					ql := 288 + 512*(2*h+j%2) + 64*k
-					qh := 2336 + 512*h + 64*k
+					ql := qlOff(h, j%2, k)
+					qh := qhOff(h, k)
 					if j < 2 {
 						a.e("VPANDD %d(SI), Z8, Z%d", ql, k)
 					} else {

@@ -33,10 +33,13 @@ import (
 //     low nibbles, 2j+1 in the high ones). 2368 bytes.
 //   - Q6_K, per super-block: the 16 rows' d (32 bytes); per half h and
 //     32-value sub-block j (values 128h+32j..), the rows' two 16-value
-//     scales (2×16 bytes); the low-bit bytes as ggml packs them (per half
-//     and per pair p of sub-blocks (j, j+2), 8 chunks of 64 bytes, chunk k
-//     holding row after row bytes 4k..4k+3 of the 32), then the high-bit
-//     bytes (per half, 8 such chunks). 3360 bytes, as many as the rows'.
+//     scales (2×16 bytes); then per half the 6-bit weights as ggml packs
+//     them, in chunks of 64 bytes holding row after row 4 of a row's
+//     bytes: for k = 0..7 the high-bit chunk k then the low-bit chunk k of
+//     sub-blocks 0 and 2, then the 8 low-bit chunks of sub-blocks 1 and 3
+//     (r16Q6KQh, r16Q6KQl). The kernel reads them in that order (sub-blocks
+//     0, 2, 1, 3), so a decode streams each block front to back. 3360
+//     bytes, as many as the rows'.
 //   - F16: column after column, the 16 rows' halves (32 bytes).
 //
 // Quantized groups are multiplied with activations prepared by PrepareR16:
@@ -194,13 +197,11 @@ func RepackR16Group(t Type, src []byte, cols int, dst []byte) {
 						out[32+32*(4*h+j)+r] = blk[192+8*h+2*j]
 						out[48+32*(4*h+j)+r] = blk[192+8*h+2*j+1]
 					}
-					for p := range 2 {
-						for k := range 8 {
-							le.PutUint32(out[288+512*(2*h+p)+64*k+4*r:], le.Uint32(blk[64*h+32*p+4*k:]))
-						}
-					}
 					for k := range 8 {
-						le.PutUint32(out[2336+512*h+64*k+4*r:], le.Uint32(blk[128+32*h+4*k:]))
+						for p := range 2 {
+							le.PutUint32(out[r16Q6KQl(h, p, k)+4*r:], le.Uint32(blk[64*h+32*p+4*k:]))
+						}
+						le.PutUint32(out[r16Q6KQh(h, k)+4*r:], le.Uint32(blk[128+32*h+4*k:]))
 					}
 				}
 			}
@@ -451,6 +452,17 @@ func gemmR16Q4KGo(nb int, w, a []byte, astride, ntok int, out []float32, ostride
 	}
 }
 
+// r16Q6KQh and r16Q6KQl are the offsets in a Q6_K R16 block of high-bit
+// chunk k of half h and of low-bit chunk k of sub-block pair p (sub-blocks
+// p and p+2) of half h. asm_gen.go repeats them.
+func r16Q6KQh(h, k int) int { return 288 + 1536*h + 128*k }
+func r16Q6KQl(h, p, k int) int {
+	if p == 0 {
+		return 288 + 1536*h + 128*k + 64
+	}
+	return 288 + 1536*h + 1024 + 64*k
+}
+
 // gemmR16Q6KGo is the pure Go Q6_K R16 kernel: per super-block the
 // integer sum Σ sc·(q·a - 32·Σa) over the sixteen 16-value groups is exact,
 // then added as d·da·S with one fused multiply-add.
@@ -470,8 +482,8 @@ func gemmR16Q6KGo(nb int, w, a []byte, astride, ntok int, out []float32, ostride
 							g := 8*h + 2*j + half
 							isum := int32(binary.LittleEndian.Uint32(y[288+4*g:]))
 							for l := 16 * half; l < 16*half+16; l++ {
-								ql := blk[288+512*(2*h+j%2)+64*(l/4)+4*r+l%4]
-								qh := blk[2336+512*h+64*(l/4)+4*r+l%4]
+								ql := blk[r16Q6KQl(h, j%2, l/4)+4*r+l%4]
+								qh := blk[r16Q6KQh(h, l/4)+4*r+l%4]
 								q := (ql>>(4*(j/2)))&15 | (qh>>(2*j)&3)<<4
 								isum += int32(q) * int32(int8(y[128*h+32*j+l]))
 							}
