@@ -1,6 +1,10 @@
 package cpu
 
-import "math"
+import (
+	"math"
+
+	"helexa/node/ggml"
+)
 
 // Dot returns the dot product of a and b[:len(a)], accumulated in float32
 // in SIMD lanes and summed at the end.
@@ -99,10 +103,61 @@ func Exp(x []float32) {
 	i := 0
 	if useAVX2 && len(x) >= 8 {
 		i = len(x) &^ 7
-		expAVX2(&x[0], i)
+		expAVX2(&x[0], i, 0)
 	}
 	for ; i < len(x); i++ {
 		v := min(max(x[i], -87.3), 88.3)
 		x[i] = float32(math.Exp(float64(v)))
+	}
+}
+
+// Softmax replaces x with softmax(x): exp(x - max), divided by the sum
+// taken in float64 as ggml does. With half set, each weight is then rounded
+// to half precision (to nearest even), as llama.cpp's attention over an F16
+// cache rounds them. Exp's clamping applies after the shift.
+func Softmax(x []float32, half bool) {
+	n := len(x)
+	if n == 0 {
+		return
+	}
+	simd := 0
+	if useAVX2 {
+		simd = n &^ 7
+	}
+	mx := x[0]
+	if simd > 0 {
+		mx = maxAVX2(&x[0], simd)
+	}
+	for _, v := range x[simd:] {
+		mx = max(mx, v)
+	}
+	if simd > 0 {
+		expAVX2(&x[0], simd, mx)
+	}
+	for i := simd; i < n; i++ {
+		v := min(max(x[i]-mx, -87.3), 88.3)
+		x[i] = float32(math.Exp(float64(v)))
+	}
+	var sum float64
+	if simd > 0 {
+		sum = sum64AVX2(&x[0], simd)
+	}
+	for _, v := range x[simd:] {
+		sum += float64(v)
+	}
+	inv := float32(1 / sum)
+	rest := 0
+	if half && useF16C {
+		rest = n &^ 7
+		if rest > 0 {
+			scaleHalfF16C(&x[0], rest, inv)
+		}
+	}
+	for i := rest; i < n; i++ {
+		w := x[i] * inv
+		if half {
+			w = ggml.FP16ToFP32(ggml.FP32ToFP16(w))
+		}
+		x[i] = w
 	}
 }

@@ -42,7 +42,16 @@ func scoresF16(q *float32, k *uint16, stride int, hd int, npos int, scale float3
 func mixF16(w *float32, v *uint16, stride int, hd int, npos int, out *float32)
 
 //go:noescape
-func expAVX2(x *float32, n int)
+func expAVX2(x *float32, n int, shift float32)
+
+//go:noescape
+func maxAVX2(x *float32, n int) float32
+
+//go:noescape
+func sum64AVX2(x *float32, n int) float64
+
+//go:noescape
+func scaleHalfF16C(x *float32, n int, s float32)
 
 // dotF16x8AVX2 sets out[t] = Σ half(h[i])*x[t*stride/4+i] for t < 8,
 // i < n; n is a positive multiple of 8 and stride is in bytes.

@@ -381,13 +381,14 @@ DATA expln2lo<>+24(SB)/4, $0xb95e8083
 DATA expln2lo<>+28(SB)/4, $0xb95e8083
 GLOBL expln2lo<>(SB), RODATA|NOPTR, $32
 
-// func expAVX2(x *float32, n int)
-// x[i] = exp(x[i]) for i < n, n a multiple of 8: x = k·ln2 + r with
+// func expAVX2(x *float32, n int, shift float32)
+// x[i] = exp(x[i]-shift) for i < n, n a multiple of 8: x = k·ln2 + r with
 // |r| <= ln2/2, exp(r) by a degree-7 polynomial, 2^k by exponent bits.
-// Inputs are clamped to [-87.3, 88.3].
-TEXT ·expAVX2(SB), NOSPLIT, $0-16
+// Inputs (after the shift) are clamped to [-87.3, 88.3].
+TEXT ·expAVX2(SB), NOSPLIT, $0-20
 	MOVQ x+0(FP), DI
 	MOVQ n+8(FP), CX
+	VBROADCASTSS shift+16(FP), Y15
 	VBROADCASTSS expc<>+0(SB), Y13
 	VBROADCASTSS expc<>+4(SB), Y14
 	VBROADCASTSS expc<>+12(SB), Y12
@@ -404,6 +405,7 @@ eloop:
 	CMPQ CX, $8
 	JL   edone
 	VMOVUPS (DI), Y0
+	VSUBPS Y15, Y0, Y0
 	VMINPS Y5, Y0, Y0
 	VMAXPS Y4, Y0, Y0
 	VMULPS Y13, Y0, Y1
@@ -680,5 +682,84 @@ t34done:
 	VHADDPS X11, X11, X11
 	VHADDPS X11, X11, X11
 	MOVSS X11, 44(AX)
+	VZEROUPPER
+	RET
+
+// func maxAVX2(x *float32, n int) float32
+// The largest of x[0..n), n a positive multiple of 8.
+TEXT ·maxAVX2(SB), NOSPLIT, $0-20
+	MOVQ x+0(FP), DI
+	MOVQ n+8(FP), CX
+	VMOVUPS (DI), Y0
+	ADDQ $32, DI
+	SUBQ $8, CX
+
+mloop:
+	CMPQ CX, $8
+	JL   mdone
+	VMAXPS (DI), Y0, Y0
+	ADDQ $32, DI
+	SUBQ $8, CX
+	JMP  mloop
+
+mdone:
+	VEXTRACTF128 $1, Y0, X1
+	VMAXPS X1, X0, X0
+	VPERMILPS $0x4E, X0, X1
+	VMAXPS X1, X0, X0
+	VPERMILPS $0xB1, X0, X1
+	VMAXPS X1, X0, X0
+	VZEROUPPER
+	MOVSS X0, ret+16(FP)
+	RET
+
+// func sum64AVX2(x *float32, n int) float64
+// Σ x[0..n) in float64, n a multiple of 8.
+TEXT ·sum64AVX2(SB), NOSPLIT, $0-24
+	MOVQ x+0(FP), DI
+	MOVQ n+8(FP), CX
+	VXORPD Y0, Y0, Y0
+	VXORPD Y1, Y1, Y1
+
+sloop:
+	CMPQ CX, $8
+	JL   sdone
+	VCVTPS2PD (DI), Y2
+	VCVTPS2PD 16(DI), Y3
+	VADDPD Y2, Y0, Y0
+	VADDPD Y3, Y1, Y1
+	ADDQ $32, DI
+	SUBQ $8, CX
+	JMP  sloop
+
+sdone:
+	VADDPD Y1, Y0, Y0
+	VEXTRACTF128 $1, Y0, X1
+	VADDPD X1, X0, X0
+	VPERMILPD $1, X0, X1
+	VADDSD X1, X0, X0
+	VZEROUPPER
+	MOVSD X0, ret+16(FP)
+	RET
+
+// func scaleHalfF16C(x *float32, n int, s float32)
+// x[i] = half(x[i]*s) for i < n, n a multiple of 8 (round to nearest even).
+TEXT ·scaleHalfF16C(SB), NOSPLIT, $0-20
+	MOVQ x+0(FP), DI
+	MOVQ n+8(FP), CX
+	VBROADCASTSS s+16(FP), Y2
+
+hloop:
+	CMPQ CX, $8
+	JL   hdone
+	VMULPS (DI), Y2, Y0
+	VCVTPS2PH $0, Y0, X1
+	VCVTPH2PS X1, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ $32, DI
+	SUBQ $8, CX
+	JMP  hloop
+
+hdone:
 	VZEROUPPER
 	RET

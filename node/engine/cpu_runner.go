@@ -295,19 +295,6 @@ func checkForward(slots, nCtx, vocab, slot int, tokens []int32, pos int, logits 
 // f16Round rounds v to the nearest half-precision value.
 func f16Round(v float32) float32 { return ggml.FP16ToFP32(ggml.FP32ToFP16(v)) }
 
-// f16RoundUnit is f16Round for v in [0, 1] (attention weights), without
-// the conversion tables: normal half values keep 11 significant bits,
-// rounded to nearest even; below 2^-14 half precision has a fixed step of
-// 2^-24.
-func f16RoundUnit(v float32) float32 {
-	if v >= 0x1p-14 {
-		b := math.Float32bits(v)
-		b += 0x0fff + (b>>13)&1
-		return math.Float32frombits(b &^ 0x1fff)
-	}
-	return float32(math.RoundToEven(float64(v)*0x1p24)) * 0x1p-24
-}
-
 // f32View returns an F32 tensor's data as floats, without copying; nil
 // when the data is not 4-byte aligned.
 func f32View(b []byte) []float32 {

@@ -238,26 +238,7 @@ func (r *cpuRunner) attnWorker(ith, nth int) {
 		sc := scores[:npos]
 		kv0 := j.k[kvOff:]
 		cpu.ScoresF16(sc, q, kv0, c.kvDim, scale)
-		maxv := float32(math.Inf(-1))
-		for _, v := range sc {
-			maxv = max(maxv, v)
-		}
-		for p, v := range sc {
-			sc[p] = v - maxv
-		}
-		cpu.Exp(sc)
-		var sum float64
-		for _, e := range sc {
-			sum += float64(e)
-		}
-		inv := float32(1 / sum)
-		for p, e := range sc {
-			w := e * inv
-			if emulateF16KV {
-				w = f16RoundUnit(w)
-			}
-			sc[p] = w
-		}
+		cpu.Softmax(sc, emulateF16KV)
 		out := s.att[t*c.qDim+h*c.hd : t*c.qDim+(h+1)*c.hd]
 		clear(out)
 		cpu.MixF16(out, sc, j.v[kvOff:], c.kvDim)

@@ -243,24 +243,3 @@ func TestForwardMatchesNaive(t *testing.T) {
 		})
 	}
 }
-
-// f16RoundUnit agrees with the table-driven half conversion on [0, 1].
-func TestF16RoundUnit(t *testing.T) {
-	check := func(v float32) {
-		if got, want := f16RoundUnit(v), f16Round(v); got != want {
-			t.Fatalf("f16RoundUnit(%g) = %g, want %g", v, got, want)
-		}
-	}
-	rng := rand.New(rand.NewSource(1))
-	for i := 0; i < 200000; i++ {
-		check(rng.Float32())
-		check(float32(math.Exp(-rng.Float64() * 30)))
-	}
-	for _, v := range []float32{0, 1, 0x1p-14, 0x1p-24, 0x1p-25, 0x1.8p-25, 0x1p-26, 0x1.ffcp-15, 0.99999, 1 - 0x1p-12} {
-		check(v)
-	}
-	// every float32 around the half-precision rounding boundaries
-	for b := math.Float32bits(0x1p-16); b < math.Float32bits(1); b += 997 {
-		check(math.Float32frombits(b))
-	}
-}

@@ -1,0 +1,69 @@
+package cpu
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"helexa/node/ggml"
+)
+
+// softmaxRef is the plain definition, with the same clamping and half
+// rounding.
+func softmaxRef(x []float32, half bool) []float32 {
+	mx := float32(math.Inf(-1))
+	for _, v := range x {
+		mx = max(mx, v)
+	}
+	out := make([]float32, len(x))
+	var sum float64
+	for i, v := range x {
+		out[i] = float32(math.Exp(float64(min(max(v-mx, -87.3), 88.3))))
+		sum += float64(out[i])
+	}
+	for i := range out {
+		out[i] *= float32(1 / sum)
+		if half {
+			out[i] = ggml.FP16ToFP32(ggml.FP32ToFP16(out[i]))
+		}
+	}
+	return out
+}
+
+func TestSoftmax(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	for _, n := range []int{1, 2, 7, 8, 9, 64, 100, 513} {
+		for _, half := range []bool{false, true} {
+			for _, simd := range []bool{true, false} {
+				x := make([]float32, n)
+				for i := range x {
+					x[i] = float32(r.NormFloat64() * 8)
+				}
+				if n > 3 {
+					x[3] = -1e30 // a masked-out score
+				}
+				want := softmaxRef(x, half)
+				saved := useAVX2
+				useAVX2 = useAVX2 && simd
+				Softmax(x, half)
+				useAVX2 = saved
+				var total float64
+				for i := range x {
+					total += float64(x[i])
+					// the polynomial exp is within a few ulps; half rounding
+					// can then land one half-ulp apart
+					tol := 1e-6*float64(want[i]) + 1e-12
+					if half {
+						tol = float64(want[i])/1024 + 1e-12
+					}
+					if d := math.Abs(float64(x[i] - want[i])); d > tol {
+						t.Fatalf("n=%d half=%v simd=%v: [%d] = %g, want %g", n, half, simd, i, x[i], want[i])
+					}
+				}
+				if math.Abs(total-1) > 1e-3 {
+					t.Errorf("n=%d half=%v: weights sum to %g", n, half, total)
+				}
+			}
+		}
+	}
+}
