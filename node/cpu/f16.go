@@ -40,8 +40,15 @@ func AxpyF16(alpha float32, h []uint16, y []float32) {
 // ToF16 stores x rounded to half precision in h[:len(x)].
 func ToF16(h []uint16, x []float32) {
 	h = h[:len(x)]
-	for i, v := range x {
-		h[i] = ggml.FP32ToFP16(v)
+	i := 0
+	if useF16C {
+		i = len(x) &^ 7
+		if i > 0 {
+			toF16F16C(&h[0], &x[0], i)
+		}
+	}
+	for ; i < len(x); i++ {
+		h[i] = ggml.FP32ToFP16(x[i])
 	}
 }
 

@@ -70,3 +70,6 @@ func dotF16RowAVX2(h *byte, x *float32, n int) float32
 //
 //go:noescape
 func dotF16T3x4AVX2(h *byte, hs int, x *float32, xs int, n int, out *float32)
+
+//go:noescape
+func toF16F16C(h *uint16, x *float32, n int)

@@ -763,3 +763,25 @@ hloop:
 hdone:
 	VZEROUPPER
 	RET
+
+// func toF16F16C(h *uint16, x *float32, n int)
+// h[i] = half(x[i]) for i < n, n a multiple of 8 (round to nearest even).
+TEXT ·toF16F16C(SB), NOSPLIT, $0-24
+	MOVQ h+0(FP), DI
+	MOVQ x+8(FP), SI
+	MOVQ n+16(FP), CX
+
+tloop:
+	CMPQ CX, $8
+	JL   tdone
+	VMOVUPS (SI), Y0
+	VCVTPS2PH $0, Y0, X1
+	VMOVDQU X1, (DI)
+	ADDQ $32, SI
+	ADDQ $16, DI
+	SUBQ $8, CX
+	JMP  tloop
+
+tdone:
+	VZEROUPPER
+	RET

@@ -40,3 +40,5 @@ func dotF16RowAVX2(h *byte, x *float32, n int) float32 { panic("BUG: dotF16RowAV
 func dotF16T3x4AVX2(h *byte, hs int, x *float32, xs int, n int, out *float32) {
 	panic("BUG: dotF16T3x4AVX2 without amd64")
 }
+
+func toF16F16C(h *uint16, x *float32, n int) { panic("BUG: toF16F16C without amd64") }

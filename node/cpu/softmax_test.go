@@ -67,3 +67,22 @@ func TestSoftmax(t *testing.T) {
 		}
 	}
 }
+
+// ToF16 rounds as ggml.FP32ToFP16 does, bit for bit (NaNs stay NaNs).
+func TestToF16MatchesFP32ToFP16(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	x := []float32{0, float32(math.Copysign(0, -1)), 65504, 65519, 65520, 1e9, -1e9, 6e-8, 3e-8, 1e-10,
+		1 + 1.0/2048, 1 + 3.0/2048, float32(math.Inf(1)), float32(math.NaN())}
+	for range 3000 {
+		x = append(x, float32(r.NormFloat64()*math.Pow(10, float64(r.IntN(14)-7))))
+	}
+	h := make([]uint16, len(x))
+	ToF16(h, x)
+	for i, v := range x {
+		want := ggml.FP32ToFP16(v)
+		isNaN := func(b uint16) bool { return b&0x7c00 == 0x7c00 && b&0x3ff != 0 }
+		if h[i] != want && !(isNaN(h[i]) && isNaN(want)) {
+			t.Fatalf("ToF16(%g) = %#04x, want %#04x", v, h[i], want)
+		}
+	}
+}

@@ -77,7 +77,7 @@ func (r *cpuRunner) forward(slot int, tokens []int32, pos int, out []float32, al
 		cpu.ToF16(kc, s.k[:n*c.kvDim])
 		cpu.ToF16(vc, s.v[:n*c.kvDim])
 		if emulateF16KV {
-			roundF16(s.q[:n*c.qDim])
+			ggml.RoundHalf(s.q[:n*c.qDim], s.q[:n*c.qDim])
 		}
 
 		// 7. Causal attention of every (token, head): att = softmax(q·K/√hd)·V.
@@ -168,13 +168,6 @@ func swiglu(g, u []float32) {
 		for i, v := range gs {
 			gs[i] = v / (1 + es[i]) * us[i]
 		}
-	}
-}
-
-// roundF16 rounds every value to half precision.
-func roundF16(x []float32) {
-	for i, v := range x {
-		x[i] = f16Round(v)
 	}
 }
 
