@@ -114,8 +114,14 @@ func (r *cpuRunner) quantWorker(ith, nth int) {
 		}
 		// As llama.cpp's SIMD path does; sizes were validated at load, so
 		// no error can happen here.
-		if j.prep == prepR16 && j.vdt == ggml.Q8_0 {
-			_ = ggml.QuantizeR16(in, r.s.qp[t*r.qpStride:(t+1)*r.qpStride])
+		if j.prep == prepR16 {
+			// straight into the repacked kernels' layout
+			qp := r.s.qp[t*r.qpStride : (t+1)*r.qpStride]
+			if j.vdt == ggml.Q8_0 {
+				_ = ggml.QuantizeR16(in, qp)
+			} else {
+				_ = ggml.QuantizeR16K(in, qp)
+			}
 			continue
 		}
 		qa := r.s.qa[t*r.qaStride : (t+1)*r.qaStride]
@@ -125,9 +131,6 @@ func (r *cpuRunner) quantWorker(ith, nth int) {
 			_ = ggml.PrepareQ4_0(qa, j.cols, r.s.qp[t*r.qpStride:(t+1)*r.qpStride])
 		case prepQ8_0:
 			_ = ggml.PrepareQ8_0(qa, j.cols, r.s.qp[t*r.qpStride:(t+1)*r.qpStride])
-		case prepR16:
-			// Q8_0 went through QuantizeR16 above
-			_ = ggml.PrepareR16K(qa, j.cols, r.s.qp[t*r.qpStride:(t+1)*r.qpStride])
 		}
 	}
 }

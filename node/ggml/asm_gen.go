@@ -1405,6 +1405,113 @@ func r16() {
 	a.e("VZEROUPPER")
 	a.e("RET")
 	a.raw("")
+	// quantR16K quantizes super-blocks of 256 floats to Q8_K as ggml's
+	// reference quantizer does (scale from the first value of largest
+	// magnitude, -127/max, rounding to nearest even, clamped at 127) and
+	// writes them in PrepareR16K's layout: quants, d, the eight 32-value
+	// sums as int16, padding, the sixteen 16-value sums times -32.
+	a.raw("// func quantR16K(nb int, x *float32, out *byte)")
+	a.raw("TEXT ·quantR16K(SB), NOSPLIT, $0-24")
+	a.e("MOVQ nb+0(FP), CX")
+	a.e("MOVQ x+8(FP), SI")
+	a.e("MOVQ out+16(FP), DI")
+	a.e("MOVL $0x7FFFFFFF, AX")
+	a.e("VPBROADCASTD AX, Z15")
+	a.e("MOVL $0xC2FE0000, AX") // -127.0
+	a.e("VMOVD AX, X14")
+	a.e("MOVL $0x3F800000, AX") // 1.0
+	a.e("VMOVD AX, X13")
+	a.e("MOVL $127, AX")
+	a.e("VPBROADCASTD AX, Z12")
+	a.e("VPXORD Z11, Z11, Z11")
+	a.e("TESTQ CX, CX")
+	a.e("JZ kdone")
+	a.raw("kloop:")
+	for k := range 16 {
+		a.e("VMOVUPS %d(SI), Z%d", 64*k, 16+k)
+	}
+	a.e("VANDPS Z15, Z16, Z0")
+	for k := 1; k < 16; k++ {
+		a.e("VANDPS Z15, Z%d, Z1", 16+k)
+		a.e("VMAXPS Z1, Z0, Z0")
+	}
+	a.e("VEXTRACTF32X8 $1, Z0, Y1")
+	a.e("VMAXPS Y1, Y0, Y0")
+	a.e("VEXTRACTF128 $1, Y0, X1")
+	a.e("VMAXPS X1, X0, X0")
+	a.e("VPERMILPS $0x4E, X0, X1")
+	a.e("VMAXPS X1, X0, X0")
+	a.e("VPERMILPS $0xB1, X0, X1")
+	a.e("VMAXPS X1, X0, X0")
+	a.e("VUCOMISS X11, X0")
+	a.e("JEQ kzero")
+	// the first value whose magnitude is the largest gives the sign
+	a.e("VBROADCASTSS X0, Z2")
+	for k := range 16 {
+		a.e("VANDPS Z15, Z%d, Z1", 16+k)
+		a.e("VCMPPS $0, Z2, Z1, K1")
+		a.e("KMOVW K1, AX")
+		a.e("TESTL AX, AX")
+		a.e("JNZ kfound%d", k)
+	}
+	a.e("JMP kzero") // unreachable unless NaN
+	for k := range 16 {
+		a.raw("kfound%d:", k)
+		a.e("TZCNTL AX, AX")
+		a.e("VMOVSS %d(SI)(AX*4), X3", 64*k)
+		a.e("JMP kscale")
+	}
+	a.raw("kscale:")
+	a.e("VDIVSS X3, X14, X4") // iscale = -127/max
+	a.e("VDIVSS X4, X13, X5") // d = 1/iscale
+	a.e("VMOVSS X5, 256(DI)")
+	a.e("VBROADCASTSS X4, Z4")
+	a.e("MOVQ $0, 276(DI)")
+	a.e("MOVL $0, 284(DI)")
+	for k := range 16 {
+		a.e("VMULPS Z4, Z%d, Z0", 16+k)
+		a.e("VCVTPS2DQ Z0, Z0")
+		a.e("VPMINSD Z12, Z0, Z0")
+		a.e("VPMOVSDB Z0, X1")
+		a.e("VMOVDQU X1, %d(DI)", 16*k)
+		a.e("VEXTRACTI32X8 $1, Z0, Y1")
+		a.e("VPADDD Y1, Y0, Y0")
+		a.e("VEXTRACTI128 $1, Y0, X1")
+		a.e("VPADDD X1, X0, X0")
+		a.e("VPSHUFD $0x4E, X0, X1")
+		a.e("VPADDD X1, X0, X0")
+		a.e("VPSHUFD $0xB1, X0, X1")
+		a.e("VPADDD X1, X0, X0")
+		a.e("VMOVD X0, AX")
+		a.e("MOVL AX, BX")
+		a.e("SHLL $5, BX")
+		a.e("NEGL BX")
+		a.e("MOVL BX, %d(DI)", 288+4*k)
+		if k%2 == 0 {
+			a.e("MOVL AX, DX")
+		} else {
+			a.e("ADDL AX, DX")
+			a.e("MOVW DX, %d(DI)", 260+k-1)
+		}
+	}
+	a.e("JMP knext")
+	a.raw("kzero:")
+	for off := 0; off < 352; off += 64 {
+		if off+64 <= 352 {
+			a.e("VMOVDQU64 Z11, %d(DI)", off)
+		} else {
+			a.e("VMOVDQU Y11, %d(DI)", off)
+		}
+	}
+	a.raw("knext:")
+	a.e("ADDQ $1024, SI")
+	a.e("ADDQ $352, DI")
+	a.e("DECQ CX")
+	a.e("JNZ kloop")
+	a.raw("kdone:")
+	a.e("VZEROUPPER")
+	a.e("RET")
+	a.raw("")
 	a.raw("// func roundHalfF16C(n int, dst, src *float32)")
 	a.raw("TEXT ·roundHalfF16C(SB), NOSPLIT, $0-24")
 	a.e("MOVQ n+0(FP), CX")

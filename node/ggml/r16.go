@@ -286,6 +286,32 @@ func quantizeR16Go(nb int, src []float32, dst []byte) {
 	}
 }
 
+// QuantizeR16K quantizes one token's activations src (a positive multiple
+// of 256 values) to Q8_K exactly as QuantizeActivations does and writes
+// them prepared as PrepareR16K would, into dst (R16ActBytes(Q4_K,
+// len(src))), in one pass. It returns an error, changing nothing, when a
+// size does not fit.
+func QuantizeR16K(src []float32, dst []byte) error {
+	n := len(src)
+	if n == 0 || n%QKK != 0 {
+		return fmt.Errorf("ggml: QuantizeR16K: %d values, need a positive multiple of %d", n, QKK)
+	}
+	if len(dst) < R16ActBytes(Q4_K, n) {
+		return fmt.Errorf("ggml: QuantizeR16K: %d values need %d bytes, have %d", n, R16ActBytes(Q4_K, n), len(dst))
+	}
+	quantizeR16K(n/QKK, src, dst)
+	return nil
+}
+
+func quantizeR16KGo(nb int, src []float32, dst []byte) {
+	var blk [q8KBytes]byte
+	for b := range nb {
+		// sizes checked by QuantizeR16K; a block cannot fail
+		_ = QuantizeActivations(Q8_K, src[QKK*b:QKK*(b+1)], blk[:])
+		_ = PrepareR16K(blk[:], QKK, dst[r16KActBlock*b:])
+	}
+}
+
 // PrepareR16K prepares one token's Q8_K activations qa (cols values) for
 // the Q4_K and Q6_K R16 kernels into dst (R16ActBytes(Q4_K, cols)). It returns an
 // error, changing nothing, when cols is not a positive multiple of 256 or

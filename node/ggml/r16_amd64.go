@@ -119,6 +119,17 @@ func quantizeR16(nb int, src []float32, dst []byte) {
 }
 
 //go:noescape
+func quantR16K(nb int, x *float32, out *byte)
+
+func quantizeR16K(nb int, src []float32, dst []byte) {
+	if !haveR16Q {
+		quantizeR16KGo(nb, src, dst)
+		return
+	}
+	quantR16K(nb, &src[0], &dst[0])
+}
+
+//go:noescape
 func roundHalfF16C(n int, dst, src *float32)
 
 func roundHalf(dst, src []float32) {

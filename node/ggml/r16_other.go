@@ -18,3 +18,5 @@ func gemmR16F16(cols int, w []byte, x []float32, xstride, ntok int, out []float3
 func roundHalf(dst, src []float32) { roundHalfGo(dst, src) }
 
 func quantizeR16(nb int, src []float32, dst []byte) { quantizeR16Go(nb, src, dst) }
+
+func quantizeR16K(nb int, src []float32, dst []byte) { quantizeR16KGo(nb, src, dst) }

@@ -301,3 +301,55 @@ func TestQuantizeR16(t *testing.T) {
 		t.Error("short destination: no error")
 	}
 }
+
+// QuantizeR16K equals QuantizeActivations(Q8_K) then PrepareR16K, byte for
+// byte, including the sign rule of the largest magnitude (the first one
+// wins) and all-zero super-blocks.
+func TestQuantizeR16K(t *testing.T) {
+	r := rand.New(rand.NewPCG(26, 27))
+	for _, n := range []int{256, 768, 2048} {
+		for trial := range 5 {
+			x := randRow(r, n, float32(math.Pow(10, float64(trial-2))))
+			switch trial {
+			case 3:
+				clear(x[:256]) // an all-zero super-block
+			case 4:
+				x[7], x[3] = 1e6, -1e6 // equal magnitudes: the first (negative) wins
+				x[300%n] = 1e6
+			}
+			qa := make([]byte, q8KBytes*n/QKK)
+			if err := QuantizeActivations(Q8_K, x, qa); err != nil {
+				t.Fatal(err)
+			}
+			want := make([]byte, R16ActBytes(Q4_K, n))
+			if err := PrepareR16K(qa, n, want); err != nil {
+				t.Fatal(err)
+			}
+			for _, kernel := range []string{"cpu", "go"} {
+				restore := func() {}
+				if kernel == "go" {
+					restore = forceR16Go()
+				}
+				got := make([]byte, len(want))
+				for i := range got {
+					got[i] = 0xAA // every byte must be written
+				}
+				if err := QuantizeR16K(x, got); err != nil {
+					t.Fatal(err)
+				}
+				restore()
+				for i := range want {
+					if got[i] != want[i] {
+						t.Fatalf("%s n=%d trial %d: byte %d (block %d offset %d) = %#x, want %#x", kernel, n, trial, i, i/r16KActBlock, i%r16KActBlock, got[i], want[i])
+					}
+				}
+			}
+		}
+	}
+	if err := QuantizeR16K(make([]float32, 100), make([]byte, 1000)); err == nil {
+		t.Error("100 values: no error")
+	}
+	if err := QuantizeR16K(make([]float32, 256), make([]byte, 351)); err == nil {
+		t.Error("short destination: no error")
+	}
+}
