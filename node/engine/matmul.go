@@ -53,6 +53,9 @@ func (j *mmJob) add(w *Tensor, out []float32, stride int) {
 	op := mmOp{w: w, out: out, stride: stride, rows: w.Rows(), rb: rb, vdt: ggml.VecDotType(w.Type)}
 	if pw, ok := j.packed[w]; ok {
 		op.packed, op.prep = pw, prepR16
+		if w.Type == ggml.BF16 {
+			op.vdt = ggml.F32 // BF16 × F32, as llama.cpp computes BF16 models converted to F32
+		}
 		j.ops[j.nops] = op
 		j.nops++
 		return
@@ -106,6 +109,12 @@ func (r *cpuRunner) quantWorker(ith, nth int) {
 	lo, hi := cpu.Split(j.n, ith, nth)
 	for t := lo; t < hi; t++ {
 		in := j.in[t*j.cols : (t+1)*j.cols]
+		if j.vdt == ggml.F32 {
+			// repacked BF16 weights: the activations as they are, on the
+			// padded rows of xr
+			copy(r.s.xr[t*r.xrStride:t*r.xrStride+j.cols], in)
+			continue
+		}
 		if j.vdt == ggml.F16 && r.s.xr != nil {
 			// F16 weights are dotted with the activations rounded to half
 			// precision (as llama.cpp converts them), kept as floats.

@@ -28,7 +28,7 @@ func (w *Weights) matmulWeights() []*Tensor {
 	return ts
 }
 
-// repack copies the Q8_0, Q4_0, Q4_K, Q6_K and F16 matmul weights into the R16
+// repack copies the Q8_0, Q4_0, Q4_K, Q6_K, F16 and BF16 matmul weights into the R16
 // layout when this CPU has its kernels, in one anonymous mapping (huge
 // pages where the kernel gives them), the groups spread over the pool.
 // The mapped file pages of a repacked tensor are released afterwards, so
@@ -89,6 +89,9 @@ func (r *cpuRunner) repack() error {
 	for _, j := range jobs {
 		n := j.t.Dims[1] / ggml.R16Rows
 		r.mm.packed[j.t] = packedWeight{data: buf[j.off : j.off+n*j.gb], gb: j.gb}
+		if j.t.Type == ggml.BF16 {
+			r.xrStride = max(r.xrStride, j.t.Dims[0]) // their inputs go through xr
+		}
 		if j.t.Mapped && j.t != r.w.TokEmbd {
 			mmapfile.Release(j.t.Data)
 		}
@@ -115,8 +118,8 @@ func (r *cpuRunner) dotR16(op *mmOp, a, b int) {
 			nt := min(8, j.n-t0)
 			out := op.out[t0*op.stride+g0*ggml.R16Rows:]
 			// Sizes were validated at load; an error cannot happen.
-			if op.w.Type == ggml.F16 {
-				_ = ggml.GemmR16F16(j.cols, ng, w, r.s.xr[t0*r.xrStride:], r.xrStride, nt, out, op.stride)
+			if t := op.w.Type; t == ggml.F16 || t == ggml.BF16 {
+				_ = ggml.GemmR16Float(t, j.cols, ng, w, r.s.xr[t0*r.xrStride:], r.xrStride, nt, out, op.stride)
 			} else {
 				_ = ggml.GemmR16(op.w.Type, j.cols, ng, w, r.s.qp[t0*r.qpStride:], r.qpStride, nt, out, op.stride)
 			}

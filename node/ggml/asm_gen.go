@@ -1121,10 +1121,10 @@ func r16() {
 		a.e("JNZ loop")
 		store(ntok, func(t int) string { return fmt.Sprintf("Z%d", 10+t) })
 	}
-	// F16: four columns per iteration, Z0-Z3 their sixteen rows converted
-	// to float32; each token keeps nacc partial sums (columns k mod nacc)
+	// F16 and BF16: four columns per iteration, Z0-Z3 their sixteen rows
+	// converted to float32; each token keeps nacc partial sums (columns k mod nacc)
 	// so that short tiles are not bound by the latency of one chain.
-	half := func(name string, ntok int) {
+	half := func(name string, ntok int, bf16 bool) {
 		args(name, "k", "a *float32", ntok)
 		nacc := 1
 		switch {
@@ -1142,7 +1142,12 @@ func r16() {
 		a.e("SHRQ $2, CX")
 		a.raw("loop:")
 		for u := range 4 {
-			a.e("VCVTPH2PS %d(SI), Z%d", 32*u, u)
+			if bf16 { // a bfloat16 is the top half of a float32
+				a.e("VPMOVZXWD %d(SI), Z%d", 32*u, u)
+				a.e("VPSLLD $16, Z%d, Z%d", u, u)
+			} else {
+				a.e("VCVTPH2PS %d(SI), Z%d", 32*u, u)
+			}
 		}
 		for u := range 4 {
 			for t := range ntok {
@@ -1327,7 +1332,10 @@ func r16() {
 		q6k(fmt.Sprintf("gemmR16Q6Kx%d", n), n)
 	}
 	for n := 1; n <= 8; n++ {
-		half(fmt.Sprintf("gemmR16F16x%d", n), n)
+		half(fmt.Sprintf("gemmR16F16x%d", n), n, false)
+	}
+	for n := 1; n <= 8; n++ {
+		half(fmt.Sprintf("gemmR16BF16x%d", n), n, true)
 	}
 	// quantR16Q8 quantizes blocks of 32 floats to Q8_0 as
 	// QuantizeActivations does (multiplier 127/amax, rounding to nearest

@@ -40,7 +40,7 @@ import (
 //     (r16Q6KQh, r16Q6KQl). The kernel reads them in that order (sub-blocks
 //     0, 2, 1, 3), so a decode streams each block front to back. 3360
 //     bytes, as many as the rows'.
-//   - F16: column after column, the 16 rows' halves (32 bytes).
+//   - F16 and BF16: column after column, the 16 rows' values (32 bytes).
 //
 // Quantized groups are multiplied with activations prepared by PrepareR16:
 // per block of 32 values, the Q8_0 quants (32 bytes), the scale as a
@@ -69,7 +69,9 @@ const (
 const r16MaxTokens = 8
 
 // R16Type reports whether t has an R16 layout.
-func R16Type(t Type) bool { return t == Q4_0 || t == Q8_0 || t == Q4_K || t == Q6_K || t == F16 }
+func R16Type(t Type) bool {
+	return t == Q4_0 || t == Q8_0 || t == Q4_K || t == Q6_K || t == F16 || t == BF16
+}
 
 // HaveR16 reports whether this CPU runs the R16 kernels of t (AVX-512,
 // and VNNI for the quantized types). Without them the pure Go versions
@@ -78,7 +80,7 @@ func HaveR16(t Type) bool {
 	switch t {
 	case Q4_0, Q8_0, Q4_K, Q6_K:
 		return haveR16Q
-	case F16:
+	case F16, BF16:
 		return haveR16F
 	}
 	return false
@@ -206,7 +208,7 @@ func RepackR16Group(t Type, src []byte, cols int, dst []byte) {
 				}
 			}
 		}
-	case F16:
+	case F16, BF16:
 		// four columns of the sixteen rows at a time: 16 loads, 64 stores
 		rb := 2 * cols
 		for k := 0; k+4 <= cols; k += 4 {
@@ -353,8 +355,8 @@ func GemmR16(t Type, cols, groups int, w, a []byte, astride, ntok int, out []flo
 	if err != nil {
 		return err
 	}
-	if t == F16 {
-		return fmt.Errorf("ggml: GemmR16: F16 groups take float activations (GemmR16F16)")
+	if t == F16 || t == BF16 {
+		return fmt.Errorf("ggml: GemmR16: %s groups take float activations (GemmR16Float)", t)
 	}
 	ab := R16ActBytes(t, cols)
 	if err := checkR16Call(groups, ntok, len(w), gb, len(a), astride, ab, len(out), ostride); err != nil {
@@ -367,12 +369,15 @@ func GemmR16(t Type, cols, groups int, w, a []byte, astride, ntok int, out []flo
 	return nil
 }
 
-// GemmR16F16 multiplies groups consecutive F16 R16 groups in w (cols
-// columns) with ntok (1 to 8) float32 activation rows, xstride apart in x,
-// and sets out[i*ostride+r] to row r's product with token i. It returns an
-// error, changing nothing, when a size does not fit.
-func GemmR16F16(cols, groups int, w []byte, x []float32, xstride, ntok int, out []float32, ostride int) error {
-	gb, err := R16GroupBytes(F16, cols)
+// GemmR16Float multiplies groups consecutive F16 or BF16 R16 groups in w
+// (cols columns) with ntok (1 to 8) float32 activation rows, xstride apart
+// in x, and sets out[i*ostride+r] to row r's product with token i. It
+// returns an error, changing nothing, when a size does not fit.
+func GemmR16Float(t Type, cols, groups int, w []byte, x []float32, xstride, ntok int, out []float32, ostride int) error {
+	if t != F16 && t != BF16 {
+		return fmt.Errorf("ggml: GemmR16Float: %s groups take quantized activations (GemmR16)", t)
+	}
+	gb, err := R16GroupBytes(t, cols)
 	if err != nil {
 		return err
 	}
@@ -380,7 +385,7 @@ func GemmR16F16(cols, groups int, w []byte, x []float32, xstride, ntok int, out 
 		return err
 	}
 	for g := range groups {
-		gemmR16F16(cols, w[g*gb:], x, xstride, ntok, out[g*R16Rows:], ostride)
+		gemmR16Float(t, cols, w[g*gb:], x, xstride, ntok, out[g*R16Rows:], ostride)
 	}
 	return nil
 }
@@ -524,14 +529,19 @@ func gemmR16Q6KGo(nb int, w, a []byte, astride, ntok int, out []float32, ostride
 	}
 }
 
-// gemmR16F16Go is the pure Go F16 R16 kernel.
-func gemmR16F16Go(cols int, w []byte, x []float32, xstride, ntok int, out []float32, ostride int) {
+// gemmR16FloatGo is the pure Go F16 and BF16 R16 kernel.
+func gemmR16FloatGo(t Type, cols int, w []byte, x []float32, xstride, ntok int, out []float32, ostride int) {
 	for i := range ntok {
 		xi := x[i*xstride : i*xstride+cols]
 		var acc [R16Rows]float32
 		for k, v := range xi {
 			for r := range R16Rows {
-				acc[r] = fma32(fp16At(w[32*k+2*r:]), v, acc[r])
+				h := binary.LittleEndian.Uint16(w[32*k+2*r:])
+				wv := FP16ToFP32(h)
+				if t == BF16 {
+					wv = math.Float32frombits(uint32(h) << 16)
+				}
+				acc[r] = fma32(wv, v, acc[r])
 			}
 		}
 		copy(out[i*ostride:i*ostride+R16Rows], acc[:])

@@ -164,6 +164,30 @@ func gemmR16Q6Kx7(nb int, w *byte, a *byte, as int, out *float32, os int)
 //go:noescape
 func gemmR16Q6Kx8(nb int, w *byte, a *byte, as int, out *float32, os int)
 
+//go:noescape
+func gemmR16BF16x1(k int, w *byte, a *float32, as int, out *float32, os int)
+
+//go:noescape
+func gemmR16BF16x2(k int, w *byte, a *float32, as int, out *float32, os int)
+
+//go:noescape
+func gemmR16BF16x3(k int, w *byte, a *float32, as int, out *float32, os int)
+
+//go:noescape
+func gemmR16BF16x4(k int, w *byte, a *float32, as int, out *float32, os int)
+
+//go:noescape
+func gemmR16BF16x5(k int, w *byte, a *float32, as int, out *float32, os int)
+
+//go:noescape
+func gemmR16BF16x6(k int, w *byte, a *float32, as int, out *float32, os int)
+
+//go:noescape
+func gemmR16BF16x7(k int, w *byte, a *float32, as int, out *float32, os int)
+
+//go:noescape
+func gemmR16BF16x8(k int, w *byte, a *float32, as int, out *float32, os int)
+
 func gemmR16Q(t Type, nb int, w, a []byte, astride, ntok int, out []float32, ostride int) {
 	if !haveR16Q {
 		gemmR16QGo(t, nb, w, a, astride, ntok, out, ostride)
@@ -267,9 +291,13 @@ func r16Q6K(ntok, nb int, w, a *byte, as int, out *float32, os int) {
 	}
 }
 
-func gemmR16F16(cols int, w []byte, x []float32, xstride, ntok int, out []float32, ostride int) {
+func gemmR16Float(t Type, cols int, w []byte, x []float32, xstride, ntok int, out []float32, ostride int) {
 	if !haveR16F {
-		gemmR16F16Go(cols, w, x, xstride, ntok, out, ostride)
+		gemmR16FloatGo(t, cols, w, x, xstride, ntok, out, ostride)
+		return
+	}
+	if t == BF16 {
+		r16BF16(ntok, cols, &w[0], &x[0], 4*xstride, &out[0], 4*ostride)
 		return
 	}
 	r16F16(ntok, cols, &w[0], &x[0], 4*xstride, &out[0], 4*ostride)
@@ -293,5 +321,26 @@ func r16F16(ntok, k int, w *byte, a *float32, as int, out *float32, os int) {
 		gemmR16F16x7(k, w, a, as, out, os)
 	case 8:
 		gemmR16F16x8(k, w, a, as, out, os)
+	}
+}
+
+func r16BF16(ntok, k int, w *byte, a *float32, as int, out *float32, os int) {
+	switch ntok {
+	case 1:
+		gemmR16BF16x1(k, w, a, as, out, os)
+	case 2:
+		gemmR16BF16x2(k, w, a, as, out, os)
+	case 3:
+		gemmR16BF16x3(k, w, a, as, out, os)
+	case 4:
+		gemmR16BF16x4(k, w, a, as, out, os)
+	case 5:
+		gemmR16BF16x5(k, w, a, as, out, os)
+	case 6:
+		gemmR16BF16x6(k, w, a, as, out, os)
+	case 7:
+		gemmR16BF16x7(k, w, a, as, out, os)
+	case 8:
+		gemmR16BF16x8(k, w, a, as, out, os)
 	}
 }

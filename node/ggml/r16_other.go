@@ -11,8 +11,8 @@ func gemmR16Q(t Type, nb int, w, a []byte, astride, ntok int, out []float32, ost
 	gemmR16QGo(t, nb, w, a, astride, ntok, out, ostride)
 }
 
-func gemmR16F16(cols int, w []byte, x []float32, xstride, ntok int, out []float32, ostride int) {
-	gemmR16F16Go(cols, w, x, xstride, ntok, out, ostride)
+func gemmR16Float(t Type, cols int, w []byte, x []float32, xstride, ntok int, out []float32, ostride int) {
+	gemmR16FloatGo(t, cols, w, x, xstride, ntok, out, ostride)
 }
 
 func roundHalf(dst, src []float32) { roundHalfGo(dst, src) }

@@ -41,9 +41,12 @@ func newR16Case(t *testing.T, r *rand.Rand, ty Type, rows, cols, ntok int) *r16C
 	c.x = make([]float32, ntok*c.xstride)
 	for i := range ntok {
 		x := randRow(r, cols, 1)
-		if ty == F16 {
+		if ty == F16 || ty == BF16 {
 			for k, v := range x {
-				c.x[i*c.xstride+k] = FP16ToFP32(FP32ToFP16(v))
+				if ty == F16 {
+					v = FP16ToFP32(FP32ToFP16(v)) // as the engine rounds them
+				}
+				c.x[i*c.xstride+k] = v
 			}
 			continue
 		}
@@ -71,8 +74,8 @@ func (c *r16Case) run(t *testing.T, g, ntok int, out []float32, ostride int) {
 	gb, _ := R16GroupBytes(c.ty, c.cols)
 	w := c.packed[g*gb : (g+1)*gb]
 	var err error
-	if c.ty == F16 {
-		err = GemmR16F16(c.cols, 1, w, c.x, c.xstride, ntok, out, ostride)
+	if c.ty == F16 || c.ty == BF16 {
+		err = GemmR16Float(c.ty, c.cols, 1, w, c.x, c.xstride, ntok, out, ostride)
 	} else {
 		err = GemmR16(c.ty, c.cols, 1, w, c.act, c.astride, ntok, out, ostride)
 	}
@@ -91,7 +94,7 @@ func (c *r16Case) want(t *testing.T, row, i int) (dot, mag float64) {
 		t.Fatal(err)
 	}
 	xf := c.x[i*c.xstride : i*c.xstride+c.cols]
-	if c.ty != F16 {
+	if c.ty != F16 && c.ty != BF16 {
 		xf = make([]float32, c.cols)
 		if err := Dequantize(VecDotType(c.ty), c.qa[i], xf); err != nil {
 			t.Fatal(err)
@@ -109,7 +112,7 @@ func (c *r16Case) want(t *testing.T, row, i int) (dot, mag float64) {
 // product with every token to float32 accuracy, for every tile size.
 func TestGemmR16MatchesExactProducts(t *testing.T) {
 	r := rand.New(rand.NewPCG(16, 17))
-	for _, ty := range []Type{Q8_0, Q4_0, Q4_K, Q6_K, F16} {
+	for _, ty := range []Type{Q8_0, Q4_0, Q4_K, Q6_K, F16, BF16} {
 		for _, cols := range []int{32, 256, 768, 2048} {
 			if cols%max(ty.BlockSize(), QK) != 0 {
 				continue
@@ -151,7 +154,7 @@ func TestGemmR16AssemblyMatchesGo(t *testing.T) {
 		t.Skip("no AVX-512 R16 kernels on this CPU")
 	}
 	r := rand.New(rand.NewPCG(18, 19))
-	for _, ty := range []Type{Q8_0, Q4_0, Q4_K, Q6_K, F16} {
+	for _, ty := range []Type{Q8_0, Q4_0, Q4_K, Q6_K, F16, BF16} {
 		if !HaveR16(ty) {
 			continue
 		}
@@ -165,7 +168,7 @@ func TestGemmR16AssemblyMatchesGo(t *testing.T) {
 			restore()
 			for k := range asm {
 				tol := 1e-7 * math.Abs(float64(gen[k]))
-				if ty == F16 {
+				if ty == F16 || ty == BF16 {
 					_, mag := c.want(t, k%R16Rows, k/R16Rows)
 					tol = 1e-6 * mag // summed in another order
 				}
@@ -225,7 +228,8 @@ func TestR16Errors(t *testing.T) {
 		{"activations", GemmR16(Q4_0, 32, 1, w, a[:100], 48, 3, out, 16), "do not fit in 100"},
 		{"output", GemmR16(Q4_0, 32, 1, w, a, 48, 2, out[:20], 16), "do not fit in 20"},
 		{"f16 through quant", GemmR16(F16, 32, 1, w, a, 48, 1, out, 16), "float activations"},
-		{"f16 short x", GemmR16F16(32, 1, w, out[:31], 32, 1, out, 16), "do not fit in 31"},
+		{"quant through float", GemmR16Float(Q8_0, 32, 1, w, out, 32, 1, out, 16), "quantized activations"},
+		{"f16 short x", GemmR16Float(F16, 32, 1, w, out[:31], 32, 1, out, 16), "do not fit in 31"},
 	}
 	for _, c := range cases {
 		if c.err == nil || !strings.Contains(c.err.Error(), c.want) {
