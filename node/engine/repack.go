@@ -28,7 +28,7 @@ func (w *Weights) matmulWeights() []*Tensor {
 	return ts
 }
 
-// repack copies the Q8_0, Q4_0, Q4_K, Q6_K, F16 and BF16 matmul weights into the R16
+// repack copies the Q8_0, Q4_0, Q4_K, Q5_K, Q6_K, F16 and BF16 matmul weights into the R16
 // layout when this CPU has its kernels, in one anonymous mapping (huge
 // pages where the kernel gives them), the groups spread over the pool.
 // The mapped file pages of a repacked tensor are released afterwards, so

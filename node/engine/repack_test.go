@@ -66,7 +66,7 @@ func r16Model(t *testing.T, ty ggml.Type) *Weights {
 // The repacked (R16) matmuls give the logits the row-by-row kernels give,
 // up to the order of float32 additions, for prefill and decode.
 func TestR16MatchesRowKernels(t *testing.T) {
-	for _, ty := range []ggml.Type{ggml.Q8_0, ggml.Q4_0, ggml.Q4_K, ggml.Q6_K, ggml.F16, ggml.BF16} {
+	for _, ty := range []ggml.Type{ggml.Q8_0, ggml.Q4_0, ggml.Q4_K, ggml.Q5_K, ggml.Q6_K, ggml.F16, ggml.BF16} {
 		t.Run(ty.String(), func(t *testing.T) {
 			if !ggml.HaveR16(ty) {
 				t.Skipf("this CPU has no R16 kernels for %s", ty)

@@ -1182,7 +1182,11 @@ func r16() {
 	// int32, Z0-Z7 its weight chunks, Z26/Z27 a token's integer sum, scaled
 	// into Z18+t; at the end Z0-Z3 the mins as int16 pairs, Z30 a token's
 	// Σ m·Σa, Z28/Z29 the rows' d and dmin.
-	q4k := func(name string, ntok int) {
+	q4k := func(name string, ntok int, q5 bool) {
+		qs := 320 // the packed nibbles; Q5_K's high bits sit before them
+		if q5 {
+			qs = 832
+		}
 		args(name, "nb", "a *byte", ntok)
 		for t := range ntok {
 			a.e("VPXORD Z%d, Z%d, Z%d", 10+t, 10+t, 10+t)
@@ -1190,18 +1194,35 @@ func r16() {
 		a.e("MOVL $0x0F0F0F0F, AX")
 		a.e("VPBROADCASTD AX, Z8")
 		a.raw("loop:")
+		if q5 {
+			a.e("MOVL $0x10101010, AX")
+			a.e("VPBROADCASTD AX, Z30")
+		}
 		for t := range ntok {
 			a.e("VPXORD Z%d, Z%d, Z%d", 18+t, 18+t, 18+t)
 		}
 		for j := range 8 {
 			a.e("VPMOVZXBD %d(SI), Z9", 64+16*j)
 			for k := range 8 {
-				off := 320 + 512*(j/2) + 64*k
+				off := qs + 512*(j/2) + 64*k
 				if j%2 == 0 {
 					a.e("VPANDD %d(SI), Z8, Z%d", off, k)
 				} else {
 					a.e("VPSRLW $4, %d(SI), Z%d", off, k)
 					a.e("VPANDD Z8, Z%d, Z%d", k, k)
+				}
+				if q5 { // bit j of the high-bit byte becomes bit 4
+					qh := 320 + 64*k
+					switch {
+					case j < 4:
+						a.e("VPSLLW $%d, %d(SI), Z31", 4-j, qh)
+						a.e("VPTERNLOGD $0xF8, Z31, Z30, Z%d", k)
+					case j == 4:
+						a.e("VPTERNLOGD $0xF8, %d(SI), Z30, Z%d", qh, k)
+					default:
+						a.e("VPSRLW $%d, %d(SI), Z31", j-4, qh)
+						a.e("VPTERNLOGD $0xF8, Z31, Z30, Z%d", k)
+					}
 				}
 			}
 			for t := range ntok {
@@ -1232,7 +1253,11 @@ func r16() {
 			a.e("VMULPS.BCST 256(%s), Z29, Z31", p)
 			a.e("VFNMADD231PS Z31, Z30, Z%d", 10+t)
 		}
-		a.e("ADDQ $2368, SI")
+		if q5 {
+			a.e("ADDQ $2880, SI")
+		} else {
+			a.e("ADDQ $2368, SI")
+		}
 		for _, p := range ptr[:ntok] {
 			a.e("ADDQ $352, %s", p)
 		}
@@ -1241,7 +1266,10 @@ func r16() {
 		store(ntok, func(t int) string { return fmt.Sprintf("Z%d", 10+t) })
 	}
 	for n := 1; n <= 8; n++ {
-		q4k(fmt.Sprintf("gemmR16Q4Kx%d", n), n)
+		q4k(fmt.Sprintf("gemmR16Q4Kx%d", n), n, false)
+	}
+	for n := 1; n <= 8; n++ {
+		q4k(fmt.Sprintf("gemmR16Q5Kx%d", n), n, true)
 	}
 	// Q6_K, per super-block: for each half h and sub-block j, Z29/Z30 the
 	// rows' two 16-value scales as int32, Z0-Z7 the 6-bit weights (low

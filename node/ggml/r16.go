@@ -31,6 +31,9 @@ import (
 //     of sub-blocks 8 chunks of 64 bytes, chunk k holding row after row
 //     bytes 4k..4k+3 of the pair's 32 packed bytes (sub-block 2j in the
 //     low nibbles, 2j+1 in the high ones). 2368 bytes.
+//   - Q5_K: as Q4_K, with the rows' 32 high-bit bytes (bit j for
+//     sub-block j) in 8 chunks of 64 bytes between the mins and the
+//     nibbles. 2880 bytes.
 //   - Q6_K, per super-block: the 16 rows' d (32 bytes); per half h and
 //     32-value sub-block j (values 128h+32j..), the rows' two 16-value
 //     scales (2×16 bytes); then per half the 6-bit weights as ggml packs
@@ -62,6 +65,7 @@ const (
 	r16ActBlock  = 48
 	r16KActBlock = 352
 	r16Q4KBlock  = 2368
+	r16Q5KBlock  = 2880
 	r16Q6KBlock  = 3360
 )
 
@@ -70,7 +74,7 @@ const r16MaxTokens = 8
 
 // R16Type reports whether t has an R16 layout.
 func R16Type(t Type) bool {
-	return t == Q4_0 || t == Q8_0 || t == Q4_K || t == Q6_K || t == F16 || t == BF16
+	return t == Q4_0 || t == Q8_0 || t == Q4_K || t == Q5_K || t == Q6_K || t == F16 || t == BF16
 }
 
 // HaveR16 reports whether this CPU runs the R16 kernels of t (AVX-512,
@@ -78,7 +82,7 @@ func R16Type(t Type) bool {
 // run, which are slower than the row-by-row kernels.
 func HaveR16(t Type) bool {
 	switch t {
-	case Q4_0, Q8_0, Q4_K, Q6_K:
+	case Q4_0, Q8_0, Q4_K, Q5_K, Q6_K:
 		return haveR16Q
 	case F16, BF16:
 		return haveR16F
@@ -100,6 +104,8 @@ func R16GroupBytes(t Type, cols int) (int, error) {
 	switch t {
 	case Q4_K:
 		return cols / QKK * r16Q4KBlock, nil
+	case Q5_K:
+		return cols / QKK * r16Q5KBlock, nil
 	case Q6_K:
 		return cols / QKK * r16Q6KBlock, nil
 	case Q8_0:
@@ -167,12 +173,17 @@ func RepackR16Group(t Type, src []byte, cols int, dst []byte) {
 				}
 			}
 		}
-	case Q4_K:
-		rb := cols / QKK * q4KBytes
+	case Q4_K, Q5_K:
+		q5 := t == Q5_K
+		bb, gb, qs := q4KBytes, r16Q4KBlock, 320
+		if q5 {
+			bb, gb, qs = q5KBytes, r16Q5KBlock, 832
+		}
+		rb := cols / QKK * bb
 		for b := range cols / QKK {
-			out := (*[r16Q4KBlock]byte)(dst[b*r16Q4KBlock:])
+			out := dst[b*gb : (b+1)*gb]
 			for r := range R16Rows {
-				blk := (*[q4KBytes]byte)(src[r*rb+b*q4KBytes:])
+				blk := src[r*rb+b*bb : r*rb+(b+1)*bb]
 				out[2*r], out[2*r+1] = blk[0], blk[1]
 				out[32+2*r], out[33+2*r] = blk[2], blk[3]
 				for j := range 8 {
@@ -180,9 +191,16 @@ func RepackR16Group(t Type, src []byte, cols int, dst []byte) {
 					out[64+16*j+r] = sc
 					out[192+32*(j/2)+2*r+j%2] = m
 				}
+				nib := blk[16:]
+				if q5 {
+					for k := range 8 {
+						le.PutUint32(out[320+64*k+4*r:], le.Uint32(blk[16+4*k:]))
+					}
+					nib = blk[48:]
+				}
 				for c := range 4 {
 					for k := range 8 {
-						le.PutUint32(out[320+512*c+64*k+4*r:], le.Uint32(blk[16+32*c+4*k:]))
+						le.PutUint32(out[qs+512*c+64*k+4*r:], le.Uint32(nib[32*c+4*k:]))
 					}
 				}
 			}
@@ -228,7 +246,7 @@ func RepackR16Group(t Type, src []byte, cols int, dst []byte) {
 // quantized R16 kernels of t (by PrepareR16, or PrepareR16K for Q4_K and
 // Q6_K) for cols columns.
 func R16ActBytes(t Type, cols int) int {
-	if t == Q4_K || t == Q6_K {
+	if t == Q4_K || t == Q5_K || t == Q6_K {
 		return cols / QKK * r16KActBlock
 	}
 	return cols / QK * r16ActBlock
@@ -344,7 +362,7 @@ func PrepareR16K(qa []byte, cols int, dst []byte) error {
 }
 
 // GemmR16 multiplies groups consecutive R16 groups in w (t is Q4_0, Q8_0,
-// Q4_K or Q6_K, cols columns) with ntok (1 to 8) tokens of prepared
+// Q4_K, Q5_K or Q6_K, cols columns) with ntok (1 to 8) tokens of prepared
 // activations, astride bytes apart in a, and sets out[i*ostride+r] to row
 // r's product with token i (r < 16·groups). Within a row, each block's
 // integer sum is exact and is scaled and added in float32 (one fused
@@ -410,8 +428,8 @@ func checkR16Call(groups, ntok, lw, gb, la, astride, ab, lout, ostride int) erro
 // gemmR16QGo is the pure Go R16 kernel of the quantized types.
 func gemmR16QGo(t Type, nb int, w, a []byte, astride, ntok int, out []float32, ostride int) {
 	switch t {
-	case Q4_K:
-		gemmR16Q4KGo(nb, w, a, astride, ntok, out, ostride)
+	case Q4_K, Q5_K:
+		gemmR16Q4KGo(t == Q5_K, nb, w, a, astride, ntok, out, ostride)
 		return
 	case Q6_K:
 		gemmR16Q6KGo(nb, w, a, astride, ntok, out, ostride)
@@ -449,15 +467,19 @@ func gemmR16QGo(t Type, nb int, w, a []byte, astride, ntok int, out []float32, o
 	}
 }
 
-// gemmR16Q4KGo is the pure Go Q4_K R16 kernel: per super-block the
-// scaled integer sums Σ sc·(q·a) and Σ m·Σa are exact, then added as
-// d·da·S - dmin·da·M with two fused multiply-adds.
-func gemmR16Q4KGo(nb int, w, a []byte, astride, ntok int, out []float32, ostride int) {
+// gemmR16Q4KGo is the pure Go Q4_K (and, with q5, Q5_K) R16 kernel: per
+// super-block the scaled integer sums Σ sc·(q·a) and Σ m·Σa are exact,
+// then added as d·da·S - dmin·da·M with two fused multiply-adds.
+func gemmR16Q4KGo(q5 bool, nb int, w, a []byte, astride, ntok int, out []float32, ostride int) {
+	gb, qs := r16Q4KBlock, 320
+	if q5 {
+		gb, qs = r16Q5KBlock, 832
+	}
 	for i := range ntok {
 		act := a[i*astride:]
 		var acc [R16Rows]float32
 		for b := range nb {
-			blk := (*[r16Q4KBlock]byte)(w[b*r16Q4KBlock:])
+			blk := w[b*gb : (b+1)*gb]
 			y := (*[r16KActBlock]byte)(act[b*r16KActBlock:])
 			da := f32At(y[256:])
 			for r := range R16Rows {
@@ -465,11 +487,16 @@ func gemmR16Q4KGo(nb int, w, a []byte, astride, ntok int, out []float32, ostride
 				for j := range 8 {
 					var isum int32
 					for k := range 32 {
-						q := blk[320+512*(j/2)+64*(k/4)+4*r+k%4]
+						at := 64*(k/4) + 4*r + k%4
+						q := blk[qs+512*(j/2)+at]
 						if j%2 == 1 {
 							q >>= 4
 						}
-						isum += int32(q&15) * int32(int8(y[32*j+k]))
+						q &= 15
+						if q5 {
+							q |= (blk[320+at] >> j & 1) << 4
+						}
+						isum += int32(q) * int32(int8(y[32*j+k]))
 					}
 					s += int32(blk[64+16*j+r]) * isum
 					bs := int32(int16(binary.LittleEndian.Uint16(y[260+2*j:])))

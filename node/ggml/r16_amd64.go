@@ -188,6 +188,30 @@ func gemmR16BF16x7(k int, w *byte, a *float32, as int, out *float32, os int)
 //go:noescape
 func gemmR16BF16x8(k int, w *byte, a *float32, as int, out *float32, os int)
 
+//go:noescape
+func gemmR16Q5Kx1(nb int, w *byte, a *byte, as int, out *float32, os int)
+
+//go:noescape
+func gemmR16Q5Kx2(nb int, w *byte, a *byte, as int, out *float32, os int)
+
+//go:noescape
+func gemmR16Q5Kx3(nb int, w *byte, a *byte, as int, out *float32, os int)
+
+//go:noescape
+func gemmR16Q5Kx4(nb int, w *byte, a *byte, as int, out *float32, os int)
+
+//go:noescape
+func gemmR16Q5Kx5(nb int, w *byte, a *byte, as int, out *float32, os int)
+
+//go:noescape
+func gemmR16Q5Kx6(nb int, w *byte, a *byte, as int, out *float32, os int)
+
+//go:noescape
+func gemmR16Q5Kx7(nb int, w *byte, a *byte, as int, out *float32, os int)
+
+//go:noescape
+func gemmR16Q5Kx8(nb int, w *byte, a *byte, as int, out *float32, os int)
+
 func gemmR16Q(t Type, nb int, w, a []byte, astride, ntok int, out []float32, ostride int) {
 	if !haveR16Q {
 		gemmR16QGo(t, nb, w, a, astride, ntok, out, ostride)
@@ -199,6 +223,9 @@ func gemmR16Q(t Type, nb int, w, a []byte, astride, ntok int, out []float32, ost
 		return
 	case Q4_K:
 		r16Q4K(ntok, nb, &w[0], &a[0], astride, &out[0], 4*ostride)
+		return
+	case Q5_K:
+		r16Q5K(ntok, nb, &w[0], &a[0], astride, &out[0], 4*ostride)
 		return
 	case Q6_K:
 		r16Q6K(ntok, nb, &w[0], &a[0], astride, &out[0], 4*ostride)
@@ -342,5 +369,26 @@ func r16BF16(ntok, k int, w *byte, a *float32, as int, out *float32, os int) {
 		gemmR16BF16x7(k, w, a, as, out, os)
 	case 8:
 		gemmR16BF16x8(k, w, a, as, out, os)
+	}
+}
+
+func r16Q5K(ntok, nb int, w, a *byte, as int, out *float32, os int) {
+	switch ntok {
+	case 1:
+		gemmR16Q5Kx1(nb, w, a, as, out, os)
+	case 2:
+		gemmR16Q5Kx2(nb, w, a, as, out, os)
+	case 3:
+		gemmR16Q5Kx3(nb, w, a, as, out, os)
+	case 4:
+		gemmR16Q5Kx4(nb, w, a, as, out, os)
+	case 5:
+		gemmR16Q5Kx5(nb, w, a, as, out, os)
+	case 6:
+		gemmR16Q5Kx6(nb, w, a, as, out, os)
+	case 7:
+		gemmR16Q5Kx7(nb, w, a, as, out, os)
+	case 8:
+		gemmR16Q5Kx8(nb, w, a, as, out, os)
 	}
 }

@@ -58,7 +58,7 @@ func newR16Case(t *testing.T, r *rand.Rand, ty Type, rows, cols, ntok int) *r16C
 		}
 		c.qa = append(c.qa, qa)
 		prep := PrepareR16
-		if ty == Q4_K || ty == Q6_K {
+		if VecDotType(ty) == Q8_K {
 			prep = PrepareR16K
 		}
 		if err := prep(qa, cols, c.act[i*c.astride:]); err != nil {
@@ -112,7 +112,7 @@ func (c *r16Case) want(t *testing.T, row, i int) (dot, mag float64) {
 // product with every token to float32 accuracy, for every tile size.
 func TestGemmR16MatchesExactProducts(t *testing.T) {
 	r := rand.New(rand.NewPCG(16, 17))
-	for _, ty := range []Type{Q8_0, Q4_0, Q4_K, Q6_K, F16, BF16} {
+	for _, ty := range []Type{Q8_0, Q4_0, Q4_K, Q5_K, Q6_K, F16, BF16} {
 		for _, cols := range []int{32, 256, 768, 2048} {
 			if cols%max(ty.BlockSize(), QK) != 0 {
 				continue
@@ -154,7 +154,7 @@ func TestGemmR16AssemblyMatchesGo(t *testing.T) {
 		t.Skip("no AVX-512 R16 kernels on this CPU")
 	}
 	r := rand.New(rand.NewPCG(18, 19))
-	for _, ty := range []Type{Q8_0, Q4_0, Q4_K, Q6_K, F16, BF16} {
+	for _, ty := range []Type{Q8_0, Q4_0, Q4_K, Q5_K, Q6_K, F16, BF16} {
 		if !HaveR16(ty) {
 			continue
 		}
@@ -184,7 +184,7 @@ func TestGemmR16AssemblyMatchesGo(t *testing.T) {
 // order of float32 additions.
 func TestGemmR16MatchesVecDot(t *testing.T) {
 	r := rand.New(rand.NewPCG(20, 21))
-	for _, ty := range []Type{Q8_0, Q4_0, Q4_K, Q6_K} {
+	for _, ty := range []Type{Q8_0, Q4_0, Q4_K, Q5_K, Q6_K} {
 		c := newR16Case(t, r, ty, 16, 768, 3)
 		out := make([]float32, 3*R16Rows)
 		c.run(t, 0, 3, out, R16Rows)
@@ -210,7 +210,7 @@ func TestR16Errors(t *testing.T) {
 		err  error
 		want string
 	}{
-		{"type", RepackR16(Q5_K, w, 16, 256, w), "no R16 layout"},
+		{"type", RepackR16(Q3_K, w, 16, 256, w), "no R16 layout"},
 		{"rows", RepackR16(Q8_0, w, 15, 32, w), "multiple of 16 rows"},
 		{"cols", RepackR16(Q8_0, w, 16, 48, w), "multiple of 32 columns"},
 		{"k cols", RepackR16(Q4_K, w, 16, 288, w), "multiple of 256 columns"},
