@@ -50,7 +50,7 @@ type runState struct {
 	att    []float32 // (maxBatch, qDim) attention output
 	hb     []float32 // (maxBatch, nff) FFN gate, then silu(gate)*up
 	hb2    []float32 // (maxBatch, nff) FFN up
-	scores []float32 // (threads, nCtx) attention weights, one row per worker
+	scores []float32 // (threads, attnWorkerLen) attention weights and key scratch per worker
 	cos    []float32 // (maxBatch, ropeDims/2)
 	sin    []float32 // (maxBatch, ropeDims/2)
 	qa     []byte    // (maxBatch, qaStride) activations quantized for a matmul
@@ -199,7 +199,7 @@ func (CPU) NewRunner(w *Weights, o RunnerOptions) (Runner, error) {
 		q: make([]float32, B*c.qDim), k: make([]float32, B*c.kvDim), v: make([]float32, B*c.kvDim),
 		att: make([]float32, B*c.qDim),
 		hb:  make([]float32, B*c.nff), hb2: make([]float32, B*c.nff),
-		scores: make([]float32, r.pool.Threads()*c.nCtx),
+		scores: make([]float32, r.pool.Threads()*attnWorkerLen(&c)),
 		cos:    make([]float32, B*c.ropeDims/2), sin: make([]float32, B*c.ropeDims/2),
 		qa: make([]byte, B*r.qaStride),
 	}

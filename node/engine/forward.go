@@ -214,26 +214,59 @@ type attnJob struct {
 	pos, n int
 }
 
-// attnWorker computes worker ith's share of the (token, head) pairs.
+// attnWorkerLen is the length of each worker's share of runState.scores:
+// cpu.AttnMaxGroup rows of nCtx attention weights, then the key scratch of
+// cpu.ScoresF16G, rounded up to whole cache lines.
+func attnWorkerLen(c *config) int {
+	n := cpu.AttnMaxGroup*c.nCtx + cpu.ScoresScratch(c.hd)
+	return (n + 15) &^ 15
+}
+
+// attnChunk is the number of query heads of one KV group that an
+// attention item covers: the group split into near-equal chunks of at
+// most cpu.AttnMaxGroup, made smaller while there are fewer items than
+// workers (decode with few KV heads).
+func attnChunk(n, nKV, group, nth int) int {
+	chunk := min(group, cpu.AttnMaxGroup)
+	nc := (group + chunk - 1) / chunk
+	chunk = (group + nc - 1) / nc
+	for chunk > 1 && n*nKV*((group+chunk-1)/chunk) < nth {
+		chunk--
+	}
+	return chunk
+}
+
+// attnWorker computes worker ith's share of the attention items: one
+// token and up to cpu.AttnMaxGroup query heads of one KV group, which
+// read the same keys and values, so each cached row is converted once
+// for all of them.
 func (r *cpuRunner) attnWorker(ith, nth int) {
 	c := &r.c
 	j := &r.attn
 	s := &r.s
 	scale := float32(1 / math.Sqrt(float64(c.hd)))
 	group := c.nHead / c.nKV
-	scores := s.scores[ith*c.nCtx : (ith+1)*c.nCtx]
-	lo, hi := cpu.Split(j.n*c.nHead, ith, nth)
+	chunk := attnChunk(j.n, c.nKV, group, nth)
+	nc := (group + chunk - 1) / chunk
+	wl := attnWorkerLen(c)
+	buf := s.scores[ith*wl : (ith+1)*wl]
+	scores := buf[:cpu.AttnMaxGroup*c.nCtx]
+	scratch := buf[cpu.AttnMaxGroup*c.nCtx:]
+	lo, hi := cpu.Split(j.n*c.nKV*nc, ith, nth)
 	for item := lo; item < hi; item++ {
-		t, h := item/c.nHead, item%c.nHead
-		kvOff := (h / group) * c.hd
-		q := s.q[t*c.qDim+h*c.hd : t*c.qDim+(h+1)*c.hd]
+		t, rest := item/(c.nKV*nc), item%(c.nKV*nc)
+		kvh := rest / nc
+		h0 := kvh*group + (rest%nc)*chunk
+		nq := min(chunk, (kvh+1)*group-h0)
 		npos := j.pos + t + 1
-		sc := scores[:npos]
-		kv0 := j.k[kvOff:]
-		cpu.ScoresF16(sc, q, kv0, c.kvDim, scale)
-		cpu.Softmax(sc, emulateF16KV)
-		out := s.att[t*c.qDim+h*c.hd : t*c.qDim+(h+1)*c.hd]
+		kvOff := kvh * c.hd
+		q := s.q[t*c.qDim+h0*c.hd : t*c.qDim+(h0+nq)*c.hd]
+		cpu.ScoresF16G(scores, npos, q, c.hd, nq, j.k[kvOff:], c.kvDim, c.hd, npos, scale, scratch)
+		for g := range nq {
+			cpu.Softmax(scores[g*npos:(g+1)*npos], emulateF16KV)
+		}
+		out := s.att[t*c.qDim+h0*c.hd : t*c.qDim+(h0+nq)*c.hd]
 		clear(out)
-		cpu.MixF16(out, sc, j.v[kvOff:], c.kvDim)
+		cpu.MixF16G(out, c.hd, scores, npos, nq, j.v[kvOff:], c.kvDim, c.hd, npos)
 	}
 }

@@ -1,0 +1,147 @@
+package cpu
+
+import "helexa/node/ggml"
+
+// Grouped-query attention kernels. In a model with fewer key/value heads
+// than query heads, the G = nHead/nKV query heads of one group read the
+// same keys and values; these kernels score (and mix) up to AttnMaxGroup
+// of them per pass, so each cached half-precision row is converted once
+// for the whole group instead of once per head.
+
+// AttnMaxGroup is the most query heads MixF16G takes in one call; callers
+// with larger groups split them (ScoresF16G takes any number).
+const AttnMaxGroup = 4
+
+// attnKeys is the number of keys the scoring kernels reduce together.
+const attnKeys = 8
+
+// attnLevel selects the attention kernels: 2 AVX-512, 1 AVX2+F16C,
+// 0 portable Go. Tests lower it to check every level the CPU has.
+var attnLevel = attnBest()
+
+func attnBest() int {
+	switch {
+	case useF16C && haveAVX512:
+		return 2
+	case useF16C:
+		return 1
+	}
+	return 0
+}
+
+// ScoresScratch is the length of the scratch slice ScoresF16G needs for a
+// head dimension of hd.
+func ScoresScratch(hd int) int { return attnKeys * hd }
+
+// ScoresF16G sets out[g*outStride+p] = scale * Σ_i q[g*qStride+i] *
+// half(k[p*kStride+i]) for g < nq, p < npos and i < hd: the scores of nq
+// query heads against the npos keys of one half-precision key cache whose
+// rows are kStride apart. Each key is converted once for all nq heads and
+// eight keys' sums are reduced together; results differ from the plain
+// sum only in the order of float32 additions. scratch needs
+// ScoresScratch(hd) floats. Slices too short for the arguments panic.
+func ScoresF16G(out []float32, outStride int, q []float32, qStride, nq int, k []uint16, kStride, hd, npos int, scale float32, scratch []float32) {
+	if nq <= 0 || npos <= 0 || hd <= 0 {
+		return
+	}
+	_ = out[(nq-1)*outStride+npos-1]
+	_ = q[(nq-1)*qStride+hd-1]
+	_ = k[(npos-1)*kStride+hd-1]
+	p := 0
+	switch lv := attnLevel; {
+	case lv == 2 && hd%16 == 0, lv >= 1 && hd%8 == 0:
+		if nb := npos / attnKeys; nb > 0 {
+			_ = scratch[ScoresScratch(hd)-1]
+			if lv == 2 && hd%16 == 0 {
+				scoresGAVX512(&q[0], 4*qStride, nq, &k[0], 2*kStride, hd, nb, scale, &out[0], 4*outStride, &scratch[0])
+			} else {
+				scoresGAVX2(&q[0], 4*qStride, nq, &k[0], 2*kStride, hd, nb, scale, &out[0], 4*outStride, &scratch[0])
+			}
+			p = nb * attnKeys
+		}
+		for ; p < npos; p++ {
+			kp := k[p*kStride : p*kStride+hd]
+			for g := range nq {
+				out[g*outStride+p] = DotF16(q[g*qStride:g*qStride+hd], kp) * scale
+			}
+		}
+		return
+	}
+	scoresGGo(out, outStride, q, qStride, nq, k, kStride, hd, npos, scale)
+}
+
+// scoresGGo is ScoresF16G in portable Go.
+func scoresGGo(out []float32, outStride int, q []float32, qStride, nq int, k []uint16, kStride, hd, npos int, scale float32) {
+	var kf [256]float32
+	for p := range npos {
+		kp := k[p*kStride : p*kStride+hd]
+		for i0 := 0; i0 < hd; i0 += len(kf) {
+			i1 := min(hd, i0+len(kf))
+			for i, h := range kp[i0:i1] {
+				kf[i] = ggml.FP16ToFP32(h)
+			}
+			for g := range nq {
+				qg := q[g*qStride+i0 : g*qStride+i1]
+				var s float32
+				for i, x := range qg {
+					s += x * kf[i]
+				}
+				if i0 == 0 {
+					out[g*outStride+p] = s
+				} else {
+					out[g*outStride+p] += s
+				}
+			}
+		}
+		for g := range nq {
+			out[g*outStride+p] *= scale
+		}
+	}
+}
+
+// MixF16G adds Σ_p w[g*wStride+p] * half(v[p*vStride+i]) to
+// out[g*outStride+i] for g < nq, i < hd, summing p in order: the weighted
+// sums of the half-precision value cache for nq (at most AttnMaxGroup)
+// query heads, each value row converted once for all of them. Every
+// output element is summed exactly as MixF16 sums it. Slices too short
+// for the arguments, or nq above AttnMaxGroup, panic.
+func MixF16G(out []float32, outStride int, w []float32, wStride, nq int, v []uint16, vStride, hd, npos int) {
+	if nq <= 0 || npos <= 0 || hd <= 0 {
+		return
+	}
+	if nq > AttnMaxGroup {
+		panic("cpu: MixF16G: more than AttnMaxGroup heads")
+	}
+	_ = out[(nq-1)*outStride+hd-1]
+	_ = w[(nq-1)*wStride+npos-1]
+	_ = v[(npos-1)*vStride+hd-1]
+	switch lv := attnLevel; {
+	case lv == 2 && hd%16 == 0:
+		mixGAVX512(&w[0], 4*wStride, nq, &v[0], 2*vStride, hd, npos, &out[0], 4*outStride)
+		return
+	case lv >= 1 && hd%8 == 0:
+		mixGAVX2(&w[0], 4*wStride, nq, &v[0], 2*vStride, hd, npos, &out[0], 4*outStride)
+		return
+	}
+	mixGGo(out, outStride, w, wStride, nq, v, vStride, hd, npos)
+}
+
+// mixGGo is MixF16G in portable Go.
+func mixGGo(out []float32, outStride int, w []float32, wStride, nq int, v []uint16, vStride, hd, npos int) {
+	var vf [256]float32
+	for i0 := 0; i0 < hd; i0 += len(vf) {
+		i1 := min(hd, i0+len(vf))
+		for p := range npos {
+			for i, h := range v[p*vStride+i0 : p*vStride+i1] {
+				vf[i] = ggml.FP16ToFP32(h)
+			}
+			for g := range nq {
+				a := w[g*wStride+p]
+				og := out[g*outStride+i0 : g*outStride+i1]
+				for i, x := range vf[:i1-i0] {
+					og[i] += a * x
+				}
+			}
+		}
+	}
+}

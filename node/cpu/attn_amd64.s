@@ -1,0 +1,673 @@
+#include "textflag.h"
+// REDUCE8 leaves in Y0 the sums of the eight lanes of each of Y0..Y7
+// (lane k of Y0 is the sum of Yk): pairwise horizontal adds, then the two
+// 128-bit halves added.
+#define REDUCE8 \
+	VHADDPS Y1, Y0, Y0; \
+	VHADDPS Y3, Y2, Y2; \
+	VHADDPS Y5, Y4, Y4; \
+	VHADDPS Y7, Y6, Y6; \
+	VHADDPS Y2, Y0, Y0; \
+	VHADDPS Y6, Y4, Y4; \
+	VPERM2F128 $0x20, Y4, Y0, Y1; \
+	VPERM2F128 $0x31, Y4, Y0, Y2; \
+	VADDPS Y2, Y1, Y0
+
+// FOLD8 adds the upper 256 bits of each of Z0..Z7 to its lower half.
+#define FOLD8 \
+	VEXTRACTF64X4 $1, Z0, Y8; \
+	VADDPS Y8, Y0, Y0; \
+	VEXTRACTF64X4 $1, Z1, Y8; \
+	VADDPS Y8, Y1, Y1; \
+	VEXTRACTF64X4 $1, Z2, Y8; \
+	VADDPS Y8, Y2, Y2; \
+	VEXTRACTF64X4 $1, Z3, Y8; \
+	VADDPS Y8, Y3, Y3; \
+	VEXTRACTF64X4 $1, Z4, Y8; \
+	VADDPS Y8, Y4, Y4; \
+	VEXTRACTF64X4 $1, Z5, Y8; \
+	VADDPS Y8, Y5, Y5; \
+	VEXTRACTF64X4 $1, Z6, Y8; \
+	VADDPS Y8, Y6, Y6; \
+	VEXTRACTF64X4 $1, Z7, Y8; \
+	VADDPS Y8, Y7, Y7
+
+// func scoresGAVX2(q *float32, qs, nq int, k *uint16, ks, hd, nb int, scale float32, out *float32, os int, scr *float32)
+// For each of nb blocks of eight keys (rows ks bytes apart) and each of
+// the nq queries (qs bytes apart): out[g][p] = scale * q[g]·half(k[p]),
+// stored as eight floats at out + g*os. With one query the keys are
+// converted as they are read; with more, each block is first converted
+// into scr, the eight keys' chunks of 8 values side by side, and every
+// query is dotted against that copy. Eight accumulators (one per key) are
+// reduced together by REDUCE8.
+TEXT ·scoresGAVX2(SB), NOSPLIT, $0-88
+	MOVQ         k+24(FP), SI
+	MOVQ         ks+32(FP), R8
+	MOVQ         hd+40(FP), R9
+	SHRQ         $3, R9
+	MOVQ         nb+48(FP), R10
+	VBROADCASTSS scale+56(FP), Y15
+	MOVQ         out+64(FP), R11
+	MOVQ         scr+80(FP), DI
+
+sablock:
+	TESTQ R10, R10
+	JZ    sadone
+	LEAQ  (R8)(R8*2), R12
+	MOVQ  SI, AX
+	LEAQ  (SI)(R8*4), BX
+	CMPQ  nq+16(FP), $1
+	JEQ   sadirect
+	MOVQ  DI, DX
+	MOVQ  R9, CX
+
+saconv:
+	VCVTPH2PS (AX), Y0
+	VCVTPH2PS (AX)(R8*1), Y1
+	VCVTPH2PS (AX)(R8*2), Y2
+	VCVTPH2PS (AX)(R12*1), Y3
+	VCVTPH2PS (BX), Y4
+	VCVTPH2PS (BX)(R8*1), Y5
+	VCVTPH2PS (BX)(R8*2), Y6
+	VCVTPH2PS (BX)(R12*1), Y7
+	VMOVUPS   Y0, 0(DX)
+	VMOVUPS   Y1, 32(DX)
+	VMOVUPS   Y2, 64(DX)
+	VMOVUPS   Y3, 96(DX)
+	VMOVUPS   Y4, 128(DX)
+	VMOVUPS   Y5, 160(DX)
+	VMOVUPS   Y6, 192(DX)
+	VMOVUPS   Y7, 224(DX)
+	ADDQ      $16, AX
+	ADDQ      $16, BX
+	ADDQ      $256, DX
+	DECQ      CX
+	JNZ       saconv
+	MOVQ      q+0(FP), DX
+	MOVQ      R11, R13
+	MOVQ      nq+16(FP), R12
+
+sahead:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	MOVQ   DI, AX
+	MOVQ   DX, BX
+	MOVQ   R9, CX
+
+sadot:
+	VMOVUPS (BX), Y8
+	VFMADD231PS 0(AX), Y8, Y0
+	VFMADD231PS 32(AX), Y8, Y1
+	VFMADD231PS 64(AX), Y8, Y2
+	VFMADD231PS 96(AX), Y8, Y3
+	VFMADD231PS 128(AX), Y8, Y4
+	VFMADD231PS 160(AX), Y8, Y5
+	VFMADD231PS 192(AX), Y8, Y6
+	VFMADD231PS 224(AX), Y8, Y7
+	ADDQ    $32, BX
+	ADDQ    $256, AX
+	DECQ    CX
+	JNZ     sadot
+	REDUCE8
+	VMULPS  Y15, Y0, Y0
+	VMOVUPS Y0, (R13)
+	ADDQ    qs+8(FP), DX
+	ADDQ    os+72(FP), R13
+	DECQ    R12
+	JNZ     sahead
+	JMP     sanext
+
+sadirect:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	MOVQ   q+0(FP), DX
+	MOVQ   R9, CX
+
+sadloop:
+	VMOVUPS (DX), Y8
+	VCVTPH2PS   (AX), Y9
+	VFMADD231PS Y9, Y8, Y0
+	VCVTPH2PS   (AX)(R8*1), Y10
+	VFMADD231PS Y10, Y8, Y1
+	VCVTPH2PS   (AX)(R8*2), Y11
+	VFMADD231PS Y11, Y8, Y2
+	VCVTPH2PS   (AX)(R12*1), Y12
+	VFMADD231PS Y12, Y8, Y3
+	VCVTPH2PS   (BX), Y13
+	VFMADD231PS Y13, Y8, Y4
+	VCVTPH2PS   (BX)(R8*1), Y14
+	VFMADD231PS Y14, Y8, Y5
+	VCVTPH2PS   (BX)(R8*2), Y9
+	VFMADD231PS Y9, Y8, Y6
+	VCVTPH2PS   (BX)(R12*1), Y10
+	VFMADD231PS Y10, Y8, Y7
+	ADDQ        $16, AX
+	ADDQ        $16, BX
+	ADDQ        $32, DX
+	DECQ        CX
+	JNZ         sadloop
+	REDUCE8
+	VMULPS      Y15, Y0, Y0
+	VMOVUPS     Y0, (R11)
+
+sanext:
+	LEAQ (SI)(R8*8), SI
+	ADDQ $32, R11
+	DECQ R10
+	JMP  sablock
+
+sadone:
+	VZEROUPPER
+	RET
+
+// func scoresGAVX512(q *float32, qs, nq int, k *uint16, ks, hd, nb int, scale float32, out *float32, os int, scr *float32)
+// For each of nb blocks of eight keys (rows ks bytes apart) and each of
+// the nq queries (qs bytes apart): out[g][p] = scale * q[g]·half(k[p]),
+// stored as eight floats at out + g*os. With one query the keys are
+// converted as they are read; with more, each block is first converted
+// into scr, the eight keys' chunks of 16 values side by side, and every
+// query is dotted against that copy. Eight accumulators (one per key) are
+// reduced together by REDUCE8.
+TEXT ·scoresGAVX512(SB), NOSPLIT, $0-88
+	MOVQ         k+24(FP), SI
+	MOVQ         ks+32(FP), R8
+	MOVQ         hd+40(FP), R9
+	SHRQ         $4, R9
+	MOVQ         nb+48(FP), R10
+	VBROADCASTSS scale+56(FP), Y15
+	MOVQ         out+64(FP), R11
+	MOVQ         scr+80(FP), DI
+
+szblock:
+	TESTQ R10, R10
+	JZ    szdone
+	LEAQ  (R8)(R8*2), R12
+	MOVQ  SI, AX
+	LEAQ  (SI)(R8*4), BX
+	CMPQ  nq+16(FP), $1
+	JEQ   szdirect
+	MOVQ  DI, DX
+	MOVQ  R9, CX
+
+szconv:
+	VCVTPH2PS (AX), Z0
+	VCVTPH2PS (AX)(R8*1), Z1
+	VCVTPH2PS (AX)(R8*2), Z2
+	VCVTPH2PS (AX)(R12*1), Z3
+	VCVTPH2PS (BX), Z4
+	VCVTPH2PS (BX)(R8*1), Z5
+	VCVTPH2PS (BX)(R8*2), Z6
+	VCVTPH2PS (BX)(R12*1), Z7
+	VMOVUPS   Z0, 0(DX)
+	VMOVUPS   Z1, 64(DX)
+	VMOVUPS   Z2, 128(DX)
+	VMOVUPS   Z3, 192(DX)
+	VMOVUPS   Z4, 256(DX)
+	VMOVUPS   Z5, 320(DX)
+	VMOVUPS   Z6, 384(DX)
+	VMOVUPS   Z7, 448(DX)
+	ADDQ      $32, AX
+	ADDQ      $32, BX
+	ADDQ      $512, DX
+	DECQ      CX
+	JNZ       szconv
+	MOVQ      q+0(FP), DX
+	MOVQ      R11, R13
+	MOVQ      nq+16(FP), R12
+
+szhead:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	MOVQ   DI, AX
+	MOVQ   DX, BX
+	MOVQ   R9, CX
+
+szdot:
+	VMOVUPS (BX), Z8
+	VFMADD231PS 0(AX), Z8, Z0
+	VFMADD231PS 64(AX), Z8, Z1
+	VFMADD231PS 128(AX), Z8, Z2
+	VFMADD231PS 192(AX), Z8, Z3
+	VFMADD231PS 256(AX), Z8, Z4
+	VFMADD231PS 320(AX), Z8, Z5
+	VFMADD231PS 384(AX), Z8, Z6
+	VFMADD231PS 448(AX), Z8, Z7
+	ADDQ    $64, BX
+	ADDQ    $512, AX
+	DECQ    CX
+	JNZ     szdot
+	FOLD8
+	REDUCE8
+	VMULPS  Y15, Y0, Y0
+	VMOVUPS Y0, (R13)
+	ADDQ    qs+8(FP), DX
+	ADDQ    os+72(FP), R13
+	DECQ    R12
+	JNZ     szhead
+	JMP     sznext
+
+szdirect:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	MOVQ   q+0(FP), DX
+	MOVQ   R9, CX
+
+szdloop:
+	VMOVUPS (DX), Z8
+	VCVTPH2PS   (AX), Z9
+	VFMADD231PS Z9, Z8, Z0
+	VCVTPH2PS   (AX)(R8*1), Z10
+	VFMADD231PS Z10, Z8, Z1
+	VCVTPH2PS   (AX)(R8*2), Z11
+	VFMADD231PS Z11, Z8, Z2
+	VCVTPH2PS   (AX)(R12*1), Z12
+	VFMADD231PS Z12, Z8, Z3
+	VCVTPH2PS   (BX), Z13
+	VFMADD231PS Z13, Z8, Z4
+	VCVTPH2PS   (BX)(R8*1), Z14
+	VFMADD231PS Z14, Z8, Z5
+	VCVTPH2PS   (BX)(R8*2), Z9
+	VFMADD231PS Z9, Z8, Z6
+	VCVTPH2PS   (BX)(R12*1), Z10
+	VFMADD231PS Z10, Z8, Z7
+	ADDQ        $32, AX
+	ADDQ        $32, BX
+	ADDQ        $64, DX
+	DECQ        CX
+	JNZ         szdloop
+	FOLD8
+	REDUCE8
+	VMULPS      Y15, Y0, Y0
+	VMOVUPS     Y0, (R11)
+
+sznext:
+	LEAQ (SI)(R8*8), SI
+	ADDQ $32, R11
+	DECQ R10
+	JMP  szblock
+
+szdone:
+	VZEROUPPER
+	RET
+
+// func mixGAVX2(w *float32, ws, nq int, v *uint16, vs, hd, npos int, out *float32, os int)
+// out[g][i] += Σ_p w[g][p]*half(v[p][i]) for g < nq (1..4; rows of w ws
+// bytes apart, of out os bytes apart), i < hd, p in order: the columns
+// run in tiles, each value row converted once per tile and multiplied by
+// every query's weight; queries past nq are skipped by branches that go
+// the same way on every row.
+TEXT ·mixGAVX2(SB), NOSPLIT, $0-72
+	MOVQ w+0(FP), DI
+	MOVQ ws+8(FP), R8
+	LEAQ (R8)(R8*2), R12
+	MOVQ nq+16(FP), DX
+	MOVQ v+24(FP), SI
+	MOVQ vs+32(FP), R9
+	MOVQ hd+40(FP), R10
+	MOVQ out+56(FP), R11
+	MOVQ os+64(FP), R13
+
+mat16:
+	CMPQ R10, $16
+	JL   mat8
+	MOVQ R11, AX
+	VMOVUPS 0(AX), Y0
+	VMOVUPS 32(AX), Y1
+	CMPQ DX, $2
+	JL   mat16l
+	ADDQ R13, AX
+	VMOVUPS 0(AX), Y2
+	VMOVUPS 32(AX), Y3
+	CMPQ DX, $3
+	JL   mat16l
+	ADDQ R13, AX
+	VMOVUPS 0(AX), Y4
+	VMOVUPS 32(AX), Y5
+	CMPQ DX, $4
+	JL   mat16l
+	ADDQ R13, AX
+	VMOVUPS 0(AX), Y6
+	VMOVUPS 32(AX), Y7
+
+mat16l:
+	MOVQ SI, AX
+	MOVQ DI, BX
+	MOVQ npos+48(FP), CX
+
+mat16p:
+	VCVTPH2PS 0(AX), Y8
+	VCVTPH2PS 16(AX), Y9
+	VBROADCASTSS (BX), Y10
+	VFMADD231PS Y8, Y10, Y0
+	VFMADD231PS Y9, Y10, Y1
+	CMPQ DX, $2
+	JL   mat16n
+	VBROADCASTSS (BX)(R8*1), Y10
+	VFMADD231PS Y8, Y10, Y2
+	VFMADD231PS Y9, Y10, Y3
+	CMPQ DX, $3
+	JL   mat16n
+	VBROADCASTSS (BX)(R8*2), Y10
+	VFMADD231PS Y8, Y10, Y4
+	VFMADD231PS Y9, Y10, Y5
+	CMPQ DX, $4
+	JL   mat16n
+	VBROADCASTSS (BX)(R12*1), Y10
+	VFMADD231PS Y8, Y10, Y6
+	VFMADD231PS Y9, Y10, Y7
+
+mat16n:
+	ADDQ R9, AX
+	ADDQ $4, BX
+	DECQ CX
+	JNZ  mat16p
+	MOVQ R11, AX
+	VMOVUPS Y0, 0(AX)
+	VMOVUPS Y1, 32(AX)
+	CMPQ DX, $2
+	JL   mat16s
+	ADDQ R13, AX
+	VMOVUPS Y2, 0(AX)
+	VMOVUPS Y3, 32(AX)
+	CMPQ DX, $3
+	JL   mat16s
+	ADDQ R13, AX
+	VMOVUPS Y4, 0(AX)
+	VMOVUPS Y5, 32(AX)
+	CMPQ DX, $4
+	JL   mat16s
+	ADDQ R13, AX
+	VMOVUPS Y6, 0(AX)
+	VMOVUPS Y7, 32(AX)
+
+mat16s:
+	ADDQ $32, SI
+	ADDQ $64, R11
+	SUBQ $16, R10
+	JMP  mat16
+
+mat8:
+	CMPQ R10, $8
+	JL   madone
+	MOVQ R11, AX
+	VMOVUPS 0(AX), Y0
+	CMPQ DX, $2
+	JL   mat8l
+	ADDQ R13, AX
+	VMOVUPS 0(AX), Y1
+	CMPQ DX, $3
+	JL   mat8l
+	ADDQ R13, AX
+	VMOVUPS 0(AX), Y2
+	CMPQ DX, $4
+	JL   mat8l
+	ADDQ R13, AX
+	VMOVUPS 0(AX), Y3
+
+mat8l:
+	MOVQ SI, AX
+	MOVQ DI, BX
+	MOVQ npos+48(FP), CX
+
+mat8p:
+	VCVTPH2PS 0(AX), Y4
+	VBROADCASTSS (BX), Y5
+	VFMADD231PS Y4, Y5, Y0
+	CMPQ DX, $2
+	JL   mat8n
+	VBROADCASTSS (BX)(R8*1), Y5
+	VFMADD231PS Y4, Y5, Y1
+	CMPQ DX, $3
+	JL   mat8n
+	VBROADCASTSS (BX)(R8*2), Y5
+	VFMADD231PS Y4, Y5, Y2
+	CMPQ DX, $4
+	JL   mat8n
+	VBROADCASTSS (BX)(R12*1), Y5
+	VFMADD231PS Y4, Y5, Y3
+
+mat8n:
+	ADDQ R9, AX
+	ADDQ $4, BX
+	DECQ CX
+	JNZ  mat8p
+	MOVQ R11, AX
+	VMOVUPS Y0, 0(AX)
+	CMPQ DX, $2
+	JL   mat8s
+	ADDQ R13, AX
+	VMOVUPS Y1, 0(AX)
+	CMPQ DX, $3
+	JL   mat8s
+	ADDQ R13, AX
+	VMOVUPS Y2, 0(AX)
+	CMPQ DX, $4
+	JL   mat8s
+	ADDQ R13, AX
+	VMOVUPS Y3, 0(AX)
+
+mat8s:
+	ADDQ $16, SI
+	ADDQ $32, R11
+	SUBQ $8, R10
+	JMP  mat8
+
+madone:
+	VZEROUPPER
+	RET
+
+// func mixGAVX512(w *float32, ws, nq int, v *uint16, vs, hd, npos int, out *float32, os int)
+// out[g][i] += Σ_p w[g][p]*half(v[p][i]) for g < nq (1..4; rows of w ws
+// bytes apart, of out os bytes apart), i < hd, p in order: the columns
+// run in tiles, each value row converted once per tile and multiplied by
+// every query's weight; queries past nq are skipped by branches that go
+// the same way on every row.
+TEXT ·mixGAVX512(SB), NOSPLIT, $0-72
+	MOVQ w+0(FP), DI
+	MOVQ ws+8(FP), R8
+	LEAQ (R8)(R8*2), R12
+	MOVQ nq+16(FP), DX
+	MOVQ v+24(FP), SI
+	MOVQ vs+32(FP), R9
+	MOVQ hd+40(FP), R10
+	MOVQ out+56(FP), R11
+	MOVQ os+64(FP), R13
+
+mzt64:
+	CMPQ R10, $64
+	JL   mzt16
+	MOVQ R11, AX
+	VMOVUPS 0(AX), Z0
+	VMOVUPS 64(AX), Z1
+	VMOVUPS 128(AX), Z2
+	VMOVUPS 192(AX), Z3
+	CMPQ DX, $2
+	JL   mzt64l
+	ADDQ R13, AX
+	VMOVUPS 0(AX), Z4
+	VMOVUPS 64(AX), Z5
+	VMOVUPS 128(AX), Z6
+	VMOVUPS 192(AX), Z7
+	CMPQ DX, $3
+	JL   mzt64l
+	ADDQ R13, AX
+	VMOVUPS 0(AX), Z8
+	VMOVUPS 64(AX), Z9
+	VMOVUPS 128(AX), Z10
+	VMOVUPS 192(AX), Z11
+	CMPQ DX, $4
+	JL   mzt64l
+	ADDQ R13, AX
+	VMOVUPS 0(AX), Z12
+	VMOVUPS 64(AX), Z13
+	VMOVUPS 128(AX), Z14
+	VMOVUPS 192(AX), Z15
+
+mzt64l:
+	MOVQ SI, AX
+	MOVQ DI, BX
+	MOVQ npos+48(FP), CX
+
+mzt64p:
+	VCVTPH2PS 0(AX), Z16
+	VCVTPH2PS 32(AX), Z17
+	VCVTPH2PS 64(AX), Z18
+	VCVTPH2PS 96(AX), Z19
+	VBROADCASTSS (BX), Z20
+	VFMADD231PS Z16, Z20, Z0
+	VFMADD231PS Z17, Z20, Z1
+	VFMADD231PS Z18, Z20, Z2
+	VFMADD231PS Z19, Z20, Z3
+	CMPQ DX, $2
+	JL   mzt64n
+	VBROADCASTSS (BX)(R8*1), Z20
+	VFMADD231PS Z16, Z20, Z4
+	VFMADD231PS Z17, Z20, Z5
+	VFMADD231PS Z18, Z20, Z6
+	VFMADD231PS Z19, Z20, Z7
+	CMPQ DX, $3
+	JL   mzt64n
+	VBROADCASTSS (BX)(R8*2), Z20
+	VFMADD231PS Z16, Z20, Z8
+	VFMADD231PS Z17, Z20, Z9
+	VFMADD231PS Z18, Z20, Z10
+	VFMADD231PS Z19, Z20, Z11
+	CMPQ DX, $4
+	JL   mzt64n
+	VBROADCASTSS (BX)(R12*1), Z20
+	VFMADD231PS Z16, Z20, Z12
+	VFMADD231PS Z17, Z20, Z13
+	VFMADD231PS Z18, Z20, Z14
+	VFMADD231PS Z19, Z20, Z15
+
+mzt64n:
+	ADDQ R9, AX
+	ADDQ $4, BX
+	DECQ CX
+	JNZ  mzt64p
+	MOVQ R11, AX
+	VMOVUPS Z0, 0(AX)
+	VMOVUPS Z1, 64(AX)
+	VMOVUPS Z2, 128(AX)
+	VMOVUPS Z3, 192(AX)
+	CMPQ DX, $2
+	JL   mzt64s
+	ADDQ R13, AX
+	VMOVUPS Z4, 0(AX)
+	VMOVUPS Z5, 64(AX)
+	VMOVUPS Z6, 128(AX)
+	VMOVUPS Z7, 192(AX)
+	CMPQ DX, $3
+	JL   mzt64s
+	ADDQ R13, AX
+	VMOVUPS Z8, 0(AX)
+	VMOVUPS Z9, 64(AX)
+	VMOVUPS Z10, 128(AX)
+	VMOVUPS Z11, 192(AX)
+	CMPQ DX, $4
+	JL   mzt64s
+	ADDQ R13, AX
+	VMOVUPS Z12, 0(AX)
+	VMOVUPS Z13, 64(AX)
+	VMOVUPS Z14, 128(AX)
+	VMOVUPS Z15, 192(AX)
+
+mzt64s:
+	ADDQ $128, SI
+	ADDQ $256, R11
+	SUBQ $64, R10
+	JMP  mzt64
+
+mzt16:
+	CMPQ R10, $16
+	JL   mzdone
+	MOVQ R11, AX
+	VMOVUPS 0(AX), Z0
+	CMPQ DX, $2
+	JL   mzt16l
+	ADDQ R13, AX
+	VMOVUPS 0(AX), Z1
+	CMPQ DX, $3
+	JL   mzt16l
+	ADDQ R13, AX
+	VMOVUPS 0(AX), Z2
+	CMPQ DX, $4
+	JL   mzt16l
+	ADDQ R13, AX
+	VMOVUPS 0(AX), Z3
+
+mzt16l:
+	MOVQ SI, AX
+	MOVQ DI, BX
+	MOVQ npos+48(FP), CX
+
+mzt16p:
+	VCVTPH2PS 0(AX), Z4
+	VBROADCASTSS (BX), Z5
+	VFMADD231PS Z4, Z5, Z0
+	CMPQ DX, $2
+	JL   mzt16n
+	VBROADCASTSS (BX)(R8*1), Z5
+	VFMADD231PS Z4, Z5, Z1
+	CMPQ DX, $3
+	JL   mzt16n
+	VBROADCASTSS (BX)(R8*2), Z5
+	VFMADD231PS Z4, Z5, Z2
+	CMPQ DX, $4
+	JL   mzt16n
+	VBROADCASTSS (BX)(R12*1), Z5
+	VFMADD231PS Z4, Z5, Z3
+
+mzt16n:
+	ADDQ R9, AX
+	ADDQ $4, BX
+	DECQ CX
+	JNZ  mzt16p
+	MOVQ R11, AX
+	VMOVUPS Z0, 0(AX)
+	CMPQ DX, $2
+	JL   mzt16s
+	ADDQ R13, AX
+	VMOVUPS Z1, 0(AX)
+	CMPQ DX, $3
+	JL   mzt16s
+	ADDQ R13, AX
+	VMOVUPS Z2, 0(AX)
+	CMPQ DX, $4
+	JL   mzt16s
+	ADDQ R13, AX
+	VMOVUPS Z3, 0(AX)
+
+mzt16s:
+	ADDQ $32, SI
+	ADDQ $64, R11
+	SUBQ $16, R10
+	JMP  mzt16
+
+mzdone:
+	VZEROUPPER
+	RET
