@@ -46,3 +46,40 @@ func TestToolsBench(t *testing.T) {
 		t.Error("-p 0 -n 0 accepted")
 	}
 }
+
+func TestToolsBenchCold(t *testing.T) {
+	model := filepath.Join("..", "shared", "models", "synth-25m-Q8_0.gguf")
+	if _, err := os.Stat(model); err != nil {
+		t.Skipf("shared test data not found at ../shared: %v", err)
+	}
+	var out bytes.Buffer
+	if err := runBench(context.Background(), &out, benchOptions{Model: model, Prompt: 8, Threads: 1, Reps: 1, JSON: true, Cold: true}); err != nil {
+		t.Fatal(err)
+	}
+	var rs []coldResult
+	if err := json.Unmarshal(out.Bytes(), &rs); err != nil {
+		t.Fatal(err)
+	}
+	if len(rs) != 1 {
+		t.Fatalf("results %+v", rs)
+	}
+	r := rs[0]
+	if r.ModelFilename != "synth-25m-Q8_0.gguf" || r.NPrompt != 8 || r.NThreads != 1 || r.LoadMs <= 0 || r.TTFTMs <= 0 ||
+		r.FileMiB < 20 || r.RunnerMiB <= 0 {
+		t.Fatalf("result %+v", r)
+	}
+	if _, err := os.Stat("/proc/self/status"); err == nil {
+		// Resident memory: the weights once (mapped or repacked), the KV
+		// cache and scratch, and the test binary itself.
+		if r.RSSFirstMiB < r.FileMiB/2 || r.RSSFirstMiB > r.FileMiB+r.RunnerMiB+256 {
+			t.Errorf("resident %.1f MiB for a %.1f MiB file", r.RSSFirstMiB, r.FileMiB)
+		}
+	}
+	out.Reset()
+	if err := runBench(context.Background(), &out, benchOptions{Model: model, Prompt: 4, Threads: 1, Reps: 1, Cold: true}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "first token of 4 after load") {
+		t.Errorf("text: %s", out.String())
+	}
+}
