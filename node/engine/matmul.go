@@ -125,12 +125,7 @@ func (r *cpuRunner) quantWorker(ith, nth int) {
 		// no error can happen here.
 		if j.prep == prepR16 {
 			// straight into the repacked kernels' layout
-			qp := r.s.qp[t*r.qpStride : (t+1)*r.qpStride]
-			if j.vdt == ggml.Q8_0 {
-				_ = ggml.QuantizeR16(in, qp)
-			} else {
-				_ = ggml.QuantizeR16K(in, qp)
-			}
+			_ = ggml.QuantizeR16(j.ops[j.lo].w.Type, in, r.s.qp[t*r.qpStride:(t+1)*r.qpStride])
 			continue
 		}
 		qa := r.s.qa[t*r.qaStride : (t+1)*r.qaStride]

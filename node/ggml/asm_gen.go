@@ -1043,6 +1043,33 @@ func floats() {
 	a.write("vecdot_float_amd64.s")
 }
 
+// hsumZ0 sums the sixteen int32 lanes of Z0 into AX (X1 and Y1 are
+// scratch).
+func (a *asm) hsumZ0() {
+	a.e("VEXTRACTI32X8 $1, Z0, Y1")
+	a.e("VPADDD Y1, Y0, Y0")
+	a.e("VEXTRACTI128 $1, Y0, X1")
+	a.e("VPADDD X1, X0, X0")
+	a.e("VPSHUFD $0x4E, X0, X1")
+	a.e("VPADDD X1, X0, X0")
+	a.e("VPSHUFD $0xB1, X0, X1")
+	a.e("VPADDD X1, X0, X0")
+	a.e("VMOVD X0, AX")
+}
+
+// hmax leaves the largest of the sixteen float lanes of z in the low lane
+// of x (y and x are z's halves; ty and tx scratch).
+func (a *asm) hmax(z, y, x, ty, tx string) {
+	a.e("VEXTRACTF32X8 $1, %s, %s", z, ty)
+	a.e("VMAXPS %s, %s, %s", ty, y, y)
+	a.e("VEXTRACTF128 $1, %s, %s", y, tx)
+	a.e("VMAXPS %s, %s, %s", tx, x, x)
+	a.e("VPERMILPS $0x4E, %s, %s", x, tx)
+	a.e("VMAXPS %s, %s, %s", tx, x, x)
+	a.e("VPERMILPS $0xB1, %s, %s", x, tx)
+	a.e("VMAXPS %s, %s, %s", tx, x, x)
+}
+
 // r16 writes the R16 kernels (AVX-512, see r16.go): one group of sixteen
 // rows against one to eight tokens, the rows in the lanes of a register.
 func r16() {
@@ -1075,6 +1102,16 @@ func r16() {
 		a.e("VZEROUPPER")
 		a.e("RET")
 		a.raw("")
+	}
+	// advance steps the weight pointer by wb bytes and every token's
+	// activation pointer by ab bytes, and closes the loop.
+	advance := func(wb, ab, ntok int) {
+		a.e("ADDQ $%d, SI", wb)
+		for _, p := range ptr[:ntok] {
+			a.e("ADDQ $%d, %s", ab, p)
+		}
+		a.e("DECQ CX")
+		a.e("JNZ loop")
 	}
 	// Quantized: Z0-Z7 the eight weight chunks of a block (columns 4s..4s+3
 	// of each row), Z8 the nibble mask, Z9 the rows' scales, Z10+t token
@@ -1113,12 +1150,7 @@ func r16() {
 			a.e("VMULPS.BCST 32(%s), Z9, Z%d", p, 26+t%2)
 			a.e("VFMADD231PS Z%d, Z%d, Z%d", 26+t%2, acc, 10+t)
 		}
-		a.e("ADDQ $%d, SI", bb)
-		for _, p := range ptr[:ntok] {
-			a.e("ADDQ $48, %s", p)
-		}
-		a.e("DECQ CX")
-		a.e("JNZ loop")
+		advance(bb, 48, ntok)
 		store(ntok, func(t int) string { return fmt.Sprintf("Z%d", 10+t) })
 	}
 	// F16 and BF16: four columns per iteration, Z0-Z3 their sixteen rows
@@ -1154,12 +1186,7 @@ func r16() {
 				a.e("VFMADD231PS.BCST %d(%s), Z%d, %s", 4*u, ptr[t], u, acc(t, u))
 			}
 		}
-		a.e("ADDQ $128, SI")
-		for _, p := range ptr[:ntok] {
-			a.e("ADDQ $16, %s", p)
-		}
-		a.e("DECQ CX")
-		a.e("JNZ loop")
+		advance(128, 16, ntok)
 		for t := range ntok {
 			switch nacc {
 			case 4:
@@ -1254,15 +1281,10 @@ func r16() {
 			a.e("VFNMADD231PS Z31, Z30, Z%d", 10+t)
 		}
 		if q5 {
-			a.e("ADDQ $2880, SI")
+			advance(2880, 352, ntok)
 		} else {
-			a.e("ADDQ $2368, SI")
+			advance(2368, 352, ntok)
 		}
-		for _, p := range ptr[:ntok] {
-			a.e("ADDQ $352, %s", p)
-		}
-		a.e("DECQ CX")
-		a.e("JNZ loop")
 		store(ntok, func(t int) string { return fmt.Sprintf("Z%d", 10+t) })
 	}
 	for n := 1; n <= 8; n++ {
@@ -1348,12 +1370,7 @@ func r16() {
 			a.e("VMULPS.BCST 256(%s), Z28, Z26", ptr[t])
 			a.e("VFMADD231PS Z26, Z%d, Z%d", 18+t, 10+t)
 		}
-		a.e("ADDQ $3360, SI")
-		for _, p := range ptr[:ntok] {
-			a.e("ADDQ $352, %s", p)
-		}
-		a.e("DECQ CX")
-		a.e("JNZ loop")
+		advance(3360, 352, ntok)
 		store(ntok, func(t int) string { return fmt.Sprintf("Z%d", 10+t) })
 	}
 	for n := 1; n <= 8; n++ {
@@ -1386,14 +1403,7 @@ func r16() {
 	a.e("VANDPS Z15, Z0, Z2")
 	a.e("VANDPS Z15, Z1, Z3")
 	a.e("VMAXPS Z3, Z2, Z2")
-	a.e("VEXTRACTF32X8 $1, Z2, Y3")
-	a.e("VMAXPS Y3, Y2, Y2")
-	a.e("VEXTRACTF128 $1, Y2, X3")
-	a.e("VMAXPS X3, X2, X2")
-	a.e("VPERMILPS $0x4E, X2, X3")
-	a.e("VMAXPS X3, X2, X2")
-	a.e("VPERMILPS $0xB1, X2, X3")
-	a.e("VMAXPS X3, X2, X2")
+	a.hmax("Z2", "Y2", "X2", "Y3", "X3")
 	a.e("VDIVSS X14, X2, X4") // amax/127
 	a.e("VCVTPS2PH $0, X4, X5")
 	a.e("VCVTPH2PS X5, X5")
@@ -1412,15 +1422,7 @@ func r16() {
 	a.e("VMOVDQU X8, (DI)")
 	a.e("VMOVDQU X9, 16(DI)")
 	a.e("VPADDD Z1, Z0, Z0")
-	a.e("VEXTRACTI32X8 $1, Z0, Y1")
-	a.e("VPADDD Y1, Y0, Y0")
-	a.e("VEXTRACTI128 $1, Y0, X1")
-	a.e("VPADDD X1, X0, X0")
-	a.e("VPSHUFD $0x4E, X0, X1")
-	a.e("VPADDD X1, X0, X0")
-	a.e("VPSHUFD $0xB1, X0, X1")
-	a.e("VPADDD X1, X0, X0")
-	a.e("VMOVD X0, AX")
+	a.hsumZ0()
 	a.e("MOVL AX, BX")
 	a.e("SHLL $3, BX")
 	a.e("NEGL BX")
@@ -1471,14 +1473,7 @@ func r16() {
 		a.e("VANDPS Z15, Z%d, Z1", 16+k)
 		a.e("VMAXPS Z1, Z0, Z0")
 	}
-	a.e("VEXTRACTF32X8 $1, Z0, Y1")
-	a.e("VMAXPS Y1, Y0, Y0")
-	a.e("VEXTRACTF128 $1, Y0, X1")
-	a.e("VMAXPS X1, X0, X0")
-	a.e("VPERMILPS $0x4E, X0, X1")
-	a.e("VMAXPS X1, X0, X0")
-	a.e("VPERMILPS $0xB1, X0, X1")
-	a.e("VMAXPS X1, X0, X0")
+	a.hmax("Z0", "Y0", "X0", "Y1", "X1")
 	a.e("VUCOMISS X11, X0")
 	a.e("JEQ kzero")
 	// the first value whose magnitude is the largest gives the sign
@@ -1510,15 +1505,7 @@ func r16() {
 		a.e("VPMINSD Z12, Z0, Z0")
 		a.e("VPMOVSDB Z0, X1")
 		a.e("VMOVDQU X1, %d(DI)", 16*k)
-		a.e("VEXTRACTI32X8 $1, Z0, Y1")
-		a.e("VPADDD Y1, Y0, Y0")
-		a.e("VEXTRACTI128 $1, Y0, X1")
-		a.e("VPADDD X1, X0, X0")
-		a.e("VPSHUFD $0x4E, X0, X1")
-		a.e("VPADDD X1, X0, X0")
-		a.e("VPSHUFD $0xB1, X0, X1")
-		a.e("VPADDD X1, X0, X0")
-		a.e("VMOVD X0, AX")
+		a.hsumZ0()
 		a.e("MOVL AX, BX")
 		a.e("SHLL $5, BX")
 		a.e("NEGL BX")

@@ -281,19 +281,29 @@ func PrepareR16(qa []byte, cols int, dst []byte) error {
 	return nil
 }
 
-// QuantizeR16 quantizes one token's activations src (a positive multiple
-// of 32 values) to Q8_0 exactly as QuantizeActivations does and writes them
-// prepared as PrepareR16 would, into dst (R16ActBytes(Q8_0, len(src))), in
-// one pass. It returns an error, changing nothing, when a size does not fit.
-func QuantizeR16(src []float32, dst []byte) error {
-	n := len(src)
-	if n == 0 || n%QK != 0 {
-		return fmt.Errorf("ggml: QuantizeR16: %d values, need a positive multiple of %d", n, QK)
+// QuantizeR16 quantizes one token's activations src for the R16 kernels
+// of weight type t (Q4_0, Q8_0: to Q8_0 in blocks of 32; Q4_K, Q5_K, Q6_K:
+// to Q8_K in super-blocks of 256) exactly as QuantizeActivations does, and
+// writes them prepared as PrepareR16 or PrepareR16K would, into dst
+// (R16ActBytes(t, len(src))), in one pass. It returns an error, changing
+// nothing, when t has no quantized R16 kernels or a size does not fit.
+func QuantizeR16(t Type, src []float32, dst []byte) error {
+	vt := VecDotType(t)
+	if !R16Type(t) || (vt != Q8_0 && vt != Q8_K) {
+		return fmt.Errorf("ggml: QuantizeR16: no quantized R16 kernels for %s", t)
 	}
-	if len(dst) < R16ActBytes(Q8_0, n) {
-		return fmt.Errorf("ggml: QuantizeR16: %d values need %d bytes, have %d", n, R16ActBytes(Q8_0, n), len(dst))
+	n, bs := len(src), vt.BlockSize()
+	if n == 0 || n%bs != 0 {
+		return fmt.Errorf("ggml: QuantizeR16: %d values for %s, need a positive multiple of %d", n, t, bs)
 	}
-	quantizeR16(n/QK, src, dst)
+	if len(dst) < R16ActBytes(t, n) {
+		return fmt.Errorf("ggml: QuantizeR16: %d values need %d bytes, have %d", n, R16ActBytes(t, n), len(dst))
+	}
+	if vt == Q8_K {
+		quantizeR16K(n/QKK, src, dst)
+	} else {
+		quantizeR16(n/QK, src, dst)
+	}
 	return nil
 }
 
@@ -304,23 +314,6 @@ func quantizeR16Go(nb int, src []float32, dst []byte) {
 		_ = QuantizeActivations(Q8_0, src[QK*b:QK*(b+1)], blk[:])
 		_ = PrepareR16(blk[:], QK, dst[r16ActBlock*b:])
 	}
-}
-
-// QuantizeR16K quantizes one token's activations src (a positive multiple
-// of 256 values) to Q8_K exactly as QuantizeActivations does and writes
-// them prepared as PrepareR16K would, into dst (R16ActBytes(Q4_K,
-// len(src))), in one pass. It returns an error, changing nothing, when a
-// size does not fit.
-func QuantizeR16K(src []float32, dst []byte) error {
-	n := len(src)
-	if n == 0 || n%QKK != 0 {
-		return fmt.Errorf("ggml: QuantizeR16K: %d values, need a positive multiple of %d", n, QKK)
-	}
-	if len(dst) < R16ActBytes(Q4_K, n) {
-		return fmt.Errorf("ggml: QuantizeR16K: %d values need %d bytes, have %d", n, R16ActBytes(Q4_K, n), len(dst))
-	}
-	quantizeR16K(n/QKK, src, dst)
-	return nil
 }
 
 func quantizeR16KGo(nb int, src []float32, dst []byte) {

@@ -212,110 +212,39 @@ func gemmR16Q5Kx7(nb int, w *byte, a *byte, as int, out *float32, os int)
 //go:noescape
 func gemmR16Q5Kx8(nb int, w *byte, a *byte, as int, out *float32, os int)
 
+// The kernels by tile size (tokens-1).
+type (
+	r16QKernel func(nb int, w, a *byte, as int, out *float32, os int)
+	r16FKernel func(k int, w *byte, a *float32, as int, out *float32, os int)
+)
+
+var (
+	r16Q8  = [8]r16QKernel{gemmR16Q8x1, gemmR16Q8x2, gemmR16Q8x3, gemmR16Q8x4, gemmR16Q8x5, gemmR16Q8x6, gemmR16Q8x7, gemmR16Q8x8}
+	r16Q4  = [8]r16QKernel{gemmR16Q4x1, gemmR16Q4x2, gemmR16Q4x3, gemmR16Q4x4, gemmR16Q4x5, gemmR16Q4x6, gemmR16Q4x7, gemmR16Q4x8}
+	r16Q4K = [8]r16QKernel{gemmR16Q4Kx1, gemmR16Q4Kx2, gemmR16Q4Kx3, gemmR16Q4Kx4, gemmR16Q4Kx5, gemmR16Q4Kx6, gemmR16Q4Kx7, gemmR16Q4Kx8}
+	r16Q5K = [8]r16QKernel{gemmR16Q5Kx1, gemmR16Q5Kx2, gemmR16Q5Kx3, gemmR16Q5Kx4, gemmR16Q5Kx5, gemmR16Q5Kx6, gemmR16Q5Kx7, gemmR16Q5Kx8}
+	r16Q6K = [8]r16QKernel{gemmR16Q6Kx1, gemmR16Q6Kx2, gemmR16Q6Kx3, gemmR16Q6Kx4, gemmR16Q6Kx5, gemmR16Q6Kx6, gemmR16Q6Kx7, gemmR16Q6Kx8}
+	r16F16 = [8]r16FKernel{gemmR16F16x1, gemmR16F16x2, gemmR16F16x3, gemmR16F16x4, gemmR16F16x5, gemmR16F16x6, gemmR16F16x7, gemmR16F16x8}
+	r16BF  = [8]r16FKernel{gemmR16BF16x1, gemmR16BF16x2, gemmR16BF16x3, gemmR16BF16x4, gemmR16BF16x5, gemmR16BF16x6, gemmR16BF16x7, gemmR16BF16x8}
+)
+
 func gemmR16Q(t Type, nb int, w, a []byte, astride, ntok int, out []float32, ostride int) {
 	if !haveR16Q {
 		gemmR16QGo(t, nb, w, a, astride, ntok, out, ostride)
 		return
 	}
+	k := &r16Q8
 	switch t {
 	case Q4_0:
-		r16Q4(ntok, nb, &w[0], &a[0], astride, &out[0], 4*ostride)
-		return
+		k = &r16Q4
 	case Q4_K:
-		r16Q4K(ntok, nb, &w[0], &a[0], astride, &out[0], 4*ostride)
-		return
+		k = &r16Q4K
 	case Q5_K:
-		r16Q5K(ntok, nb, &w[0], &a[0], astride, &out[0], 4*ostride)
-		return
+		k = &r16Q5K
 	case Q6_K:
-		r16Q6K(ntok, nb, &w[0], &a[0], astride, &out[0], 4*ostride)
-		return
+		k = &r16Q6K
 	}
-	r16Q8(ntok, nb, &w[0], &a[0], astride, &out[0], 4*ostride)
-}
-
-func r16Q8(ntok, nb int, w, a *byte, as int, out *float32, os int) {
-	switch ntok {
-	case 1:
-		gemmR16Q8x1(nb, w, a, as, out, os)
-	case 2:
-		gemmR16Q8x2(nb, w, a, as, out, os)
-	case 3:
-		gemmR16Q8x3(nb, w, a, as, out, os)
-	case 4:
-		gemmR16Q8x4(nb, w, a, as, out, os)
-	case 5:
-		gemmR16Q8x5(nb, w, a, as, out, os)
-	case 6:
-		gemmR16Q8x6(nb, w, a, as, out, os)
-	case 7:
-		gemmR16Q8x7(nb, w, a, as, out, os)
-	case 8:
-		gemmR16Q8x8(nb, w, a, as, out, os)
-	}
-}
-
-func r16Q4(ntok, nb int, w, a *byte, as int, out *float32, os int) {
-	switch ntok {
-	case 1:
-		gemmR16Q4x1(nb, w, a, as, out, os)
-	case 2:
-		gemmR16Q4x2(nb, w, a, as, out, os)
-	case 3:
-		gemmR16Q4x3(nb, w, a, as, out, os)
-	case 4:
-		gemmR16Q4x4(nb, w, a, as, out, os)
-	case 5:
-		gemmR16Q4x5(nb, w, a, as, out, os)
-	case 6:
-		gemmR16Q4x6(nb, w, a, as, out, os)
-	case 7:
-		gemmR16Q4x7(nb, w, a, as, out, os)
-	case 8:
-		gemmR16Q4x8(nb, w, a, as, out, os)
-	}
-}
-
-func r16Q4K(ntok, nb int, w, a *byte, as int, out *float32, os int) {
-	switch ntok {
-	case 1:
-		gemmR16Q4Kx1(nb, w, a, as, out, os)
-	case 2:
-		gemmR16Q4Kx2(nb, w, a, as, out, os)
-	case 3:
-		gemmR16Q4Kx3(nb, w, a, as, out, os)
-	case 4:
-		gemmR16Q4Kx4(nb, w, a, as, out, os)
-	case 5:
-		gemmR16Q4Kx5(nb, w, a, as, out, os)
-	case 6:
-		gemmR16Q4Kx6(nb, w, a, as, out, os)
-	case 7:
-		gemmR16Q4Kx7(nb, w, a, as, out, os)
-	case 8:
-		gemmR16Q4Kx8(nb, w, a, as, out, os)
-	}
-}
-
-func r16Q6K(ntok, nb int, w, a *byte, as int, out *float32, os int) {
-	switch ntok {
-	case 1:
-		gemmR16Q6Kx1(nb, w, a, as, out, os)
-	case 2:
-		gemmR16Q6Kx2(nb, w, a, as, out, os)
-	case 3:
-		gemmR16Q6Kx3(nb, w, a, as, out, os)
-	case 4:
-		gemmR16Q6Kx4(nb, w, a, as, out, os)
-	case 5:
-		gemmR16Q6Kx5(nb, w, a, as, out, os)
-	case 6:
-		gemmR16Q6Kx6(nb, w, a, as, out, os)
-	case 7:
-		gemmR16Q6Kx7(nb, w, a, as, out, os)
-	case 8:
-		gemmR16Q6Kx8(nb, w, a, as, out, os)
-	}
+	k[ntok-1](nb, &w[0], &a[0], astride, &out[0], 4*ostride)
 }
 
 func gemmR16Float(t Type, cols int, w []byte, x []float32, xstride, ntok int, out []float32, ostride int) {
@@ -323,72 +252,9 @@ func gemmR16Float(t Type, cols int, w []byte, x []float32, xstride, ntok int, ou
 		gemmR16FloatGo(t, cols, w, x, xstride, ntok, out, ostride)
 		return
 	}
+	k := &r16F16
 	if t == BF16 {
-		r16BF16(ntok, cols, &w[0], &x[0], 4*xstride, &out[0], 4*ostride)
-		return
+		k = &r16BF
 	}
-	r16F16(ntok, cols, &w[0], &x[0], 4*xstride, &out[0], 4*ostride)
-}
-
-func r16F16(ntok, k int, w *byte, a *float32, as int, out *float32, os int) {
-	switch ntok {
-	case 1:
-		gemmR16F16x1(k, w, a, as, out, os)
-	case 2:
-		gemmR16F16x2(k, w, a, as, out, os)
-	case 3:
-		gemmR16F16x3(k, w, a, as, out, os)
-	case 4:
-		gemmR16F16x4(k, w, a, as, out, os)
-	case 5:
-		gemmR16F16x5(k, w, a, as, out, os)
-	case 6:
-		gemmR16F16x6(k, w, a, as, out, os)
-	case 7:
-		gemmR16F16x7(k, w, a, as, out, os)
-	case 8:
-		gemmR16F16x8(k, w, a, as, out, os)
-	}
-}
-
-func r16BF16(ntok, k int, w *byte, a *float32, as int, out *float32, os int) {
-	switch ntok {
-	case 1:
-		gemmR16BF16x1(k, w, a, as, out, os)
-	case 2:
-		gemmR16BF16x2(k, w, a, as, out, os)
-	case 3:
-		gemmR16BF16x3(k, w, a, as, out, os)
-	case 4:
-		gemmR16BF16x4(k, w, a, as, out, os)
-	case 5:
-		gemmR16BF16x5(k, w, a, as, out, os)
-	case 6:
-		gemmR16BF16x6(k, w, a, as, out, os)
-	case 7:
-		gemmR16BF16x7(k, w, a, as, out, os)
-	case 8:
-		gemmR16BF16x8(k, w, a, as, out, os)
-	}
-}
-
-func r16Q5K(ntok, nb int, w, a *byte, as int, out *float32, os int) {
-	switch ntok {
-	case 1:
-		gemmR16Q5Kx1(nb, w, a, as, out, os)
-	case 2:
-		gemmR16Q5Kx2(nb, w, a, as, out, os)
-	case 3:
-		gemmR16Q5Kx3(nb, w, a, as, out, os)
-	case 4:
-		gemmR16Q5Kx4(nb, w, a, as, out, os)
-	case 5:
-		gemmR16Q5Kx5(nb, w, a, as, out, os)
-	case 6:
-		gemmR16Q5Kx6(nb, w, a, as, out, os)
-	case 7:
-		gemmR16Q5Kx7(nb, w, a, as, out, os)
-	case 8:
-		gemmR16Q5Kx8(nb, w, a, as, out, os)
-	}
+	k[ntok-1](cols, &w[0], &x[0], 4*xstride, &out[0], 4*ostride)
 }

@@ -259,101 +259,72 @@ func TestRoundHalf(t *testing.T) {
 	}
 }
 
-// QuantizeR16 equals QuantizeActivations then PrepareR16, byte for byte.
+// QuantizeR16 equals QuantizeActivations then PrepareR16 (Q8_0) or
+// PrepareR16K (Q8_K), byte for byte: all-zero blocks, rounding ties, and
+// for Q8_K the sign rule of the largest magnitude (the first one wins).
 func TestQuantizeR16(t *testing.T) {
 	r := rand.New(rand.NewPCG(24, 25))
-	for _, n := range []int{32, 256, 2048} {
-		for trial := range 4 {
-			x := randRow(r, n, float32(math.Pow(10, float64(trial-2))))
-			if trial == 3 && n >= 64 {
-				clear(x[32:64]) // an all-zero block
-				x[0] = 127.5    // ties
-			}
-			qa := make([]byte, 34*n/QK)
-			if err := QuantizeActivations(Q8_0, x, qa); err != nil {
-				t.Fatal(err)
-			}
-			want := make([]byte, R16ActBytes(Q8_0, n))
-			if err := PrepareR16(qa, n, want); err != nil {
-				t.Fatal(err)
-			}
-			for _, kernel := range []string{"cpu", "go"} {
-				restore := func() {}
-				if kernel == "go" {
-					restore = forceR16Go()
+	for _, ty := range []Type{Q8_0, Q4_K} {
+		vt := VecDotType(ty)
+		prepare := PrepareR16
+		if vt == Q8_K {
+			prepare = PrepareR16K
+		}
+		for _, n := range []int{256, 768, 2048} {
+			for trial := range 5 {
+				x := randRow(r, n, float32(math.Pow(10, float64(trial-2))))
+				switch trial {
+				case 3:
+					clear(x[:256]) // all-zero blocks
+					x[n-1] = 127.5 // a tie
+				case 4:
+					x[7], x[3] = 1e6, -1e6 // equal magnitudes: the first (negative) wins
+					x[300%n] = 1e6
 				}
-				got := make([]byte, len(want))
-				for i := range got {
-					got[i] = 0xAA // every byte must be written
-				}
-				if err := QuantizeR16(x, got); err != nil {
+				qn, _ := RowBytes(vt, n)
+				qa := make([]byte, qn)
+				if err := QuantizeActivations(vt, x, qa); err != nil {
 					t.Fatal(err)
 				}
-				restore()
-				for i := range want {
-					if got[i] != want[i] {
-						t.Fatalf("%s n=%d trial %d: byte %d (block %d offset %d) = %#x, want %#x", kernel, n, trial, i, i/48, i%48, got[i], want[i])
+				want := make([]byte, R16ActBytes(ty, n))
+				if err := prepare(qa, n, want); err != nil {
+					t.Fatal(err)
+				}
+				for _, kernel := range []string{"cpu", "go"} {
+					restore := func() {}
+					if kernel == "go" {
+						restore = forceR16Go()
+					}
+					got := make([]byte, len(want))
+					for i := range got {
+						got[i] = 0xAA // every byte must be written
+					}
+					if err := QuantizeR16(ty, x, got); err != nil {
+						t.Fatal(err)
+					}
+					restore()
+					if i := firstDiff(got, want); i >= 0 {
+						t.Fatalf("%s %s n=%d trial %d: byte %d = %#x, want %#x", kernel, ty, n, trial, i, got[i], want[i])
 					}
 				}
 			}
 		}
 	}
-	if err := QuantizeR16(make([]float32, 40), make([]byte, 100)); err == nil {
-		t.Error("40 values: no error")
-	}
-	if err := QuantizeR16(make([]float32, 64), make([]byte, 95)); err == nil {
-		t.Error("short destination: no error")
+	for _, c := range []struct {
+		ty   Type
+		n, d int
+	}{{Q8_0, 40, 100}, {Q8_0, 64, 95}, {Q4_K, 100, 1000}, {Q4_K, 256, 351}, {F16, 32, 100}, {Q2_K, 256, 1000}} {
+		if err := QuantizeR16(c.ty, make([]float32, c.n), make([]byte, c.d)); err == nil {
+			t.Errorf("%s, %d values, %d bytes: no error", c.ty, c.n, c.d)
+		}
 	}
 }
 
-// QuantizeR16K equals QuantizeActivations(Q8_K) then PrepareR16K, byte for
-// byte, including the sign rule of the largest magnitude (the first one
-// wins) and all-zero super-blocks.
-func TestQuantizeR16K(t *testing.T) {
-	r := rand.New(rand.NewPCG(26, 27))
-	for _, n := range []int{256, 768, 2048} {
-		for trial := range 5 {
-			x := randRow(r, n, float32(math.Pow(10, float64(trial-2))))
-			switch trial {
-			case 3:
-				clear(x[:256]) // an all-zero super-block
-			case 4:
-				x[7], x[3] = 1e6, -1e6 // equal magnitudes: the first (negative) wins
-				x[300%n] = 1e6
-			}
-			qa := make([]byte, q8KBytes*n/QKK)
-			if err := QuantizeActivations(Q8_K, x, qa); err != nil {
-				t.Fatal(err)
-			}
-			want := make([]byte, R16ActBytes(Q4_K, n))
-			if err := PrepareR16K(qa, n, want); err != nil {
-				t.Fatal(err)
-			}
-			for _, kernel := range []string{"cpu", "go"} {
-				restore := func() {}
-				if kernel == "go" {
-					restore = forceR16Go()
-				}
-				got := make([]byte, len(want))
-				for i := range got {
-					got[i] = 0xAA // every byte must be written
-				}
-				if err := QuantizeR16K(x, got); err != nil {
-					t.Fatal(err)
-				}
-				restore()
-				for i := range want {
-					if got[i] != want[i] {
-						t.Fatalf("%s n=%d trial %d: byte %d (block %d offset %d) = %#x, want %#x", kernel, n, trial, i, i/r16KActBlock, i%r16KActBlock, got[i], want[i])
-					}
-				}
-			}
+func firstDiff(a, b []byte) int {
+	for i := range b {
+		if a[i] != b[i] {
+			return i
 		}
 	}
-	if err := QuantizeR16K(make([]float32, 100), make([]byte, 1000)); err == nil {
-		t.Error("100 values: no error")
-	}
-	if err := QuantizeR16K(make([]float32, 256), make([]byte, 351)); err == nil {
-		t.Error("short destination: no error")
-	}
+	return -1
 }
