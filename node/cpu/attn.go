@@ -12,8 +12,9 @@ import "helexa/node/ggml"
 // with larger groups split them (ScoresF16G takes any number).
 const AttnMaxGroup = 4
 
-// attnKeys is the number of keys the scoring kernels reduce together.
-const attnKeys = 8
+// attnKeys is the number of keys the widest scoring kernel reduces
+// together (the AVX2 one takes eight).
+const attnKeys = 16
 
 // attnLevel selects the attention kernels: 2 AVX-512, 1 AVX2+F16C,
 // 0 portable Go. Tests lower it to check every level the CPU has.
@@ -37,7 +38,7 @@ func ScoresScratch(hd int) int { return attnKeys * hd }
 // half(k[p*kStride+i]) for g < nq, p < npos and i < hd: the scores of nq
 // query heads against the npos keys of one half-precision key cache whose
 // rows are kStride apart. Each key is converted once for all nq heads and
-// eight keys' sums are reduced together; results differ from the plain
+// several keys' sums are reduced together; results differ from the plain
 // sum only in the order of float32 additions. scratch needs
 // ScoresScratch(hd) floats. Slices too short for the arguments panic.
 func ScoresF16G(out []float32, outStride int, q []float32, qStride, nq int, k []uint16, kStride, hd, npos int, scale float32, scratch []float32) {
@@ -47,17 +48,17 @@ func ScoresF16G(out []float32, outStride int, q []float32, qStride, nq int, k []
 	_ = out[(nq-1)*outStride+npos-1]
 	_ = q[(nq-1)*qStride+hd-1]
 	_ = k[(npos-1)*kStride+hd-1]
-	p := 0
-	switch lv := attnLevel; {
-	case lv == 2 && hd%16 == 0, lv >= 1 && hd%8 == 0:
-		if nb := npos / attnKeys; nb > 0 {
-			_ = scratch[ScoresScratch(hd)-1]
-			if lv == 2 && hd%16 == 0 {
-				scoresGAVX512(&q[0], 4*qStride, nq, &k[0], 2*kStride, hd, nb, scale, &out[0], 4*outStride, &scratch[0])
-			} else {
-				scoresGAVX2(&q[0], 4*qStride, nq, &k[0], 2*kStride, hd, nb, scale, &out[0], 4*outStride, &scratch[0])
-			}
-			p = nb * attnKeys
+	if lv := attnLevel; lv >= 1 && hd%8 == 0 {
+		p := 0
+		if nb := npos / 16; lv == 2 && nb > 0 {
+			_ = scratch[16*hd-1]
+			scoresGAVX512(&q[0], 4*qStride, nq, &k[0], 2*kStride, hd, nb, scale, &out[0], 4*outStride, &scratch[0])
+			p = 16 * nb
+		}
+		if nb := (npos - p) / 8; nb > 0 {
+			_ = scratch[8*hd-1]
+			scoresGAVX2(&q[0], 4*qStride, nq, &k[p*kStride], 2*kStride, hd, nb, scale, &out[p], 4*outStride, &scratch[0])
+			p += 8 * nb
 		}
 		for ; p < npos; p++ {
 			kp := k[p*kStride : p*kStride+hd]

@@ -172,60 +172,108 @@ sadone:
 	VZEROUPPER
 	RET
 
+// Lane order of the sixteen sums after the transpose-add in
+// scoresGAVX512: keys 0,2,4,6, 1,3,5,7, 8,10,12,14, 9,11,13,15; the
+// permutation index puts key k back in lane k.
+DATA attnperm<>+0(SB)/4, $0
+DATA attnperm<>+4(SB)/4, $4
+DATA attnperm<>+8(SB)/4, $1
+DATA attnperm<>+12(SB)/4, $5
+DATA attnperm<>+16(SB)/4, $2
+DATA attnperm<>+20(SB)/4, $6
+DATA attnperm<>+24(SB)/4, $3
+DATA attnperm<>+28(SB)/4, $7
+DATA attnperm<>+32(SB)/4, $8
+DATA attnperm<>+36(SB)/4, $12
+DATA attnperm<>+40(SB)/4, $9
+DATA attnperm<>+44(SB)/4, $13
+DATA attnperm<>+48(SB)/4, $10
+DATA attnperm<>+52(SB)/4, $14
+DATA attnperm<>+56(SB)/4, $11
+DATA attnperm<>+60(SB)/4, $15
+GLOBL attnperm<>(SB), RODATA|NOPTR, $64
+
+// HADDZ sets a to the pairwise sums of a and b within each 128-bit lane
+// (vhaddps on zmm registers), using t and u.
+#define HADDZ(a, b, t, u) \
+	VSHUFPS $0x88, b, a, t; \
+	VSHUFPS $0xDD, b, a, u; \
+	VADDPS  u, t, a
+
 // func scoresGAVX512(q *float32, qs, nq int, k *uint16, ks, hd, nb int, scale float32, out *float32, os int, scr *float32)
-// For each of nb blocks of eight keys (rows ks bytes apart) and each of
-// the nq queries (qs bytes apart): out[g][p] = scale * q[g]·half(k[p]),
-// stored as eight floats at out + g*os. With one query the keys are
-// converted as they are read; with more, each block is first converted
-// into scr, the eight keys' chunks of 16 values side by side, and every
-// query is dotted against that copy. Eight accumulators (one per key) are
-// reduced together by REDUCE8.
+// scoresGAVX2 for nb blocks of sixteen keys, hd a multiple of 8. Keys
+// go in pairs: one zmm register holds eight values of key 2m in its low
+// half and of key 2m+1 in its high half, multiplied by the query's eight
+// values in both halves. Eight accumulators thus cover sixteen keys and
+// are reduced together by two horizontal-add levels, one 128-bit lane
+// shuffle and one permutation, with no per-key horizontal sum. With more
+// than one query each block is converted once into scr (per eight values,
+// the eight key pairs' registers side by side).
 TEXT ·scoresGAVX512(SB), NOSPLIT, $0-88
 	MOVQ         k+24(FP), SI
 	MOVQ         ks+32(FP), R8
+	LEAQ         (R8)(R8*2), R12
 	MOVQ         hd+40(FP), R9
-	SHRQ         $4, R9
-	MOVQ         nb+48(FP), R10
-	VBROADCASTSS scale+56(FP), Y15
-	MOVQ         out+64(FP), R11
+	SHRQ         $3, R9
+	VBROADCASTSS scale+56(FP), Z15
+	VMOVUPS      attnperm<>(SB), Z31
 	MOVQ         scr+80(FP), DI
 
 szblock:
-	TESTQ R10, R10
-	JZ    szdone
-	LEAQ  (R8)(R8*2), R12
-	MOVQ  SI, AX
-	LEAQ  (SI)(R8*4), BX
-	CMPQ  nq+16(FP), $1
-	JEQ   szdirect
-	MOVQ  DI, DX
-	MOVQ  R9, CX
+	CMPQ nb+48(FP), $0
+	JEQ  szdone
+	MOVQ SI, AX
+	LEAQ (SI)(R8*4), BX
+	LEAQ (SI)(R8*8), R10
+	LEAQ (BX)(R8*8), R11
+	MOVQ R9, CX
+	CMPQ nq+16(FP), $1
+	JEQ  szdirect
+	MOVQ DI, DX
 
 szconv:
-	VCVTPH2PS (AX), Z0
-	VCVTPH2PS (AX)(R8*1), Z1
-	VCVTPH2PS (AX)(R8*2), Z2
-	VCVTPH2PS (AX)(R12*1), Z3
-	VCVTPH2PS (BX), Z4
-	VCVTPH2PS (BX)(R8*1), Z5
-	VCVTPH2PS (BX)(R8*2), Z6
-	VCVTPH2PS (BX)(R12*1), Z7
-	VMOVUPS   Z0, 0(DX)
-	VMOVUPS   Z1, 64(DX)
-	VMOVUPS   Z2, 128(DX)
-	VMOVUPS   Z3, 192(DX)
-	VMOVUPS   Z4, 256(DX)
-	VMOVUPS   Z5, 320(DX)
-	VMOVUPS   Z6, 384(DX)
-	VMOVUPS   Z7, 448(DX)
-	ADDQ      $32, AX
-	ADDQ      $32, BX
-	ADDQ      $512, DX
-	DECQ      CX
-	JNZ       szconv
-	MOVQ      q+0(FP), DX
-	MOVQ      R11, R13
-	MOVQ      nq+16(FP), R12
+	VMOVDQU     (AX), X9
+	VINSERTI128 $1, (AX)(R8*1), Y9, Y9
+	VCVTPH2PS   Y9, Z16
+	VMOVDQU     (AX)(R8*2), X10
+	VINSERTI128 $1, (AX)(R12*1), Y10, Y10
+	VCVTPH2PS   Y10, Z17
+	VMOVDQU     (BX), X11
+	VINSERTI128 $1, (BX)(R8*1), Y11, Y11
+	VCVTPH2PS   Y11, Z18
+	VMOVDQU     (BX)(R8*2), X12
+	VINSERTI128 $1, (BX)(R12*1), Y12, Y12
+	VCVTPH2PS   Y12, Z19
+	VMOVDQU     (R10), X13
+	VINSERTI128 $1, (R10)(R8*1), Y13, Y13
+	VCVTPH2PS   Y13, Z20
+	VMOVDQU     (R10)(R8*2), X14
+	VINSERTI128 $1, (R10)(R12*1), Y14, Y14
+	VCVTPH2PS   Y14, Z21
+	VMOVDQU     (R11), X9
+	VINSERTI128 $1, (R11)(R8*1), Y9, Y9
+	VCVTPH2PS   Y9, Z22
+	VMOVDQU     (R11)(R8*2), X10
+	VINSERTI128 $1, (R11)(R12*1), Y10, Y10
+	VCVTPH2PS   Y10, Z23
+	VMOVUPS     Z16, 0(DX)
+	VMOVUPS     Z17, 64(DX)
+	VMOVUPS     Z18, 128(DX)
+	VMOVUPS     Z19, 192(DX)
+	VMOVUPS     Z20, 256(DX)
+	VMOVUPS     Z21, 320(DX)
+	VMOVUPS     Z22, 384(DX)
+	VMOVUPS     Z23, 448(DX)
+	ADDQ        $16, AX
+	ADDQ        $16, BX
+	ADDQ        $16, R10
+	ADDQ        $16, R11
+	ADDQ        $512, DX
+	DECQ        CX
+	JNZ         szconv
+	MOVQ        q+0(FP), DX
+	MOVQ        out+64(FP), R13
+	MOVQ        nq+16(FP), R10
 
 szhead:
 	VXORPS Y0, Y0, Y0
@@ -241,28 +289,26 @@ szhead:
 	MOVQ   R9, CX
 
 szdot:
-	VMOVUPS (BX), Z8
-	VFMADD231PS 0(AX), Z8, Z0
-	VFMADD231PS 64(AX), Z8, Z1
-	VFMADD231PS 128(AX), Z8, Z2
-	VFMADD231PS 192(AX), Z8, Z3
-	VFMADD231PS 256(AX), Z8, Z4
-	VFMADD231PS 320(AX), Z8, Z5
-	VFMADD231PS 384(AX), Z8, Z6
-	VFMADD231PS 448(AX), Z8, Z7
-	ADDQ    $64, BX
-	ADDQ    $512, AX
-	DECQ    CX
-	JNZ     szdot
-	FOLD8
-	REDUCE8
-	VMULPS  Y15, Y0, Y0
-	VMOVUPS Y0, (R13)
-	ADDQ    qs+8(FP), DX
-	ADDQ    os+72(FP), R13
-	DECQ    R12
-	JNZ     szhead
-	JMP     sznext
+	VBROADCASTF64X4 (BX), Z8
+	VFMADD231PS     0(AX), Z8, Z0
+	VFMADD231PS     64(AX), Z8, Z1
+	VFMADD231PS     128(AX), Z8, Z2
+	VFMADD231PS     192(AX), Z8, Z3
+	VFMADD231PS     256(AX), Z8, Z4
+	VFMADD231PS     320(AX), Z8, Z5
+	VFMADD231PS     384(AX), Z8, Z6
+	VFMADD231PS     448(AX), Z8, Z7
+	ADDQ            $32, BX
+	ADDQ            $512, AX
+	DECQ            CX
+	JNZ             szdot
+	CALL            szreduce<>(SB)
+	VMOVUPS         Z0, (R13)
+	ADDQ            qs+8(FP), DX
+	ADDQ            os+72(FP), R13
+	DECQ            R10
+	JNZ             szhead
+	JMP             sznext
 
 szdirect:
 	VXORPS Y0, Y0, Y0
@@ -274,44 +320,77 @@ szdirect:
 	VXORPS Y6, Y6, Y6
 	VXORPS Y7, Y7, Y7
 	MOVQ   q+0(FP), DX
-	MOVQ   R9, CX
 
 szdloop:
-	VMOVUPS (DX), Z8
-	VCVTPH2PS   (AX), Z9
-	VFMADD231PS Z9, Z8, Z0
-	VCVTPH2PS   (AX)(R8*1), Z10
-	VFMADD231PS Z10, Z8, Z1
-	VCVTPH2PS   (AX)(R8*2), Z11
-	VFMADD231PS Z11, Z8, Z2
-	VCVTPH2PS   (AX)(R12*1), Z12
-	VFMADD231PS Z12, Z8, Z3
-	VCVTPH2PS   (BX), Z13
-	VFMADD231PS Z13, Z8, Z4
-	VCVTPH2PS   (BX)(R8*1), Z14
-	VFMADD231PS Z14, Z8, Z5
-	VCVTPH2PS   (BX)(R8*2), Z9
-	VFMADD231PS Z9, Z8, Z6
-	VCVTPH2PS   (BX)(R12*1), Z10
-	VFMADD231PS Z10, Z8, Z7
-	ADDQ        $32, AX
-	ADDQ        $32, BX
-	ADDQ        $64, DX
-	DECQ        CX
-	JNZ         szdloop
-	FOLD8
-	REDUCE8
-	VMULPS      Y15, Y0, Y0
-	VMOVUPS     Y0, (R11)
+	VBROADCASTF64X4 (DX), Z8
+	VMOVDQU         (AX), X9
+	VINSERTI128     $1, (AX)(R8*1), Y9, Y9
+	VCVTPH2PS       Y9, Z16
+	VFMADD231PS     Z16, Z8, Z0
+	VMOVDQU         (AX)(R8*2), X10
+	VINSERTI128     $1, (AX)(R12*1), Y10, Y10
+	VCVTPH2PS       Y10, Z17
+	VFMADD231PS     Z17, Z8, Z1
+	VMOVDQU         (BX), X11
+	VINSERTI128     $1, (BX)(R8*1), Y11, Y11
+	VCVTPH2PS       Y11, Z18
+	VFMADD231PS     Z18, Z8, Z2
+	VMOVDQU         (BX)(R8*2), X12
+	VINSERTI128     $1, (BX)(R12*1), Y12, Y12
+	VCVTPH2PS       Y12, Z19
+	VFMADD231PS     Z19, Z8, Z3
+	VMOVDQU         (R10), X13
+	VINSERTI128     $1, (R10)(R8*1), Y13, Y13
+	VCVTPH2PS       Y13, Z20
+	VFMADD231PS     Z20, Z8, Z4
+	VMOVDQU         (R10)(R8*2), X14
+	VINSERTI128     $1, (R10)(R12*1), Y14, Y14
+	VCVTPH2PS       Y14, Z21
+	VFMADD231PS     Z21, Z8, Z5
+	VMOVDQU         (R11), X9
+	VINSERTI128     $1, (R11)(R8*1), Y9, Y9
+	VCVTPH2PS       Y9, Z22
+	VFMADD231PS     Z22, Z8, Z6
+	VMOVDQU         (R11)(R8*2), X10
+	VINSERTI128     $1, (R11)(R12*1), Y10, Y10
+	VCVTPH2PS       Y10, Z23
+	VFMADD231PS     Z23, Z8, Z7
+	ADDQ            $16, AX
+	ADDQ            $16, BX
+	ADDQ            $16, R10
+	ADDQ            $16, R11
+	ADDQ            $32, DX
+	DECQ            CX
+	JNZ             szdloop
+	CALL            szreduce<>(SB)
+	MOVQ            out+64(FP), R13
+	VMOVUPS         Z0, (R13)
 
 sznext:
 	LEAQ (SI)(R8*8), SI
-	ADDQ $32, R11
-	DECQ R10
+	LEAQ (SI)(R8*8), SI
+	ADDQ $64, out+64(FP)
+	DECQ nb+48(FP)
 	JMP  szblock
 
 szdone:
 	VZEROUPPER
+	RET
+
+// szreduce sets Z0 to scale (Z15) times the sixteen sums of scoresGAVX512's
+// accumulators Z0..Z7, key k in lane k (Z31 holds the permutation).
+TEXT szreduce<>(SB), NOSPLIT, $0-0
+	HADDZ(Z0, Z1, Z16, Z17)
+	HADDZ(Z2, Z3, Z18, Z19)
+	HADDZ(Z4, Z5, Z20, Z21)
+	HADDZ(Z6, Z7, Z22, Z23)
+	HADDZ(Z0, Z2, Z16, Z17)
+	HADDZ(Z4, Z6, Z18, Z19)
+	VSHUFF32X4 $0x88, Z4, Z0, Z16
+	VSHUFF32X4 $0xDD, Z4, Z0, Z17
+	VADDPS     Z17, Z16, Z0
+	VPERMPS    Z0, Z31, Z0
+	VMULPS     Z15, Z0, Z0
 	RET
 
 // func mixGAVX2(w *float32, ws, nq int, v *uint16, vs, hd, npos int, out *float32, os int)
