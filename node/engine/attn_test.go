@@ -1,0 +1,91 @@
+package engine
+
+import (
+	"fmt"
+	"math"
+	"math/rand"
+	"testing"
+)
+
+// groupedModel is tinyModel's llama with nHead query heads over nKV
+// key/value heads of hd values.
+func groupedModel(seed int64, nHead, nKV, hd int) *Weights {
+	rng := rand.New(rand.NewSource(seed))
+	h := Hparams{Arch: "llama", NVocab: 40, NEmbd: 32, NLayer: 2, NHead: nHead, NHeadKV: nKV, HeadDim: hd, NFF: 48,
+		NCtxTrain: 64, NormEps: 1e-5, RopeTheta: 10000, RopeDims: hd}
+	q, kv := nHead*hd, nKV*hd
+	w := &Weights{H: h,
+		TokEmbd: randTensor(rng, "tok", 1, h.NEmbd, h.NVocab),
+		OutNorm: onesish(rng, "out_norm", h.NEmbd),
+		Output:  randTensor(rng, "out", 0.3, h.NEmbd, h.NVocab),
+	}
+	for range h.NLayer {
+		w.Layers = append(w.Layers, Layer{
+			AttnNorm: onesish(rng, "attn_norm", h.NEmbd),
+			Wq:       randTensor(rng, "wq", 0.3, h.NEmbd, q),
+			Wk:       randTensor(rng, "wk", 0.3, h.NEmbd, kv),
+			Wv:       randTensor(rng, "wv", 0.3, h.NEmbd, kv),
+			Wo:       randTensor(rng, "wo", 0.2, q, h.NEmbd),
+			FFNNorm:  onesish(rng, "ffn_norm", h.NEmbd),
+			FFNGate:  randTensor(rng, "gate", 0.3, h.NEmbd, h.NFF),
+			FFNUp:    randTensor(rng, "up", 0.3, h.NEmbd, h.NFF),
+			FFNDown:  randTensor(rng, "down", 0.2, h.NFF, h.NEmbd),
+		})
+	}
+	return w
+}
+
+// Grouped-query attention covers every head of every group, whatever the
+// group size and however the groups are split over workers: a prefill
+// and then single-token decode steps match the float64 transcription.
+func TestForwardGroupedHeads(t *testing.T) {
+	tokens := []int32{3, 17, 0, 39, 8, 8, 21, 5, 30, 11, 2, 9, 14, 27, 33, 1, 6, 19, 25, 12}
+	const prefill = 13
+	for _, c := range []struct{ nHead, nKV, hd, threads int }{
+		{1, 1, 16, 2}, {3, 1, 16, 2}, {6, 2, 16, 3}, {7, 1, 16, 2}, {8, 1, 64, 3},
+		{12, 4, 64, 2}, {5, 5, 24, 4}, {16, 2, 8, 3}, {9, 3, 80, 1},
+	} {
+		t.Run(fmt.Sprintf("h%d_kv%d_d%d_t%d", c.nHead, c.nKV, c.hd, c.threads), func(t *testing.T) {
+			w := groupedModel(11, c.nHead, c.nKV, c.hd)
+			if err := w.validate(); err != nil {
+				t.Fatal(err)
+			}
+			r, err := CPU{}.NewRunner(w, RunnerOptions{ContextLength: 32, Slots: 1, Threads: c.threads})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			nv := w.H.NVocab
+			got := make([]float32, len(tokens)*nv)
+			if err := r.Forward(0, tokens[:prefill], 0, got, true); err != nil {
+				t.Fatal(err)
+			}
+			for p := prefill; p < len(tokens); p++ {
+				if err := r.Forward(0, tokens[p:p+1], p, got[p*nv:(p+1)*nv], false); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want := naiveForward(w, tokens)
+			worst := 0.0
+			for i := range tokens {
+				for j := range nv {
+					worst = math.Max(worst, math.Abs(float64(got[i*nv+j])-want[i][j]))
+				}
+			}
+			if worst > 0.02 {
+				t.Errorf("max |logit - naive| = %g", worst)
+			}
+		})
+	}
+}
+
+func TestAttnChunk(t *testing.T) {
+	for _, c := range []struct{ n, nKV, group, nth, want int }{
+		{512, 4, 3, 2, 3}, {512, 4, 7, 2, 4}, {512, 4, 6, 2, 3}, {512, 1, 8, 16, 4},
+		{1, 4, 3, 2, 3}, {1, 4, 4, 16, 1}, {1, 2, 8, 4, 4}, {1, 2, 8, 8, 2}, {1, 8, 1, 16, 1},
+	} {
+		if got := attnChunk(c.n, c.nKV, c.group, c.nth); got != c.want {
+			t.Errorf("attnChunk(%d, %d, %d, %d) = %d, want %d", c.n, c.nKV, c.group, c.nth, got, c.want)
+		}
+	}
+}
