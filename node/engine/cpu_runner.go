@@ -292,8 +292,6 @@ func checkForward(slots, nCtx, vocab, slot int, tokens []int32, pos int, logits 
 	return nil
 }
 
-// f16Round rounds v to the nearest half-precision value.
-func f16Round(v float32) float32 { return ggml.FP16ToFP32(ggml.FP32ToFP16(v)) }
 
 // f32View returns an F32 tensor's data as floats, without copying; nil
 // when the data is not 4-byte aligned.
