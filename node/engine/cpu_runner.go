@@ -292,7 +292,6 @@ func checkForward(slots, nCtx, vocab, slot int, tokens []int32, pos int, logits 
 	return nil
 }
 
-
 // f32View returns an F32 tensor's data as floats, without copying; nil
 // when the data is not 4-byte aligned.
 func f32View(b []byte) []float32 {
