@@ -239,7 +239,8 @@ func attnChunk(n, nKV, group, nth int) int {
 // attnWorker computes worker ith's share of the attention items: one
 // token and up to cpu.AttnMaxGroup query heads of one KV group, which
 // read the same keys and values, so each cached row is converted once
-// for all of them.
+// for all of them. The static split (cpu.Split) runs over the tokens in
+// an order that balances causal attention's growing cost.
 func (r *cpuRunner) attnWorker(ith, nth int) {
 	c := &r.c
 	j := &r.attn
@@ -254,7 +255,14 @@ func (r *cpuRunner) attnWorker(ith, nth int) {
 	scratch := buf[cpu.AttnMaxGroup*c.nCtx:]
 	lo, hi := cpu.Split(j.n*c.nKV*nc, ith, nth)
 	for item := lo; item < hi; item++ {
-		t, rest := item/(c.nKV*nc), item%(c.nKV*nc)
+		// Tokens in the order first, last, second, second to last, ...:
+		// causal attention costs grow with the token, and this order
+		// gives each worker's contiguous share the same amount of work.
+		u, rest := item/(c.nKV*nc), item%(c.nKV*nc)
+		t := u / 2
+		if u%2 == 1 {
+			t = j.n - 1 - u/2
+		}
 		kvh := rest / nc
 		h0 := kvh*group + (rest%nc)*chunk
 		nq := min(chunk, (kvh+1)*group-h0)
