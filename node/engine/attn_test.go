@@ -79,13 +79,14 @@ func TestForwardGroupedHeads(t *testing.T) {
 	}
 }
 
-func TestAttnChunk(t *testing.T) {
-	for _, c := range []struct{ n, nKV, group, nth, want int }{
-		{512, 4, 3, 2, 3}, {512, 4, 7, 2, 4}, {512, 4, 6, 2, 3}, {512, 1, 8, 16, 4},
-		{1, 4, 3, 2, 3}, {1, 4, 4, 16, 1}, {1, 2, 8, 4, 4}, {1, 2, 8, 8, 2}, {1, 8, 1, 16, 1},
+func TestAttnSplit(t *testing.T) {
+	for _, c := range []struct{ n, nKV, group, nth, chunk, tb int }{
+		{64, 4, 3, 2, 3, 4}, {64, 4, 7, 2, 4, 3}, {64, 4, 6, 2, 3, 4}, {64, 1, 8, 16, 4, 3},
+		{64, 8, 1, 2, 1, 12}, {5, 8, 1, 2, 1, 5}, {64, 1, 1, 16, 1, 4},
+		{1, 4, 3, 2, 3, 1}, {1, 4, 4, 16, 1, 1}, {1, 2, 8, 4, 4, 1}, {1, 2, 8, 8, 2, 1}, {1, 8, 1, 16, 1, 1},
 	} {
-		if got := attnChunk(c.n, c.nKV, c.group, c.nth); got != c.want {
-			t.Errorf("attnChunk(%d, %d, %d, %d) = %d, want %d", c.n, c.nKV, c.group, c.nth, got, c.want)
+		if chunk, tb := attnSplit(c.n, c.nKV, c.group, c.nth); chunk != c.chunk || tb != c.tb {
+			t.Errorf("attnSplit(%d, %d, %d, %d) = %d, %d, want %d, %d", c.n, c.nKV, c.group, c.nth, chunk, tb, c.chunk, c.tb)
 		}
 	}
 }

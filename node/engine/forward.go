@@ -214,67 +214,94 @@ type attnJob struct {
 	pos, n int
 }
 
+// attnRows is the most query rows (tokens times heads of one KV group)
+// an attention item scores at once: the keys are converted once for all
+// of them.
+const attnRows = 12
+
 // attnWorkerLen is the length of each worker's share of runState.scores:
-// cpu.AttnMaxGroup rows of nCtx attention weights, then the key scratch of
-// cpu.ScoresF16G, rounded up to whole cache lines.
+// attnRows rows of nCtx attention weights, the key scratch of
+// cpu.ScoresF16G and attnRows gathered queries, rounded up to whole cache
+// lines.
 func attnWorkerLen(c *config) int {
-	n := cpu.AttnMaxGroup*c.nCtx + cpu.ScoresScratch(c.hd)
+	n := attnRows*c.nCtx + cpu.ScoresScratch(c.hd) + attnRows*c.hd
 	return (n + 15) &^ 15
 }
 
-// attnChunk is the number of query heads of one KV group that an
-// attention item covers: the group split into near-equal chunks of at
-// most cpu.AttnMaxGroup, made smaller while there are fewer items than
-// workers (decode with few KV heads).
-func attnChunk(n, nKV, group, nth int) int {
-	chunk := min(group, cpu.AttnMaxGroup)
+// attnSplit chooses the shape of the attention items of n tokens: chunk
+// query heads of one KV group (the group split into near-equal chunks of
+// at most cpu.AttnMaxGroup) times tb consecutive tokens (at most attnRows
+// rows in all). Both shrink while there would be fewer items than
+// workers (decode with few KV heads, short prompts).
+func attnSplit(n, nKV, group, nth int) (chunk, tb int) {
+	chunk = min(group, cpu.AttnMaxGroup)
 	nc := (group + chunk - 1) / chunk
 	chunk = (group + nc - 1) / nc
 	for chunk > 1 && n*nKV*((group+chunk-1)/chunk) < nth {
 		chunk--
 	}
-	return chunk
+	items := nKV * ((group + chunk - 1) / chunk)
+	tb = max(1, min(n, attnRows/chunk))
+	for tb > 1 && (n+tb-1)/tb*items < nth {
+		tb--
+	}
+	return chunk, tb
 }
 
-// attnWorker computes worker ith's share of the attention items: one
-// token and up to cpu.AttnMaxGroup query heads of one KV group, which
-// read the same keys and values, so each cached row is converted once
-// for all of them. The static split (cpu.Split) runs over the tokens in
-// an order that balances causal attention's growing cost.
+// attnWorker computes worker ith's share of the attention items: up to
+// cpu.AttnMaxGroup query heads of one KV group for a few consecutive
+// tokens, which all read the same keys and values, so each cached row is
+// converted once per item. The static split (cpu.Split) runs over the
+// token blocks in an order that balances causal attention's growing cost.
 func (r *cpuRunner) attnWorker(ith, nth int) {
 	c := &r.c
 	j := &r.attn
 	s := &r.s
 	scale := float32(1 / math.Sqrt(float64(c.hd)))
 	group := c.nHead / c.nKV
-	chunk := attnChunk(j.n, c.nKV, group, nth)
+	chunk, tb := attnSplit(j.n, c.nKV, group, nth)
 	nc := (group + chunk - 1) / chunk
+	nb := (j.n + tb - 1) / tb
 	wl := attnWorkerLen(c)
 	buf := s.scores[ith*wl : (ith+1)*wl]
-	scores := buf[:cpu.AttnMaxGroup*c.nCtx]
-	scratch := buf[cpu.AttnMaxGroup*c.nCtx:]
-	lo, hi := cpu.Split(j.n*c.nKV*nc, ith, nth)
+	scores := buf[:attnRows*c.nCtx]
+	scratch := buf[attnRows*c.nCtx : attnRows*c.nCtx+cpu.ScoresScratch(c.hd)]
+	qbuf := buf[attnRows*c.nCtx+cpu.ScoresScratch(c.hd):][:attnRows*c.hd]
+	lo, hi := cpu.Split(nb*c.nKV*nc, ith, nth)
 	for item := lo; item < hi; item++ {
-		// Tokens in the order first, last, second, second to last, ...:
-		// causal attention costs grow with the token, and this order
-		// gives each worker's contiguous share the same amount of work.
+		// Token blocks in the order first, last, second, second to
+		// last, ...: causal attention costs grow with the token, and
+		// this order gives each worker's contiguous share the same work.
 		u, rest := item/(c.nKV*nc), item%(c.nKV*nc)
-		t := u / 2
+		b := u / 2
 		if u%2 == 1 {
-			t = j.n - 1 - u/2
+			b = nb - 1 - u/2
 		}
+		t0 := b * tb
+		nt := min(tb, j.n-t0)
 		kvh := rest / nc
 		h0 := kvh*group + (rest%nc)*chunk
 		nq := min(chunk, (kvh+1)*group-h0)
-		npos := j.pos + t + 1
 		kvOff := kvh * c.hd
-		q := s.q[t*c.qDim+h0*c.hd : t*c.qDim+(h0+nq)*c.hd]
-		cpu.ScoresF16G(scores, npos, q, c.hd, nq, j.k[kvOff:], c.kvDim, c.hd, npos, scale, scratch)
-		for g := range nq {
-			cpu.Softmax(scores[g*npos:(g+1)*npos], emulateF16KV)
+		w := nq * c.hd // one token's queries of this item
+		for tt := range nt {
+			row := (t0+tt)*c.qDim + h0*c.hd
+			copy(qbuf[tt*w:(tt+1)*w], s.q[row:row+w])
 		}
-		out := s.att[t*c.qDim+h0*c.hd : t*c.qDim+(h0+nq)*c.hd]
-		clear(out)
-		cpu.MixF16G(out, c.hd, scores, npos, nq, j.v[kvOff:], c.kvDim, c.hd, npos)
+		// Scores against every key the block's last token sees; earlier
+		// tokens' rows use only their causal prefix.
+		np := j.pos + t0 + nt
+		cpu.ScoresF16G(scores, np, qbuf, c.hd, nt*nq, j.k[kvOff:], c.kvDim, c.hd, np, scale, scratch)
+		for tt := range nt {
+			npos := j.pos + t0 + tt + 1
+			sc := scores[tt*nq*np:]
+			for g := range nq {
+				cpu.Softmax(sc[g*np:g*np+npos], emulateF16KV)
+			}
+			row := (t0+tt)*c.qDim + h0*c.hd
+			out := s.att[row : row+w]
+			clear(out)
+			cpu.MixF16G(out, c.hd, sc, np, nq, j.v[kvOff:], c.kvDim, c.hd, npos)
+		}
 	}
 }
