@@ -8,8 +8,9 @@ import "helexa/node/ggml"
 // of them per pass, so each cached half-precision row is converted once
 // for the whole group instead of once per head.
 
-// AttnMaxGroup is the most query heads MixF16G takes in one call; callers
-// with larger groups split them (ScoresF16G takes any number).
+// AttnMaxGroup is the most query rows the narrowest value-mixing kernels
+// take in one pass (MixF16G splits larger counts); a KV group's heads are
+// taken in chunks of at most this many.
 const AttnMaxGroup = 4
 
 // attnKeys is the number of keys the widest scoring kernel reduces
@@ -102,29 +103,38 @@ func scoresGGo(out []float32, outStride int, q []float32, qStride, nq int, k []u
 
 // MixF16G adds Σ_p w[g*wStride+p] * half(v[p*vStride+i]) to
 // out[g*outStride+i] for g < nq, i < hd, summing p in order: the weighted
-// sums of the half-precision value cache for nq (at most AttnMaxGroup)
-// query heads, each value row converted once for all of them. Every
-// output element is summed exactly as MixF16 sums it. Slices too short
-// for the arguments, or nq above AttnMaxGroup, panic.
+// sums of the half-precision value cache for nq query rows, each value
+// row converted once for up to twelve of them (AVX-512; four otherwise).
+// Every output element is summed exactly as MixF16 sums it. Slices too
+// short for the arguments panic.
 func MixF16G(out []float32, outStride int, w []float32, wStride, nq int, v []uint16, vStride, hd, npos int) {
 	if nq <= 0 || npos <= 0 || hd <= 0 {
 		return
 	}
-	if nq > AttnMaxGroup {
-		panic("cpu: MixF16G: more than AttnMaxGroup heads")
-	}
 	_ = out[(nq-1)*outStride+hd-1]
 	_ = w[(nq-1)*wStride+npos-1]
 	_ = v[(npos-1)*vStride+hd-1]
-	switch lv := attnLevel; {
-	case lv == 2 && hd%16 == 0:
-		mixGAVX512(&w[0], 4*wStride, nq, &v[0], 2*vStride, hd, npos, &out[0], 4*outStride)
-		return
-	case lv >= 1 && hd%8 == 0:
-		mixGAVX2(&w[0], 4*wStride, nq, &v[0], 2*vStride, hd, npos, &out[0], 4*outStride)
-		return
+	lv := attnLevel
+	for ; lv == 2 && hd%16 == 0 && nq >= 12; nq -= 12 {
+		mix12AVX512(&w[0], 4*wStride, &v[0], 2*vStride, hd, npos, &out[0], 4*outStride)
+		if nq > 12 {
+			out, w = out[12*outStride:], w[12*wStride:]
+		}
 	}
-	mixGGo(out, outStride, w, wStride, nq, v, vStride, hd, npos)
+	for ; nq > 0; nq -= AttnMaxGroup {
+		n := min(nq, AttnMaxGroup)
+		switch {
+		case lv == 2 && hd%16 == 0:
+			mixGAVX512(&w[0], 4*wStride, n, &v[0], 2*vStride, hd, npos, &out[0], 4*outStride)
+		case lv >= 1 && hd%8 == 0:
+			mixGAVX2(&w[0], 4*wStride, n, &v[0], 2*vStride, hd, npos, &out[0], 4*outStride)
+		default:
+			mixGGo(out, outStride, w, wStride, n, v, vStride, hd, npos)
+		}
+		if nq > AttnMaxGroup {
+			out, w = out[AttnMaxGroup*outStride:], w[AttnMaxGroup*wStride:]
+		}
+	}
 }
 
 // mixGGo is MixF16G in portable Go.

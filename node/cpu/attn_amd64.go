@@ -28,3 +28,9 @@ func mixGAVX2(w *float32, ws, nq int, v *uint16, vs, hd, npos int, out *float32,
 //
 //go:noescape
 func mixGAVX512(w *float32, ws, nq int, v *uint16, vs, hd, npos int, out *float32, os int)
+
+// mix12AVX512 is mixGAVX512 for exactly twelve rows; hd is a multiple of
+// 16 and npos at least 1.
+//
+//go:noescape
+func mix12AVX512(w *float32, ws int, v *uint16, vs, hd, npos int, out *float32, os int)

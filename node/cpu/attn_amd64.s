@@ -750,3 +750,101 @@ mzt16s:
 mzdone:
 	VZEROUPPER
 	RET
+
+// func mix12AVX512(w *float32, ws int, v *uint16, vs, hd, npos int, out *float32, os int)
+// mixGAVX512 for exactly twelve rows of weights (ws bytes apart) and
+// outputs (os bytes apart): the columns run in tiles of sixteen, twelve
+// accumulators, each value row converted once per tile for all twelve
+// rows, the weights broadcast from memory by the FMAs. hd is a multiple
+// of 16.
+TEXT ·mix12AVX512(SB), NOSPLIT, $0-64
+	MOVQ w+0(FP), DI
+	MOVQ ws+8(FP), R8
+	LEAQ (R8)(R8*2), R12
+	MOVQ v+16(FP), SI
+	MOVQ vs+24(FP), R9
+	MOVQ hd+32(FP), DX
+	SHRQ $4, DX
+	MOVQ out+48(FP), R13
+
+m12tile:
+	MOVQ R13, AX
+	VMOVUPS (AX), Z0
+	ADDQ os+56(FP), AX
+	VMOVUPS (AX), Z1
+	ADDQ os+56(FP), AX
+	VMOVUPS (AX), Z2
+	ADDQ os+56(FP), AX
+	VMOVUPS (AX), Z3
+	ADDQ os+56(FP), AX
+	VMOVUPS (AX), Z4
+	ADDQ os+56(FP), AX
+	VMOVUPS (AX), Z5
+	ADDQ os+56(FP), AX
+	VMOVUPS (AX), Z6
+	ADDQ os+56(FP), AX
+	VMOVUPS (AX), Z7
+	ADDQ os+56(FP), AX
+	VMOVUPS (AX), Z8
+	ADDQ os+56(FP), AX
+	VMOVUPS (AX), Z9
+	ADDQ os+56(FP), AX
+	VMOVUPS (AX), Z10
+	ADDQ os+56(FP), AX
+	VMOVUPS (AX), Z11
+	MOVQ SI, AX
+	MOVQ DI, BX
+	LEAQ (DI)(R8*4), R10
+	LEAQ (R10)(R8*4), R11
+	MOVQ npos+40(FP), CX
+
+m12p:
+	VCVTPH2PS (AX), Z12
+	VFMADD231PS.BCST (BX), Z12, Z0
+	VFMADD231PS.BCST (BX)(R8*1), Z12, Z1
+	VFMADD231PS.BCST (BX)(R8*2), Z12, Z2
+	VFMADD231PS.BCST (BX)(R12*1), Z12, Z3
+	VFMADD231PS.BCST (R10), Z12, Z4
+	VFMADD231PS.BCST (R10)(R8*1), Z12, Z5
+	VFMADD231PS.BCST (R10)(R8*2), Z12, Z6
+	VFMADD231PS.BCST (R10)(R12*1), Z12, Z7
+	VFMADD231PS.BCST (R11), Z12, Z8
+	VFMADD231PS.BCST (R11)(R8*1), Z12, Z9
+	VFMADD231PS.BCST (R11)(R8*2), Z12, Z10
+	VFMADD231PS.BCST (R11)(R12*1), Z12, Z11
+	ADDQ R9, AX
+	ADDQ $4, BX
+	ADDQ $4, R10
+	ADDQ $4, R11
+	DECQ CX
+	JNZ  m12p
+	MOVQ R13, AX
+	VMOVUPS Z0, (AX)
+	ADDQ os+56(FP), AX
+	VMOVUPS Z1, (AX)
+	ADDQ os+56(FP), AX
+	VMOVUPS Z2, (AX)
+	ADDQ os+56(FP), AX
+	VMOVUPS Z3, (AX)
+	ADDQ os+56(FP), AX
+	VMOVUPS Z4, (AX)
+	ADDQ os+56(FP), AX
+	VMOVUPS Z5, (AX)
+	ADDQ os+56(FP), AX
+	VMOVUPS Z6, (AX)
+	ADDQ os+56(FP), AX
+	VMOVUPS Z7, (AX)
+	ADDQ os+56(FP), AX
+	VMOVUPS Z8, (AX)
+	ADDQ os+56(FP), AX
+	VMOVUPS Z9, (AX)
+	ADDQ os+56(FP), AX
+	VMOVUPS Z10, (AX)
+	ADDQ os+56(FP), AX
+	VMOVUPS Z11, (AX)
+	ADDQ $32, SI
+	ADDQ $64, R13
+	DECQ DX
+	JNZ  m12tile
+	VZEROUPPER
+	RET

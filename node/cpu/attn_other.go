@@ -19,3 +19,7 @@ func mixGAVX2(w *float32, ws, nq int, v *uint16, vs, hd, npos int, out *float32,
 func mixGAVX512(w *float32, ws, nq int, v *uint16, vs, hd, npos int, out *float32, os int) {
 	panic("BUG: mixGAVX512 without amd64")
 }
+
+func mix12AVX512(w *float32, ws int, v *uint16, vs, hd, npos int, out *float32, os int) {
+	panic("BUG: mix12AVX512 without amd64")
+}

@@ -221,10 +221,10 @@ const attnRows = 12
 
 // attnWorkerLen is the length of each worker's share of runState.scores:
 // attnRows rows of nCtx attention weights, the key scratch of
-// cpu.ScoresF16G and attnRows gathered queries, rounded up to whole cache
-// lines.
+// cpu.ScoresF16G, and attnRows gathered queries and outputs, rounded up
+// to whole cache lines.
 func attnWorkerLen(c *config) int {
-	n := attnRows*c.nCtx + cpu.ScoresScratch(c.hd) + attnRows*c.hd
+	n := attnRows*c.nCtx + cpu.ScoresScratch(c.hd) + 2*attnRows*c.hd
 	return (n + 15) &^ 15
 }
 
@@ -267,6 +267,7 @@ func (r *cpuRunner) attnWorker(ith, nth int) {
 	scores := buf[:attnRows*c.nCtx]
 	scratch := buf[attnRows*c.nCtx : attnRows*c.nCtx+cpu.ScoresScratch(c.hd)]
 	qbuf := buf[attnRows*c.nCtx+cpu.ScoresScratch(c.hd):][:attnRows*c.hd]
+	obuf := buf[attnRows*c.nCtx+cpu.ScoresScratch(c.hd)+attnRows*c.hd:][:attnRows*c.hd]
 	lo, hi := cpu.Split(nb*c.nKV*nc, ith, nth)
 	for item := lo; item < hi; item++ {
 		// Token blocks in the order first, last, second, second to
@@ -292,16 +293,22 @@ func (r *cpuRunner) attnWorker(ith, nth int) {
 		// tokens' rows use only their causal prefix.
 		np := j.pos + t0 + nt
 		cpu.ScoresF16G(scores, np, qbuf, c.hd, nt*nq, j.k[kvOff:], c.kvDim, c.hd, np, scale, scratch)
+		// Each row's weights are its causal prefix's softmax, then zeros
+		// (which leave the sums unchanged), so all rows mix together.
 		for tt := range nt {
 			npos := j.pos + t0 + tt + 1
-			sc := scores[tt*nq*np:]
 			for g := range nq {
-				cpu.Softmax(sc[g*np:g*np+npos], emulateF16KV)
+				sc := scores[(tt*nq+g)*np : (tt*nq+g+1)*np]
+				cpu.Softmax(sc[:npos], emulateF16KV)
+				clear(sc[npos:])
 			}
+		}
+		ob := obuf[:nt*w]
+		clear(ob)
+		cpu.MixF16G(ob, c.hd, scores, np, nt*nq, j.v[kvOff:], c.kvDim, c.hd, np)
+		for tt := range nt {
 			row := (t0+tt)*c.qDim + h0*c.hd
-			out := s.att[row : row+w]
-			clear(out)
-			cpu.MixF16G(out, c.hd, sc, np, nq, j.v[kvOff:], c.kvDim, c.hd, npos)
+			copy(s.att[row:row+w], ob[tt*w:(tt+1)*w])
 		}
 	}
 }
