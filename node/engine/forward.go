@@ -293,19 +293,22 @@ func (r *cpuRunner) attnWorker(ith, nth int) {
 		// tokens' rows use only their causal prefix.
 		np := j.pos + t0 + nt
 		cpu.ScoresF16G(scores, np, qbuf, c.hd, nt*nq, j.k[kvOff:], c.kvDim, c.hd, np, scale, scratch)
-		// Each row's weights are its causal prefix's softmax, then zeros
-		// (which leave the sums unchanged), so all rows mix together.
 		for tt := range nt {
 			npos := j.pos + t0 + tt + 1
 			for g := range nq {
-				sc := scores[(tt*nq+g)*np : (tt*nq+g+1)*np]
-				cpu.Softmax(sc[:npos], emulateF16KV)
-				clear(sc[npos:])
+				cpu.Softmax(scores[(tt*nq+g)*np:][:npos], emulateF16KV)
 			}
 		}
+		// All rows mix the positions every token of the block sees in
+		// one pass; each token then adds its own last few, continuing the
+		// same in-order sums.
 		ob := obuf[:nt*w]
 		clear(ob)
-		cpu.MixF16G(ob, c.hd, scores, np, nt*nq, j.v[kvOff:], c.kvDim, c.hd, np)
+		common := j.pos + t0 + 1
+		cpu.MixF16G(ob, c.hd, scores, np, nt*nq, j.v[kvOff:], c.kvDim, c.hd, common)
+		for tt := 1; tt < nt; tt++ {
+			cpu.MixF16G(ob[tt*w:], c.hd, scores[tt*nq*np+common:], np, nq, j.v[common*c.kvDim+kvOff:], c.kvDim, c.hd, tt)
+		}
 		for tt := range nt {
 			row := (t0+tt)*c.qDim + h0*c.hd
 			copy(s.att[row:row+w], ob[tt*w:(tt+1)*w])
