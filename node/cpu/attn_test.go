@@ -44,7 +44,7 @@ func TestScoresF16G(t *testing.T) {
 	r := rand.New(rand.NewPCG(5, 6))
 	for _, lv := range attnLevels() {
 		for _, hd := range []int{8, 24, 64, 80, 96, 128, 300} {
-			for _, nq := range []int{1, 2, 3, 4, 5, 7, 8} {
+			for _, nq := range []int{1, 2, 3, 4, 5, 6, 7, 8, 12} {
 				for _, npos := range []int{1, 7, 8, 9, 31, 64, 67} {
 					name := fmt.Sprintf("level%d/hd%d/g%d/n%d", lv, hd, nq, npos)
 					kStride, qStride, outStride := hd+24, hd+8, npos+5
@@ -92,7 +92,7 @@ func TestMixF16G(t *testing.T) {
 	r := rand.New(rand.NewPCG(7, 8))
 	for _, lv := range attnLevels() {
 		for _, hd := range []int{8, 24, 64, 80, 96, 128, 300} {
-			for _, nq := range []int{1, 2, 3, 4, 5, 12, 13, 25} {
+			for _, nq := range []int{1, 2, 3, 4, 5, 6, 7, 8, 12, 13, 25} {
 				for _, npos := range []int{1, 7, 8, 9, 67} {
 					name := fmt.Sprintf("level%d/hd%d/g%d/n%d", lv, hd, nq, npos)
 					vStride, wStride, outStride := hd+40, npos+3, hd+16
