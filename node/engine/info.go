@@ -77,7 +77,9 @@ func (i Info) MemEstimate(contextLength, slots int) int64 {
 	qDim := int64(i.NHead * i.HeadDim)
 	b := int64(maxBatch)
 	scratch := 4 * b * (3*int64(i.NEmbd) + 2*qDim + 2*kvDim + 2*int64(i.NFF))
-	scratch += 4 * int64(contextLength) * 16 // attention scores per worker
+	// attention weights and key scratch per worker (attnWorkerLen), for up
+	// to 16 workers
+	scratch += 4 * 16 * (attnRows*int64(contextLength) + 40*int64(i.HeadDim))
 	scratch += 4 * int64(i.NVocab)           // one row of logits
 	// a matmul's input quantized (≤ 1.2 bytes a value), prepared for the
 	// repacked kernels (≤ 1.5) and rounded for F16 weights (4)
