@@ -80,7 +80,7 @@ func (i Info) MemEstimate(contextLength, slots int) int64 {
 	// attention weights and key scratch per worker (attnWorkerLen), for up
 	// to 16 workers
 	scratch += 4 * 16 * (attnRows*int64(contextLength) + 40*int64(i.HeadDim))
-	scratch += 4 * int64(i.NVocab)           // one row of logits
+	scratch += 4 * int64(i.NVocab) // one row of logits
 	// a matmul's input quantized (≤ 1.2 bytes a value), prepared for the
 	// repacked kernels (≤ 1.5) and rounded for F16 weights (4)
 	scratch += 8 * b * max(int64(i.NEmbd), qDim, int64(i.NFF))
