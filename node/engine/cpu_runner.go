@@ -54,8 +54,8 @@ type runState struct {
 	cos    []float32 // (maxBatch, ropeDims/2)
 	sin    []float32 // (maxBatch, ropeDims/2)
 	qa     []byte    // (maxBatch, qaStride) activations quantized for a matmul
-	qp     []byte    // (maxBatch, qpStride) activations prepared for Q4_0/Q8_0 weights; nil without them
-	xr     []float32 // (maxBatch, xrStride) half-rounded activations of an F16 prefill matmul; nil without F16 weights
+	qp     []byte    // (maxBatch, qpStride) activations prepared for repacked or Q4_0/Q8_0 weights; nil without them
+	xr     []float32 // (maxBatch, xrStride) float inputs of F16 (rounded to half) and repacked BF16 weights; nil without
 }
 
 // kvCache is one slot's keys and values, in half precision.
@@ -85,8 +85,8 @@ type cpuRunner struct {
 	kv                       []kvCache // (slots)
 	s                        runState
 	qaStride                 int
-	xrStride                 int // widest input of an F16 weight
-	qpStride                 int // widest prepared input of a Q4_0 or Q8_0 weight
+	xrStride                 int // widest input of an F16 or repacked BF16 weight, padded
+	qpStride                 int // widest prepared input of a repacked, Q4_0 or Q8_0 weight, padded
 
 	packMem *mmapfile.Anon // the repacked weights (repack.go); nil without
 	mm      mmJob
@@ -175,11 +175,6 @@ func (CPU) NewRunner(w *Weights, o RunnerOptions) (Runner, error) {
 		r.pool.Close()
 		return nil, err
 	}
-	for t := range r.mm.packed {
-		if t.Type != ggml.F16 {
-			r.qpStride = max(r.qpStride, ggml.R16ActBytes(t.Type, t.Dims[0]))
-		}
-	}
 	// Token rows of the activation buffers are padded by a cache line, so
 	// that rows of a power-of-two width do not all map to the same L1
 	// sets: the R16 kernels read eight of them side by side (measured:
@@ -215,7 +210,8 @@ func (CPU) NewRunner(w *Weights, o RunnerOptions) (Runner, error) {
 	return r, nil
 }
 
-// MemBytes implements Runner.
+// MemBytes implements Runner. Repacked weights are not counted: they
+// stand in for the mapped pages they were copied from, which are released.
 func (r *cpuRunner) MemBytes() int64 {
 	n := int64(0)
 	for _, kv := range r.kv {

@@ -26,7 +26,7 @@ const (
 	prepNone prepKind = iota
 	prepQ4_0          // ggml.PrepareQ4_0, every batch size
 	prepQ8_0          // ggml.PrepareQ8_0, batches of several tokens
-	prepR16           // weight repacked (packedWeight): ggml.PrepareR16(K) for Q8_0/Q4_0/Q4_K, F16 uses xr
+	prepR16           // weight repacked (packedWeight): ggml.QuantizeR16 for quantized types, F16/BF16 inputs in xr
 )
 
 // mmJob is a matmul of one input against up to three weights that share

@@ -28,11 +28,12 @@ func (w *Weights) matmulWeights() []*Tensor {
 	return ts
 }
 
-// repack copies the Q8_0, Q4_0, Q4_K, Q5_K, Q6_K, F16 and BF16 matmul weights into the R16
-// layout when this CPU has its kernels, in one anonymous mapping (huge
-// pages where the kernel gives them), the groups spread over the pool.
-// The mapped file pages of a repacked tensor are released afterwards, so
-// resident memory holds the weights once.
+// repack copies the Q8_0, Q4_0, Q4_K, Q5_K, Q6_K, F16 and BF16 matmul
+// weights into the R16 layout when this CPU has its kernels, in one
+// anonymous mapping (huge pages where the kernel gives them), the groups
+// spread over the pool, and widens the activation buffers' rows for their
+// inputs (qpStride, xrStride). The mapped file pages of a repacked tensor
+// are released afterwards, so resident memory holds the weights once.
 func (r *cpuRunner) repack() error {
 	if !useR16 {
 		return nil
@@ -89,8 +90,10 @@ func (r *cpuRunner) repack() error {
 	for _, j := range jobs {
 		n := j.t.Dims[1] / ggml.R16Rows
 		r.mm.packed[j.t] = packedWeight{data: buf[j.off : j.off+n*j.gb], gb: j.gb}
-		if j.t.Type == ggml.BF16 {
-			r.xrStride = max(r.xrStride, j.t.Dims[0]) // their inputs go through xr
+		if t := j.t.Type; t == ggml.F16 || t == ggml.BF16 {
+			r.xrStride = max(r.xrStride, j.t.Dims[0]) // float inputs go through xr
+		} else {
+			r.qpStride = max(r.qpStride, ggml.R16ActBytes(t, j.t.Dims[0]))
 		}
 		if j.t.Mapped && j.t != r.w.TokEmbd {
 			mmapfile.Release(j.t.Data)
