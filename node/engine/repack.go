@@ -95,7 +95,9 @@ func (r *cpuRunner) repack() error {
 		} else {
 			r.qpStride = max(r.qpStride, ggml.R16ActBytes(t, j.t.Dims[0]))
 		}
-		if j.t.Mapped && j.t != r.w.TokEmbd {
+		if j.t.Mapped {
+			// A tied output matrix is also the token embeddings: lookups
+			// fault back in only the rows they read.
 			mmapfile.Release(j.t.Data)
 		}
 	}
