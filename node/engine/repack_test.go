@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"helexa/node/ggml"
+	"helexa/node/gguf"
 )
 
 // convertTensor re-encodes an F32 tensor as ty, row by row.
@@ -116,5 +117,61 @@ func TestR16MatchesRowKernels(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A model whose output matrix is its token embeddings (tied, as many small
+// models ship) repacks that matrix for the logits and releases its mapped
+// pages; embedding lookups then read the released rows back from the page
+// cache. Decode through such a file gives the logits of the row kernels.
+func TestR16TiedEmbeddings(t *testing.T) {
+	if !ggml.HaveR16(ggml.Q8_0) {
+		t.Skip("this CPU has no R16 kernels for Q8_0")
+	}
+	w := r16Model(t, ggml.Q8_0)
+	w.TokEmbd = convertTensor(t, w.TokEmbd, ggml.Q8_0)
+	w.Output = nil // tied: the loader uses token_embd.weight
+	path := writeGGUF(t, w, "llama")
+	run := func(r16 bool) []float32 {
+		useR16 = r16
+		defer func() { useR16 = true }()
+		f, err := gguf.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		fw, _, err := weightsFromGGUF(path, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fw.Output != fw.TokEmbd || !fw.TokEmbd.Mapped {
+			t.Fatal("the loaded model is not tied to mapped embeddings")
+		}
+		r, err := CPU{}.NewRunner(fw, RunnerOptions{ContextLength: 16, Threads: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		if got := len(r.(*cpuRunner).mm.packed); r16 && got != 15 {
+			t.Fatalf("%d repacked weights, want 15 (the tied output among them)", got)
+		}
+		nv := fw.H.NVocab
+		out := make([]float32, 4*nv)
+		for i, tok := range []int32{5, 47, 0, 21} {
+			if err := r.Forward(0, []int32{tok}, i, out[i*nv:(i+1)*nv], false); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return out
+	}
+	packed, rows := run(true), run(false)
+	var sum float64
+	for i := range packed {
+		sum += math.Abs(float64(packed[i] - rows[i]))
+	}
+	// as in a full forward pass, 8-bit activations may flip a rounding now
+	// and then; wrong embeddings would be off everywhere
+	if worst, mean := maxDiff(packed, rows), sum/float64(len(packed)); worst > 0.5 || mean > 0.02 {
+		t.Errorf("|R16 - rows|: max %g, mean %g", worst, mean)
 	}
 }
