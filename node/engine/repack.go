@@ -69,26 +69,20 @@ func (r *cpuRunner) repack() error {
 		return fmt.Errorf("repacking weights: %w", err)
 	}
 	buf := mem.Bytes()
-	groups := total / 16 // spread by bytes: a group's cost is its size
-	r.pool.Run(func(ith, nth int) {
-		lo, hi := cpu.Split(groups, ith, nth)
-		lo, hi = lo*16, hi*16
-		for _, j := range jobs {
-			n := j.t.Dims[1] / ggml.R16Rows
-			for g := range n {
-				at := j.off + g*j.gb
-				if at < lo || at >= hi {
-					continue
-				}
-				src := j.t.Data[g*ggml.R16Rows*j.rb : (g+1)*ggml.R16Rows*j.rb]
-				ggml.RepackR16Group(j.t.Type, src, j.t.Dims[0], buf[at:at+j.gb])
-			}
-		}
-	})
 	r.packMem = mem
 	r.mm.packed = make(map[*Tensor]packedWeight, len(jobs))
 	for _, j := range jobs {
+		// One tensor at a time, its groups spread over the pool, and its
+		// mapped pages released right after, so that resident memory never
+		// holds much more than one copy of the weights.
 		n := j.t.Dims[1] / ggml.R16Rows
+		r.pool.Run(func(ith, nth int) {
+			lo, hi := cpu.Split(n, ith, nth)
+			for g := lo; g < hi; g++ {
+				src := j.t.Data[g*ggml.R16Rows*j.rb : (g+1)*ggml.R16Rows*j.rb]
+				ggml.RepackR16Group(j.t.Type, src, j.t.Dims[0], buf[j.off+g*j.gb:j.off+(g+1)*j.gb])
+			}
+		})
 		r.mm.packed[j.t] = packedWeight{data: buf[j.off : j.off+n*j.gb], gb: j.gb}
 		if t := j.t.Type; t == ggml.F16 || t == ggml.BF16 {
 			r.xrStride = max(r.xrStride, j.t.Dims[0]) // float inputs go through xr
