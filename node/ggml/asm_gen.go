@@ -1376,6 +1376,67 @@ func r16() {
 	for n := 1; n <= 8; n++ {
 		q6k(fmt.Sprintf("gemmR16Q6Kx%d", n), n)
 	}
+	// AVX2 (FMA, F16C) versions of the F16 and BF16 kernels for CPUs
+	// without AVX-512: a group's sixteen rows in two 8-lane registers, two
+	// columns per iteration, up to four tokens; one or two tokens keep
+	// partial sums per column parity.
+	halfY := func(name string, ntok int, bf16 bool) {
+		args(name, "k", "a *float32", ntok)
+		sets := 1
+		if ntok <= 2 {
+			sets = 2
+		}
+		acc := func(t, u, h int) string { return fmt.Sprintf("Y%d", 4+((t*sets+u%sets)*2+h)) }
+		for t := range ntok {
+			for u := range sets {
+				for h := range 2 {
+					a.e("VXORPS %s, %s, %s", acc(t, u, h), acc(t, u, h), acc(t, u, h))
+				}
+			}
+		}
+		a.e("SHRQ $1, CX")
+		a.raw("loop:")
+		for u := range 2 {
+			for h := range 2 {
+				y := fmt.Sprintf("Y%d", 2*u+h)
+				if bf16 {
+					a.e("VPMOVZXWD %d(SI), %s", 32*u+16*h, y)
+					a.e("VPSLLD $16, %s, %s", y, y)
+				} else {
+					a.e("VCVTPH2PS %d(SI), %s", 32*u+16*h, y)
+				}
+			}
+		}
+		for u := range 2 {
+			for t := range ntok {
+				a.e("VBROADCASTSS %d(%s), Y14", 4*u, ptr[t])
+				for h := range 2 {
+					a.e("VFMADD231PS Y14, Y%d, %s", 2*u+h, acc(t, u, h))
+				}
+			}
+		}
+		advance(64, 8, ntok)
+		a.e("MOVQ out+32(FP), AX")
+		a.e("MOVQ os+40(FP), DX")
+		for t := range ntok {
+			for h := range 2 {
+				if sets == 2 {
+					a.e("VADDPS %s, %s, %s", acc(t, 1, h), acc(t, 0, h), acc(t, 0, h))
+				}
+				a.e("VMOVUPS %s, %d(AX)", acc(t, 0, h), 32*h)
+			}
+			if t < ntok-1 {
+				a.e("ADDQ DX, AX")
+			}
+		}
+		a.e("VZEROUPPER")
+		a.e("RET")
+		a.raw("")
+	}
+	for n := 1; n <= 4; n++ {
+		halfY(fmt.Sprintf("gemmR16F16y%d", n), n, false)
+		halfY(fmt.Sprintf("gemmR16BF16y%d", n), n, true)
+	}
 	for n := 1; n <= 8; n++ {
 		half(fmt.Sprintf("gemmR16F16x%d", n), n, false)
 	}

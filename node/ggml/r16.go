@@ -77,15 +77,16 @@ func R16Type(t Type) bool {
 	return t == Q4_0 || t == Q8_0 || t == Q4_K || t == Q5_K || t == Q6_K || t == F16 || t == BF16
 }
 
-// HaveR16 reports whether this CPU runs the R16 kernels of t (AVX-512,
-// and VNNI for the quantized types). Without them the pure Go versions
-// run, which are slower than the row-by-row kernels.
+// HaveR16 reports whether this CPU runs the R16 kernels of t (AVX-512 and
+// VNNI for the quantized types; AVX-512, or AVX2 with FMA and F16C, for
+// F16 and BF16). Without them the pure Go versions run, which are slower
+// than the row-by-row kernels.
 func HaveR16(t Type) bool {
 	switch t {
 	case Q4_0, Q8_0, Q4_K, Q5_K, Q6_K:
 		return haveR16Q
 	case F16, BF16:
-		return haveR16F
+		return haveR16F || haveR16F2
 	}
 	return false
 }

@@ -7,8 +7,9 @@ import "golang.org/x/sys/cpu"
 // haveR16Q and haveR16F select the R16 assembly kernels; tests switch them
 // off to compare them with the pure Go ones.
 var (
-	haveR16Q = haveVNNI && cpu.X86.HasAVX512F && cpu.X86.HasAVX512BW
-	haveR16F = haveF16C && cpu.X86.HasAVX512F
+	haveR16Q  = haveVNNI && cpu.X86.HasAVX512F && cpu.X86.HasAVX512BW
+	haveR16F  = haveF16C && cpu.X86.HasAVX512F
+	haveR16F2 = haveF16C // the AVX2 (FMA, F16C) float kernels
 )
 
 //go:noescape
@@ -212,6 +213,30 @@ func gemmR16Q5Kx7(nb int, w *byte, a *byte, as int, out *float32, os int)
 //go:noescape
 func gemmR16Q5Kx8(nb int, w *byte, a *byte, as int, out *float32, os int)
 
+//go:noescape
+func gemmR16F16y1(k int, w *byte, a *float32, as int, out *float32, os int)
+
+//go:noescape
+func gemmR16BF16y1(k int, w *byte, a *float32, as int, out *float32, os int)
+
+//go:noescape
+func gemmR16F16y2(k int, w *byte, a *float32, as int, out *float32, os int)
+
+//go:noescape
+func gemmR16BF16y2(k int, w *byte, a *float32, as int, out *float32, os int)
+
+//go:noescape
+func gemmR16F16y3(k int, w *byte, a *float32, as int, out *float32, os int)
+
+//go:noescape
+func gemmR16BF16y3(k int, w *byte, a *float32, as int, out *float32, os int)
+
+//go:noescape
+func gemmR16F16y4(k int, w *byte, a *float32, as int, out *float32, os int)
+
+//go:noescape
+func gemmR16BF16y4(k int, w *byte, a *float32, as int, out *float32, os int)
+
 // The kernels by tile size (tokens-1).
 type (
 	r16QKernel func(nb int, w, a *byte, as int, out *float32, os int)
@@ -219,13 +244,15 @@ type (
 )
 
 var (
-	r16Q8  = [8]r16QKernel{gemmR16Q8x1, gemmR16Q8x2, gemmR16Q8x3, gemmR16Q8x4, gemmR16Q8x5, gemmR16Q8x6, gemmR16Q8x7, gemmR16Q8x8}
-	r16Q4  = [8]r16QKernel{gemmR16Q4x1, gemmR16Q4x2, gemmR16Q4x3, gemmR16Q4x4, gemmR16Q4x5, gemmR16Q4x6, gemmR16Q4x7, gemmR16Q4x8}
-	r16Q4K = [8]r16QKernel{gemmR16Q4Kx1, gemmR16Q4Kx2, gemmR16Q4Kx3, gemmR16Q4Kx4, gemmR16Q4Kx5, gemmR16Q4Kx6, gemmR16Q4Kx7, gemmR16Q4Kx8}
-	r16Q5K = [8]r16QKernel{gemmR16Q5Kx1, gemmR16Q5Kx2, gemmR16Q5Kx3, gemmR16Q5Kx4, gemmR16Q5Kx5, gemmR16Q5Kx6, gemmR16Q5Kx7, gemmR16Q5Kx8}
-	r16Q6K = [8]r16QKernel{gemmR16Q6Kx1, gemmR16Q6Kx2, gemmR16Q6Kx3, gemmR16Q6Kx4, gemmR16Q6Kx5, gemmR16Q6Kx6, gemmR16Q6Kx7, gemmR16Q6Kx8}
-	r16F16 = [8]r16FKernel{gemmR16F16x1, gemmR16F16x2, gemmR16F16x3, gemmR16F16x4, gemmR16F16x5, gemmR16F16x6, gemmR16F16x7, gemmR16F16x8}
-	r16BF  = [8]r16FKernel{gemmR16BF16x1, gemmR16BF16x2, gemmR16BF16x3, gemmR16BF16x4, gemmR16BF16x5, gemmR16BF16x6, gemmR16BF16x7, gemmR16BF16x8}
+	r16Q8   = [8]r16QKernel{gemmR16Q8x1, gemmR16Q8x2, gemmR16Q8x3, gemmR16Q8x4, gemmR16Q8x5, gemmR16Q8x6, gemmR16Q8x7, gemmR16Q8x8}
+	r16Q4   = [8]r16QKernel{gemmR16Q4x1, gemmR16Q4x2, gemmR16Q4x3, gemmR16Q4x4, gemmR16Q4x5, gemmR16Q4x6, gemmR16Q4x7, gemmR16Q4x8}
+	r16Q4K  = [8]r16QKernel{gemmR16Q4Kx1, gemmR16Q4Kx2, gemmR16Q4Kx3, gemmR16Q4Kx4, gemmR16Q4Kx5, gemmR16Q4Kx6, gemmR16Q4Kx7, gemmR16Q4Kx8}
+	r16Q5K  = [8]r16QKernel{gemmR16Q5Kx1, gemmR16Q5Kx2, gemmR16Q5Kx3, gemmR16Q5Kx4, gemmR16Q5Kx5, gemmR16Q5Kx6, gemmR16Q5Kx7, gemmR16Q5Kx8}
+	r16Q6K  = [8]r16QKernel{gemmR16Q6Kx1, gemmR16Q6Kx2, gemmR16Q6Kx3, gemmR16Q6Kx4, gemmR16Q6Kx5, gemmR16Q6Kx6, gemmR16Q6Kx7, gemmR16Q6Kx8}
+	r16F16  = [8]r16FKernel{gemmR16F16x1, gemmR16F16x2, gemmR16F16x3, gemmR16F16x4, gemmR16F16x5, gemmR16F16x6, gemmR16F16x7, gemmR16F16x8}
+	r16BF   = [8]r16FKernel{gemmR16BF16x1, gemmR16BF16x2, gemmR16BF16x3, gemmR16BF16x4, gemmR16BF16x5, gemmR16BF16x6, gemmR16BF16x7, gemmR16BF16x8}
+	r16F16Y = [4]r16FKernel{gemmR16F16y1, gemmR16F16y2, gemmR16F16y3, gemmR16F16y4}
+	r16BFY  = [4]r16FKernel{gemmR16BF16y1, gemmR16BF16y2, gemmR16BF16y3, gemmR16BF16y4}
 )
 
 func gemmR16Q(t Type, nb int, w, a []byte, astride, ntok int, out []float32, ostride int) {
@@ -248,13 +275,23 @@ func gemmR16Q(t Type, nb int, w, a []byte, astride, ntok int, out []float32, ost
 }
 
 func gemmR16Float(t Type, cols int, w []byte, x []float32, xstride, ntok int, out []float32, ostride int) {
-	if !haveR16F {
+	switch {
+	case haveR16F:
+		k := &r16F16
+		if t == BF16 {
+			k = &r16BF
+		}
+		k[ntok-1](cols, &w[0], &x[0], 4*xstride, &out[0], 4*ostride)
+	case haveR16F2:
+		k := &r16F16Y
+		if t == BF16 {
+			k = &r16BFY
+		}
+		for t0 := 0; t0 < ntok; t0 += 4 { // tiles of up to four tokens
+			nt := min(4, ntok-t0)
+			k[nt-1](cols, &w[0], &x[t0*xstride], 4*xstride, &out[t0*ostride], 4*ostride)
+		}
+	default:
 		gemmR16FloatGo(t, cols, w, x, xstride, ntok, out, ostride)
-		return
 	}
-	k := &r16F16
-	if t == BF16 {
-		k = &r16BF
-	}
-	k[ntok-1](cols, &w[0], &x[0], 4*xstride, &out[0], 4*ostride)
 }

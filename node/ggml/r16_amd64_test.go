@@ -5,7 +5,15 @@ package ggml
 // forceR16Go makes the R16 entry points run the pure Go kernels until the
 // returned function restores the CPU's.
 func forceR16Go() func() {
-	q, f := haveR16Q, haveR16F
-	haveR16Q, haveR16F = false, false
-	return func() { haveR16Q, haveR16F = q, f }
+	q, f, f2 := haveR16Q, haveR16F, haveR16F2
+	haveR16Q, haveR16F, haveR16F2 = false, false, false
+	return func() { haveR16Q, haveR16F, haveR16F2 = q, f, f2 }
+}
+
+// forceR16AVX2 makes the float R16 entry points run the AVX2 kernels (when
+// the CPU has them) until the returned function restores the CPU's choice.
+func forceR16AVX2() (restore func(), ok bool) {
+	f := haveR16F
+	haveR16F = false
+	return func() { haveR16F = f }, haveR16F2
 }

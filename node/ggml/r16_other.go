@@ -3,8 +3,9 @@
 package ggml
 
 const (
-	haveR16Q = false
-	haveR16F = false
+	haveR16Q  = false
+	haveR16F  = false
+	haveR16F2 = false
 )
 
 func gemmR16Q(t Type, nb int, w, a []byte, astride, ntok int, out []float32, ostride int) {

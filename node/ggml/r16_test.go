@@ -328,3 +328,33 @@ func firstDiff(a, b []byte) int {
 	}
 	return -1
 }
+
+// The AVX2 float kernels (for CPUs without AVX-512) agree with the pure Go
+// ones to float32 summation order, for every tile size and two groups.
+func TestGemmR16FloatAVX2(t *testing.T) {
+	restore, ok := forceR16AVX2()
+	defer restore()
+	if !ok {
+		t.Skip("no AVX2/FMA/F16C")
+	}
+	r := rand.New(rand.NewPCG(28, 29))
+	for _, ty := range []Type{F16, BF16} {
+		c := newR16Case(t, r, ty, 32, 512, 8)
+		for ntok := 1; ntok <= 8; ntok++ {
+			ostride := 2*R16Rows + 5
+			got := make([]float32, (ntok-1)*ostride+2*R16Rows)
+			gb, _ := R16GroupBytes(ty, c.cols)
+			if err := GemmR16Float(ty, c.cols, 2, c.packed[:2*gb], c.x, c.xstride, ntok, got, ostride); err != nil {
+				t.Fatal(err)
+			}
+			for i := range ntok {
+				for row := range 2 * R16Rows {
+					want, mag := c.want(t, row, i)
+					if d := math.Abs(float64(got[i*ostride+row]) - want); d > 1e-6*mag+1e-9 {
+						t.Fatalf("%s ntok=%d: row %d token %d = %g, want %g", ty, ntok, row, i, got[i*ostride+row], want)
+					}
+				}
+			}
+		}
+	}
+}
