@@ -13,26 +13,7 @@ func groupedModel(seed int64, nHead, nKV, hd int) *Weights {
 	rng := rand.New(rand.NewSource(seed))
 	h := Hparams{Arch: "llama", NVocab: 40, NEmbd: 32, NLayer: 2, NHead: nHead, NHeadKV: nKV, HeadDim: hd, NFF: 48,
 		NCtxTrain: 64, NormEps: 1e-5, RopeTheta: 10000, RopeDims: hd}
-	q, kv := nHead*hd, nKV*hd
-	w := &Weights{H: h,
-		TokEmbd: randTensor(rng, "tok", 1, h.NEmbd, h.NVocab),
-		OutNorm: onesish(rng, "out_norm", h.NEmbd),
-		Output:  randTensor(rng, "out", 0.3, h.NEmbd, h.NVocab),
-	}
-	for range h.NLayer {
-		w.Layers = append(w.Layers, Layer{
-			AttnNorm: onesish(rng, "attn_norm", h.NEmbd),
-			Wq:       randTensor(rng, "wq", 0.3, h.NEmbd, q),
-			Wk:       randTensor(rng, "wk", 0.3, h.NEmbd, kv),
-			Wv:       randTensor(rng, "wv", 0.3, h.NEmbd, kv),
-			Wo:       randTensor(rng, "wo", 0.2, q, h.NEmbd),
-			FFNNorm:  onesish(rng, "ffn_norm", h.NEmbd),
-			FFNGate:  randTensor(rng, "gate", 0.3, h.NEmbd, h.NFF),
-			FFNUp:    randTensor(rng, "up", 0.3, h.NEmbd, h.NFF),
-			FFNDown:  randTensor(rng, "down", 0.2, h.NFF, h.NEmbd),
-		})
-	}
-	return w
+	return randomWeights(rng, h, nil)
 }
 
 // Grouped-query attention covers every head of every group, whatever the

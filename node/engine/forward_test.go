@@ -57,12 +57,31 @@ func tinyModel(seed int64, arch string) *Weights {
 		h.RopeFreqs = []float32{1, 1, 1.5, 2, 3, 4, 6, 8}
 	}
 	q, kv := h.NHead*h.HeadDim, h.NHeadKV*h.HeadDim
+	return randomWeights(rng, h, func(l *Layer) {
+		if arch == "qwen2" {
+			l.Bq = randTensor(rng, "bq", 0.5, q)
+			l.Bk = randTensor(rng, "bk", 0.5, kv)
+			l.Bv = randTensor(rng, "bv", 0.5, kv)
+		}
+		if arch == "qwen3" {
+			l.QNorm = onesish(rng, "q_norm", h.HeadDim)
+			l.KNorm = onesish(rng, "k_norm", h.HeadDim)
+		}
+	})
+}
+
+// randomWeights draws the F32 weights of a model shaped by h from rng: the
+// embeddings, output norm and output, then layer after layer its norms and
+// matrices, extra (when not nil) adding the layer's optional tensors right
+// after them.
+func randomWeights(rng *rand.Rand, h Hparams, extra func(l *Layer)) *Weights {
+	q, kv := h.NHead*h.HeadDim, h.NHeadKV*h.HeadDim
 	w := &Weights{H: h,
 		TokEmbd: randTensor(rng, "tok", 1, h.NEmbd, h.NVocab),
 		OutNorm: onesish(rng, "out_norm", h.NEmbd),
 		Output:  randTensor(rng, "out", 0.3, h.NEmbd, h.NVocab),
 	}
-	for i := 0; i < h.NLayer; i++ {
+	for range h.NLayer {
 		l := Layer{
 			AttnNorm: onesish(rng, "attn_norm", h.NEmbd),
 			Wq:       randTensor(rng, "wq", 0.3, h.NEmbd, q),
@@ -74,14 +93,8 @@ func tinyModel(seed int64, arch string) *Weights {
 			FFNUp:    randTensor(rng, "up", 0.3, h.NEmbd, h.NFF),
 			FFNDown:  randTensor(rng, "down", 0.2, h.NFF, h.NEmbd),
 		}
-		if arch == "qwen2" {
-			l.Bq = randTensor(rng, "bq", 0.5, q)
-			l.Bk = randTensor(rng, "bk", 0.5, kv)
-			l.Bv = randTensor(rng, "bv", 0.5, kv)
-		}
-		if arch == "qwen3" {
-			l.QNorm = onesish(rng, "q_norm", h.HeadDim)
-			l.KNorm = onesish(rng, "k_norm", h.HeadDim)
+		if extra != nil {
+			extra(&l)
 		}
 		w.Layers = append(w.Layers, l)
 	}

@@ -35,28 +35,18 @@ func convertTensor(t *testing.T, src *Tensor, ty ggml.Type) *Tensor {
 // weights in ty.
 func r16Model(t *testing.T, ty ggml.Type) *Weights {
 	t.Helper()
-	w := tinyModel(11, "llama")
-	h := &w.H
+	h := tinyModel(11, "llama").H
 	h.NEmbd, h.NFF, h.NVocab, h.NHead, h.NHeadKV, h.HeadDim, h.RopeDims = 64, 96, 48, 4, 2, 16, 16
 	if ty.BlockSize() == ggml.QKK { // super-blocks of 256 columns
 		h.NEmbd, h.NFF, h.HeadDim, h.RopeDims = 256, 256, 64, 64
 	}
-	rng := rand.New(rand.NewSource(12))
-	fresh := func(name string, cols, rows int) *Tensor {
-		return convertTensor(t, randTensor(rng, name, 0.3, cols, rows), ty)
-	}
-	q, kv := h.NHead*h.HeadDim, h.NHeadKV*h.HeadDim
-	w.TokEmbd = randTensor(rng, "tok", 1, h.NEmbd, h.NVocab)
-	w.OutNorm = onesish(rng, "out_norm", h.NEmbd)
-	w.Output = fresh("out", h.NEmbd, h.NVocab)
+	w := randomWeights(rand.New(rand.NewSource(12)), h, nil)
+	w.Output = convertTensor(t, w.Output, ty)
 	for i := range w.Layers {
 		l := &w.Layers[i]
-		l.AttnNorm = onesish(rng, "attn_norm", h.NEmbd)
-		l.FFNNorm = onesish(rng, "ffn_norm", h.NEmbd)
-		l.Wq, l.Wk, l.Wv = fresh("wq", h.NEmbd, q), fresh("wk", h.NEmbd, kv), fresh("wv", h.NEmbd, kv)
-		l.Wo = fresh("wo", q, h.NEmbd)
-		l.FFNGate, l.FFNUp = fresh("gate", h.NEmbd, h.NFF), fresh("up", h.NEmbd, h.NFF)
-		l.FFNDown = fresh("down", h.NFF, h.NEmbd)
+		for _, m := range []**Tensor{&l.Wq, &l.Wk, &l.Wv, &l.Wo, &l.FFNGate, &l.FFNUp, &l.FFNDown} {
+			*m = convertTensor(t, *m, ty)
+		}
 	}
 	if err := w.validate(); err != nil {
 		t.Fatal(err)
