@@ -51,17 +51,17 @@ func (b *Backend) Bench(w *engine.Weights, prefill, decode int, bandwidthGBs flo
 	}
 	logits := make([]float32, w.H.NVocab)
 	// Warm-up: JIT, cuBLAS heuristics, first-touch.
-	if err := run.Forward(0, toks[:prefill], 0, logits, false); err != nil {
+	if err := engine.ForwardSlot(run, 0, toks[:prefill], 0, logits, false); err != nil {
 		return res, fmt.Errorf("warm-up prefill: %w", err)
 	}
 	start := time.Now()
-	if err := run.Forward(0, toks[:prefill], 0, logits, false); err != nil {
+	if err := engine.ForwardSlot(run, 0, toks[:prefill], 0, logits, false); err != nil {
 		return res, fmt.Errorf("prefill: %w", err)
 	}
 	res.PrefillTokS = float64(prefill) / time.Since(start).Seconds()
 	start = time.Now()
 	for i := 0; i < decode; i++ {
-		if err := run.Forward(0, toks[prefill+i:prefill+i+1], prefill+i, logits, false); err != nil {
+		if err := engine.ForwardSlot(run, 0, toks[prefill+i:prefill+i+1], prefill+i, logits, false); err != nil {
 			return res, fmt.Errorf("decode step %d: %w", i, err)
 		}
 	}
@@ -75,13 +75,13 @@ func (b *Backend) Bench(w *engine.Weights, prefill, decode int, bandwidthGBs flo
 		return res, nil
 	}
 	// One step to capture, then the same decode replayed.
-	if err := run.Forward(0, toks[prefill:prefill+1], prefill, logits, false); err != nil {
+	if err := engine.ForwardSlot(run, 0, toks[prefill:prefill+1], prefill, logits, false); err != nil {
 		res.GraphErr = err
 		return res, nil
 	}
 	start = time.Now()
 	for i := 0; i < decode; i++ {
-		if err := run.Forward(0, toks[prefill+i:prefill+i+1], prefill+i, logits, false); err != nil {
+		if err := engine.ForwardSlot(run, 0, toks[prefill+i:prefill+i+1], prefill+i, logits, false); err != nil {
 			res.GraphErr = fmt.Errorf("graph decode step %d: %w", i, err)
 			return res, nil
 		}

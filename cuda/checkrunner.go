@@ -150,18 +150,18 @@ func (b *Backend) checkRunnerOn(name string, w *engine.Weights) []CheckResult {
 		out = append(out, res)
 	}
 	// Prefill of 20 tokens (GEMM path), every position's logits.
-	compareRun("prefill_all", func(rn engine.Runner, l []float32) error { return rn.Forward(0, toks[:20], 0, l, true) }, 20)
+	compareRun("prefill_all", func(rn engine.Runner, l []float32) error { return engine.ForwardSlot(rn, 0, toks[:20], 0, l, true) }, 20)
 	// Decode 4 tokens after it, one at a time (matrix-vector path).
 	compareRun("decode", func(rn engine.Runner, l []float32) error {
 		for i := 0; i < 4; i++ {
-			if err := rn.Forward(0, toks[20+i:21+i], 20+i, l[i*nv:(i+1)*nv], false); err != nil {
+			if err := engine.ForwardSlot(rn, 0, toks[20+i:21+i], 20+i, l[i*nv:(i+1)*nv], false); err != nil {
 				return err
 			}
 		}
 		return nil
 	}, 4)
 	// A short batch below the GEMM threshold on slot 1 (independent cache).
-	compareRun("slot1_small_batch", func(rn engine.Runner, l []float32) error { return rn.Forward(1, toks[100:105], 0, l, true) }, 5)
+	compareRun("slot1_small_batch", func(rn engine.Runner, l []float32) error { return engine.ForwardSlot(rn, 1, toks[100:105], 0, l, true) }, 5)
 	// Decode replayed from a captured graph (captured at the first step,
 	// replayed at the next two).
 	compareRun("decode_graph", func(rn engine.Runner, l []float32) error {
@@ -172,14 +172,14 @@ func (b *Backend) checkRunnerOn(name string, w *engine.Weights) []CheckResult {
 			defer cr.SetGraphs(false)
 		}
 		for i := 0; i < 3; i++ {
-			if err := rn.Forward(0, toks[24+i:25+i], 24+i, l[i*nv:(i+1)*nv], false); err != nil {
+			if err := engine.ForwardSlot(rn, 0, toks[24+i:25+i], 24+i, l[i*nv:(i+1)*nv], false); err != nil {
 				return err
 			}
 		}
 		return nil
 	}, 3)
 	// Two chunks; only the last logits.
-	compareRun("prefill_chunked", func(rn engine.Runner, l []float32) error { return rn.Forward(1, toks[:530], 0, l, false) }, 1)
+	compareRun("prefill_chunked", func(rn engine.Runner, l []float32) error { return engine.ForwardSlot(rn, 1, toks[:530], 0, l, false) }, 1)
 	return out
 }
 

@@ -24,6 +24,8 @@ type runDevice interface {
 	free(p devPtr) error
 	write(p devPtr, b []byte) error
 	zero(p devPtr, n int64) error
+	// copy copies n bytes of device memory from src to dst.
+	copy(dst, src devPtr, n int64) error
 	// hostBuffer is host memory for staging copies (pinned on a GPU).
 	hostBuffer(n int) ([]byte, error)
 	freeHost(b []byte) error
@@ -64,6 +66,10 @@ func (d backendDevice) alloc(n int64) (devPtr, error) { return d.b.d.alloc(uint6
 func (d backendDevice) free(p devPtr) error { return d.b.d.free(p) }
 
 func (d backendDevice) write(p devPtr, v []byte) error { return d.b.d.htodAsync(p, v, d.b.stream) }
+
+func (d backendDevice) copy(dst, src devPtr, n int64) error {
+	return d.b.d.dtodAsync(dst, src, uint64(n), d.b.stream)
+}
 
 func (d backendDevice) zero(p devPtr, n int64) error {
 	if n%4 != 0 {

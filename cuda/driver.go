@@ -264,6 +264,13 @@ func (d *driver) htodAsync(dst devPtr, src []byte, s cuStream) error {
 	return d.check("cuMemcpyHtoDAsync_v2", d.cuMemcpyHtoDAsync(dst, unsafe.Pointer(&src[0]), uint64(len(src)), s))
 }
 
+func (d *driver) dtodAsync(dst, src devPtr, n uint64, s cuStream) error {
+	if n == 0 {
+		return nil
+	}
+	return d.check("cuMemcpyDtoDAsync_v2", d.cuMemcpyDtoDAsync(dst, src, n, s))
+}
+
 func (d *driver) dtohAsync(dst []byte, src devPtr, s cuStream) error {
 	if len(dst) == 0 {
 		return nil

@@ -210,6 +210,14 @@ func (d *emuDevice) write(p devPtr, v []byte) error {
 
 func (d *emuDevice) zero(p devPtr, n int64) error { return d.write(p, make([]byte, n)) }
 
+func (d *emuDevice) copy(dst, src devPtr, n int64) error {
+	off := int(src - emuBase)
+	if off < 0 || off+int(n) > len(d.mem) {
+		return fmt.Errorf("copy of %d bytes from %#x outside memory", n, src)
+	}
+	return d.write(dst, append([]byte(nil), d.mem[off:off+int(n)]...))
+}
+
 func (d *emuDevice) hostBuffer(n int) ([]byte, error) { return make([]byte, n), nil }
 
 func (d *emuDevice) freeHost([]byte) error { return nil }

@@ -43,5 +43,5 @@ func ToleranceOf(w *engine.Weights) engine.Tolerance {
 
 // RunnerForwardAll adapts a runner to Parity (slot 0).
 func RunnerForwardAll(r engine.Runner) func([]int32, []float32) error {
-	return func(toks []int32, logits []float32) error { return r.Forward(0, toks, 0, logits, true) }
+	return func(toks []int32, logits []float32) error { return engine.ForwardSlot(r, 0, toks, 0, logits, true) }
 }

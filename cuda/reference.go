@@ -28,6 +28,10 @@ var _ engine.Runner = (*ReferenceRunner)(nil)
 // NewReferenceRunner dequantizes w's matrices and allocates a float64 KV
 // cache.
 func NewReferenceRunner(w *engine.Weights, o engine.RunnerOptions) (*ReferenceRunner, error) {
+	o, err := slotLayout(o)
+	if err != nil {
+		return nil, err
+	}
 	if _, err := Estimate(w, o); err != nil {
 		return nil, err
 	}
@@ -125,7 +129,7 @@ func (r *ReferenceRunner) Forward(slot int, tokens []int32, pos int, logits []fl
 		return err
 	}
 	for i, t := range tokens {
-		out := r.step(slot, t, pos+i, all || i == len(tokens)-1)
+		out := r.step(slot, t, pos+i, logits != nil && (all || i == len(tokens)-1))
 		if out == nil {
 			continue
 		}
@@ -136,6 +140,34 @@ func (r *ReferenceRunner) Forward(slot int, tokens []int32, pos int, logits []fl
 		for j, v := range out {
 			dst[j] = float32(v)
 		}
+	}
+	return nil
+}
+
+// ForwardBatch implements engine.Runner, one item after the other (each
+// item's sequence in one block, its slot).
+func (r *ReferenceRunner) ForwardBatch(items []engine.Item) error {
+	for i, it := range items {
+		if len(it.Blocks) == 0 {
+			return fmt.Errorf("batch item %d: no KV block", i)
+		}
+		if err := r.Forward(int(it.Blocks[0]), it.Tokens, it.Pos, it.Logits, it.All); err != nil {
+			return fmt.Errorf("batch item %d: %w", i, err)
+		}
+	}
+	return nil
+}
+
+// CopyKV implements engine.Runner.
+func (r *ReferenceRunner) CopyKV(dst, src int32, n int) error {
+	if dst < 0 || int(dst) >= r.o.Slots || src < 0 || int(src) >= r.o.Slots || n < 0 || n > r.o.ContextLength {
+		return fmt.Errorf("copying %d positions from KV slot %d to %d: out of range", n, src, dst)
+	}
+	kvdim := r.w.H.NHeadKV * r.w.H.HeadDim
+	for li := range r.w.H.NLayer {
+		d, s := int(dst)*r.w.H.NLayer+li, int(src)*r.w.H.NLayer+li
+		copy(r.kc[d][:n*kvdim], r.kc[s][:n*kvdim])
+		copy(r.vc[d][:n*kvdim], r.vc[s][:n*kvdim])
 	}
 	return nil
 }

@@ -83,6 +83,10 @@ var _ engine.Runner = (*Runner)(nil)
 // allocating anything), then uploads the weights and allocates the KV
 // cache and scratch. On any failure everything allocated is freed.
 func (b *Backend) NewRunner(w *engine.Weights, o engine.RunnerOptions) (engine.Runner, error) {
+	o, err := slotLayout(o)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", b.Name(), err)
+	}
 	plan, err := Estimate(w, o)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", b.Name(), err)
@@ -300,14 +304,70 @@ func checkForward(h engine.Hparams, o engine.RunnerOptions, slot int, tokens []i
 	if all {
 		want *= len(tokens)
 	}
-	if len(logits) < want {
+	if logits != nil && len(logits) < want {
 		return fmt.Errorf("logits buffer holds %d floats, need %d", len(logits), want)
 	}
 	return nil
 }
 
-// Forward runs tokens at positions pos.. of slot's sequence (see
-// engine.Runner), in chunks of at most Plan.MaxBatch tokens.
+// BlockSize implements engine.Backend: the CUDA runner keeps each
+// sequence's cache in one piece (a slot), so a block is a whole context.
+func (b *Backend) BlockSize(nCtx int) int { return nCtx }
+
+// slotLayout checks that o asks for one KV block per sequence and sets
+// Slots to the block count.
+func slotLayout(o engine.RunnerOptions) (engine.RunnerOptions, error) {
+	bs, blocks := o.KVLayout()
+	if bs != o.ContextLength {
+		return o, fmt.Errorf("KV blocks of %d positions: the CUDA runner keeps one block of the whole context (%d) per sequence", bs, o.ContextLength)
+	}
+	o.BlockSize, o.Blocks, o.Slots = bs, blocks, blocks
+	return o, nil
+}
+
+// ForwardBatch implements engine.Runner, one item after the other: each
+// item's sequence lives in one block, its slot. (Batching the items'
+// matrix products into one GEMM is the next step for this backend.)
+func (r *Runner) ForwardBatch(items []engine.Item) error {
+	for i, it := range items {
+		if len(it.Blocks) == 0 {
+			return fmt.Errorf("batch item %d: no KV block", i)
+		}
+		if err := r.Forward(int(it.Blocks[0]), it.Tokens, it.Pos, it.Logits, it.All); err != nil {
+			return fmt.Errorf("batch item %d: %w", i, err)
+		}
+	}
+	return nil
+}
+
+// CopyKV implements engine.Runner: the first n positions of slot src's
+// cache, every layer, go to slot dst.
+func (r *Runner) CopyKV(dst, src int32, n int) error {
+	if dst < 0 || int(dst) >= r.o.Slots || src < 0 || int(src) >= r.o.Slots || n < 0 || n > r.o.ContextLength {
+		return fmt.Errorf("copying %d positions from KV slot %d to %d: out of range (%d slots of %d)", n, src, dst, r.o.Slots, r.o.ContextLength)
+	}
+	kvdim := int64(r.h.NHeadKV * r.h.HeadDim)
+	kvLayer := int64(r.o.ContextLength) * kvdim * 4
+	return r.dev.exec(func() error {
+		if r.closed {
+			return ErrClosedRunner
+		}
+		for li := range int64(r.h.NLayer) {
+			d := devPtr((int64(dst)*int64(r.h.NLayer) + li) * kvLayer)
+			s := devPtr((int64(src)*int64(r.h.NLayer) + li) * kvLayer)
+			for _, base := range []devPtr{r.kc, r.vc} {
+				if err := r.dev.copy(base+d, base+s, int64(n)*kvdim*4); err != nil {
+					return err
+				}
+			}
+		}
+		return r.dev.sync()
+	})
+}
+
+// Forward runs tokens at positions pos.. of slot's sequence, in chunks
+// of at most Plan.MaxBatch tokens. If all is false, logits (nil: none
+// wanted) receives the last token's logits; if true, every token's.
 func (r *Runner) Forward(slot int, tokens []int32, pos int, logits []float32, all bool) error {
 	if err := checkForward(r.h, r.o, slot, tokens, pos, logits, all); err != nil {
 		return err
@@ -320,6 +380,7 @@ func (r *Runner) Forward(slot int, tokens []int32, pos int, logits []float32, al
 		for i, c := range cs {
 			var out []float32
 			switch {
+			case logits == nil:
 			case all:
 				out = logits[c[0]*r.h.NVocab : c[1]*r.h.NVocab]
 			case i == len(cs)-1:

@@ -38,11 +38,11 @@ func TestForwardGroupedHeads(t *testing.T) {
 			defer r.Close()
 			nv := w.H.NVocab
 			got := make([]float32, len(tokens)*nv)
-			if err := r.Forward(0, tokens[:prefill], 0, got, true); err != nil {
+			if err := ForwardSlot(r, 0, tokens[:prefill], 0, got, true); err != nil {
 				t.Fatal(err)
 			}
 			for p := prefill; p < len(tokens); p++ {
-				if err := r.Forward(0, tokens[p:p+1], p, got[p*nv:(p+1)*nv], false); err != nil {
+				if err := ForwardSlot(r, 0, tokens[p:p+1], p, got[p*nv:(p+1)*nv], false); err != nil {
 					t.Fatal(err)
 				}
 			}

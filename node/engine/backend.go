@@ -97,18 +97,56 @@ type Weights struct {
 
 // RunnerOptions size a Runner's state.
 type RunnerOptions struct {
-	// ContextLength is the KV cache length per slot.
+	// ContextLength is the most positions one sequence holds.
 	ContextLength int
-	// Slots is the number of independent sequences (KV caches).
+	// BlockSize is the number of positions in a block of the KV cache;
+	// 0 means ContextLength (one block per sequence).
+	BlockSize int
+	// Blocks is the number of blocks in the KV cache; with BlockSize 0
+	// it is the number of sequences (slots). 0 means 1.
+	Blocks int
+	// Slots is the old name of Blocks for one block per sequence; the
+	// larger of the two counts.
 	Slots int
 	// Threads is the CPU worker count (CPU backend); 0 means all cores.
 	Threads int
+}
+
+// kvLayout returns the block size and count o asks for.
+func (o RunnerOptions) kvLayout() (bs, blocks int) {
+	bs = o.BlockSize
+	if bs <= 0 {
+		bs = o.ContextLength
+	}
+	return bs, max(o.Blocks, o.Slots, 1)
+}
+
+// KVLayout returns the block size and count o asks for (for backends
+// outside this package).
+func (o RunnerOptions) KVLayout() (bs, blocks int) { return o.kvLayout() }
+
+// Item is one sequence's share of a batched forward pass: Tokens at
+// positions Pos, Pos+1, … of the sequence whose KV cache lives in
+// Blocks (position p in block Blocks[p/BlockSize]). Positions before Pos
+// must be in the cache already; K/V of the new tokens are written there.
+type Item struct {
+	Blocks []int32
+	Tokens []int32
+	Pos    int
+	// Logits, when non-nil, receives the last token's logits (NVocab
+	// floats), or every token's when All (len(Tokens)*NVocab, row-major).
+	Logits []float32
+	All    bool
 }
 
 // Backend turns Weights into a Runner.
 type Backend interface {
 	// Name is "cpu" or "cuda:N".
 	Name() string
+	// BlockSize is the KV block size the backend wants for sequences of
+	// up to nCtx positions: nCtx when it keeps each sequence's cache in
+	// one piece.
+	BlockSize(nCtx int) int
 	// NewRunner allocates the KV cache and whatever the backend needs
 	// (device copies of weights, scratch). It fails cleanly (no partial
 	// state left behind) when memory is short.
@@ -119,13 +157,26 @@ type Backend interface {
 // one goroutine at a time (the device's worker); a Runner need not be safe
 // for concurrent use.
 type Runner interface {
-	// Forward runs tokens at positions pos, pos+1, … of slot's sequence,
-	// writing K/V there (later positions are implicitly discarded). If all
-	// is false, logits receives the last token's logits (NVocab floats);
-	// if true, every token's (len(tokens)*NVocab floats, row-major).
-	Forward(slot int, tokens []int32, pos int, logits []float32, all bool) error
+	// ForwardBatch runs one forward pass over the items of a batch:
+	// matrix products over all their tokens at once, attention of each
+	// item against its own sequence's cache. Items must not share a
+	// block they write.
+	ForwardBatch(items []Item) error
+	// CopyKV copies the keys and values of the first n positions of
+	// block src to block dst.
+	CopyKV(dst, src int32, n int) error
 	// MemBytes is the memory the runner holds beyond the mapped weights.
 	MemBytes() int64
 	// Close frees everything the runner holds.
 	Close() error
+}
+
+// ForwardSlot runs tokens at positions pos, … of the sequence in block
+// slot of a runner made with one block per sequence (BlockSize 0). If all
+// is false, logits receives the last token's logits; if true, every
+// token's (len(tokens)*NVocab floats, row-major).
+func ForwardSlot(r Runner, slot int, tokens []int32, pos int, logits []float32, all bool) error {
+	blk := [1]int32{int32(slot)}
+	items := [1]Item{{Blocks: blk[:], Tokens: tokens, Pos: pos, Logits: logits, All: all}}
+	return r.ForwardBatch(items[:])
 }

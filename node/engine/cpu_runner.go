@@ -30,12 +30,21 @@ var _ Backend = CPU{}
 // Name implements Backend.
 func (CPU) Name() string { return "cpu" }
 
+// kvBlock is the CPU backend's KV block size: a multiple of the
+// attention kernels' sixteen keys, small enough that sequences waste
+// little of the pool and prefixes are shared in useful pieces.
+const kvBlock = 64
+
+// BlockSize implements Backend.
+func (CPU) BlockSize(int) int { return kvBlock }
+
 // config holds the dimensions the forward pass uses, derived once.
 type config struct {
 	dim, nLayer, nHead, nKV, hd, nff, vocab int
 	qDim, kvDim                             int // nHead*hd, nKV*hd
 	ropeDims                                int
-	nCtx, slots                             int
+	nCtx                                    int // most positions of one sequence
+	bs, blocks                              int // KV cache block size and count
 	eps                                     float32
 	neox                                    bool
 }
@@ -56,12 +65,18 @@ type runState struct {
 	qa     []byte    // (maxBatch, qaStride) activations quantized for a matmul
 	qp     []byte    // (maxBatch, qpStride) activations prepared for repacked or Q4_0/Q8_0 weights; nil without them
 	xr     []float32 // (maxBatch, xrStride) float inputs of F16 (rounded to half) and repacked BF16 weights; nil without
+	pos    []int     // (maxBatch) position of each row
+	kvIdx  []int     // (maxBatch) offset of each row's K/V in a layer's cache
+	lrows  []int     // (maxBatch) rows whose logits are wanted
+	logits []float32 // (maxBatch, vocab) logits of several items' rows
+	items  []attnItem
+	sub    []Item // one sub-batch's items
 }
 
-// kvCache is one slot's keys and values, in half precision.
+// kvCache is the model's keys and values in half precision, in blocks:
+// (layer, block, position in block, kvDim).
 type kvCache struct {
-	k []uint16 // (layer, nCtx, kvDim)
-	v []uint16 // (layer, nCtx, kvDim)
+	k, v []uint16
 }
 
 // layerF32 holds a layer's small vectors (norm weights, biases) in f32.
@@ -82,7 +97,8 @@ type cpuRunner struct {
 	// computed in float32 as ggml does.
 	ropeScale, ropeFreqScale float32
 	ropeFreqs                []float32 // (ropeDims/2), 1 when absent
-	kv                       []kvCache // (slots)
+	kv                       kvCache
+	kvMem                    *mmapfile.Anon // holds kv
 	s                        runState
 	qaStride                 int
 	xrStride                 int // widest input of an F16 or repacked BF16 weight, padded
@@ -101,14 +117,17 @@ func (CPU) NewRunner(w *Weights, o RunnerOptions) (Runner, error) {
 	if o.ContextLength <= 0 {
 		return nil, errors.New("cpu runner: context length must be positive")
 	}
-	if o.Slots <= 0 {
-		o.Slots = 1
-	}
 	c := config{
 		dim: h.NEmbd, nLayer: h.NLayer, nHead: h.NHead, nKV: h.NHeadKV, hd: h.HeadDim,
 		nff: h.NFF, vocab: h.NVocab, qDim: h.NHead * h.HeadDim, kvDim: h.NHeadKV * h.HeadDim,
-		ropeDims: h.RopeDims, nCtx: o.ContextLength, slots: o.Slots, eps: h.NormEps,
+		ropeDims: h.RopeDims, nCtx: o.ContextLength, eps: h.NormEps,
 		neox: h.RopeStyle == RopeNeoX,
+	}
+	c.bs, c.blocks = o.kvLayout()
+	if c.bs <= 0 || c.bs%16 != 0 && c.bs != c.nCtx {
+		// whole groups of sixteen keys keep the blocked attention sums
+		// identical to one pass over the cache
+		return nil, fmt.Errorf("cpu runner: KV block size %d is not a multiple of 16", c.bs)
 	}
 	r := &cpuRunner{w: w, c: c}
 	var err error
@@ -165,14 +184,20 @@ func (CPU) NewRunner(w *Weights, o RunnerOptions) (Runner, error) {
 	}
 
 	// Allocation: KV caches first (the big part), then scratch.
-	kvLen := c.nLayer * c.nCtx * c.kvDim
-	r.kv = make([]kvCache, c.slots)
-	for i := range r.kv {
-		r.kv[i] = kvCache{k: make([]uint16, kvLen), v: make([]uint16, kvLen)}
+	// (Fresh memory: pages are touched, and so resident, only as
+	// sequences reach them.)
+	kvLen := c.nLayer * c.blocks * c.bs * c.kvDim
+	kvMem, err := mmapfile.NewAnon(2 * 2 * kvLen)
+	if err != nil {
+		return nil, fmt.Errorf("cpu runner: allocating the KV cache (%d MiB): %w", 4*kvLen>>20, err)
 	}
+	r.kvMem = kvMem
+	all := unsafe.Slice((*uint16)(unsafe.Pointer(&kvMem.Bytes()[0])), 2*kvLen)
+	r.kv = kvCache{k: all[:kvLen:kvLen], v: all[kvLen:]}
 	r.pool = cpu.NewPool(o.Threads)
 	if err := r.repack(); err != nil {
 		r.pool.Close()
+		_ = r.kvMem.Close()
 		return nil, err
 	}
 	// Token rows of the activation buffers are padded by a cache line, so
@@ -196,7 +221,10 @@ func (CPU) NewRunner(w *Weights, o RunnerOptions) (Runner, error) {
 		hb:  make([]float32, B*c.nff), hb2: make([]float32, B*c.nff),
 		scores: make([]float32, r.pool.Threads()*attnWorkerLen(&c)),
 		cos:    make([]float32, B*c.ropeDims/2), sin: make([]float32, B*c.ropeDims/2),
-		qa: make([]byte, B*r.qaStride),
+		qa:  make([]byte, B*r.qaStride),
+		pos: make([]int, B), kvIdx: make([]int, B), lrows: make([]int, B),
+		items: make([]attnItem, 0, B), sub: make([]Item, 0, B),
+		logits: make([]float32, B*c.vocab),
 	}
 	if r.qpStride > 0 {
 		r.s.qp = make([]byte, B*r.qpStride)
@@ -213,12 +241,9 @@ func (CPU) NewRunner(w *Weights, o RunnerOptions) (Runner, error) {
 // MemBytes implements Runner. Repacked weights are not counted: they
 // stand in for the mapped pages they were copied from, which are released.
 func (r *cpuRunner) MemBytes() int64 {
-	n := int64(0)
-	for _, kv := range r.kv {
-		n += 2 * int64(len(kv.k)+len(kv.v))
-	}
+	n := 2 * int64(len(r.kv.k)+len(r.kv.v))
 	s := &r.s
-	n += 4 * int64(len(s.x)+len(s.xb)+len(s.q)+len(s.k)+len(s.v)+len(s.att)+len(s.hb)+len(s.hb2)+len(s.scores)+len(s.cos)+len(s.sin)+len(s.xr))
+	n += 4 * int64(len(s.x)+len(s.xb)+len(s.q)+len(s.k)+len(s.v)+len(s.att)+len(s.hb)+len(s.hb2)+len(s.scores)+len(s.cos)+len(s.sin)+len(s.xr)+len(s.logits))
 	return n + int64(len(s.qa)) + int64(len(s.qp))
 }
 
@@ -233,57 +258,112 @@ func (r *cpuRunner) Close() error {
 		r.packMem = nil
 		r.mm.packed = nil
 	}
-	r.kv = nil
+	r.kv = kvCache{}
+	if r.kvMem != nil {
+		_ = r.kvMem.Close()
+		r.kvMem = nil
+	}
 	return nil
 }
 
-// Forward implements Runner.
-func (r *cpuRunner) Forward(slot int, tokens []int32, pos int, logits []float32, all bool) error {
+// ForwardBatch implements Runner. The batch's tokens go through in
+// passes of at most maxBatch rows; an item that does not fit the rest of
+// a pass continues in the next, after its first tokens' K/V are stored.
+func (r *cpuRunner) ForwardBatch(items []Item) error {
 	c := &r.c
 	if r.pool == nil {
 		return errors.New("forward on a closed runner")
 	}
-	if err := checkForward(c.slots, c.nCtx, c.vocab, slot, tokens, pos, logits, all); err != nil {
+	if err := checkItems(c.bs, c.blocks, c.nCtx, c.vocab, items); err != nil {
 		return err
 	}
-	for start := 0; start < len(tokens); start += maxBatch {
-		end := min(start+maxBatch, len(tokens))
-		var out []float32
-		switch {
-		case all:
-			out = logits[start*c.vocab : end*c.vocab]
-		case end == len(tokens):
-			out = logits[:c.vocab]
+	sub := r.s.sub[:0]
+	rows := 0
+	for _, it := range items {
+		for start := 0; start < len(it.Tokens); {
+			n := min(len(it.Tokens)-start, maxBatch-rows)
+			part := Item{Blocks: it.Blocks, Tokens: it.Tokens[start : start+n], Pos: it.Pos + start}
+			if it.Logits != nil {
+				switch {
+				case it.All:
+					part.Logits, part.All = it.Logits[start*c.vocab:(start+n)*c.vocab], true
+				case start+n == len(it.Tokens):
+					part.Logits = it.Logits[:c.vocab]
+				}
+			}
+			sub = append(sub, part)
+			rows += n
+			start += n
+			if rows == maxBatch {
+				if err := r.forward(sub, rows); err != nil {
+					return err
+				}
+				sub, rows = sub[:0], 0
+			}
 		}
-		if err := r.forward(slot, tokens[start:end], pos+start, out, all); err != nil {
-			return err
+	}
+	if rows > 0 {
+		return r.forward(sub, rows)
+	}
+	return nil
+}
+
+// CopyKV implements Runner.
+func (r *cpuRunner) CopyKV(dst, src int32, n int) error {
+	c := &r.c
+	if dst < 0 || int(dst) >= c.blocks || src < 0 || int(src) >= c.blocks || n < 0 || n > c.bs {
+		return fmt.Errorf("copying %d positions from KV block %d to %d: out of range (%d blocks of %d)", n, src, dst, c.blocks, c.bs)
+	}
+	bl := c.bs * c.kvDim
+	for l := range c.nLayer {
+		base := l * c.blocks * bl
+		d, s := base+int(dst)*bl, base+int(src)*bl
+		copy(r.kv.k[d:d+n*c.kvDim], r.kv.k[s:s+n*c.kvDim])
+		copy(r.kv.v[d:d+n*c.kvDim], r.kv.v[s:s+n*c.kvDim])
+	}
+	return nil
+}
+
+// checkItems validates a batch against a KV cache of blocks blocks of bs
+// positions, sequences of at most nCtx positions and vocab logits.
+func checkItems(bs, blocks, nCtx, vocab int, items []Item) error {
+	for i, it := range items {
+		if err := checkItem(bs, blocks, nCtx, vocab, it); err != nil {
+			return fmt.Errorf("batch item %d: %w", i, err)
 		}
 	}
 	return nil
 }
 
-// checkForward validates a forward call's arguments.
-func checkForward(slots, nCtx, vocab, slot int, tokens []int32, pos int, logits []float32, all bool) error {
-	if slot < 0 || slot >= slots {
-		return fmt.Errorf("slot %d out of range [0, %d)", slot, slots)
-	}
-	if len(tokens) == 0 {
+func checkItem(bs, blocks, nCtx, vocab int, it Item) error {
+	if len(it.Tokens) == 0 {
 		return errors.New("no tokens to evaluate")
 	}
-	if pos < 0 || pos+len(tokens) > nCtx {
-		return fmt.Errorf("positions %d..%d exceed the context of %d tokens", pos, pos+len(tokens), nCtx)
+	end := it.Pos + len(it.Tokens)
+	if it.Pos < 0 || end > nCtx {
+		return fmt.Errorf("positions %d..%d exceed the context of %d tokens", it.Pos, end, nCtx)
 	}
-	for i, t := range tokens {
+	if need := (end + bs - 1) / bs; len(it.Blocks) < need {
+		return fmt.Errorf("positions up to %d need %d KV blocks, the item has %d", end, need, len(it.Blocks))
+	}
+	for _, b := range it.Blocks[:(end+bs-1)/bs] {
+		if b < 0 || int(b) >= blocks {
+			return fmt.Errorf("KV block %d out of range [0, %d)", b, blocks)
+		}
+	}
+	for i, t := range it.Tokens {
 		if t < 0 || int(t) >= vocab {
 			return fmt.Errorf("token %d (at %d) outside the vocabulary of %d", t, i, vocab)
 		}
 	}
-	want := vocab
-	if all {
-		want = len(tokens) * vocab
-	}
-	if len(logits) < want {
-		return fmt.Errorf("logits buffer holds %d floats, need %d", len(logits), want)
+	if it.Logits != nil {
+		want := vocab
+		if it.All {
+			want = len(it.Tokens) * vocab
+		}
+		if len(it.Logits) < want {
+			return fmt.Errorf("logits buffer holds %d floats, need %d", len(it.Logits), want)
+		}
 	}
 	return nil
 }

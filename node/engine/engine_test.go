@@ -106,7 +106,15 @@ func TestForwardRejectsBadInput(t *testing.T) {
 	if err := m.ForwardAll(0, []int32{1, 2}, 0, logits); err == nil {
 		t.Error("ForwardAll with room for one row succeeded")
 	}
-	// The model still works afterwards.
+	f("past the sequence", 0, []int32{1}, 5, logits)
+	// The model still works afterwards, up to the end of its context.
+	prompt := make([]int32, 30)
+	for i := range prompt {
+		prompt[i] = int32(1 + i)
+	}
+	if err := m.Forward(0, prompt, 0, logits); err != nil {
+		t.Fatal(err)
+	}
 	if err := m.Forward(0, []int32{1, 2}, 30, logits); err != nil {
 		t.Fatal(err)
 	}
@@ -276,7 +284,7 @@ func TestMemEstimateCoversLoad(t *testing.T) {
 			t.Fatal(err)
 		}
 		held := info.SizeBytes + m.MemBytes()
-		est := info.MemEstimate(ctx, slots)
+		est := info.MemEstimate(ctx, ctx*slots)
 		m.Close()
 		if est < held || est > 2*held {
 			t.Errorf("%s: MemEstimate %d for %d held", name, est, held)
@@ -286,7 +294,7 @@ func TestMemEstimateCoversLoad(t *testing.T) {
 
 type panicRunner struct{ Runner }
 
-func (panicRunner) Forward(int, []int32, int, []float32, bool) error { panic("backend bug") }
+func (panicRunner) ForwardBatch([]Item) error { panic("backend bug") }
 
 // A panicking backend fails the call with ErrForwardPanic.
 func TestForwardRecoversPanics(t *testing.T) {

@@ -8,31 +8,41 @@ import (
 	"helexa/node/ggml"
 )
 
-// forward runs n <= maxBatch tokens at positions pos.. of slot. out, when
-// non-nil, receives logits: every token's (all) or the last token's.
-func (r *cpuRunner) forward(slot int, tokens []int32, pos int, out []float32, all bool) error {
+// forward runs one pass over items, n <= maxBatch tokens in all: the
+// rows of the pass are the items' tokens in order. Items with Logits get
+// them: every token's (All) or the last token's.
+func (r *cpuRunner) forward(items []Item, n int) error {
 	c := &r.c
 	s := &r.s
-	n := len(tokens)
-	kv := &r.kv[slot]
 	dim := c.dim
 
-	// 1. Embed: x[t] = token_embd[tokens[t]].
+	// 1. Embed: x[t] = token_embd[tokens[t]]; each row's position and
+	// the offset of its K/V within a layer's cache.
 	emb := r.w.TokEmbd
 	rb, err := ggml.RowBytes(emb.Type, dim)
 	if err != nil {
 		return err
 	}
-	for t, id := range tokens {
-		row := emb.Data[int(id)*rb : (int(id)+1)*rb]
-		if err := ggml.Dequantize(emb.Type, row, s.x[t*dim:(t+1)*dim]); err != nil {
-			return fmt.Errorf("embedding token %d: %w", id, err)
+	s.items = s.items[:0]
+	t := 0
+	for _, it := range items {
+		s.items = append(s.items, attnItem{row: t, n: len(it.Tokens), pos: it.Pos, blocks: it.Blocks})
+		for i, id := range it.Tokens {
+			row := emb.Data[int(id)*rb : (int(id)+1)*rb]
+			if err := ggml.Dequantize(emb.Type, row, s.x[t*dim:(t+1)*dim]); err != nil {
+				return fmt.Errorf("embedding token %d: %w", id, err)
+			}
+			p := it.Pos + i
+			s.pos[t] = p
+			s.kvIdx[t] = (int(it.Blocks[p/c.bs])*c.bs + p%c.bs) * c.kvDim
+			t++
 		}
 	}
 
-	// 2. RoPE angles of every position in the batch.
-	r.ropeAngles(pos, n)
+	// 2. RoPE angles of every row's position.
+	r.ropeAngles(s.pos[:n])
 
+	layerLen := c.blocks * c.bs * c.kvDim
 	for l := range r.w.Layers {
 		lw := &r.w.Layers[l]
 		lf := &r.layers[l]
@@ -70,18 +80,22 @@ func (r *cpuRunner) forward(slot int, tokens []int32, pos int, out []float32, al
 			r.rope(s.k[t*c.kvDim:(t+1)*c.kvDim], c.nKV, t)
 		}
 
-		// 6. Store k, v at positions pos.. of the cache.
-		base := l * c.nCtx * c.kvDim
-		kc := kv.k[base+pos*c.kvDim : base+(pos+n)*c.kvDim]
-		vc := kv.v[base+pos*c.kvDim : base+(pos+n)*c.kvDim]
-		cpu.ToF16(kc, s.k[:n*c.kvDim])
-		cpu.ToF16(vc, s.v[:n*c.kvDim])
+		// 6. Store each row's k, v at its position of its sequence.
+		kl := r.kv.k[l*layerLen : (l+1)*layerLen]
+		vl := r.kv.v[l*layerLen : (l+1)*layerLen]
+		for t := 0; t < n; t++ {
+			o := s.kvIdx[t]
+			cpu.ToF16(kl[o:o+c.kvDim], s.k[t*c.kvDim:(t+1)*c.kvDim])
+			cpu.ToF16(vl[o:o+c.kvDim], s.v[t*c.kvDim:(t+1)*c.kvDim])
+		}
 		if emulateF16KV {
 			ggml.RoundHalf(s.q[:n*c.qDim], s.q[:n*c.qDim])
 		}
 
-		// 7. Causal attention of every (token, head): att = softmax(q·K/√hd)·V.
-		r.attn = attnJob{k: kv.k[base : base+c.nCtx*c.kvDim], v: kv.v[base : base+c.nCtx*c.kvDim], pos: pos, n: n}
+		// 7. Causal attention of every (token, head) against its own
+		// sequence: att = softmax(q·K/√hd)·V.
+		r.attn.k, r.attn.v = kl, vl
+		r.attn.plan(c, r.pool.Threads(), s.items)
 		r.pool.Run(r.attnFn)
 
 		// 8. Output projection and residual: x += att·Wo.
@@ -109,20 +123,52 @@ func (r *cpuRunner) forward(slot int, tokens []int32, pos int, out []float32, al
 		cpu.Add(s.xb[:n*dim], s.x[:n*dim])
 	}
 
-	if out == nil {
+	// 12. Final norm and the output head, only for the rows whose logits
+	// are wanted, gathered into consecutive rows of xb.
+	lr := s.lrows[:0]
+	for i, it := range items {
+		if it.Logits == nil {
+			continue
+		}
+		first := s.items[i].row + len(it.Tokens) - 1
+		if it.All {
+			first = s.items[i].row
+		}
+		for t := first; t < s.items[i].row+len(it.Tokens); t++ {
+			lr = append(lr, t)
+		}
+	}
+	if len(lr) == 0 {
 		return nil
 	}
-	// 12. Final norm and logits, for every token or only the last.
-	first := 0
-	if !all {
-		first = n - 1
+	for i, t := range lr {
+		rmsnorm(s.xb[i*dim:(i+1)*dim], s.x[t*dim:(t+1)*dim], r.outNorm, c.eps)
 	}
-	for t := first; t < n; t++ {
-		rmsnorm(s.xb[t*dim:(t+1)*dim], s.x[t*dim:(t+1)*dim], r.outNorm, c.eps)
+	// One item's logits go straight to its buffer; several items' go
+	// through s.logits.
+	out := s.logits
+	direct := len(items) == 1
+	if direct {
+		out = items[0].Logits
 	}
-	r.mm.begin(s.xb[first*dim:n*dim], n-first, dim)
+	r.mm.begin(s.xb, len(lr), dim)
 	r.mm.add(r.w.Output, out, c.vocab)
 	r.runMatmul()
+	if direct {
+		return nil
+	}
+	k := 0
+	for _, it := range items {
+		if it.Logits == nil {
+			continue
+		}
+		m := 1
+		if it.All {
+			m = len(it.Tokens)
+		}
+		copy(it.Logits[:m*c.vocab], s.logits[k*c.vocab:(k+m)*c.vocab])
+		k += m
+	}
 	return nil
 }
 
@@ -171,12 +217,12 @@ func swiglu(g, u []float32) {
 	}
 }
 
-// ropeAngles fills cos/sin for positions pos..pos+n-1, computing theta in
-// float32 the way ggml does (theta *= scale pair after pair).
-func (r *cpuRunner) ropeAngles(pos, n int) {
+// ropeAngles fills cos/sin for the rows at positions pos, computing
+// theta in float32 the way ggml does (theta *= scale pair after pair).
+func (r *cpuRunner) ropeAngles(pos []int) {
 	half := r.c.ropeDims / 2
-	for t := 0; t < n; t++ {
-		theta := float32(pos + t)
+	for t, p := range pos {
+		theta := float32(p)
 		cs := r.s.cos[t*half : (t+1)*half]
 		sn := r.s.sin[t*half : (t+1)*half]
 		for i := 0; i < half; i++ {
@@ -208,10 +254,37 @@ func (r *cpuRunner) rope(x []float32, nh, t int) {
 	}
 }
 
-// attnJob is the attention step's input for the pool.
+// attnJob is the attention step's input for the pool: one layer's
+// cache and the batch's items, each split into work units (a few
+// consecutive tokens times a chunk of one KV group's query heads).
 type attnJob struct {
-	k, v   []uint16 // (nCtx, kvDim) this layer's cache
-	pos, n int
+	k, v  []uint16 // (blocks, bs, kvDim) this layer's cache
+	items []attnItem
+	units int // work units in all
+}
+
+// attnItem is one sequence's rows of the batch and how its attention is
+// split into units.
+type attnItem struct {
+	row, n, pos int     // rows row..row+n-1 at positions pos..
+	blocks      []int32 // the sequence's KV blocks
+	chunk, tb   int     // query heads and tokens per unit (attnSplit)
+	first       int     // index of the item's first unit
+}
+
+// plan splits every item into work units for nth workers.
+func (j *attnJob) plan(c *config, nth int, items []attnItem) {
+	group := c.nHead / c.nKV
+	// Items share the workers: a single one may split finer.
+	per := max(1, (nth+len(items)-1)/len(items))
+	j.items, j.units = items, 0
+	for i := range items {
+		it := &items[i]
+		it.chunk, it.tb = attnSplit(it.n, c.nKV, group, per)
+		it.first = j.units
+		nc := (group + it.chunk - 1) / it.chunk
+		j.units += (it.n + it.tb - 1) / it.tb * c.nKV * nc
+	}
 }
 
 // attnRows is the most query rows (tokens times heads of one KV group)
@@ -248,53 +321,61 @@ func attnSplit(n, nKV, group, nth int) (chunk, tb int) {
 	return chunk, tb
 }
 
-// attnWorker computes worker ith's share of the attention items: up to
+// attnWorker computes worker ith's share of the attention units: up to
 // cpu.AttnMaxGroup query heads of one KV group for a few consecutive
-// tokens, which all read the same keys and values, so each cached row is
-// converted once per item. The static split (cpu.Split) runs over the
-// token blocks in an order that balances causal attention's growing cost.
+// tokens of one item, which all read the same keys and values, so each
+// cached row is converted once per unit. Within an item the token blocks
+// go in the order first, last, second, second to last, ...: causal
+// attention costs grow with the token, and this order gives contiguous
+// shares the same work.
 func (r *cpuRunner) attnWorker(ith, nth int) {
 	c := &r.c
 	j := &r.attn
 	s := &r.s
 	scale := float32(1 / math.Sqrt(float64(c.hd)))
 	group := c.nHead / c.nKV
-	chunk, tb := attnSplit(j.n, c.nKV, group, nth)
-	nc := (group + chunk - 1) / chunk
-	nb := (j.n + tb - 1) / tb
 	wl := attnWorkerLen(c)
 	buf := s.scores[ith*wl : (ith+1)*wl]
 	scores := buf[:attnRows*c.nCtx]
 	scratch := buf[attnRows*c.nCtx : attnRows*c.nCtx+cpu.ScoresScratch(c.hd)]
 	qbuf := buf[attnRows*c.nCtx+cpu.ScoresScratch(c.hd):][:attnRows*c.hd]
 	obuf := buf[attnRows*c.nCtx+cpu.ScoresScratch(c.hd)+attnRows*c.hd:][:attnRows*c.hd]
-	lo, hi := cpu.Split(nb*c.nKV*nc, ith, nth)
-	for item := lo; item < hi; item++ {
-		// Token blocks in the order first, last, second, second to
-		// last, ...: causal attention costs grow with the token, and
-		// this order gives each worker's contiguous share the same work.
-		u, rest := item/(c.nKV*nc), item%(c.nKV*nc)
+	lo, hi := cpu.Split(j.units, ith, nth)
+	ii := 0
+	for unit := lo; unit < hi; unit++ {
+		for ii+1 < len(j.items) && j.items[ii+1].first <= unit {
+			ii++
+		}
+		it := &j.items[ii]
+		chunk, tb := it.chunk, it.tb
+		nc := (group + chunk - 1) / chunk
+		nb := (it.n + tb - 1) / tb
+		u, rest := (unit-it.first)/(c.nKV*nc), (unit-it.first)%(c.nKV*nc)
 		b := u / 2
 		if u%2 == 1 {
 			b = nb - 1 - u/2
 		}
 		t0 := b * tb
-		nt := min(tb, j.n-t0)
+		nt := min(tb, it.n-t0)
 		kvh := rest / nc
 		h0 := kvh*group + (rest%nc)*chunk
 		nq := min(chunk, (kvh+1)*group-h0)
 		kvOff := kvh * c.hd
-		w := nq * c.hd // one token's queries of this item
+		w := nq * c.hd // one token's queries of this unit
 		for tt := range nt {
-			row := (t0+tt)*c.qDim + h0*c.hd
+			row := (it.row+t0+tt)*c.qDim + h0*c.hd
 			copy(qbuf[tt*w:(tt+1)*w], s.q[row:row+w])
 		}
-		// Scores against every key the block's last token sees; earlier
-		// tokens' rows use only their causal prefix.
-		np := j.pos + t0 + nt
-		cpu.ScoresF16G(scores, np, qbuf, c.hd, nt*nq, j.k[kvOff:], c.kvDim, c.hd, np, scale, scratch)
+		// Scores against every key the block's last token sees, block by
+		// block of the cache; earlier tokens' rows use only their causal
+		// prefix.
+		np := it.pos + t0 + nt
+		for p0 := 0; p0 < np; p0 += c.bs {
+			k := j.k[int(it.blocks[p0/c.bs])*c.bs*c.kvDim+kvOff:]
+			cpu.ScoresF16G(scores[p0:], np, qbuf, c.hd, nt*nq, k, c.kvDim, c.hd, min(c.bs, np-p0), scale, scratch)
+		}
 		for tt := range nt {
-			npos := j.pos + t0 + tt + 1
+			npos := it.pos + t0 + tt + 1
 			for g := range nq {
 				cpu.Softmax(scores[(tt*nq+g)*np:][:npos], emulateF16KV)
 			}
@@ -304,14 +385,28 @@ func (r *cpuRunner) attnWorker(ith, nth int) {
 		// same in-order sums.
 		ob := obuf[:nt*w]
 		clear(ob)
-		common := j.pos + t0 + 1
-		cpu.MixF16G(ob, c.hd, scores, np, nt*nq, j.v[kvOff:], c.kvDim, c.hd, common)
+		common := it.pos + t0 + 1
+		r.mixBlocks(ob, scores, np, nt*nq, it.blocks, kvOff, 0, common)
 		for tt := 1; tt < nt; tt++ {
-			cpu.MixF16G(ob[tt*w:], c.hd, scores[tt*nq*np+common:], np, nq, j.v[common*c.kvDim+kvOff:], c.kvDim, c.hd, tt)
+			r.mixBlocks(ob[tt*w:], scores[tt*nq*np:], np, nq, it.blocks, kvOff, common, common+tt)
 		}
 		for tt := range nt {
-			row := (t0+tt)*c.qDim + h0*c.hd
+			row := (it.row+t0+tt)*c.qDim + h0*c.hd
 			copy(s.att[row:row+w], ob[tt*w:(tt+1)*w])
 		}
+	}
+}
+
+// mixBlocks adds the weighted values of positions [from, to) of the
+// sequence in blocks to rows rows of out (see cpu.MixF16G), block by
+// block in position order, so the sums are those of one pass.
+func (r *cpuRunner) mixBlocks(out, w []float32, wStride, rows int, blocks []int32, kvOff, from, to int) {
+	c := &r.c
+	for p := from; p < to; {
+		b := p / c.bs
+		end := min(to, (b+1)*c.bs)
+		v := r.attn.v[(int(blocks[b])*c.bs+p-b*c.bs)*c.kvDim+kvOff:]
+		cpu.MixF16G(out, c.hd, w[p:], wStride, rows, v, c.kvDim, c.hd, end-p)
+		p = end
 	}
 }

@@ -237,7 +237,7 @@ func TestForwardMatchesNaive(t *testing.T) {
 			tokens := []int32{3, 17, 0, 39, 8, 8, 21, 5, 30, 11}
 			nv := w.H.NVocab
 			got := make([]float32, len(tokens)*nv)
-			if err := r.Forward(0, tokens, 0, got, true); err != nil {
+			if err := ForwardSlot(r, 0, tokens, 0, got, true); err != nil {
 				t.Fatal(err)
 			}
 			want := naiveForward(w, tokens)

@@ -61,26 +61,32 @@ func Inspect(path string) (Info, error) {
 	return info, err
 }
 
-// MemEstimate returns the bytes a loaded model needs: the weights, the KV
-// cache for contextLength positions in each of slots sequences, and
-// scratch buffers. contextLength 0 means the default context (see
-// Options).
-func (i Info) MemEstimate(contextLength, slots int) int64 {
+// KVBytesPerToken is the KV cache one position takes: keys and values
+// of every layer, in half precision.
+func (i Info) KVBytesPerToken() int64 {
+	return 2 * 2 * int64(i.NLayer) * int64(i.NHeadKV*i.HeadDim)
+}
+
+// MemEstimate returns the bytes a loaded model needs: the weights, a KV
+// cache of kvTokens positions, and scratch buffers for sequences of up to
+// contextLength positions. contextLength 0 means the default context (see
+// Options); kvTokens 0 means one sequence of it.
+func (i Info) MemEstimate(contextLength, kvTokens int) int64 {
 	if contextLength <= 0 {
 		contextLength = defaultContext(i.ContextLength)
 	}
-	if slots <= 0 {
-		slots = 1
+	if kvTokens <= 0 {
+		kvTokens = contextLength
 	}
 	kvDim := int64(i.NHeadKV * i.HeadDim)
-	kv := 2 * 2 * int64(i.NLayer) * int64(contextLength) * kvDim * int64(slots) // K and V, half precision
+	kv := i.KVBytesPerToken() * int64(kvTokens)
 	qDim := int64(i.NHead * i.HeadDim)
 	b := int64(maxBatch)
 	scratch := 4 * b * (3*int64(i.NEmbd) + 2*qDim + 2*kvDim + 2*int64(i.NFF))
 	// attention weights and key scratch per worker (attnWorkerLen), for up
 	// to 16 workers
 	scratch += 4 * 16 * (attnRows*int64(contextLength) + 40*int64(i.HeadDim))
-	scratch += 4 * int64(i.NVocab) // one row of logits
+	scratch += 4 * b * int64(i.NVocab) // logits of a pass's rows
 	// a matmul's input quantized (≤ 1.2 bytes a value), prepared for the
 	// repacked kernels (≤ 1.5) and rounded for F16 weights (4)
 	scratch += 8 * b * max(int64(i.NEmbd), qDim, int64(i.NFF))
@@ -88,14 +94,13 @@ func (i Info) MemEstimate(contextLength, slots int) int64 {
 }
 
 // defaultContext is the context used when Options.ContextLength is 0: the
-// trained context, capped so a long-context model does not claim its whole
-// KV cache by default.
+// trained context. (The KV cache is a pool the sequences share, sized
+// apart from it, so a long context no longer claims its worst case.)
 func defaultContext(trained int) int {
-	const maxDefault = 8192
 	if trained <= 0 {
 		return 2048
 	}
-	return min(trained, maxDefault)
+	return trained
 }
 
 // fileTypeNames maps llama.cpp's general.file_type to names.

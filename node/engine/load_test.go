@@ -95,7 +95,7 @@ func TestGGUFArchVariants(t *testing.T) {
 				}
 				defer r.Close()
 				out := make([]float32, len(tokens)*w.H.NVocab)
-				if err := r.Forward(0, tokens, 0, out, true); err != nil {
+				if err := ForwardSlot(r, 0, tokens, 0, out, true); err != nil {
 					t.Fatal(err)
 				}
 				return out

@@ -18,18 +18,26 @@ var ErrForwardPanic = errors.New("forward pass panicked")
 
 // Options size a loaded model.
 type Options struct {
-	// ContextLength is the KV cache length per slot; 0 means the trained
-	// context, capped at 8192.
+	// ContextLength is the most positions one sequence holds; 0 means
+	// the trained context.
 	ContextLength int
-	// Slots is the number of independent sequences; 0 means 1.
+	// KVTokens is the size of the KV cache pool in positions, shared by
+	// every sequence; 0 means Slots sequences of ContextLength. The
+	// backend's block size rounds it up.
+	KVTokens int
+	// Slots is the number of sequences Forward addresses by index (and
+	// the default pool size); 0 means 1.
 	Slots int
+	// MaxCached is the most finished sequences the pool keeps for prefix
+	// reuse; 0 means Slots.
+	MaxCached int
 	// Threads is the CPU worker count; 0 means all cores.
 	Threads int
 	// Backend computes the forward passes; nil means the CPU.
 	Backend Backend
 }
 
-// Model is a loaded model: weights mapped, tokenizer built, KV caches
+// Model is a loaded model: weights mapped, tokenizer built, KV cache pool
 // allocated. Forward calls must come from one goroutine at a time.
 type Model struct {
 	Info Info
@@ -40,8 +48,22 @@ type Model struct {
 	w      *Weights
 	runner Runner
 	nCtx   int
-	slots  int
+	pool   *KVPool
+	slots  []*Seq  // the sequences Forward addresses by index
+	items  []Item  // ForwardBatch's runner items, reused
+	one    []SeqItem
 	closer func() error
+}
+
+// SeqItem is one sequence's share of a batched forward pass: Tokens
+// appended to Seq, whose cache holds its Len() positions before them.
+type SeqItem struct {
+	Seq    *Seq
+	Tokens []int32
+	// Logits, when non-nil, receives the last token's logits (NVocab
+	// floats), or every token's when All (len(Tokens)*NVocab).
+	Logits []float32
+	All    bool
 }
 
 // Load maps a model (a .gguf file or a HF folder), builds its tokenizer
@@ -64,20 +86,41 @@ func Load(path string, o Options) (*Model, error) {
 		m.closer()
 		return nil, fmt.Errorf("loading %s: negative option (context %d, slots %d, threads %d)", path, o.ContextLength, o.Slots, o.Threads)
 	}
+	if o.KVTokens < 0 || o.MaxCached < 0 {
+		m.closer()
+		return nil, fmt.Errorf("loading %s: negative option (KV tokens %d, cached %d)", path, o.KVTokens, o.MaxCached)
+	}
 	m.nCtx = o.ContextLength
 	if m.nCtx == 0 {
 		m.nCtx = defaultContext(m.Info.ContextLength)
 	}
-	m.slots = max(o.Slots, 1)
+	slots := max(o.Slots, 1)
 	be := o.Backend
 	if be == nil {
 		be = CPU{}
 	}
-	m.runner, err = be.NewRunner(m.w, RunnerOptions{ContextLength: m.nCtx, Slots: m.slots, Threads: o.Threads})
+	kvTokens := o.KVTokens
+	if kvTokens == 0 {
+		kvTokens = slots * m.nCtx
+	}
+	bs := be.BlockSize(m.nCtx)
+	blocks := max((kvTokens+bs-1)/bs, 1)
+	m.runner, err = be.NewRunner(m.w, RunnerOptions{ContextLength: m.nCtx, BlockSize: bs, Blocks: blocks, Threads: o.Threads})
 	if err != nil {
 		m.closer()
 		return nil, fmt.Errorf("loading %s on %s: %w", path, be.Name(), err)
 	}
+	maxCached := o.MaxCached
+	if maxCached == 0 {
+		maxCached = slots
+	}
+	m.pool = NewKVPool(blocks, bs, maxCached)
+	m.slots = make([]*Seq, slots)
+	for i := range m.slots {
+		m.slots[i] = &Seq{}
+	}
+	m.items = make([]Item, 0, 64)
+	m.one = make([]SeqItem, 1)
 	return m, nil
 }
 
@@ -130,32 +173,62 @@ func (m *Model) loadHF(dir string) error {
 	return nil
 }
 
-// NCtx is the KV cache length of each slot.
+// NCtx is the most positions one sequence holds.
 func (m *Model) NCtx() int { return m.nCtx }
 
 // NVocab is the number of logits per token.
 func (m *Model) NVocab() int { return m.w.H.NVocab }
 
-// Slots is the number of independent sequences.
-func (m *Model) Slots() int { return m.slots }
+// Slots is the number of sequences Forward addresses by index.
+func (m *Model) Slots() int { return len(m.slots) }
+
+// Pool is the model's KV cache pool. Like Forward, it is for one
+// goroutine at a time.
+func (m *Model) Pool() *KVPool { return m.pool }
 
 // Weights returns the model's backend-neutral description.
 func (m *Model) Weights() *Weights { return m.w }
 
-// Forward evaluates tokens at positions pos, pos+1, … of slot's sequence
-// and writes the last token's logits (NVocab floats) to logits. Positions
-// from pos on that were evaluated before are overwritten.
+// Forward evaluates tokens at positions pos, pos+1, … of the sequence
+// numbered slot and writes the last token's logits (NVocab floats) to
+// logits. Positions from pos on that were evaluated before are
+// overwritten.
 func (m *Model) Forward(slot int, tokens []int32, pos int, logits []float32) error {
-	return m.forward(slot, tokens, pos, logits, false)
+	return m.forwardSlot(slot, tokens, pos, logits, false)
 }
 
 // ForwardAll is Forward that writes every token's logits to logits
 // (len(tokens)*NVocab floats, row-major).
 func (m *Model) ForwardAll(slot int, tokens []int32, pos int, logits []float32) error {
-	return m.forward(slot, tokens, pos, logits, true)
+	return m.forwardSlot(slot, tokens, pos, logits, true)
 }
 
-func (m *Model) forward(slot int, tokens []int32, pos int, logits []float32, all bool) (err error) {
+func (m *Model) forwardSlot(slot int, tokens []int32, pos int, logits []float32, all bool) error {
+	if m.runner == nil {
+		return errors.New("forward on a closed model")
+	}
+	if slot < 0 || slot >= len(m.slots) {
+		return fmt.Errorf("slot %d out of range [0, %d)", slot, len(m.slots))
+	}
+	if logits == nil {
+		return errors.New("no logits buffer")
+	}
+	s := m.slots[slot]
+	if pos < 0 || pos > s.Len() {
+		return fmt.Errorf("position %d is past the %d positions of slot %d", pos, s.Len(), slot)
+	}
+	if err := m.pool.Truncate(s, pos); err != nil {
+		return err
+	}
+	m.one[0] = SeqItem{Seq: s, Tokens: tokens, Logits: logits, All: all}
+	return m.ForwardBatch(m.one)
+}
+
+// ForwardBatch runs one batched forward pass: each item's tokens are
+// appended to its sequence, which grows in the pool as needed (failing
+// with ErrKVFull when the pool cannot give it blocks). On success every
+// sequence holds its new tokens; on failure none does.
+func (m *Model) ForwardBatch(items []SeqItem) (err error) {
 	// A bug in a backend must fail this call, not the process.
 	defer func() {
 		if r := recover(); r != nil {
@@ -165,10 +238,36 @@ func (m *Model) forward(slot int, tokens []int32, pos int, logits []float32, all
 	if m.runner == nil {
 		return errors.New("forward on a closed model")
 	}
-	if err := checkForward(m.slots, m.nCtx, m.w.H.NVocab, slot, tokens, pos, logits, all); err != nil {
+	m.items = m.items[:0]
+	for i, it := range items {
+		if it.Seq == nil || it.Seq.done {
+			return fmt.Errorf("batch item %d: no live sequence", i)
+		}
+		end := it.Seq.Len() + len(it.Tokens)
+		if end > m.nCtx {
+			return fmt.Errorf("batch item %d: positions %d..%d exceed the context of %d tokens", i, it.Seq.Len(), end, m.nCtx)
+		}
+		if err := m.pool.Grow(it.Seq, end); err != nil {
+			return fmt.Errorf("batch item %d: %w", i, err)
+		}
+		m.items = append(m.items, Item{Blocks: it.Seq.Blocks, Tokens: it.Tokens, Pos: it.Seq.Len(), Logits: it.Logits, All: it.All})
+	}
+	if copies := m.pool.takeCopies(); len(copies) > 0 {
+		for _, c := range copies {
+			if err := m.runner.CopyKV(c.dst, c.src, c.n); err != nil {
+				m.pool.copied(copies)
+				return fmt.Errorf("copying a shared prefix: %w", err)
+			}
+		}
+		m.pool.copied(copies)
+	}
+	if err := m.runner.ForwardBatch(m.items); err != nil {
 		return err
 	}
-	return m.runner.Forward(slot, tokens, pos, logits, all)
+	for _, it := range items {
+		it.Seq.Tokens = append(it.Seq.Tokens, it.Tokens...)
+	}
+	return nil
 }
 
 // MemBytes is the memory the model holds beyond its mapped weights.

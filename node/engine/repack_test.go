@@ -148,7 +148,7 @@ func TestR16TiedEmbeddings(t *testing.T) {
 		nv := fw.H.NVocab
 		out := make([]float32, 4*nv)
 		for i, tok := range []int32{5, 47, 0, 21} {
-			if err := r.Forward(0, []int32{tok}, i, out[i*nv:(i+1)*nv], false); err != nil {
+			if err := ForwardSlot(r, 0, []int32{tok}, i, out[i*nv:(i+1)*nv], false); err != nil {
 				t.Fatal(err)
 			}
 		}
