@@ -49,8 +49,8 @@ type Model struct {
 	runner Runner
 	nCtx   int
 	pool   *KVPool
-	slots  []*Seq  // the sequences Forward addresses by index
-	items  []Item  // ForwardBatch's runner items, reused
+	slots  []*Seq // the sequences Forward addresses by index
+	items  []Item // ForwardBatch's runner items, reused
 	one    []SeqItem
 	closer func() error
 }
