@@ -15,15 +15,26 @@ type modelInfo struct {
 	SizeBytes     int64
 	ContextLength int // trained context
 	ChatTemplate  string
-	// MemEstimate is the memory a load would take: weights, KV cache for
-	// ctx tokens in each of slots sequences, and scratch.
-	MemEstimate func(ctx, slots int) int64
+	// MemEstimate is the memory a load would take: weights, a KV cache
+	// of kvTokens positions, and scratch for sequences of ctx.
+	MemEstimate func(ctx, kvTokens int) int64
+	// KVBytesPerToken is the KV cache one position takes.
+	KVBytesPerToken int64
+}
+
+// memEstimate is MemEstimate, or nothing when unknown.
+func (i modelInfo) memEstimate(ctx, kvTokens int) int64 {
+	if i.MemEstimate == nil {
+		return 0
+	}
+	return i.MemEstimate(ctx, kvTokens)
 }
 
 // loadOptions size a load.
 type loadOptions struct {
 	ContextLength int
-	Slots         int
+	KVTokens      int // the KV cache pool, in positions
+	MaxCached     int // finished sequences kept for prefix reuse
 	Threads       int
 	Backend       engine.Backend // nil: the CPU
 }
@@ -43,18 +54,15 @@ type renderInput struct {
 	Extra               map[string]any
 }
 
-// loadedModel is a model in memory as the neuron uses it. Forward and
-// Close must run on the device worker; the rest is safe anywhere.
+// loadedModel is a model in memory as the neuron uses it: the engine's
+// model for the numbers, the tokenizer and chat template for the text.
 type loadedModel struct {
 	NCtx   int
 	NVocab int
-	Slots  int
-	// Forward runs tokens at positions pos.. of slot's sequence and writes
-	// the last token's logits (NVocab).
-	Forward func(slot int, tokens []int32, pos int, logits []float32) error
-	Close   func() error
-	// MemBytes is the memory the model holds.
-	MemBytes int64
+	// Engine computes the forward passes (ForwardBatch and Close run on
+	// the device worker) and holds the KV pool (the model's scheduler
+	// owns it).
+	Engine *engine.Model
 
 	Encode     func(text string, addSpecial, parseSpecial bool) []int32
 	NewDecoder func() decoder

@@ -95,7 +95,7 @@ func realEngine() engineHooks {
 			return modelInfo{
 				Format: info.Format, Arch: info.Arch, Quant: info.Quant, SizeBytes: info.SizeBytes,
 				ContextLength: info.ContextLength, ChatTemplate: info.ChatTemplate,
-				MemEstimate: info.MemEstimate,
+				MemEstimate: info.MemEstimate, KVBytesPerToken: info.KVBytesPerToken(),
 			}, nil
 		},
 		Load: loadEngineModel,
@@ -104,7 +104,8 @@ func realEngine() engineHooks {
 
 // loadEngineModel loads a model with the engine (on the device worker).
 func loadEngineModel(ctx context.Context, path string, o loadOptions) (*loadedModel, error) {
-	em, err := engine.Load(path, engine.Options{ContextLength: o.ContextLength, Slots: o.Slots, Threads: o.Threads, Backend: o.Backend})
+	em, err := engine.Load(path, engine.Options{ContextLength: o.ContextLength, KVTokens: o.KVTokens, MaxCached: o.MaxCached,
+		Threads: o.Threads, Backend: o.Backend})
 	if err != nil {
 		if errors.Is(err, engine.ErrUnsupported) {
 			return nil, fmt.Errorf("%w: %v", errUnsupported, err)
@@ -117,10 +118,7 @@ func loadEngineModel(ctx context.Context, path string, o loadOptions) (*loadedMo
 		return nil, err
 	}
 	m := &loadedModel{
-		NCtx: em.NCtx(), NVocab: em.NVocab(), Slots: em.Slots(),
-		Forward:          em.Forward,
-		Close:            em.Close,
-		MemBytes:         em.MemBytes(),
+		NCtx: em.NCtx(), NVocab: em.NVocab(), Engine: em,
 		GenerationConfig: em.GenerationConfig,
 	}
 	if em.Tok == nil {

@@ -10,11 +10,6 @@ import (
 	"helexa/node/sampler"
 )
 
-// prefillChunk is how many prompt tokens one forward job computes, so that
-// other requests' decode steps interleave with a long prefill and a
-// disconnect is noticed quickly.
-const prefillChunk = 256
-
 // genRequest is one generation, already tokenized and validated.
 type genRequest struct {
 	Prompt []int32
@@ -87,140 +82,77 @@ func contextError(n, nctx int) *apiError {
 		Message: fmt.Sprintf("the prompt is %d tokens long, more than the model's context of %d tokens", n, nctx)}
 }
 
-// generate runs one request on a loaded instance: admission, a KV slot
-// (reusing a cached prefix), prefill in chunks, then one decode step per
-// token, each a job on the device worker so concurrent requests
-// interleave token by token.
+// generate runs one request on a loaded instance: its sequence joins the
+// model's scheduler, which batches it with everyone else's, and the
+// tokens it decides are handed to req.Emit here, on the request's
+// goroutine, so a slow client never holds up the batch. The caller holds
+// a place of the model's gate.
 func (in *instance) generate(ctx context.Context, req genRequest) (genResult, error) {
-	var res genResult
 	m := in.m
 	if len(req.Prompt) == 0 {
-		return res, badRequest("prompt", "the prompt is empty")
+		return genResult{}, badRequest("prompt", "the prompt is empty")
 	}
 	if len(req.Prompt) >= m.NCtx {
-		return res, contextError(len(req.Prompt), m.NCtx)
+		return genResult{}, contextError(len(req.Prompt), m.NCtx)
 	}
 	for _, id := range req.Prompt {
 		if id < 0 || int(id) >= m.NVocab {
-			return res, badRequest("prompt", "token id %d is outside the vocabulary of %d", id, m.NVocab)
+			return genResult{}, badRequest("prompt", "token id %d is outside the vocabulary of %d", id, m.NVocab)
 		}
 	}
 	smp, err := sampler.New(req.Params, m.NVocab)
 	if err != nil {
-		return res, badRequest("", "%v", err)
+		return genResult{}, badRequest("", "%v", err)
 	}
-
-	tArrive := time.Now() // time to first token counts the wait in the queue
-	if err := in.gate.acquire(ctx); err != nil {
-		in.srv.metrics.rejected(in.id, err)
-		return res, err
+	if in.maxOutput > 0 && (req.MaxTokens <= 0 || req.MaxTokens > in.maxOutput) {
+		// the operator's cap: the generation ends with "length" there
+		req.MaxTokens = in.maxOutput
 	}
-	defer in.gate.release()
-	// Unloading cancels what is still running after the drain wait.
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	stop := context.AfterFunc(in.ctx, cancel)
-	defer stop()
-
-	slot, cached, ok := in.slots.take(req.Prompt)
-	if !ok {
-		return res, fmt.Errorf("no free KV slot for %s (admission bug)", in.id)
+	q := &sequence{
+		req: req, tArrive: time.Now(), notify: make(chan struct{}, 1),
+		logits: make([]float32, m.NVocab), smp: smp,
+		rng:   rand.New(rand.NewPCG(req.Seed, req.Seed^0x9e3779b97f4a7c15)),
+		dec:   m.NewDecoder(), stops: newStopMatcher(req.Stops),
 	}
-	// seq is what the slot's cache holds; it is handed back at the end.
-	seq := make([]int32, cached, min(m.NCtx, len(req.Prompt)+max(req.MaxTokens, 16)))
-	copy(seq, req.Prompt[:cached])
-	defer func() { in.slots.give(slot, seq) }()
-
-	res.PromptTokens = len(req.Prompt)
-	res.CachedTokens = cached
-	logits := make([]float32, m.NVocab)
-	w := in.dev.w
-
-	// Prefill.
-	t0 := time.Now()
-	for pos := cached; pos < len(req.Prompt); {
-		n := min(prefillChunk, len(req.Prompt)-pos)
-		chunk := req.Prompt[pos : pos+n]
-		if err := w.Do(ctx, func() error { return m.Forward(slot, chunk, pos, logits) }); err != nil {
-			return res, in.forwardErr(err)
-		}
-		seq = append(seq, chunk...)
-		pos += n
-	}
-	res.PromptMS = msSince(t0)
-	in.stats.prefill(res.PromptTokens-cached, res.PromptMS)
-
-	// Decode.
-	rng := rand.New(rand.NewPCG(req.Seed, req.Seed^0x9e3779b97f4a7c15))
-	dec := m.NewDecoder()
-	stops := newStopMatcher(req.Stops)
-	var top []sampler.TokenLogprob
 	if req.TopLogprobs > 0 {
-		top = make([]sampler.TokenLogprob, min(req.TopLogprobs, m.NVocab))
+		q.top = make([]sampler.TokenLogprob, min(req.TopLogprobs, m.NVocab))
 	}
-	t1 := time.Now()
-	res.Finish = "length"
+	in.sched.submit(q)
+	// The sequence leaves the batch at the next step when the request
+	// gives up (client gone, emit failed).
+	defer func() {
+		q.cancel.Store(true)
+		in.sched.poke()
+	}()
+	var batch []tokenEvent
 	for {
-		if err := ctx.Err(); err != nil {
-			if in.ctx.Err() != nil {
-				return res, fmt.Errorf("%w: %s was unloaded during the generation", errDraining, in.id)
-			}
-			return res, err
+		select {
+		case <-q.notify:
+		case <-ctx.Done():
+			return q.result(), ctx.Err()
 		}
-		id, err := smp.Sample(logits, seq, rng)
-		if err != nil {
-			return res, err
-		}
-		ev := tokenEvent{ID: id}
-		if req.Logprobs || req.TopLogprobs > 0 {
-			ev.Logprob = sampler.Logprobs(logits, id, top)
-			if top != nil {
-				ev.Top = append([]sampler.TokenLogprob(nil), top...)
-			}
-		}
-		if res.CompletionTokens == 0 {
-			res.TTFT = time.Since(tArrive)
-		}
-		res.CompletionTokens++
-		eog := m.IsEOG(id)
-		if eog {
-			res.Finish = "stop"
-			ev.Text = stops.flush(dec.Flush())
-		} else {
-			text, hit := stops.add(dec.Add(id))
-			ev.Text = text
-			if hit {
-				res.Finish = "stop"
-				eog = true
+		q.mu.Lock()
+		batch = append(batch[:0], q.events...)
+		clear(q.events)
+		q.events = q.events[:0]
+		done, err := q.done, q.err
+		q.mu.Unlock()
+		for _, ev := range batch {
+			if err := req.Emit(ev); err != nil {
+				return q.result(), err
 			}
 		}
-		if err := req.Emit(ev); err != nil {
-			return res, err
+		if done {
+			return q.result(), err
 		}
-		if eog {
-			break
-		}
-		full := len(seq)+1 >= m.NCtx
-		if (req.MaxTokens > 0 && res.CompletionTokens >= req.MaxTokens) || full {
-			// Release what is held back: the generation ends here.
-			if rest := stops.flush(dec.Flush()); rest != "" {
-				if err := req.Emit(tokenEvent{ID: -1, Text: rest}); err != nil {
-					return res, err
-				}
-			}
-			break
-		}
-		pos := len(seq)
-		tok := []int32{id}
-		if err := w.Do(ctx, func() error { return m.Forward(slot, tok, pos, logits) }); err != nil {
-			return res, in.forwardErr(err)
-		}
-		seq = append(seq, id)
 	}
-	res.PredictedMS = msSince(t1)
-	in.stats.decode(res.CompletionTokens, res.PredictedMS)
-	in.srv.metrics.generated(in.id, res)
-	return res, nil
+}
+
+// result is the sequence's summary once it is done (zero before).
+func (q *sequence) result() genResult {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.final
 }
 
 func (in *instance) forwardErr(err error) error {

@@ -19,7 +19,9 @@ type instance struct {
 	m     *loadedModel
 	dev   *deviceHandle
 	gate  *gate
-	slots *slotPool
+	sched *scheduler
+	// maxOutput caps each completion (0: none but the context).
+	maxOutput int
 	// ctx ends when the model is unloaded; running generations stop then.
 	ctx      context.Context
 	cancel   context.CancelFunc
@@ -65,11 +67,10 @@ type loadRequest struct {
 	Model         string `json:"model"`
 	Devices       []int  `json:"devices"`
 	ContextLength int    `json:"context_length"`
+	// MaxOutputTokens caps this model's completions (0: the node's
+	// max_output_tokens).
+	MaxOutputTokens int `json:"max_output_tokens"`
 }
-
-// maxDefaultContext caps the context of a load when neither the request
-// nor the configuration gives one.
-const maxDefaultContext = 8192
 
 // load loads a model, or joins the load of it already running, or does
 // nothing when it is loaded. Bad requests change nothing.
@@ -79,6 +80,9 @@ func (s *Server) load(ctx context.Context, req loadRequest) error {
 	}
 	if req.ContextLength < 0 {
 		return badRequest("context_length", "context_length must be positive, got %d", req.ContextLength)
+	}
+	if req.MaxOutputTokens < 0 {
+		return badRequest("max_output_tokens", "max_output_tokens must not be negative, got %d", req.MaxOutputTokens)
 	}
 	if len(req.Devices) > 1 {
 		return badRequest("devices", "a model runs on one device; got %d", len(req.Devices))
@@ -140,7 +144,7 @@ func (s *Server) load(ctx context.Context, req loadRequest) error {
 		info, path := e.info, e.path
 		s.mu.Unlock()
 
-		inst, err := s.doLoad(req.Model, path, info, devs, req.ContextLength)
+		inst, err := s.doLoad(req.Model, path, info, devs, req)
 
 		s.mu.Lock()
 		if err != nil {
@@ -162,37 +166,29 @@ func (s *Server) load(ctx context.Context, req loadRequest) error {
 // doLoad checks memory, loads on the device worker and builds the
 // instance. The load runs under the server's context, not the caller's,
 // since other callers may be waiting on it.
-func (s *Server) doLoad(id, path string, info modelInfo, devs []*deviceHandle, ctxLen int) (*instance, error) {
+func (s *Server) doLoad(id, path string, info modelInfo, devs []*deviceHandle, req loadRequest) (*instance, error) {
 	start := time.Now()
-	if ctxLen == 0 {
-		ctxLen = s.cfg.ContextLength
-	}
-	if ctxLen == 0 {
-		ctxLen = info.ContextLength
-		if ctxLen <= 0 || ctxLen > maxDefaultContext {
-			ctxLen = maxDefaultContext
-		}
-	}
-	slots := max(1, s.cfg.MaxInFlight)
+	ctxLen := s.loadContext(info, req.ContextLength)
 	var est int64
-	if info.MemEstimate != nil {
-		est = info.MemEstimate(ctxLen, slots)
-	}
+	var kvTokens int
 	var dev *deviceHandle
 	var short []string
 	for _, d := range devs {
 		s.mu.Lock()
 		reserved := d.reserved
-		d.reserved += est // hold it while loading
 		s.mu.Unlock()
 		free, err := d.free(s.ctx, reserved)
+		if err == nil {
+			kvTokens = s.kvPoolTokens(info, ctxLen, free)
+			est = info.memEstimate(ctxLen, kvTokens)
+		}
 		if err == nil && est <= free {
+			s.mu.Lock()
+			d.reserved += est // hold it while loading
+			s.mu.Unlock()
 			dev = d
 			break
 		}
-		s.mu.Lock()
-		d.reserved -= est
-		s.mu.Unlock()
 		if err != nil {
 			short = append(short, err.Error())
 		} else {
@@ -200,8 +196,8 @@ func (s *Server) doLoad(id, path string, info modelInfo, devs []*deviceHandle, c
 		}
 	}
 	if dev == nil {
-		err := fmt.Errorf("%w: %s needs %d MiB (weights, KV cache for %d tokens × %d slots, scratch) but %s",
-			errNoMemory, id, mib(est), ctxLen, slots, strings.Join(short, ", "))
+		err := fmt.Errorf("%w: %s needs %d MiB (weights, a KV cache of %d positions, scratch) but %s",
+			errNoMemory, id, mib(est), kvTokens, strings.Join(short, ", "))
 		s.log.Warn().Str("model", id).Err(err).Msg("load refused")
 		return nil, err
 	}
@@ -215,7 +211,8 @@ func (s *Server) doLoad(id, path string, info modelInfo, devs []*deviceHandle, c
 	var m *loadedModel
 	err := dev.w.Do(s.ctx, func() error {
 		var err error
-		m, err = s.hooks.Load(s.ctx, path, loadOptions{ContextLength: ctxLen, Slots: slots, Threads: s.cfg.Threads, Backend: dev.backend})
+		m, err = s.hooks.Load(s.ctx, path, loadOptions{ContextLength: ctxLen, KVTokens: kvTokens, MaxCached: max(1, s.cfg.MaxInFlight),
+			Threads: s.cfg.Threads, Backend: dev.backend})
 		return err
 	})
 	if err != nil {
@@ -228,7 +225,6 @@ func (s *Server) doLoad(id, path string, info modelInfo, devs []*deviceHandle, c
 	inst := &instance{
 		srv: s, id: id, m: m, dev: dev,
 		gate:     newGate(s.cfg.MaxInFlight, s.cfg.MaxQueueDepth, s.cfg.MaxWait.D()),
-		slots:    newSlotPool(m.Slots),
 		ctx:      ictx,
 		cancel:   cancel,
 		est:      est,
@@ -236,11 +232,46 @@ func (s *Server) doLoad(id, path string, info modelInfo, devs []*deviceHandle, c
 		tools:    toolcall.Detect(m.Template, m.HasToken),
 		loadedAt: time.Now(),
 	}
+	inst.maxOutput = s.cfg.MaxOutputTokens
+	if req.MaxOutputTokens > 0 {
+		inst.maxOutput = req.MaxOutputTokens
+	}
+	inst.sched = newScheduler(inst, m.Engine, s.cfg.BatchTokens)
 	secs := time.Since(start).Seconds()
 	s.metrics.loaded(id, secs)
-	s.log.Info().Str("model", id).Str("device", dev.w.Name()).Int("context", m.NCtx).Int("slots", m.Slots).
+	s.log.Info().Str("model", id).Str("device", dev.w.Name()).Int("context", m.NCtx).Int("kv_pool_tokens", kvTokens).
 		Int64("mem_estimate_mib", mib(est)).Float64("seconds", math.Round(secs*1000)/1000).Msg("model loaded")
 	return inst, nil
+}
+
+// loadContext is the context a load gets: the request's, else the
+// node's context_length, else the model's trained context.
+func (s *Server) loadContext(info modelInfo, asked int) int {
+	switch {
+	case asked > 0:
+		return asked
+	case s.cfg.ContextLength > 0:
+		return s.cfg.ContextLength
+	case info.ContextLength > 0:
+		return info.ContextLength
+	}
+	return 2048
+}
+
+// kvPoolTokens sizes a model's KV cache pool: enough for max_in_flight
+// sequences of the full context, within kv_cache_share of the device's
+// free memory (less the weights), and never less than one full context.
+func (s *Server) kvPoolTokens(info modelInfo, ctxLen int, free int64) int {
+	want := max(1, s.cfg.MaxInFlight) * ctxLen
+	if info.KVBytesPerToken <= 0 {
+		return want
+	}
+	share := s.cfg.KVCacheShare
+	if share <= 0 {
+		share = 0.5
+	}
+	room := int64(float64(free-info.SizeBytes) * share / float64(info.KVBytesPerToken))
+	return int(max(min(int64(want), room), int64(ctxLen)))
 }
 
 func mib(b int64) int64 { return (b + 1<<20 - 1) >> 20 }
@@ -276,12 +307,13 @@ func (s *Server) unload(ctx context.Context, id string) error {
 	wait.Stop()
 	inst.cancel() // stops whatever still runs, within one decode step
 	<-idle
+	<-inst.sched.stopped
 	var err error
 	if perr := inst.dev.w.Err(); perr != nil {
 		// A failed device takes no more jobs; its memory goes with it.
 		s.log.Warn().Str("model", id).Err(perr).Msg("unloading from a failed device without freeing")
 	} else {
-		err = inst.dev.w.Do(context.Background(), inst.m.Close)
+		err = inst.dev.w.Do(context.Background(), inst.m.Engine.Close)
 	}
 
 	s.mu.Lock()

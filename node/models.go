@@ -71,14 +71,7 @@ func (s *Server) entryView(e *entry) modelEntry {
 	}
 	i := e.info
 	v.Arch, v.Quant, v.SizeBytes = i.Arch, i.Quant, i.SizeBytes
-	slots := max(1, s.cfg.MaxInFlight)
-	ctxLen := s.cfg.ContextLength
-	if ctxLen == 0 {
-		ctxLen = i.ContextLength
-		if ctxLen <= 0 || ctxLen > maxDefaultContext {
-			ctxLen = maxDefaultContext
-		}
-	}
+	ctxLen := s.loadContext(i, 0)
 	// The context a load gets (or got), not only what the model was
 	// trained for: that is what a prompt must fit.
 	v.ContextLength = ctxLen
@@ -90,7 +83,17 @@ func (s *Server) entryView(e *entry) modelEntry {
 		v.InFlight, v.QueueDepth = e.inst.gate.counts()
 		v.LoadedAt = e.inst.loadedAt.Unix()
 	} else if i.MemEstimate != nil {
-		v.MemEstimateMB = mib(i.MemEstimate(ctxLen, slots))
+		// the pool a load would get on the device with the most free
+		// memory last seen
+		var free int64
+		for _, d := range s.devices {
+			free = max(free, d.lastFree.Load())
+		}
+		kv := max(1, s.cfg.MaxInFlight) * ctxLen
+		if free > 0 {
+			kv = s.kvPoolTokens(i, ctxLen, free)
+		}
+		v.MemEstimateMB = mib(i.MemEstimate(ctxLen, kv))
 	}
 	v.Capabilities = append(v.Capabilities, "completion")
 	if i.ChatTemplate != "" || e.inst != nil && e.inst.m.Render != nil {

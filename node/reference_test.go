@@ -132,7 +132,7 @@ func TestReferenceContinuations(t *testing.T) {
 			// all cases at once, each in its own KV slot, give the same tokens
 			if model == "stories260K" {
 				n.s.mu.Lock()
-				slots := n.s.models[model].inst.m.Slots
+				slots := n.s.cfg.MaxInFlight
 				n.s.mu.Unlock()
 				want := make([][]int32, len(ref.Cases))
 				for ci, c := range ref.Cases {
@@ -147,7 +147,7 @@ func TestReferenceContinuations(t *testing.T) {
 						if err != nil {
 							t.Error(err)
 						} else if !equal(got, want[ci]) {
-							t.Errorf("case %d run concurrently (%d slots): %v, alone %v", ci, slots, got, want[ci])
+							t.Errorf("case %d run concurrently (%d in flight): %v, alone %v", ci, slots, got, want[ci])
 						}
 					}()
 				}

@@ -7,12 +7,12 @@ import (
 	"helexa/internal/testshared"
 	"os"
 	"path/filepath"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"helexa/node/device"
+	"helexa/node/engine"
 	"helexa/node/gguf"
 	"helexa/node/tokenizer"
 )
@@ -68,7 +68,7 @@ func (e *synthEngine) inspect(path string) (modelInfo, error) {
 	size := fi.Size()
 	return modelInfo{Format: "gguf", Arch: f.Arch(), Quant: "F32", SizeBytes: size, ContextLength: int(ctx),
 		ChatTemplate: testTemplate,
-		MemEstimate:  func(c, slots int) int64 { return size + int64(c*slots)*1024 }}, nil
+		MemEstimate:  func(c, kvTokens int) int64 { return size + int64(kvTokens)*1024 }, KVBytesPerToken: 1024}, nil
 }
 
 func (e *synthEngine) load(ctx context.Context, path string, o loadOptions) (*loadedModel, error) {
@@ -84,43 +84,93 @@ func (e *synthEngine) load(ctx context.Context, path string, o loadOptions) (*lo
 		return nil, err
 	}
 	nv := tok.VocabSize()
-	var mu sync.Mutex
-	seqs := make([][]int32, o.Slots)
 	var script []int32
 	if e.script != "" {
 		script = tok.Encode(e.script, false, false)
 	}
-	m := &loadedModel{NCtx: o.ContextLength, NVocab: nv, Slots: o.Slots, Close: func() error { return nil }}
-	m.Forward = func(slot int, tokens []int32, pos int, logits []float32) error {
-		n := e.active.Add(1)
-		defer e.active.Add(-1)
-		if n > e.maxSeen.Load() {
-			e.maxSeen.Store(n)
-		}
-		if e.delay > 0 {
-			time.Sleep(e.delay)
-		}
-		if e.poison.Load() {
-			return fmt.Errorf("synthetic device fault: %w", device.ErrPoisoned)
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		if slot < 0 || slot >= len(seqs) || pos < 0 || pos > len(seqs[slot]) || pos+len(tokens) > o.ContextLength {
-			return fmt.Errorf("bad forward: slot %d pos %d n %d (have %d)", slot, pos, len(tokens), len(seqs[slot]))
-		}
-		seqs[slot] = append(seqs[slot][:pos], tokens...)
-		e.computed.Add(int64(len(tokens)))
-		next := e.next(seqs[slot], script, tok.EOS(), nv)
-		for i := range logits {
-			logits[i] = -float32((i-int(next))*(i-int(next))) / 64
-		}
-		return nil
-	}
+	// A small block size, so sequences span several blocks and prefix
+	// sharing is exercised.
+	const bs = 16
+	blocks := max(1, (o.KVTokens+bs-1)/bs)
+	r := &synthRunner{e: e, bs: bs, kv: make([][]int32, blocks), script: script, eos: tok.EOS(), nv: nv}
+	m := &loadedModel{NCtx: o.ContextLength, NVocab: nv, Engine: engine.NewModel(r, nv, o.ContextLength, blocks, bs, o.MaxCached)}
 	if err := vocabTemplate(m, tok, testTemplate); err != nil {
 		return nil, err
 	}
 	return m, nil
 }
+
+// synthRunner is the engine double's runner: the KV cache holds the
+// tokens themselves, block by block, and a token's logits are a function
+// of the whole sequence read back through the item's block table, so a
+// wrong table, a block written by two sequences or a bad prefix copy
+// changes the output.
+type synthRunner struct {
+	e      *synthEngine
+	bs     int
+	kv     [][]int32 // per block, the tokens at its positions
+	script []int32
+	eos    int32
+	nv     int
+}
+
+func (r *synthRunner) ForwardBatch(items []engine.Item) error {
+	e := r.e
+	n := e.active.Add(1)
+	defer e.active.Add(-1)
+	if n > e.maxSeen.Load() {
+		e.maxSeen.Store(n)
+	}
+	if e.delay > 0 {
+		time.Sleep(e.delay)
+	}
+	if e.poison.Load() {
+		return fmt.Errorf("synthetic device fault: %w", device.ErrPoisoned)
+	}
+	for _, it := range items {
+		for i, t := range it.Tokens {
+			p := it.Pos + i
+			b := it.Blocks[p/r.bs]
+			if r.kv[b] == nil {
+				r.kv[b] = make([]int32, r.bs)
+			}
+			r.kv[b][p%r.bs] = t
+		}
+		e.computed.Add(int64(len(it.Tokens)))
+		if it.Logits == nil {
+			continue
+		}
+		end := it.Pos + len(it.Tokens)
+		seq := make([]int32, end)
+		for p := range seq {
+			seq[p] = r.kv[it.Blocks[p/r.bs]][p%r.bs]
+		}
+		rows := 1
+		if it.All {
+			rows = len(it.Tokens)
+		}
+		for k := range rows {
+			next := e.next(seq[:end-rows+1+k], r.script, r.eos, r.nv)
+			out := it.Logits[k*r.nv : (k+1)*r.nv]
+			for i := range out {
+				out[i] = -float32((i-int(next))*(i-int(next))) / 64
+			}
+		}
+	}
+	return nil
+}
+
+func (r *synthRunner) CopyKV(dst, src int32, n int) error {
+	if r.kv[dst] == nil {
+		r.kv[dst] = make([]int32, r.bs)
+	}
+	copy(r.kv[dst][:n], r.kv[src][:n])
+	return nil
+}
+
+func (r *synthRunner) MemBytes() int64 { return 0 }
+
+func (r *synthRunner) Close() error { return nil }
 
 // next picks the token that follows seq.
 func (e *synthEngine) next(seq, script []int32, eos int32, nv int) int32 {

@@ -124,6 +124,19 @@ func Load(path string, o Options) (*Model, error) {
 	return m, nil
 }
 
+// NewModel wraps a runner made elsewhere (a test double, a backend
+// under test) as a Model over a pool of blocks of blockSize positions,
+// for sequences of up to nCtx positions and nVocab logits. Close closes
+// the runner.
+func NewModel(r Runner, nVocab, nCtx, blocks, blockSize, maxCached int) *Model {
+	m := &Model{w: &Weights{H: Hparams{NVocab: nVocab}}, runner: r, nCtx: nCtx, closer: func() error { return nil }}
+	m.pool = NewKVPool(blocks, blockSize, maxCached)
+	m.slots = []*Seq{{}}
+	m.items = make([]Item, 0, 64)
+	m.one = make([]SeqItem, 1)
+	return m
+}
+
 func (m *Model) loadGGUF(path string) error {
 	f, err := gguf.Open(path)
 	if err != nil {

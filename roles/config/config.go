@@ -114,11 +114,22 @@ type Neuron struct {
 	Token string `toml:"token"`
 	// Threads is the number of CPU worker threads; 0 means all cores.
 	Threads int `toml:"threads"`
-	// ContextLength is the default context for a load; 0 means the model's
-	// own, capped at 8192.
+	// ContextLength is the default context for a load (the most
+	// positions one sequence holds); 0 means the model's own.
 	ContextLength int `toml:"context_length"`
-	// MaxInFlight requests generate at once per model.
+	// MaxInFlight requests generate at once per model (sequences in its
+	// batch).
 	MaxInFlight int `toml:"max_in_flight"`
+	// BatchTokens is the most tokens one batched step computes while
+	// sequences decode: their next tokens, then prompt chunks.
+	BatchTokens int `toml:"batch_tokens"`
+	// MaxOutputTokens caps every request's completion (0: no cap but the
+	// context); a model's load may set its own.
+	MaxOutputTokens int `toml:"max_output_tokens"`
+	// KVCacheShare is the share of a device's free memory (at load) a
+	// model's KV cache pool may take; the pool never exceeds what
+	// MaxInFlight sequences of the full context need.
+	KVCacheShare float64 `toml:"kv_cache_share"`
 	// MaxQueueDepth requests wait per model beyond MaxInFlight.
 	MaxQueueDepth int `toml:"max_queue_depth"`
 	// MaxWait is the longest a queued request waits.
@@ -131,6 +142,11 @@ type Neuron struct {
 	// DemoModelURL is where the demo model comes from.
 	DemoModelURL string `toml:"demo_model_url"`
 }
+
+// DefaultBatchTokens is the neuron's default batch_tokens: small enough
+// that a prompt read beside decoding sequences delays their next token
+// little on a CPU, large enough that prompts keep moving.
+const DefaultBatchTokens = 64
 
 // DefaultModelsDir is the neuron's models folder when none is configured.
 func DefaultModelsDir() string {
@@ -185,7 +201,13 @@ func (c *Config) applyDefaults() {
 		n.Listen = DefaultNeuronListen
 	}
 	if n.MaxInFlight == 0 {
-		n.MaxInFlight = 4
+		n.MaxInFlight = 16
+	}
+	if n.BatchTokens == 0 {
+		n.BatchTokens = DefaultBatchTokens
+	}
+	if n.KVCacheShare == 0 {
+		n.KVCacheShare = 0.5
 	}
 	if n.MaxQueueDepth == 0 {
 		n.MaxQueueDepth = 64
@@ -390,6 +412,15 @@ func (c *Config) validate(data []byte) []Problem {
 	}
 	if nr.MaxQueueDepth < 0 {
 		add("neuron.max_queue_depth", "must not be negative, got %d", nr.MaxQueueDepth)
+	}
+	if nr.BatchTokens < 0 {
+		add("neuron.batch_tokens", "must be positive, got %d", nr.BatchTokens)
+	}
+	if nr.MaxOutputTokens < 0 {
+		add("neuron.max_output_tokens", "must not be negative, got %d", nr.MaxOutputTokens)
+	}
+	if nr.KVCacheShare < 0 || nr.KVCacheShare > 1 {
+		add("neuron.kv_cache_share", "must be between 0 and 1, got %g", nr.KVCacheShare)
 	}
 	return probs
 }

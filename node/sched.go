@@ -1,0 +1,353 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"helexa/node/engine"
+	"helexa/node/sampler"
+)
+
+// idlePrefill is how many prompt tokens one step reads when no sequence
+// is decoding: nobody waits on the step, so it may be long.
+const idlePrefill = 256
+
+// scheduler batches every request of one loaded model. Each step it runs
+// one forward pass over the next token of every decoding sequence plus
+// chunks of waiting prompts, up to a token budget, and hands each
+// sequence its logits. New sequences join at the next step; finished,
+// stopped or cancelled ones leave at the next step. It owns the model's
+// KV pool: the loop goroutine is the only one touching it.
+type scheduler struct {
+	in     *instance
+	m      *engine.Model
+	budget int // tokens per step while sequences decode
+
+	mu      sync.Mutex
+	waiting []*sequence // submitted, not yet seen by the loop
+	wake    chan struct{}
+	stopped chan struct{} // closed when the loop has ended
+
+	// Owned by the loop.
+	queue   []*sequence // seen, waiting for KV blocks (first come, first served)
+	running []*sequence // holding a place in the pool
+	items   []engine.SeqItem
+	owners  []*sequence
+	others  []*engine.Seq
+}
+
+// sequence is one request's generation as the scheduler runs it.
+type sequence struct {
+	req     genRequest
+	cancel  atomic.Bool // the request gave up
+	tArrive time.Time
+
+	// Owned by the loop.
+	seq    *engine.Seq
+	fed    int // prompt tokens in the cache
+	next   [1]int32 // the token to feed at the next step
+	logits []float32
+	smp    *sampler.Sampler
+	rng    *rand.Rand
+	dec    decoder
+	stops  *stopMatcher
+	top    []sampler.TokenLogprob
+	tStart time.Time // prefill began
+	tFirst time.Time // first token decided
+	res    genResult
+
+	// Handed to the request's goroutine.
+	mu     sync.Mutex
+	events []tokenEvent
+	done   bool
+	err    error
+	final  genResult
+	notify chan struct{}
+}
+
+func newScheduler(in *instance, m *engine.Model, budget int) *scheduler {
+	s := &scheduler{in: in, m: m, budget: max(budget, 1), wake: make(chan struct{}, 1), stopped: make(chan struct{})}
+	go s.loop()
+	return s
+}
+
+// submit hands a sequence to the loop.
+func (s *scheduler) submit(q *sequence) {
+	s.mu.Lock()
+	s.waiting = append(s.waiting, q)
+	s.mu.Unlock()
+	s.poke()
+}
+
+func (s *scheduler) poke() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// loop runs steps until the instance ends and every sequence is gone.
+func (s *scheduler) loop() {
+	defer close(s.stopped)
+	ctx := s.in.ctx
+	for {
+		s.mu.Lock()
+		s.queue = append(s.queue, s.waiting...)
+		clear(s.waiting)
+		s.waiting = s.waiting[:0]
+		s.mu.Unlock()
+
+		if ctx.Err() != nil {
+			// Unloading: whatever still runs ends now (the drain wait
+			// is over).
+			for _, q := range append(s.queue, s.running...) {
+				s.finish(q, fmt.Errorf("%w: %s was unloaded during the generation", errDraining, s.in.id))
+			}
+			s.queue, s.running = s.queue[:0], s.running[:0]
+			s.m.Pool().DropCache()
+			return
+		}
+		s.drop()
+		s.admit()
+		if !s.build() {
+			select {
+			case <-s.wake:
+			case <-ctx.Done():
+			}
+			continue
+		}
+		s.step()
+	}
+}
+
+// drop removes cancelled sequences.
+func (s *scheduler) drop() {
+	keep := func(list []*sequence) []*sequence {
+		out := list[:0]
+		for _, q := range list {
+			if q.cancel.Load() {
+				s.finish(q, context.Canceled)
+				continue
+			}
+			out = append(out, q)
+		}
+		clear(list[len(out):])
+		return out
+	}
+	s.queue = keep(s.queue)
+	s.running = keep(s.running)
+}
+
+// admit starts waiting sequences, in order, while the pool has blocks for
+// their prompts. A prompt the pool could never hold is refused.
+func (s *scheduler) admit() {
+	n := 0
+	for _, q := range s.queue {
+		s.others = s.others[:0]
+		for _, r := range s.running {
+			s.others = append(s.others, r.seq)
+		}
+		seq, cached, err := s.m.Pool().Start(q.req.Prompt, s.others)
+		if errors.Is(err, engine.ErrKVFull) && len(s.running) > 0 {
+			break // wait for running sequences to end; later ones wait too
+		}
+		n++
+		if err != nil {
+			s.finish(q, &apiError{Status: 400, Type: "invalid_request_error", Code: "context_length_exceeded", Param: "messages",
+				Message: fmt.Sprintf("the prompt of %d tokens does not fit the model's KV cache: %v", len(q.req.Prompt), err)})
+			continue
+		}
+		q.seq, q.fed = seq, cached
+		q.res.PromptTokens, q.res.CachedTokens = len(q.req.Prompt), cached
+		q.tStart = time.Now()
+		s.running = append(s.running, q)
+	}
+	clear(s.queue[:n])
+	s.queue = s.queue[n:]
+}
+
+// build makes the step's batch: the next token of every decoding
+// sequence, then prompt chunks (oldest first) up to the budget. It
+// reports whether there is anything to run.
+func (s *scheduler) build() bool {
+	s.items, s.owners = s.items[:0], s.owners[:0]
+	pool := s.m.Pool()
+	decoding := 0
+	for _, q := range s.running {
+		if q.fed < len(q.req.Prompt) {
+			continue
+		}
+		if err := pool.Grow(q.seq, q.seq.Len()+1); err != nil {
+			// The pool cannot hold the sequence's next token: it
+			// ends as if its context were full.
+			s.end(q)
+			continue
+		}
+		s.items = append(s.items, engine.SeqItem{Seq: q.seq, Tokens: singleToken(q), Logits: q.logits})
+		s.owners = append(s.owners, q)
+		decoding++
+	}
+	left := idlePrefill
+	if decoding > 0 {
+		// Prompts still move while others decode, at least a quarter
+		// of the budget a step.
+		left = max(s.budget-decoding, s.budget/4, 1)
+	}
+	for _, q := range s.running {
+		if q.fed >= len(q.req.Prompt) || left == 0 {
+			continue
+		}
+		k := min(left, len(q.req.Prompt)-q.fed)
+		it := engine.SeqItem{Seq: q.seq, Tokens: q.req.Prompt[q.fed : q.fed+k]}
+		if q.fed+k == len(q.req.Prompt) {
+			it.Logits = q.logits
+		}
+		s.items = append(s.items, it)
+		s.owners = append(s.owners, q)
+		left -= k
+	}
+	s.compact()
+	return len(s.items) > 0
+}
+
+// singleToken is the decoding sequence's next input: the token it last
+// sampled.
+func singleToken(q *sequence) []int32 {
+	return q.next[:]
+}
+
+// step runs the batch on the device worker and hands out the results.
+func (s *scheduler) step() {
+	err := s.in.dev.w.Do(context.Background(), func() error { return s.m.ForwardBatch(s.items) })
+	if err != nil {
+		err = s.in.forwardErr(err)
+		for _, q := range s.owners {
+			s.finish(q, err)
+		}
+		s.compact()
+		return
+	}
+	for i, it := range s.items {
+		q := s.owners[i]
+		if q.fed < len(q.req.Prompt) {
+			q.fed += len(it.Tokens)
+			if q.fed < len(q.req.Prompt) {
+				continue
+			}
+			q.res.PromptMS = msSince(q.tStart)
+			s.in.stats.prefill(q.res.PromptTokens-q.res.CachedTokens, q.res.PromptMS)
+		}
+		if it.Logits != nil {
+			s.decide(q)
+		}
+	}
+	s.compact()
+}
+
+// decide samples q's next token from its logits and hands it over; the
+// sequence ends on an end-of-generation token, a stop string, its token
+// limit or a full context.
+func (s *scheduler) decide(q *sequence) {
+	m := s.in.m
+	id, err := q.smp.Sample(q.logits, q.seq.Tokens, q.rng)
+	if err != nil {
+		s.finish(q, err)
+		return
+	}
+	ev := tokenEvent{ID: id}
+	if q.req.Logprobs || q.req.TopLogprobs > 0 {
+		ev.Logprob = sampler.Logprobs(q.logits, id, q.top)
+		if q.top != nil {
+			ev.Top = append([]sampler.TokenLogprob(nil), q.top...)
+		}
+	}
+	if q.res.CompletionTokens == 0 {
+		q.tFirst = time.Now()
+		q.res.TTFT = q.tFirst.Sub(q.tArrive)
+	}
+	q.res.CompletionTokens++
+	stop := m.IsEOG(id)
+	if stop {
+		q.res.Finish = "stop"
+		ev.Text = q.stops.flush(q.dec.Flush())
+	} else {
+		text, hit := q.stops.add(q.dec.Add(id))
+		ev.Text = text
+		if hit {
+			q.res.Finish = "stop"
+			stop = true
+		}
+	}
+	q.push(ev)
+	if stop {
+		s.finish(q, nil)
+		return
+	}
+	q.next[0] = id
+	full := q.seq.Len()+1 >= s.m.NCtx()
+	if (q.req.MaxTokens > 0 && q.res.CompletionTokens >= q.req.MaxTokens) || full {
+		s.end(q)
+	}
+}
+
+// end finishes q with "length", releasing the text still held back.
+func (s *scheduler) end(q *sequence) {
+	q.res.Finish = "length"
+	if rest := q.stops.flush(q.dec.Flush()); rest != "" {
+		q.push(tokenEvent{ID: -1, Text: rest})
+	}
+	s.finish(q, nil)
+}
+
+// finish ends q: its blocks go back to the pool (cached for prefix reuse
+// when it ended well) and its request is told.
+func (s *scheduler) finish(q *sequence, err error) {
+	if q.seq != nil {
+		s.m.Pool().Finish(q.seq, err == nil)
+	}
+	if err == nil {
+		if !q.tFirst.IsZero() {
+			q.res.PredictedMS = msSince(q.tFirst)
+		}
+		s.in.stats.decode(q.res.CompletionTokens, q.res.PredictedMS)
+		s.in.srv.metrics.generated(s.in.id, q.res)
+	}
+	q.mu.Lock()
+	q.done, q.err, q.final = true, err, q.res
+	q.mu.Unlock()
+	q.signal()
+}
+
+// compact drops finished sequences from the running list.
+func (s *scheduler) compact() {
+	out := s.running[:0]
+	for _, q := range s.running {
+		q.mu.Lock()
+		done := q.done
+		q.mu.Unlock()
+		if !done {
+			out = append(out, q)
+		}
+	}
+	clear(s.running[len(out):])
+	s.running = out
+}
+
+func (q *sequence) push(ev tokenEvent) {
+	q.mu.Lock()
+	q.events = append(q.events, ev)
+	q.mu.Unlock()
+	q.signal()
+}
+
+func (q *sequence) signal() {
+	select {
+	case q.notify <- struct{}{}:
+	default:
+	}
+}
