@@ -29,6 +29,10 @@ type genRequest struct {
 	// Emit receives each token as it is decided; an error stops the
 	// generation (the client went away).
 	Emit func(tokenEvent) error
+	// Arrived is when the request arrived (before its wait for
+	// admission); time to first token counts from it. Zero: from the
+	// start of generate.
+	Arrived time.Time
 }
 
 // tokenEvent is one generated token. Text is the text it releases (may
@@ -87,10 +91,11 @@ func contextError(n, nctx int) *apiError {
 		Message: fmt.Sprintf("the prompt is %d tokens long, more than the model's context of %d tokens", n, nctx)}
 }
 
-// generate runs one request on a loaded instance: admission, a KV slot
-// (reusing a cached prefix), prefill in chunks, then one decode step per
-// token, each a job on the device worker so concurrent requests
-// interleave token by token.
+// generate runs one request on a loaded instance: a KV slot (reusing a
+// cached prefix), prefill in chunks, then one decode step per token, each
+// a job on the device worker so concurrent requests interleave token by
+// token. The caller holds a place of the instance's gate (see admit) for
+// the whole call.
 func (in *instance) generate(ctx context.Context, req genRequest) (genResult, error) {
 	var res genResult
 	m := in.m
@@ -110,12 +115,10 @@ func (in *instance) generate(ctx context.Context, req genRequest) (genResult, er
 		return res, badRequest("", "%v", err)
 	}
 
-	tArrive := time.Now() // time to first token counts the wait in the queue
-	if err := in.gate.acquire(ctx); err != nil {
-		in.srv.metrics.rejected(in.id, err)
-		return res, err
+	tArrive := req.Arrived // time to first token counts the wait in the queue
+	if tArrive.IsZero() {
+		tArrive = time.Now()
 	}
-	defer in.gate.release()
 	// Unloading cancels what is still running after the drain wait.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -126,10 +129,15 @@ func (in *instance) generate(ctx context.Context, req genRequest) (genResult, er
 	if !ok {
 		return res, fmt.Errorf("no free KV slot for %s (admission bug)", in.id)
 	}
-	// seq is what the slot's cache holds; it is handed back at the end.
-	seq := make([]int32, cached, min(m.NCtx, len(req.Prompt)+max(req.MaxTokens, 16)))
-	copy(seq, req.Prompt[:cached])
+	// seq is what the slot's cache holds; it is handed back at the end,
+	// whatever happens (a panic included), so the slot never leaks.
+	seq := req.Prompt[:cached:cached]
 	defer func() { in.slots.give(slot, seq) }()
+	// Room for the whole generation, bounded by the context: MaxTokens
+	// may be anything up to the context or beyond (then the context ends
+	// the generation), so no sum here may overflow.
+	want := len(req.Prompt) + min(max(req.MaxTokens, 16), m.NCtx)
+	seq = append(make([]int32, 0, min(m.NCtx, want)), seq...)
 
 	res.PromptTokens = len(req.Prompt)
 	res.CachedTokens = cached
