@@ -123,3 +123,44 @@ func (g *gate) counts() (inFlight, queued int) {
 	defer g.mu.Unlock()
 	return g.inFlight, len(g.waiters)
 }
+
+// admit takes a place in the instance's gate for one request: a handler
+// calls it before any work that grows with the request (rendering,
+// tokenizing, generating) and defers the returned release at once.
+// release is idempotent.
+func (in *instance) admit(ctx context.Context) (release func(), err error) {
+	if err := in.gate.acquire(ctx); err != nil {
+		in.srv.metrics.rejected(in.id, err)
+		return nil, err
+	}
+	var once sync.Once
+	return func() { once.Do(in.gate.release) }, nil
+}
+
+// promptBytesPerToken bounds the bytes one prompt token stands for on
+// average: a prompt longer than this times the context cannot fit, and is
+// refused before it is tokenized. Tokenizers of the supported families
+// average 3 to 5 bytes per token on text and code.
+const promptBytesPerToken = 8
+
+// jsonBytesPerByte allows for JSON escapes when the bound is applied to
+// a request's raw JSON before decoding it.
+const jsonBytesPerByte = 2
+
+// checkPromptBytes refuses a prompt of n bytes that cannot fit the
+// context, before any tokenizing. raw says n counts raw JSON (escapes
+// and all) rather than text.
+func (in *instance) checkPromptBytes(param string, n int, raw bool) error {
+	limit := promptBytesPerToken * in.nctx
+	what := "bytes"
+	if raw {
+		limit *= jsonBytesPerByte
+		what = "bytes of JSON"
+	}
+	if n <= limit {
+		return nil
+	}
+	return &apiError{Status: 400, Type: "invalid_request_error", Code: "context_length_exceeded", Param: param,
+		Message: fmt.Sprintf("the %s is %d %s, more than the %d that can fit the model's context of %d tokens",
+			param, n, what, limit, in.nctx)}
+}

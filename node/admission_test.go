@@ -77,32 +77,3 @@ func TestGate(t *testing.T) {
 		t.Fatalf("counts after drain: %d %d", in, q)
 	}
 }
-
-func TestSlotPool(t *testing.T) {
-	p := newSlotPool(2)
-	a := []int32{1, 2, 3, 4}
-	s, cached, ok := p.take(a)
-	if !ok || cached != 0 {
-		t.Fatalf("first take: %d %d %v", s, cached, ok)
-	}
-	p.give(s, a)
-	// the same prompt: all but the last token are cached
-	s2, cached, _ := p.take(a)
-	if s2 != s || cached != 3 {
-		t.Fatalf("same prompt: slot %d cached %d", s2, cached)
-	}
-	p.give(s2, []int32{1, 2, 3, 4, 5, 6})
-	// a different prompt takes the other (least recently used) slot
-	s3, cached, _ := p.take([]int32{9, 9})
-	if s3 == s || cached != 0 {
-		t.Fatalf("unrelated prompt: slot %d cached %d", s3, cached)
-	}
-	// a continuation of the first conversation finds its slot while s3 is busy
-	s4, cached, _ := p.take([]int32{1, 2, 3, 4, 5, 6, 7, 8})
-	if s4 != s || cached != 6 {
-		t.Fatalf("continuation: slot %d cached %d", s4, cached)
-	}
-	if _, _, ok := p.take(a); ok {
-		t.Fatal("took a slot while every slot was busy")
-	}
-}

@@ -188,7 +188,9 @@ func normaliseMessages(raw json.RawMessage) (json.RawMessage, error) {
 	return json.Marshal(msgs)
 }
 
-// chatPrompt renders and tokenizes a chat request's prompt.
+// chatPrompt renders and tokenizes a chat request's prompt. The caller
+// holds a gate place (rendering and tokenizing are work to admit) and has
+// checked the raw size with checkChatBytes.
 func (in *instance) chatPrompt(messages, tools json.RawMessage, extra map[string]any) (string, []int32, error) {
 	if in.m.Render == nil {
 		return "", nil, badRequest("model", "model %s has no chat template; use /v1/completions", in.id)
@@ -212,7 +214,16 @@ func (in *instance) chatPrompt(messages, tools json.RawMessage, extra map[string
 	if err != nil {
 		return "", nil, badRequest("messages", "rendering the chat template: %v", err)
 	}
+	if err := in.checkPromptBytes("messages", len(prompt), false); err != nil {
+		return "", nil, err
+	}
 	return prompt, in.m.Encode(prompt, in.addBOSFor(prompt), true), nil
+}
+
+// checkChatBytes refuses, before any decoding or rendering, messages and
+// tools too large to fit the context.
+func (in *instance) checkChatBytes(messages, tools json.RawMessage) error {
+	return in.checkPromptBytes("messages", len(messages)+len(tools), true)
 }
 
 // addBOSFor reports whether encoding a rendered prompt should add BOS:
@@ -234,6 +245,26 @@ func (s *Server) handleChat(c echo.Context) error {
 	if err != nil {
 		return writeError(c, err)
 	}
+	topN := 0
+	if req.TopLogprobs != nil {
+		if *req.TopLogprobs < 0 || *req.TopLogprobs > 20 {
+			return writeError(c, badRequest("top_logprobs", "top_logprobs must be between 0 and 20, got %d", *req.TopLogprobs))
+		}
+		if req.Logprobs {
+			topN = *req.TopLogprobs
+		}
+	}
+	if err := in.checkChatBytes(req.Messages, req.Tools); err != nil {
+		return writeError(c, err)
+	}
+	// Admission before any work that grows with the request.
+	arrived := time.Now()
+	release, err := in.admit(c.Request().Context())
+	if err != nil {
+		return writeError(c, err)
+	}
+	defer release()
+
 	toolsOn := len(bytes.TrimSpace(req.Tools)) > 0 && string(bytes.TrimSpace(req.Tools)) != "null" &&
 		strings.Trim(string(bytes.TrimSpace(req.ToolChoice)), `"`) != "none"
 	tools := req.Tools
@@ -257,17 +288,8 @@ func (s *Server) handleChat(c echo.Context) error {
 	}
 	parser := toolcall.NewParser(pcfg)
 
-	topN := 0
-	if req.TopLogprobs != nil {
-		if *req.TopLogprobs < 0 || *req.TopLogprobs > 20 {
-			return writeError(c, badRequest("top_logprobs", "top_logprobs must be between 0 and 20, got %d", *req.TopLogprobs))
-		}
-		if req.Logprobs {
-			topN = *req.TopLogprobs
-		}
-	}
 	gr := genRequest{Prompt: ids, MaxTokens: g.maxTokens, Params: g.params, Seed: g.seed, Stops: g.stops,
-		Logprobs: req.Logprobs, TopLogprobs: topN}
+		Logprobs: req.Logprobs, TopLogprobs: topN, Arrived: arrived}
 	id, created := newID("chatcmpl-"), time.Now().Unix()
 	if req.Stream {
 		return s.streamChat(c, in, &req, gr, parser, id, created)

@@ -47,7 +47,8 @@ type completionResponse struct {
 }
 
 // promptTokens reads prompt as text, a list of token ids, or a list
-// holding one text or one list of ids.
+// holding one text or one list of ids. The caller holds a gate place and
+// has checked the raw size.
 func (in *instance) promptTokens(raw json.RawMessage) ([]int32, error) {
 	t := bytes.TrimSpace(raw)
 	if len(t) == 0 || string(t) == "null" {
@@ -55,12 +56,20 @@ func (in *instance) promptTokens(raw json.RawMessage) ([]int32, error) {
 	}
 	var text string
 	if json.Unmarshal(t, &text) == nil {
+		if err := in.checkPromptBytes("prompt", len(text), false); err != nil {
+			return nil, err
+		}
 		return in.m.Encode(text, true, true), nil
 	}
 	var ids []int32
 	if json.Unmarshal(t, &ids) == nil {
 		if len(ids) == 0 {
 			return nil, badRequest("prompt", "prompt is empty")
+		}
+		for i, id := range ids {
+			if id < 0 || int(id) >= in.m.NVocab {
+				return nil, badRequest("prompt", "prompt[%d]: token id %d is outside the vocabulary of %d", i, id, in.m.NVocab)
+			}
 		}
 		return ids, nil
 	}
@@ -90,13 +99,6 @@ func (s *Server) handleCompletions(c echo.Context) error {
 	if req.Echo || req.Suffix != nil {
 		return writeError(c, badRequest("echo", "echo and suffix are not supported"))
 	}
-	ids, err := in.promptTokens(req.Prompt)
-	if err != nil {
-		return writeError(c, err)
-	}
-	if len(ids) >= in.nctx {
-		return writeError(c, contextError(len(ids), in.nctx))
-	}
 	nlp := -1
 	if req.Logprobs != nil {
 		if *req.Logprobs < 0 || *req.Logprobs > 20 {
@@ -104,8 +106,25 @@ func (s *Server) handleCompletions(c echo.Context) error {
 		}
 		nlp = *req.Logprobs
 	}
+	if err := in.checkPromptBytes("prompt", len(req.Prompt), true); err != nil {
+		return writeError(c, err)
+	}
+	// Admission before any work that grows with the request.
+	arrived := time.Now()
+	release, err := in.admit(c.Request().Context())
+	if err != nil {
+		return writeError(c, err)
+	}
+	defer release()
+	ids, err := in.promptTokens(req.Prompt)
+	if err != nil {
+		return writeError(c, err)
+	}
+	if len(ids) >= in.nctx {
+		return writeError(c, contextError(len(ids), in.nctx))
+	}
 	gr := genRequest{Prompt: ids, MaxTokens: g.maxTokens, Params: g.params, Seed: g.seed, Stops: g.stops,
-		Logprobs: nlp >= 0, TopLogprobs: max(nlp, 0)}
+		Logprobs: nlp >= 0, TopLogprobs: max(nlp, 0), Arrived: arrived}
 	id, created := newID("cmpl-"), time.Now().Unix()
 
 	var lp *completionLogprobs

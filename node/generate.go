@@ -24,6 +24,10 @@ type genRequest struct {
 	// Emit receives each token as it is decided; an error stops the
 	// generation (the client went away).
 	Emit func(tokenEvent) error
+	// Arrived is when the request arrived (before its wait for
+	// admission); time to first token counts from it. Zero: from the
+	// start of generate.
+	Arrived time.Time
 }
 
 // tokenEvent is one generated token. Text is the text it releases (may
@@ -108,8 +112,12 @@ func (in *instance) generate(ctx context.Context, req genRequest) (genResult, er
 		// the operator's cap: the generation ends with "length" there
 		req.MaxTokens = in.maxOutput
 	}
+	tArrive := req.Arrived // time to first token counts the wait in the queue
+	if tArrive.IsZero() {
+		tArrive = time.Now()
+	}
 	q := &sequence{
-		req: req, tArrive: time.Now(), notify: make(chan struct{}, 1),
+		req: req, tArrive: tArrive, notify: make(chan struct{}, 1),
 		logits: make([]float32, m.NVocab), smp: smp,
 		rng:   rand.New(rand.NewPCG(req.Seed, req.Seed^0x9e3779b97f4a7c15)),
 		dec:   m.NewDecoder(), stops: newStopMatcher(req.Stops),
@@ -119,10 +127,21 @@ func (in *instance) generate(ctx context.Context, req genRequest) (genResult, er
 	}
 	in.sched.submit(q)
 	// The sequence leaves the batch at the next step when the request
-	// gives up (client gone, emit failed).
+	// gives up (client gone, emit failed); the request waits for that
+	// (at most the step running now), so once it returns, and its gate
+	// place is given back, nothing of it runs any more.
 	defer func() {
 		q.cancel.Store(true)
 		in.sched.poke()
+		for {
+			q.mu.Lock()
+			done := q.done
+			q.mu.Unlock()
+			if done {
+				return
+			}
+			<-q.notify
+		}
 	}()
 	var batch []tokenEvent
 	for {

@@ -5,9 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
+	"reflect"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -22,7 +23,12 @@ const maxBody = 64 << 20
 // names the problem.
 func decodeBody(c echo.Context, v any) error {
 	r := http.MaxBytesReader(c.Response(), c.Request().Body, maxBody)
-	data, err := io.ReadAll(r)
+	var buf bytes.Buffer
+	if n := c.Request().ContentLength; n > 0 && n <= maxBody {
+		buf.Grow(int(n) + 1) // one allocation, not a doubling series
+	}
+	_, err := buf.ReadFrom(r)
+	data := buf.Bytes()
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
@@ -35,12 +41,122 @@ func decodeBody(c echo.Context, v any) error {
 	}
 	if err := json.Unmarshal(data, v); err != nil {
 		var te *json.UnmarshalTypeError
-		if errors.As(err, &te) && te.Field != "" {
-			return badRequest(te.Field, "field %q must be %s, got %s", te.Field, te.Type, te.Value)
+		if errors.As(err, &te) {
+			field := apiFieldPath(reflect.TypeOf(v), te.Field)
+			if field == "" {
+				return badRequest("", "the request body must be %s, got %s", jsonKind(te.Type), te.Value)
+			}
+			return badRequest(field, "%s must be %s, got %s", field, jsonKind(te.Type), te.Value)
+		}
+		var se *json.SyntaxError
+		if errors.As(err, &se) {
+			return badRequest("", "the request body is not valid JSON: %v (at byte %d)", se, se.Offset)
 		}
 		return badRequest("", "the request body is not valid JSON: %v", err)
 	}
 	return nil
+}
+
+// apiFieldPath turns the field path encoding/json reports
+// ("samplingFields.max_tokens": Go names of embedded structs, then JSON
+// names) into the path as the API spells it ("max_tokens").
+func apiFieldPath(t reflect.Type, field string) string {
+	if field == "" {
+		return ""
+	}
+	var out []string
+	for _, part := range strings.Split(field, ".") {
+		t = elemType(t)
+		if t == nil || t.Kind() != reflect.Struct {
+			out = append(out, part)
+			t = nil
+			continue
+		}
+		sf, embedded, ok := findField(t, part)
+		switch {
+		case !ok:
+			out = append(out, part)
+			t = nil
+		case embedded:
+			t = sf.Type
+		default:
+			out = append(out, part)
+			t = sf.Type
+		}
+	}
+	return strings.Join(out, ".")
+}
+
+// elemType follows pointers, slices, arrays and maps to the type a path
+// component names.
+func elemType(t reflect.Type) reflect.Type {
+	for t != nil {
+		switch t.Kind() {
+		case reflect.Pointer, reflect.Slice, reflect.Array, reflect.Map:
+			t = t.Elem()
+		default:
+			return t
+		}
+	}
+	return nil
+}
+
+// findField finds the struct field a path component names: an embedded
+// struct by its Go name, or a field by its JSON name.
+func findField(t reflect.Type, name string) (reflect.StructField, bool, bool) {
+	for i := range t.NumField() {
+		sf := t.Field(i)
+		if sf.Anonymous && sf.Name == name {
+			return sf, true, true
+		}
+	}
+	for i := range t.NumField() {
+		sf := t.Field(i)
+		tag, _, _ := strings.Cut(sf.Tag.Get("json"), ",")
+		if tag == name || (tag == "" && strings.EqualFold(sf.Name, name)) {
+			return sf, false, true
+		}
+		if sf.Anonymous {
+			if inner := elemType(sf.Type); inner != nil && inner.Kind() == reflect.Struct {
+				if f, _, ok := findField(inner, name); ok {
+					return f, false, true
+				}
+			}
+		}
+	}
+	return reflect.StructField{}, false, false
+}
+
+// jsonKind names a Go type as a JSON value kind.
+func jsonKind(t reflect.Type) string {
+	t = derefType(t)
+	if t == nil {
+		return "a JSON value"
+	}
+	switch t.Kind() {
+	case reflect.Bool:
+		return "a boolean"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return fmt.Sprintf("an integer that fits in %d bits", t.Bits())
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return fmt.Sprintf("a non-negative integer that fits in %d bits", t.Bits())
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.String:
+		return "a string"
+	case reflect.Slice, reflect.Array:
+		return "a list"
+	case reflect.Map, reflect.Struct:
+		return "an object"
+	}
+	return "a JSON value"
+}
+
+func derefType(t reflect.Type) reflect.Type {
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	return t
 }
 
 // modelEntry is one row of GET /models.

@@ -2,6 +2,7 @@ package node
 
 import (
 	"encoding/json"
+	"math"
 	"math/rand/v2"
 	"strconv"
 	"strings"
@@ -47,8 +48,8 @@ type genSettings struct {
 // generation config.
 func (f *samplingFields) resolve(m *loadedModel) (genSettings, error) {
 	var g genSettings
-	if f.N != nil && *f.N != 1 {
-		return g, badRequest("n", "only n=1 is supported, got %d", *f.N)
+	if err := f.validate(); err != nil {
+		return g, err
 	}
 	r := sampler.Request{
 		Temperature: f.Temperature, TopK: f.TopK, TopP: f.TopP, MinP: f.MinP,
@@ -82,16 +83,76 @@ func (f *samplingFields) resolve(m *loadedModel) (genSettings, error) {
 		return g, err
 	}
 	g.stops = stops
+	// A count above the context is allowed: the generation ends with
+	// "length" when the context is full (validate bounded it).
 	switch {
 	case f.MaxCompletionTokens != nil:
 		g.maxTokens = *f.MaxCompletionTokens
 	case f.MaxTokens != nil:
 		g.maxTokens = *f.MaxTokens
 	}
-	if g.maxTokens < 0 {
-		return g, badRequest("max_tokens", "max_tokens must not be negative, got %d", g.maxTokens)
-	}
 	return g, nil
+}
+
+// maxCount bounds every count a request gives (tokens, top_k, windows):
+// larger values are a client bug, not a wish.
+const maxCount = math.MaxInt32
+
+// validate checks every numeric field against its range, naming the field
+// as the API spells it. It runs before any work on the request.
+func (f *samplingFields) validate() error {
+	if f.N != nil && *f.N != 1 {
+		return badRequest("n", "only n=1 is supported, got %d", *f.N)
+	}
+	counts := []struct {
+		name string
+		v    *int
+		min  int
+	}{
+		{"max_tokens", f.MaxTokens, 0},
+		{"max_completion_tokens", f.MaxCompletionTokens, 0},
+		{"top_k", f.TopK, -1}, // -1 is "all" (vLLM's spelling of 0)
+		{"repeat_last_n", f.RepeatLastN, -1},
+	}
+	for _, c := range counts {
+		if c.v == nil {
+			continue
+		}
+		if *c.v < c.min || *c.v > maxCount {
+			return badRequest(c.name, "%s must be between %d and %d, got %d", c.name, c.min, maxCount, *c.v)
+		}
+	}
+	if f.TopK != nil && *f.TopK < 0 {
+		zero := 0
+		f.TopK = &zero
+	}
+	floats := []struct {
+		name     string
+		v        *float32
+		min, max float32
+	}{
+		{"temperature", f.Temperature, 0, 100},
+		{"top_p", f.TopP, 0, 1},
+		{"min_p", f.MinP, 0, 1},
+		{"presence_penalty", f.PresencePenalty, -2, 2},
+		{"frequency_penalty", f.FrequencyPenalty, -2, 2},
+		{"repetition_penalty", f.RepetitionPenalty, 0, 100},
+		{"repeat_penalty", f.RepeatPenalty, 0, 100},
+	}
+	for _, c := range floats {
+		if c.v == nil {
+			continue
+		}
+		if x := *c.v; !(x >= c.min && x <= c.max) { // NaN fails too
+			return badRequest(c.name, "%s must be between %g and %g, got %g", c.name, c.min, c.max, x)
+		}
+	}
+	for k, b := range f.LogitBias {
+		if !(b >= -100 && b <= 100) {
+			return badRequest("logit_bias", "logit_bias values must be between -100 and 100, got %g for %q", b, k)
+		}
+	}
+	return nil
 }
 
 // parseStop reads stop as a string or a list of up to 16 strings.

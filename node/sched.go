@@ -28,6 +28,8 @@ type scheduler struct {
 	m      *engine.Model
 	budget int // tokens per step while sequences decode
 
+	live atomic.Int32 // sequences submitted and not yet finished
+
 	mu      sync.Mutex
 	waiting []*sequence // submitted, not yet seen by the loop
 	wake    chan struct{}
@@ -78,6 +80,7 @@ func newScheduler(in *instance, m *engine.Model, budget int) *scheduler {
 
 // submit hands a sequence to the loop.
 func (s *scheduler) submit(q *sequence) {
+	s.live.Add(1)
 	s.mu.Lock()
 	s.waiting = append(s.waiting, q)
 	s.mu.Unlock()
@@ -320,6 +323,7 @@ func (s *scheduler) finish(q *sequence, err error) {
 	q.mu.Lock()
 	q.done, q.err, q.final = true, err, q.res
 	q.mu.Unlock()
+	s.live.Add(-1)
 	q.signal()
 }
 

@@ -14,6 +14,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"runtime/debug"
+	"strings"
 	"sync"
 	"time"
 
@@ -100,6 +102,7 @@ func (s *Server) routes() *echo.Echo {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = httpErrorHandler
+	e.Use(s.recoverPanics)
 	e.Use(s.auth)
 	e.GET("/health", s.handleHealth)
 	e.GET("/version", s.handleVersion)
@@ -113,6 +116,40 @@ func (s *Server) routes() *echo.Echo {
 	e.POST("/tokenize", s.handleTokenize)
 	e.GET("/v1/models", s.handleModels)
 	return e
+}
+
+// recoverPanics turns a panic in a handler into a 500 in the route's
+// envelope (an error event when a stream has started) and logs its
+// stack. The handlers release what they hold (gate places, KV slots) in
+// deferred calls, so nothing leaks; the process and the other requests
+// carry on.
+func (s *Server) recoverPanics(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) (err error) {
+		defer func() {
+			r := recover()
+			if r == nil {
+				return
+			}
+			if r == http.ErrAbortHandler {
+				panic(r) // net/http's way to abort a response on purpose
+			}
+			req := c.Request()
+			s.log.Error().Str("method", req.Method).Str("path", req.URL.Path).Str("panic", fmt.Sprint(r)).
+				Str("stack", string(debug.Stack())).Msg("request handler panicked")
+			perr := &apiError{Status: http.StatusInternalServerError, Type: "server_error", Code: "internal_error",
+				Message: "the neuron failed while handling this request (an internal error, logged with its stack)"}
+			resp := c.Response()
+			switch {
+			case !resp.Committed:
+				err = writeError(c, perr)
+			case strings.HasPrefix(resp.Header().Get("Content-Type"), "text/event-stream"):
+				err = (&sseWriter{c: c, started: true}).fail(perr)
+			default:
+				err = nil // a body is half written: nothing sane to add
+			}
+		}()
+		return next(c)
+	}
 }
 
 // auth requires the configured bearer token on every route but /health.

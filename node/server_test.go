@@ -124,7 +124,15 @@ type errEnvelope struct {
 		Message string  `json:"message"`
 		Type    string  `json:"type"`
 		Code    *string `json:"code"`
+		Param   *string `json:"param"`
 	} `json:"error"`
+}
+
+func param(e errEnvelope) string {
+	if e.Error.Param == nil {
+		return ""
+	}
+	return *e.Error.Param
 }
 
 func code(e errEnvelope) string {

@@ -33,22 +33,39 @@ func (s *Server) handleTokenize(c echo.Context) error {
 		return writeError(c, err)
 	}
 	hasMsgs := len(bytes.TrimSpace(req.Messages)) > 0 && string(bytes.TrimSpace(req.Messages)) != "null"
-	var ids []int32
 	switch {
 	case req.Content != nil && hasMsgs:
 		return writeError(c, badRequest("content", "give content or messages, not both"))
 	case req.Content != nil:
+		err = in.checkPromptBytes("content", len(*req.Content), false)
+	case hasMsgs:
+		err = in.checkChatBytes(req.Messages, req.Tools)
+	default:
+		return writeError(c, badRequest("content", "content or messages is required"))
+	}
+	if err != nil {
+		return writeError(c, err)
+	}
+	// Tokenizing is work like generating: it waits for a place too (a
+	// short hold).
+	release, err := in.admit(c.Request().Context())
+	if err != nil {
+		return writeError(c, err)
+	}
+	defer release()
+	var ids []int32
+	switch {
+	case req.Content != nil:
 		// As llama.cpp's /tokenize: special tokens are not added, but
 		// special-token text is recognised.
 		ids = in.m.Encode(*req.Content, req.AddSpecial, true)
-	case hasMsgs:
+	default:
 		_, ids, err = in.chatPrompt(req.Messages, req.Tools, nil)
 		if err != nil {
 			return writeError(c, err)
 		}
-	default:
-		return writeError(c, badRequest("content", "content or messages is required"))
 	}
+	release()
 	if ids == nil {
 		ids = []int32{}
 	}

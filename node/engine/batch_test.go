@@ -282,3 +282,56 @@ func TestKVPoolFull(t *testing.T) {
 		t.Errorf("%d free at the end, want 4", p.FreeBlocks())
 	}
 }
+
+// Prefix reuse as conversations use it: the same prompt again reuses all
+// but its last token, a continuation finds its earlier turn, an unrelated
+// prompt nothing; running sequences lend their whole blocks too.
+func TestKVPoolPrefixes(t *testing.T) {
+	p := NewKVPool(16, 4, 4)
+	a := []int32{1, 2, 3, 4, 5, 6}
+	s, cached, err := p.Start(a, nil)
+	if err != nil || cached != 0 {
+		t.Fatalf("first start: cached %d, %v", cached, err)
+	}
+	s.Tokens = append(s.Tokens, a...)
+	p.Finish(s, true)
+	s2, cached, _ := p.Start(a, nil)
+	if cached != 5 {
+		t.Fatalf("same prompt: cached %d, want 5", cached)
+	}
+	if c := p.takeCopies(); s2.shared != 1 || len(c) != 1 {
+		t.Fatalf("same prompt: %d shared blocks and %d copies, want 1 shared and the partial one copied", s2.shared, len(c))
+	} else {
+		p.copied(c)
+	}
+	s2.Tokens = append(s2.Tokens, a[5], 7, 8, 9)
+	if err := p.Grow(s2, len(s2.Tokens)); err != nil {
+		t.Fatal(err)
+	}
+	p.Finish(s2, true)
+	if p.Cached() != 1 {
+		t.Fatalf("%d cached, want 1: the longer turn replaces the shorter", p.Cached())
+	}
+	s3, cached, _ := p.Start([]int32{9, 9}, nil)
+	if cached != 0 {
+		t.Fatalf("unrelated prompt: cached %d", cached)
+	}
+	s4, cached, _ := p.Start([]int32{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}, []*Seq{s3})
+	if cached != 9 {
+		t.Fatalf("continuation: cached %d, want 9", cached)
+	}
+	// a running sequence lends its whole blocks
+	s4.Tokens = append(s4.Tokens[:0], 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11)
+	s5, cached, _ := p.Start([]int32{1, 2, 3, 4, 5, 6, 7, 8, 0}, []*Seq{s3, s4})
+	if cached != 8 || s5.shared != 2 {
+		t.Fatalf("from a running sequence: cached %d, shared %d; want 8 and 2", cached, s5.shared)
+	}
+	for _, x := range []*Seq{s3, s4, s5} {
+		p.Finish(x, false)
+	}
+	p.DropCache()
+	p.copied(p.takeCopies())
+	if p.FreeBlocks() != p.Blocks() {
+		t.Fatalf("%d of %d blocks free at the end", p.FreeBlocks(), p.Blocks())
+	}
+}
