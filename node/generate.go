@@ -119,8 +119,8 @@ func (in *instance) generate(ctx context.Context, req genRequest) (genResult, er
 	q := &sequence{
 		req: req, tArrive: tArrive, notify: make(chan struct{}, 1),
 		logits: make([]float32, m.NVocab), smp: smp,
-		rng:   rand.New(rand.NewPCG(req.Seed, req.Seed^0x9e3779b97f4a7c15)),
-		dec:   m.NewDecoder(), stops: newStopMatcher(req.Stops),
+		rng: rand.New(rand.NewPCG(req.Seed, req.Seed^0x9e3779b97f4a7c15)),
+		dec: m.NewDecoder(), stops: newStopMatcher(req.Stops),
 	}
 	if req.TopLogprobs > 0 {
 		q.top = make([]sampler.TokenLogprob, min(req.TopLogprobs, m.NVocab))

@@ -51,7 +51,7 @@ type sequence struct {
 
 	// Owned by the loop.
 	seq    *engine.Seq
-	fed    int // prompt tokens in the cache
+	fed    int      // prompt tokens in the cache
 	next   [1]int32 // the token to feed at the next step
 	logits []float32
 	smp    *sampler.Sampler
