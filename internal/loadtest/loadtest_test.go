@@ -402,3 +402,29 @@ func TestJSONAndProgress(t *testing.T) {
 		}
 	}
 }
+
+func TestTable(t *testing.T) {
+	var out bytes.Buffer
+	err := WriteTable(&out, []LevelResult{
+		{Model: "m", Endpoint: "chat", Concurrency: 1, Requests: 4, Completed: 4, MaxTokens: 1, PromptWords: 9, PromptTokensMean: 30,
+			RequestsPerS: 2, OutputTokPerS: 2, OutputTokens: 4, OutputTokensMean: 1, OutputTokensFrom: "usage",
+			TTFTMsP50: 12.345, TTFTMsP99: 123.4, E2EMsP50: 5},
+		{Model: "m", Endpoint: "chat", Concurrency: 8, Requests: 32, Completed: 10, Errors: 2, FirstError: "boom", Interrupted: true,
+			MaxTokens: 1, OutputTokens: 8, OutputTokensMean: 0.8, OutputTokensFrom: "mixed", ITLSamples: 3, ITLMsP50: 1.5, ITLMsP99: 2},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `m, chat endpoint, 9-word prompts (30 prompt tokens on average), max_tokens 1
+  concurrency  completed  errors  req/s  output tok/s  ttft p50 ms  ttft p99 ms  itl p50 ms  itl p99 ms  e2e p50 ms
+            1        4/4       0   2.00           2.0         12.3          123           -           -        5.00
+            8     10/32*       2   0.00           0.0         0.00         0.00        1.50        2.00        0.00
+* concurrency 8 was interrupted after 12 of 32 requests
+concurrency 8: 2 errors, the first: boom
+concurrency 8: 0.8 output tokens per request on average, below max_tokens 1: the server stopped some early (it may not honour ignore_eos)
+concurrency 8: output tokens counted as stream chunks where the server sent no usage
+`
+	if d := cmp.Diff(want, out.String()); d != "" {
+		t.Errorf("table (-want +got):\n%s", d)
+	}
+}

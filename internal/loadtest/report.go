@@ -59,6 +59,10 @@ func WriteTable(w io.Writer, levels []LevelResult) error {
 		if l.Errors > 0 {
 			fmt.Fprintf(w, "concurrency %d: %d errors, the first: %s\n", l.Concurrency, l.Errors, l.FirstError)
 		}
+		if l.Completed > 0 && l.OutputTokensMean < float64(l.MaxTokens) {
+			fmt.Fprintf(w, "concurrency %d: %.1f output tokens per request on average, below max_tokens %d: the server stopped some early (it may not honour ignore_eos)\n",
+				l.Concurrency, l.OutputTokensMean, l.MaxTokens)
+		}
 		if l.OutputTokensFrom == "chunks" || l.OutputTokensFrom == "mixed" {
 			fmt.Fprintf(w, "concurrency %d: output tokens counted as stream chunks where the server sent no usage\n", l.Concurrency)
 		}
