@@ -325,15 +325,19 @@ func (r *runner) warmUp(ctx context.Context, p *progress) error {
 	}
 	t2 := res.usagePrompt
 	words := w2
+	fixed := 0.0
 	if t2 > 0 && t2 != t1 {
 		rate := float64(t1-t2) / float64(w1-w2)
-		fixed := float64(t1) - rate*float64(w1)
+		fixed = float64(t1) - rate*float64(w1)
 		if rate > 0 {
 			words = max(1, int((float64(target)-fixed)/rate+0.5))
 		}
 	}
 	r.words = words
 	p.line("%d words made %d prompt tokens and %d made %d: using %d words for about %d tokens", w1, t1, w2, t2, words, target)
+	if fixed >= float64(target) {
+		p.line("the request's fixed part (chat template) alone is about %.0f tokens, more than --prompt-tokens %d", fixed, target)
+	}
 	return nil
 }
 

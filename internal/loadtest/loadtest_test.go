@@ -201,28 +201,38 @@ func TestCompletionsEndpoint(t *testing.T) {
 }
 
 func TestCalibrationFitsTheTemplate(t *testing.T) {
-	// The server counts 10 template tokens plus 2 per word.
-	f := &fakeServer{noUsage: true}
-	f.before = func(n int, w http.ResponseWriter, r *http.Request, body map[string]any) bool {
-		content := body["messages"].([]any)[0].(map[string]any)["content"].(string)
-		words := len(strings.Fields(content))
-		w.Header().Set("Content-Type", "text/event-stream")
-		fmt.Fprint(w, "data: {\"choices\":[{\"delta\":{\"content\":\"x\"}}]}\n\n")
-		fmt.Fprintf(w, "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":%d,\"completion_tokens\":1}}\n\ndata: [DONE]\n\n", 10+2*words)
-		return true
-	}
-	_, url := newFake(t, f)
-	levels, err := Run(context.Background(), Config{URL: url, Model: "m", Concurrency: []int{1}, Requests: 2, PromptTokens: 64, MaxTokens: 1}, nil)
-	if err != nil {
-		t.Fatal(err)
+	f := func(fixed, wantWords int, wantMean float64, wantNote string) {
+		t.Helper()
+		// The server counts fixed template tokens plus 2 per word.
+		srv := &fakeServer{noUsage: true}
+		srv.before = func(n int, w http.ResponseWriter, r *http.Request, body map[string]any) bool {
+			content := body["messages"].([]any)[0].(map[string]any)["content"].(string)
+			words := len(strings.Fields(content))
+			w.Header().Set("Content-Type", "text/event-stream")
+			fmt.Fprint(w, "data: {\"choices\":[{\"delta\":{\"content\":\"x\"}}]}\n\n")
+			fmt.Fprintf(w, "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":%d,\"completion_tokens\":1}}\n\ndata: [DONE]\n\n", fixed+2*words)
+			return true
+		}
+		_, url := newFake(t, srv)
+		var progress bytes.Buffer
+		levels, err := Run(context.Background(), Config{URL: url, Model: "m", Concurrency: []int{1}, Requests: 2, PromptTokens: 64, MaxTokens: 1}, &progress)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if l := levels[0]; l.PromptWords != wantWords || l.PromptTokensMean != wantMean {
+			t.Errorf("fixed %d: %d prompt words, %v prompt tokens on average; want %d, %v", fixed, l.PromptWords, l.PromptTokensMean, wantWords, wantMean)
+		}
+		if got := srv.arrivals.Load(); got != 4 {
+			t.Errorf("fixed %d: %d requests, want 4: warm-up, calibration, 2 measured", fixed, got)
+		}
+		if !strings.Contains(progress.String(), wantNote) {
+			t.Errorf("fixed %d: progress lacks %q:\n%s", fixed, wantNote, progress.String())
+		}
 	}
 	// 64 words: 138 tokens; 30 words: 70; so 27 words for 64 tokens.
-	if l := levels[0]; l.PromptWords != 27 || l.PromptTokensMean != 64 {
-		t.Errorf("%d prompt words, %v prompt tokens on average; want 27, 64", l.PromptWords, l.PromptTokensMean)
-	}
-	if got := f.arrivals.Load(); got != 4 {
-		t.Errorf("%d requests, want 4: warm-up, calibration, 2 measured", got)
-	}
+	f(10, 27, 64, "64 words made 138 prompt tokens and 30 made 70: using 27 words for about 64 tokens")
+	// 64 words: 228 tokens; 18 words: 136; the template alone is 100.
+	f(100, 1, 102, "alone is about 100 tokens, more than --prompt-tokens 64")
 }
 
 func TestFailedRequestsAreCounted(t *testing.T) {
