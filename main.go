@@ -72,7 +72,7 @@ func rootCommand() *cli.Command {
 			versionCommand(),
 			{
 				Name:     "tools",
-				Usage:    "engine and fleet tools: tokenize, eval, template, bench, synth, gpucheck",
+				Usage:    "engine and fleet tools: tokenize, eval, template, bench, synth, gpucheck, loadtest",
 				Commands: toolCommands,
 			},
 		},

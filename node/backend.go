@@ -67,6 +67,7 @@ type loadedModel struct {
 	Encode     func(text string, addSpecial, parseSpecial bool) []int32
 	NewDecoder func() decoder
 	IsEOG      func(id int32) bool
+	EOG        []int32 // every end-of-generation token
 	TokenText  func(id int32) string
 	// HasToken reports whether text is one special token of the vocabulary.
 	HasToken func(text string) bool

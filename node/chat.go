@@ -289,7 +289,7 @@ func (s *Server) handleChat(c echo.Context) error {
 	parser := toolcall.NewParser(pcfg)
 
 	gr := genRequest{Prompt: ids, MaxTokens: g.maxTokens, Params: g.params, Seed: g.seed, Stops: g.stops,
-		Logprobs: req.Logprobs, TopLogprobs: topN, Arrived: arrived}
+		Logprobs: req.Logprobs, TopLogprobs: topN, Arrived: arrived, IgnoreEOS: g.ignoreEOS}
 	id, created := newID("chatcmpl-"), time.Now().Unix()
 	if req.Stream {
 		return s.streamChat(c, in, &req, gr, parser, id, created)

@@ -124,7 +124,7 @@ func (s *Server) handleCompletions(c echo.Context) error {
 		return writeError(c, contextError(len(ids), in.nctx))
 	}
 	gr := genRequest{Prompt: ids, MaxTokens: g.maxTokens, Params: g.params, Seed: g.seed, Stops: g.stops,
-		Logprobs: nlp >= 0, TopLogprobs: max(nlp, 0), Arrived: arrived}
+		Logprobs: nlp >= 0, TopLogprobs: max(nlp, 0), Arrived: arrived, IgnoreEOS: g.ignoreEOS}
 	id, created := newID("cmpl-"), time.Now().Unix()
 
 	var lp *completionLogprobs

@@ -31,6 +31,12 @@ func vocabTemplate(m *loadedModel, tok *tokenizer.Tokenizer, tmplSrc string) err
 		return &markerDecoder{d: tok.NewDecoder(), markers: markers}
 	}
 	m.IsEOG = tok.IsEOG
+	m.EOG = nil
+	for id := range int32(tok.VocabSize()) {
+		if tok.IsEOG(id) {
+			m.EOG = append(m.EOG, id)
+		}
+	}
 	m.TokenText = tok.TokenText
 	m.HasToken = func(text string) bool {
 		// A marker such as "<think>" or "[TOOL_CALLS]" is a vocabulary

@@ -24,6 +24,9 @@ type genRequest struct {
 	// Emit receives each token as it is decided; an error stops the
 	// generation (the client went away).
 	Emit func(tokenEvent) error
+	// IgnoreEOS masks the end-of-generation tokens: the generation runs
+	// to MaxTokens (or the context).
+	IgnoreEOS bool
 	// Arrived is when the request arrived (before its wait for
 	// admission); time to first token counts from it. Zero: from the
 	// start of generate.

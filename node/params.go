@@ -30,6 +30,9 @@ type samplingFields struct {
 	RepeatLastN         *int               `json:"repeat_last_n"`
 	LogitBias           map[string]float32 `json:"logit_bias"`
 	N                   *int               `json:"n"`
+	// IgnoreEOS (llama.cpp, vLLM) generates past end-of-generation
+	// tokens, up to max_tokens: load generators use it for fixed lengths.
+	IgnoreEOS bool `json:"ignore_eos"`
 }
 
 type streamOptions struct {
@@ -42,6 +45,7 @@ type genSettings struct {
 	seed      uint64
 	stops     []string
 	maxTokens int
+	ignoreEOS bool
 }
 
 // resolve validates the fields and fills defaults from the model's
@@ -83,6 +87,7 @@ func (f *samplingFields) resolve(m *loadedModel) (genSettings, error) {
 		return g, err
 	}
 	g.stops = stops
+	g.ignoreEOS = f.IgnoreEOS
 	// A count above the context is allowed: the generation ends with
 	// "length" when the context is full (validate bounded it).
 	switch {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -257,6 +258,11 @@ func (s *scheduler) step() {
 // limit or a full context.
 func (s *scheduler) decide(q *sequence) {
 	m := s.in.m
+	if q.req.IgnoreEOS {
+		for _, id := range m.EOG {
+			q.logits[id] = float32(math.Inf(-1))
+		}
+	}
 	id, err := q.smp.Sample(q.logits, q.seq.Tokens, q.rng)
 	if err != nil {
 		s.finish(q, err)
