@@ -48,6 +48,7 @@ type synthEngine struct {
 	active   atomic.Int32 // forward calls running now (must stay ≤ 1)
 	maxSeen  atomic.Int32
 	poison   atomic.Bool // the next forward fails the device
+	trained  int         // when set, the trained context Inspect reports
 }
 
 func (e *synthEngine) hooks() engineHooks {
@@ -65,6 +66,9 @@ func (e *synthEngine) inspect(path string) (modelInfo, error) {
 		return modelInfo{}, err
 	}
 	ctx, _ := f.Uint(f.Arch() + ".context_length")
+	if e.trained > 0 {
+		ctx = uint64(e.trained)
+	}
 	size := fi.Size()
 	return modelInfo{Format: "gguf", Arch: f.Arch(), Quant: "F32", SizeBytes: size, ContextLength: int(ctx),
 		ChatTemplate: testTemplate,
