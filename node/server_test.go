@@ -61,7 +61,7 @@ func startNeuron(t *testing.T, cfg config.Neuron, hooks engineHooks) *testNeuron
 }
 
 // newHTTPTest serves s until the test ends, then shuts it down.
-func newHTTPTest(t *testing.T, s *Server) *httptest.Server {
+func newHTTPTest(t testing.TB, s *Server) *httptest.Server {
 	srv := httptest.NewServer(s.Handler())
 	t.Cleanup(func() {
 		srv.Close()
