@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -116,17 +117,39 @@ func (s *scheduler) loop() {
 			s.m.Pool().DropCache()
 			return
 		}
-		s.drop()
-		s.admit()
-		if !s.build() {
+		if !s.turn() {
 			select {
 			case <-s.wake:
 			case <-ctx.Done():
 			}
-			continue
 		}
-		s.step()
 	}
+}
+
+// turn runs one step, if there is anything to run, and reports whether
+// there was. A panic (a bug) fails the sequences of the step, not the
+// process, and the loop goes on.
+func (s *scheduler) turn() (ran bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			err := fmt.Errorf("%s: scheduler step panicked: %v", s.in.id, r)
+			s.in.srv.log.Error().Str("model", s.in.id).Interface("panic", r).Bytes("stack", debug.Stack()).Msg("scheduler step panicked")
+			for _, q := range s.running {
+				if !q.isDone() {
+					s.finish(q, err)
+				}
+			}
+			s.compact()
+			ran = true
+		}
+	}()
+	s.drop()
+	s.admit()
+	if !s.build() {
+		return false
+	}
+	s.step()
+	return true
 }
 
 // drop removes cancelled sequences.
@@ -247,10 +270,23 @@ func (s *scheduler) step() {
 			s.in.stats.prefill(q.res.PromptTokens-q.res.CachedTokens, q.res.PromptMS)
 		}
 		if it.Logits != nil {
-			s.decide(q)
+			s.decideSafely(q)
 		}
 	}
 	s.compact()
+}
+
+// decideSafely is decide, with a panic failing only q.
+func (s *scheduler) decideSafely(q *sequence) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.in.srv.log.Error().Str("model", s.in.id).Interface("panic", r).Bytes("stack", debug.Stack()).Msg("sampling panicked")
+			if !q.isDone() {
+				s.finish(q, fmt.Errorf("%s: sampling panicked: %v", s.in.id, r))
+			}
+		}
+	}()
+	s.decide(q)
 }
 
 // decide samples q's next token from its logits and hands it over; the
@@ -316,6 +352,9 @@ func (s *scheduler) end(q *sequence) {
 // finish ends q: its blocks go back to the pool (cached for prefix reuse
 // when it ended well) and its request is told.
 func (s *scheduler) finish(q *sequence, err error) {
+	if q.isDone() {
+		return
+	}
 	if q.seq != nil {
 		s.m.Pool().Finish(q.seq, err == nil)
 	}
@@ -337,15 +376,18 @@ func (s *scheduler) finish(q *sequence, err error) {
 func (s *scheduler) compact() {
 	out := s.running[:0]
 	for _, q := range s.running {
-		q.mu.Lock()
-		done := q.done
-		q.mu.Unlock()
-		if !done {
+		if !q.isDone() {
 			out = append(out, q)
 		}
 	}
 	clear(s.running[len(out):])
 	s.running = out
+}
+
+func (q *sequence) isDone() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.done
 }
 
 func (q *sequence) push(ev tokenEvent) {
