@@ -230,7 +230,7 @@ func parityOne(b engine.Backend, shared, refPath string) (engine.EvalSummary, st
 }
 
 func gpucheckBench(b *cuda.Backend, path string, prefill, decode int, bw float64) (cuda.BenchResult, error) {
-	w, closeW, err := cuda.LoadGGUF(path)
+	w, _, closeW, err := engine.LoadWeights(path)
 	if err != nil {
 		return cuda.BenchResult{}, err
 	}

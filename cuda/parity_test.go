@@ -21,7 +21,7 @@ func sharedDir(t *testing.T) string {
 }
 
 // TestReferenceRunnerParity checks the oracle gpucheck compares the GPU
-// with: the float64 reference forward pass over LoadGGUF's weights must
+// with: the float64 reference forward pass over the engine loader's weights must
 // meet the project's tolerances on the shared references.
 func TestReferenceRunnerParity(t *testing.T) {
 	shared := sharedDir(t)
@@ -35,7 +35,7 @@ func TestReferenceRunnerParity(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			w, closeW, err := LoadGGUF(filepath.Join(shared, "models", ref.ModelFile))
+			w, _, closeW, err := engine.LoadWeights(filepath.Join(shared, "models", ref.ModelFile))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -67,7 +67,7 @@ func TestParityDetectsWrongModel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, closeW, err := LoadGGUF(filepath.Join(shared, "models", "stories260K.gguf"))
+	w, _, closeW, err := engine.LoadWeights(filepath.Join(shared, "models", "stories260K.gguf"))
 	if err != nil {
 		t.Fatal(err)
 	}
