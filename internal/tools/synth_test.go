@@ -1,4 +1,4 @@
-package main
+package tools
 
 import (
 	"bytes"
@@ -240,9 +240,9 @@ func TestSynthRejectsBadSpecs(t *testing.T) {
 func TestSynthCommand(t *testing.T) {
 	vocab := writeVocab(t, 32)
 	out := filepath.Join(t.TempDir(), "cli.gguf")
-	args := []string{"helexa", "tools", "synth", "--dim", "64", "--layers", "2", "--heads", "4", "--kv-heads", "2",
+	args := []string{"tools", "synth", "--dim", "64", "--layers", "2", "--heads", "4", "--kv-heads", "2",
 		"--ffn", "128", "--vocab-from", vocab, "--type", "Q8_0", "--out", out, "--seed", "5", "--ctx", "256"}
-	if err := rootCommand().Run(context.Background(), args); err != nil {
+	if err := Command().Run(context.Background(), args); err != nil {
 		t.Fatal(err)
 	}
 	f, err := gguf.Open(out)

@@ -1,4 +1,4 @@
-package main
+package tools
 
 import (
 	"context"
@@ -17,8 +17,8 @@ import (
 	"helexa/node/engine"
 )
 
-func init() {
-	toolCommands = append(toolCommands, &cli.Command{
+func gpucheckCommand() *cli.Command {
+	return &cli.Command{
 		Name:  "gpucheck",
 		Usage: "check the CUDA backend against the CPU: every kernel, the runner, reference parity, speed",
 		Description: "On a host with an NVIDIA GPU: runs every kernel and backend operation on random inputs\n" +
@@ -43,7 +43,7 @@ func init() {
 				SkipChecks: !c.Bool("checks"), SkipParity: !c.Bool("parity"),
 			})
 		},
-	})
+	}
 }
 
 type gpucheckOptions struct {

@@ -1,4 +1,4 @@
-package main
+package tools
 
 import (
 	"context"
@@ -18,8 +18,6 @@ import (
 	"helexa/node/ggml"
 	"helexa/node/gguf"
 )
-
-func init() { toolCommands = append(toolCommands, synthCommand()) }
 
 func synthCommand() *cli.Command {
 	return &cli.Command{
