@@ -285,7 +285,7 @@ func (d *emuDevice) gemm(m, n, k int, a devPtr, lda int, b devPtr, ldb int, c de
 
 // TestRunnerEmulated runs the CUDA runner's forward pass (its buffers,
 // offsets, launch arguments and the kernels' CUDA C) on the host emulator
-// and compares the logits with ReferenceRunner: a prefill with every
+// and compares the logits with the float64 oracle: a prefill with every
 // position's logits on slot 0, decode steps after it, and slot 1 left
 // independent.
 func TestRunnerEmulated(t *testing.T) {
@@ -294,14 +294,17 @@ func TestRunnerEmulated(t *testing.T) {
 	}
 	dir := t.TempDir()
 	bin := needEmulator(t)
-	for _, c := range []struct {
+	// qwen3: per-head Q/K norms and NeoX RoPE; qwen2: QKV biases. (The
+	// adjacent-pair RoPE layout is in TestKernelsEmulated.)
+	for i, c := range []struct {
 		typ  ggml.Type
-		qwen bool
-	}{{ggml.Q8_0, true}, {ggml.F16, false}} {
-		if raceEnabled && !c.qwen {
+		arch string
+	}{{ggml.Q8_0, "qwen3"}, {ggml.F16, "qwen2"}} {
+		if raceEnabled && i > 0 {
 			continue // one model is enough under the race detector's load
 		}
-		w, err := SyntheticWeights(3, c.typ, 64, 1, 4, 2, 96, 40, c.qwen)
+		w, err := engine.SyntheticWeights(engine.SyntheticSpec{Arch: c.arch, Seed: 3, Type: c.typ.String(),
+			Vocab: 40, Dim: 64, Layers: 1, Heads: 4, KVHeads: 2, FFN: 96})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -314,7 +317,7 @@ func TestRunnerEmulated(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ref, err := NewReferenceRunner(w, o)
+		ref, err := engine.NewOracle(w, o)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -334,7 +337,7 @@ func TestRunnerEmulated(t *testing.T) {
 			}
 			res := compare(name, got, f64(want), 1e-5)
 			if !res.Pass {
-				t.Errorf("%v qwen=%v %s: max error %.3g", c.typ, c.qwen, name, res.MaxErr)
+				t.Errorf("%v %s %s: max error %.3g", c.typ, c.arch, name, res.MaxErr)
 			}
 		}
 		step("prefill", 0, []int32{1, 7, 39, 0, 12}, 0, true)
@@ -354,7 +357,7 @@ func TestRunnerEmulated(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ref, err = NewReferenceRunner(w, o)
+		ref, err = engine.NewOracle(w, o)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -370,7 +373,7 @@ func TestRunnerEmulated(t *testing.T) {
 // before anything is allocated, and an allocation failing halfway through
 // a load frees everything allocated before it.
 func TestLoadFailsCleanly(t *testing.T) {
-	w, err := SyntheticWeights(1, ggml.Q8_0, 64, 2, 4, 2, 96, 40, false)
+	w, err := engine.SyntheticWeights(engine.SyntheticSpec{Seed: 1, Type: "Q8_0", Vocab: 40, Dim: 64, Layers: 2, Heads: 4, KVHeads: 2, FFN: 96})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -126,7 +126,7 @@ func gpucheck(out io.Writer, o gpucheckOptions) error {
 			row(filepath.Base(path), r, err)
 		}
 		for _, mix := range o.BenchRandom {
-			w, err := cuda.RandomWeights(1, cuda.Llama3_8B, mix)
+			w, err := cuda.RandomWeights(cuda.Llama3_8B, mix)
 			var r cuda.BenchResult
 			if err == nil {
 				r, err = b.Bench(w, o.Prefill, o.Decode, dev.BandwidthGBs)
