@@ -50,7 +50,7 @@ func TestForwardGroupedHeads(t *testing.T) {
 				}
 			}
 			if worst > 0.02 {
-				t.Errorf("max |logit - naive| = %g", worst)
+				t.Errorf("max |logit - oracle| = %g", worst)
 			}
 		})
 	}

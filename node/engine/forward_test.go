@@ -44,7 +44,7 @@ func oracleLogits(t *testing.T, w *Weights, tokens []int32) [][]float64 {
 // The CPU runner computes what the float64 oracle computes for each
 // architecture variant: RoPE styles and frequency factors, GQA,
 // QKV biases (qwen2) and per-head Q/K norms (qwen3).
-func TestForwardMatchesNaive(t *testing.T) {
+func TestForwardMatchesOracle(t *testing.T) {
 	for _, arch := range []string{"llama", "llama3", "qwen2", "qwen3"} {
 		t.Run(arch, func(t *testing.T) {
 			w := tinyModel(7, arch)
@@ -72,9 +72,9 @@ func TestForwardMatchesNaive(t *testing.T) {
 			// Half-precision K/V (as llama.cpp keeps them) bounds the
 			// agreement; logits here are of order 1-10.
 			if worst > 0.02 {
-				t.Errorf("max |logit - naive| = %g", worst)
+				t.Errorf("max |logit - oracle| = %g", worst)
 			}
-			t.Logf("max |logit - naive| = %.2g", worst)
+			t.Logf("max |logit - oracle| = %.2g", worst)
 		})
 	}
 }
