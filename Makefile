@@ -4,15 +4,33 @@ COMMIT  ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo none)
 LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 GO      ?= go
 
-.PHONY: build test lint run ci ptx gpucheck bench clean
+.PHONY: build test test-full test-race test-portable lint run ci ptx gpucheck bench clean
 
 ## build: static binary at ./helexa (CGO_ENABLED=0, version stamped)
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o helexa .
 
-## test: the whole test suite, with the race detector
-test:
+# The packages with pure-Go twins of their assembly kernels (the purego
+# tag, and every GOARCH but amd64, builds those instead).
+KERNEL_PKGS := ./node/ggml/ ./node/cpu/
+
+## test: every check at full size, then the whole suite under the race detector, then the portable kernels and the arm64 build
+test: test-full test-race test-portable
+
+## test-full: the whole suite without the race detector; the checks that shrink or skip under -race run in full here
+test-full:
+	$(GO) test -count=1 -timeout 25m ./...
+
+## test-race: the whole suite with the race detector (some heavy checks shrink; test-full runs them in full)
+test-race:
 	$(GO) test -race -count=1 -timeout 25m ./...
+
+## test-portable: the kernel packages' pure-Go kernels (-tags purego), and the arm64 build and vet
+test-portable:
+	$(GO) test -tags purego -count=1 -timeout 15m $(KERNEL_PKGS)
+	$(GO) vet -tags purego $(KERNEL_PKGS)
+	GOARCH=arm64 $(GO) build ./...
+	GOARCH=arm64 $(GO) vet ./...
 
 ## lint: gofmt, go mod tidy, go vet and staticcheck
 lint:
@@ -25,8 +43,9 @@ lint:
 run: build
 	./helexa --role=all
 
-## ci: what CI runs
-ci: lint test
+## ci: what CI runs: .ci/run (a C++ compiler for the CUDA kernel emulator, lint, test)
+ci:
+	bash .ci/run
 
 clean:
 	rm -f helexa

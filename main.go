@@ -8,11 +8,11 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"sort"
 	"syscall"
 
 	"github.com/urfave/cli/v3"
 
+	"helexa/internal/tools"
 	"helexa/roles"
 )
 
@@ -21,10 +21,6 @@ var (
 	version = "dev"
 	commit  = "none"
 )
-
-// toolCommands are the `helexa tools …` subcommands. Each lives in its own
-// cmd_tools_*.go file and registers itself from init.
-var toolCommands []*cli.Command
 
 func main() {
 	roles.Version, roles.Commit = version, commit
@@ -37,7 +33,6 @@ func main() {
 }
 
 func rootCommand() *cli.Command {
-	sort.Slice(toolCommands, func(i, j int) bool { return toolCommands[i].Name < toolCommands[j].Name })
 	return &cli.Command{
 		Name:  "helexa",
 		Usage: "run open-weight LLMs across your GPU hosts behind one OpenAI + Anthropic API",
@@ -70,11 +65,7 @@ func rootCommand() *cli.Command {
 			statusCommand(),
 			modelsCommand(),
 			versionCommand(),
-			{
-				Name:     "tools",
-				Usage:    "engine and fleet tools: tokenize, eval, template, bench, synth, gpucheck, loadtest",
-				Commands: toolCommands,
-			},
+			tools.Command(),
 		},
 	}
 }

@@ -1,13 +1,13 @@
 package cuda
 
 import (
-	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
+	"slices"
+	"strings"
 	"time"
 
 	"helexa/node/engine"
-	"helexa/node/ggml"
 )
 
 // BenchResult is one model's speed on the device.
@@ -132,109 +132,21 @@ func (b *Backend) KernelTime(run engine.Runner, n int) (float64, error) {
 	return us, err
 }
 
-// Shape is a llama model's size, for RandomWeights.
-type Shape struct {
-	Dim, Layers, Heads, KVHeads, FFN, Vocab int
-}
+// Llama3_8B is Llama 3 8B's shape, for speed measurements with
+// RandomWeights.
+var Llama3_8B = engine.SyntheticSpec{Vocab: 128256, Dim: 4096, Layers: 32, Heads: 32, KVHeads: 8, FFN: 14336, RopeTheta: 500000, Seed: 1}
 
-// Llama3_8B is Llama 3 8B's shape.
-var Llama3_8B = Shape{Dim: 4096, Layers: 32, Heads: 32, KVHeads: 8, FFN: 14336, Vocab: 128256}
+// BenchMixes are the weight mixes RandomWeights makes.
+var BenchMixes = []string{"Q4_0", "Q8_0", "Q4_K", "Q6_K", "Q4_K_M"}
 
-// RandomWeights makes a model of shape s whose quantized blocks are random
-// bytes with small finite scales: weights for speed measurements, made in
-// seconds even at 8B parameters (quantizing real values would take
-// minutes). mix is "Q4_0", "Q8_0", "Q4_K", "Q6_K", or "Q4_K_M" (Q4_K, with
-// Q6_K for the output and for attn_v and ffn_down of every other layer).
-func RandomWeights(seed uint64, s Shape, mix string) (*engine.Weights, error) {
-	base, hi := ggml.Type(0), ggml.Type(0)
-	switch mix {
-	case "Q4_0":
-		base, hi = ggml.Q4_0, ggml.Q4_0
-	case "Q8_0":
-		base, hi = ggml.Q8_0, ggml.Q8_0
-	case "Q4_K":
-		base, hi = ggml.Q4_K, ggml.Q4_K
-	case "Q6_K":
-		base, hi = ggml.Q6_K, ggml.Q6_K
-	case "Q4_K_M":
-		base, hi = ggml.Q4_K, ggml.Q6_K
-	default:
-		return nil, fmt.Errorf("random weights: unknown mix %q", mix)
+// RandomWeights is the model s with its matrices in mix (one of
+// BenchMixes), made by engine.SyntheticWeights from random blocks with
+// small finite scales: weights for speed measurements, made in seconds even
+// at 8B parameters (quantizing real values would take minutes).
+func RandomWeights(s engine.SyntheticSpec, mix string) (*engine.Weights, error) {
+	if !slices.Contains(BenchMixes, mix) {
+		return nil, fmt.Errorf("random weights: unknown mix %q (%s)", mix, strings.Join(BenchMixes, ", "))
 	}
-	r := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
-	hd := s.Dim / s.Heads
-	mat := func(name string, t ggml.Type, cols, rows int) (*engine.Tensor, error) {
-		rb, err := rowBytes(t, cols)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", name, err)
-		}
-		data := make([]byte, rb*rows)
-		fillRandomBlocks(r, t, data)
-		return &engine.Tensor{Name: name, Type: t, Dims: []int{cols, rows}, Data: data}, nil
-	}
-	ones := func(name string, n int) *engine.Tensor {
-		v := make([]float32, n)
-		for i := range v {
-			v[i] = 1
-		}
-		return &engine.Tensor{Name: name, Type: ggml.F32, Dims: []int{n}, Data: append([]byte{}, f32Bytes(v)...)}
-	}
-	w := &engine.Weights{H: engine.Hparams{Arch: "llama", NVocab: s.Vocab, NEmbd: s.Dim, NLayer: s.Layers, NHead: s.Heads,
-		NHeadKV: s.KVHeads, HeadDim: hd, NFF: s.FFN, NormEps: 1e-5, RopeTheta: 500000, RopeDims: hd}}
-	var err error
-	if w.TokEmbd, err = mat("token_embd.weight", base, s.Dim, s.Vocab); err != nil {
-		return nil, err
-	}
-	if w.Output, err = mat("output.weight", hi, s.Dim, s.Vocab); err != nil {
-		return nil, err
-	}
-	w.OutNorm = ones("output_norm.weight", s.Dim)
-	for i := 0; i < s.Layers; i++ {
-		p := fmt.Sprintf("blk.%d.", i)
-		vt := base
-		if i%2 == 0 {
-			vt = hi
-		}
-		var l engine.Layer
-		for _, m := range []struct {
-			dst        **engine.Tensor
-			name       string
-			t          ggml.Type
-			cols, rows int
-		}{{&l.Wq, "attn_q", base, s.Dim, s.Heads * hd}, {&l.Wk, "attn_k", base, s.Dim, s.KVHeads * hd},
-			{&l.Wv, "attn_v", vt, s.Dim, s.KVHeads * hd}, {&l.Wo, "attn_output", base, s.Heads * hd, s.Dim},
-			{&l.FFNGate, "ffn_gate", base, s.Dim, s.FFN}, {&l.FFNUp, "ffn_up", base, s.Dim, s.FFN},
-			{&l.FFNDown, "ffn_down", vt, s.FFN, s.Dim}} {
-			if *m.dst, err = mat(p+m.name+".weight", m.t, m.cols, m.rows); err != nil {
-				return nil, err
-			}
-		}
-		l.AttnNorm, l.FFNNorm = ones(p+"attn_norm.weight", s.Dim), ones(p+"ffn_norm.weight", s.Dim)
-		w.Layers = append(w.Layers, l)
-	}
-	return w, nil
-}
-
-// fillRandomBlocks fills data with random blocks of type t whose f16
-// scales are small and finite (so no NaN or Inf reaches the logits).
-func fillRandomBlocks(r *rand.Rand, t ggml.Type, data []byte) {
-	for i := 0; i+8 <= len(data); i += 8 {
-		binary.LittleEndian.PutUint64(data[i:], r.Uint64())
-	}
-	bs := blockShape[t]
-	var scales []int // byte offsets of f16 scale fields in a block
-	switch t {
-	case ggml.Q4_0, ggml.Q8_0:
-		scales = []int{0}
-	case ggml.Q4_K, ggml.Q5_K:
-		scales = []int{0, 2}
-	case ggml.Q6_K:
-		scales = []int{208}
-	}
-	const small = 0x1400 // f16 for about 0.001
-	for b := 0; b+bs[1] <= len(data); b += bs[1] {
-		for _, off := range scales {
-			binary.LittleEndian.PutUint16(data[b+off:], small+uint16(data[b+off]&0x3f))
-		}
-	}
+	s.Type, s.RandomBlocks = mix, true
+	return engine.SyntheticWeights(s)
 }

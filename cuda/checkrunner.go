@@ -2,89 +2,29 @@ package cuda
 
 import (
 	"fmt"
-	"math"
 	"math/rand"
 
 	"helexa/node/engine"
 	"helexa/node/ggml"
 )
 
-// SyntheticWeights builds a small llama-shaped model with seeded random
-// weights quantized to typ (norms F32), for checks that need no files.
-// qwen adds Q/K/V biases and per-head Q/K norms with the NeoX RoPE layout.
-func SyntheticWeights(seed int64, typ ggml.Type, dim, layers, heads, kvHeads, ff, vocab int, qwen bool) (*engine.Weights, error) {
-	r := rand.New(rand.NewSource(seed))
-	hd := dim / heads
-	mat := func(name string, cols, rows int, scale float64) (*engine.Tensor, error) {
-		rb, err := rowBytes(typ, cols)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", name, err)
-		}
-		t := &engine.Tensor{Name: name, Type: typ, Dims: []int{cols, rows}, Data: make([]byte, rb*rows)}
-		for i := 0; i < rows; i++ {
-			if err := ggml.QuantizeRow(typ, randVec(r, cols, scale), t.Data[i*rb:(i+1)*rb]); err != nil {
-				return nil, fmt.Errorf("%s: %w", name, err)
-			}
-		}
-		return t, nil
-	}
-	vec := func(name string, n int, mean, scale float64) *engine.Tensor {
-		v := randVec(r, n, scale)
-		for i := range v {
-			v[i] += float32(mean)
-		}
-		return &engine.Tensor{Name: name, Type: ggml.F32, Dims: []int{n}, Data: append([]byte{}, f32Bytes(v)...)}
-	}
-	h := engine.Hparams{Arch: "llama", NVocab: vocab, NEmbd: dim, NLayer: layers, NHead: heads, NHeadKV: kvHeads,
-		HeadDim: hd, NFF: ff, NormEps: 1e-5, RopeTheta: 10000, RopeDims: hd}
-	if qwen {
-		h.Arch, h.RopeStyle, h.RopeTheta = "qwen3", engine.RopeNeoX, 1e6
-	}
-	w := &engine.Weights{H: h}
-	var err error
-	ws := 1 / math.Sqrt(float64(dim))
-	if w.TokEmbd, err = mat("token_embd", dim, vocab, 1); err != nil {
-		return nil, err
-	}
-	if w.Output, err = mat("output", dim, vocab, ws); err != nil {
-		return nil, err
-	}
-	w.OutNorm = vec("output_norm", dim, 1, 0.1)
-	for i := 0; i < layers; i++ {
-		var l engine.Layer
-		for _, m := range []struct {
-			dst        **engine.Tensor
-			cols, rows int
-		}{{&l.Wq, dim, heads * hd}, {&l.Wk, dim, kvHeads * hd}, {&l.Wv, dim, kvHeads * hd}, {&l.Wo, heads * hd, dim},
-			{&l.FFNGate, dim, ff}, {&l.FFNUp, dim, ff}, {&l.FFNDown, ff, dim}} {
-			if *m.dst, err = mat(fmt.Sprintf("blk.%d", i), m.cols, m.rows, 1/math.Sqrt(float64(m.cols))); err != nil {
-				return nil, err
-			}
-		}
-		l.AttnNorm, l.FFNNorm = vec("attn_norm", dim, 1, 0.1), vec("ffn_norm", dim, 1, 0.1)
-		if qwen {
-			l.Bq, l.Bk, l.Bv = vec("bq", heads*hd, 0, 0.1), vec("bk", kvHeads*hd, 0, 0.1), vec("bv", kvHeads*hd, 0, 0.1)
-			l.QNorm, l.KNorm = vec("q_norm", hd, 1, 0.1), vec("k_norm", hd, 1, 0.1)
-		}
-		w.Layers = append(w.Layers, l)
-	}
-	return w, nil
-}
-
-// CheckRunner compares the CUDA runner with ReferenceRunner on synthetic
-// models of each weight type: decode one token at a time, a prefill
+// CheckRunner compares the CUDA runner with the float64 oracle
+// (engine.Oracle) and the CPU engine on synthetic models of each weight type: decode one token at a time, a prefill
 // through the GEMM path with every position's logits, a prompt longer than
 // one chunk, and a second slot. One row per model and operation.
 func (b *Backend) CheckRunner(seed int64) []CheckResult {
 	var out []CheckResult
 	types := []ggml.Type{ggml.F32, ggml.F16, ggml.BF16, ggml.Q8_0, ggml.Q4_0, ggml.Q4_1, ggml.Q5_0, ggml.Q5_1, ggml.Q4_K, ggml.Q5_K, ggml.Q6_K}
 	for i, t := range types {
-		qwen := i%2 == 1
+		// llama, then qwen3 (per-head Q/K norms, NeoX RoPE), then qwen2
+		// (QKV biases), in turn.
+		arch := []string{"llama", "qwen3", "qwen2"}[i%3]
 		name := fmt.Sprintf("runner_%s", quantKernelSuffix[t])
-		if qwen {
-			name += "_qwen"
+		if arch != "llama" {
+			name += "_" + arch
 		}
-		w, err := SyntheticWeights(seed+int64(i), t, 256, 2, 4, 2, 512, 300, qwen)
+		w, err := engine.SyntheticWeights(engine.SyntheticSpec{Arch: arch, Seed: uint64(seed) + uint64(i), Type: t.String(),
+			Vocab: 300, Dim: 256, Layers: 2, Heads: 4, KVHeads: 2, FFN: 512})
 		if err != nil {
 			out = append(out, CheckResult{Op: name, Err: err})
 			continue
@@ -99,7 +39,7 @@ func (b *Backend) checkRunnerOn(name string, w *engine.Weights) []CheckResult {
 	// chunks.
 	o := engine.RunnerOptions{ContextLength: 600, Slots: 2}
 	fail := func(op string, err error) []CheckResult { return []CheckResult{{Op: name + " " + op, Err: err}} }
-	ref, err := NewReferenceRunner(w, o)
+	ref, err := engine.NewOracle(w, o)
 	if err != nil {
 		return fail("reference", err)
 	}

@@ -20,10 +20,10 @@ func sharedDir(t *testing.T) string {
 	return s
 }
 
-// TestReferenceRunnerParity checks the oracle gpucheck compares the GPU
-// with: the float64 reference forward pass over LoadGGUF's weights must
+// TestOracleParity checks the oracle gpucheck compares the GPU with: the
+// float64 reference forward pass (engine.Oracle) over the engine loader's weights must
 // meet the project's tolerances on the shared references.
-func TestReferenceRunnerParity(t *testing.T) {
+func TestOracleParity(t *testing.T) {
 	shared := sharedDir(t)
 	files := []string{"stories260K", "stories260K-F16"}
 	if !testing.Short() && !raceEnabled {
@@ -35,12 +35,12 @@ func TestReferenceRunnerParity(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			w, closeW, err := LoadGGUF(filepath.Join(shared, "models", ref.ModelFile))
+			w, _, closeW, err := engine.LoadWeights(filepath.Join(shared, "models", ref.ModelFile))
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer closeW()
-			r, err := NewReferenceRunner(w, engine.RunnerOptions{ContextLength: 64, Slots: 1})
+			r, err := engine.NewOracle(w, engine.RunnerOptions{ContextLength: 64, Slots: 1})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -67,13 +67,13 @@ func TestParityDetectsWrongModel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, closeW, err := LoadGGUF(filepath.Join(shared, "models", "stories260K.gguf"))
+	w, _, closeW, err := engine.LoadWeights(filepath.Join(shared, "models", "stories260K.gguf"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer closeW()
 	w.H.RopeStyle = engine.RopeNeoX // the wrong pairing
-	r, err := NewReferenceRunner(w, engine.RunnerOptions{ContextLength: 64, Slots: 1})
+	r, err := engine.NewOracle(w, engine.RunnerOptions{ContextLength: 64, Slots: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,10 +2,13 @@ package gateway
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"runtime"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -41,16 +44,51 @@ func benchSetup(b *testing.B) (direct, gateway string, client *http.Client) {
 
 var fixedCompletion = []byte(`{"id":"chatcmpl-1","object":"chat.completion","created":1700000000,"model":"m1","choices":[{"index":0,"message":{"role":"assistant","content":"Hello there!"},"finish_reason":"stop"}],"usage":{"prompt_tokens":11,"completion_tokens":3,"total_tokens":14}}`)
 
-func benchPost(b testing.TB, c *http.Client, url string) {
+// post sends benchBody to url and reads the answer.
+func post(c *http.Client, url string) error {
 	resp, err := c.Post(url, "application/json", bytes.NewReader([]byte(benchBody)))
 	if err != nil {
-		b.Fatal(err)
+		return err
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
 	_ = resp.Body.Close()
 	if resp.StatusCode != 200 {
-		b.Fatalf("status %d", resp.StatusCode)
+		return fmt.Errorf("status %d", resp.StatusCode)
 	}
+	return nil
+}
+
+// benchPost is post from the benchmark's own goroutine.
+func benchPost(b testing.TB, c *http.Client, url string) {
+	b.Helper()
+	if err := post(c, url); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// postConcurrently sends n requests to url from workers goroutines. The
+// first error stops every worker; it is returned after they have all
+// ended (FailNow must not be called from a worker goroutine).
+func postConcurrently(c *http.Client, url string, n, workers int) error {
+	var next atomic.Int64
+	var failed atomic.Bool
+	var once sync.Once
+	var first error
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for !failed.Load() && next.Add(1) <= int64(n) {
+				if err := post(c, url); err != nil {
+					once.Do(func() { first = err })
+					failed.Store(true)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return first
 }
 
 // cpuTime is the CPU time (user + system) the process has used.
@@ -95,18 +133,9 @@ func BenchmarkGatewayOverhead(b *testing.B) {
 			b.ReportAllocs()
 			cpu0 := cpuTime()
 			start := time.Now()
-			var next atomic.Int64
-			var wg sync.WaitGroup
-			for range 64 {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					for next.Add(1) <= int64(b.N) {
-						benchPost(b, c, target.url)
-					}
-				}()
+			if err := postConcurrently(c, target.url, b.N, 64); err != nil {
+				b.Fatal(err)
 			}
-			wg.Wait()
 			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "req/s")
 			// CPU time of the whole process (client, gateway and fake
 			// neuron) per request: unlike req/s it does not depend on
@@ -123,18 +152,9 @@ func BenchmarkGatewayMemory(b *testing.B) {
 	_, gw, c := benchSetup(b)
 	const total = 100_000
 	run := func(n int) {
-		var next atomic.Int64
-		var wg sync.WaitGroup
-		for range 64 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for next.Add(1) <= int64(n) {
-					benchPost(b, c, gw)
-				}
-			}()
+		if err := postConcurrently(c, gw, n, 64); err != nil {
+			b.Fatal(err)
 		}
-		wg.Wait()
 	}
 	heap := func() float64 {
 		runtime.GC()
@@ -153,5 +173,28 @@ func BenchmarkGatewayMemory(b *testing.B) {
 		b.ReportMetric(before, "heap-before-MB")
 		b.ReportMetric(after, "heap-after-MB")
 		b.ReportMetric(float64(total)/el.Seconds(), "req/s")
+	}
+}
+
+// postConcurrently sends exactly n requests when all succeed, and returns
+// a failure (instead of failing the benchmark from a worker goroutine).
+func TestPostConcurrently(t *testing.T) {
+	var hits atomic.Int64
+	status := atomic.Int64{}
+	status.Store(200)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		w.WriteHeader(int(status.Load()))
+	}))
+	defer srv.Close()
+	if err := postConcurrently(srv.Client(), srv.URL, 50, 8); err != nil {
+		t.Fatal(err)
+	}
+	if n := hits.Load(); n != 50 {
+		t.Errorf("%d requests, want 50", n)
+	}
+	status.Store(500)
+	if err := postConcurrently(srv.Client(), srv.URL, 50, 8); err == nil || !strings.Contains(err.Error(), "500") {
+		t.Errorf("err = %v, want status 500", err)
 	}
 }

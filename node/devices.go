@@ -18,8 +18,8 @@ import (
 	"helexa/node/engine"
 )
 
-// deviceHandle is one device the neuron computes on: the CPU, and later
-// each CUDA GPU. Every job for it goes through its worker.
+// deviceHandle is one device the neuron computes on: the CPU or a CUDA
+// GPU. Every job for it goes through its worker.
 type deviceHandle struct {
 	index int
 	kind  string // cpu or cuda

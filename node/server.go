@@ -2,7 +2,7 @@
 // registry (discovery in the models folders, load/unload lifecycle,
 // admission) and its device workers.
 //
-// Each device (the CPU, later each CUDA GPU) is owned by one device.Worker;
+// Each device (the CPU and each CUDA GPU) is owned by one device.Worker;
 // every load, forward pass, memory query and unload is a job on it.
 // Requests to one model interleave token by token on its device, each in
 // its own KV slot. The HTTP contract is design/neuron-api.md.

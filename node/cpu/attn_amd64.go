@@ -1,3 +1,5 @@
+//go:build !purego
+
 package cpu
 
 import xcpu "golang.org/x/sys/cpu"

@@ -1,3 +1,5 @@
+//go:build !purego
+
 #include "textflag.h"
 // REDUCE8 leaves in Y0 the sums of the eight lanes of each of Y0..Y7
 // (lane k of Y0 is the sum of Yk): pairwise horizontal adds, then the two

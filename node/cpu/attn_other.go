@@ -1,8 +1,8 @@
-//go:build !amd64
+//go:build !amd64 || purego
 
 package cpu
 
-const haveAVX512 = false
+var haveAVX512 = false
 
 func scoresGAVX2(q *float32, qs, nq int, k *uint16, ks, hd, nb int, scale float32, out *float32, os int, scr *float32) {
 	panic("BUG: scoresGAVX2 without amd64")

@@ -1,8 +1,9 @@
-//go:build !amd64
+//go:build !amd64 || purego
 
 package cpu
 
-const (
+// Variables, as on amd64, so tests can switch the SIMD paths off.
+var (
 	useAVX2 = false
 	useF16C = false
 )

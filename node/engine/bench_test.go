@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"fmt"
 	"path/filepath"
 	"testing"
 )
@@ -41,24 +42,38 @@ func BenchmarkPrefill(b *testing.B) {
 	}
 }
 
-// BenchmarkDecode times single-token steps after a short prompt.
+// decodeDepths are the context depths BenchmarkDecode measures at: right
+// after a short prompt, and deep into a conversation.
+var decodeDepths = []int{16, 512}
+
+// BenchmarkDecode times one single-token step at a fixed depth: the KV
+// cache holds depth positions and every iteration decodes position depth
+// again (overwriting it), so each step attends over the same depth+1
+// positions whatever b.N is.
 func BenchmarkDecode(b *testing.B) {
-	for _, name := range benchModels {
-		b.Run(name, func(b *testing.B) {
-			m := loadBench(b, name)
-			logits := make([]float32, m.NVocab())
-			if err := m.Forward(0, []int32{1, 2, 3, 4}, 0, logits); err != nil {
-				b.Fatal(err)
+	for _, depth := range decodeDepths {
+		b.Run(fmt.Sprintf("depth=%d", depth), func(b *testing.B) {
+			for _, name := range benchModels {
+				b.Run(name, func(b *testing.B) {
+					m := loadBench(b, name)
+					logits := make([]float32, m.NVocab())
+					prompt := make([]int32, depth)
+					for i := range prompt {
+						prompt[i] = int32(1 + i%(m.NVocab()-1))
+					}
+					if err := m.Forward(0, prompt, 0, logits); err != nil {
+						b.Fatal(err)
+					}
+					tok := []int32{5}
+					b.ResetTimer()
+					for i := 0; i < b.N; i++ {
+						if err := m.Forward(0, tok, depth, logits); err != nil {
+							b.Fatal(err)
+						}
+					}
+					b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tok/s")
+				})
 			}
-			tok := []int32{5}
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				pos := 4 + i%(m.NCtx()-4)
-				if err := m.Forward(0, tok, pos, logits); err != nil {
-					b.Fatal(err)
-				}
-			}
-			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tok/s")
 		})
 	}
 }

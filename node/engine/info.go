@@ -61,6 +61,40 @@ func Inspect(path string) (Info, error) {
 	return info, err
 }
 
+// LoadWeights maps a model (a .gguf file or a Hugging Face folder) and
+// describes and validates its weights exactly as Load does, without a
+// tokenizer or a runner: for checks and benchmarks that drive a Runner
+// themselves. The tensors alias the mapping: call close when done with
+// them. On error nothing stays open.
+func LoadWeights(path string) (w *Weights, info Info, close func() error, err error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, Info{}, nil, fmt.Errorf("loading %s: %w", path, err)
+	}
+	if st.IsDir() {
+		sm, err := safetensors.Open(path)
+		if err != nil {
+			return nil, Info{}, nil, fmt.Errorf("loading %s: %w", path, err)
+		}
+		w, info, err := weightsFromHF(path, sm)
+		if err != nil {
+			sm.Close()
+			return nil, Info{}, nil, err
+		}
+		return w, info, sm.Close, nil
+	}
+	f, err := gguf.Open(path)
+	if err != nil {
+		return nil, Info{}, nil, fmt.Errorf("loading %s: %w", path, err)
+	}
+	w, info, err = weightsFromGGUF(path, f)
+	if err != nil {
+		f.Close()
+		return nil, Info{}, nil, err
+	}
+	return w, info, f.Close, nil
+}
+
 // KVBytesPerToken is the KV cache one position takes: keys and values
 // of every layer, in half precision.
 func (i Info) KVBytesPerToken() int64 {

@@ -123,3 +123,36 @@ func TestGGUFValidation(t *testing.T) {
 		t.Errorf("model with a mis-shaped attn_k: %v, want ErrUnsupported", err)
 	}
 }
+
+// LoadWeights is the loader Load uses: it validates, refuses what Load
+// refuses (an architecture it does not know, a missing tensor) and reads
+// the same hyperparameters.
+func TestLoadWeights(t *testing.T) {
+	w := tinyModel(5, "llama")
+	path := writeGGUF(t, w, "llama")
+	got, info, closeW, err := LoadWeights(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.H.NLayer != w.H.NLayer || got.H.NHeadKV != w.H.NHeadKV || got.H.NVocab != w.H.NVocab || info.Arch != "llama" {
+		t.Errorf("hparams %+v, info %+v; want those of %+v", got.H, info, w.H)
+	}
+	if len(got.Layers) != len(w.Layers) || !got.Layers[1].FFNDown.Mapped {
+		t.Errorf("layers not loaded from the mapping")
+	}
+	if err := closeW(); err != nil {
+		t.Error(err)
+	}
+
+	if _, _, _, err := LoadWeights(writeGGUF(t, w, "mistral")); !errors.Is(err, ErrUnsupported) {
+		t.Errorf("mistral: %v, want ErrUnsupported", err)
+	}
+	bad := tinyModel(5, "llama")
+	bad.Layers[0].Wv = nil
+	if _, _, _, err := LoadWeights(writeGGUF(t, bad, "llama")); !errors.Is(err, ErrUnsupported) {
+		t.Errorf("missing attn_v: %v, want ErrUnsupported", err)
+	}
+	if _, _, _, err := LoadWeights(filepath.Join(t.TempDir(), "absent.gguf")); err == nil {
+		t.Error("absent file loaded")
+	}
+}

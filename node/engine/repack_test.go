@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"encoding/binary"
 	"math"
 	"math/rand"
 	"testing"
@@ -10,42 +9,21 @@ import (
 	"helexa/node/gguf"
 )
 
-// convertTensor re-encodes an F32 tensor as ty, row by row.
-func convertTensor(t *testing.T, src *Tensor, ty ggml.Type) *Tensor {
-	t.Helper()
-	cols, rows := src.Dims[0], src.Rows()
-	rb, err := ggml.RowBytes(ty, cols)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := &Tensor{Name: src.Name, Type: ty, Dims: src.Dims, Data: make([]byte, rows*rb)}
-	row := make([]float32, cols)
-	for r := range rows {
-		for k := range row {
-			row[k] = math.Float32frombits(binary.LittleEndian.Uint32(src.Data[4*(r*cols+k):]))
-		}
-		if err := ggml.QuantizeRow(ty, row, out.Data[r*rb:(r+1)*rb]); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return out
-}
-
 // r16Model is a small llama whose every matmul fits the R16 layout, its
 // weights in ty.
 func r16Model(t *testing.T, ty ggml.Type) *Weights {
 	t.Helper()
-	h := tinyModel(11, "llama").H
-	h.NEmbd, h.NFF, h.NVocab, h.NHead, h.NHeadKV, h.HeadDim, h.RopeDims = 64, 96, 48, 4, 2, 16, 16
+	s := SyntheticSpec{Seed: 12, Type: ty.String(), Vocab: 48, Dim: 64, Layers: 2, Heads: 4, KVHeads: 2, HeadDim: 16, FFN: 96, Ctx: 64}
 	if ty.BlockSize() == ggml.QKK { // super-blocks of 256 columns
-		h.NEmbd, h.NFF, h.HeadDim, h.RopeDims = 256, 256, 64, 64
+		s.Dim, s.FFN, s.HeadDim = 256, 256, 64
 	}
-	w := randomWeights(rand.New(rand.NewSource(12)), h, nil)
-	w.Output = convertTensor(t, w.Output, ty)
-	for i := range w.Layers {
-		l := &w.Layers[i]
-		for _, m := range []**Tensor{&l.Wq, &l.Wk, &l.Wv, &l.Wo, &l.FFNGate, &l.FFNUp, &l.FFNDown} {
-			*m = convertTensor(t, *m, ty)
+	w, err := SyntheticWeights(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range w.matmulWeights() {
+		if m.Type != ty {
+			t.Fatalf("%s is %s, want %s", m.Name, m.Type, ty)
 		}
 	}
 	if err := w.validate(); err != nil {
@@ -119,7 +97,6 @@ func TestR16TiedEmbeddings(t *testing.T) {
 		t.Skip("this CPU has no R16 kernels for Q8_0")
 	}
 	w := r16Model(t, ggml.Q8_0)
-	w.TokEmbd = convertTensor(t, w.TokEmbd, ggml.Q8_0)
 	w.Output = nil // tied: the loader uses token_embd.weight
 	path := writeGGUF(t, w, "llama")
 	run := func(r16 bool) []float32 {

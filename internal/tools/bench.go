@@ -1,4 +1,4 @@
-package main
+package tools
 
 import (
 	"context"
@@ -19,8 +19,8 @@ import (
 	"helexa/node/engine"
 )
 
-func init() {
-	toolCommands = append(toolCommands, &cli.Command{
+func benchCommand() *cli.Command {
+	return &cli.Command{
 		Name:  "bench",
 		Usage: "time prompt processing and generation of a model, like llama-bench",
 		Description: "Times a prefill of -p tokens (test ppN) and a decode of -n tokens one at a time\n" +
@@ -46,7 +46,7 @@ func init() {
 				Cold: c.Bool("cold"),
 			})
 		},
-	})
+	}
 }
 
 type benchOptions struct {

@@ -1,9 +1,8 @@
-package main
+package tools
 
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -149,38 +148,6 @@ func TestSynthLoadsBack(t *testing.T) {
 	}
 }
 
-// TestSynthQ4KMMix checks the Q4_K_M-style choice per tensor against the
-// mix llama.cpp's quantizer gives an 8-layer model (as in the shared
-// synth-25m-Q4_K_M file): Q6_K for the output and for attn_v and ffn_down
-// of layers 0, 3, 6 and 7.
-func TestSynthQ4KMMix(t *testing.T) {
-	s := synthSpec{Layers: 8, Type: "Q4_K_M"}
-	if got := s.weightType("output.weight", 0, 512); got != ggml.Q6_K {
-		t.Errorf("output.weight: %s", got)
-	}
-	if got := s.weightType("token_embd.weight", 0, 512); got != ggml.Q4_K {
-		t.Errorf("token_embd.weight: %s", got)
-	}
-	for l := range 8 {
-		want := ggml.Q4_K
-		if l == 0 || l == 3 || l == 6 || l == 7 {
-			want = ggml.Q6_K
-		}
-		for _, n := range []string{"attn_v", "ffn_down"} {
-			name := fmt.Sprintf("blk.%d.%s.weight", l, n)
-			if got := s.weightType(name, l, 512); got != want {
-				t.Errorf("%s: %s, want %s", name, got, want)
-			}
-		}
-		for _, n := range []string{"attn_q", "attn_k", "attn_output", "ffn_gate", "ffn_up"} {
-			name := fmt.Sprintf("blk.%d.%s.weight", l, n)
-			if got := s.weightType(name, l, 512); got != ggml.Q4_K {
-				t.Errorf("%s: %s, want Q4_K", name, got)
-			}
-		}
-	}
-}
-
 func TestSynthTypesAndFallback(t *testing.T) {
 	vocab := writeVocab(t, 64)
 	for _, c := range []struct {
@@ -240,9 +207,9 @@ func TestSynthRejectsBadSpecs(t *testing.T) {
 func TestSynthCommand(t *testing.T) {
 	vocab := writeVocab(t, 32)
 	out := filepath.Join(t.TempDir(), "cli.gguf")
-	args := []string{"helexa", "tools", "synth", "--dim", "64", "--layers", "2", "--heads", "4", "--kv-heads", "2",
+	args := []string{"tools", "synth", "--dim", "64", "--layers", "2", "--heads", "4", "--kv-heads", "2",
 		"--ffn", "128", "--vocab-from", vocab, "--type", "Q8_0", "--out", out, "--seed", "5", "--ctx", "256"}
-	if err := rootCommand().Run(context.Background(), args); err != nil {
+	if err := Command().Run(context.Background(), args); err != nil {
 		t.Fatal(err)
 	}
 	f, err := gguf.Open(out)

@@ -1,4 +1,4 @@
-package main
+package tools
 
 import (
 	"bytes"
@@ -6,13 +6,14 @@ import (
 	"path/filepath"
 	"testing"
 
+	"helexa/internal/testshared"
 	"helexa/node/tokenizer"
 )
 
 // TestToolsTokenizeOutput checks that `helexa tools tokenize` prints the
 // .out files of the shared vocabulary tests byte for byte.
 func TestToolsTokenizeOutput(t *testing.T) {
-	shared := filepath.Join("..", "shared", "tokenizers")
+	shared := filepath.Join(testshared.Dir(t), "tokenizers")
 	if _, err := os.Stat(shared); err != nil {
 		t.Skipf("shared test data not found at ../shared: %v", err)
 	}

@@ -1,4 +1,4 @@
-package main
+package tools
 
 import (
 	"bytes"
@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"helexa/cuda"
+	"helexa/internal/testshared"
 	"helexa/node/engine"
 )
 
@@ -35,7 +36,7 @@ func TestGPUCheckWithoutCUDA(t *testing.T) {
 // teacher forcing, tolerance classes, the table) with the CPU backend
 // standing in for the GPU, on the small references.
 func TestGPUCheckParityOnCPU(t *testing.T) {
-	shared := filepath.Join("..", "shared")
+	shared := testshared.Dir(t)
 	if _, err := os.Stat(filepath.Join(shared, "reference")); err != nil {
 		t.Skip("../shared/reference is absent")
 	}

@@ -1,4 +1,4 @@
-package main
+package tools
 
 import (
 	"bytes"
@@ -8,10 +8,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"helexa/internal/testshared"
 )
 
 func TestToolsBench(t *testing.T) {
-	model := filepath.Join("..", "shared", "models", "stories260K.gguf")
+	model := filepath.Join(testshared.Dir(t), "models", "stories260K.gguf")
 	if _, err := os.Stat(model); err != nil {
 		t.Skipf("shared test data not found at ../shared: %v", err)
 	}
@@ -48,7 +50,7 @@ func TestToolsBench(t *testing.T) {
 }
 
 func TestToolsBenchCold(t *testing.T) {
-	model := filepath.Join("..", "shared", "models", "synth-25m-Q8_0.gguf")
+	model := filepath.Join(testshared.Dir(t), "models", "synth-25m-Q8_0.gguf")
 	if _, err := os.Stat(model); err != nil {
 		t.Skipf("shared test data not found at ../shared: %v", err)
 	}

@@ -1,13 +1,10 @@
-package main
+package tools
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"io"
-	"math"
-	"math/rand/v2"
 	"os"
 	"runtime"
 	"strings"
@@ -15,11 +12,10 @@ import (
 
 	"github.com/urfave/cli/v3"
 
+	"helexa/node/engine"
 	"helexa/node/ggml"
 	"helexa/node/gguf"
 )
-
-func init() { toolCommands = append(toolCommands, synthCommand()) }
 
 func synthCommand() *cli.Command {
 	return &cli.Command{
@@ -110,36 +106,6 @@ func (s *synthSpec) validate(vocab *gguf.File) (nVocab int, err error) {
 	return len(toks), nil
 }
 
-// weightType picks the type of a 2-D weight tensor: the requested type, the
-// Q4_K_M mix, or a fallback when the row length does not fit the block size
-// (as llama.cpp falls back for odd shapes).
-func (s *synthSpec) weightType(name string, layer int, rowLen int) ggml.Type {
-	t := map[string]ggml.Type{"F32": ggml.F32, "F16": ggml.F16, "Q4_0": ggml.Q4_0, "Q8_0": ggml.Q8_0, "Q4_K": ggml.Q4_K, "Q6_K": ggml.Q6_K, "Q4_K_M": ggml.Q4_K}[s.Type]
-	if s.Type == "Q4_K_M" {
-		moreBits := func(i, n int) bool { return i < n/8 || i >= 7*n/8 || (i-n/8)%3 == 2 }
-		switch {
-		case name == "output.weight":
-			t = ggml.Q6_K
-		case (strings.HasSuffix(name, ".attn_v.weight") || strings.HasSuffix(name, ".ffn_down.weight")) && moreBits(layer, s.Layers):
-			t = ggml.Q6_K
-		}
-	}
-	for _, fb := range []ggml.Type{t, ggml.Q8_0, ggml.F16} {
-		if rowLen%fb.BlockSize() == 0 {
-			return fb
-		}
-	}
-	return ggml.F16
-}
-
-type synthTensor struct {
-	name  string
-	typ   ggml.Type
-	dims  []uint64 // ggml order: dims[0] is the row length
-	scale float32  // standard deviation of the random values
-	bias  float32  // added to every value (1 for norm weights)
-}
-
 type synthStats struct {
 	tensors       int
 	params, bytes int64
@@ -175,45 +141,26 @@ func writeSynth(ctx context.Context, s synthSpec, vocab *gguf.File, path string)
 	}
 	w.Set("general.file_type", gguf.NewValue(synthFileTypes[s.Type]))
 
-	d, kv, f, v := uint64(s.Dim), uint64(s.Dim/s.Heads*s.KVHeads), uint64(s.FFN), uint64(nVocab)
-	mat := func(name string, layer int, in, out uint64) synthTensor {
-		return synthTensor{name: name, typ: s.weightType(name, layer, int(in)), dims: []uint64{in, out}, scale: float32(1 / math.Sqrt(float64(in)))}
-	}
-	norm := func(name string) synthTensor {
-		return synthTensor{name: name, typ: ggml.F32, dims: []uint64{d}, scale: 0.1, bias: 1}
-	}
-	tensors := []synthTensor{
-		{name: "token_embd.weight", typ: s.weightType("token_embd.weight", 0, s.Dim), dims: []uint64{d, v}, scale: 1},
-		norm("output_norm.weight"),
-		mat("output.weight", 0, d, v),
-	}
-	for l := range s.Layers {
-		p := fmt.Sprintf("blk.%d.", l)
-		tensors = append(tensors,
-			norm(p+"attn_norm.weight"),
-			mat(p+"attn_q.weight", l, d, d),
-			mat(p+"attn_k.weight", l, d, kv),
-			mat(p+"attn_v.weight", l, d, kv),
-			mat(p+"attn_output.weight", l, d, d),
-			norm(p+"ffn_norm.weight"),
-			mat(p+"ffn_gate.weight", l, d, f),
-			mat(p+"ffn_down.weight", l, f, d),
-			mat(p+"ffn_up.weight", l, d, f),
-		)
+	tensors, err := engine.SyntheticTensors(engine.SyntheticSpec{
+		Arch: s.Arch, Vocab: nVocab, Dim: s.Dim, Layers: s.Layers, Heads: s.Heads, KVHeads: s.KVHeads, FFN: s.FFN,
+		Ctx: s.Ctx, Type: s.Type, Seed: s.Seed, RopeTheta: s.RopeTheta, NormEps: s.NormEps,
+	})
+	if err != nil {
+		return synthStats{}, fmt.Errorf("synth: %w", err)
 	}
 	var st synthStats
 	for _, t := range tensors {
-		if err := w.AddTensorFunc(t.name, t.typ, t.dims, func(out io.Writer) error {
+		dims := make([]uint64, len(t.Dims))
+		for i, d := range t.Dims {
+			dims[i] = uint64(d)
+		}
+		if err := w.AddTensorFunc(t.Name, t.Type, dims, func(out io.Writer) error {
 			return streamSynthTensor(ctx, s.Seed, t, out)
 		}); err != nil {
 			return synthStats{}, fmt.Errorf("synth: %w", err)
 		}
 		st.tensors++
-		n := int64(t.dims[0])
-		if len(t.dims) > 1 {
-			n *= int64(t.dims[1])
-		}
-		st.params += n
+		st.params += int64(t.Dims[0]) * int64(t.Rows())
 	}
 	out, err := os.Create(path)
 	if err != nil {
@@ -231,22 +178,15 @@ func writeSynth(ctx context.Context, s synthSpec, vocab *gguf.File, path string)
 	return st, nil
 }
 
-// streamSynthTensor generates t's rows (row r from its own generator, so
-// the result does not depend on scheduling), quantizes them on all cores
-// in chunks, and writes them in order.
-func streamSynthTensor(ctx context.Context, seed uint64, t synthTensor, out io.Writer) error {
-	rowLen := int(t.dims[0])
-	rows := 1
-	if len(t.dims) > 1 {
-		rows = int(t.dims[1])
-	}
-	rowBytes, err := ggml.RowBytes(t.typ, rowLen)
+// streamSynthTensor generates t's rows (engine.SyntheticRow: row r from
+// its own generator, so the result does not depend on scheduling),
+// quantizes them on all cores in chunks, and writes them in order.
+func streamSynthTensor(ctx context.Context, seed uint64, t engine.SyntheticTensor, out io.Writer) error {
+	rowLen, rows := t.Dims[0], t.Rows()
+	rowBytes, err := ggml.RowBytes(t.Type, rowLen)
 	if err != nil {
 		return err
 	}
-	h := fnv.New64a()
-	h.Write([]byte(t.name))
-	key := h.Sum64()
 
 	const chunkRows = 32
 	nChunks := (rows + chunkRows - 1) / chunkRows
@@ -281,11 +221,8 @@ func streamSynthTensor(ctx context.Context, seed uint64, t synthTensor, out io.W
 				row := make([]float32, rowLen)
 				var err error
 				for r := lo; r < hi && err == nil; r++ {
-					rng := rand.New(rand.NewPCG(seed^key, uint64(r)))
-					for i := range row {
-						row[i] = float32(rng.NormFloat64())*t.scale + t.bias
-					}
-					err = ggml.QuantizeRow(t.typ, row, buf[(r-lo)*rowBytes:(r-lo+1)*rowBytes])
+					engine.SyntheticRow(seed, t, r, row)
+					err = ggml.QuantizeRow(t.Type, row, buf[(r-lo)*rowBytes:(r-lo+1)*rowBytes])
 				}
 				results[c] <- result{buf, err}
 			}(c)

@@ -1,4 +1,4 @@
-package main
+package tools
 
 import (
 	"bufio"
@@ -16,8 +16,8 @@ import (
 	"helexa/node/tokenizer"
 )
 
-func init() {
-	toolCommands = append(toolCommands, &cli.Command{
+func tokenizeCommand() *cli.Command {
+	return &cli.Command{
 		Name:  "tokenize",
 		Usage: "tokenize the texts of a vocabulary test file (.inp) and print their ids",
 		Description: "Reads texts separated by the line __ggml_vocab_test__ (the .inp format) and prints one\n" +
@@ -56,7 +56,7 @@ func init() {
 			}
 			return writeTokenized(os.Stdout, tok, texts, c.Bool("add-special"), c.Bool("parse-special"))
 		},
-	})
+	}
 }
 
 // loadTokenizer opens the vocabulary at path: a GGUF file, a Hugging Face

@@ -1,4 +1,4 @@
-package main
+package tools
 
 import (
 	"bufio"
@@ -9,13 +9,15 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"helexa/internal/testshared"
 )
 
 // TestToolsEval runs `helexa tools eval` on stories260K and checks its
 // JSON Lines: one line per case with the reference's step count and five
 // logprobs per step, then a summary within tolerance.
 func TestToolsEval(t *testing.T) {
-	shared := filepath.Join("..", "shared")
+	shared := testshared.Dir(t)
 	model := filepath.Join(shared, "models", "stories260K.gguf")
 	ref := filepath.Join(shared, "reference", "stories260K.json")
 	if _, err := os.Stat(ref); err != nil {

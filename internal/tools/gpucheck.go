@@ -1,4 +1,4 @@
-package main
+package tools
 
 import (
 	"context"
@@ -17,8 +17,8 @@ import (
 	"helexa/node/engine"
 )
 
-func init() {
-	toolCommands = append(toolCommands, &cli.Command{
+func gpucheckCommand() *cli.Command {
+	return &cli.Command{
 		Name:  "gpucheck",
 		Usage: "check the CUDA backend against the CPU: every kernel, the runner, reference parity, speed",
 		Description: "On a host with an NVIDIA GPU: runs every kernel and backend operation on random inputs\n" +
@@ -43,7 +43,7 @@ func init() {
 				SkipChecks: !c.Bool("checks"), SkipParity: !c.Bool("parity"),
 			})
 		},
-	})
+	}
 }
 
 type gpucheckOptions struct {
@@ -126,7 +126,7 @@ func gpucheck(out io.Writer, o gpucheckOptions) error {
 			row(filepath.Base(path), r, err)
 		}
 		for _, mix := range o.BenchRandom {
-			w, err := cuda.RandomWeights(1, cuda.Llama3_8B, mix)
+			w, err := cuda.RandomWeights(cuda.Llama3_8B, mix)
 			var r cuda.BenchResult
 			if err == nil {
 				r, err = b.Bench(w, o.Prefill, o.Decode, dev.BandwidthGBs)
@@ -230,7 +230,7 @@ func parityOne(b engine.Backend, shared, refPath string) (engine.EvalSummary, st
 }
 
 func gpucheckBench(b *cuda.Backend, path string, prefill, decode int, bw float64) (cuda.BenchResult, error) {
-	w, closeW, err := cuda.LoadGGUF(path)
+	w, _, closeW, err := engine.LoadWeights(path)
 	if err != nil {
 		return cuda.BenchResult{}, err
 	}

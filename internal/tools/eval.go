@@ -1,4 +1,4 @@
-package main
+package tools
 
 import (
 	"context"
@@ -12,8 +12,8 @@ import (
 	"helexa/node/engine"
 )
 
-func init() {
-	toolCommands = append(toolCommands, &cli.Command{
+func evalCommand() *cli.Command {
+	return &cli.Command{
 		Name:  "eval",
 		Usage: "teacher-forced evaluation of a model against reference generations",
 		Description: "Feeds every reference case's prompt and completion to the model in one pass and\n" +
@@ -30,7 +30,7 @@ func init() {
 		Action: func(ctx context.Context, c *cli.Command) error {
 			return runEval(ctx, os.Stdout, c.String("model"), c.String("reference"), int(c.Int("top")), int(c.Int("threads")))
 		},
-	})
+	}
 }
 
 type evalCaseLine struct {

@@ -1,6 +1,6 @@
 //go:build race
 
-package main
+package tools
 
 // gpucheckRace shrinks gpucheck's tests under the race detector.
 const gpucheckRace = true

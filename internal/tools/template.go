@@ -1,4 +1,4 @@
-package main
+package tools
 
 import (
 	"context"
@@ -12,8 +12,8 @@ import (
 	"helexa/node/chattmpl"
 )
 
-func init() {
-	toolCommands = append(toolCommands, &cli.Command{
+func templateCommand() *cli.Command {
+	return &cli.Command{
 		Name:  "template",
 		Usage: "render chat-template test cases",
 		Description: "Reads a JSON array of cases, each {\"name\", \"template\", \"context\"}, renders each\n" +
@@ -25,7 +25,7 @@ func init() {
 		Action: func(ctx context.Context, c *cli.Command) error {
 			return templateCases(os.Stdout, c.String("cases"))
 		},
-	})
+	}
 }
 
 type templateToolCase struct {

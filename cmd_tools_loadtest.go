@@ -1,7 +1,0 @@
-package main
-
-import "helexa/internal/loadtest"
-
-func init() {
-	toolCommands = append(toolCommands, loadtest.Command())
-}
