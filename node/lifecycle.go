@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
 
+	"helexa/node/device"
 	"helexa/node/toolcall"
 )
 
@@ -219,11 +221,13 @@ func (s *Server) doLoad(id, path string, info modelInfo, devs []*deviceHandle, c
 		return err
 	})
 	if err != nil {
+		err = s.redact(err, id, path)
 		if errors.Is(err, errNoMemory) || errors.Is(err, errUnsupported) {
 			return fail(err)
 		}
 		return fail(fmt.Errorf("%w: loading %s: %v", errUnsupported, id, err))
 	}
+	s.guardWeights(id, m)
 	ictx, cancel := context.WithCancel(s.ctx)
 	inst := &instance{
 		srv: s, id: id, m: m, dev: dev,
@@ -245,13 +249,97 @@ func (s *Server) doLoad(id, path string, info modelInfo, devs []*deviceHandle, c
 
 func mib(b int64) int64 { return (b + 1<<20 - 1) >> 20 }
 
+// redactedError is an error whose text names a model by its id instead of
+// the file's path (what the neuron answers must not tell its file
+// system); errors.Is still sees the original.
+type redactedError struct {
+	msg string
+	err error
+}
+
+func (e *redactedError) Error() string { return e.msg }
+func (e *redactedError) Unwrap() error { return e.err }
+
+// redact rewrites err's text: the model's path becomes its id, and the
+// models folders become "the models folder".
+func (s *Server) redact(err error, id, path string) error {
+	if err == nil {
+		return nil
+	}
+	msg := err.Error()
+	out := msg
+	if path != "" {
+		out = strings.ReplaceAll(out, path, id)
+		if abs, aerr := filepath.Abs(path); aerr == nil {
+			out = strings.ReplaceAll(out, abs, id)
+		}
+	}
+	for _, d := range s.cfg.ModelsDirs {
+		for _, p := range []string{d, absOr(d)} {
+			if p = filepath.Clean(p); p != "." && p != string(filepath.Separator) {
+				out = strings.ReplaceAll(out, p+string(filepath.Separator), "")
+				out = strings.ReplaceAll(out, p, "the models folder")
+			}
+		}
+	}
+	if out == msg {
+		return err
+	}
+	return &redactedError{msg: out, err: err}
+}
+
+func absOr(p string) string {
+	if a, err := filepath.Abs(p); err == nil {
+		return a
+	}
+	return p
+}
+
 // unloadWait bounds how long an unload waits for in-flight requests
 // before cancelling them.
 var unloadWait = 30 * time.Second
 
+// guardWeights makes a memory fault in a forward pass of m (its mapped
+// file was truncated or replaced on disk) an error for this model: the
+// request gets it, and the model is unloaded and marked failed while the
+// neuron and its other models carry on.
+func (s *Server) guardWeights(id string, m *loadedModel) {
+	fwd := m.Forward
+	if fwd == nil {
+		return
+	}
+	m.Forward = func(slot int, tokens []int32, pos int, logits []float32) error {
+		err := device.CatchFault(func() error { return fwd(slot, tokens, pos, logits) })
+		if ferr := device.AsFault(err); ferr != nil {
+			err = ferr
+			s.log.Error().Str("model", id).Err(err).Msg("reading the model's weights faulted; unloading it")
+			go s.failModel(id, err)
+		}
+		return err
+	}
+}
+
+// failModel unloads a loaded model that cannot serve any more and marks
+// it failed with the reason. A later load (once the file is fixed) may
+// try again.
+func (s *Server) failModel(id string, cause error) {
+	reason := fmt.Errorf("%w: %s failed while serving and was unloaded (was its file changed on disk?): %v", errUnsupported, id, cause)
+	ctx, cancel := context.WithTimeout(s.ctx, unloadWait+time.Minute)
+	defer cancel()
+	if err := s.unloadAs(ctx, id, reason); err != nil && !errors.Is(err, errModelNotLoaded) {
+		s.log.Warn().Str("model", id).Err(err).Msg("unloading a failed model")
+	}
+}
+
 // unload drains a loaded model (new requests refused, running ones
 // finish within the bounded wait, then are cancelled) and frees it.
 func (s *Server) unload(ctx context.Context, id string) error {
+	return s.unloadAs(ctx, id, nil)
+}
+
+// unloadAs unloads like unload; a non-nil failure leaves the model
+// failed with that reason instead of available.
+func (s *Server) unloadAs(ctx context.Context, id string, failure error) error {
 	s.mu.Lock()
 	e := s.models[id]
 	if e == nil || e.status != statusLoaded {
@@ -289,6 +377,9 @@ func (s *Server) unload(ctx context.Context, id string) error {
 	e.inst = nil
 	e.status = statusAvailable
 	e.loadErr = nil
+	if failure != nil {
+		e.status, e.loadErr = statusFailed, failure
+	}
 	close(ch)
 	s.mu.Unlock()
 	if err != nil {

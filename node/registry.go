@@ -158,6 +158,7 @@ func (s *Server) rescan() {
 		w.info, w.err = s.hooks.Inspect(w.f.path)
 		if w.err != nil {
 			s.log.Warn().Str("model", w.f.id).Str("path", w.f.path).Err(w.err).Msg("model file cannot be read")
+			w.err = s.redact(w.err, w.f.id, w.f.path) // answers name the id, not the path
 		}
 	}
 
