@@ -142,7 +142,14 @@ func (s *Server) load(ctx context.Context, req loadRequest) error {
 		info, path := e.info, e.path
 		s.mu.Unlock()
 
-		inst, err := s.doLoad(req.Model, path, info, devs, req.ContextLength)
+		var inst *instance
+		var err error
+		if !s.cfg.FollowSymlinks && !staysInside(filepath.Dir(path), path) {
+			// The link changed since the scan.
+			err = fmt.Errorf("%w: %s leads out of its models folder through a symbolic link (follow_symlinks is off)", errUnsupported, req.Model)
+		} else {
+			inst, err = s.doLoad(req.Model, path, info, devs, req.ContextLength)
+		}
 
 		s.mu.Lock()
 		if err != nil {

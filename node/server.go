@@ -46,8 +46,9 @@ type Server struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	scanMu   sync.Mutex
-	lastScan time.Time
+	scanMu      sync.Mutex
+	lastScan    time.Time
+	lastSkipped string // the symbolic links the last scan skipped, logged once
 
 	mu      sync.Mutex
 	models  map[string]*entry

@@ -48,7 +48,9 @@ func modelsDir(t *testing.T, names ...string) string {
 
 func testConfig(dir string) config.Neuron {
 	f := false
-	return config.Neuron{ModelsDirs: []string{dir}, MaxInFlight: 2, MaxQueueDepth: 4, MaxWait: config.Duration(5 * time.Second), DemoModel: &f}
+	// modelsDir links the shared models: follow links out of the folder.
+	return config.Neuron{ModelsDirs: []string{dir}, MaxInFlight: 2, MaxQueueDepth: 4, MaxWait: config.Duration(5 * time.Second), DemoModel: &f,
+		FollowSymlinks: true}
 }
 
 func startNeuron(t *testing.T, cfg config.Neuron, hooks engineHooks) *testNeuron {
