@@ -174,6 +174,10 @@ func TestModelsListingAndCorruptFile(t *testing.T) {
 	if st := n.do(t, "POST", "/models/load", map[string]any{"model": "broken"}, &e); st != 422 {
 		t.Fatalf("load broken: %d %+v", st, e)
 	}
+	// Answers name the model, never the file's path.
+	if strings.Contains(broken.Error, dir) || strings.Contains(e.Error.Message, dir) || !strings.Contains(e.Error.Message, "broken") {
+		t.Fatalf("errors tell the file system: %q, %q", broken.Error, e.Error.Message)
+	}
 	n.load(t, "stories260K", 0)
 	resp, err := n.client().Completions.New(context.Background(), openai.CompletionNewParams{
 		Model: "stories260K", Prompt: openai.CompletionNewParamsPromptUnion{OfString: openai.String("Once upon a time")},
