@@ -79,8 +79,8 @@ func (s *Server) load(ctx context.Context, req loadRequest) error {
 	if req.Model == "" {
 		return badRequest("model", "model is required")
 	}
-	if req.ContextLength < 0 {
-		return badRequest("context_length", "context_length must be positive, got %d", req.ContextLength)
+	if req.ContextLength < 0 || req.ContextLength > maxCount {
+		return badRequest("context_length", "context_length must be between 0 (the default) and %d, got %d", maxCount, req.ContextLength)
 	}
 	if len(req.Devices) > 1 {
 		return badRequest("devices", "a model runs on one device; got %d", len(req.Devices))

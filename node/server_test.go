@@ -30,7 +30,7 @@ type testNeuron struct {
 }
 
 // modelsDir makes a models folder linking the named shared models.
-func modelsDir(t *testing.T, names ...string) string {
+func modelsDir(t testing.TB, names ...string) string {
 	t.Helper()
 	shared := sharedDir(t)
 	dir := t.TempDir()
@@ -53,7 +53,7 @@ func testConfig(dir string) config.Neuron {
 		FollowSymlinks: true}
 }
 
-func startNeuron(t *testing.T, cfg config.Neuron, hooks engineHooks) *testNeuron {
+func startNeuron(t testing.TB, cfg config.Neuron, hooks engineHooks) *testNeuron {
 	t.Helper()
 	s, err := newServer(cfg, zerolog.New(io.Discard), hooks)
 	if err != nil {
@@ -63,7 +63,7 @@ func startNeuron(t *testing.T, cfg config.Neuron, hooks engineHooks) *testNeuron
 }
 
 // newHTTPTest serves s until the test ends, then shuts it down.
-func newHTTPTest(t *testing.T, s *Server) *httptest.Server {
+func newHTTPTest(t testing.TB, s *Server) *httptest.Server {
 	srv := httptest.NewServer(s.Handler())
 	t.Cleanup(func() {
 		srv.Close()
@@ -78,7 +78,7 @@ func newHTTPTest(t *testing.T, s *Server) *httptest.Server {
 
 // do sends a JSON request and decodes the JSON answer into out (when not
 // nil); it returns the status.
-func (n *testNeuron) do(t *testing.T, method, path string, body any, out any) int {
+func (n *testNeuron) do(t testing.TB, method, path string, body any, out any) int {
 	t.Helper()
 	var r io.Reader
 	switch b := body.(type) {
@@ -108,7 +108,7 @@ func (n *testNeuron) do(t *testing.T, method, path string, body any, out any) in
 	return resp.StatusCode
 }
 
-func (n *testNeuron) load(t *testing.T, model string, ctxLen int) {
+func (n *testNeuron) load(t testing.TB, model string, ctxLen int) {
 	t.Helper()
 	var out map[string]any
 	if st := n.do(t, "POST", "/models/load", map[string]any{"model": model, "context_length": ctxLen}, &out); st != 200 {
