@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"strings"
@@ -25,6 +27,93 @@ type chatRequest struct {
 	Logprobs           bool            `json:"logprobs"`
 	TopLogprobs        *int            `json:"top_logprobs"`
 	ChatTemplateKwargs map[string]any  `json:"chat_template_kwargs"`
+	// ReasoningEffort goes to the chat template (gpt-oss and kin) unless
+	// chat_template_kwargs sets it.
+	ReasoningEffort string `json:"reasoning_effort"`
+
+	// Options read only to refuse what is not enforced yet (see
+	// checkOptions): a request is never answered as if it was honoured.
+	ResponseFormat    json.RawMessage `json:"response_format"`
+	ParallelToolCalls *bool           `json:"parallel_tool_calls"`
+	Functions         json.RawMessage `json:"functions"`
+	FunctionCall      json.RawMessage `json:"function_call"`
+	Audio             json.RawMessage `json:"audio"`
+	Modalities        []string        `json:"modalities"`
+}
+
+// unsupported is the 400 for an option the neuron does not enforce.
+func unsupported(param, format string, args ...any) *apiError {
+	e := badRequest(param, format, args...)
+	e.Code = "unsupported_parameter"
+	return e
+}
+
+func isNull(raw json.RawMessage) bool {
+	t := bytes.TrimSpace(raw)
+	return len(t) == 0 || string(t) == "null"
+}
+
+// toolChoiceMode reads tool_choice: "auto" (also when absent) or "none";
+// anything else is refused until it is enforced.
+func toolChoiceMode(raw json.RawMessage) (string, error) {
+	if isNull(raw) {
+		return "auto", nil
+	}
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		switch s {
+		case "auto", "none":
+			return s, nil
+		case "required":
+			return "", unsupported("tool_choice", `tool_choice "required" is not supported yet (the model may answer without a tool call); use "auto"`)
+		}
+		return "", badRequest("tool_choice", `tool_choice must be "auto", "none", "required" or a named function, got %q`, s)
+	}
+	var obj struct {
+		Type string `json:"type"`
+	}
+	if json.Unmarshal(raw, &obj) == nil && obj.Type != "" {
+		return "", unsupported("tool_choice", "tool_choice naming a function is not supported yet (the model chooses its tool); use \"auto\"")
+	}
+	return "", badRequest("tool_choice", "tool_choice must be a string or a tool choice object")
+}
+
+// checkOptions refuses the options the neuron accepts in the API's shape
+// but does not enforce yet, naming each; what it allows is honoured.
+func (r *chatRequest) checkOptions(toolsGiven bool) (toolChoice string, err error) {
+	if !isNull(r.ResponseFormat) {
+		var rf struct {
+			Type string `json:"type"`
+		}
+		if json.Unmarshal(r.ResponseFormat, &rf) != nil {
+			return "", badRequest("response_format", "response_format must be an object with a type")
+		}
+		if rf.Type != "text" {
+			return "", unsupported("response_format", "response_format type %q is not supported yet (the output is not constrained); only \"text\"", rf.Type)
+		}
+	}
+	if !isNull(r.Functions) {
+		return "", unsupported("functions", "functions is not supported; use tools")
+	}
+	if !isNull(r.FunctionCall) {
+		return "", unsupported("function_call", "function_call is not supported; use tool_choice")
+	}
+	if !isNull(r.Audio) {
+		return "", unsupported("audio", "audio output is not supported")
+	}
+	for _, m := range r.Modalities {
+		if m != "text" {
+			return "", unsupported("modalities", "output modality %q is not supported (text only)", m)
+		}
+	}
+	toolChoice, err = toolChoiceMode(r.ToolChoice)
+	if err != nil {
+		return "", err
+	}
+	if r.ParallelToolCalls != nil && !*r.ParallelToolCalls && toolsGiven && toolChoice != "none" {
+		return "", unsupported("parallel_tool_calls", "parallel_tool_calls false is not supported yet (the model may call several tools at once); leave it out or true")
+	}
+	return toolChoice, nil
 }
 
 type usage struct {
@@ -135,7 +224,7 @@ func (in *instance) logprobOf(ev tokenEvent) logprobEntry {
 // normaliseMessages prepares messages for a chat template: text parts are
 // joined into a string, and tool-call arguments given as JSON text become
 // objects (what templates expect).
-func normaliseMessages(raw json.RawMessage) (json.RawMessage, error) {
+func normaliseMessages(raw json.RawMessage, model string) (json.RawMessage, error) {
 	if len(bytes.TrimSpace(raw)) == 0 || string(bytes.TrimSpace(raw)) == "null" {
 		return nil, badRequest("messages", "messages is required")
 	}
@@ -162,6 +251,10 @@ func normaliseMessages(raw json.RawMessage) (json.RawMessage, error) {
 				case "text", "input_text", "output_text":
 					t, _ := part["text"].(string)
 					b.WriteString(t)
+				case "image_url", "input_image", "image":
+					return nil, lacksCapability(model, "vision", fmt.Sprintf("messages[%d].content[%d] is an image", i, j))
+				case "input_audio", "audio":
+					return nil, lacksCapability(model, "audio", fmt.Sprintf("messages[%d].content[%d] is audio", i, j))
 				default:
 					return nil, badRequest("messages", "messages[%d].content[%d]: content type %q is not supported (text only)", i, j, typ)
 				}
@@ -188,6 +281,14 @@ func normaliseMessages(raw json.RawMessage) (json.RawMessage, error) {
 	return json.Marshal(msgs)
 }
 
+// lacksCapability is the 400 for input the model cannot take; the
+// capability is the one /models would list if the model had it.
+func lacksCapability(model, capability, what string) *apiError {
+	return &apiError{Status: 400, Type: "invalid_request_error", Code: "model_lacks_capability", Param: "messages",
+		Message: fmt.Sprintf("%s, but model %s does not have the %q capability (no model on this neuron reads %s input yet); send text only",
+			what, model, capability, map[string]string{"vision": "image", "audio": "audio"}[capability])}
+}
+
 // chatPrompt renders and tokenizes a chat request's prompt. The caller
 // holds a gate place (rendering and tokenizing are work to admit) and has
 // checked the raw size with checkChatBytes.
@@ -195,7 +296,7 @@ func (in *instance) chatPrompt(messages, tools json.RawMessage, extra map[string
 	if in.m.Render == nil {
 		return "", nil, badRequest("model", "model %s has no chat template; use /v1/completions", in.id)
 	}
-	msgs, err := normaliseMessages(messages)
+	msgs, err := normaliseMessages(messages, in.id)
 	if err != nil {
 		return "", nil, err
 	}
@@ -254,6 +355,10 @@ func (s *Server) handleChat(c echo.Context) error {
 			topN = *req.TopLogprobs
 		}
 	}
+	toolChoice, err := req.checkOptions(!isNull(req.Tools))
+	if err != nil {
+		return writeError(c, err)
+	}
 	if err := in.checkChatBytes(req.Messages, req.Tools); err != nil {
 		return writeError(c, err)
 	}
@@ -265,13 +370,22 @@ func (s *Server) handleChat(c echo.Context) error {
 	}
 	defer release()
 
-	toolsOn := len(bytes.TrimSpace(req.Tools)) > 0 && string(bytes.TrimSpace(req.Tools)) != "null" &&
-		strings.Trim(string(bytes.TrimSpace(req.ToolChoice)), `"`) != "none"
+	toolsOn := !isNull(req.Tools) && toolChoice != "none"
 	tools := req.Tools
 	if !toolsOn {
 		tools = nil
 	}
-	prompt, ids, err := in.chatPrompt(req.Messages, tools, req.ChatTemplateKwargs)
+	kwargs := req.ChatTemplateKwargs
+	if req.ReasoningEffort != "" {
+		if _, set := kwargs["reasoning_effort"]; !set {
+			kwargs = maps.Clone(kwargs)
+			if kwargs == nil {
+				kwargs = map[string]any{}
+			}
+			kwargs["reasoning_effort"] = req.ReasoningEffort
+		}
+	}
+	prompt, ids, err := in.chatPrompt(req.Messages, tools, kwargs)
 	if err != nil {
 		return writeError(c, err)
 	}

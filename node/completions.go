@@ -17,6 +17,7 @@ type completionRequest struct {
 	Logprobs *int            `json:"logprobs"`
 	Echo     bool            `json:"echo"`
 	Suffix   *string         `json:"suffix"`
+	BestOf   *int            `json:"best_of"`
 }
 
 type completionLogprobs struct {
@@ -96,8 +97,14 @@ func (s *Server) handleCompletions(c echo.Context) error {
 	if err != nil {
 		return writeError(c, err)
 	}
-	if req.Echo || req.Suffix != nil {
-		return writeError(c, badRequest("echo", "echo and suffix are not supported"))
+	if req.Echo {
+		return writeError(c, unsupported("echo", "echo is not supported"))
+	}
+	if req.Suffix != nil {
+		return writeError(c, unsupported("suffix", "suffix is not supported"))
+	}
+	if req.BestOf != nil && *req.BestOf != 1 {
+		return writeError(c, unsupported("best_of", "only best_of=1 is supported, got %d", *req.BestOf))
 	}
 	nlp := -1
 	if req.Logprobs != nil {

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+
+	"helexa/node/device"
 )
 
 // apiError is an error with its HTTP status and OpenAI error fields.
@@ -56,6 +58,8 @@ func toAPIError(err error) *apiError {
 		return &apiError{Status: http.StatusUnprocessableEntity, Type: "invalid_request_error", Code: "unsupported_model", Message: msg}
 	case errors.Is(err, errQueueFull), errors.Is(err, errQueueTimeout):
 		return &apiError{Status: http.StatusServiceUnavailable, Type: "server_error", Code: "overloaded", Message: msg, RetryAfter: time.Second}
+	case errors.Is(err, device.ErrFault):
+		return &apiError{Status: http.StatusInternalServerError, Type: "server_error", Code: "model_failed", Message: msg}
 	case errors.Is(err, errDraining), errors.Is(err, errShuttingDown):
 		return &apiError{Status: http.StatusServiceUnavailable, Type: "server_error", Code: "unavailable", Message: msg, RetryAfter: 5 * time.Second}
 	}

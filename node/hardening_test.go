@@ -16,7 +16,7 @@ import (
 )
 
 // instanceOf returns the loaded instance of a model.
-func (n *testNeuron) instanceOf(t *testing.T, id string) *instance {
+func (n *testNeuron) instanceOf(t testing.TB, id string) *instance {
 	t.Helper()
 	n.s.mu.Lock()
 	defer n.s.mu.Unlock()
@@ -37,7 +37,7 @@ func leaked(in *instance) (inFlight, queued, busy int) {
 
 // waitIdle fails the test unless the model's gate and slots come back to
 // idle. Handlers release after writing the answer, so this polls.
-func waitIdle(t *testing.T, in *instance) {
+func waitIdle(t testing.TB, in *instance) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -78,8 +79,8 @@ func (s *Server) load(ctx context.Context, req loadRequest) error {
 	if req.Model == "" {
 		return badRequest("model", "model is required")
 	}
-	if req.ContextLength < 0 {
-		return badRequest("context_length", "context_length must be positive, got %d", req.ContextLength)
+	if req.ContextLength < 0 || req.ContextLength > maxCount {
+		return badRequest("context_length", "context_length must be between 0 (the default) and %d, got %d", maxCount, req.ContextLength)
 	}
 	if req.MaxOutputTokens < 0 {
 		return badRequest("max_output_tokens", "max_output_tokens must not be negative, got %d", req.MaxOutputTokens)
@@ -144,7 +145,14 @@ func (s *Server) load(ctx context.Context, req loadRequest) error {
 		info, path := e.info, e.path
 		s.mu.Unlock()
 
-		inst, err := s.doLoad(req.Model, path, info, devs, req)
+		var inst *instance
+		var err error
+		if !s.cfg.FollowSymlinks && !staysInside(filepath.Dir(path), path) {
+			// The link changed since the scan.
+			err = fmt.Errorf("%w: %s leads out of its models folder through a symbolic link (follow_symlinks is off)", errUnsupported, req.Model)
+		} else {
+			inst, err = s.doLoad(req.Model, path, info, devs, req)
+		}
 
 		s.mu.Lock()
 		if err != nil {
@@ -216,6 +224,7 @@ func (s *Server) doLoad(id, path string, info modelInfo, devs []*deviceHandle, r
 		return err
 	})
 	if err != nil {
+		err = s.redact(err, id, path)
 		if errors.Is(err, errNoMemory) || errors.Is(err, errUnsupported) {
 			return fail(err)
 		}
@@ -276,13 +285,77 @@ func (s *Server) kvPoolTokens(info modelInfo, ctxLen int, free int64) int {
 
 func mib(b int64) int64 { return (b + 1<<20 - 1) >> 20 }
 
+// redactedError is an error whose text names a model by its id instead of
+// the file's path (what the neuron answers must not tell its file
+// system); errors.Is still sees the original.
+type redactedError struct {
+	msg string
+	err error
+}
+
+func (e *redactedError) Error() string { return e.msg }
+func (e *redactedError) Unwrap() error { return e.err }
+
+// redact rewrites err's text: the model's path becomes its id, and the
+// models folders become "the models folder".
+func (s *Server) redact(err error, id, path string) error {
+	if err == nil {
+		return nil
+	}
+	msg := err.Error()
+	out := msg
+	if path != "" {
+		out = strings.ReplaceAll(out, path, id)
+		if abs, aerr := filepath.Abs(path); aerr == nil {
+			out = strings.ReplaceAll(out, abs, id)
+		}
+	}
+	for _, d := range s.cfg.ModelsDirs {
+		for _, p := range []string{d, absOr(d)} {
+			if p = filepath.Clean(p); p != "." && p != string(filepath.Separator) {
+				out = strings.ReplaceAll(out, p+string(filepath.Separator), "")
+				out = strings.ReplaceAll(out, p, "the models folder")
+			}
+		}
+	}
+	if out == msg {
+		return err
+	}
+	return &redactedError{msg: out, err: err}
+}
+
+func absOr(p string) string {
+	if a, err := filepath.Abs(p); err == nil {
+		return a
+	}
+	return p
+}
+
 // unloadWait bounds how long an unload waits for in-flight requests
 // before cancelling them.
 var unloadWait = 30 * time.Second
 
+// failModel unloads a loaded model that cannot serve any more and marks
+// it failed with the reason. A later load (once the file is fixed) may
+// try again.
+func (s *Server) failModel(id string, cause error) {
+	reason := fmt.Errorf("%w: %s failed while serving and was unloaded (was its file changed on disk?): %v", errUnsupported, id, cause)
+	ctx, cancel := context.WithTimeout(s.ctx, unloadWait+time.Minute)
+	defer cancel()
+	if err := s.unloadAs(ctx, id, reason); err != nil && !errors.Is(err, errModelNotLoaded) {
+		s.log.Warn().Str("model", id).Err(err).Msg("unloading a failed model")
+	}
+}
+
 // unload drains a loaded model (new requests refused, running ones
 // finish within the bounded wait, then are cancelled) and frees it.
 func (s *Server) unload(ctx context.Context, id string) error {
+	return s.unloadAs(ctx, id, nil)
+}
+
+// unloadAs unloads like unload; a non-nil failure leaves the model
+// failed with that reason instead of available.
+func (s *Server) unloadAs(ctx context.Context, id string, failure error) error {
 	s.mu.Lock()
 	e := s.models[id]
 	if e == nil || e.status != statusLoaded {
@@ -321,6 +394,9 @@ func (s *Server) unload(ctx context.Context, id string) error {
 	e.inst = nil
 	e.status = statusAvailable
 	e.loadErr = nil
+	if failure != nil {
+		e.status, e.loadErr = statusFailed, failure
+	}
 	close(ch)
 	s.mu.Unlock()
 	if err != nil {

@@ -226,7 +226,7 @@ func (s *Server) entryView(e *entry) modelEntry {
 		v.Capabilities = append(v.Capabilities, "reasoning")
 	}
 	v.Capabilities = append(v.Capabilities, "tokenize")
-	if e.status != statusFailed && e.loadErr != nil {
+	if e.loadErr != nil {
 		v.Error = e.loadErr.Error()
 	}
 	if e.inst != nil {

@@ -39,6 +39,10 @@ type entry struct {
 // splitGGUF matches the second and later parts of a split GGUF model.
 var splitGGUF = regexp.MustCompile(`-000(0[2-9]|[1-9]\d)-of-\d{5}$`)
 
+// firstSplit matches the first part of a split GGUF model: the prefix,
+// the part count and the extension.
+var firstSplit = regexp.MustCompile(`^(.*)-00001-of-(\d{5})(\.(?i:gguf))$`)
+
 // found is one model seen in a models folder.
 type found struct {
 	id, path, format, stamp string
@@ -46,9 +50,10 @@ type found struct {
 
 // scanDirs lists the models in dirs: every *.gguf file and every folder
 // holding config.json and weights. The id is the file or folder name
-// without extension; the first folder wins a duplicate id.
-func scanDirs(dirs []string) ([]found, error) {
-	var out []found
+// without extension; the first folder wins a duplicate id. Unless
+// followLinks, a model reached through a symbolic link that leads out of
+// its models folder is skipped (listed in skipped).
+func scanDirs(dirs []string, followLinks bool) (out []found, skipped []string, _ error) {
 	seen := map[string]bool{}
 	var errs []string
 	for _, dir := range dirs {
@@ -68,6 +73,10 @@ func scanDirs(dirs []string) ([]found, error) {
 			p := filepath.Join(dir, name)
 			fi, err := os.Stat(p) // follows links
 			if err != nil {
+				continue
+			}
+			if !followLinks && !staysInside(dir, p) {
+				skipped = append(skipped, p)
 				continue
 			}
 			var f found
@@ -92,9 +101,54 @@ func scanDirs(dirs []string) ([]found, error) {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].id < out[j].id })
 	if len(errs) > 0 {
-		return out, fmt.Errorf("%s", strings.Join(errs, "; "))
+		return out, skipped, fmt.Errorf("%s", strings.Join(errs, "; "))
 	}
-	return out, nil
+	return out, skipped, nil
+}
+
+// staysInside reports whether p, an entry of the models folder dir, and
+// everything a load reads through it (the files of a Hugging Face folder,
+// the parts of a split GGUF) resolve to places inside dir once symbolic
+// links are followed. A link from one model to another in the same
+// folder is fine; a link out of it is not.
+func staysInside(dir, p string) bool {
+	root, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return false
+	}
+	inside := func(q string) bool {
+		real, err := filepath.EvalSymlinks(q)
+		if err != nil {
+			return false
+		}
+		rel, err := filepath.Rel(root, real)
+		return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) && !filepath.IsAbs(rel)
+	}
+	if !inside(p) {
+		return false
+	}
+	fi, err := os.Stat(p)
+	if err != nil || !fi.IsDir() {
+		if m := firstSplit.FindStringSubmatch(p); m != nil {
+			parts, _ := filepath.Glob(m[1] + "-*-of-" + m[2] + m[3])
+			for _, q := range parts {
+				if !inside(q) {
+					return false
+				}
+			}
+		}
+		return true
+	}
+	ents, err := os.ReadDir(p)
+	if err != nil {
+		return false
+	}
+	for _, de := range ents {
+		if !inside(filepath.Join(p, de.Name())) {
+			return false
+		}
+	}
+	return true
 }
 
 func stampOf(fi os.FileInfo) string {
@@ -126,9 +180,15 @@ func hfStamp(dir string) string {
 // inspected, changed files re-inspected, vanished ones dropped unless
 // loaded. Inspection runs without the lock.
 func (s *Server) rescan() {
-	list, err := scanDirs(s.cfg.ModelsDirs)
+	list, skipped, err := scanDirs(s.cfg.ModelsDirs, s.cfg.FollowSymlinks)
 	if err != nil {
 		s.log.Warn().Err(err).Msg("scanning models folders")
+	}
+	if k := strings.Join(skipped, "\n"); k != s.lastSkipped {
+		s.lastSkipped = k
+		for _, p := range skipped {
+			s.log.Warn().Str("path", p).Msg("skipping a model behind a symbolic link out of its models folder (set follow_symlinks = true to follow it)")
+		}
 	}
 	type todo struct {
 		f    found
@@ -158,6 +218,7 @@ func (s *Server) rescan() {
 		w.info, w.err = s.hooks.Inspect(w.f.path)
 		if w.err != nil {
 			s.log.Warn().Str("model", w.f.id).Str("path", w.f.path).Err(w.err).Msg("model file cannot be read")
+			w.err = s.redact(w.err, w.f.id, w.f.path) // answers name the id, not the path
 		}
 	}
 

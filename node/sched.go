@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"helexa/node/device"
 	"helexa/node/engine"
 	"helexa/node/sampler"
 )
@@ -250,7 +251,17 @@ func singleToken(q *sequence) []int32 {
 
 // step runs the batch on the device worker and hands out the results.
 func (s *scheduler) step() {
-	err := s.in.dev.w.Do(context.Background(), func() error { return s.m.ForwardBatch(s.items) })
+	err := s.in.dev.w.Do(context.Background(), func() error {
+		return device.CatchFault(func() error { return s.m.ForwardBatch(s.items) })
+	})
+	if ferr := device.AsFault(err); ferr != nil {
+		// The model's mapped file changed under it (truncated or
+		// replaced on disk): this model fails and is unloaded, the
+		// neuron and its other models carry on.
+		err = ferr
+		s.in.srv.log.Error().Str("model", s.in.id).Err(err).Msg("reading the model's weights faulted; unloading it")
+		go s.in.srv.failModel(s.in.id, err)
+	}
 	if err != nil {
 		err = s.in.forwardErr(err)
 		for _, q := range s.owners {

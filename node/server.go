@@ -46,12 +46,16 @@ type Server struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	scanMu   sync.Mutex
-	lastScan time.Time
+	scanMu      sync.Mutex
+	lastScan    time.Time
+	lastSkipped string // the symbolic links the last scan skipped, logged once
 
 	mu      sync.Mutex
 	models  map[string]*entry
 	closing bool
+
+	// panicHook, when set (tests), sees every panic a handler recovers.
+	panicHook func(v any, stack []byte)
 }
 
 // New builds a neuron from its configuration. It starts the device
@@ -134,8 +138,12 @@ func (s *Server) recoverPanics(next echo.HandlerFunc) echo.HandlerFunc {
 				panic(r) // net/http's way to abort a response on purpose
 			}
 			req := c.Request()
+			stack := debug.Stack()
 			s.log.Error().Str("method", req.Method).Str("path", req.URL.Path).Str("panic", fmt.Sprint(r)).
-				Str("stack", string(debug.Stack())).Msg("request handler panicked")
+				Str("stack", string(stack)).Msg("request handler panicked")
+			if s.panicHook != nil {
+				s.panicHook(r, stack)
+			}
 			perr := &apiError{Status: http.StatusInternalServerError, Type: "server_error", Code: "internal_error",
 				Message: "the neuron failed while handling this request (an internal error, logged with its stack)"}
 			resp := c.Response()

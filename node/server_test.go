@@ -30,7 +30,7 @@ type testNeuron struct {
 }
 
 // modelsDir makes a models folder linking the named shared models.
-func modelsDir(t *testing.T, names ...string) string {
+func modelsDir(t testing.TB, names ...string) string {
 	t.Helper()
 	shared := sharedDir(t)
 	dir := t.TempDir()
@@ -48,10 +48,12 @@ func modelsDir(t *testing.T, names ...string) string {
 
 func testConfig(dir string) config.Neuron {
 	f := false
-	return config.Neuron{ModelsDirs: []string{dir}, MaxInFlight: 2, MaxQueueDepth: 4, MaxWait: config.Duration(5 * time.Second), DemoModel: &f}
+	// modelsDir links the shared models: follow links out of the folder.
+	return config.Neuron{ModelsDirs: []string{dir}, MaxInFlight: 2, MaxQueueDepth: 4, MaxWait: config.Duration(5 * time.Second), DemoModel: &f,
+		FollowSymlinks: true}
 }
 
-func startNeuron(t *testing.T, cfg config.Neuron, hooks engineHooks) *testNeuron {
+func startNeuron(t testing.TB, cfg config.Neuron, hooks engineHooks) *testNeuron {
 	t.Helper()
 	s, err := newServer(cfg, zerolog.New(io.Discard), hooks)
 	if err != nil {
@@ -76,7 +78,7 @@ func newHTTPTest(t testing.TB, s *Server) *httptest.Server {
 
 // do sends a JSON request and decodes the JSON answer into out (when not
 // nil); it returns the status.
-func (n *testNeuron) do(t *testing.T, method, path string, body any, out any) int {
+func (n *testNeuron) do(t testing.TB, method, path string, body any, out any) int {
 	t.Helper()
 	var r io.Reader
 	switch b := body.(type) {
@@ -106,7 +108,7 @@ func (n *testNeuron) do(t *testing.T, method, path string, body any, out any) in
 	return resp.StatusCode
 }
 
-func (n *testNeuron) load(t *testing.T, model string, ctxLen int) {
+func (n *testNeuron) load(t testing.TB, model string, ctxLen int) {
 	t.Helper()
 	var out map[string]any
 	if st := n.do(t, "POST", "/models/load", map[string]any{"model": model, "context_length": ctxLen}, &out); st != 200 {
@@ -171,6 +173,10 @@ func TestModelsListingAndCorruptFile(t *testing.T) {
 	var e errEnvelope
 	if st := n.do(t, "POST", "/models/load", map[string]any{"model": "broken"}, &e); st != 422 {
 		t.Fatalf("load broken: %d %+v", st, e)
+	}
+	// Answers name the model, never the file's path.
+	if strings.Contains(broken.Error, dir) || strings.Contains(e.Error.Message, dir) || !strings.Contains(e.Error.Message, "broken") {
+		t.Fatalf("errors tell the file system: %q, %q", broken.Error, e.Error.Message)
 	}
 	n.load(t, "stories260K", 0)
 	resp, err := n.client().Completions.New(context.Background(), openai.CompletionNewParams{

@@ -56,6 +56,7 @@ listen = "127.0.0.1:0"
 models_dir = "` + filepath.ToSlash(dir) + `"
 max_in_flight = 2
 demo_model = false
+follow_symlinks = true
 `
 	cfg, err := config.Parse("helexa.toml", []byte(toml))
 	if err != nil {

@@ -47,6 +47,20 @@ type WorkerPanic struct {
 	Stack []byte
 }
 
+// Cause returns the value the job panicked with (a memory fault is a
+// runtime.Error with an Addr method).
+func (w *WorkerPanic) Cause() any { return w.Value }
+
+// Error describes the panic without the stack (String has it), so that a
+// caller recovering it can pass it on as an error.
+func (w *WorkerPanic) Error() string { return fmt.Sprintf("panic in pool worker: %v", w.Value) }
+
+// Unwrap returns the panic value when it is an error.
+func (w *WorkerPanic) Unwrap() error {
+	e, _ := w.Value.(error)
+	return e
+}
+
 func (w *WorkerPanic) String() string {
 	return fmt.Sprintf("panic in pool worker: %v\n%s", w.Value, w.Stack)
 }
@@ -78,7 +92,9 @@ func (p *Pool) Threads() int { return p.n }
 // Run calls fn(ith, nth) on every worker and waits for all of them. A
 // panic in fn is re-raised in the caller after every worker has finished
 // (as a *WorkerPanic when it happened on another goroutine), so the pool
-// stays usable and the caller can recover.
+// stays usable and the caller can recover. Memory faults in the workers
+// panic too (their goroutines set debug.SetPanicOnFault); the caller's
+// goroutine should set it as well (the device worker does).
 func (p *Pool) Run(fn func(ith, nth int)) {
 	if p.n == 1 {
 		fn(0, 1)
@@ -139,6 +155,10 @@ func (p *Pool) Close() {
 }
 
 func (p *Pool) loop(ith int) {
+	// Jobs read mapped model weights: a fault there (the file was
+	// truncated on disk) must be a panic that runJob records and Run
+	// re-raises in the caller, not a crash of the process.
+	debug.SetPanicOnFault(true)
 	w := &p.workers[ith]
 	var seen uint64 // the generation at NewPool; Run may come before we start
 	for {

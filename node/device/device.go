@@ -16,11 +16,17 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"runtime/debug"
 	"sync"
 )
 
 // ErrPoisoned marks an error after which the device must not be used again.
 var ErrPoisoned = errors.New("device poisoned")
+
+// ErrFault marks a job that faulted on memory it reads, such as the
+// mapped pages of a model file truncated on disk. The device is fine; what
+// the job read is not, so its owner (one model) must be failed.
+var ErrFault = errors.New("memory fault")
 
 // ErrClosed is returned for jobs sent after Close.
 var ErrClosed = errors.New("device worker closed")
@@ -66,6 +72,10 @@ func Start(o Options) *Worker {
 
 func (w *Worker) loop(o Options, ready chan struct{}) {
 	defer close(w.done)
+	// A fault on mapped memory (a model file truncated under its mapping)
+	// becomes a panic of this goroutine that run recovers, not a crash of
+	// the process.
+	debug.SetPanicOnFault(true)
 	if o.LockThread {
 		runtime.LockOSThread()
 		defer runtime.UnlockOSThread()
@@ -98,14 +108,74 @@ func (w *Worker) loop(o Options, ready chan struct{}) {
 }
 
 // run calls fn, turning a panic into a poisoning error so that one bad job
-// never takes the process down.
+// never takes the process down. A memory fault is an ErrFault error for
+// that job only: the device is not poisoned.
 func (w *Worker) run(fn func() error) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
+			if ferr := faultError(r); ferr != nil {
+				err = fmt.Errorf("%s: %w", w.name, ferr)
+				return
+			}
 			err = fmt.Errorf("%s: %w: job panicked: %v", w.name, ErrPoisoned, r)
 		}
 	}()
 	return fn()
+}
+
+// CatchFault calls fn and turns a memory fault panic in it (on this
+// goroutine, or re-raised from a worker pool) into an ErrFault error.
+// Other panics go on. The goroutine must have debug.SetPanicOnFault set
+// (the device worker's has).
+func CatchFault(fn func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			ferr := faultError(r)
+			if ferr == nil {
+				panic(r)
+			}
+			err = ferr
+		}
+	}()
+	return fn()
+}
+
+// AsFault returns an ErrFault error when err's chain holds a memory
+// fault (a code that recovered the fault panic itself and returned it as
+// an error), else nil.
+func AsFault(err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, ErrFault) {
+		return err
+	}
+	var f interface {
+		error
+		Addr() uintptr
+	}
+	if !errors.As(err, &f) {
+		return nil
+	}
+	return fmt.Errorf("%w at address %#x: %v", ErrFault, f.Addr(), err)
+}
+
+// faultError returns an ErrFault error when a recovered panic value is a
+// memory fault (a runtime.Error with the faulting address), also when a
+// worker pool wraps it (a value with a Cause method), else nil.
+func faultError(r any) error {
+	v := r
+	if c, ok := r.(interface{ Cause() any }); ok {
+		v = c.Cause()
+	}
+	f, ok := v.(interface {
+		error
+		Addr() uintptr
+	})
+	if !ok {
+		return nil
+	}
+	return fmt.Errorf("%w at address %#x: %v", ErrFault, f.Addr(), f.Error())
 }
 
 func (w *Worker) setPoison(err error) {

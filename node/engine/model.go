@@ -245,7 +245,14 @@ func (m *Model) ForwardBatch(items []SeqItem) (err error) {
 	// A bug in a backend must fail this call, not the process.
 	defer func() {
 		if r := recover(); r != nil {
-			err = fmt.Errorf("%w: %v", ErrForwardPanic, r)
+			// Keep an error value in the chain: a memory fault on the
+			// mapped weights (a runtime.Error with Addr) tells the caller
+			// the model's file changed under it.
+			if e, ok := r.(error); ok {
+				err = fmt.Errorf("%w: %w", ErrForwardPanic, e)
+			} else {
+				err = fmt.Errorf("%w: %v", ErrForwardPanic, r)
+			}
 		}
 	}()
 	if m.runner == nil {

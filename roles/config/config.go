@@ -141,6 +141,9 @@ type Neuron struct {
 	DemoModel *bool `toml:"demo_model"`
 	// DemoModelURL is where the demo model comes from.
 	DemoModelURL string `toml:"demo_model_url"`
+	// FollowSymlinks lets a models folder hold symbolic links to models
+	// outside it; by default such links are skipped.
+	FollowSymlinks bool `toml:"follow_symlinks"`
 }
 
 // DefaultBatchTokens is the neuron's default batch_tokens: small enough
