@@ -4,7 +4,11 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"regexp"
 	"strconv"
+	"strings"
+
+	"helexa/internal/apierr"
 )
 
 // dialect is the API family of a route; it picks the error envelope and the
@@ -22,92 +26,20 @@ type apiError struct {
 	Status     int
 	Code       string // OpenAI error code, e.g. "model_not_found"
 	Message    string
+	Param      string // the request field at fault (OpenAI envelope), may be empty
 	Reason     string // metrics reason; defaults to Code
 	RetryAfter int    // seconds; 0 uses the default for 429/503
 }
 
 func (e *apiError) Error() string { return e.Message }
 
-// openAIType maps a status to the OpenAI error type.
-func openAIType(status int) string {
-	switch {
-	case status == http.StatusUnauthorized:
-		return "authentication_error"
-	case status == http.StatusForbidden:
-		return "permission_error"
-	case status == http.StatusNotFound:
-		return "invalid_request_error"
-	case status == http.StatusTooManyRequests:
-		return "rate_limit_error"
-	case status >= 500:
-		return "server_error"
-	default:
-		return "invalid_request_error"
-	}
-}
-
-// anthropicType maps a status to the Anthropic error type.
-func anthropicType(status int) string {
-	switch status {
-	case http.StatusBadRequest, http.StatusUnprocessableEntity:
-		return "invalid_request_error"
-	case http.StatusUnauthorized:
-		return "authentication_error"
-	case http.StatusForbidden:
-		return "permission_error"
-	case http.StatusNotFound:
-		return "not_found_error"
-	case http.StatusRequestEntityTooLarge:
-		return "request_too_large"
-	case http.StatusTooManyRequests:
-		return "rate_limit_error"
-	case http.StatusServiceUnavailable, 529:
-		return "overloaded_error"
-	}
-	if status >= 500 {
-		return "api_error"
-	}
-	return "invalid_request_error"
-}
-
-type openAIEnvelope struct {
-	Error struct {
-		Message string  `json:"message"`
-		Type    string  `json:"type"`
-		Code    *string `json:"code"`
-		Param   *string `json:"param"`
-	} `json:"error"`
-}
-
-type anthropicEnvelope struct {
-	Type  string `json:"type"`
-	Error struct {
-		Type    string `json:"type"`
-		Message string `json:"message"`
-	} `json:"error"`
-}
-
-// envelope encodes e in the dialect's error shape.
+// envelope encodes e in the dialect's error shape; the error type comes
+// from the family's one table (internal/apierr).
 func (d dialect) envelope(e *apiError) []byte {
-	var v any
 	if d == dialectAnthropic {
-		var a anthropicEnvelope
-		a.Type = "error"
-		a.Error.Type = anthropicType(e.Status)
-		a.Error.Message = e.Message
-		v = a
-	} else {
-		var o openAIEnvelope
-		o.Error.Message = e.Message
-		o.Error.Type = openAIType(e.Status)
-		if e.Code != "" {
-			c := e.Code
-			o.Error.Code = &c
-		}
-		v = o
+		return apierr.Anthropic(e.Status, e.Message)
 	}
-	b, _ := json.Marshal(v)
-	return b
+	return apierr.OpenAI(e.Status, e.Code, e.Param, e.Message)
 }
 
 // writeError answers e in the dialect's envelope, with Retry-After on 429
@@ -151,15 +83,43 @@ func upstreamMessage(body []byte) (msg, code string) {
 			if s, ok := inner.Code.(string); ok {
 				code = s
 			}
-			return inner.Message, code
+			return redactPaths(inner.Message), code
 		}
 		var s string
 		if json.Unmarshal(o.Error, &s) == nil && s != "" {
-			return s, ""
+			return redactPaths(s), ""
 		}
 	}
 	if len(body) > 512 {
 		body = body[:512]
 	}
-	return string(body), ""
+	return redactPaths(string(body)), ""
+}
+
+// pathRE matches an absolute file path in a message: a Unix path that
+// starts a word (so URLs, whose slashes follow a colon, are left alone) or
+// a Windows drive path.
+var pathRE = regexp.MustCompile(`(^|[\s"'(=\[])(/[^\s"'()\[\],;]+|[A-Za-z]:\\[^\s"'(),;]+)`)
+
+// redactPaths replaces every absolute path in a neuron's message with its
+// last element, so that a client or /fleet never learns where a node keeps
+// its files.
+func redactPaths(s string) string {
+	if !strings.ContainsAny(s, "/\\") {
+		return s
+	}
+	return pathRE.ReplaceAllStringFunc(s, func(m string) string {
+		lead := ""
+		if m != "" && (m[0] != '/' && !(len(m) > 1 && m[1] == ':')) {
+			lead, m = m[:1], m[1:]
+		}
+		base := m
+		if i := strings.LastIndexAny(m, "/\\"); i >= 0 {
+			base = m[i+1:]
+		}
+		if base == "" {
+			base = "…"
+		}
+		return lead + base
+	})
 }

@@ -41,6 +41,10 @@ type fakeNeuron struct {
 	lastBody   []byte
 	lastPath   string
 	fixed      []byte // when set, inference answers these bytes at once (benchmarks)
+	hangUp     bool   // inference reads the body, then closes the connection without answering
+	freezeAt   int    // streaming: after this many chunks, send nothing more until the client leaves (0: never)
+	hangPolls  bool   // /health and /models never answer (a frozen node)
+	loadErr    string // message of a failed load (failLoad)
 
 	loads    atomic.Int64
 	unloads  atomic.Int64
@@ -108,6 +112,13 @@ func (f *fakeNeuron) serve(w http.ResponseWriter, r *http.Request) {
 	f.mu.Unlock()
 	if down {
 		neuronErr(w, http.StatusServiceUnavailable, "down", "node is down")
+		return
+	}
+	f.mu.Lock()
+	hang := f.hangPolls
+	f.mu.Unlock()
+	if hang && (r.URL.Path == "/health" || r.URL.Path == "/models") {
+		<-r.Context().Done()
 		return
 	}
 	if token != "" && r.URL.Path != "/health" && r.Header.Get("Authorization") != "Bearer "+token {
@@ -200,7 +211,11 @@ func (f *fakeNeuron) load(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if fail != 0 {
-		neuronErr(w, fail, "insufficient_memory", "cannot load "+req.Model)
+		code, msg := "insufficient_memory", "cannot load "+req.Model
+		if f.loadErr != "" {
+			code, msg = "unsupported_model", f.loadErr
+		}
+		neuronErr(w, fail, code, msg)
 		return
 	}
 	if m.status != statusLoaded {
@@ -255,6 +270,17 @@ func (f *fakeNeuron) infer(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	body, _ := io.ReadAll(r.Body)
+	f.mu.Lock()
+	hangUp := f.hangUp
+	f.mu.Unlock()
+	if hangUp {
+		if hj, ok := w.(http.Hijacker); ok {
+			if conn, _, err := hj.Hijack(); err == nil {
+				_ = conn.Close()
+			}
+		}
+		return
+	}
 	var req fakeReq
 	if err := json.Unmarshal(body, &req); err != nil {
 		neuronErr(w, 400, "invalid_json", err.Error())
@@ -263,7 +289,7 @@ func (f *fakeNeuron) infer(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	f.lastBody, f.lastPath = body, r.URL.Path
 	m := f.models[req.Model]
-	fail, stall, tokenDelay, breakAfter := f.failInfer, f.stall, f.tokenDelay, f.breakAfter
+	fail, stall, tokenDelay, breakAfter, freezeAt := f.failInfer, f.stall, f.tokenDelay, f.breakAfter, f.freezeAt
 	f.busy[req.Model]++
 	f.mu.Unlock()
 	defer f.set(func(f *fakeNeuron) { f.busy[req.Model]-- })
@@ -304,6 +330,11 @@ func (f *fakeNeuron) infer(w http.ResponseWriter, r *http.Request) {
 					_ = conn.Close()
 				}
 			}
+			return
+		}
+		if freezeAt > 0 && i == freezeAt {
+			<-r.Context().Done()
+			f.canceled.Add(1)
 			return
 		}
 		if tokenDelay > 0 && i > 0 {

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -215,6 +216,12 @@ func (f *fleet) apply(n *node, r pollResult, now time.Time) (changed bool) {
 	}
 	models := make(map[string]neuronModel, len(r.models.Data))
 	for _, m := range r.models.Data {
+		if isAbsPath(m.ID) {
+			// An id must be a name, never where the node keeps the file:
+			// such an entry is not shown or served.
+			continue
+		}
+		m.Error = redactPaths(m.Error)
 		// A load or unload by the gateway after this poll began is newer
 		// than what the poll saw.
 		if old, ok := n.models[m.ID]; ok && n.changed[m.ID].After(r.started) {
@@ -242,6 +249,7 @@ func (f *fleet) setStatus(n *node, id, status string, entry *neuronModel, now ti
 	m, ok := n.models[id]
 	if entry != nil && entry.ID == id {
 		m = *entry
+		m.Error = redactPaths(m.Error)
 	} else if !ok {
 		m = neuronModel{ID: id}
 	}
@@ -251,4 +259,48 @@ func (f *fleet) setStatus(n *node, id, status string, entry *neuronModel, now ti
 	if status == statusLoaded {
 		n.slot(id, now).touch(now)
 	}
+}
+
+// setFailed records that id cannot be loaded on n, and why.
+func (f *fleet) setFailed(n *node, id, reason string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	m, ok := n.models[id]
+	if !ok {
+		m = neuronModel{ID: id}
+	}
+	m.Status, m.Error = statusFailed, redactPaths(reason)
+	n.models[id] = m
+	n.changed[id] = time.Now()
+}
+
+// failedReason returns why id cannot be loaded when every healthy node
+// that lists it (outside exclude) marks it failed.
+func (f *fleet) failedReason(id string, exclude []string) (string, bool) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	reason, failed := "", false
+	for _, n := range f.nodes {
+		if !n.healthy || slices.Contains(exclude, n.ref.Name) {
+			continue
+		}
+		m, ok := n.models[id]
+		if !ok {
+			continue
+		}
+		if m.Status != statusFailed {
+			return "", false
+		}
+		if !failed || reason == "" {
+			reason = m.Error
+		}
+		failed = true
+	}
+	return reason, failed
+}
+
+// isAbsPath reports whether s is an absolute file path (Unix or Windows).
+func isAbsPath(s string) bool {
+	return strings.HasPrefix(s, "/") || strings.HasPrefix(s, "\\") ||
+		(len(s) > 2 && s[1] == ':' && (s[2] == '\\' || s[2] == '/'))
 }

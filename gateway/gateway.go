@@ -35,6 +35,8 @@ type Gateway struct {
 	log     zerolog.Logger
 	keys    [][]byte
 	maxBody int64
+	// idleTimeout ends an answer whose neuron goes silent this long.
+	idleTimeout time.Duration
 
 	client    *http.Client    // control calls to neurons: polls, loads, unloads
 	transport *http.Transport // inference requests to neurons
@@ -71,6 +73,9 @@ func New(cfg config.Config, cat config.Catalogue, log zerolog.Logger) (*Gateway,
 	if cfg.Gateway.FirstByteTimeout <= 0 {
 		cfg.Gateway.FirstByteTimeout = def.Gateway.FirstByteTimeout
 	}
+	if cfg.Gateway.StreamIdleTimeout <= 0 {
+		cfg.Gateway.StreamIdleTimeout = def.Gateway.StreamIdleTimeout
+	}
 	switch cfg.Eviction.Strategy {
 	case "":
 		cfg.Eviction.Strategy = strategyLRU
@@ -89,14 +94,15 @@ func New(cfg config.Config, cat config.Catalogue, log zerolog.Logger) (*Gateway,
 		seen[n.Name] = true
 	}
 	g := &Gateway{
-		cfg:     cfg,
-		cat:     cat,
-		catByID: map[string]config.CatalogueModel{},
-		log:     log,
-		maxBody: int64(cfg.Gateway.MaxBodyMB) << 20,
-		fleet:   newFleet(cfg.Neurons),
-		polled:  make(chan struct{}),
-		now:     time.Now,
+		cfg:         cfg,
+		cat:         cat,
+		catByID:     map[string]config.CatalogueModel{},
+		log:         log,
+		maxBody:     int64(cfg.Gateway.MaxBodyMB) << 20,
+		idleTimeout: cfg.Gateway.StreamIdleTimeout.D(),
+		fleet:       newFleet(cfg.Neurons),
+		polled:      make(chan struct{}),
+		now:         time.Now,
 	}
 	for _, m := range cat.Models {
 		g.catByID[m.ID] = m
@@ -186,11 +192,11 @@ func (g *Gateway) routes() *echo.Echo {
 	api.GET("/fleet", g.handleFleet)
 	api.GET("/v1/models", g.handleModels)
 	api.GET("/v1/models/*", g.handleModel)
-	api.POST("/v1/chat/completions", g.openAIHandler(apiChat, "/v1/chat/completions"))
-	api.POST("/v1/completions", g.openAIHandler(apiCompletions, "/v1/completions"))
-	api.POST("/v1/messages", g.handleMessages)
-	api.POST("/v1/messages/count_tokens", g.handleCountTokens)
-	api.POST("/v1/responses", g.handleResponses)
+	api.POST("/v1/chat/completions", g.serve(chatRoute))
+	api.POST("/v1/completions", g.serve(completionsRoute))
+	api.POST("/v1/messages", g.serve(messagesRoute))
+	api.POST("/v1/messages/count_tokens", g.serve(countTokensRoute))
+	api.POST("/v1/responses", g.serve(responsesRoute))
 	return e
 }
 

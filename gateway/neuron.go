@@ -112,15 +112,11 @@ func (g *Gateway) pollNode(ctx context.Context, n *node, discover bool) pollResu
 	return r
 }
 
+// pollTimeout bounds one poll of a node (all its calls together) by the
+// poll interval, so that a frozen node is marked unhealthy after
+// unhealthyAfter intervals, not after as many connect timeouts.
 func (g *Gateway) pollTimeout() time.Duration {
-	t := 2 * g.cfg.Gateway.PollInterval.D()
-	if t < 2*time.Second {
-		t = 2 * time.Second
-	}
-	if c := g.cfg.Gateway.ConnectTimeout.D() * 2; c > t {
-		t = c
-	}
-	return t
+	return g.cfg.Gateway.PollInterval.D()
 }
 
 // pollAll polls every node concurrently and records the results.
@@ -213,12 +209,13 @@ func (g *Gateway) loadOn(ctx context.Context, n *node, id string, onDemand bool)
 	var lr loadResp
 	err := g.callJSON(ctx, n, http.MethodPost, "/models/load", b, &lr)
 	if err != nil {
-		status := statusAvailable
 		var ue *upstreamError
 		if errors.As(err, &ue) && ue.Status == http.StatusUnprocessableEntity {
-			status = statusFailed
+			// Corrupt or unsupported: loading it again cannot help.
+			g.fleet.setFailed(n, id, ue.Message)
+			return err
 		}
-		g.fleet.setStatus(n, id, status, nil, g.now())
+		g.fleet.setStatus(n, id, statusAvailable, nil, g.now())
 		return err
 	}
 	d := time.Since(start)

@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -9,11 +8,14 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"helexa/translate"
 )
 
 // API families as the metrics label them.
@@ -87,25 +89,76 @@ func (c *call) trackBody() io.ReadCloser {
 // bodyReleased reports whether no transport still reads c.body.
 func (c *call) bodyReleased() bool { return c.open.Load() == 0 }
 
-// upstream is a neuron's answer that the client will see.
+// upstream is a neuron's answer that the client will see. body is the
+// response body under the stream_idle_timeout watchdog.
 type upstream struct {
 	resp    *http.Response
+	body    io.Reader
 	node    *node
 	release func()
+	watch   *idleWatch
 }
 
 func (u *upstream) close() {
+	if u.watch != nil {
+		u.watch.stop()
+	}
 	_ = u.resp.Body.Close()
 	u.release()
 }
 
+// idle reports whether the watchdog ended the answer because the neuron
+// went silent.
+func (u *upstream) idle() bool { return u.watch != nil && u.watch.fired.Load() }
+
+// idleWatch closes a response body that delivers no bytes for d, so a
+// frozen neuron cannot hold a client forever. Every read that returns data
+// pushes the deadline back.
+type idleWatch struct {
+	rc    io.ReadCloser
+	d     time.Duration
+	t     *time.Timer
+	fired atomic.Bool
+}
+
+func newIdleWatch(rc io.ReadCloser, d time.Duration) *idleWatch {
+	w := &idleWatch{rc: rc, d: d}
+	w.t = time.AfterFunc(d, func() {
+		w.fired.Store(true)
+		_ = rc.Close()
+	})
+	return w
+}
+
+func (w *idleWatch) Read(p []byte) (int, error) {
+	n, err := w.rc.Read(p)
+	if n > 0 && !w.fired.Load() {
+		w.t.Reset(w.d)
+	}
+	if err != nil && w.fired.Load() {
+		err = errIdle
+	}
+	return n, err
+}
+
+func (w *idleWatch) stop() { w.t.Stop() }
+
+// errIdle ends an answer whose neuron sent nothing for stream_idle_timeout.
+var errIdle = errors.New("the neuron sent nothing for stream_idle_timeout")
+
 // maxAttempts: the chosen node and the next candidate, once.
 const maxAttempts = 2
 
-// send routes c and sends it, failing over once to the next candidate when
-// the chosen node fails before the first byte (connection refused, 5xx from
-// load or inference). A 2xx or 4xx answer comes back for the caller to
-// relay; anything else becomes an apiError.
+// send routes c and sends it. An inference request is never replayed to a
+// node that may have seen it: it is sent again only when the neuron
+// provably never got it whole (the connection failed before the request
+// was completely written: once on a fresh connection when a keep-alive one
+// turned out closed, else to the next candidate), and the one deliberate
+// failover to the next candidate follows a 5xx the neuron answered before
+// the first byte. A connection
+// that breaks after the request was written is the client's 502 (504 on a
+// timeout): the neuron may be running it, or it may be what crashed the
+// neuron. A 2xx or 4xx answer comes back for the caller to relay.
 func (g *Gateway) send(ctx context.Context, c *call) (*upstream, error) {
 	g.waitPolled(ctx)
 	var exclude []string
@@ -123,21 +176,24 @@ func (g *Gateway) send(ctx context.Context, c *call) (*upstream, error) {
 			return nil, err
 		}
 		c.node = n.ref.Name
-		req, err := g.newRequest(ctx, n, http.MethodPost, c.path, nil)
+		// written: the whole request went out on the connection, so the
+		// neuron may be running it. reused: on a keep-alive connection.
+		var written, reused atomic.Bool
+		tctx := httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+			GotConn:      func(i httptrace.GotConnInfo) { reused.Store(i.Reused) },
+			WroteRequest: func(i httptrace.WroteRequestInfo) { written.Store(i.Err == nil) },
+		})
+		req, err := g.newRequest(tctx, n, http.MethodPost, c.path, nil)
 		if err != nil {
 			return nil, err
 		}
 		req.Header.Set("Content-Type", "application/json")
 		req.Body = c.trackBody()
 		req.ContentLength = int64(len(c.body))
-		// Lets the transport resend on a keep-alive connection the neuron
-		// closed meanwhile, instead of failing the attempt.
+		// GetBody without an Idempotency-Key lets the transport resend only
+		// when nothing of the request was written on a reused connection
+		// the neuron had closed: it never reached the neuron.
 		req.GetBody = func() (io.ReadCloser, error) { return c.trackBody(), nil }
-		// A nil Idempotency-Key is not sent, but marks the POST replayable,
-		// so the transport also resends when a reused connection turns out
-		// closed ("server closed idle connection"): the neuron never
-		// started that request.
-		req.Header["Idempotency-Key"] = nil
 		if c.stream {
 			req.Header.Set("Accept", "text/event-stream")
 		}
@@ -150,19 +206,25 @@ func (g *Gateway) send(ctx context.Context, c *call) (*upstream, error) {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
-			if !resent && staleConn(err) {
-				// Most likely a keep-alive connection the neuron closed
-				// while idle: send once more before calling it a failure.
+			if !written.Load() && reused.Load() && !resent {
+				// A keep-alive connection the neuron had closed broke
+				// while the request was being written: the neuron never
+				// got it whole. Once more, on a fresh connection.
 				resent = true
 				attempt--
 				continue
 			}
 			g.met.requestError(c.model, n.ref.Name, "upstream_unreachable")
-			g.log.Warn().Str("node", n.ref.Name).Str("model", c.model).Err(err).Msg("neuron failed before the first byte")
+			g.log.Warn().Str("node", n.ref.Name).Str("model", c.model).Bool("sent", written.Load()).Err(err).Msg("neuron failed before the first byte")
 			lastErr = &apiError{Status: http.StatusBadGateway, Code: "upstream_unreachable", Message: fmt.Sprintf("node %s failed: %v", n.ref.Name, err)}
 			var ne interface{ Timeout() bool }
 			if errors.As(err, &ne) && ne.Timeout() {
 				lastErr = &apiError{Status: http.StatusGatewayTimeout, Code: "upstream_timeout", Message: fmt.Sprintf("node %s did not answer in time", n.ref.Name)}
+			}
+			if written.Load() {
+				// The neuron may be running it, or it may be what
+				// brought the neuron down: never send it again.
+				return nil, lastErr
 			}
 			exclude = append(exclude, n.ref.Name)
 			continue
@@ -193,14 +255,19 @@ func (g *Gateway) send(ctx context.Context, c *call) (*upstream, error) {
 			exclude = append(exclude, n.ref.Name)
 			continue
 		}
-		return &upstream{resp: resp, node: n, release: release}, nil
+		up := &upstream{resp: resp, body: resp.Body, node: n, release: release}
+		if d := g.idleTimeout; d > 0 {
+			up.watch = newIdleWatch(resp.Body, d)
+			up.body = up.watch
+		}
+		return up, nil
 	}
 	return nil, lastErr
 }
 
 // staleConn reports whether a transport error looks like a reused
 // connection the peer had closed (as opposed to a refused or timed-out
-// connection).
+// connection). Only the idempotent control calls resend on it.
 func staleConn(err error) bool {
 	return errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET) ||
 		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed)
@@ -248,78 +315,8 @@ func putSlice(b *[]byte) {
 	}
 }
 
-// readerPool holds the SSE line readers.
-var readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 32<<10) }}
-
-// sseEvent is one server-sent event: its name (may be empty) and data.
-type sseEvent struct {
-	name []byte
-	data []byte
-}
-
-// sseScanner reads server-sent events. The data of an event is valid until
-// the next call to next.
-type sseScanner struct {
-	r    *bufio.Reader
-	data []byte
-	name []byte
-}
-
-// next returns the next event with data. io.EOF at a clean end.
-func (s *sseScanner) next() (sseEvent, error) {
-	s.data = s.data[:0]
-	s.name = s.name[:0]
-	have := false
-	for {
-		line, err := s.r.ReadSlice('\n')
-		if err == bufio.ErrBufferFull {
-			// A line longer than the buffer: gather it.
-			full := append([]byte(nil), line...)
-			for err == bufio.ErrBufferFull {
-				line, err = s.r.ReadSlice('\n')
-				full = append(full, line...)
-			}
-			line = full
-		}
-		if err != nil && len(line) == 0 {
-			if err == io.EOF && have {
-				return sseEvent{name: s.name, data: s.data}, nil
-			}
-			return sseEvent{}, err
-		}
-		line = bytes.TrimRight(line, "\r\n")
-		if len(line) == 0 {
-			if have {
-				return sseEvent{name: s.name, data: s.data}, nil
-			}
-			if err != nil {
-				return sseEvent{}, err
-			}
-			continue
-		}
-		switch {
-		case line[0] == ':':
-		case bytes.HasPrefix(line, []byte("data:")):
-			v := line[5:]
-			if len(v) > 0 && v[0] == ' ' {
-				v = v[1:]
-			}
-			if have {
-				s.data = append(s.data, '\n')
-			}
-			s.data = append(s.data, v...)
-			have = true
-		case bytes.HasPrefix(line, []byte("event:")):
-			s.name = append(s.name, bytes.TrimSpace(line[6:])...)
-		}
-		if err != nil {
-			if have {
-				return sseEvent{name: s.name, data: s.data}, nil
-			}
-			return sseEvent{}, err
-		}
-	}
-}
+// readerPool holds the SSE readers of upstream streams.
+var readerPool = sync.Pool{New: func() any { return translate.NewSSEReader(nil) }}
 
 // streamSink receives the chunks of a chat completion stream and writes
 // them to the client in its dialect.
@@ -337,13 +334,12 @@ var errTruncated = errors.New("the neuron's stream ended before it finished")
 // pump copies a chat completion stream from the neuron to sink, recording
 // time to first token and usage in c. A stream that breaks off ends with an
 // error event in the client's dialect.
-func (g *Gateway) pump(ctx context.Context, c *call, body io.Reader, sink streamSink) error {
-	br := readerPool.Get().(*bufio.Reader)
-	br.Reset(body)
-	defer func() { br.Reset(nil); readerPool.Put(br) }()
-	sc := sseScanner{r: br}
+func (g *Gateway) pump(ctx context.Context, c *call, up *upstream, sink streamSink) error {
+	sr := readerPool.Get().(*translate.SSEReader)
+	sr.Reset(up.body)
+	defer func() { sr.Reset(nil); readerPool.Put(sr) }()
 	for {
-		ev, err := sc.next()
+		_, data, err := sr.Next()
 		if err != nil {
 			if ctx.Err() != nil {
 				c.reason = "client_gone"
@@ -353,6 +349,12 @@ func (g *Gateway) pump(ctx context.Context, c *call, body io.Reader, sink stream
 				}
 				return ctx.Err()
 			}
+			if up.idle() {
+				c.reason = "upstream_idle"
+				g.log.Warn().Str("node", c.node).Str("model", c.model).Dur("idle", g.idleTimeout).Msg("stream went silent; ending it")
+				_ = sink.Fail(fmt.Sprintf("node %s sent nothing for %s (stream_idle_timeout)", c.node, g.idleTimeout))
+				return errIdle
+			}
 			if err == io.EOF {
 				err = errTruncated
 			}
@@ -361,30 +363,30 @@ func (g *Gateway) pump(ctx context.Context, c *call, body io.Reader, sink stream
 			_ = sink.Fail(fmt.Sprintf("node %s: %v", c.node, err))
 			return err
 		}
-		if string(ev.data) == "[DONE]" {
+		if string(data) == "[DONE]" {
 			return sink.Close()
 		}
-		if len(ev.data) > 0 && ev.data[0] == '{' {
-			hasChoices, usageOnly := chunkKind(ev.data)
+		if len(data) > 0 && data[0] == '{' {
+			hasChoices, usageOnly := chunkKind(data)
 			if hasChoices && c.ttft == 0 {
 				c.ttft = time.Since(c.start)
 			}
-			if u, ok := usageOf(ev.data); ok {
+			if u, ok := usageOf(data); ok {
 				c.usage, c.hasUsage = u, true
 			}
-			if c.tps == 0 && bytes.Contains(ev.data, timingsKey) {
-				if tps, ok := decodeSpeed(ev.data); ok {
+			if c.tps == 0 && bytes.Contains(data, timingsKey) {
+				if tps, ok := decodeSpeed(data); ok {
 					c.tps = tps
 				}
 			}
-			if !hasChoices && !usageOnly && isErrorChunk(ev.data) {
-				msg, _ := upstreamMessage(ev.data)
+			if !hasChoices && !usageOnly && isErrorChunk(data) {
+				msg, _ := upstreamMessage(data)
 				c.reason = "upstream_error"
 				_ = sink.Fail(msg)
 				return errors.New(msg)
 			}
 		}
-		if err := sink.Chunk(ev.data); err != nil {
+		if err := sink.Chunk(data); err != nil {
 			if ctx.Err() != nil {
 				c.reason = "client_gone"
 				return ctx.Err()

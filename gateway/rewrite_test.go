@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"testing"
@@ -138,41 +137,6 @@ func FuzzRewriteRequest(f *testing.F) {
 		if diff := cmp.Diff(any(om), any(got)); diff != "" {
 			t.Fatalf("rewrite(%s, %q, %v) changed more than asked (-want +got):\n%s", in, model, usage, diff)
 		}
-	})
-}
-
-// FuzzSSEScanner checks that the SSE scanner never fails on arbitrary bytes
-// and gives back every data line written in well-formed events.
-func FuzzSSEScanner(f *testing.F) {
-	f.Add([]byte("data: {\"a\":1}\n\ndata: [DONE]\n\n"), []byte("x"))
-	f.Add([]byte("event: ping\ndata: a\ndata: b\n\n: comment\n\ndata:c\r\n\r\n"), []byte("y"))
-	f.Add([]byte("data: no end"), []byte(""))
-	f.Fuzz(func(t *testing.T, raw, payload []byte) {
-		sc := sseScanner{r: readerPool.Get().(*bufio.Reader)}
-		sc.r.Reset(bytes.NewReader(raw))
-		for i := 0; i < len(raw)+2; i++ {
-			if _, err := sc.next(); err != nil {
-				break
-			}
-		}
-		// Well-formed: payload without newlines round-trips.
-		clean := bytes.Map(func(r rune) rune {
-			if r == '\n' || r == '\r' {
-				return -1
-			}
-			return r
-		}, payload)
-		var in bytes.Buffer
-		in.WriteString("data: ")
-		in.Write(clean)
-		in.WriteString("\n\n")
-		sc.r.Reset(&in)
-		ev, err := sc.next()
-		if err != nil || !bytes.Equal(ev.data, clean) {
-			t.Fatalf("payload %q: got %q, %v", clean, ev.data, err)
-		}
-		sc.r.Reset(nil)
-		readerPool.Put(sc.r)
 	})
 }
 

@@ -168,6 +168,11 @@ func (g *Gateway) coldLoad(ctx context.Context, id string, exclude []string) (*n
 func (g *Gateway) doColdLoad(ctx context.Context, id string, exclude []string) (*node, error) {
 	cands := g.placementsFor(id, exclude)
 	if len(cands) == 0 {
+		if reason, failed := g.fleet.failedReason(id, exclude); failed {
+			// Corrupt or unsupported on every node that has it: the
+			// client's 4xx with the reason, not a retryable 503.
+			return nil, unloadableError(id, reason)
+		}
 		return nil, noNodeError(id)
 	}
 	var lastErr error
@@ -198,6 +203,16 @@ func (g *Gateway) doColdLoad(ctx context.Context, id string, exclude []string) (
 		return nil, loadError(id, ue)
 	}
 	return nil, &apiError{Status: http.StatusBadGateway, Code: "load_failed", Message: fmt.Sprintf("loading model %q failed: %v", id, lastErr)}
+}
+
+// unloadableError is the answer for a model no node can load (corrupt or
+// unsupported file): 422 with the neuron's reason, not worth retrying.
+func unloadableError(id, reason string) *apiError {
+	msg := fmt.Sprintf("model %q cannot be loaded", id)
+	if reason != "" {
+		msg += ": " + reason
+	}
+	return &apiError{Status: http.StatusUnprocessableEntity, Code: "unsupported_model", Reason: "load_failed", Param: "model", Message: msg}
 }
 
 // loadError maps a neuron's refusal to load to the client's error.

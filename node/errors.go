@@ -9,6 +9,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"helexa/internal/apierr"
 	"helexa/node/device"
 )
 
@@ -42,6 +43,14 @@ func badRequest(param, format string, args ...any) *apiError {
 
 // toAPIError maps any error to the status and envelope it answers with.
 func toAPIError(err error) *apiError {
+	ae := toAPIErrorOwn(err)
+	// The type always comes from the one OpenAI table (internal/apierr).
+	out := *ae
+	out.Type = apierr.OpenAIType(out.Status)
+	return &out
+}
+
+func toAPIErrorOwn(err error) *apiError {
 	var ae *apiError
 	if errors.As(err, &ae) {
 		return ae
@@ -101,11 +110,7 @@ func httpErrorHandler(err error, c echo.Context) {
 	}
 	var he *echo.HTTPError
 	if errors.As(err, &he) {
-		typ := "invalid_request_error"
-		if he.Code == http.StatusNotFound {
-			typ = "not_found_error"
-		}
-		_ = writeError(c, &apiError{Status: he.Code, Type: typ, Message: fmt.Sprint(he.Message)})
+		_ = writeError(c, &apiError{Status: he.Code, Message: fmt.Sprint(he.Message)})
 		return
 	}
 	_ = writeError(c, err)

@@ -84,12 +84,13 @@ func RunConfig(ctx context.Context, o Options, cfg config.Config) error {
 		}
 	}
 
-	listen := func(addr string) (net.Listener, error) {
+	listen := func(addr string, maxPerClient int) (net.Listener, error) {
 		l, err := net.Listen("tcp", addr)
 		if err != nil {
 			cleanup()
 			return nil, fmt.Errorf("listening on %s: %w", addr, err)
 		}
+		l = capConns(l, maxPerClient, log)
 		listeners = append(listeners, l)
 		return l, nil
 	}
@@ -100,7 +101,8 @@ func RunConfig(ctx context.Context, o Options, cfg config.Config) error {
 		if o.Role == "all" && ncfg.Listen == config.DefaultNeuronListen {
 			ncfg.Listen = config.DefaultNeuronListenAll
 		}
-		l, err := listen(ncfg.Listen)
+		ncfg.Listen = secureListen(log, "the neuron", "token", ncfg.Listen, ncfg.Token != "", ncfg.AllowUnauthenticated)
+		l, err := listen(ncfg.Listen, ncfg.MaxConnsPerClient)
 		if err != nil {
 			return err
 		}
@@ -111,7 +113,7 @@ func RunConfig(ctx context.Context, o Options, cfg config.Config) error {
 			cleanup()
 			return fmt.Errorf("starting neuron: %w", err)
 		}
-		servers = append(servers, &http.Server{Handler: nsrv.Handler(), ReadHeaderTimeout: 30 * time.Second})
+		servers = append(servers, newServer(nsrv.Handler(), ncfg.Server))
 		shutdowns = append(shutdowns, nsrv.Shutdown)
 		if o.Role == "all" {
 			cfg.Neurons = append([]config.NeuronRef{{Name: ncfg.Name, Endpoint: "http://" + loopback(addrs.Neuron), Token: ncfg.Token}}, cfg.Neurons...)
@@ -130,19 +132,20 @@ func RunConfig(ctx context.Context, o Options, cfg config.Config) error {
 			cleanup()
 			return fmt.Errorf("starting gateway: %w", err)
 		}
-		l, err := listen(cfg.Gateway.Listen)
+		gl := secureListen(log, "the gateway", "api_keys", cfg.Gateway.Listen, len(cfg.Gateway.APIKeys) > 0, cfg.Gateway.AllowUnauthenticated)
+		l, err := listen(gl, cfg.Gateway.MaxConnsPerClient)
 		if err != nil {
 			return err
 		}
 		addrs.Gateway = l.Addr().String()
-		servers = append(servers, &http.Server{Handler: gw.Handler(), ReadHeaderTimeout: 30 * time.Second})
+		servers = append(servers, newServer(gw.Handler(), cfg.Gateway.Server))
 		if cfg.Gateway.MetricsListen != "" {
-			ml, err := listen(cfg.Gateway.MetricsListen)
+			ml, err := listen(cfg.Gateway.MetricsListen, cfg.Gateway.MaxConnsPerClient)
 			if err != nil {
 				return err
 			}
 			addrs.Metrics = ml.Addr().String()
-			servers = append(servers, &http.Server{Handler: gw.MetricsHandler(), ReadHeaderTimeout: 30 * time.Second})
+			servers = append(servers, newServer(bearerOnly(gw.MetricsHandler(), cfg.Gateway.MetricsToken), cfg.Gateway.Server))
 		}
 		shutdowns = append([]func(context.Context) error{gw.Shutdown}, shutdowns...)
 	}

@@ -126,8 +126,8 @@ func anthropicToChatRequest(body []byte) (*anthropicRequest, *chatRequest, error
 	if req.Messages == nil {
 		return nil, nil, badRequest("messages", "field required")
 	}
-	if req.MaxTokens != nil && *req.MaxTokens < 0 {
-		return nil, nil, badRequest("max_tokens", "must be a positive number, got %d", *req.MaxTokens)
+	if err := checkSampling(sampling{maxName: "max_tokens", max: req.MaxTokens, temperature: req.Temperature, maxTemperature: 1, topP: req.TopP, topK: req.TopK}); err != nil {
+		return nil, nil, err
 	}
 	cr := &chatRequest{
 		Model:       req.Model,
@@ -510,6 +510,9 @@ func jsonTypeName(k reflect.Kind) string {
 		return "object"
 	case reflect.Interface:
 		return "value"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "integer"
 	}
 	return "number"
 }

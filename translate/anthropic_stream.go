@@ -6,7 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"strings"
+
+	"helexa/internal/apierr"
 )
 
 // AnthropicStream converts the chunks of an OpenAI chat completion stream
@@ -236,7 +239,7 @@ func (s *AnthropicStream) Fail(msg string) error {
 		return nil
 	}
 	s.ended = true
-	s.event("error", anthropicErrorBody{Type: "error", Error: anthropicErrorInner{Type: "api_error", Message: msg}})
+	s.event("error", json.RawMessage(apierr.Anthropic(http.StatusBadGateway, msg)))
 	return s.write()
 }
 

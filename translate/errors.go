@@ -1,7 +1,6 @@
 package translate
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 )
@@ -47,108 +46,4 @@ func badRequest(param, format string, args ...any) *Error {
 		Param:   param,
 		Message: fmt.Sprintf(format, args...),
 	}
-}
-
-type openAIErrorBody struct {
-	Error openAIErrorFields `json:"error"`
-}
-
-type openAIErrorFields struct {
-	Message string  `json:"message"`
-	Type    string  `json:"type"`
-	Code    *string `json:"code"`
-	Param   *string `json:"param"`
-}
-
-// OpenAIError returns the OpenAI error envelope
-// {"error":{"message","type","code","param"}} for an HTTP status. An empty
-// code is written as null.
-func OpenAIError(status int, code, msg string) []byte {
-	return openAIErrorJSON(status, code, "", msg)
-}
-
-// OpenAIErrorFrom returns the OpenAI envelope for e, keeping its param.
-func OpenAIErrorFrom(e *Error) []byte {
-	return openAIErrorJSON(e.Status, e.Code, e.Param, e.Message)
-}
-
-func openAIErrorJSON(status int, code, param, msg string) []byte {
-	f := openAIErrorFields{Message: msg, Type: openAIErrorType(status)}
-	if code != "" {
-		f.Code = &code
-	}
-	if param != "" {
-		f.Param = &param
-	}
-	b, _ := json.Marshal(openAIErrorBody{Error: f}) // cannot fail: strings only
-	return b
-}
-
-// openAIErrorType is the OpenAI "type" for an HTTP status.
-func openAIErrorType(status int) string {
-	switch {
-	case status == 401:
-		return "authentication_error"
-	case status == 403:
-		return "permission_error"
-	case status == 404:
-		return "not_found_error"
-	case status == 429:
-		return "rate_limit_error"
-	case status >= 500:
-		return "server_error"
-	default:
-		return "invalid_request_error"
-	}
-}
-
-// AnthropicErrorType is the Anthropic error "type" for an HTTP status.
-func AnthropicErrorType(status int) string {
-	switch status {
-	case 400:
-		return "invalid_request_error"
-	case 401:
-		return "authentication_error"
-	case 402:
-		return "billing_error"
-	case 403:
-		return "permission_error"
-	case 404:
-		return "not_found_error"
-	case 413:
-		return "request_too_large"
-	case 429:
-		return "rate_limit_error"
-	case 503, 529:
-		return "overloaded_error"
-	case 504:
-		return "timeout_error"
-	}
-	switch {
-	case status >= 500:
-		return "api_error"
-	case status >= 400:
-		return "invalid_request_error"
-	}
-	return "api_error"
-}
-
-type anthropicErrorBody struct {
-	Type  string              `json:"type"`
-	Error anthropicErrorInner `json:"error"`
-}
-
-type anthropicErrorInner struct {
-	Type    string `json:"type"`
-	Message string `json:"message"`
-}
-
-// AnthropicError returns the Anthropic error envelope
-// {"type":"error","error":{"type","message"}}, the type derived from status.
-func AnthropicError(status int, msg string) []byte {
-	b, _ := json.Marshal(anthropicErrorBody{
-		Type:  "error",
-		Error: anthropicErrorInner{Type: AnthropicErrorType(status), Message: msg},
-	})
-	return b
 }

@@ -22,6 +22,7 @@ type responsesRequest struct {
 	MaxOutputTokens    *int              `json:"max_output_tokens"`
 	Temperature        *float64          `json:"temperature"`
 	TopP               *float64          `json:"top_p"`
+	TopK               *int              `json:"top_k"`
 	ParallelToolCalls  *bool             `json:"parallel_tool_calls"`
 	Reasoning          json.RawMessage   `json:"reasoning"`
 	Text               json.RawMessage   `json:"text"`
@@ -111,8 +112,8 @@ func ResponsesToChat(body []byte) (chat []byte, info RequestInfo, err error) {
 	if req.Model == "" {
 		return nil, RequestInfo{}, badRequest("model", "field required")
 	}
-	if req.MaxOutputTokens != nil && *req.MaxOutputTokens < 0 {
-		return nil, RequestInfo{}, badRequest("max_output_tokens", "must be a positive number, got %d", *req.MaxOutputTokens)
+	if err := checkSampling(sampling{maxName: "max_output_tokens", max: req.MaxOutputTokens, temperature: req.Temperature, maxTemperature: 2, topP: req.TopP, topK: req.TopK}); err != nil {
+		return nil, RequestInfo{}, err
 	}
 	cr := chatRequest{
 		Model:             req.Model,
@@ -120,6 +121,7 @@ func ResponsesToChat(body []byte) (chat []byte, info RequestInfo, err error) {
 		MaxTokens:         req.MaxOutputTokens,
 		Temperature:       req.Temperature,
 		TopP:              req.TopP,
+		TopK:              req.TopK,
 		ParallelToolCalls: req.ParallelToolCalls,
 		User:              req.User,
 	}

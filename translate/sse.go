@@ -31,6 +31,13 @@ func NewSSEReader(r io.Reader) *SSEReader {
 	return &SSEReader{r: bufio.NewReaderSize(r, 64<<10)}
 }
 
+// Reset makes s read r from its start, keeping its buffers, so that a
+// reader can be pooled. A nil r releases the one it held.
+func (s *SSEReader) Reset(r io.Reader) {
+	s.r.Reset(r)
+	s.event, s.data, s.has = "", s.data[:0], false
+}
+
 // Next returns the next event's name (empty when the stream gave none) and
 // data. It returns io.EOF after the last event; an event still pending when
 // the stream ends without a blank line is returned first. The data slice is

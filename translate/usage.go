@@ -1,7 +1,5 @@
 package translate
 
-import "encoding/json"
-
 // Usage is the token accounting of one OpenAI chat completion.
 type Usage struct {
 	PromptTokens     int // all prompt tokens, cached ones included
@@ -34,17 +32,4 @@ func (u *chatUsage) reasoningTokens() int {
 		return 0
 	}
 	return u.CompletionTokensDetails.ReasoningTokens
-}
-
-// ParseUsage reads the usage object of an OpenAI chat completion or of a
-// chat.completion.chunk. It reports false when data is not JSON or carries
-// no usage (most chunks of a stream).
-func ParseUsage(data []byte) (Usage, bool) {
-	var v struct {
-		Usage *chatUsage `json:"usage"`
-	}
-	if err := json.Unmarshal(data, &v); err != nil || v.Usage == nil {
-		return Usage{}, false
-	}
-	return v.Usage.toUsage(), true
 }

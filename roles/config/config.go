@@ -78,6 +78,31 @@ type Gateway struct {
 	FirstByteTimeout Duration `toml:"first_byte_timeout"`
 	// RequestTimeout bounds a whole request; 0 means no limit.
 	RequestTimeout Duration `toml:"request_timeout"`
+	// StreamIdleTimeout ends an answer whose neuron sends no byte for this
+	// long (a frozen node) with an error event in the client's dialect.
+	StreamIdleTimeout Duration `toml:"stream_idle_timeout"`
+	// Server holds the client-facing connection limits.
+	Server `toml:",inline"`
+	// AllowUnauthenticated lets the gateway listen beyond loopback without
+	// api_keys. Without it, such a gateway listens on loopback only.
+	AllowUnauthenticated bool `toml:"allow_unauthenticated"`
+	// MetricsToken, when set, is required as Authorization: Bearer on
+	// GET /metrics.
+	MetricsToken string `toml:"metrics_token"`
+}
+
+// Server is the connection hygiene of one HTTP server, in [gateway] and
+// [neuron] alike.
+type Server struct {
+	// IdleTimeout closes a keep-alive connection idle this long.
+	IdleTimeout Duration `toml:"idle_timeout"`
+	// ReadTimeout bounds reading a request's headers and body: a client
+	// that trickles them is cut off. Answers, streams included, are not
+	// bounded by it.
+	ReadTimeout Duration `toml:"read_timeout"`
+	// MaxConnsPerClient caps the open connections from one client address;
+	// 0 means no cap.
+	MaxConnsPerClient int `toml:"max_conns_per_client"`
 }
 
 // Eviction configures how the gateway frees memory on a node.
@@ -144,6 +169,11 @@ type Neuron struct {
 	// FollowSymlinks lets a models folder hold symbolic links to models
 	// outside it; by default such links are skipped.
 	FollowSymlinks bool `toml:"follow_symlinks"`
+	// Server holds the connection limits.
+	Server `toml:",inline"`
+	// AllowUnauthenticated lets the neuron listen beyond loopback without a
+	// token. Without it, such a neuron listens on loopback only.
+	AllowUnauthenticated bool `toml:"allow_unauthenticated"`
 }
 
 // DefaultBatchTokens is the neuron's default batch_tokens: small enough
@@ -196,6 +226,11 @@ func (c *Config) applyDefaults() {
 	if g.FirstByteTimeout == 0 {
 		g.FirstByteTimeout = Duration(10 * time.Minute)
 	}
+	if g.StreamIdleTimeout == 0 {
+		g.StreamIdleTimeout = Duration(60 * time.Second)
+	}
+	g.Server.applyDefaults(1024)
+	c.Neuron.Server.applyDefaults(4096)
 	if c.Eviction.Strategy == "" {
 		c.Eviction.Strategy = "lru"
 	}
@@ -231,6 +266,18 @@ func (c *Config) applyDefaults() {
 		} else {
 			n.Name = "local"
 		}
+	}
+}
+
+func (s *Server) applyDefaults(maxConns int) {
+	if s.IdleTimeout == 0 {
+		s.IdleTimeout = Duration(2 * time.Minute)
+	}
+	if s.ReadTimeout == 0 {
+		s.ReadTimeout = Duration(time.Minute)
+	}
+	if s.MaxConnsPerClient == 0 {
+		s.MaxConnsPerClient = maxConns
 	}
 }
 
@@ -348,7 +395,9 @@ func (c *Config) validate(data []byte) []Problem {
 	for _, d := range []struct {
 		key string
 		v   Duration
-	}{{"gateway.connect_timeout", g.ConnectTimeout}, {"gateway.load_timeout", g.LoadTimeout}, {"gateway.first_byte_timeout", g.FirstByteTimeout}, {"gateway.request_timeout", g.RequestTimeout}, {"eviction.idle_unload_after", c.Eviction.IdleUnloadAfter}, {"neuron.max_wait", c.Neuron.MaxWait}} {
+	}{{"gateway.connect_timeout", g.ConnectTimeout}, {"gateway.load_timeout", g.LoadTimeout}, {"gateway.first_byte_timeout", g.FirstByteTimeout}, {"gateway.request_timeout", g.RequestTimeout}, {"eviction.idle_unload_after", c.Eviction.IdleUnloadAfter}, {"neuron.max_wait", c.Neuron.MaxWait},
+		{"gateway.stream_idle_timeout", g.StreamIdleTimeout}, {"gateway.idle_timeout", g.IdleTimeout}, {"gateway.read_timeout", g.ReadTimeout},
+		{"neuron.idle_timeout", c.Neuron.IdleTimeout}, {"neuron.read_timeout", c.Neuron.ReadTimeout}} {
 		if d.v < 0 {
 			add(d.key, "must not be negative, got %s", d.v.D())
 		}
@@ -412,6 +461,12 @@ func (c *Config) validate(data []byte) []Problem {
 	}
 	if nr.MaxInFlight < 0 {
 		add("neuron.max_in_flight", "must be positive, got %d", nr.MaxInFlight)
+	}
+	if g.MaxConnsPerClient < 0 {
+		add("gateway.max_conns_per_client", "must not be negative, got %d", g.MaxConnsPerClient)
+	}
+	if nr.MaxConnsPerClient < 0 {
+		add("neuron.max_conns_per_client", "must not be negative, got %d", nr.MaxConnsPerClient)
 	}
 	if nr.MaxQueueDepth < 0 {
 		add("neuron.max_queue_depth", "must not be negative, got %d", nr.MaxQueueDepth)

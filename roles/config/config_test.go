@@ -196,3 +196,24 @@ id = "qwen"
 		}
 	}
 }
+
+func TestConnectionKeys(t *testing.T) {
+	c, err := Parse("x", []byte("[gateway]\nidle_timeout = \"5s\"\nread_timeout = \"7s\"\nmax_conns_per_client = 3\nstream_idle_timeout = \"9s\"\nmetrics_token = \"m\"\nallow_unauthenticated = true\n[neuron]\nread_timeout = \"8s\"\nallow_unauthenticated = true\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, n := c.Gateway, c.Neuron
+	if g.IdleTimeout.D().String() != "5s" || g.ReadTimeout.D().String() != "7s" || g.MaxConnsPerClient != 3 ||
+		g.StreamIdleTimeout.D().String() != "9s" || g.MetricsToken != "m" || !g.AllowUnauthenticated ||
+		n.ReadTimeout.D().String() != "8s" || n.IdleTimeout.D().String() != "2m0s" || n.MaxConnsPerClient != 4096 || !n.AllowUnauthenticated {
+		t.Fatalf("gateway %+v, neuron %+v", g, n.Server)
+	}
+	for _, bad := range []string{
+		"[gateway]\nmax_conns_per_client = -1", "[neuron]\nmax_conns_per_client = -1",
+		"[gateway]\nread_timeout = \"-1s\"", "[neuron]\nidle_timeout = \"-1s\"", "[gateway]\nstream_idle_timeout = \"-5s\"",
+	} {
+		if _, err := Parse("x", []byte(bad)); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
