@@ -34,6 +34,7 @@ type fakeNeuron struct {
 	failInfer  int           // inference answers this status (0: normal)
 	failLoad   int           // /models/load answers this status (0: normal)
 	loadDelay  time.Duration // /models/load takes this long
+	lastLoad   []byte        // the last /models/load body
 	stall      time.Duration // inference waits this long before answering
 	tokenDelay time.Duration // pause between streamed tokens
 	breakAfter int           // streaming: drop the connection after this many chunks (0: never)
@@ -196,8 +197,10 @@ func (f *fakeNeuron) load(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		Model string `json:"model"`
 	}
-	_ = json.NewDecoder(r.Body).Decode(&req)
+	raw, _ := io.ReadAll(r.Body)
+	_ = json.Unmarshal(raw, &req)
 	f.mu.Lock()
+	f.lastLoad = raw
 	delay, fail := f.loadDelay, f.failLoad
 	f.mu.Unlock()
 	if delay > 0 {

@@ -173,6 +173,22 @@ func TestColdLoadOnceUnderConcurrency(t *testing.T) {
 	}
 }
 
+// A cold load sends the catalogue's per-model settings to the neuron.
+func TestColdLoadSendsCatalogueSettings(t *testing.T) {
+	a := newFakeNeuron(t, "a", "m1")
+	tg := startGateway(t, []*fakeNeuron{a}, withModel(config.CatalogueModel{ID: "m1", ContextLength: 4096, MaxOutputTokens: 128}))
+	if code, _, resp := tg.post(t, "/v1/chat/completions", chatReq("m1", "")); code != 200 {
+		t.Fatalf("%d %s", code, resp)
+	}
+	a.mu.Lock()
+	raw := a.lastLoad
+	a.mu.Unlock()
+	var body map[string]any
+	if err := json.Unmarshal(raw, &body); err != nil || body["context_length"] != 4096.0 || body["max_output_tokens"] != 128.0 {
+		t.Fatalf("load body %s (%v)", raw, err)
+	}
+}
+
 func TestColdLoadPrefersPinnedThenFit(t *testing.T) {
 	a := newFakeNeuron(t, "a", "m1")
 	b := newFakeNeuron(t, "b", "m1")

@@ -29,6 +29,10 @@ type CatalogueModel struct {
 	IdleUnloadAfter Duration `toml:"idle_unload_after"`
 	// ContextLength asks the neuron for this context at load.
 	ContextLength int `toml:"context_length"`
+	// MaxOutputTokens caps this model's completions (sent with the load;
+	// 0: the neuron's own max_output_tokens). Requests asking for more end
+	// with finish_reason "length" there.
+	MaxOutputTokens int `toml:"max_output_tokens"`
 }
 
 // PriorityOr returns the entry's priority or DefaultPriority.
@@ -97,6 +101,9 @@ func ParseCatalogue(name string, data []byte) (Catalogue, error) {
 		}
 		if m.IdleUnloadAfter < 0 {
 			add("models.idle_unload_after", "models[%d] (%s): must not be negative", i, m.ID)
+		}
+		if m.MaxOutputTokens < 0 {
+			add("models.max_output_tokens", "models[%d] (%s): must not be negative", i, m.ID)
 		}
 		if m.ContextLength < 0 {
 			add("models.context_length", "models[%d] (%s): must not be negative", i, m.ID)
