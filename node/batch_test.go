@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -80,6 +81,21 @@ func TestBatchMixedRequests(t *testing.T) {
 	waitIdle(t, n.instanceOf(t, "stories260K"))
 }
 
+// readEvents reads n SSE data lines of a stream.
+func readEvents(t *testing.T, r io.Reader, n int) {
+	t.Helper()
+	br := bufio.NewReader(r)
+	for i := 0; i < n; {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasPrefix(line, "data: ") {
+			i++
+		}
+	}
+}
+
 // streamText runs a streaming legacy completion and gathers its text and
 // finish reason.
 func streamText(t *testing.T, n *testNeuron, body map[string]any) (string, string) {
@@ -146,16 +162,7 @@ func TestBatchDisconnectLeavesOthers(t *testing.T) {
 			got[i], _ = complete(t, n, b)
 		}()
 	}
-	br := bufio.NewReader(resp.Body)
-	for i := 0; i < 5; {
-		line, err := br.ReadString('\n')
-		if err != nil {
-			t.Fatal(err)
-		}
-		if strings.HasPrefix(line, "data: ") {
-			i++
-		}
-	}
+	readEvents(t, resp.Body, 5)
 	cancel()
 	resp.Body.Close()
 	wg.Wait()

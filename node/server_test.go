@@ -1,7 +1,6 @@
 package node
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -633,16 +632,7 @@ func TestDisconnectStopsGeneration(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	br := bufio.NewReader(resp.Body)
-	for i := 0; i < 6; {
-		line, err := br.ReadString('\n')
-		if err != nil {
-			t.Fatal(err)
-		}
-		if strings.HasPrefix(line, "data: ") {
-			i++
-		}
-	}
+	readEvents(t, resp.Body, 6)
 	cancel()
 	resp.Body.Close()
 	inst, _ := n.s.instanceFor("stories260K")
