@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -29,7 +30,10 @@ func benchCommand() *cli.Command {
 			"objects with llama-bench's field names. With --cold it times a cold start\n" +
 			"instead: loading the model, then the first token of a -p token prompt, and\n" +
 			"reports resident memory after each next to the file size and the runner's\n" +
-			"own memory (KV cache and scratch).",
+			"own memory (KV cache and scratch). --parallel B adds batched decode tests\n" +
+			"(tgN xB, like llama-batched-bench's -npl): B sequences, each after its own\n" +
+			"-p token prompt (not timed), decode N tokens each in steps of one batched\n" +
+			"forward pass; t/s counts every sequence's tokens.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "model", Aliases: []string{"m"}, Required: true, Usage: "a .gguf file or a Hugging Face folder"},
 			&cli.IntFlag{Name: "p", Value: 512, Usage: "prompt tokens (0 skips the prefill test)"},
@@ -38,12 +42,23 @@ func benchCommand() *cli.Command {
 			&cli.IntFlag{Name: "r", Value: 5, Usage: "repetitions of each test"},
 			&cli.BoolFlag{Name: "json", Usage: "print JSON instead of a table"},
 			&cli.BoolFlag{Name: "cold", Usage: "time a cold start instead: the load, the first token of a -p prompt right after it, and resident memory"},
+			&cli.StringFlag{Name: "parallel", Aliases: []string{"npl"}, Usage: "comma-separated sequence counts for batched decode tests (e.g. 8,16)"},
 		},
 		Action: func(ctx context.Context, c *cli.Command) error {
+			var par []int
+			if s := c.String("parallel"); s != "" {
+				for _, f := range strings.Split(s, ",") {
+					n, err := strconv.Atoi(strings.TrimSpace(f))
+					if err != nil || n < 1 || n > 1024 {
+						return fmt.Errorf("bench: --parallel wants counts from 1 to 1024, got %q", f)
+					}
+					par = append(par, n)
+				}
+			}
 			return runBench(ctx, os.Stdout, benchOptions{
 				Model: c.String("model"), Prompt: int(c.Int("p")), Gen: int(c.Int("n")),
 				Threads: int(c.Int("t")), Reps: int(c.Int("r")), JSON: c.Bool("json"),
-				Cold: c.Bool("cold"),
+				Cold: c.Bool("cold"), Parallel: par,
 			})
 		},
 	}
@@ -54,6 +69,7 @@ type benchOptions struct {
 	Prompt, Gen   int
 	Threads, Reps int
 	JSON, Cold    bool
+	Parallel      []int // batched decode tests: sequences at once
 }
 
 // benchResult is one test, with llama-bench's JSON field names.
@@ -72,6 +88,9 @@ type benchResult struct {
 	StddevTs      float64   `json:"stddev_ts"`
 	SamplesNs     []int64   `json:"samples_ns"`
 	SamplesTs     []float64 `json:"samples_ts"`
+	// NParallel is the sequences a batched decode test runs at once
+	// (helexa's own field; absent for the single-sequence tests).
+	NParallel int `json:"n_parallel,omitempty"`
 }
 
 func runBench(ctx context.Context, out io.Writer, o benchOptions) error {
@@ -84,7 +103,14 @@ func runBench(ctx context.Context, out io.Writer, o benchOptions) error {
 	if o.Cold {
 		return runCold(out, o)
 	}
-	m, err := engine.Load(o.Model, engine.Options{ContextLength: max(o.Prompt, o.Gen, 16), Threads: o.Threads})
+	if len(o.Parallel) > 0 && o.Gen == 0 {
+		return fmt.Errorf("bench: --parallel times decoding: -n must be positive")
+	}
+	ctxLen := max(o.Prompt, o.Gen, 16)
+	if len(o.Parallel) > 0 {
+		ctxLen = max(ctxLen, o.Prompt+o.Gen+1)
+	}
+	m, err := engine.Load(o.Model, engine.Options{ContextLength: ctxLen, KVTokens: (ctxLen + 64) * slices.Max(append([]int{1}, o.Parallel...)), Threads: o.Threads})
 	if err != nil {
 		return err
 	}
@@ -112,29 +138,45 @@ func runBench(ctx context.Context, out io.Writer, o benchOptions) error {
 		ModelFilename: filepath.Base(o.Model), ModelType: m.Info.Arch + " " + m.Info.Quant,
 		ModelSize: m.Info.SizeBytes, ModelNParams: m.Info.ParamCount, Backends: "CPU", NThreads: threads,
 	}
+	// A test's run returns the time that counts.
+	type test struct {
+		np, ng, par int
+		run         func() (time.Duration, error)
+	}
+	timed := func(f func() error) func() (time.Duration, error) {
+		return func() (time.Duration, error) {
+			start := time.Now()
+			err := f()
+			return time.Since(start), err
+		}
+	}
+	tests := []test{{o.Prompt, 0, 0, timed(prefill)}, {0, o.Gen, 0, timed(decode)}}
+	for _, b := range o.Parallel {
+		tests = append(tests, test{0, o.Gen, b, func() (time.Duration, error) { return batchedDecode(m, b, o.Prompt, o.Gen, tokens) }})
+	}
 	var results []benchResult
-	for _, test := range []struct {
-		np, ng int
-		run    func() error
-	}{{o.Prompt, 0, prefill}, {0, o.Gen, decode}} {
+	for _, test := range tests {
 		n := test.np + test.ng
 		if n == 0 {
 			continue
 		}
+		if test.par > 0 {
+			n *= test.par
+		}
 		r := base
-		r.NPrompt, r.NGen = test.np, test.ng
-		if err := test.run(); err != nil { // warm-up
+		r.NPrompt, r.NGen, r.NParallel = test.np, test.ng, test.par
+		if _, err := test.run(); err != nil { // warm-up
 			return err
 		}
 		for i := 0; i < o.Reps; i++ {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			start := time.Now()
-			if err := test.run(); err != nil {
+			d, err := test.run()
+			if err != nil {
 				return err
 			}
-			ns := time.Since(start).Nanoseconds()
+			ns := d.Nanoseconds()
 			r.SamplesNs = append(r.SamplesNs, ns)
 			r.SamplesTs = append(r.SamplesTs, float64(n)/(float64(ns)/1e9))
 		}
@@ -156,12 +198,50 @@ func runBench(ctx context.Context, out io.Writer, o benchOptions) error {
 		if r.NGen > 0 {
 			test = fmt.Sprintf("tg%d", r.NGen)
 		}
+		if r.NParallel > 0 {
+			test += fmt.Sprintf(" x%d", r.NParallel)
+		}
 		_, sd := meanStddev(r.SamplesTs)
 		fmt.Fprintf(tw, "\t %s\t %.2f MiB\t %.2f M\t %s\t %s\t %d\t %s\t %.2f ± %.2f\t\n",
 			r.ModelFilename, float64(r.ModelSize)/(1<<20), float64(r.ModelNParams)/1e6, m.Info.Quant,
 			r.Backends, r.NThreads, test, median(r.SamplesTs), sd)
 	}
 	return tw.Flush()
+}
+
+// batchedDecode starts b sequences, each with its own prompt of np
+// tokens (a prefill not timed), then decodes ng tokens for all of them in
+// b-wide steps, and returns the time of the decode.
+func batchedDecode(m *engine.Model, b, np, ng int, tokens []int32) (time.Duration, error) {
+	pool := m.Pool()
+	items := make([]engine.SeqItem, b)
+	logits := make([]float32, b*m.NVocab())
+	next := make([]int32, b)
+	for i := range items {
+		p := make([]int32, max(np, 1))
+		for k := range p {
+			p[k] = int32((k*7919 + i*104729 + 1) % m.NVocab())
+		}
+		s, _, err := pool.Start(p, nil)
+		if err != nil {
+			return 0, err
+		}
+		defer pool.Finish(s, false)
+		if err := m.ForwardBatch([]engine.SeqItem{{Seq: s, Tokens: p}}); err != nil {
+			return 0, err
+		}
+		items[i] = engine.SeqItem{Seq: s, Tokens: next[i : i+1], Logits: logits[i*m.NVocab() : (i+1)*m.NVocab()]}
+	}
+	start := time.Now()
+	for step := range ng {
+		for i := range next {
+			next[i] = tokens[(step+i)%len(tokens)]
+		}
+		if err := m.ForwardBatch(items); err != nil {
+			return 0, err
+		}
+	}
+	return time.Since(start), nil
 }
 
 func meanStddev(xs []float64) (mean, sd float64) {

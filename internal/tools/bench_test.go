@@ -47,6 +47,18 @@ func TestToolsBench(t *testing.T) {
 	if err := runBench(context.Background(), &out, benchOptions{Model: model, Prompt: 0, Gen: 0, Reps: 1}); err == nil {
 		t.Error("-p 0 -n 0 accepted")
 	}
+
+	// batched decode tests: B sequences' tokens counted
+	out.Reset()
+	if err := runBench(context.Background(), &out, benchOptions{Model: model, Prompt: 8, Gen: 3, Threads: 1, Reps: 1, Parallel: []int{3}}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "tg3 x3") {
+		t.Errorf("table:\n%s", out.String())
+	}
+	if err := runBench(context.Background(), &out, benchOptions{Model: model, Prompt: 8, Gen: 0, Reps: 1, Parallel: []int{2}}); err == nil {
+		t.Error("--parallel with -n 0 accepted")
+	}
 }
 
 func TestToolsBenchCold(t *testing.T) {
