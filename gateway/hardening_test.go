@@ -158,3 +158,35 @@ func TestFrozenNodeMarkedUnhealthyByPollInterval(t *testing.T) {
 	})
 	t.Logf("frozen node marked unhealthy after %s (poll_interval 300ms)", time.Since(start).Round(time.Millisecond))
 }
+
+// An option the neuron refuses (translated from the client's dialect) is
+// the neuron's 400, with its message, in the client's envelope.
+func TestNeuronRefusalReachesClientInDialect(t *testing.T) {
+	a := newFakeNeuron(t, "a", "m1*")
+	tg := startGateway(t, []*fakeNeuron{a})
+	a.set(func(f *fakeNeuron) { f.failInfer = http.StatusBadRequest })
+	const msg = "told to fail"
+	code, _, resp := tg.post(t, "/v1/messages", `{"model":"m1","max_tokens":8,"messages":[{"role":"user","content":"hi"}],
+		"tools":[{"name":"f","input_schema":{"type":"object"}}],"tool_choice":{"type":"any","disable_parallel_tool_use":true}}`)
+	var ae anthropicEnvelope
+	if code != 400 || json.Unmarshal(resp, &ae) != nil || ae.Error.Type != "invalid_request_error" || ae.Error.Message != msg {
+		t.Fatalf("messages: %d %s", code, resp)
+	}
+	a.mu.Lock()
+	fwd := string(a.lastBody)
+	a.mu.Unlock()
+	if !strings.Contains(fwd, `"tool_choice":"required"`) || !strings.Contains(fwd, `"parallel_tool_calls":false`) {
+		t.Fatalf("tool_choice any / disable_parallel_tool_use not passed on: %s", fwd)
+	}
+	code, _, resp = tg.post(t, "/v1/responses", `{"model":"m1","input":"hi","text":{"format":{"type":"json_object"}}}`)
+	var oe openAIEnvelope
+	if code != 400 || json.Unmarshal(resp, &oe) != nil || oe.Error.Type != "invalid_request_error" || oe.Error.Message != msg {
+		t.Fatalf("responses: %d %s", code, resp)
+	}
+	a.mu.Lock()
+	fwd = string(a.lastBody)
+	a.mu.Unlock()
+	if !strings.Contains(fwd, `"response_format":{"type":"json_object"}`) {
+		t.Fatalf("text.format not passed on as response_format: %s", fwd)
+	}
+}
