@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"net/http"
 	"strings"
@@ -89,10 +90,17 @@ func TestCorruptModelIsClientError(t *testing.T) {
 // A model the neuron already lists as failed (found corrupt at scan) gets
 // the same 422, not no_healthy_node.
 func TestListedFailedModelIsClientError(t *testing.T) {
-	a := newFakeNeuron(t, "a", "ok*")
+	a := newFakeNeuron(t, "a", "ok*", "broken")
+	a.set(func(f *fakeNeuron) {
+		f.models["broken"].status = statusFailed
+		f.models["broken"].errMsg = "/models/broken.gguf: truncated tensor data"
+	})
 	tg := startGateway(t, []*fakeNeuron{a})
-	n := tg.g.fleet.byName["a"]
-	tg.g.fleet.setFailed(n, "broken", "/models/broken.gguf: truncated tensor data")
+	waitFor(t, "the poll to see the failed model", func() bool {
+		tg.g.fleet.mu.RLock()
+		defer tg.g.fleet.mu.RUnlock()
+		return tg.g.fleet.byName["a"].models["broken"].Status == statusFailed
+	})
 	code, hdr, resp := tg.post(t, "/v1/chat/completions", chatReq("broken", ""))
 	if code != http.StatusUnprocessableEntity || hdr.Get("Retry-After") != "" || strings.Contains(string(resp), "/models/") ||
 		!strings.Contains(string(resp), "truncated") {
@@ -114,7 +122,11 @@ func TestFrozenStreamEndsWithErrorEvent(t *testing.T) {
 		tg := startGateway(t, []*fakeNeuron{a}, func(cfg *config.Config, _ *config.Catalogue) {
 			cfg.Gateway.StreamIdleTimeout = config.Duration(idle)
 		})
-		req, _ := http.NewRequest(http.MethodPost, tg.srv.URL+tc.path, strings.NewReader(tc.body))
+		// Without the watchdog the stream would hang; the client gives up
+		// after 10s so that the test fails instead.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, tg.srv.URL+tc.path, strings.NewReader(tc.body))
 		req.Header.Set("Content-Type", "application/json")
 		start := time.Now()
 		resp, err := http.DefaultClient.Do(req)
