@@ -60,6 +60,7 @@ type fakeModel struct {
 	status string
 	memMB  int
 	loads  int
+	errMsg string // the reason of a failed model
 }
 
 func newFakeNeuron(t testing.TB, name string, models ...string) *fakeNeuron {
@@ -174,8 +175,12 @@ func (f *fakeNeuron) health(w http.ResponseWriter) {
 }
 
 func (f *fakeNeuron) entry(id string, m *fakeModel) map[string]any {
-	return map[string]any{"id": id, "status": m.status, "format": "gguf", "quant": "Q8_0", "size_bytes": 1 << 20,
+	e := map[string]any{"id": id, "status": m.status, "format": "gguf", "quant": "Q8_0", "size_bytes": 1 << 20,
 		"mem_estimate_mb": m.memMB, "context_length": 2048, "capabilities": []string{"chat", "completion", "tools"}}
+	if m.errMsg != "" {
+		e["error"] = m.errMsg
+	}
+	return e
 }
 
 func (f *fakeNeuron) list(w http.ResponseWriter) {

@@ -24,17 +24,7 @@ var update = flag.Bool("update", false, "rewrite the golden transcripts in testd
 func TestGoldenTranscripts(t *testing.T) {
 	a := newFakeNeuron(t, "a", "m1*")
 	tg := startGateway(t, []*fakeNeuron{a}, withAlias("claude-fast", "m1"))
-	const tools = `"tools":[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object","properties":{"city":{"type":"string"}}}}}]`
-	const aTools = `"tools":[{"name":"get_weather","input_schema":{"type":"object","properties":{"city":{"type":"string"}}}}]`
-	const rTools = `"tools":[{"type":"function","name":"get_weather","parameters":{"type":"object","properties":{"city":{"type":"string"}}}}]`
-	cases := []struct{ file, path, body string }{
-		{"openai-chat-text.sse", "/v1/chat/completions", `{"model":"m1","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi"}]}`},
-		{"openai-chat-tool-call.sse", "/v1/chat/completions", `{"model":"m1","stream":true,"messages":[{"role":"user","content":"weather in Paris?"}],` + tools + `}`},
-		{"anthropic-messages-text.sse", "/v1/messages", `{"model":"claude-fast","max_tokens":64,"stream":true,"messages":[{"role":"user","content":"hi"}]}`},
-		{"anthropic-messages-tool-call.sse", "/v1/messages", `{"model":"claude-fast","max_tokens":64,"stream":true,"messages":[{"role":"user","content":"weather in Paris?"}],` + aTools + `}`},
-		{"responses-text.sse", "/v1/responses", `{"model":"m1","stream":true,"input":"hi"}`},
-		{"responses-tool-call.sse", "/v1/responses", `{"model":"m1","stream":true,"input":"weather in Paris?",` + rTools + `}`},
-	}
+	cases := goldenRequests
 	dir := filepath.Join("..", "testdata", "gateway")
 	for _, c := range cases {
 		t.Run(c.file, func(t *testing.T) {
@@ -130,4 +120,21 @@ func TestRealClientRequests(t *testing.T) {
 			}
 		})
 	}
+}
+
+const (
+	tools  = `"tools":[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object","properties":{"city":{"type":"string"}}}}}]`
+	aTools = `"tools":[{"name":"get_weather","input_schema":{"type":"object","properties":{"city":{"type":"string"}}}}]`
+	rTools = `"tools":[{"type":"function","name":"get_weather","parameters":{"type":"object","properties":{"city":{"type":"string"}}}}]`
+)
+
+// goldenRequests are the bodies of the golden transcripts; the handler
+// fuzz targets start from them too.
+var goldenRequests = []struct{ file, path, body string }{
+	{"openai-chat-text.sse", "/v1/chat/completions", `{"model":"m1","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi"}]}`},
+	{"openai-chat-tool-call.sse", "/v1/chat/completions", `{"model":"m1","stream":true,"messages":[{"role":"user","content":"weather in Paris?"}],` + tools + `}`},
+	{"anthropic-messages-text.sse", "/v1/messages", `{"model":"claude-fast","max_tokens":64,"stream":true,"messages":[{"role":"user","content":"hi"}]}`},
+	{"anthropic-messages-tool-call.sse", "/v1/messages", `{"model":"claude-fast","max_tokens":64,"stream":true,"messages":[{"role":"user","content":"weather in Paris?"}],` + aTools + `}`},
+	{"responses-text.sse", "/v1/responses", `{"model":"m1","stream":true,"input":"hi"}`},
+	{"responses-tool-call.sse", "/v1/responses", `{"model":"m1","stream":true,"input":"weather in Paris?",` + rTools + `}`},
 }

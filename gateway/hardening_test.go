@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"net/http"
 	"strings"
@@ -89,10 +90,17 @@ func TestCorruptModelIsClientError(t *testing.T) {
 // A model the neuron already lists as failed (found corrupt at scan) gets
 // the same 422, not no_healthy_node.
 func TestListedFailedModelIsClientError(t *testing.T) {
-	a := newFakeNeuron(t, "a", "ok*")
+	a := newFakeNeuron(t, "a", "ok*", "broken")
+	a.set(func(f *fakeNeuron) {
+		f.models["broken"].status = statusFailed
+		f.models["broken"].errMsg = "/models/broken.gguf: truncated tensor data"
+	})
 	tg := startGateway(t, []*fakeNeuron{a})
-	n := tg.g.fleet.byName["a"]
-	tg.g.fleet.setFailed(n, "broken", "/models/broken.gguf: truncated tensor data")
+	waitFor(t, "the poll to see the failed model", func() bool {
+		tg.g.fleet.mu.RLock()
+		defer tg.g.fleet.mu.RUnlock()
+		return tg.g.fleet.byName["a"].models["broken"].Status == statusFailed
+	})
 	code, hdr, resp := tg.post(t, "/v1/chat/completions", chatReq("broken", ""))
 	if code != http.StatusUnprocessableEntity || hdr.Get("Retry-After") != "" || strings.Contains(string(resp), "/models/") ||
 		!strings.Contains(string(resp), "truncated") {
@@ -114,7 +122,11 @@ func TestFrozenStreamEndsWithErrorEvent(t *testing.T) {
 		tg := startGateway(t, []*fakeNeuron{a}, func(cfg *config.Config, _ *config.Catalogue) {
 			cfg.Gateway.StreamIdleTimeout = config.Duration(idle)
 		})
-		req, _ := http.NewRequest(http.MethodPost, tg.srv.URL+tc.path, strings.NewReader(tc.body))
+		// Without the watchdog the stream would hang; the client gives up
+		// after 10s so that the test fails instead.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, tg.srv.URL+tc.path, strings.NewReader(tc.body))
 		req.Header.Set("Content-Type", "application/json")
 		start := time.Now()
 		resp, err := http.DefaultClient.Do(req)
@@ -157,4 +169,36 @@ func TestFrozenNodeMarkedUnhealthyByPollInterval(t *testing.T) {
 		return !tg.g.fleet.byName["a"].healthy
 	})
 	t.Logf("frozen node marked unhealthy after %s (poll_interval 300ms)", time.Since(start).Round(time.Millisecond))
+}
+
+// An option the neuron refuses (translated from the client's dialect) is
+// the neuron's 400, with its message, in the client's envelope.
+func TestNeuronRefusalReachesClientInDialect(t *testing.T) {
+	a := newFakeNeuron(t, "a", "m1*")
+	tg := startGateway(t, []*fakeNeuron{a})
+	a.set(func(f *fakeNeuron) { f.failInfer = http.StatusBadRequest })
+	const msg = "told to fail"
+	code, _, resp := tg.post(t, "/v1/messages", `{"model":"m1","max_tokens":8,"messages":[{"role":"user","content":"hi"}],
+		"tools":[{"name":"f","input_schema":{"type":"object"}}],"tool_choice":{"type":"any","disable_parallel_tool_use":true}}`)
+	var ae anthropicEnvelope
+	if code != 400 || json.Unmarshal(resp, &ae) != nil || ae.Error.Type != "invalid_request_error" || ae.Error.Message != msg {
+		t.Fatalf("messages: %d %s", code, resp)
+	}
+	a.mu.Lock()
+	fwd := string(a.lastBody)
+	a.mu.Unlock()
+	if !strings.Contains(fwd, `"tool_choice":"required"`) || !strings.Contains(fwd, `"parallel_tool_calls":false`) {
+		t.Fatalf("tool_choice any / disable_parallel_tool_use not passed on: %s", fwd)
+	}
+	code, _, resp = tg.post(t, "/v1/responses", `{"model":"m1","input":"hi","text":{"format":{"type":"json_object"}}}`)
+	var oe openAIEnvelope
+	if code != 400 || json.Unmarshal(resp, &oe) != nil || oe.Error.Type != "invalid_request_error" || oe.Error.Message != msg {
+		t.Fatalf("responses: %d %s", code, resp)
+	}
+	a.mu.Lock()
+	fwd = string(a.lastBody)
+	a.mu.Unlock()
+	if !strings.Contains(fwd, `"response_format":{"type":"json_object"}`) {
+		t.Fatalf("text.format not passed on as response_format: %s", fwd)
+	}
 }

@@ -3,6 +3,7 @@ package gateway
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -285,8 +286,14 @@ func nonEmpty(s, def string) string {
 func relayError(u *upstream) *apiError {
 	data, _ := io.ReadAll(io.LimitReader(u.resp.Body, 64<<10))
 	msg, code := upstreamMessage(data)
+	var p struct {
+		Error struct {
+			Param string `json:"param"`
+		} `json:"error"`
+	}
+	_ = json.Unmarshal(data, &p)
 	ra, _ := strconv.Atoi(u.resp.Header.Get("Retry-After"))
-	return &apiError{Status: u.resp.StatusCode, Code: code, Message: msg, RetryAfter: ra, Reason: "upstream_" + strconv.Itoa(u.resp.StatusCode)}
+	return &apiError{Status: u.resp.StatusCode, Code: code, Param: p.Error.Param, Message: msg, RetryAfter: ra, Reason: "upstream_" + strconv.Itoa(u.resp.StatusCode)}
 }
 
 // bufPool holds response buffers.
