@@ -376,10 +376,12 @@ func (s *scheduler) finish(q *sequence, err error) {
 		s.in.stats.decode(q.res.CompletionTokens, q.res.PredictedMS)
 		s.in.srv.metrics.generated(s.in.id, q.res)
 	}
+	// Counted out before the request can see it done: a request that
+	// has returned never shows as live.
+	s.live.Add(-1)
 	q.mu.Lock()
 	q.done, q.err, q.final = true, err, q.res
 	q.mu.Unlock()
-	s.live.Add(-1)
 	q.signal()
 }
 
