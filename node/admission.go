@@ -160,7 +160,7 @@ func (in *instance) checkPromptBytes(param string, n int, raw bool) error {
 	if n <= limit {
 		return nil
 	}
-	return &apiError{Status: 400, Type: "invalid_request_error", Code: "context_length_exceeded", Param: param,
+	return &apiError{Status: 400, Code: "context_length_exceeded", Param: param,
 		Message: fmt.Sprintf("the %s is %d %s, more than the %d that can fit the model's context of %d tokens",
 			param, n, what, limit, in.nctx)}
 }

@@ -284,7 +284,7 @@ func normaliseMessages(raw json.RawMessage, model string) (json.RawMessage, erro
 // lacksCapability is the 400 for input the model cannot take; the
 // capability is the one /models would list if the model had it.
 func lacksCapability(model, capability, what string) *apiError {
-	return &apiError{Status: 400, Type: "invalid_request_error", Code: "model_lacks_capability", Param: "messages",
+	return &apiError{Status: 400, Code: "model_lacks_capability", Param: "messages",
 		Message: fmt.Sprintf("%s, but model %s does not have the %q capability (no model on this neuron reads %s input yet); send text only",
 			what, model, capability, map[string]string{"vision": "image", "audio": "audio"}[capability])}
 }

@@ -13,10 +13,10 @@ import (
 	"helexa/node/device"
 )
 
-// apiError is an error with its HTTP status and OpenAI error fields.
+// apiError is an error with its HTTP status and OpenAI error fields; the
+// error type follows from the status (internal/apierr's one table).
 type apiError struct {
 	Status     int
-	Type       string // invalid_request_error, not_found_error, ...
 	Code       string // context_length_exceeded, model_not_loaded, ...
 	Param      string
 	Message    string
@@ -38,19 +38,11 @@ var (
 )
 
 func badRequest(param, format string, args ...any) *apiError {
-	return &apiError{Status: http.StatusBadRequest, Type: "invalid_request_error", Param: param, Message: fmt.Sprintf(format, args...)}
+	return &apiError{Status: http.StatusBadRequest, Param: param, Message: fmt.Sprintf(format, args...)}
 }
 
 // toAPIError maps any error to the status and envelope it answers with.
 func toAPIError(err error) *apiError {
-	ae := toAPIErrorOwn(err)
-	// The type always comes from the one OpenAI table (internal/apierr).
-	out := *ae
-	out.Type = apierr.OpenAIType(out.Status)
-	return &out
-}
-
-func toAPIErrorOwn(err error) *apiError {
 	var ae *apiError
 	if errors.As(err, &ae) {
 		return ae
@@ -58,39 +50,26 @@ func toAPIErrorOwn(err error) *apiError {
 	msg := err.Error()
 	switch {
 	case errors.Is(err, errModelNotFound):
-		return &apiError{Status: http.StatusNotFound, Type: "not_found_error", Code: "model_not_found", Param: "model", Message: msg}
+		return &apiError{Status: http.StatusNotFound, Code: "model_not_found", Param: "model", Message: msg}
 	case errors.Is(err, errModelNotLoaded):
-		return &apiError{Status: http.StatusNotFound, Type: "not_found_error", Code: "model_not_loaded", Param: "model", Message: msg}
+		return &apiError{Status: http.StatusNotFound, Code: "model_not_loaded", Param: "model", Message: msg}
 	case errors.Is(err, errNoMemory):
-		return &apiError{Status: http.StatusInsufficientStorage, Type: "server_error", Code: "insufficient_memory", Message: msg}
+		return &apiError{Status: http.StatusInsufficientStorage, Code: "insufficient_memory", Message: msg}
 	case errors.Is(err, errUnsupported):
-		return &apiError{Status: http.StatusUnprocessableEntity, Type: "invalid_request_error", Code: "unsupported_model", Message: msg}
+		return &apiError{Status: http.StatusUnprocessableEntity, Code: "unsupported_model", Message: msg}
 	case errors.Is(err, errQueueFull), errors.Is(err, errQueueTimeout):
-		return &apiError{Status: http.StatusServiceUnavailable, Type: "server_error", Code: "overloaded", Message: msg, RetryAfter: time.Second}
+		return &apiError{Status: http.StatusServiceUnavailable, Code: "overloaded", Message: msg, RetryAfter: time.Second}
 	case errors.Is(err, device.ErrFault):
-		return &apiError{Status: http.StatusInternalServerError, Type: "server_error", Code: "model_failed", Message: msg}
+		return &apiError{Status: http.StatusInternalServerError, Code: "model_failed", Message: msg}
 	case errors.Is(err, errDraining), errors.Is(err, errShuttingDown):
-		return &apiError{Status: http.StatusServiceUnavailable, Type: "server_error", Code: "unavailable", Message: msg, RetryAfter: 5 * time.Second}
+		return &apiError{Status: http.StatusServiceUnavailable, Code: "unavailable", Message: msg, RetryAfter: 5 * time.Second}
 	}
-	return &apiError{Status: http.StatusInternalServerError, Type: "server_error", Code: "internal_error", Message: msg}
+	return &apiError{Status: http.StatusInternalServerError, Code: "internal_error", Message: msg}
 }
 
-type errorBody struct {
-	Error errorFields `json:"error"`
-}
-
-type errorFields struct {
-	Message string  `json:"message"`
-	Type    string  `json:"type"`
-	Code    *string `json:"code"`
-	Param   *string `json:"param"`
-}
-
-func strOrNil(s string) *string {
-	if s == "" {
-		return nil
-	}
-	return &s
+// envelope is ae's OpenAI error envelope.
+func (ae *apiError) envelope() []byte {
+	return apierr.OpenAI(ae.Status, ae.Code, ae.Param, ae.Message)
 }
 
 // writeError answers with the OpenAI error envelope.
@@ -99,7 +78,7 @@ func writeError(c echo.Context, err error) error {
 	if ae.RetryAfter > 0 {
 		c.Response().Header().Set("Retry-After", strconv.Itoa(int(max(1, ae.RetryAfter.Round(time.Second)/time.Second))))
 	}
-	return c.JSON(ae.Status, errorBody{Error: errorFields{Message: ae.Message, Type: ae.Type, Code: strOrNil(ae.Code), Param: strOrNil(ae.Param)}})
+	return c.JSONBlob(ae.Status, ae.envelope())
 }
 
 // httpErrorHandler turns echo's own errors (unknown route, wrong method)

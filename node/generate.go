@@ -85,7 +85,7 @@ func (r genResult) timings() timings {
 
 // contextError reports a prompt that does not fit the context.
 func contextError(n, nctx int) *apiError {
-	return &apiError{Status: 400, Type: "invalid_request_error", Code: "context_length_exceeded", Param: "messages",
+	return &apiError{Status: 400, Code: "context_length_exceeded", Param: "messages",
 		Message: fmt.Sprintf("the prompt is %d tokens long, more than the model's context of %d tokens", n, nctx)}
 }
 

@@ -421,7 +421,7 @@ func (s *Server) instanceFor(id string) (*instance, error) {
 	switch e.status {
 	case statusLoaded:
 		if err := e.inst.dev.w.Err(); err != nil {
-			return nil, &apiError{Status: 503, Type: "server_error", Code: "device_failed", RetryAfter: 30 * time.Second,
+			return nil, &apiError{Status: 503, Code: "device_failed", RetryAfter: 30 * time.Second,
 				Message: fmt.Sprintf("the device serving %s failed: %v", id, err)}
 		}
 		return e.inst, nil

@@ -186,7 +186,7 @@ func (s *scheduler) admit() {
 		}
 		n++
 		if err != nil {
-			s.finish(q, &apiError{Status: 400, Type: "invalid_request_error", Code: "context_length_exceeded", Param: "messages",
+			s.finish(q, &apiError{Status: 400, Code: "context_length_exceeded", Param: "messages",
 				Message: fmt.Sprintf("the prompt of %d tokens does not fit the model's KV cache: %v", len(q.req.Prompt), err)})
 			continue
 		}

@@ -144,7 +144,7 @@ func (s *Server) recoverPanics(next echo.HandlerFunc) echo.HandlerFunc {
 			if s.panicHook != nil {
 				s.panicHook(r, stack)
 			}
-			perr := &apiError{Status: http.StatusInternalServerError, Type: "server_error", Code: "internal_error",
+			perr := &apiError{Status: http.StatusInternalServerError, Code: "internal_error",
 				Message: "the neuron failed while handling this request (an internal error, logged with its stack)"}
 			resp := c.Response()
 			switch {
@@ -170,7 +170,7 @@ func (s *Server) auth(next echo.HandlerFunc) echo.HandlerFunc {
 		got := []byte(c.Request().Header.Get("Authorization"))
 		if subtle.ConstantTimeCompare(got, want) != 1 {
 			c.Response().Header().Set("WWW-Authenticate", "Bearer")
-			return writeError(c, &apiError{Status: http.StatusUnauthorized, Type: "authentication_error", Code: "invalid_api_key",
+			return writeError(c, &apiError{Status: http.StatusUnauthorized, Code: "invalid_api_key",
 				Message: "a valid bearer token is required (Authorization: Bearer <token>)"})
 		}
 		return next(c)

@@ -62,6 +62,6 @@ func (w *sseWriter) fail(err error) error {
 		return writeError(w.c, err)
 	}
 	ae := toAPIError(err)
-	_ = w.send(errorBody{Error: errorFields{Message: ae.Message, Type: ae.Type, Code: strOrNil(ae.Code), Param: strOrNil(ae.Param)}})
+	_ = w.raw(ae.envelope())
 	return nil
 }
