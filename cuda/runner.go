@@ -329,22 +329,14 @@ func slotLayout(o engine.RunnerOptions) (engine.RunnerOptions, error) {
 // item's sequence lives in one block, its slot. (Batching the items'
 // matrix products into one GEMM is the next step for this backend.)
 func (r *Runner) ForwardBatch(items []engine.Item) error {
-	for i, it := range items {
-		if len(it.Blocks) == 0 {
-			return fmt.Errorf("batch item %d: no KV block", i)
-		}
-		if err := r.Forward(int(it.Blocks[0]), it.Tokens, it.Pos, it.Logits, it.All); err != nil {
-			return fmt.Errorf("batch item %d: %w", i, err)
-		}
-	}
-	return nil
+	return engine.ForwardSlots(items, r.Forward)
 }
 
 // CopyKV implements engine.Runner: the first n positions of slot src's
 // cache, every layer, go to slot dst.
 func (r *Runner) CopyKV(dst, src int32, n int) error {
-	if dst < 0 || int(dst) >= r.o.Slots || src < 0 || int(src) >= r.o.Slots || n < 0 || n > r.o.ContextLength {
-		return fmt.Errorf("copying %d positions from KV slot %d to %d: out of range (%d slots of %d)", n, src, dst, r.o.Slots, r.o.ContextLength)
+	if err := engine.CheckCopyKV(dst, src, n, r.o.Slots, r.o.ContextLength); err != nil {
+		return err
 	}
 	kvdim := int64(r.h.NHeadKV * r.h.HeadDim)
 	kvLayer := int64(r.o.ContextLength) * kvdim * 4

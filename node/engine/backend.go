@@ -8,7 +8,11 @@
 // (package cuda) implements the same interfaces.
 package engine
 
-import "helexa/node/ggml"
+import (
+	"fmt"
+
+	"helexa/node/ggml"
+)
 
 // Tensor is one weight tensor, backend-neutral. Data is memory-mapped from
 // the model file and must not be written or retained past the model's life.
@@ -169,6 +173,29 @@ type Runner interface {
 	MemBytes() int64
 	// Close frees everything the runner holds.
 	Close() error
+}
+
+// CheckCopyKV validates a CopyKV call against a cache of blocks blocks
+// of bs positions.
+func CheckCopyKV(dst, src int32, n, blocks, bs int) error {
+	if dst < 0 || int(dst) >= blocks || src < 0 || int(src) >= blocks || n < 0 || n > bs {
+		return fmt.Errorf("copying %d positions from KV block %d to %d: out of range (%d blocks of %d)", n, src, dst, blocks, bs)
+	}
+	return nil
+}
+
+// ForwardSlots runs a batch on a runner that keeps one block per
+// sequence (its slot, Blocks[0]), item by item through forward.
+func ForwardSlots(items []Item, forward func(slot int, tokens []int32, pos int, logits []float32, all bool) error) error {
+	for i, it := range items {
+		if len(it.Blocks) == 0 {
+			return fmt.Errorf("batch item %d: no KV block", i)
+		}
+		if err := forward(int(it.Blocks[0]), it.Tokens, it.Pos, it.Logits, it.All); err != nil {
+			return fmt.Errorf("batch item %d: %w", i, err)
+		}
+	}
+	return nil
 }
 
 // ForwardSlot runs tokens at positions pos, … of the sequence in block

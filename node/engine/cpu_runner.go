@@ -311,8 +311,8 @@ func (r *cpuRunner) ForwardBatch(items []Item) error {
 // CopyKV implements Runner.
 func (r *cpuRunner) CopyKV(dst, src int32, n int) error {
 	c := &r.c
-	if dst < 0 || int(dst) >= c.blocks || src < 0 || int(src) >= c.blocks || n < 0 || n > c.bs {
-		return fmt.Errorf("copying %d positions from KV block %d to %d: out of range (%d blocks of %d)", n, src, dst, c.blocks, c.bs)
+	if err := CheckCopyKV(dst, src, n, c.blocks, c.bs); err != nil {
+		return err
 	}
 	bl := c.bs * c.kvDim
 	for l := range c.nLayer {

@@ -114,13 +114,7 @@ func Load(path string, o Options) (*Model, error) {
 	if maxCached == 0 {
 		maxCached = slots
 	}
-	m.pool = NewKVPool(blocks, bs, maxCached)
-	m.slots = make([]*Seq, slots)
-	for i := range m.slots {
-		m.slots[i] = &Seq{}
-	}
-	m.items = make([]Item, 0, 64)
-	m.one = make([]SeqItem, 1)
+	m.initSeqs(blocks, bs, maxCached, slots)
 	return m, nil
 }
 
@@ -130,11 +124,19 @@ func Load(path string, o Options) (*Model, error) {
 // the runner.
 func NewModel(r Runner, nVocab, nCtx, blocks, blockSize, maxCached int) *Model {
 	m := &Model{w: &Weights{H: Hparams{NVocab: nVocab}}, runner: r, nCtx: nCtx, closer: func() error { return nil }}
-	m.pool = NewKVPool(blocks, blockSize, maxCached)
-	m.slots = []*Seq{{}}
-	m.items = make([]Item, 0, 64)
-	m.one = make([]SeqItem, 1)
+	m.initSeqs(blocks, blockSize, maxCached, 1)
 	return m
+}
+
+// initSeqs makes the KV pool and the sequences Forward addresses by index.
+func (m *Model) initSeqs(blocks, blockSize, maxCached, slots int) {
+	m.pool = NewKVPool(blocks, blockSize, maxCached)
+	m.slots = make([]*Seq, slots)
+	for i := range m.slots {
+		m.slots[i] = &Seq{}
+	}
+	m.items = make([]Item, 0, maxBatch)
+	m.one = make([]SeqItem, 1)
 }
 
 func (m *Model) loadGGUF(path string) error {

@@ -140,8 +140,8 @@ func (r *Oracle) ForwardBatch(items []Item) error {
 
 // CopyKV implements Runner.
 func (r *Oracle) CopyKV(dst, src int32, n int) error {
-	if dst < 0 || int(dst) >= r.o.Slots || src < 0 || int(src) >= r.o.Slots || n < 0 || n > r.o.ContextLength {
-		return fmt.Errorf("oracle: copying %d positions from KV slot %d to %d: out of range", n, src, dst)
+	if err := CheckCopyKV(dst, src, n, r.o.Slots, r.o.ContextLength); err != nil {
+		return err
 	}
 	kvdim := r.w.H.NHeadKV * r.w.H.HeadDim
 	for li := range r.w.H.NLayer {
