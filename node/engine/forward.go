@@ -39,8 +39,10 @@ func (r *cpuRunner) forward(items []Item, n int) error {
 		}
 	}
 
-	// 2. RoPE angles of every row's position.
+	// 2. RoPE angles of every row's position, and the split of the
+	// attention work (the same in every layer).
 	r.ropeAngles(s.pos[:n])
+	r.attn.plan(c, r.pool.Threads(), s.items)
 
 	layerLen := c.blocks * c.bs * c.kvDim
 	for l := range r.w.Layers {
@@ -95,7 +97,6 @@ func (r *cpuRunner) forward(items []Item, n int) error {
 		// 7. Causal attention of every (token, head) against its own
 		// sequence: att = softmax(q·K/√hd)·V.
 		r.attn.k, r.attn.v = kl, vl
-		r.attn.plan(c, r.pool.Threads(), s.items)
 		r.pool.Run(r.attnFn)
 
 		// 8. Output projection and residual: x += att·Wo.
