@@ -136,13 +136,7 @@ func (in *instance) generate(ctx context.Context, req genRequest) (genResult, er
 	defer func() {
 		q.cancel.Store(true)
 		in.sched.poke()
-		for {
-			q.mu.Lock()
-			done := q.done
-			q.mu.Unlock()
-			if done {
-				return
-			}
+		for !q.isDone() {
 			<-q.notify
 		}
 	}()
