@@ -54,6 +54,8 @@ type Config struct {
 	Eviction Eviction    `toml:"eviction"`
 	Neurons  []NeuronRef `toml:"neurons"`
 	Neuron   Neuron      `toml:"neuron"`
+	// Keys are the gateway's API keys with limits ([[keys]]).
+	Keys []Key `toml:"keys"`
 }
 
 // Gateway configures --role=gateway.
@@ -89,6 +91,13 @@ type Gateway struct {
 	// MetricsToken, when set, is required as Authorization: Bearer on
 	// GET /metrics.
 	MetricsToken string `toml:"metrics_token"`
+	// AdminKeys sign in to the web console (GET /ui) and its admin API;
+	// they are also API keys without limits.
+	AdminKeys []string `toml:"admin_keys"`
+	// StateDir holds the usage store (usage.db). Empty: ~/.helexa/state
+	// (HELEXA_STATE_DIR overrides); a relative path is taken from the
+	// config file's folder.
+	StateDir string `toml:"state_dir"`
 }
 
 // Server is the connection hygiene of one HTTP server, in [gateway] and
@@ -322,7 +331,27 @@ func Load(path string) (Config, error) {
 	if err != nil {
 		return Config{}, fmt.Errorf("reading config: %w", err)
 	}
-	return Parse(path, data)
+	c, err := Parse(path, data)
+	if err != nil {
+		return Config{}, err
+	}
+	if d := c.Gateway.StateDir; d != "" && !filepath.IsAbs(d) {
+		c.Gateway.StateDir = filepath.Join(filepath.Dir(path), d)
+	}
+	return c, nil
+}
+
+// DefaultStateDir is the gateway's state folder when none is configured:
+// HELEXA_STATE_DIR, else ~/.helexa/state.
+func DefaultStateDir() string {
+	if d := os.Getenv("HELEXA_STATE_DIR"); d != "" {
+		return d
+	}
+	home, err := os.UserHomeDir()
+	if err != nil || home == "" {
+		return "state"
+	}
+	return filepath.Join(home, ".helexa", "state")
 }
 
 // Parse validates the text of a helexa.toml; name is used in messages.
@@ -392,6 +421,12 @@ func (c *Config) validate(data []byte) []Problem {
 			add("gateway.api_keys", "entry %d is empty", i)
 		}
 	}
+	for i, k := range g.AdminKeys {
+		if strings.TrimSpace(k) == "" {
+			add("gateway.admin_keys", "entry %d is empty", i)
+		}
+	}
+	probs = append(probs, validateKeys(c.Keys, data)...)
 	for _, d := range []struct {
 		key string
 		v   Duration
@@ -453,6 +488,7 @@ func (c *Config) validate(data []byte) []Problem {
 	for i, d := range nr.ModelsDirs {
 		nr.ModelsDirs[i] = expandHome(d)
 	}
+	c.Gateway.StateDir = expandHome(c.Gateway.StateDir)
 	if nr.Threads < 0 {
 		add("neuron.threads", "must not be negative, got %d", nr.Threads)
 	}
