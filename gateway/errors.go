@@ -29,6 +29,7 @@ type apiError struct {
 	Param      string // the request field at fault (OpenAI envelope), may be empty
 	Reason     string // metrics reason; defaults to Code
 	RetryAfter int    // seconds; 0 uses the default for 429/503
+	Type       string // OpenAI error type when it is not the status's (insufficient_quota)
 }
 
 func (e *apiError) Error() string { return e.Message }
@@ -38,6 +39,9 @@ func (e *apiError) Error() string { return e.Message }
 func (d dialect) envelope(e *apiError) []byte {
 	if d == dialectAnthropic {
 		return apierr.Anthropic(e.Status, e.Message)
+	}
+	if e.Type != "" {
+		return apierr.OpenAITyped(e.Status, e.Type, e.Code, e.Param, e.Message)
 	}
 	return apierr.OpenAI(e.Status, e.Code, e.Param, e.Message)
 }

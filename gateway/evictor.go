@@ -35,7 +35,7 @@ func (g *Gateway) evictLoop(ctx context.Context) {
 // ttl is the idle_unload_after of a model: its catalogue entry's, else the
 // [eviction] default.
 func (g *Gateway) ttl(id string) time.Duration {
-	if m, ok := g.catByID[id]; ok && m.IdleUnloadAfter > 0 {
+	if m, ok := g.live().catByID[id]; ok && m.IdleUnloadAfter > 0 {
 		return m.IdleUnloadAfter.D()
 	}
 	return g.cfg.Eviction.IdleUnloadAfter.D()

@@ -93,6 +93,7 @@ const discoveryEvery = 10
 type slot struct {
 	inFlight atomic.Int64
 	lastUsed atomic.Int64 // unix nanoseconds
+	keyPrio  atomic.Int64 // highest priority of the keys that used it since it was loaded
 }
 
 func (s *slot) touch(now time.Time) { s.lastUsed.Store(now.UnixNano()) }
@@ -253,11 +254,16 @@ func (f *fleet) setStatus(n *node, id, status string, entry *neuronModel, now ti
 	} else if !ok {
 		m = neuronModel{ID: id}
 	}
+	was := m.Status
 	m.Status = status
 	n.models[id] = m
 	n.changed[id] = time.Now()
 	if status == statusLoaded {
-		n.slot(id, now).touch(now)
+		s := n.slot(id, now)
+		s.touch(now)
+		if was != statusLoaded {
+			s.keyPrio.Store(0)
+		}
 	}
 }
 

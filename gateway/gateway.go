@@ -10,7 +10,6 @@ package gateway
 
 import (
 	"context"
-	"crypto/subtle"
 	"fmt"
 	"net"
 	"net/http"
@@ -30,11 +29,16 @@ import (
 // methods are safe for concurrent use.
 type Gateway struct {
 	cfg     config.Config
-	cat     config.Catalogue
-	catByID map[string]config.CatalogueModel
 	log     zerolog.Logger
-	keys    [][]byte
 	maxBody int64
+
+	// liveP is what a reload replaces: catalogue and keys.
+	liveP     atomic.Pointer[live]
+	keysMu    sync.Mutex
+	keyStates map[string]*keyState // by name; outlive reloads
+	reloadMu  sync.Mutex
+	store     *usageStore
+	rings     rings
 	// idleTimeout ends an answer whose neuron goes silent this long.
 	idleTimeout time.Duration
 
@@ -95,8 +99,7 @@ func New(cfg config.Config, cat config.Catalogue, log zerolog.Logger) (*Gateway,
 	}
 	g := &Gateway{
 		cfg:         cfg,
-		cat:         cat,
-		catByID:     map[string]config.CatalogueModel{},
+		keyStates:   map[string]*keyState{},
 		log:         log,
 		maxBody:     int64(cfg.Gateway.MaxBodyMB) << 20,
 		idleTimeout: cfg.Gateway.StreamIdleTimeout.D(),
@@ -104,12 +107,12 @@ func New(cfg config.Config, cat config.Catalogue, log zerolog.Logger) (*Gateway,
 		polled:      make(chan struct{}),
 		now:         time.Now,
 	}
-	for _, m := range cat.Models {
-		g.catByID[m.ID] = m
+	g.met = newMetrics(func() float64 { return float64(g.inFlight.Load()) })
+	l, err := g.buildLive(cfg, cat)
+	if err != nil {
+		return nil, err
 	}
-	for _, k := range cfg.Gateway.APIKeys {
-		g.keys = append(g.keys, []byte(k))
-	}
+	g.liveP.Store(l)
 	g.transport = &http.Transport{
 		Proxy: nil,
 		DialContext: (&net.Dialer{
@@ -131,7 +134,10 @@ func New(cfg config.Config, cat config.Catalogue, log zerolog.Logger) (*Gateway,
 	ct.ResponseHeaderTimeout = 0
 	ct.MaxIdleConnsPerHost = 8
 	g.client = &http.Client{Transport: ct}
-	g.met = newMetrics(func() float64 { return float64(g.inFlight.Load()) })
+	// The store opens last: nothing after it can fail and leave it open.
+	if g.store, err = openUsage(cfg.Gateway.StateDir, log); err != nil {
+		return nil, err
+	}
 	g.echo = g.routes()
 	return g, nil
 }
@@ -151,9 +157,15 @@ func (g *Gateway) Run(ctx context.Context) {
 	wg.Wait()
 }
 
-// Shutdown stops taking requests and waits for those in flight, or for ctx.
+// Shutdown stops taking requests and waits for those in flight, or for ctx;
+// then it writes the usage still pending and closes the store.
 func (g *Gateway) Shutdown(ctx context.Context) error {
 	g.closing.Store(true)
+	defer func() {
+		if err := g.store.close(); err != nil {
+			g.log.Error().Err(err).Msg("closing the usage store")
+		}
+	}()
 	defer g.transport.CloseIdleConnections()
 	defer g.client.CloseIdleConnections()
 	t := time.NewTicker(10 * time.Millisecond)
@@ -223,25 +235,10 @@ func (g *Gateway) auth(next echo.HandlerFunc) echo.HandlerFunc {
 			defer cancel()
 			c.SetRequest(c.Request().WithContext(ctx))
 		}
-		if len(g.keys) == 0 {
+		k, _, offered, ok := g.live().authenticate(c.Request().Header)
+		if ok {
+			c.Set(keyCtx, k)
 			return next(c)
-		}
-		h := c.Request().Header
-		bearer := ""
-		if a := h.Get("Authorization"); len(a) > 7 && strings.EqualFold(a[:7], "bearer ") {
-			bearer = strings.TrimSpace(a[7:])
-		}
-		offered := false
-		for _, key := range [2]string{h.Get("x-api-key"), bearer} {
-			if key == "" {
-				continue
-			}
-			offered = true
-			for _, k := range g.keys {
-				if subtle.ConstantTimeCompare(k, []byte(key)) == 1 {
-					return next(c)
-				}
-			}
 		}
 		msg := "missing API key: send Authorization: Bearer <key> or x-api-key"
 		if offered {

@@ -33,6 +33,9 @@ var metricHelp = map[string][2]string{
 	"cortex_model_in_flight":             {"gauge", "Requests the gateway has in flight to neurons."},
 	"cortex_device_mem_used_mb":          {"gauge", "Device memory in use, in megabytes."},
 	"cortex_device_mem_free_mb":          {"gauge", "Device memory free, in megabytes."},
+	"cortex_key_requests_total":          {"counter", "Requests by key name (never the key itself)."},
+	"cortex_key_tokens_total":            {"counter", "Tokens by key name and type (prompt, completion)."},
+	"cortex_key_rejections_total":        {"counter", "Requests refused before routing, by key name and reason (rpm, tpm, max_parallel, budget, model_not_allowed)."},
 }
 
 // Histogram buckets.

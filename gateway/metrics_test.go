@@ -8,6 +8,9 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
+
+	"helexa/roles/config"
 )
 
 func scrapeMetrics(t testing.TB, g *Gateway) string {
@@ -35,6 +38,7 @@ func exercise(t *testing.T) *testGateway {
 	a.set(func(f *fakeNeuron) { f.failInfer = 500 })
 	tg.post(t, "/v1/chat/completions", chatReq("m1", ""))
 	tg.g.met.eviction("a", "m\"x", "idle")
+	tg.g.keyNamed("k\"1", config.Key{RPM: 1}, false, time.Now()).reject(rejectRPM)
 	return tg
 }
 

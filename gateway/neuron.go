@@ -200,10 +200,10 @@ type loadResp struct {
 // request needed the model) count as cold starts.
 func (g *Gateway) loadOn(ctx context.Context, n *node, id string, onDemand bool) error {
 	body := map[string]any{"model": id}
-	if m, ok := g.catByID[id]; ok && m.MaxOutputTokens > 0 {
+	if m, ok := g.live().catByID[id]; ok && m.MaxOutputTokens > 0 {
 		body["max_output_tokens"] = m.MaxOutputTokens
 	}
-	if m, ok := g.catByID[id]; ok && m.ContextLength > 0 {
+	if m, ok := g.live().catByID[id]; ok && m.ContextLength > 0 {
 		body["context_length"] = m.ContextLength
 	}
 	b, _ := json.Marshal(body)

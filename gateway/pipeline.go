@@ -202,11 +202,19 @@ func (g *Gateway) serve(rt *dialectRoute) echo.HandlerFunc {
 		if aerr != nil {
 			return fail(aerr)
 		}
+		// authenticate (auth, before serve) → limits → route (send)
+		c.key = keyOf(ec)
+		if aerr := g.checkModel(c, req.model); aerr != nil {
+			return fail(aerr)
+		}
 		id, aerr := g.resolve(req.model)
 		if aerr != nil {
 			return fail(aerr)
 		}
 		c.model, c.stream = id, req.stream
+		if aerr := g.admit(c); aerr != nil {
+			return fail(aerr)
+		}
 		out = getSlice()
 		nb, changed, err := rewriteRequest((*out)[:0], req.upstream, id, req.stream)
 		if changed {

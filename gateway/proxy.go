@@ -48,6 +48,11 @@ type call struct {
 	tps      float64 // decode speed the neuron reported; 0 when it did not
 	ttft     time.Duration
 	reason   string // error reason for metrics, empty on success
+	errMsg   string // the client's error message, for the console
+	streamed int    // content chunks streamed: the tokens when no usage came
+
+	key      *keyState // who asked (nil only in tests that call serve directly)
+	admitted bool      // the key's limits took this request
 
 	// open counts request bodies the transport has not closed yet; pooled
 	// buffers behind body go back to the pool only when it is zero.
@@ -58,6 +63,7 @@ type call struct {
 // it to the client in the call's dialect.
 func (c *call) fail(w http.ResponseWriter, e *apiError) error {
 	c.code = e.Status
+	c.errMsg = e.Message
 	if c.reason == "" {
 		c.reason = nonEmpty(e.Reason, e.Code)
 	}
@@ -198,7 +204,7 @@ func (g *Gateway) send(ctx context.Context, c *call) (*upstream, error) {
 		if c.stream {
 			req.Header.Set("Accept", "text/event-stream")
 		}
-		release := g.acquire(n, c.model)
+		release := g.acquire(n, c.model, c.key.priority())
 		// Straight to the transport: neurons do not redirect, and this skips
 		// the client's per-request header copies.
 		resp, err := g.transport.RoundTrip(req)
@@ -375,8 +381,11 @@ func (g *Gateway) pump(ctx context.Context, c *call, up *upstream, sink streamSi
 		}
 		if len(data) > 0 && data[0] == '{' {
 			hasChoices, usageOnly := chunkKind(data)
-			if hasChoices && c.ttft == 0 {
-				c.ttft = time.Since(c.start)
+			if hasChoices {
+				c.streamed++
+				if c.ttft == 0 {
+					c.ttft = time.Since(c.start)
+				}
 			}
 			if u, ok := usageOf(data); ok {
 				c.usage, c.hasUsage = u, true
@@ -487,6 +496,7 @@ func (g *Gateway) finish(c *call) {
 	if c.ttft > 0 {
 		g.met.ttft.Update(c.ttft.Seconds())
 	}
+	tps := 0.0
 	if c.hasUsage {
 		g.met.prompt.Add(c.usage.Prompt)
 		g.met.completion.Add(c.usage.Completion)
@@ -496,11 +506,15 @@ func (g *Gateway) finish(c *call) {
 		}
 		switch {
 		case c.tps > 0:
-			g.met.tps.Update(c.tps)
+			tps = c.tps
 		case c.usage.Completion > 0 && gen > 0:
-			g.met.tps.Update(float64(c.usage.Completion) / gen.Seconds())
+			tps = float64(c.usage.Completion) / gen.Seconds()
+		}
+		if tps > 0 {
+			g.met.tps.Update(tps)
 		}
 	}
+	g.account(c, model, tps)
 	if e := g.log.Debug(); e.Enabled() {
 		e.Str("api", c.api).Str("model", model).Str("node", node).Int("code", c.code).Bool("stream", c.stream).
 			Dur("took", d).Dur("ttft", c.ttft).Int("prompt_tokens", c.usage.Prompt).Int("completion_tokens", c.usage.Completion).

@@ -16,8 +16,8 @@ import (
 // no catalogue entry, alias or node knows is a 404 model_not_found; when no
 // node is healthy the gateway cannot tell, and answers 503.
 func (g *Gateway) resolve(name string) (string, *apiError) {
-	id := g.cat.Resolve(name)
-	if _, ok := g.catByID[id]; ok {
+	id := g.live().cat.Resolve(name)
+	if _, ok := g.live().catByID[id]; ok {
 		return id, nil
 	}
 	f := g.fleet
@@ -33,7 +33,11 @@ func (g *Gateway) resolve(name string) (string, *apiError) {
 	if !anyHealthy {
 		return "", noNodeError(id)
 	}
-	return "", &apiError{Status: http.StatusNotFound, Code: "model_not_found", Message: fmt.Sprintf("model %q does not exist on any node, in the catalogue or as an alias", name)}
+	return "", modelNotFound(name)
+}
+
+func modelNotFound(name string) *apiError {
+	return &apiError{Status: http.StatusNotFound, Code: "model_not_found", Message: fmt.Sprintf("model %q does not exist on any node, in the catalogue or as an alias", name)}
 }
 
 func noNodeError(id string) *apiError {
@@ -74,15 +78,15 @@ func (g *Gateway) pickLoaded(id string, exclude []string) *node {
 
 // catalogue helpers.
 func (g *Gateway) priority(id string) int {
-	if m, ok := g.catByID[id]; ok {
+	if m, ok := g.live().catByID[id]; ok {
 		return m.PriorityOr()
 	}
 	return config.DefaultPriority
 }
 
 func (g *Gateway) pinnedOn(id, nodeName string) bool {
-	m, ok := g.catByID[id]
-	return ok && slices.Contains(m.PinnedOn, nodeName)
+	m, ok := g.live().catByID[id]
+	return (ok && slices.Contains(m.PinnedOn, nodeName)) || g.store.pinned(nodeName, id)
 }
 
 // memOf is a model's memory need on n: the neuron's estimate, else the
@@ -91,7 +95,7 @@ func (g *Gateway) memOf(n *node, id string) int {
 	if m, ok := n.models[id]; ok && m.MemEstimateMB > 0 {
 		return m.MemEstimateMB
 	}
-	return g.catByID[id].MemMB
+	return g.live().catByID[id].MemMB
 }
 
 // residents lists the models loaded on n for eviction. Called with
@@ -105,6 +109,11 @@ func (g *Gateway) residents(n *node) []resident {
 		r := resident{ID: id, MemMB: g.memOf(n, id), Priority: g.priority(id), Pinned: g.pinnedOn(id, n.ref.Name), InFlight: n.busy(id)}
 		if s := n.slots[id]; s != nil {
 			r.LastUsed = s.last()
+			// A model counts as at least the priority of the keys that
+			// used it since it was loaded.
+			if p := int(s.keyPrio.Load()); p > r.Priority {
+				r.Priority = p
+			}
 		}
 		out = append(out, r)
 	}
@@ -132,7 +141,7 @@ func (g *Gateway) placementsFor(id string, exclude []string) []placement {
 		}
 		nodes = append(nodes, placeNode{Name: n.ref.Name, Pinned: g.pinnedOn(id, n.ref.Name), FreeMB: n.freeMB(), Devices: n.deviceCount(), Resident: g.residents(n)})
 	}
-	cm := g.catByID[id]
+	cm := g.live().catByID[id]
 	return placeCandidates(placeModel{NeedMB: need, MinDevices: cm.MinDevices, Priority: g.priority(id)}, nodes, g.cfg.Eviction.Strategy)
 }
 
@@ -232,7 +241,7 @@ func loadError(id string, ue *upstreamError) *apiError {
 }
 
 // acquire marks a request in flight for id on n and returns its release.
-func (g *Gateway) acquire(n *node, id string) func() {
+func (g *Gateway) acquire(n *node, id string, keyPrio int) func() {
 	f := g.fleet
 	now := g.now()
 	f.mu.RLock()
@@ -245,6 +254,8 @@ func (g *Gateway) acquire(n *node, id string) func() {
 	}
 	s.inFlight.Add(1)
 	s.touch(now)
+	for p := s.keyPrio.Load(); int64(keyPrio) > p && !s.keyPrio.CompareAndSwap(p, int64(keyPrio)); p = s.keyPrio.Load() {
+	}
 	g.inFlight.Add(1)
 	return func() {
 		s.touch(g.now())

@@ -169,7 +169,19 @@ func (g *Gateway) fleetReport() FleetReport {
 }
 
 func (g *Gateway) handleFleet(c echo.Context) error {
-	return c.JSON(http.StatusOK, g.fleetReport())
+	rep := g.fleetReport()
+	if k := keyOf(c); k != nil && !k.unlimited {
+		for i := range rep.Nodes {
+			ms := rep.Nodes[i].Models[:0]
+			for _, m := range rep.Nodes[i].Models {
+				if k.allows(m.ID, m.ID) {
+					ms = append(ms, m)
+				}
+			}
+			rep.Nodes[i].Models = ms
+		}
+	}
+	return c.JSON(http.StatusOK, rep)
 }
 
 // ModelList is the merged GET /v1/models answer, in OpenAI's shape.
@@ -225,14 +237,14 @@ func (g *Gateway) modelList() ModelList {
 		}
 	}
 	f.mu.RUnlock()
-	for _, cm := range g.cat.Models {
+	for _, cm := range g.live().cat.Models {
 		e := get(cm.ID)
 		e.InCatalogue = true
 		if e.ContextLength == 0 {
 			e.ContextLength = cm.ContextLength
 		}
 	}
-	for alias, id := range g.cat.Aliases {
+	for alias, id := range g.live().cat.Aliases {
 		t := get(id)
 		a := *t
 		a.ID, a.AliasOf, a.InCatalogue = alias, id, false
@@ -249,7 +261,20 @@ func (g *Gateway) modelList() ModelList {
 }
 
 func (g *Gateway) handleModels(c echo.Context) error {
-	return c.JSON(http.StatusOK, g.modelList())
+	return c.JSON(http.StatusOK, g.modelsFor(keyOf(c)))
+}
+
+// modelsFor is the merged list with only the models k may use.
+func (g *Gateway) modelsFor(k *keyState) ModelList {
+	list := g.modelList()
+	out := list.Data[:0]
+	for _, e := range list.Data {
+		if k.allows(e.ID, nonEmpty(e.AliasOf, e.ID)) {
+			out = append(out, e)
+		}
+	}
+	list.Data = out
+	return list
 }
 
 // handleModel serves GET /v1/models/{id}: one entry of the merged list.
@@ -258,7 +283,7 @@ func (g *Gateway) handleModel(c echo.Context) error {
 	if u, err := url.PathUnescape(id); err == nil {
 		id = u
 	}
-	for _, e := range g.modelList().Data {
+	for _, e := range g.modelsFor(keyOf(c)).Data {
 		if e.ID == id {
 			return c.JSON(http.StatusOK, e)
 		}

@@ -96,3 +96,21 @@ func Anthropic(status int, msg string) []byte {
 	b, _ := json.Marshal(anthropicBody{Type: "error", Error: anthropicInner{Type: AnthropicType(status), Message: msg}})
 	return b
 }
+
+// OpenAITyped is OpenAI with an explicit error type, for the errors whose
+// type OpenAI's API sets apart from the status (a 429 "insufficient_quota"
+// when a budget is spent, beside the plain rate limit's "requests").
+func OpenAITyped(status int, typ, code, param, msg string) []byte {
+	if typ == "" {
+		typ = OpenAIType(status)
+	}
+	f := openAIFields{Message: msg, Type: typ}
+	if code != "" {
+		f.Code = &code
+	}
+	if param != "" {
+		f.Param = &param
+	}
+	b, _ := json.Marshal(openAIBody{Error: f}) // strings only: cannot fail
+	return b
+}
