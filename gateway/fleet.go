@@ -248,13 +248,13 @@ func (f *fleet) setStatus(n *node, id, status string, entry *neuronModel, now ti
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	m, ok := n.models[id]
+	was := m.Status
 	if entry != nil && entry.ID == id {
 		m = *entry
 		m.Error = redactPaths(m.Error)
 	} else if !ok {
 		m = neuronModel{ID: id}
 	}
-	was := m.Status
 	m.Status = status
 	n.models[id] = m
 	n.changed[id] = time.Now()
