@@ -87,15 +87,8 @@ func New(cfg config.Config, cat config.Catalogue, log zerolog.Logger) (*Gateway,
 	default:
 		return nil, fmt.Errorf("eviction.strategy must be %q or %q, got %q", strategyLRU, strategyPriority, cfg.Eviction.Strategy)
 	}
-	seen := map[string]bool{}
-	for _, n := range cfg.Neurons {
-		if n.Name == "" || seen[n.Name] {
-			return nil, fmt.Errorf("neurons: every node needs a unique name, got %q", n.Name)
-		}
-		if !strings.HasPrefix(n.Endpoint, "http://") && !strings.HasPrefix(n.Endpoint, "https://") {
-			return nil, fmt.Errorf("neurons: node %s: endpoint must be an http:// or https:// URL, got %q", n.Name, n.Endpoint)
-		}
-		seen[n.Name] = true
+	if err := checkNeurons(cfg.Neurons); err != nil {
+		return nil, err
 	}
 	g := &Gateway{
 		cfg:         cfg,
@@ -247,4 +240,18 @@ func (g *Gateway) auth(next echo.HandlerFunc) echo.HandlerFunc {
 		writeError(c.Response(), dialectOf(c.Request().URL.Path), &apiError{Status: http.StatusUnauthorized, Code: "invalid_api_key", Message: msg})
 		return nil
 	}
+}
+
+func checkNeurons(refs []config.NeuronRef) error {
+	seen := map[string]bool{}
+	for _, n := range refs {
+		if n.Name == "" || seen[n.Name] {
+			return fmt.Errorf("neurons: every node needs a unique name, got %q", n.Name)
+		}
+		if !strings.HasPrefix(n.Endpoint, "http://") && !strings.HasPrefix(n.Endpoint, "https://") {
+			return fmt.Errorf("neurons: node %s: endpoint must be an http:// or https:// URL, got %q", n.Name, n.Endpoint)
+		}
+		seen[n.Name] = true
+	}
+	return nil
 }

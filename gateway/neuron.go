@@ -123,7 +123,10 @@ func (g *Gateway) pollTimeout() time.Duration {
 func (g *Gateway) pollAll(ctx context.Context) {
 	f := g.fleet
 	var wg sync.WaitGroup
-	for _, n := range f.nodes {
+	f.mu.RLock()
+	nodes := f.nodes // a reload replaces the slice, never changes it
+	f.mu.RUnlock()
+	for _, n := range nodes {
 		f.mu.RLock()
 		discover := !n.contacted || n.polls%discoveryEvery == 0 || n.discovery == nil
 		f.mu.RUnlock()

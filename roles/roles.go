@@ -10,8 +10,11 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"os/signal"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -121,7 +124,14 @@ func RunConfig(ctx context.Context, o Options, cfg config.Config) error {
 	}
 
 	var gw *gateway.Gateway
+	var local []config.NeuronRef // the --role=all neuron, kept on reload
+	if o.Role == "all" {
+		local = cfg.Neurons[:1:1]
+	}
 	if o.Role == "gateway" || o.Role == "all" {
+		if cfg.Gateway.StateDir == "" {
+			cfg.Gateway.StateDir = config.DefaultStateDir()
+		}
 		cat, err := config.LoadCatalogue(cfg.Gateway.Models)
 		if err != nil {
 			cleanup()
@@ -179,6 +189,25 @@ func RunConfig(ctx context.Context, o Options, cfg config.Config) error {
 			defer wg.Done()
 			gw.Run(runCtx)
 		}()
+		if o.ConfigPath != "" {
+			hup := make(chan os.Signal, 1)
+			signal.Notify(hup, syscall.SIGHUP)
+			defer signal.Stop(hup)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					select {
+					case <-runCtx.Done():
+						return
+					case <-hup:
+						if err := ReloadGateway(gw, o.ConfigPath, local); err != nil {
+							log.Error().Err(err).Str("config", o.ConfigPath).Msg("reload refused; the running configuration stays")
+						}
+					}
+				}
+			}()
+		}
 	}
 	log.Info().Str("role", o.Role).Str("version", Version).Str("gateway", addrs.Gateway).
 		Str("metrics", addrs.Metrics).Str("neuron", addrs.Neuron).Msg("helexa serving")
@@ -212,6 +241,23 @@ func RunConfig(ctx context.Context, o Options, cfg config.Config) error {
 	}
 	wg.Wait()
 	return runErr
+}
+
+// ReloadGateway reads the configuration file and its catalogue again and
+// gives the gateway its new neuron list, catalogue and keys (SIGHUP). local
+// is the --role=all neuron, which stays first. A file that does not load
+// changes nothing.
+func ReloadGateway(gw *gateway.Gateway, path string, local []config.NeuronRef) error {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return err
+	}
+	cat, err := config.LoadCatalogue(cfg.Gateway.Models)
+	if err != nil {
+		return err
+	}
+	cfg.Neurons = append(append([]config.NeuronRef(nil), local...), cfg.Neurons...)
+	return gw.Reload(cfg, cat)
 }
 
 // loopback turns a wildcard listen address into one a local client can dial.

@@ -1,0 +1,210 @@
+package gateway
+
+import (
+	"bufio"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"helexa/roles/config"
+)
+
+func TestUsageStoreRoundTrip(t *testing.T) {
+	dir := t.TempDir()
+	s, err := openUsage(dir, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	s.record("alice", "m1", now, usageCounts{Requests: 1, Prompt: 10, Completion: 5})
+	s.record("alice", "m2", now, usageCounts{Requests: 1, Prompt: 1, Completion: 2, Errors: 1})
+	s.record("alice", "m1", now.Add(-3*time.Hour), usageCounts{Requests: 1, Prompt: 100})
+	s.record("bob", "m1", now, usageCounts{Requests: 1, Prompt: 1000})
+	if got := s.spent("alice", now.Add(-time.Hour)); got != 18 {
+		t.Errorf("pending spent = %d, want 18", got)
+	}
+	if err := s.setPin("a", "m1", true); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err = openUsage(dir, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.close()
+	if got := s.spent("alice", now.Add(-time.Hour)); got != 18 {
+		t.Errorf("spent after reopening = %d, want 18", got)
+	}
+	if got := s.spent("alice", now.Add(-4*time.Hour)); got != 118 {
+		t.Errorf("spent over 4 hours = %d, want 118", got)
+	}
+	pts := s.series("alice", now.Add(-3*time.Hour), now)
+	if len(pts) != 4 || pts[0].Prompt != 100 || pts[3].Requests != 2 || pts[3].Errors != 1 {
+		t.Errorf("series: %+v", pts)
+	}
+	if !s.pinned("a", "m1") {
+		t.Error("pin lost on reopening")
+	}
+}
+
+// A file that is not a usage store stops the gateway with its path and is
+// left as it was.
+func TestUsageStoreRefusesGarbage(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, UsageFile)
+	garbage := []byte(strings.Repeat("this is not a bbolt file\n", 1000))
+	if err := os.WriteFile(p, garbage, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := config.Default()
+	cfg.Gateway.StateDir = dir
+	_, err := New(cfg, config.Catalogue{}, zerolog.Nop())
+	if err == nil || !strings.Contains(err.Error(), p) || !strings.Contains(err.Error(), "cannot be read") {
+		t.Fatalf("New = %v, want an error naming %s", err, p)
+	}
+	after, _ := os.ReadFile(p)
+	if string(after) != string(garbage) {
+		t.Error("the unreadable store was changed")
+	}
+	// A valid bbolt file of another kind is refused too.
+	if err := os.Remove(p); err != nil {
+		t.Fatal(err)
+	}
+	s, err := openUsage(dir, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = s.close()
+	raw, _ := os.ReadFile(p)
+	raw[len(raw)/2] ^= 0xff
+	for i := 0; i < 8192 && i < len(raw); i++ { // damage both meta pages
+		raw[i] ^= 0x5a
+	}
+	if err := os.WriteFile(p, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := openUsage(dir, zerolog.Nop()); err == nil || !strings.Contains(err.Error(), p) {
+		t.Fatalf("damaged store: %v", err)
+	}
+}
+
+// Budgets survive a restart: the second gateway reads what the first spent.
+func TestBudgetSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	a := newFakeNeuron(t, "a", "m1*")
+	opts := []gwOpt{withKeys(config.Key{Name: "dave", Key: "sk-d", BudgetTokens: 20, BudgetPeriod: "month"}),
+		func(cfg *config.Config, _ *config.Catalogue) { cfg.Gateway.StateDir = dir }}
+	tg := startGateway(t, []*fakeNeuron{a}, opts...)
+	for range 2 {
+		if code, _, b := sendAs(t, tg, "sk-d", "openai", false); code != 200 {
+			t.Fatalf("%d %s", code, b)
+		}
+	}
+	tg.close()
+	tg = startGateway(t, []*fakeNeuron{a}, opts...)
+	if code, _, b := sendAs(t, tg, "sk-d", "anthropic", false); code != 429 || !strings.Contains(b, "budget") {
+		t.Fatalf("after a restart: %d %s, want the budget spent", code, b)
+	}
+}
+
+// usageWriterEnv makes the test binary a usage writer (see
+// TestUsageStoreSurvivesKill).
+const usageWriterEnv = "HELEXA_TEST_USAGE_WRITER"
+
+// TestUsageWriterProcess is the child of TestUsageStoreSurvivesKill: it
+// records one request per millisecond and prints each count once recorded.
+func TestUsageWriterProcess(t *testing.T) {
+	dir := os.Getenv(usageWriterEnv)
+	if dir == "" {
+		t.Skip("runs only as the child of TestUsageStoreSurvivesKill")
+	}
+	s, err := openUsage(dir, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := bufio.NewWriter(os.Stdout)
+	for i := 1; ; i++ {
+		s.record("k", "m", time.Now(), usageCounts{Requests: 1, Completion: 1})
+		_, _ = w.WriteString(strconv.Itoa(i) + "\n")
+		_ = w.Flush()
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// A gateway killed with SIGKILL loses at most the usage recorded in the
+// last flush interval (usageFlushEvery, 500 ms) plus one commit: every
+// record acknowledged more than a second before the kill is on disk.
+func TestUsageStoreSurvivesKill(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a child process")
+	}
+	dir := t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestUsageWriterProcess$", "-test.count=1")
+	cmd.Env = append(os.Environ(), usageWriterEnv+"="+dir)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	type ack struct {
+		n  int
+		at time.Time
+	}
+	var acks []ack
+	sc := bufio.NewScanner(out)
+	start := time.Now()
+	for sc.Scan() {
+		n, err := strconv.Atoi(sc.Text())
+		if err != nil {
+			continue
+		}
+		acks = append(acks, ack{n, time.Now()})
+		if time.Since(start) > 2500*time.Millisecond && n >= 200 {
+			break
+		}
+	}
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	killed := time.Now()
+	_ = cmd.Wait()
+	if len(acks) == 0 {
+		t.Fatal("the writer acknowledged nothing")
+	}
+	s, err := openUsage(dir, zerolog.Nop())
+	if err != nil {
+		t.Fatalf("reopening after SIGKILL: %v", err)
+	}
+	defer s.close()
+	var stored int64
+	for _, c := range s.hours("k", time.Now().Add(-2*time.Hour), time.Now().Add(time.Hour)) {
+		stored += c.Requests
+	}
+	const bound = time.Second
+	mustHave := 0
+	for _, a := range acks {
+		if killed.Sub(a.at) > bound {
+			mustHave = a.n
+		}
+	}
+	last := acks[len(acks)-1].n
+	t.Logf("acknowledged %d, stored %d: lost %d records (%.0f ms of writes); bound: everything older than %s (%d records)",
+		last, stored, int64(last)-stored, float64(int64(last)-stored)*float64(killed.Sub(start).Milliseconds())/float64(last), bound, mustHave)
+	if stored < int64(mustHave) {
+		t.Errorf("stored %d records, but %d were acknowledged more than %s before the kill", stored, mustHave, bound)
+	}
+	if stored > int64(last)+1 {
+		t.Errorf("stored %d records, more than the %d written", stored, last)
+	}
+}
