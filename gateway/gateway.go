@@ -193,6 +193,7 @@ func (g *Gateway) routes() *echo.Echo {
 		writeError(c.Response(), d, asAPIError(err))
 	}
 	e.GET("/health", g.handleHealth)
+	g.consoleRoutes(e)
 	api := e.Group("", g.auth)
 	api.GET("/fleet", g.handleFleet)
 	api.GET("/v1/models", g.handleModels)

@@ -499,6 +499,10 @@ func (g *Gateway) account(c *call, model string, tps float64) {
 		g.rings.add(sample{at: now, model: model, ttft: c.ttft, tps: tps, tokens: int(completion)})
 	}
 	if failed {
-		g.rings.addError(ErrorEntry{At: now.UTC(), Key: name, Model: model, Node: c.node, API: c.api, Status: c.code, Reason: c.reason, Message: c.errMsg})
+		shown := model
+		if c.model == "" && c.asked != "" {
+			shown = c.asked
+		}
+		g.rings.addError(ErrorEntry{At: now.UTC(), Key: name, Model: shown, Node: c.node, API: c.api, Status: c.code, Reason: c.reason, Message: c.errMsg})
 	}
 }

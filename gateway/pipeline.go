@@ -203,7 +203,7 @@ func (g *Gateway) serve(rt *dialectRoute) echo.HandlerFunc {
 			return fail(aerr)
 		}
 		// authenticate (auth, before serve) → limits → route (send)
-		c.key = keyOf(ec)
+		c.key, c.asked = keyOf(ec), req.model
 		if aerr := g.checkModel(c, req.model); aerr != nil {
 			return fail(aerr)
 		}

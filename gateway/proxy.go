@@ -34,6 +34,7 @@ type call struct {
 	dialect dialect
 	path    string // the neuron route
 	model   string // resolved model id
+	asked   string // the model name the client sent (console errors only)
 	stream  bool
 	start   time.Time
 
