@@ -102,6 +102,9 @@ func browser() string {
 func TestConsoleInBrowser(t *testing.T) {
 	exe := browser()
 	if exe == "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("no Chromium or Chrome found, and CI must run the console test (.ci/run installs chromium)")
+		}
 		t.Skip("no Chromium or Chrome found (install chromium, or set HELEXA_CHROME)")
 	}
 	a := newFakeNeuron(t, "gpu-a", "m1*", "m2")

@@ -142,7 +142,7 @@ func RunConfig(ctx context.Context, o Options, cfg config.Config) error {
 			cleanup()
 			return fmt.Errorf("starting gateway: %w", err)
 		}
-		gl := secureListen(log, "the gateway", "api_keys", cfg.Gateway.Listen, len(cfg.Gateway.APIKeys) > 0, cfg.Gateway.AllowUnauthenticated)
+		gl := secureListen(log, "the gateway", "api_keys", cfg.Gateway.Listen, len(cfg.Gateway.APIKeys)+len(cfg.Keys)+len(cfg.Gateway.AdminKeys) > 0, cfg.Gateway.AllowUnauthenticated)
 		l, err := listen(gl, cfg.Gateway.MaxConnsPerClient)
 		if err != nil {
 			return err
