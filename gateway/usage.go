@@ -13,6 +13,7 @@ import (
 
 	"github.com/rs/zerolog"
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 // The usage store keeps, per key, model and hour, the requests, prompt and
@@ -138,7 +139,7 @@ func openUsage(dir string, log zerolog.Logger) (s *usageStore, err error) {
 	}()
 	db, err := bolt.Open(s.path, 0o600, &bolt.Options{Timeout: 2 * time.Second})
 	if err != nil {
-		if errors.Is(err, bolt.ErrTimeout) {
+		if errors.Is(err, berrors.ErrTimeout) {
 			return nil, fmt.Errorf("usage store %s is locked by another process (another gateway with the same state_dir?)", s.path)
 		}
 		return nil, unreadable(s.path, err)
@@ -393,15 +394,4 @@ func (s *usageStore) pinned(node, model string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.pins[pinKey{node, model}]
-}
-
-// pinList is every console pin.
-func (s *usageStore) pinList() []pinKey {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make([]pinKey, 0, len(s.pins))
-	for p := range s.pins {
-		out = append(out, p)
-	}
-	return out
 }

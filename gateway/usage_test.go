@@ -208,3 +208,16 @@ func TestUsageStoreSurvivesKill(t *testing.T) {
 		t.Errorf("stored %d records, more than the %d written", stored, last)
 	}
 }
+
+// A store another gateway holds is an error that says so, not a wait.
+func TestUsageStoreLocked(t *testing.T) {
+	dir := t.TempDir()
+	s, err := openUsage(dir, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.close()
+	if _, err := openUsage(dir, zerolog.Nop()); err == nil || !strings.Contains(err.Error(), "locked") {
+		t.Fatalf("second open: %v", err)
+	}
+}
