@@ -189,25 +189,28 @@ func RunConfig(ctx context.Context, o Options, cfg config.Config) error {
 			defer wg.Done()
 			gw.Run(runCtx)
 		}()
-		if o.ConfigPath != "" {
-			hup := make(chan os.Signal, 1)
-			signal.Notify(hup, syscall.SIGHUP)
-			defer signal.Stop(hup)
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for {
-					select {
-					case <-runCtx.Done():
-						return
-					case <-hup:
-						if err := ReloadGateway(gw, o.ConfigPath, local); err != nil {
-							log.Error().Err(err).Str("config", o.ConfigPath).Msg("reload refused; the running configuration stays")
-						}
+		// SIGHUP reloads the neuron list, the catalogue and the keys.
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-runCtx.Done():
+					return
+				case <-hup:
+					if o.ConfigPath == "" {
+						log.Warn().Msg("SIGHUP: started without --config, nothing to reload")
+						continue
+					}
+					if err := ReloadGateway(gw, o.ConfigPath, local); err != nil {
+						log.Error().Err(err).Str("config", o.ConfigPath).Msg("reload refused; the running configuration stays")
 					}
 				}
-			}()
-		}
+			}
+		}()
 	}
 	log.Info().Str("role", o.Role).Str("version", Version).Str("gateway", addrs.Gateway).
 		Str("metrics", addrs.Metrics).Str("neuron", addrs.Neuron).Msg("helexa serving")
