@@ -62,6 +62,7 @@ follow_symlinks = true
 	if err != nil {
 		t.Fatal(err)
 	}
+	cfg.Gateway.StateDir = t.TempDir() // each gateway its own usage store
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan Addrs, 1)
 	done := make(chan error, 1)

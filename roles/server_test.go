@@ -24,6 +24,7 @@ func runGateway(t *testing.T, extra string) Addrs {
 	if err != nil {
 		t.Fatal(err)
 	}
+	cfg.Gateway.StateDir = t.TempDir() // each gateway its own usage store
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan Addrs, 1)
 	done := make(chan error, 1)
