@@ -331,14 +331,14 @@ func (k *keyState) admit(now time.Time, spent spentSince) (reason string, aerr *
 	k.refill(now)
 	if lim.RPM > 0 && k.rpmLevel < 1 {
 		wait := time.Duration((1 - k.rpmLevel) * 60 / float64(lim.RPM) * float64(time.Second))
-		return rejectRPM, rateLimited(k.name, fmt.Sprintf("%d requests per minute", lim.RPM), wait)
+		return rejectRPM, rateLimited(k.name, "requests", fmt.Sprintf("%d requests per minute", lim.RPM), wait)
 	}
 	if lim.TPM > 0 && k.tpmLevel <= 0 {
 		wait := time.Duration((-k.tpmLevel + 1) * 60 / float64(lim.TPM) * float64(time.Second))
-		return rejectTPM, rateLimited(k.name, fmt.Sprintf("%d tokens per minute", lim.TPM), wait)
+		return rejectTPM, rateLimited(k.name, "tokens", fmt.Sprintf("%d tokens per minute", lim.TPM), wait)
 	}
 	if lim.MaxParallel > 0 && k.parallel >= lim.MaxParallel {
-		return rejectParallel, rateLimited(k.name, fmt.Sprintf("%d requests at once", lim.MaxParallel), time.Second)
+		return rejectParallel, rateLimited(k.name, "requests", fmt.Sprintf("%d requests at once", lim.MaxParallel), time.Second)
 	}
 	if lim.RPM > 0 {
 		k.rpmLevel--
@@ -369,9 +369,11 @@ func (k *keyState) done(now time.Time, tokens int64, spent spentSince) {
 	}
 }
 
-func rateLimited(name, limit string, wait time.Duration) *apiError {
+// rateLimited is the 429 of a key over a rate limit; typ is OpenAI's error
+// type for it ("requests" or "tokens").
+func rateLimited(name, typ, limit string, wait time.Duration) *apiError {
 	s := ceilSeconds(wait)
-	return &apiError{Status: http.StatusTooManyRequests, Code: "rate_limit_exceeded", Reason: "rate_limited", RetryAfter: s,
+	return &apiError{Status: http.StatusTooManyRequests, Code: "rate_limit_exceeded", Type: typ, Reason: "rate_limited", RetryAfter: s,
 		Message: fmt.Sprintf("key %s is over its limit of %s; retry in %d s", name, limit, s)}
 }
 

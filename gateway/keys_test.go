@@ -84,8 +84,12 @@ func wantRateLimited(t *testing.T, dialect string, code int, h http.Header, body
 	if dialect == "anthropic" && typ != "rate_limit_error" {
 		t.Errorf("anthropic type %q, want rate_limit_error", typ)
 	}
-	if dialect == "openai" && (typ != "requests" || c != "rate_limit_exceeded") {
-		t.Errorf("openai type %q code %q, want requests / rate_limit_exceeded", typ, c)
+	wantType := "requests"
+	if strings.Contains(wantMsg, "tokens") {
+		wantType = "tokens"
+	}
+	if dialect == "openai" && (typ != wantType || c != "rate_limit_exceeded") {
+		t.Errorf("openai type %q code %q, want %s / rate_limit_exceeded", typ, c, wantType)
 	}
 	if !strings.Contains(msg, wantMsg) {
 		t.Errorf("message %q does not mention %q", msg, wantMsg)
