@@ -221,3 +221,28 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 	t.Logf("screenshot: %s (%d bytes)", p, len(shot))
 }
+
+// The page loads nothing from elsewhere and names no absolute path, so it
+// works offline and under any path prefix.
+func TestConsolePageSelfContained(t *testing.T) {
+	page := string(consolePage)
+	for _, bad := range []string{"http://", "https://", `src="/`, `href="/`, `fetch("/`, "@import", "<link", "url("} {
+		if strings.Contains(page, bad) {
+			t.Errorf("the console page contains %q", bad)
+		}
+	}
+	a := newFakeNeuron(t, "a")
+	tg := startGateway(t, []*fakeNeuron{a}, withAdmin("adm"))
+	req, _ := http.NewRequest(http.MethodGet, tg.srv.URL+"/ui", nil)
+	resp, err := (&http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if loc := resp.Header.Get("Location"); resp.StatusCode/100 != 3 || loc != "ui/" {
+		t.Errorf("GET /ui: %d Location %q, want a redirect to the relative ui/", resp.StatusCode, loc)
+	}
+	if code, b := tg.get(t, "/ui/"); code != 200 || !strings.Contains(string(b), "helexa console") {
+		t.Errorf("GET /ui/: %d", code)
+	}
+}
