@@ -41,7 +41,7 @@ func TestExampleConfigListsEveryKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	table := regexp.MustCompile(`^#?\s*\[\[?([a-z_]+)\]\]?\s*$`)
-	key := regexp.MustCompile(`^#?\s*([a-z_]+)\s*=`)
+	key := regexp.MustCompile(`^#?\s*([a-z0-9_]+)\s*=`)
 	listed := map[string]bool{}
 	section := ""
 	for _, line := range strings.Split(string(data), "\n") {
