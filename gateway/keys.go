@@ -43,7 +43,7 @@ func (g *Gateway) live() *live { return g.liveP.Load() }
 // that keeps the key's name.
 type keyState struct {
 	name      string
-	unlimited bool // api_keys, admin_keys and anonymous
+	unlimited bool // api_keys, admin_keys and anonymous; never changes
 
 	mu       sync.Mutex
 	lim      config.Key
@@ -133,7 +133,9 @@ func (g *Gateway) keyNamed(name string, lim config.Key, unlimited bool, now time
 	defer g.keysMu.Unlock()
 	k := g.keyStates[name]
 	if k == nil {
-		k = &keyState{name: name, set: g.met.set, rpmAt: now, tpmAt: now}
+		// unlimited follows from the name (api_keys[i], admin, anonymous
+		// are never [[keys]] names), so it is set once, here.
+		k = &keyState{name: name, unlimited: unlimited, set: g.met.set, rpmAt: now, tpmAt: now}
 		k.requests = g.met.set.GetOrCreateCounter(fmt.Sprintf(`cortex_key_requests_total{key=%s}`, quoteLabel(name)))
 		k.promptTok = g.met.set.GetOrCreateCounter(fmt.Sprintf(`cortex_key_tokens_total{key=%s,type="prompt"}`, quoteLabel(name)))
 		k.complTok = g.met.set.GetOrCreateCounter(fmt.Sprintf(`cortex_key_tokens_total{key=%s,type="completion"}`, quoteLabel(name)))
@@ -142,7 +144,7 @@ func (g *Gateway) keyNamed(name string, lim config.Key, unlimited bool, now time
 	}
 	k.mu.Lock()
 	old := k.lim
-	k.lim, k.unlimited = lim, unlimited
+	k.lim = lim
 	// A raised limit takes effect at once; a lowered one caps what is left.
 	if lim.RPM != old.RPM {
 		k.rpmLevel = math.Min(k.rpmLevel+float64(lim.RPM-old.RPM), float64(lim.RPM))
