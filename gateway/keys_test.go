@@ -297,8 +297,9 @@ func TestKeyCountsCutStream(t *testing.T) {
 		t.Fatalf("want a stream ending in an error event: %d %s", code, b)
 	}
 	v := tg.g.keyStates["gus"].view(time.Now(), nil)
-	if v.BudgetSpent != 3 || v.ComplTokens != 3 {
-		t.Errorf("budget spent %d, completion tokens %d; want the 3 chunks streamed", v.BudgetSpent, v.ComplTokens)
+	// Chunks 0-2 went out: the role chunk, "Hello" and " there".
+	if v.BudgetSpent != 2 || v.ComplTokens != 2 {
+		t.Errorf("budget spent %d, completion tokens %d; want the 2 tokens streamed", v.BudgetSpent, v.ComplTokens)
 	}
 	if v.Parallel != 0 {
 		t.Errorf("in flight after the stream ended: %d", v.Parallel)
@@ -368,6 +369,25 @@ func TestGlob(t *testing.T) {
 		{"?1", "m1", true}, {"?1", "mm1", false}, {"*", "", true}, {"a*b*c", "aXbYc", true}, {"a*b*c", "aXbY", false}} {
 		if glob(tc.p, tc.s) != tc.ok {
 			t.Errorf("glob(%q, %q) = %v", tc.p, tc.s, !tc.ok)
+		}
+	}
+}
+
+func TestCarriesToken(t *testing.T) {
+	for _, tc := range []struct {
+		chunk string
+		ok    bool
+	}{
+		{`{"choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}`, false},
+		{`{"choices":[{"index":0,"delta":{"content":"Hi"},"finish_reason":null}]}`, true},
+		{`{"choices":[{"index":0,"delta":{"content":"\"q"},"finish_reason":null}]}`, true},
+		{`{"choices":[{"index":0,"delta":{"reasoning_content":"hm"}}]}`, true},
+		{`{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"name":"f","arguments":""}}]}}]}`, false},
+		{`{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{\"a\""}}]}}]}`, true},
+		{`{"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}`, false},
+	} {
+		if carriesToken([]byte(tc.chunk)) != tc.ok {
+			t.Errorf("carriesToken(%s) = %v", tc.chunk, !tc.ok)
 		}
 	}
 }

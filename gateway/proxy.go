@@ -50,7 +50,7 @@ type call struct {
 	ttft     time.Duration
 	reason   string // error reason for metrics, empty on success
 	errMsg   string // the client's error message, for the console
-	streamed int    // content chunks streamed: the tokens when no usage came
+	streamed int    // chunks of generated text streamed: the tokens when no usage came
 
 	key      *keyState // who asked (nil only in tests that call serve directly)
 	admitted bool      // the key's limits took this request
@@ -383,7 +383,9 @@ func (g *Gateway) pump(ctx context.Context, c *call, up *upstream, sink streamSi
 		if len(data) > 0 && data[0] == '{' {
 			hasChoices, usageOnly := chunkKind(data)
 			if hasChoices {
-				c.streamed++
+				if carriesToken(data) {
+					c.streamed++
+				}
 				if c.ttft == 0 {
 					c.ttft = time.Since(c.start)
 				}
@@ -412,6 +414,21 @@ func (g *Gateway) pump(ctx context.Context, c *call, up *upstream, sink streamSi
 			return err
 		}
 	}
+}
+
+// tokenFields are the delta fields whose non-empty value is generated text.
+var tokenFields = [][]byte{[]byte(`"content":"`), []byte(`"reasoning_content":"`), []byte(`"arguments":"`)}
+
+// carriesToken reports whether a chunk carries generated text (a token, as
+// the neuron streams one per chunk): the role-only first chunk and the
+// finish chunk do not.
+func carriesToken(b []byte) bool {
+	for _, k := range tokenFields {
+		if i := bytes.Index(b, k); i >= 0 && i+len(k) < len(b) && b[i+len(k)] != '"' {
+			return true
+		}
+	}
+	return false
 }
 
 // isErrorChunk reports whether a stream chunk is an error event.
