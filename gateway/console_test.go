@@ -205,7 +205,8 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 	// Wait for a poll that shows the playground's request in the models
 	// panel, the chart and the refused request, then take the screenshot.
-	poll("model timings", `[...document.querySelectorAll("#models tbody tr")].some(r => r.textContent.includes("m1") && r.textContent.includes("ms"))`)
+	poll("the playground's request counted", `[...document.querySelectorAll("#keys tbody tr")].some(r => r.cells[0].textContent.startsWith("admin") && r.cells[1].textContent.trim() === "1")`)
+	poll("model timings", `[...document.querySelectorAll("#models tbody tr")].some(r => r.cells[0].textContent === "m1" && r.cells[2].textContent.trim() === "4" && r.textContent.includes("ms"))`)
 	poll("the chart and the errors", `document.querySelectorAll("#chart rect").length > 0 && document.querySelector("#errors").textContent.includes("model_not_allowed")`)
 	shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 	if err != nil {
