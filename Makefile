@@ -4,11 +4,24 @@ COMMIT  ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo none)
 LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 GO      ?= go
 
-.PHONY: build test test-full test-race test-portable lint run ci ptx gpucheck bench clean
+.PHONY: build demo-model test test-full test-race test-portable lint run ci ptx gpucheck bench clean
 
-## build: static binary at ./helexa (CGO_ENABLED=0, version stamped)
-build:
+## build: static binary at ./helexa (CGO_ENABLED=0, version stamped, the demo model embedded)
+build: demo-model
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o helexa .
+
+# The demo model the binary embeds (internal/demo/data, not committed):
+# stories260K when DEMO_SOURCE exists, else a tiny synthetic model with
+# the built-in byte-level vocabulary (same shape as internal/tools' test).
+DEMO_MODEL  := internal/demo/data/demo.gguf
+DEMO_SOURCE ?= ../shared/models/stories260K.gguf
+
+## demo-model: write the embedded demo model when it is missing (stories260K from DEMO_SOURCE, else a synthetic one)
+demo-model:
+	@if [ -s $(DEMO_MODEL) ]; then :; \
+	elif [ -f '$(DEMO_SOURCE)' ]; then cp '$(DEMO_SOURCE)' $(DEMO_MODEL).tmp && mv $(DEMO_MODEL).tmp $(DEMO_MODEL) && echo "demo model: $(DEMO_SOURCE)"; \
+	else CGO_ENABLED=0 $(GO) run . tools synth --dim 64 --layers 2 --heads 4 --ffn 172 --ctx 512 --seed 1 \
+		--name helexa-demo --type F32 --out $(DEMO_MODEL).tmp && mv $(DEMO_MODEL).tmp $(DEMO_MODEL); fi
 
 # The packages with pure-Go twins of their assembly kernels (the purego
 # tag, and every GOARCH but amd64, builds those instead).
@@ -48,7 +61,7 @@ ci:
 	bash .ci/run
 
 clean:
-	rm -f helexa
+	rm -f helexa $(DEMO_MODEL)
 
 ## ptx: regenerate cuda/kernels/*.ptx from the CUDA C sources (needs clang with the NVPTX target; no CUDA toolkit)
 ptx:
