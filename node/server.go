@@ -61,6 +61,10 @@ type Server struct {
 	// demoModel returns the built-in demo model (New sets it to the
 	// embedded one; SetDemoModel replaces it).
 	demoModel func() ([]byte, bool)
+
+	// pulling holds the model references POST /models/pull is fetching
+	// now.
+	pulling sync.Map
 }
 
 // New builds a neuron from its configuration. It starts the device
@@ -125,6 +129,7 @@ func (s *Server) routes() *echo.Echo {
 	e.GET("/models", s.handleModels)
 	e.POST("/models/load", s.handleLoad)
 	e.POST("/models/unload", s.handleUnload)
+	e.POST("/models/pull", s.handlePull)
 	e.POST("/v1/chat/completions", s.handleChat)
 	e.POST("/v1/completions", s.handleCompletions)
 	e.POST("/tokenize", s.handleTokenize)
