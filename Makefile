@@ -4,7 +4,7 @@ COMMIT  ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo none)
 LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 GO      ?= go
 
-.PHONY: build demo-model test test-full test-race test-portable lint run ci ptx gpucheck bench clean
+.PHONY: build demo-model packages packages-check test test-full test-race test-portable lint run ci ptx gpucheck bench clean
 
 ## build: static binary at ./helexa (CGO_ENABLED=0, version stamped, the demo model embedded)
 build: demo-model
@@ -52,6 +52,29 @@ lint:
 	$(GO) vet ./...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 
+# Packages: version from the newest v* tag (v1.2.3 → 1.2.3), else
+# 0.0.0.git<commit>; both deb and rpm accept either.
+PKG_ARCHS   ?= amd64 arm64
+PKG_VERSION ?= $(shell v=$$(git describe --tags --match 'v[0-9]*' 2>/dev/null | sed 's/^v//; s/-/./g'); echo $${v:-0.0.0.git$$(git rev-parse --short HEAD 2>/dev/null || echo 0)})
+
+## packages: .deb and .rpm for amd64 and arm64 in dist/ (nfpm, pinned in go.mod as a tool; packaging/)
+packages: demo-model
+	@mkdir -p dist/stage
+	@set -e; for arch in $(PKG_ARCHS); do \
+		CGO_ENABLED=0 GOOS=linux GOARCH=$$arch $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o dist/stage/helexa . ; \
+		for fmt in deb rpm; do \
+			HELEXA_ARCH=$$arch VERSION=$(PKG_VERSION) \
+				$(GO) tool nfpm package --config packaging/nfpm.yaml --packager $$fmt --target dist/ ; \
+		done; \
+	done
+	@rm -rf dist/stage
+	@ls -l dist/*.deb dist/*.rpm
+
+## packages-check: make packages, then the units (systemd-analyze verify), the file lists (dpkg-deb -c, rpm -qlp), and the .deb installed (root or sudo; else unpacked) running `helexa version`
+packages-check: packages
+	HELEXA_DIST=$(CURDIR)/dist $(GO) test -count=1 -v -run 'TestUnits|TestPackage' ./packaging/
+	sh packaging/install-check.sh dist/helexa_*_$$($(GO) env GOARCH).deb
+
 ## run: build and serve --role=all with the defaults
 run: build
 	./helexa --role=all
@@ -62,6 +85,7 @@ ci:
 
 clean:
 	rm -f helexa $(DEMO_MODEL)
+	rm -rf dist
 
 ## ptx: regenerate cuda/kernels/*.ptx from the CUDA C sources (needs clang with the NVPTX target; no CUDA toolkit)
 ptx:
