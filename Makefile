@@ -4,7 +4,7 @@ COMMIT  ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo none)
 LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 GO      ?= go
 
-.PHONY: build demo-model packages packages-check test test-full test-race test-portable lint run ci ptx gpucheck bench clean
+.PHONY: build demo-model packages packages-check contrib-check test test-full test-race test-portable lint run ci ptx gpucheck bench clean
 
 ## build: static binary at ./helexa (CGO_ENABLED=0, version stamped, the demo model embedded)
 build: demo-model
@@ -74,6 +74,11 @@ packages: demo-model
 packages-check: packages
 	HELEXA_DIST=$(CURDIR)/dist $(GO) test -count=1 -v -run 'TestUnits|TestPackage' ./packaging/
 	sh packaging/install-check.sh dist/helexa_*_$$($(GO) env GOARCH).deb
+
+## contrib-check: promtool check rules on contrib/prometheus/alerts.yml, and the dashboard's and rules' metric names against what the binary exports
+contrib-check:
+	promtool check rules contrib/prometheus/alerts.yml
+	$(GO) test -count=1 ./contrib/
 
 ## run: build and serve --role=all with the defaults
 run: build
