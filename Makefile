@@ -60,6 +60,7 @@ PKG_VERSION ?= $(shell v=$$(git describe --tags --match 'v[0-9]*' 2>/dev/null | 
 ## packages: .deb and .rpm for amd64 and arm64 in dist/ (nfpm, pinned in go.mod as a tool; packaging/)
 packages: demo-model
 	@mkdir -p dist/stage
+	@rm -f dist/helexa_*.deb dist/helexa-*.rpm
 	@set -e; for arch in $(PKG_ARCHS); do \
 		CGO_ENABLED=0 GOOS=linux GOARCH=$$arch $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o dist/stage/helexa . ; \
 		for fmt in deb rpm; do \
