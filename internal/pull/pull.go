@@ -288,16 +288,33 @@ func (p *puller) statusError(what string, resp *http.Response) error {
 	return fmt.Errorf("%s: HTTP %s: %s", what, resp.Status, msg)
 }
 
-// list reads the repository's files from /api/models/{repo}/tree/{rev}.
+// list reads the repository's files from /api/models/{repo}/tree/{rev},
+// following the Link rel="next" pages of a long listing.
 func (p *puller) list(ctx context.Context, repo string) ([]remoteFile, error) {
 	u := p.endpoint.String() + "/api/models/" + repo + "/tree/" + url.PathEscape(p.o.Revision) + "?recursive=true"
+	var out []remoteFile
+	for page := 0; u != ""; page++ {
+		if page >= 1000 {
+			return nil, fmt.Errorf("listing %s: more than 1000 pages", repo)
+		}
+		files, next, err := p.listPage(ctx, repo, u)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, files...)
+		u = next
+	}
+	return out, nil
+}
+
+func (p *puller) listPage(ctx context.Context, repo, u string) ([]remoteFile, string, error) {
 	resp, _, err := p.get(ctx, u, nil)
 	if err != nil {
-		return nil, fmt.Errorf("listing %s: %w", repo, err)
+		return nil, "", fmt.Errorf("listing %s: %w", repo, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, p.statusError("listing "+repo, resp)
+		return nil, "", p.statusError("listing "+repo, resp)
 	}
 	var entries []struct {
 		Type string `json:"type"`
@@ -309,7 +326,7 @@ func (p *puller) list(ctx context.Context, repo string) ([]remoteFile, error) {
 		} `json:"lfs"`
 	}
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(&entries); err != nil {
-		return nil, fmt.Errorf("listing %s: reading the Hub's answer: %w", repo, err)
+		return nil, "", fmt.Errorf("listing %s: reading the Hub's answer: %w", repo, err)
 	}
 	var out []remoteFile
 	for _, e := range entries {
@@ -325,8 +342,17 @@ func (p *puller) list(ctx context.Context, repo string) ([]remoteFile, error) {
 		}
 		out = append(out, f)
 	}
-	return out, nil
+	next := ""
+	if m := linkNext.FindStringSubmatch(resp.Header.Get("Link")); m != nil {
+		ref, err := url.Parse(m[1])
+		if err == nil {
+			next = resp.Request.URL.ResolveReference(ref).String()
+		}
+	}
+	return out, next, nil
 }
+
+var linkNext = regexp.MustCompile(`<([^>]+)>\s*;\s*rel="?next"?`)
 
 // shardRe matches a split GGUF's part: name-00001-of-00003.gguf.
 var shardRe = regexp.MustCompile(`(?i)^(.*)-(\d{5})-of-(\d{5})\.gguf$`)

@@ -12,6 +12,8 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -38,6 +40,9 @@ type fakeHub struct {
 	repos    map[string]map[string]*hubFile
 	gated    map[string]bool
 	token    string
+	// pageSize splits the tree listing into pages linked with Link
+	// rel="next" (0: one page).
+	pageSize int
 
 	mu       sync.Mutex
 	hubAuth  []string // Authorization headers the hub saw
@@ -82,12 +87,28 @@ func (h *fakeHub) serveHub(w http.ResponseWriter, r *http.Request) {
 		}
 		var list []map[string]any
 		list = append(list, map[string]any{"type": "directory", "path": "sub", "oid": "x", "size": 0})
-		for name, f := range files {
+		names := make([]string, 0, len(files))
+		for name := range files {
+			names = append(names, name)
+		}
+		sort.Strings(names)
+		for _, name := range names {
+			f := files[name]
 			e := map[string]any{"type": "file", "path": name, "size": len(f.data), "oid": gitSHA1(f.data)}
 			if f.lfs {
 				e["lfs"] = map[string]any{"oid": sha256hex(f.data), "size": len(f.data), "pointerSize": 134}
 			}
 			list = append(list, e)
+		}
+		if h.pageSize > 0 {
+			from, _ := strconv.Atoi(r.URL.Query().Get("cursor"))
+			to := min(from+h.pageSize, len(list))
+			if to < len(list) {
+				q := r.URL.Query()
+				q.Set("cursor", strconv.Itoa(to))
+				w.Header().Set("Link", fmt.Sprintf(`<%s?%s>; rel="next"`, r.URL.Path, q.Encode()))
+			}
+			list = list[from:to]
 		}
 		_ = json.NewEncoder(w).Encode(list)
 		return
@@ -317,6 +338,7 @@ func TestPullSafetensorsFolder(t *testing.T) {
 		"original/consolidated.safetensors": {data: blob(100, 3), lfs: true},
 	}
 	h.repos["org/Llama-HF"] = files
+	h.pageSize = 3 // the listing comes in pages
 	dir := t.TempDir()
 	res, err := Pull(context.Background(), Ref{Repo: "org/Llama-HF"}, h.opts(dir))
 	if err != nil {
