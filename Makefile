@@ -31,7 +31,7 @@ KERNEL_PKGS := ./node/ggml/ ./node/cpu/
 test: test-full test-race test-portable
 
 ## test-full: the whole suite without the race detector; the checks that shrink or skip under -race run in full here
-test-full:
+test-full: demo-model
 	$(GO) test -count=1 -timeout 25m ./...
 
 ## test-race: the whole suite with the race detector (some heavy checks shrink; test-full runs them in full)
