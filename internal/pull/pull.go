@@ -529,12 +529,18 @@ func (p *puller) fetch(ctx context.Context, ref Ref, pl plan) (Result, error) {
 		}
 		res.ID, res.Path = pl.folder, final
 	}
-	for i, f := range pl.files {
+	files := pl.files
+	if pl.folder == "" && len(files) > 1 {
+		// the first part of a split GGUF is what a neuron lists: it comes
+		// last, so that the model appears only when every part is there
+		files = append(append([]remoteFile(nil), files[1:]...), files[0])
+	}
+	for i, f := range files {
 		dst := filepath.Join(dir, filepath.FromSlash(f.Path))
 		if pl.folder == "" {
 			dst = filepath.Join(dir, path.Base(f.Path))
 		}
-		n, err := p.file(ctx, ref.Repo, f, dst, i+1, len(pl.files))
+		n, err := p.file(ctx, ref.Repo, f, dst, i+1, len(files))
 		if err != nil {
 			return Result{}, err
 		}
@@ -550,7 +556,7 @@ func (p *puller) fetch(ctx context.Context, ref Ref, pl plan) (Result, error) {
 		}
 	}
 	if pl.folder == "" {
-		res.Path = res.Files[0]
+		res.Path = filepath.Join(dir, path.Base(pl.files[0].Path))
 		base := filepath.Base(res.Path)
 		res.ID = base[:len(base)-len(filepath.Ext(base))]
 	}

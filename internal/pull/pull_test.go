@@ -315,6 +315,10 @@ func TestPullFileAndShards(t *testing.T) {
 	if len(res.Files) != 3 || res.Path != filepath.Join(dir, "m-BF16-00001-of-00003.gguf") {
 		t.Fatalf("result %+v", res)
 	}
+	// the first part, the one a neuron lists, is placed last
+	if res.Files[2] != res.Path {
+		t.Fatalf("first part placed before the others: %v", res.Files)
+	}
 	if _, err := Pull(context.Background(), Ref{Repo: "org/m", File: "nope.gguf"}, h.opts(dir)); err == nil {
 		t.Fatal("a missing file was pulled")
 	}
