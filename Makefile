@@ -4,11 +4,13 @@ COMMIT  ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo none)
 LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 GO      ?= go
 
-.PHONY: build demo-model packages packages-check contrib-check test test-full test-race test-portable lint run ci ptx gpucheck bench clean
+.PHONY: build test test-full test-race test-portable lint run ci ptx gpucheck bench clean
 
 ## build: static binary at ./helexa (CGO_ENABLED=0, version stamped, the demo model embedded)
 build: demo-model
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o helexa .
+
+.PHONY: demo-model packages packages-check contrib-check
 
 # The demo model the binary embeds (internal/demo/data, not committed):
 # stories260K when DEMO_SOURCE exists, else a tiny synthetic model with
