@@ -26,7 +26,7 @@ var commonWords = []string{
 // vocabulary that needs no input file: <unk>, <s>, </s>, the 256 byte
 // tokens (<0x00>…<0xFF>, so any text encodes), the printable ASCII
 // characters, ▁ (a space) alone and before each letter, and a few common
-// English words. About 400 tokens.
+// English words with their prefixes. About 450 tokens.
 func ByteVocab() []gguf.KV {
 	var toks []string
 	var types []int32
@@ -51,8 +51,19 @@ func ByteVocab() []gguf.KV {
 		add("▁"+string(c), typeNormal, -2)
 		add("▁"+string(c-'a'+'A'), typeNormal, -2)
 	}
+	// SentencePiece merges two pieces only into a piece the vocabulary
+	// has: every prefix of a word is a piece, so the whole word is reached.
+	seen := map[string]bool{}
+	for _, t := range toks {
+		seen[t] = true
+	}
 	for _, w := range commonWords {
-		add("▁"+w, typeNormal, -1)
+		for n := 2; n <= len(w); n++ {
+			if p := "▁" + w[:n]; !seen[p] {
+				seen[p] = true
+				add(p, typeNormal, float32(n-10)/10)
+			}
+		}
 	}
 	return []gguf.KV{
 		{Key: "tokenizer.ggml.model", Value: gguf.NewValue("llama")},
