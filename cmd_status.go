@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -32,8 +33,25 @@ func statusCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "status",
 		Usage: "show the fleet: every node's state, devices, memory and models",
-		Flags: gatewayFlags(),
+		Flags: append(gatewayFlags(),
+			&cli.BoolFlag{Name: "watch", Aliases: []string{"w"}, Usage: "redraw the table every --interval until interrupted, like top (repeated tables when not on a terminal)"},
+			&cli.DurationFlag{Name: "interval", Aliases: []string{"n"}, Value: 2 * time.Second, Usage: "time between redraws with --watch"},
+		),
 		Action: func(ctx context.Context, c *cli.Command) error {
+			if c.Bool("watch") {
+				if c.Bool("json") {
+					return fmt.Errorf("--watch draws tables; it does not go with --json")
+				}
+				if c.Duration("interval") < 100*time.Millisecond {
+					return fmt.Errorf("--interval must be at least 100ms, got %s", c.Duration("interval"))
+				}
+				tty := false
+				if f, ok := out(c).(*os.File); ok {
+					tty = isTerminal(f)
+				}
+				fetch := func(ctx context.Context) ([]byte, error) { return gatewayGet(ctx, c, "/fleet") }
+				return watchFleet(ctx, out(c), fetch, c.Duration("interval"), tty, c.String("url"), 0)
+			}
 			body, err := gatewayGet(ctx, c, "/fleet")
 			if err != nil {
 				return err
@@ -119,6 +137,59 @@ func gatewayGet(ctx context.Context, c *cli.Command, path string) ([]byte, error
 		return nil, fmt.Errorf("%s%s answered %d: %s", base, path, resp.StatusCode, msg)
 	}
 	return body, nil
+}
+
+// watchFleet draws the fleet every interval until ctx ends (or frames
+// have been drawn, when frames > 0). On a terminal each frame clears the
+// screen first, like top; otherwise the frames follow one another, each
+// under a time stamp. A failed fetch is shown in its frame and retried.
+func watchFleet(ctx context.Context, w io.Writer, fetch func(context.Context) ([]byte, error), interval time.Duration, tty bool, url string, frames int) error {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for n := 1; ; n++ {
+		var frame bytes.Buffer
+		now := time.Now().Format("15:04:05")
+		if tty {
+			frame.WriteString("\x1b[H\x1b[2J") // home, clear
+			fmt.Fprintf(&frame, "helexa status — %s — every %s — Ctrl-C to quit\n\n", url, interval)
+		} else {
+			fmt.Fprintf(&frame, "== %s %s\n", now, url)
+		}
+		body, err := fetch(ctx)
+		if err == nil {
+			var rep gateway.FleetReport
+			if err = json.Unmarshal(body, &rep); err == nil {
+				err = renderFleet(&frame, rep)
+			} else {
+				err = fmt.Errorf("reading /fleet: %w", err)
+			}
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			fmt.Fprintf(&frame, "error: %v\n", err)
+		}
+		if tty {
+			fmt.Fprintf(&frame, "\n%s", now)
+		} else {
+			frame.WriteString("\n")
+		}
+		if _, err := w.Write(frame.Bytes()); err != nil {
+			return err
+		}
+		if frames > 0 && n >= frames {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			if tty {
+				fmt.Fprintln(w)
+			}
+			return nil
+		case <-t.C:
+		}
+	}
 }
 
 // renderFleet writes one block per node: a summary line, its devices and

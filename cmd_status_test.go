@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -101,5 +103,43 @@ func TestStatusCommandErrors(t *testing.T) {
 	_, err = runCLI(t, "status", "--url", "http://127.0.0.1:1")
 	if err == nil || !strings.Contains(err.Error(), "asking the gateway") {
 		t.Fatalf("unreachable: %v", err)
+	}
+}
+
+// --watch redraws the fleet every poll: off a terminal, repeated tables
+// under time stamps; on one, each frame clears the screen first. A failed
+// poll shows in its frame and the next one draws the table again.
+func TestWatchFleet(t *testing.T) {
+	calls := 0
+	fetch := func(context.Context) ([]byte, error) {
+		calls++
+		if calls == 2 {
+			return nil, errors.New("gateway unreachable")
+		}
+		return json.Marshal(gateway.FleetReport{Nodes: []gateway.FleetNode{{Name: "gpu1", State: "healthy", Healthy: true}}})
+	}
+	var plain bytes.Buffer
+	if err := watchFleet(context.Background(), &plain, fetch, 10*time.Millisecond, false, "http://gw", 3); err != nil {
+		t.Fatal(err)
+	}
+	got := plain.String()
+	if strings.Count(got, "== ") != 3 || strings.Count(got, "NODE") != 2 || !strings.Contains(got, "error: gateway unreachable") || strings.Contains(got, "\x1b[") {
+		t.Fatalf("plain frames:\n%s", got)
+	}
+	calls = 0
+	var tty bytes.Buffer
+	if err := watchFleet(context.Background(), &tty, fetch, 10*time.Millisecond, true, "http://gw", 1); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(tty.String(), "\x1b[H\x1b[2J") || !strings.Contains(tty.String(), "gpu1") {
+		t.Fatalf("terminal frame: %q", tty.String())
+	}
+	// it stops when interrupted
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- watchFleet(ctx, io.Discard, fetch, time.Hour, false, "http://gw", 0) }()
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }

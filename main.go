@@ -64,6 +64,7 @@ func rootCommand() *cli.Command {
 		Commands: []*cli.Command{
 			statusCommand(),
 			modelsCommand(),
+			pullCommand(),
 			versionCommand(),
 			tools.Command(),
 		},

@@ -8,7 +8,7 @@ func TestRootCommands(t *testing.T) {
 	for _, c := range rootCommand().Commands {
 		got[c.Name] = len(c.Commands)
 	}
-	for _, name := range []string{"status", "models", "version", "tools"} {
+	for _, name := range []string{"status", "models", "pull", "version", "tools"} {
 		if _, ok := got[name]; !ok {
 			t.Errorf("no %q command", name)
 		}

@@ -237,3 +237,13 @@ func (g *Gateway) metricsHandler() http.Handler {
 		g.writeMetrics(w)
 	})
 }
+
+// MetricFamilies returns every metric family the gateway exports (those
+// that appear only after an event too), by name, with its type.
+func MetricFamilies() map[string]string {
+	out := make(map[string]string, len(metricHelp))
+	for name, h := range metricHelp {
+		out[name] = h[0]
+	}
+	return out
+}

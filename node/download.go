@@ -12,7 +12,81 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"helexa/internal/demo"
 )
+
+// pullHint tells an operator how to add models.
+const pullHint = "put .gguf files or Hugging Face folders there, or fetch one with `helexa pull Qwen/Qwen3-0.6B-GGUF:Q8_0`"
+
+// SetDemoModel replaces the demo model served when the models folders are
+// empty (New uses the one built into the binary); nil data means none is
+// built in, so the demo model is downloaded instead.
+func (s *Server) SetDemoModel(data []byte) {
+	s.demoModel = func() ([]byte, bool) { return data, len(data) > 0 }
+}
+
+// provideDemo puts a demo model into the empty first models folder: the
+// built-in one when the binary has it (no network), else the download from
+// demo_model_url. With demo_model = false it only says how to add models.
+func (s *Server) provideDemo(ctx context.Context) {
+	dir := s.cfg.ModelsDirs[0]
+	if s.cfg.DemoModel == nil || !*s.cfg.DemoModel {
+		s.log.Warn().Strs("models_dir", s.cfg.ModelsDirs).Str("hint", pullHint).Msg("no models to serve")
+		return
+	}
+	var data []byte
+	ok := false
+	if s.demoModel != nil {
+		data, ok = s.demoModel()
+	}
+	if ok {
+		dst := filepath.Join(dir, demo.FileName)
+		if err := writeFileAtomic(dst, data); err != nil {
+			s.log.Error().Err(err).Msg("writing the built-in demo model; serving without it")
+			return
+		}
+		s.log.Info().Str("model", demo.ID).Str("path", dst).Int("bytes", len(data)).Str("hint", pullHint).
+			Msg("models folder was empty: serving the built-in demo model (delete it once you have your own)")
+		s.rescanIfStale(0)
+		return
+	}
+	s.log.Info().Msg("this binary has no built-in demo model (built without `make build`): downloading one")
+	if err := s.downloadDemo(ctx); err != nil {
+		s.log.Error().Err(err).Strs("models_dir", s.cfg.ModelsDirs).Str("hint", pullHint).Msg("demo model download failed; serving without it")
+	}
+	s.rescanIfStale(0)
+}
+
+// writeFileAtomic writes data to a temporary file beside path, then
+// renames it into place.
+func writeFileAtomic(path string, data []byte) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("creating %s: %w", filepath.Dir(path), err)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".demo-*")
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	_, err = tmp.Write(data)
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(tmp.Name(), 0o644)
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return nil
+}
 
 // demoMaxBytes bounds the demo download (the demo model is about 1.2 MB).
 const demoMaxBytes = 64 << 20

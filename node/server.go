@@ -22,6 +22,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/rs/zerolog"
 
+	"helexa/internal/demo"
 	"helexa/roles/config"
 )
 
@@ -56,13 +57,26 @@ type Server struct {
 
 	// panicHook, when set (tests), sees every panic a handler recovers.
 	panicHook func(v any, stack []byte)
+
+	// demoModel returns the built-in demo model (New sets it to the
+	// embedded one; SetDemoModel replaces it).
+	demoModel func() ([]byte, bool)
+
+	// pulling holds the model references POST /models/pull is fetching
+	// now.
+	pulling sync.Map
 }
 
 // New builds a neuron from its configuration. It starts the device
 // workers and reads the models folders; loading and downloading wait for
 // Start.
 func New(cfg config.Neuron, log zerolog.Logger) (*Server, error) {
-	return newServer(cfg, log, realEngine())
+	s, err := newServer(cfg, log, realEngine())
+	if err != nil {
+		return nil, err
+	}
+	s.demoModel = demo.Model
+	return s, nil
 }
 
 func newServer(cfg config.Neuron, log zerolog.Logger, hooks engineHooks) (*Server, error) {
@@ -115,6 +129,7 @@ func (s *Server) routes() *echo.Echo {
 	e.GET("/models", s.handleModels)
 	e.POST("/models/load", s.handleLoad)
 	e.POST("/models/unload", s.handleUnload)
+	e.POST("/models/pull", s.handlePull)
 	e.POST("/v1/chat/completions", s.handleChat)
 	e.POST("/v1/completions", s.handleCompletions)
 	e.POST("/tokenize", s.handleTokenize)
@@ -178,14 +193,11 @@ func (s *Server) auth(next echo.HandlerFunc) echo.HandlerFunc {
 }
 
 // Start runs start-up work and background loops until ctx ends: the demo
-// model download when the models folders are empty, the preloads, and a
-// periodic rescan of the models folders.
+// model (the built-in one, else a download) when the models folders are
+// empty, the preloads, and a periodic rescan of the models folders.
 func (s *Server) Start(ctx context.Context) error {
-	if s.cfg.DemoModel != nil && *s.cfg.DemoModel && s.noModels() {
-		if err := s.downloadDemo(ctx); err != nil {
-			s.log.Error().Err(err).Msg("demo model download failed; serving without it")
-		}
-		s.rescanIfStale(0)
+	if s.noModels() {
+		s.provideDemo(ctx)
 	}
 	for _, id := range s.cfg.Preload {
 		if err := s.load(ctx, loadRequest{Model: id}); err != nil {

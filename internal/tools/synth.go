@@ -12,6 +12,7 @@ import (
 
 	"github.com/urfave/cli/v3"
 
+	"helexa/internal/demo"
 	"helexa/node/engine"
 	"helexa/node/ggml"
 	"helexa/node/gguf"
@@ -33,7 +34,7 @@ func synthCommand() *cli.Command {
 			&cli.IntFlag{Name: "heads", Required: true, Usage: "attention heads"},
 			&cli.IntFlag{Name: "kv-heads", Usage: "key/value heads (default: --heads)"},
 			&cli.IntFlag{Name: "ffn", Required: true, Usage: "feed-forward hidden size"},
-			&cli.StringFlag{Name: "vocab-from", Required: true, Usage: "GGUF file whose tokenizer metadata is copied"},
+			&cli.StringFlag{Name: "vocab-from", Usage: "GGUF file whose tokenizer metadata is copied (default: a built-in byte-level vocabulary)"},
 			&cli.StringFlag{Name: "type", Value: "F32", Usage: "weight type: F32, F16, Q8_0, Q4_0, Q4_K, Q6_K, Q4_K_M"},
 			&cli.StringFlag{Name: "out", Required: true, Usage: "output .gguf path"},
 			&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "random seed"},
@@ -49,11 +50,15 @@ func synthCommand() *cli.Command {
 				Type: c.String("type"), Seed: c.Uint64("seed"), Ctx: int(c.Int("ctx")), Name: c.String("name"),
 				RopeTheta: float32(c.Float("rope-theta")), NormEps: float32(c.Float("norm-eps")),
 			}
-			vocab, err := gguf.Open(c.String("vocab-from"))
-			if err != nil {
-				return fmt.Errorf("synth: %w", err)
+			vocab := demo.ByteVocab()
+			if p := c.String("vocab-from"); p != "" {
+				f, err := gguf.Open(p)
+				if err != nil {
+					return fmt.Errorf("synth: %w", err)
+				}
+				vocab = tokenizerKVs(f)
+				f.Close()
 			}
-			defer vocab.Close()
 			st, err := writeSynth(ctx, spec, vocab, c.String("out"))
 			if err != nil {
 				return err
@@ -78,7 +83,18 @@ type synthSpec struct {
 // llama.cpp's llama_ftype values for general.file_type.
 var synthFileTypes = map[string]uint32{"F32": 0, "F16": 1, "Q4_0": 2, "Q8_0": 7, "Q4_K": 15, "Q4_K_M": 15, "Q6_K": 18}
 
-func (s *synthSpec) validate(vocab *gguf.File) (nVocab int, err error) {
+// tokenizerKVs returns f's tokenizer.* metadata.
+func tokenizerKVs(f *gguf.File) []gguf.KV {
+	var out []gguf.KV
+	for _, kv := range f.KVs() {
+		if strings.HasPrefix(kv.Key, "tokenizer.") {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+func (s *synthSpec) validate(vocab []gguf.KV) (nVocab int, err error) {
 	if s.Arch != "llama" {
 		return 0, fmt.Errorf("synth: architecture %q not supported (llama only)", s.Arch)
 	}
@@ -99,8 +115,13 @@ func (s *synthSpec) validate(vocab *gguf.File) (nVocab int, err error) {
 	case (s.Dim/s.Heads)%2 != 0:
 		return 0, fmt.Errorf("synth: head size %d must be even (RoPE)", s.Dim/s.Heads)
 	}
-	toks, ok := vocab.Strings("tokenizer.ggml.tokens")
-	if !ok || len(toks) == 0 {
+	var toks []string
+	for _, kv := range vocab {
+		if kv.Key == "tokenizer.ggml.tokens" {
+			toks, _ = kv.Value.Strings()
+		}
+	}
+	if len(toks) == 0 {
 		return 0, errors.New("synth: --vocab-from has no tokenizer.ggml.tokens")
 	}
 	return len(toks), nil
@@ -112,7 +133,8 @@ type synthStats struct {
 }
 
 // writeSynth writes the model to path, streaming each tensor.
-func writeSynth(ctx context.Context, s synthSpec, vocab *gguf.File, path string) (synthStats, error) {
+// vocab is the tokenizer.* metadata to write.
+func writeSynth(ctx context.Context, s synthSpec, vocab []gguf.KV, path string) (synthStats, error) {
 	nVocab, err := s.validate(vocab)
 	if err != nil {
 		return synthStats{}, err
@@ -131,7 +153,7 @@ func writeSynth(ctx context.Context, s synthSpec, vocab *gguf.File, path string)
 	w.Set(arch+".rope.freq_base", gguf.NewValue(s.RopeTheta))
 	w.Set(arch+".attention.layer_norm_rms_epsilon", gguf.NewValue(s.NormEps))
 	w.Set(arch+".vocab_size", gguf.NewValue(uint32(nVocab)))
-	for _, kv := range vocab.KVs() {
+	for _, kv := range vocab {
 		if strings.HasPrefix(kv.Key, "tokenizer.") {
 			w.Set(kv.Key, kv.Value)
 		}

@@ -45,7 +45,7 @@ func synthFile(t *testing.T, s synthSpec, vocabPath string) (*gguf.File, []byte)
 	}
 	defer vocab.Close()
 	out := filepath.Join(t.TempDir(), "m.gguf")
-	if _, err := writeSynth(context.Background(), s, vocab, out); err != nil {
+	if _, err := writeSynth(context.Background(), s, tokenizerKVs(vocab), out); err != nil {
 		t.Fatal(err)
 	}
 	raw, err := os.ReadFile(out)
@@ -195,7 +195,7 @@ func TestSynthRejectsBadSpecs(t *testing.T) {
 		s := base
 		mod(&s)
 		out := filepath.Join(t.TempDir(), "x.gguf")
-		if _, err := writeSynth(context.Background(), s, vocab, out); err == nil {
+		if _, err := writeSynth(context.Background(), s, tokenizerKVs(vocab), out); err == nil {
 			t.Errorf("%s: no error", name)
 		}
 		if _, err := os.Stat(out); err == nil {

@@ -170,10 +170,11 @@ type Neuron struct {
 	MaxWait Duration `toml:"max_wait"`
 	// Preload lists model ids loaded at start.
 	Preload []string `toml:"preload"`
-	// DemoModel: when the models folder is empty, download the small demo
-	// model there (default true).
+	// DemoModel: when the models folder is empty, put the demo model there
+	// (the built-in one, else a download; default true).
 	DemoModel *bool `toml:"demo_model"`
-	// DemoModelURL is where the demo model comes from.
+	// DemoModelURL is where the demo model comes from when the binary has
+	// none built in.
 	DemoModelURL string `toml:"demo_model_url"`
 	// FollowSymlinks lets a models folder hold symbolic links to models
 	// outside it; by default such links are skipped.
