@@ -32,9 +32,9 @@ const (
 
 // element kinds.
 const (
-	kEnd  uint8 = iota // end of an alternative
-	kRef               // a rule reference
-	kSet               // a byte set
+	kEnd uint8 = iota // end of an alternative
+	kRef              // a rule reference
+	kSet              // a byte set
 )
 
 type elem struct {
@@ -114,14 +114,14 @@ func MustParseGBNF(src, root string) *Grammar {
 type sym = elem
 
 type parser struct {
-	src     string
-	pos     int
-	g       Grammar
-	ids     map[string]int32
-	defined map[int32]bool
-	classes map[string]int32 // byte set key -> set index
-	classSyms map[string]sym // class key -> its element
-	gen     int
+	src       string
+	pos       int
+	g         Grammar
+	ids       map[string]int32
+	defined   map[int32]bool
+	classes   map[string]int32 // byte set key -> set index
+	classSyms map[string]sym   // class key -> its element
+	gen       int
 }
 
 func (p *parser) errf(format string, args ...any) error {
@@ -506,14 +506,9 @@ func (p *parser) literal() (string, error) {
 			p.pos++
 			return b.String(), nil
 		}
-		esc := p.src[p.pos] == '\\'
-		r, err := p.char()
+		r, err := p.char() // escapes name code points, as in llama.cpp
 		if err != nil {
 			return "", err
-		}
-		if esc && r <= 0xff && p.src[p.pos-4:p.pos-2] == "\\x" {
-			b.WriteByte(byte(r)) // \xNN is a byte
-			continue
 		}
 		b.WriteRune(r)
 	}
