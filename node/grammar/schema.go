@@ -3,7 +3,6 @@ package grammar
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math"
 	"regexp"
@@ -56,22 +55,13 @@ func JSONObjectGrammar() *Grammar {
 // prefixes the location in errors (such as
 // "response_format.json_schema.schema").
 func CompileSchema(schema []byte, path string) (string, error) {
-	doc, err := decodeOrdered(schema)
-	if err != nil {
-		return "", &SchemaError{Path: path, Msg: fmt.Sprintf("not valid JSON: %v", err)}
-	}
-	c := &schemaCompiler{doc: doc, base: path, refs: map[string]string{}, names: map[string]int{}}
-	body, err := c.gen(doc, path, "root")
+	b := NewBuilder()
+	expr, err := b.Schema(schema, path)
 	if err != nil {
 		return "", err
 	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "root ::= %s\n", body)
-	for _, r := range c.rules {
-		fmt.Fprintf(&b, "%s ::= %s\n", r[0], r[1])
-	}
-	b.WriteString(jsonPrimitives)
-	return b.String(), nil
+	b.Rule("root", expr)
+	return b.Source(), nil
 }
 
 // SchemaGrammar compiles a JSON Schema to a Grammar.
@@ -82,17 +72,59 @@ func SchemaGrammar(schema []byte, path string) (*Grammar, error) {
 	}
 	g, err := ParseGBNF(src, "root")
 	if err != nil {
-		var se *SchemaError
-		if errors.As(err, &se) {
-			return nil, err
-		}
 		return nil, &SchemaError{Path: path, Msg: err.Error()}
 	}
 	return g, nil
 }
 
+// Builder assembles one GBNF grammar from rules and JSON Schemas (several
+// schemas may share it, each under its own rules). The JSON primitives
+// (value, object, array, string, number, integer, boolean, null, char,
+// sp) are always defined.
+type Builder struct {
+	c schemaCompiler
+}
+
+// NewBuilder starts an empty grammar.
+func NewBuilder() *Builder {
+	return &Builder{c: schemaCompiler{refs: map[string]string{}, names: map[string]int{}}}
+}
+
+// Schema compiles a JSON Schema and returns the GBNF expression of its
+// values; path prefixes the location in errors.
+func (b *Builder) Schema(schema []byte, path string) (string, error) {
+	doc, err := decodeOrdered(schema)
+	if err != nil {
+		return "", &SchemaError{Path: path, Msg: fmt.Sprintf("not valid JSON: %v", err)}
+	}
+	c := &b.c
+	c.doc, c.base = doc, path
+	c.docN++
+	return c.gen(doc, path, "root")
+}
+
+// Rule adds a rule (the caller picks names that do not start with "s-"
+// or "fmt-", which generated rules use).
+func (b *Builder) Rule(name, body string) {
+	b.c.rules = append(b.c.rules, [2]string{name, body})
+}
+
+// Source is the grammar's GBNF text.
+func (b *Builder) Source() string {
+	var s strings.Builder
+	for _, r := range b.c.rules {
+		fmt.Fprintf(&s, "%s ::= %s\n", r[0], r[1])
+	}
+	s.WriteString(jsonPrimitives)
+	return s.String()
+}
+
+// Quote writes s as a GBNF string literal.
+func Quote(s string) string { return gbnfQuote(s) }
+
 type schemaCompiler struct {
 	doc   any
+	docN  int // documents compiled: $ref names are per document
 	base  string
 	rules [][2]string
 	refs  map[string]string
@@ -324,7 +356,8 @@ func (c *schemaCompiler) genType(t string, s *object, path, hint string) (string
 }
 
 func (c *schemaCompiler) genRef(ref, path string) (string, error) {
-	if name, ok := c.refs[ref]; ok {
+	key := fmt.Sprintf("%d:%s", c.docN, ref)
+	if name, ok := c.refs[key]; ok {
 		return name, nil
 	}
 	if ref != "#" && !strings.HasPrefix(ref, "#/") {
@@ -353,7 +386,7 @@ func (c *schemaCompiler) genRef(ref, path string) (string, error) {
 		}
 	}
 	name := c.newName("ref-" + ref[1:])
-	c.refs[ref] = name
+	c.refs[key] = name
 	idx := len(c.rules)
 	c.rules = append(c.rules, [2]string{name, ""})
 	tpath := c.base

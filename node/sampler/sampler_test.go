@@ -253,3 +253,42 @@ func BenchmarkSample(b *testing.B) {
 		_, _ = s.Sample(logits, nil, r)
 	}
 }
+
+func TestApplyMask(t *testing.T) {
+	logits := make([]float32, 130)
+	for i := range logits {
+		logits[i] = float32(i)
+	}
+	allowed := make([]uint64, 3)
+	for _, id := range []int{3, 64, 129} {
+		allowed[id/64] |= 1 << (id % 64)
+	}
+	if n := ApplyMask(logits, allowed); n != 3 {
+		t.Fatalf("allowed %d, want 3", n)
+	}
+	for i, v := range logits {
+		want := i == 3 || i == 64 || i == 129
+		if want != !math.IsInf(float64(v), -1) {
+			t.Errorf("token %d: logit %g", i, v)
+		}
+	}
+	s, err := New(Params{Temperature: 1}, len(logits))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 100 {
+		id, err := s.Sample(logits, nil, rng)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if id != 3 && id != 64 && id != 129 {
+			t.Fatalf("sampled masked token %d", id)
+		}
+	}
+	var top [2]TokenLogprob
+	lp := Logprobs(logits, 129, top[:])
+	if top[0].ID != 129 || top[1].ID != 64 || lp != top[0].Logprob {
+		t.Errorf("logprobs over the mask: %v, %g", top, lp)
+	}
+}
