@@ -13,6 +13,7 @@ import (
 
 	"helexa/node/device"
 	"helexa/node/engine"
+	"helexa/node/grammar"
 	"helexa/node/sampler"
 )
 
@@ -44,6 +45,11 @@ type scheduler struct {
 	items   []engine.SeqItem
 	owners  []*sequence
 	others  []*engine.Seq
+	// grammars are the compiled output grammars of recent requests;
+	// leaks the tokens that close a reasoning block and go on (see
+	// constrain).
+	grammars grammarCache
+	leaks    *[]int32
 }
 
 // sequence is one request's generation as the scheduler runs it.
@@ -62,7 +68,12 @@ type sequence struct {
 	dec    decoder
 	stops  *stopMatcher
 	top    []sampler.TokenLogprob
-	tStart time.Time // prefill began
+	// gm follows the output grammar (nil: none, or not started while
+	// thinking); thinkTail holds the last bytes of a reasoning block.
+	gm        *grammar.Matcher
+	thinking  bool
+	thinkTail []byte
+	tStart    time.Time // prefill began
 	tFirst time.Time // first token decided
 	res    genResult
 
@@ -310,7 +321,16 @@ func (s *scheduler) decide(q *sequence) {
 			q.logits[id] = float32(math.Inf(-1))
 		}
 	}
+	if err := s.constrain(q); err != nil {
+		s.finish(q, err)
+		return
+	}
 	id, err := q.smp.Sample(q.logits, q.seq.Tokens, q.rng)
+	if err != nil {
+		s.finish(q, err)
+		return
+	}
+	complete, err := s.advance(q, id)
 	if err != nil {
 		s.finish(q, err)
 		return
@@ -338,6 +358,12 @@ func (s *scheduler) decide(q *sequence) {
 			q.res.Finish = "stop"
 			stop = true
 		}
+	}
+	if complete && !stop {
+		// The grammar is complete: nothing more may follow.
+		q.res.Finish = "stop"
+		stop = true
+		ev.Text += q.stops.flush(q.dec.Flush())
 	}
 	q.push(ev)
 	if stop {

@@ -986,3 +986,69 @@ func (c *schemaCompiler) otherKey(known map[string]bool) string {
 	}
 	return `"\"" ` + walk(root)
 }
+
+// TextWithout adds rules for any text that does not contain w (printable
+// ASCII) and returns the expression of it. The text may end anywhere,
+// also inside a prefix of w.
+func (b *Builder) TextWithout(w string) string {
+	c := &b.c
+	// fail is the KMP failure function of w.
+	fail := make([]int, len(w)+1)
+	for i, k := 1, 0; i < len(w); i++ {
+		for k > 0 && w[i] != w[k] {
+			k = fail[k]
+		}
+		if w[i] == w[k] {
+			k++
+		}
+		fail[i+1] = k
+	}
+	next := func(k int, ch byte) int {
+		for k > 0 && w[k] != ch {
+			k = fail[k]
+		}
+		if w[k] == ch {
+			k++
+		}
+		return k
+	}
+	names := make([]string, len(w))
+	for k := range names {
+		names[k] = c.newName("text-without")
+	}
+	for k := range w {
+		// Printable ASCII bytes that move away from state 0 (or to
+		// the forbidden end) are listed; everything else returns to 0.
+		to := map[int][]byte{}
+		var special []byte
+		for ch := byte(0x20); ch < 0x7f; ch++ {
+			if j := next(k, ch); j != 0 {
+				to[j] = append(to[j], ch)
+				special = append(special, ch)
+			}
+		}
+		alts := []string{`""`}
+		var neg strings.Builder
+		neg.WriteString("[^")
+		for _, ch := range special {
+			neg.WriteString(classRune(rune(ch)))
+		}
+		neg.WriteString("] " + names[0])
+		alts = append(alts, neg.String())
+		for j := 1; j < len(w); j++ {
+			chs := to[j]
+			if len(chs) == 0 {
+				continue
+			}
+			var cls strings.Builder
+			cls.WriteByte('[')
+			for _, ch := range chs {
+				cls.WriteString(classRune(rune(ch)))
+			}
+			cls.WriteString("] " + names[j])
+			alts = append(alts, cls.String())
+		}
+		c.rules = append(c.rules, [2]string{names[k], strings.Join(alts, " | ")})
+	}
+	return names[0]
+}

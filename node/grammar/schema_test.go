@@ -84,3 +84,23 @@ func TestSchemaErrors(t *testing.T) {
 	f(`{"not":{}}`, `not`)
 	f(`{`, `not valid JSON`)
 }
+
+func TestTextWithout(t *testing.T) {
+	b := NewBuilder()
+	free := b.TextWithout("<tool_call>")
+	b.Rule("root", free+` ( "<tool_call>" "X" )?`)
+	g, err := ParseGBNF(b.Source(), "root")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{"", "hello <tool", "a<<tool_cal", "é\n<tool_call>X", "<tool_call>X"} {
+		if ok, _ := g.Matches([]byte(s)); !ok {
+			t.Errorf("should match %q", s)
+		}
+	}
+	for _, s := range []string{"<tool_call>", "<tool_call>Xa", "a<tool_call>b", "<<tool_call>Y", "<tool_call>X<tool_call>X"} {
+		if ok, _ := g.Matches([]byte(s)); ok {
+			t.Errorf("should not match %q", s)
+		}
+	}
+}
