@@ -36,10 +36,10 @@ type chatRequest struct {
 
 	// Options read only to refuse what is not supported (see
 	// checkOptions): a request is never answered as if it was honoured.
-	Functions         json.RawMessage `json:"functions"`
-	FunctionCall      json.RawMessage `json:"function_call"`
-	Audio             json.RawMessage `json:"audio"`
-	Modalities        []string        `json:"modalities"`
+	Functions    json.RawMessage `json:"functions"`
+	FunctionCall json.RawMessage `json:"function_call"`
+	Audio        json.RawMessage `json:"audio"`
+	Modalities   []string        `json:"modalities"`
 }
 
 // unsupported is the 400 for an option the neuron does not enforce.
@@ -369,7 +369,7 @@ func (s *Server) handleChat(c echo.Context) error {
 	parser := toolcall.NewParser(pcfg)
 	cons, err := buildConstraint(constraintInput{grammar: req.Grammar, responseFormat: req.ResponseFormat, jsonSchema: req.JSONSchema,
 		tools: toolDefs, choice: choice, parallel: req.ParallelToolCalls == nil || *req.ParallelToolCalls,
-		format: pcfg.Tools, afterThink: pcfg.StartInReasoning})
+		format: pcfg.Tools, think: thinkModeOf(pcfg)})
 	if err != nil {
 		return writeError(c, err)
 	}

@@ -1,11 +1,9 @@
 package node
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"strings"
 
 	"helexa/node/grammar"
@@ -18,9 +16,6 @@ import (
 type constraint struct {
 	g   *grammar.Grammar
 	key string // the grammar's source and root: generations under the same one share masks
-	// afterThink: the template opened a reasoning block; the grammar
-	// applies from the text after </think>.
-	afterThink bool
 }
 
 // thinkClose ends a reasoning block.
@@ -122,7 +117,29 @@ type constraintInput struct {
 	choice         toolChoice
 	parallel       bool
 	format         toolcall.Format // the model's tool-call formats
-	afterThink     bool
+	// think: the template opened a reasoning block (thinkOpened), or
+	// the model may open one (thinkOptional); the grammar applies from
+	// the text after </think>.
+	think thinkMode
+}
+
+type thinkMode uint8
+
+const (
+	thinkNone thinkMode = iota
+	thinkOptional
+	thinkOpened
+)
+
+// thinkModeOf is the reasoning mode of a chat generation.
+func thinkModeOf(cfg toolcall.Config) thinkMode {
+	switch {
+	case !cfg.Reasoning:
+		return thinkNone
+	case cfg.StartInReasoning:
+		return thinkOpened
+	}
+	return thinkOptional
 }
 
 // contentGrammar adds the rule "content" for what the request asks of the
@@ -214,7 +231,7 @@ func buildConstraint(in constraintInput) (*constraint, error) {
 	}
 	if in.grammar != "" {
 		// A raw grammar governs the whole output.
-		return finishConstraint(in.grammar+"\n", "root", in)
+		return finishConstraint(in.grammar+"\n", grammar.NewBuilder(), "root", in)
 	}
 	var root string
 	switch {
@@ -247,14 +264,30 @@ func buildConstraint(in constraintInput) (*constraint, error) {
 	if root == "" {
 		return nil, nil
 	}
-	return finishConstraint(b.Source(), root, in)
+	return finishConstraint(jsonBase, b, root, in)
 }
 
-// finishConstraint compiles the grammar source with a start rule over
-// root.
-func finishConstraint(src, root string, in constraintInput) (*constraint, error) {
+// jsonBase marks a grammar made of the builder's rules and the JSON
+// primitives (a raw grammar brings its own).
+const jsonBase = ""
+
+// finishConstraint compiles the grammar (base, then the builder's rules)
+// with a start rule over root, after the reasoning block if any.
+func finishConstraint(base string, b *grammar.Builder, root string, in constraintInput) (*constraint, error) {
 	top := "helexa-root"
-	src += fmt.Sprintf("%s ::= %s\n", top, rootWithThink(root, in.afterThink))
+	// Reasoning stays free: the grammar starts after </think> and a few
+	// blank characters (the model's line breaks).
+	switch in.think {
+	case thinkOpened:
+		root = fmt.Sprintf(`%s "</think>" [ \t\r\n]{0,16} ( %s )`, b.TextWithout(thinkClose), root)
+	case thinkOptional:
+		root = fmt.Sprintf(`( "<think>" %s "</think>" [ \t\r\n]{0,16} )? ( %s )`, b.TextWithout(thinkClose), root)
+	}
+	src := base + b.Rules()
+	if base == jsonBase {
+		src = b.Source()
+	}
+	src += fmt.Sprintf("%s ::= %s\n", top, root)
 	g, err := grammar.ParseGBNF(src, top)
 	if err != nil {
 		if in.grammar != "" {
@@ -265,16 +298,7 @@ func finishConstraint(src, root string, in constraintInput) (*constraint, error)
 	if _, err := grammar.NewDFA(g); err != nil {
 		return nil, badRequest("", "the output constraint cannot be followed: %v", err)
 	}
-	return &constraint{g: g, key: src + "\x00" + top, afterThink: in.afterThink}, nil
-}
-
-// rootWithThink lets a few blank characters (the model's line breaks after
-// </think>) precede the constrained text.
-func rootWithThink(root string, afterThink bool) string {
-	if afterThink {
-		return `[ \t\r\n]{0,16} ( ` + root + ` )`
-	}
-	return root
+	return &constraint{g: g, key: src + "\x00" + top}, nil
 }
 
 // callsGrammar adds the tool-call rules for the model's format and
@@ -393,22 +417,14 @@ func (gc *grammarCache) get(c *constraint, v *grammar.Vocab) (*grammar.Compiled,
 	return comp, nil
 }
 
-// constrain masks q's logits to the tokens its grammar allows now (once
-// any reasoning block has closed). Called by the scheduler's loop.
+// constrain masks q's logits to the tokens its grammar allows now.
+// Called by the scheduler's loop.
 func (s *scheduler) constrain(q *sequence) error {
 	c := q.req.Constraint
 	if c == nil {
 		return nil
 	}
 	v := s.in.m.grammarVocab()
-	if q.thinking {
-		// A token that closes the reasoning and goes on with text
-		// would slip past the grammar: not allowed.
-		for _, id := range s.thinkLeaks(v) {
-			q.logits[id] = float32(math.Inf(-1))
-		}
-		return nil
-	}
 	if q.gm == nil {
 		comp, err := s.grammars.get(c, v)
 		if err != nil {
@@ -426,23 +442,6 @@ func (s *scheduler) constrain(q *sequence) error {
 	return nil
 }
 
-// thinkLeaks lists the tokens holding </think> followed by anything but
-// blanks (built once per scheduler).
-func (s *scheduler) thinkLeaks(v *grammar.Vocab) []int32 {
-	if s.leaks != nil {
-		return *s.leaks
-	}
-	var ids []int32
-	for id := range int32(v.Size()) {
-		b := v.Bytes(id)
-		if i := bytes.Index(b, []byte(thinkClose)); i >= 0 && len(bytes.TrimSpace(b[i+len(thinkClose):])) > 0 {
-			ids = append(ids, id)
-		}
-	}
-	s.leaks = &ids
-	return ids
-}
-
 // advance moves q's grammar on by the chosen token and reports whether
 // the grammar is complete (the generation then ends with "stop").
 func (s *scheduler) advance(q *sequence, id int32) (bool, error) {
@@ -450,22 +449,6 @@ func (s *scheduler) advance(q *sequence, id int32) (bool, error) {
 		return false, nil
 	}
 	v := s.in.m.grammarVocab()
-	if q.thinking {
-		q.thinkTail = append(q.thinkTail, v.Bytes(id)...)
-		i := bytes.Index(q.thinkTail, []byte(thinkClose))
-		if i < 0 {
-			if n := len(q.thinkTail) - len(thinkClose); n > 0 {
-				q.thinkTail = append(q.thinkTail[:0], q.thinkTail[n:]...)
-			}
-			return false, nil
-		}
-		rest := bytes.TrimLeft(q.thinkTail[i+len(thinkClose):], " \t\r\n")
-		q.thinking, q.thinkTail = false, nil
-		if len(rest) > 0 {
-			return false, fmt.Errorf("%s: text %q after </think> escaped the output grammar", s.in.id, rest)
-		}
-		return false, nil
-	}
 	if q.gm == nil {
 		return false, nil
 	}

@@ -129,7 +129,6 @@ func (in *instance) generate(ctx context.Context, req genRequest) (genResult, er
 	}
 	if req.Constraint != nil {
 		m.grammarVocab() // built once per model, here rather than in the batch loop
-		q.thinking = req.Constraint.afterThink
 	}
 	if req.TopLogprobs > 0 {
 		q.top = make([]sampler.TokenLogprob, min(req.TopLogprobs, m.NVocab))

@@ -45,11 +45,8 @@ type scheduler struct {
 	items   []engine.SeqItem
 	owners  []*sequence
 	others  []*engine.Seq
-	// grammars are the compiled output grammars of recent requests;
-	// leaks the tokens that close a reasoning block and go on (see
-	// constrain).
+	// grammars are the compiled output grammars of recent requests.
 	grammars grammarCache
-	leaks    *[]int32
 }
 
 // sequence is one request's generation as the scheduler runs it.
@@ -68,13 +65,9 @@ type sequence struct {
 	dec    decoder
 	stops  *stopMatcher
 	top    []sampler.TokenLogprob
-	// gm follows the output grammar (nil: none, or not started while
-	// thinking); thinkTail holds the last bytes of a reasoning block.
-	gm        *grammar.Matcher
-	thinking  bool
-	thinkTail []byte
-	tStart    time.Time // prefill began
-	tFirst time.Time // first token decided
+	gm     *grammar.Matcher // follows the output grammar (nil: none yet)
+	tStart time.Time        // prefill began
+	tFirst time.Time        // first token decided
 	res    genResult
 
 	// Handed to the request's goroutine.

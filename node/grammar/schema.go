@@ -110,12 +110,15 @@ func (b *Builder) Rule(name, body string) {
 }
 
 // Source is the grammar's GBNF text.
-func (b *Builder) Source() string {
+func (b *Builder) Source() string { return b.Rules() + jsonPrimitives }
+
+// Rules is the GBNF text of the rules added, without the JSON primitives
+// (for use beside a grammar that defines its own).
+func (b *Builder) Rules() string {
 	var s strings.Builder
 	for _, r := range b.c.rules {
 		fmt.Fprintf(&s, "%s ::= %s\n", r[0], r[1])
 	}
-	s.WriteString(jsonPrimitives)
 	return s.String()
 }
 

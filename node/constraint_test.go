@@ -1,0 +1,291 @@
+package node
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
+
+	"helexa/node/toolcall"
+)
+
+// validator compiles a JSON Schema with a real JSON Schema validator
+// library (not the grammar), for checking what constrained generation
+// writes.
+func validator(t testing.TB, schema string) *jsonschema.Schema {
+	t.Helper()
+	doc, err := jsonschema.UnmarshalJSON(strings.NewReader(schema))
+	if err != nil {
+		t.Fatalf("schema %s: %v", schema, err)
+	}
+	c := jsonschema.NewCompiler()
+	if err := c.AddResource("schema.json", doc); err != nil {
+		t.Fatal(err)
+	}
+	s, err := c.Compile("schema.json")
+	if err != nil {
+		t.Fatalf("schema %s: %v", schema, err)
+	}
+	return s
+}
+
+func validate(t testing.TB, s *jsonschema.Schema, text string) error {
+	t.Helper()
+	v, err := jsonschema.UnmarshalJSON(strings.NewReader(text))
+	if err != nil {
+		return fmt.Errorf("not JSON: %v", err)
+	}
+	return s.Validate(v)
+}
+
+// streamOutput posts a streaming request and returns the concatenated
+// content (chat) or text (completions) and the finish reason.
+func streamOutput(t *testing.T, url string, body map[string]any) (string, string) {
+	t.Helper()
+	body["stream"] = true
+	data, _ := json.Marshal(body)
+	path := "/v1/completions"
+	if _, ok := body["messages"]; ok {
+		path = "/v1/chat/completions"
+	}
+	resp, err := http.Post(url+path, "application/json", bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("stream: %d", resp.StatusCode)
+	}
+	var text, finish strings.Builder
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		line, ok := strings.CutPrefix(sc.Text(), "data: ")
+		if !ok || line == "[DONE]" {
+			continue
+		}
+		var ch struct {
+			Choices []struct {
+				Text  string `json:"text"`
+				Delta struct {
+					Content string `json:"content"`
+				} `json:"delta"`
+				FinishReason *string `json:"finish_reason"`
+			} `json:"choices"`
+		}
+		if err := json.Unmarshal([]byte(line), &ch); err != nil {
+			t.Fatalf("chunk %s: %v", line, err)
+		}
+		for _, c := range ch.Choices {
+			text.WriteString(c.Text + c.Delta.Content)
+			if c.FinishReason != nil {
+				finish.WriteString(*c.FinishReason)
+			}
+		}
+	}
+	return text.String(), finish.String()
+}
+
+// TestResponseFormatEnforced: json_object and json_schema on chat and
+// completions, streaming and not, give output that validates and ends
+// with "stop" when the grammar completes.
+func TestResponseFormatEnforced(t *testing.T) {
+	n := startNeuron(t, testConfig(modelsDir(t, "stories260K.gguf")), (&synthEngine{}).hooks())
+	n.load(t, "stories260K", 512)
+	schema := `{"type":"object","properties":{"name":{"type":"string","maxLength":12},"age":{"type":"integer","minimum":0,"maximum":120},"tags":{"type":"array","items":{"enum":["a","b"]},"maxItems":3}},"required":["name","age","tags"],"additionalProperties":false}`
+	v := validator(t, schema)
+	formats := map[string]any{
+		"json_schema": map[string]any{"type": "json_schema", "json_schema": map[string]any{"name": "p", "strict": true, "schema": json.RawMessage(schema)}},
+		"json_object": map[string]any{"type": "json_object"},
+	}
+	for name, rf := range formats {
+		for _, route := range []string{"chat", "completions"} {
+			for _, stream := range []bool{false, true} {
+				for seed := range 3 {
+					body := map[string]any{"model": "stories260K", "max_tokens": 400, "temperature": 1, "seed": seed, "response_format": rf}
+					if route == "chat" {
+						body["messages"] = []any{map[string]any{"role": "user", "content": "Describe someone."}}
+					} else {
+						body["prompt"] = "Once upon a time"
+					}
+					var text, finish string
+					if stream {
+						text, finish = streamOutput(t, n.srv.URL, body)
+					} else {
+						var out struct {
+							Choices []struct {
+								Text    string `json:"text"`
+								Message struct {
+									Content string `json:"content"`
+								} `json:"message"`
+								FinishReason string `json:"finish_reason"`
+							} `json:"choices"`
+						}
+						if st := n.do(t, "POST", "/v1/"+map[string]string{"chat": "chat/completions", "completions": "completions"}[route], body, &out); st != 200 {
+							t.Fatalf("%s %s: %d", name, route, st)
+						}
+						text, finish = out.Choices[0].Text+out.Choices[0].Message.Content, out.Choices[0].FinishReason
+					}
+					if finish != "stop" {
+						t.Fatalf("%s %s stream=%v seed %d: finish %q, text %q", name, route, stream, seed, finish, text)
+					}
+					var obj map[string]any
+					if err := json.Unmarshal([]byte(text), &obj); err != nil {
+						t.Fatalf("%s %s stream=%v: %q is not a JSON object: %v", name, route, stream, text, err)
+					}
+					if name == "json_schema" {
+						if err := validate(t, v, text); err != nil {
+							t.Fatalf("%s %s stream=%v: %q: %v", name, route, stream, text, err)
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestGrammarField: a raw GBNF grammar on both routes.
+func TestGrammarField(t *testing.T) {
+	n := startNeuron(t, testConfig(modelsDir(t, "stories260K.gguf")), (&synthEngine{}).hooks())
+	n.load(t, "stories260K", 256)
+	g := `root ::= ("yes" | "no") ", because " [a-z ]{3,10} "."`
+	for seed := range 4 {
+		var out completionResponse
+		if st := n.do(t, "POST", "/v1/completions", map[string]any{"model": "stories260K", "prompt": "Q", "grammar": g, "temperature": 1, "seed": seed, "max_tokens": 100}, &out); st != 200 {
+			t.Fatalf("%d", st)
+		}
+		txt := out.Choices[0].Text
+		if !(strings.HasPrefix(txt, "yes, because ") || strings.HasPrefix(txt, "no, because ")) || !strings.HasSuffix(txt, ".") || *out.Choices[0].FinishReason != "stop" {
+			t.Fatalf("%q (%s)", txt, *out.Choices[0].FinishReason)
+		}
+	}
+}
+
+// TestConstraintErrors: what cannot be enforced is a 400 naming it.
+func TestConstraintErrors(t *testing.T) {
+	n := startNeuron(t, testConfig(modelsDir(t, "stories260K.gguf")), (&synthEngine{}).hooks())
+	n.load(t, "stories260K", 256)
+	f := func(route string, extra map[string]any, wantParam, wantMsg string) {
+		t.Helper()
+		body := map[string]any{"model": "stories260K", "max_tokens": 4}
+		if route == "chat" {
+			body["messages"] = []any{map[string]any{"role": "user", "content": "x"}}
+		} else {
+			body["prompt"] = "x"
+		}
+		for k, v := range extra {
+			body[k] = v
+		}
+		var e errEnvelope
+		st := n.do(t, "POST", "/v1/"+map[string]string{"chat": "chat/completions", "completions": "completions"}[route], body, &e)
+		if st != 400 || param(e) != wantParam || e.Error.Type != "invalid_request_error" || !strings.Contains(e.Error.Message, wantMsg) {
+			t.Errorf("%v: %d %+v, want 400 %s containing %q", extra, st, e, wantParam, wantMsg)
+		}
+	}
+	schema := map[string]any{"type": "object", "properties": map[string]any{"x": map[string]any{"type": "object", "patternProperties": map[string]any{}}}}
+	for _, route := range []string{"chat", "completions"} {
+		f(route, map[string]any{"response_format": map[string]any{"type": "json_schema", "json_schema": map[string]any{"name": "s", "schema": schema}}},
+			"response_format", `response_format.json_schema.schema.properties.x.patternProperties: keyword "patternProperties" is not supported`)
+		f(route, map[string]any{"grammar": `root ::= "a`}, "grammar", "unterminated")
+		f(route, map[string]any{"grammar": `root ::= "a"`, "response_format": map[string]any{"type": "json_object"}}, "grammar", "only one")
+		f(route, map[string]any{"response_format": map[string]any{"type": "json_schema", "json_schema": map[string]any{"name": "s", "schema": map[string]any{"type": "string", "pattern": `\bx`}}}},
+			"response_format", "word boundaries")
+	}
+	tools := []any{map[string]any{"type": "function", "function": map[string]any{"name": "f", "parameters": map[string]any{"type": "object", "properties": map[string]any{"a": map[string]any{"if": true}}}}}}
+	f("chat", map[string]any{"tools": tools, "tool_choice": "required"}, "tools", `tools[0].function.parameters.properties.a.if: keyword "if" is not supported`)
+}
+
+// toolChoiceCase runs one chat request with tools and returns the
+// message's tool calls and content.
+func toolChoiceCase(t *testing.T, url string, body map[string]any) ([]toolCallOut, string, string) {
+	t.Helper()
+	data, _ := json.Marshal(body)
+	resp, err := http.Post(url+"/v1/chat/completions", "application/json", bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out chatResponse
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("%d %v", resp.StatusCode, err)
+	}
+	m := out.Choices[0].Message
+	content := ""
+	if m.Content != nil {
+		content = *m.Content
+	}
+	return m.ToolCalls, content, *out.Choices[0].FinishReason
+}
+
+var weatherTools = `[
+ {"type":"function","function":{"name":"get_weather","parameters":{"type":"object","properties":{"city":{"type":"string","maxLength":10},"unit":{"enum":["c","f"]}},"required":["city","unit"],"additionalProperties":false}}},
+ {"type":"function","function":{"name":"get_time","parameters":{"type":"object","properties":{"zone":{"type":"integer","minimum":-12,"maximum":14}},"required":["zone"],"additionalProperties":false}}}
+]`
+
+// TestToolChoiceForms: required and named tool choice force a call in
+// each tool-call format (Hermes/Qwen, Llama 3 JSON, Mistral), which the
+// format's parser reads back, with arguments valid against the tool's
+// schema; parallel_tool_calls false allows one call.
+func TestToolChoiceForms(t *testing.T) {
+	n := startNeuron(t, testConfig(modelsDir(t, "stories260K.gguf")), (&synthEngine{}).hooks())
+	n.load(t, "stories260K", 1024)
+	var tools []map[string]any
+	_ = json.Unmarshal([]byte(weatherTools), &tools)
+	schemas := map[string]string{}
+	for _, tl := range tools {
+		fn := tl["function"].(map[string]any)
+		b, _ := json.Marshal(fn["parameters"])
+		schemas[fn["name"].(string)] = string(b)
+	}
+	for _, format := range []toolcall.Format{toolcall.Hermes, toolcall.Llama3JSON, toolcall.Mistral} {
+		n.s.mu.Lock()
+		n.s.models["stories260K"].inst.tools.Tools = format
+		n.s.mu.Unlock()
+		for _, choice := range []any{"required", map[string]any{"type": "function", "function": map[string]any{"name": "get_time"}}} {
+			for _, parallel := range []bool{false, true} {
+				for seed := range 3 {
+					body := map[string]any{"model": "stories260K", "max_tokens": 300, "temperature": 1, "seed": seed,
+						"messages": []any{map[string]any{"role": "user", "content": "Weather?"}}, "tools": tools,
+						"tool_choice": choice, "parallel_tool_calls": parallel}
+					calls, content, finish := toolChoiceCase(t, n.srv.URL, body)
+					what := fmt.Sprintf("format %d choice %v parallel %v seed %d", format, choice, parallel, seed)
+					// A random model may go on calling in parallel
+					// until max_tokens, ending in a partial block.
+					cut := parallel && finish == "length"
+					if (finish != "tool_calls" && !cut) || len(calls) == 0 || (strings.TrimSpace(content) != "" && !cut) {
+						t.Fatalf("%s: finish %q, calls %+v, content %q", what, finish, calls, content)
+					}
+					if !parallel && len(calls) != 1 {
+						t.Fatalf("%s: %d calls", what, len(calls))
+					}
+					for _, c := range calls {
+						if _, named := choice.(map[string]any); named && c.Function.Name != "get_time" {
+							t.Fatalf("%s: called %q", what, c.Function.Name)
+						}
+						s, ok := schemas[c.Function.Name]
+						if !ok {
+							t.Fatalf("%s: unknown function %q", what, c.Function.Name)
+						}
+						if err := validate(t, validator(t, s), c.Function.Arguments); err != nil {
+							t.Fatalf("%s: arguments %s: %v", what, c.Function.Arguments, err)
+						}
+					}
+				}
+			}
+		}
+		// auto with parallel_tool_calls false: at most one call.
+		if format != toolcall.Llama3JSON {
+			for seed := range 3 {
+				body := map[string]any{"model": "stories260K", "max_tokens": 200, "temperature": 1, "seed": seed,
+					"messages": []any{map[string]any{"role": "user", "content": "Weather?"}}, "tools": tools, "parallel_tool_calls": false}
+				if calls, _, _ := toolChoiceCase(t, n.srv.URL, body); len(calls) > 1 {
+					t.Fatalf("format %d auto, parallel false: %d calls", format, len(calls))
+				}
+			}
+		}
+	}
+}
