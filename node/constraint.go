@@ -131,13 +131,17 @@ const (
 	thinkOpened
 )
 
-// thinkModeOf is the reasoning mode of a chat generation.
-func thinkModeOf(cfg toolcall.Config) thinkMode {
+// thinkModeOf is the reasoning mode of a chat generation: none when the
+// model does not reason or the prompt already closed the block (thinking
+// turned off, as Qwen3's enable_thinking false renders it).
+func thinkModeOf(cfg toolcall.Config, prompt string) thinkMode {
 	switch {
 	case !cfg.Reasoning:
 		return thinkNone
 	case cfg.StartInReasoning:
 		return thinkOpened
+	case strings.HasSuffix(strings.TrimRight(prompt, " \t\r\n"), thinkClose):
+		return thinkNone
 	}
 	return thinkOptional
 }

@@ -5,10 +5,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
 
+	"github.com/rs/zerolog"
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"helexa/node/toolcall"
@@ -287,5 +289,105 @@ func TestToolChoiceForms(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestConstraintAfterReasoning: a reasoning block stays free and the
+// grammar applies to the text after </think>, whether the template
+// opened the block or the model does; a prompt that closed the block
+// (thinking off) constrains from the start.
+func TestConstraintAfterReasoning(t *testing.T) {
+	for _, mode := range []thinkMode{thinkOpened, thinkOptional} {
+		c, err := buildConstraint(constraintInput{responseFormat: json.RawMessage(`{"type":"json_object"}`), think: mode})
+		if err != nil {
+			t.Fatal(err)
+		}
+		yes := []string{`some thoughts, {"not": json</think>` + "\n\n" + `{"a": 1}`}
+		if mode == thinkOptional {
+			yes = []string{`{"a": 1}`, "<think>hmm</think>\n" + `{"a": 1}`}
+		}
+		for _, s := range yes {
+			if ok, _ := c.g.Matches([]byte(s)); !ok {
+				t.Errorf("mode %d: should match %q", mode, s)
+			}
+		}
+		for _, s := range []string{`x</think>y{}`, `</think>{"a":1}</think>`, `<think>x</think>hello`} {
+			if ok, _ := c.g.Matches([]byte(s)); ok {
+				t.Errorf("mode %d: should not match %q", mode, s)
+			}
+		}
+	}
+	cfg := toolcall.Config{Reasoning: true}
+	if m := thinkModeOf(cfg, "<|im_start|>assistant\n<think>\n\n</think>\n\n"); m != thinkNone {
+		t.Errorf("thinking off: mode %d", m)
+	}
+	if m := thinkModeOf(cfg, "<|im_start|>assistant\n"); m != thinkOptional {
+		t.Errorf("thinking on: mode %d", m)
+	}
+}
+
+// TestQwen3ToolChoice: a Qwen3 model (random weights, its real template
+// and 151k vocabulary) under tool_choice writes Qwen's <tool_call> blocks,
+// which parse into calls valid against the tools' schemas, with thinking
+// on (the block is the model's to open) and off.
+func TestQwen3ToolChoice(t *testing.T) {
+	if testing.Short() {
+		t.Skip("loads a 151k vocabulary")
+	}
+	cfg := testConfig(modelsDir(t, "synth-qwen3-hf"))
+	s, err := newServer(cfg, zerolog.New(io.Discard), realEngine())
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &testNeuron{s: s, srv: newHTTPTest(t, s), dir: cfg.ModelsDirs[0]}
+	n.load(t, "synth-qwen3-hf", 1024)
+	var tools []map[string]any
+	_ = json.Unmarshal([]byte(weatherTools), &tools)
+	for _, thinking := range []bool{false, true} {
+		for _, choice := range []any{"required", map[string]any{"type": "function", "function": map[string]any{"name": "get_weather"}}} {
+			for seed := range 2 {
+				body := map[string]any{"model": "synth-qwen3-hf", "max_tokens": 200, "temperature": 0.7, "seed": seed,
+					"messages": []any{map[string]any{"role": "user", "content": "Weather?"}}, "tools": tools,
+					"tool_choice": choice, "parallel_tool_calls": false, "chat_template_kwargs": map[string]any{"enable_thinking": thinking}}
+				if thinking {
+					// A random model may think past any budget: the
+					// reasoning is capped by max_tokens, so only a
+					// finished answer is checked.
+					body["max_tokens"] = 400
+				}
+				calls, _, finish := toolChoiceCase(t, n.srv.URL, body)
+				what := fmt.Sprintf("thinking %v choice %v seed %d", thinking, choice, seed)
+				if thinking && finish == "length" {
+					continue
+				}
+				if finish != "tool_calls" || len(calls) != 1 {
+					t.Fatalf("%s: finish %q, calls %+v", what, finish, calls)
+				}
+				fn := calls[0].Function
+				if fn.Name != "get_weather" && choice != "required" {
+					t.Fatalf("%s: called %q", what, fn.Name)
+				}
+				for _, tl := range tools {
+					if f := tl["function"].(map[string]any); f["name"] == fn.Name {
+						ps, _ := json.Marshal(f["parameters"])
+						if err := validate(t, validator(t, string(ps)), fn.Arguments); err != nil {
+							t.Fatalf("%s: arguments %s: %v", what, fn.Arguments, err)
+						}
+					}
+				}
+			}
+		}
+	}
+	// response_format on the same model.
+	schema := `{"type":"object","properties":{"ok":{"type":"boolean"},"n":{"type":"integer","minimum":1,"maximum":9}},"required":["ok","n"],"additionalProperties":false}`
+	body := map[string]any{"model": "synth-qwen3-hf", "max_tokens": 100, "temperature": 0.7, "chat_template_kwargs": map[string]any{"enable_thinking": false},
+		"messages":        []any{map[string]any{"role": "user", "content": "x"}},
+		"response_format": map[string]any{"type": "json_schema", "json_schema": map[string]any{"name": "s", "schema": json.RawMessage(schema)}}}
+	var out chatResponse
+	if st := n.do(t, "POST", "/v1/chat/completions", body, &out); st != 200 || *out.Choices[0].FinishReason != "stop" {
+		t.Fatalf("%d %+v", st, out)
+	}
+	if err := validate(t, validator(t, schema), *out.Choices[0].Message.Content); err != nil {
+		t.Fatalf("%q: %v", *out.Choices[0].Message.Content, err)
 	}
 }
