@@ -320,7 +320,7 @@ func responsesText(t *testing.T, body []byte, stream bool) string {
 	if !stream {
 		var r struct {
 			Output []struct {
-				Type    string `json:"type"`
+				Type    string                        `json:"type"`
 				Content []struct{ Type, Text string } `json:"content"`
 			} `json:"output"`
 		}
