@@ -249,6 +249,9 @@ func (c *schemaCompiler) genObject(s *object, path, hint string) (string, error)
 		if k == "allOf" && len(list) > 1 {
 			return "", c.fail(path+"."+k, "keyword \"allOf\" with more than one schema is not supported")
 		}
+		if k == "oneOf" && !c.disjoint(list) {
+			return "", c.fail(path+"."+k, "keyword \"oneOf\" with branches a value may match together is not supported (give them distinct types or a required property with distinct const values, or use anyOf)")
+		}
 		if o := others(k); o != "" {
 			return "", c.fail(path+"."+o, "keyword %q beside %q is not supported", o, k)
 		}
@@ -278,6 +281,186 @@ func (c *schemaCompiler) genObject(s *object, path, hint string) (string, error)
 		return alts[0], nil
 	}
 	return "(" + strings.Join(alts, " | ") + ")", nil
+}
+
+// disjoint reports whether no value can match two of the schemas (so
+// generating any one of them satisfies oneOf): their types differ, or
+// they are objects with a required property of distinct constants.
+func (c *schemaCompiler) disjoint(list []any) bool {
+	for i := range list {
+		for j := i + 1; j < len(list); j++ {
+			ti, tj := c.typeSet(list[i], 0), c.typeSet(list[j], 0)
+			overlap := false
+			for t := range ti {
+				if tj[t] || (t == "integer" && tj["number"]) || (t == "number" && tj["integer"]) {
+					overlap = true
+				}
+			}
+			if !overlap {
+				continue
+			}
+			if len(ti) != 1 || !ti["object"] || len(tj) != 1 || !tj["object"] || !c.discriminated(list[i], list[j]) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// typeSet is the set of JSON types a schema's values may have.
+func (c *schemaCompiler) typeSet(s any, depth int) map[string]bool {
+	all := map[string]bool{"null": true, "boolean": true, "object": true, "array": true, "number": true, "integer": true, "string": true}
+	o, ok := s.(*object)
+	if !ok || depth > 16 {
+		return all
+	}
+	if ref, ok := o.get("$ref"); ok {
+		if t := c.resolve(ref); t != nil {
+			return c.typeSet(t, depth+1)
+		}
+		return all
+	}
+	var vals []any
+	if v, ok := o.get("const"); ok {
+		vals = []any{v}
+	} else if v, ok := o.get("enum"); ok {
+		vals, _ = v.([]any)
+	}
+	if vals != nil {
+		out := map[string]bool{}
+		for _, v := range vals {
+			out[jsonType(v)] = true
+		}
+		return out
+	}
+	for _, k := range []string{"anyOf", "oneOf"} {
+		if v, ok := o.get(k); ok {
+			out := map[string]bool{}
+			list, _ := v.([]any)
+			for _, e := range list {
+				for t := range c.typeSet(e, depth+1) {
+					out[t] = true
+				}
+			}
+			return out
+		}
+	}
+	ts, err := c.types(o, "")
+	if err != nil || (len(ts) == 1 && ts[0] == "any") {
+		return all
+	}
+	out := map[string]bool{}
+	for _, t := range ts {
+		out[t] = true
+	}
+	return out
+}
+
+func jsonType(v any) string {
+	switch v.(type) {
+	case nil:
+		return "null"
+	case bool:
+		return "boolean"
+	case json.Number:
+		return "number"
+	case string:
+		return "string"
+	case []any:
+		return "array"
+	}
+	return "object"
+}
+
+// resolve finds a local reference's target (nil when it cannot).
+func (c *schemaCompiler) resolve(ref any) any {
+	r, _ := ref.(string)
+	if r == "#" {
+		return c.doc
+	}
+	if !strings.HasPrefix(r, "#/") {
+		return nil
+	}
+	t := c.doc
+	for _, part := range strings.Split(r[2:], "/") {
+		o, ok := t.(*object)
+		if !ok {
+			return nil
+		}
+		if t, ok = o.get(strings.ReplaceAll(strings.ReplaceAll(part, "~1", "/"), "~0", "~")); !ok {
+			return nil
+		}
+	}
+	return t
+}
+
+// discriminated reports whether two object schemas share a required
+// property whose constants (const or enum) differ.
+func (c *schemaCompiler) discriminated(a, b any) bool {
+	consts := func(s any) map[string]map[string]bool {
+		o, _ := s.(*object)
+		if r, ok := o.get("$ref"); ok {
+			o, _ = c.resolve(r).(*object)
+		}
+		if o == nil {
+			return nil
+		}
+		req := map[string]bool{}
+		if rv, ok := o.get("required"); ok {
+			list, _ := rv.([]any)
+			for _, e := range list {
+				if k, ok := e.(string); ok {
+					req[k] = true
+				}
+			}
+		}
+		out := map[string]map[string]bool{}
+		pv, _ := o.get("properties")
+		props, _ := pv.(*object)
+		if props == nil {
+			return out
+		}
+		for _, k := range props.keys {
+			p, _ := props.vals[k].(*object)
+			if !req[k] || p == nil {
+				continue
+			}
+			var vals []any
+			if v, ok := p.get("const"); ok {
+				vals = []any{v}
+			} else if v, ok := p.get("enum"); ok {
+				vals, _ = v.([]any)
+			}
+			if vals == nil {
+				continue
+			}
+			set := map[string]bool{}
+			for _, v := range vals {
+				var b bytes.Buffer
+				marshalCanonical(&b, v)
+				set[b.String()] = true
+			}
+			out[k] = set
+		}
+		return out
+	}
+	ca, cb := consts(a), consts(b)
+	for k, sa := range ca {
+		sb, ok := cb[k]
+		if !ok {
+			continue
+		}
+		shared := false
+		for v := range sa {
+			if sb[v] {
+				shared = true
+			}
+		}
+		if !shared {
+			return true
+		}
+	}
+	return false
 }
 
 // types lists the schema's types: given, or inferred from its keywords,
@@ -888,7 +1071,11 @@ func (c *schemaCompiler) genObjectType(s *object, path, hint string) (string, er
 	}
 	addkv := ""
 	if addl != "" {
-		addkv = c.rule(hint+"-kv", c.otherKey(known)+` sp ":" sp `+addl)
+		key, err := c.otherKey(known, path+".properties")
+		if err != nil {
+			return "", err
+		}
+		addkv = c.rule(hint+"-kv", key+` sp ":" sp `+addl)
 	}
 	// first(i): properties i.. when none was written yet; next(i): when
 	// one was (each is then preceded by a comma).
@@ -930,13 +1117,13 @@ func jsonQuote(s string) string {
 }
 
 // otherKey is the grammar of an object key (a JSON string) other than the
-// known ones.
-func (c *schemaCompiler) otherKey(known map[string]bool) string {
+// known ones; it fails on known keys outside printable ASCII, which it
+// cannot exclude exactly.
+func (c *schemaCompiler) otherKey(known map[string]bool, path string) (string, error) {
 	if len(known) == 0 {
-		return "string"
+		return "string", nil
 	}
-	// A trie of the known keys' texts; keys outside printable ASCII
-	// without escapes fall back to any string.
+	// A trie of the known keys' texts.
 	type node struct {
 		kids map[byte]*node
 		end  bool
@@ -945,7 +1132,7 @@ func (c *schemaCompiler) otherKey(known map[string]bool) string {
 	for k := range known {
 		for i := 0; i < len(k); i++ {
 			if k[i] < 0x20 || k[i] >= 0x7f || k[i] == '"' || k[i] == '\\' {
-				return "string"
+				return "", c.fail(path, "property %q (outside printable ASCII, or with \" or \\) beside other properties allowed is not supported; set additionalProperties to false", k)
 			}
 		}
 		n := root
@@ -987,7 +1174,7 @@ func (c *schemaCompiler) otherKey(known map[string]bool) string {
 		}
 		return c.rule("key", strings.Join(alts, " | "))
 	}
-	return `"\"" ` + walk(root)
+	return `"\"" ` + walk(root), nil
 }
 
 // TextWithout adds rules for any text that does not contain w (printable
