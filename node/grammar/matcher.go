@@ -84,6 +84,10 @@ func (g *Grammar) seqNullable(p int32, nullable []bool) bool {
 	return true
 }
 
+func (s *byteSet) subsetOf(o *byteSet) bool {
+	return s[0]&^o[0] == 0 && s[1]&^o[1] == 0 && s[2]&^o[2] == 0 && s[3]&^o[3] == 0
+}
+
 // computeClasses partitions the bytes by the sets that hold them.
 func (g *Grammar) computeClasses() {
 	sig := map[string]uint8{}
@@ -126,6 +130,9 @@ type DFA struct {
 }
 
 type dfaState struct {
+	// loops are the bytes that lead back to this state (nil until
+	// computed, see selfLoops).
+	loops  *byteSet
 	stacks [][]int32
 	accept bool // the empty stack is in the set: the input may end here
 	final  bool // nothing more can be read
@@ -236,6 +243,38 @@ func (d *DFA) intern(stacks [][]int32) (State, error) {
 		d.trans = append(d.trans, -1)
 	}
 	return s, nil
+}
+
+// selfLoops returns the bytes on which s stays s (computed once per
+// state; nil when there are none or computing them failed).
+func (d *DFA) selfLoops(s State) *byteSet {
+	st := &d.states[s]
+	if st.loops != nil {
+		if *st.loops == (byteSet{}) {
+			return nil
+		}
+		return st.loops
+	}
+	var set byteSet
+	for c := range d.g.nClasses {
+		t, err := d.stepClass(s, uint8(c))
+		if err != nil {
+			break
+		}
+		if t == s && s != Dead {
+			for b := range 256 {
+				if d.g.classOf[b] == uint8(c) {
+					set.add(byte(b), byte(b))
+				}
+			}
+		}
+	}
+	st = &d.states[s] // stepClass may have grown the slice
+	st.loops = &set
+	if set == (byteSet{}) {
+		return nil
+	}
+	return st.loops
 }
 
 // Step returns the state after reading byte b in s (Dead when b is not

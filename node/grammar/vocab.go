@@ -10,14 +10,15 @@ import (
 // built once per model. Safe for concurrent use.
 type Vocab struct {
 	n int // token ids
-	// The trie in preorder: node i reads byte[i] at depth[i] (1-based);
-	// its subtree ends before end[i]; the tokens whose bytes end at it
-	// are toks[tokAt[i]:tokAt[i+1]].
-	byte_ []byte
-	depth []uint16
-	end   []int32
-	tokAt []int32
+	// nodes is the trie in preorder (one struct per node, for locality
+	// in the walk), with a sentinel at the end; the tokens whose bytes
+	// end at node i are toks[nodes[i].tok:nodes[i+1].tok].
+	nodes []trieNode
 	toks  []int32
+	// below[i] holds every byte read in node i's subtree (its own
+	// included): when a state keeps itself on all of them, every token
+	// of the subtree is allowed without walking it.
+	below []byteSet
 	// eog are the end-of-generation tokens, allowed where the grammar
 	// may end.
 	eog []int32
@@ -26,6 +27,15 @@ type Vocab struct {
 	// text holds every token's bytes: text[at[id]:at[id+1]].
 	text []byte
 	at   []int32
+}
+
+// trieNode is one node of the token trie: it reads b at depth (1-based),
+// and its subtree ends before node end.
+type trieNode struct {
+	b     byte
+	depth uint16
+	end   int32
+	tok   int32
 }
 
 // NewVocab builds the trie. tokenBytes gives each token's output bytes;
@@ -64,7 +74,6 @@ func NewVocab(n int, tokenBytes func(id int32) []byte, eog []int32) *Vocab {
 	// path[d] is the node at depth d+1 on the current path.
 	var path []int32
 	var prev []byte
-	v.tokAt = append(v.tokAt, 0)
 	for _, t := range list {
 		lcp := 0
 		for lcp < len(prev) && lcp < len(t.b) && prev[lcp] == t.b[lcp] {
@@ -72,23 +81,44 @@ func NewVocab(n int, tokenBytes func(id int32) []byte, eog []int32) *Vocab {
 		}
 		// Close the nodes below the common prefix.
 		for len(path) > lcp {
-			v.end[path[len(path)-1]] = int32(len(v.byte_))
+			v.nodes[path[len(path)-1]].end = int32(len(v.nodes))
 			path = path[:len(path)-1]
 		}
 		for d := lcp; d < len(t.b); d++ {
-			path = append(path, int32(len(v.byte_)))
-			v.byte_ = append(v.byte_, t.b[d])
-			v.depth = append(v.depth, uint16(d+1))
-			v.end = append(v.end, 0)
-			v.tokAt = append(v.tokAt, int32(len(v.toks)))
+			path = append(path, int32(len(v.nodes)))
+			v.nodes = append(v.nodes, trieNode{b: t.b[d], depth: uint16(d + 1), tok: int32(len(v.toks))})
 		}
+		// t's node is the last one: its tokens run to the next node's
+		// start.
 		v.toks = append(v.toks, t.id)
-		v.tokAt[len(v.tokAt)-1] = int32(len(v.toks))
 		v.maxDepth = max(v.maxDepth, len(t.b))
 		prev = t.b
 	}
 	for _, p := range path {
-		v.end[p] = int32(len(v.byte_))
+		v.nodes[p].end = int32(len(v.nodes))
+	}
+	v.nodes = append(v.nodes, trieNode{tok: int32(len(v.toks))}) // sentinel
+	// Preorder: a node's parent is the last node one level up before
+	// it; folding from the end gives each node its subtree's bytes.
+	nn := len(v.nodes) - 1
+	v.below = make([]byteSet, nn)
+	par := make([]int32, nn)
+	path = path[:0]
+	for i := range nn {
+		nd := v.nodes[i]
+		path = append(path[:nd.depth-1], int32(i))
+		par[i] = -1
+		if nd.depth > 1 {
+			par[i] = path[nd.depth-2]
+		}
+		v.below[i].add(nd.b, nd.b)
+	}
+	for i := nn - 1; i >= 0; i-- {
+		if p := par[i]; p >= 0 {
+			for w := range 4 {
+				v.below[p][w] |= v.below[i][w]
+			}
+		}
 	}
 	return v
 }
@@ -108,7 +138,7 @@ func (v *Vocab) IsEOG(id int32) bool { return slices.Contains(v.eog, id) }
 func (v *Vocab) Size() int { return v.n }
 
 // Nodes is the number of trie nodes.
-func (v *Vocab) Nodes() int { return len(v.byte_) }
+func (v *Vocab) Nodes() int { return len(v.nodes) - 1 }
 
 // Mask is a bitmap of allowed token ids.
 type Mask []uint64
@@ -144,13 +174,26 @@ func (v *Vocab) fill(d *DFA, s State, m Mask, states []State) error {
 		return nil
 	}
 	g := d.g
-	nc := g.nClasses
+	nc := int32(g.nClasses)
+	classOf := &g.classOf
 	states[0] = s
-	for i := 0; i < len(v.byte_); {
-		dep := v.depth[i]
-		from := states[dep-1]
-		c := g.classOf[v.byte_[i]]
-		t := d.trans[int(from)*nc+int(c)]
+	nodes := v.nodes
+	n := len(nodes) - 1
+	for i := 0; i < n; {
+		nd := &nodes[i]
+		from := states[nd.depth-1]
+		if loop := d.selfLoops(from); loop != nil && v.below[i].subsetOf(loop) {
+			// Every byte below keeps the state: the whole subtree is
+			// allowed.
+			for j, e := nd.tok, nodes[nd.end].tok; j < e; j++ {
+				id := v.toks[j]
+				m[id>>6] |= 1 << (id & 63)
+			}
+			i = int(nd.end)
+			continue
+		}
+		c := classOf[nd.b]
+		t := d.trans[int32(from)*nc+int32(c)]
 		if t < 0 {
 			ns, err := d.stepClass(from, c)
 			if err != nil {
@@ -159,12 +202,13 @@ func (v *Vocab) fill(d *DFA, s State, m Mask, states []State) error {
 			t = int32(ns)
 		}
 		if t == 0 {
-			i = int(v.end[i])
+			i = int(nd.end)
 			continue
 		}
-		states[dep] = State(t)
-		for _, id := range v.toks[v.tokAt[i]:v.tokAt[i+1]] {
-			m.set(id)
+		states[nd.depth] = State(t)
+		for j, e := nd.tok, nodes[i+1].tok; j < e; j++ {
+			id := v.toks[j]
+			m[id>>6] |= 1 << (id & 63)
 		}
 		i++
 	}
