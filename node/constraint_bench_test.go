@@ -1,0 +1,70 @@
+package node
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// BenchmarkConstrainedDecode measures the decode time per token with and
+// without an output grammar on a real model (HELEXA_BENCH_MODEL, else the
+// shared synth-25m-Q4_K_M), from the neuron's own timings: free text,
+// json_object, and a JSON Schema compiled afresh for every request (cold:
+// each grammar state walks the token trie once) or the same schema again
+// (warm: the model's grammar cache serves every mask). It reports
+// ms/token and the overhead against free text.
+//
+//	HELEXA_BENCH_MODEL=/path/synth-125m-Q4_K_M.gguf go test ./node -run XXX -bench ConstrainedDecode -benchtime 4x
+func BenchmarkConstrainedDecode(b *testing.B) {
+	n, id := benchNeuron(b, 1)
+	perToken := func(b *testing.B, body map[string]any) (float64, int) {
+		body["model"], body["prompt"], body["max_tokens"], body["temperature"], body["ignore_eos"] = id, "Once upon a time", 96, 1, true
+		data, _ := json.Marshal(body)
+		resp, err := http.Post(n.srv.URL+"/v1/completions", "application/json", strings.NewReader(string(data)))
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out completionResponse
+		if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != 200 {
+			b.Fatalf("%d %v", resp.StatusCode, err)
+		}
+		return out.Timings.PredictedMS, out.Timings.PredictedN
+	}
+	schema := func(salt int) map[string]any {
+		s := fmt.Sprintf(`{"type":"object","properties":{"title%d":{"type":"string","maxLength":40},"year":{"type":"integer","minimum":1900,"maximum":2100},"tags":{"type":"array","items":{"type":"string","maxLength":12},"maxItems":4},"ok":{"type":"boolean"}},"required":["title%d","year","tags","ok"],"additionalProperties":false}`, salt, salt)
+		return map[string]any{"type": "json_schema", "json_schema": map[string]any{"name": "s", "schema": json.RawMessage(s)}}
+	}
+	var free float64
+	salt := 0
+	for _, c := range []struct {
+		name string
+		body func() map[string]any
+	}{
+		{"free", func() map[string]any { return map[string]any{} }},
+		{"json_object", func() map[string]any { return map[string]any{"response_format": map[string]any{"type": "json_object"}} }},
+		{"schema-cold", func() map[string]any { salt++; return map[string]any{"response_format": schema(salt)} }},
+		{"schema-warm", func() map[string]any { return map[string]any{"response_format": schema(0)} }},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			perToken(b, c.body()) // warm up (and fill the cache for schema-warm)
+			var ms float64
+			var tokens int
+			for b.Loop() {
+				m, t := perToken(b, c.body())
+				ms += m
+				tokens += t
+			}
+			pt := ms / float64(tokens)
+			b.ReportMetric(pt, "ms/token")
+			b.ReportMetric(float64(tokens)/float64(b.N), "tokens/req")
+			if c.name == "free" {
+				free = pt
+			} else if free > 0 {
+				b.ReportMetric((pt/free-1)*100, "%overhead")
+			}
+		})
+	}
+}
