@@ -132,6 +132,8 @@ type schemaCompiler struct {
 	rules [][2]string
 	refs  map[string]string
 	names map[string]int
+	// typeMemo holds the type sets of the schemas oneOf looked at.
+	typeMemo map[*object]map[string]bool
 }
 
 func (c *schemaCompiler) fail(path, format string, args ...any) error {
@@ -307,13 +309,28 @@ func (c *schemaCompiler) disjoint(list []any) bool {
 	return true
 }
 
-// typeSet is the set of JSON types a schema's values may have.
+// typeSet is the set of JSON types a schema's values may have (memoised
+// per schema; a schema met again while its set is computed counts as
+// any type).
 func (c *schemaCompiler) typeSet(s any, depth int) map[string]bool {
 	all := map[string]bool{"null": true, "boolean": true, "object": true, "array": true, "number": true, "integer": true, "string": true}
 	o, ok := s.(*object)
 	if !ok || depth > 16 {
 		return all
 	}
+	if t, ok := c.typeMemo[o]; ok {
+		return t
+	}
+	if c.typeMemo == nil {
+		c.typeMemo = map[*object]map[string]bool{}
+	}
+	c.typeMemo[o] = all
+	t := c.typeSetOf(o, depth, all)
+	c.typeMemo[o] = t
+	return t
+}
+
+func (c *schemaCompiler) typeSetOf(o *object, depth int, all map[string]bool) map[string]bool {
 	if ref, ok := o.get("$ref"); ok {
 		if t := c.resolve(ref); t != nil {
 			return c.typeSet(t, depth+1)

@@ -55,6 +55,9 @@ func TestSchemaMatches(t *testing.T) {
 	f(`{"type":"string","format":"date"}`, []string{`"2024-02-29"`}, []string{`"2024-13-01"`, `"x"`})
 	f(`{"type":"string","format":"uuid"}`, []string{`"123e4567-e89b-12d3-a456-426614174000"`}, []string{`"x"`})
 	f(`{}`, []string{`1`, `"a"`, `{"a":[1,{"b":null}]}`}, nil)
+	f(`{"oneOf":[{"type":"string"},{"type":"integer"}]}`, []string{`"a"`, `1`}, []string{`null`})
+	f(`{"oneOf":[{"type":"object","properties":{"k":{"const":"a"},"x":{"type":"integer"}},"required":["k"],"additionalProperties":false},{"type":"object","properties":{"k":{"const":"b"}},"required":["k"],"additionalProperties":false}]}`,
+		[]string{`{"k":"a","x":1}`, `{"k":"b"}`}, []string{`{"k":"c"}`})
 	f(`true`, []string{`[]`}, nil)
 }
 
@@ -83,6 +86,11 @@ func TestSchemaErrors(t *testing.T) {
 	f(`{"type":"array","uniqueItems":true}`, `uniqueItems`)
 	f(`{"not":{}}`, `not`)
 	f(`{`, `not valid JSON`)
+	// oneOf looks at its branches' types once per schema: a reference
+	// fanning out to itself is not walked path by path.
+	f(`{"$defs":{"a":{"anyOf":[{"$ref":"#/$defs/a"},{"$ref":"#/$defs/a"},{"$ref":"#/$defs/a"},{"$ref":"#/$defs/a"},{"$ref":"#/$defs/a"},{"$ref":"#/$defs/a"},{"$ref":"#/$defs/a"},{"$ref":"#/$defs/a"}]}},"oneOf":[{"$ref":"#/$defs/a"},{"type":"null"}]}`, `oneOf`)
+	f(`{"oneOf":[{"type":"integer"},{"type":"number"}]}`, `oneOf`)
+	f(`{"type":"object","properties":{"a\nb":{}}}`, `outside printable ASCII`)
 }
 
 func TestTextWithout(t *testing.T) {
