@@ -400,11 +400,17 @@ type cachedGrammar struct {
 	c   *grammar.Compiled
 }
 
-const grammarCacheSize = 8
+const (
+	grammarCacheSize = 8
+	// grammarRefresh is the number of states after which a cached
+	// grammar starts afresh (a recursive schema meets new states with
+	// every deeper answer; generations still on the old one finish on it).
+	grammarRefresh = 20000
+)
 
 func (gc *grammarCache) get(c *constraint, v *grammar.Vocab) (*grammar.Compiled, error) {
 	for i, e := range gc.list {
-		if e.key == c.key {
+		if e.key == c.key && e.c.Size() < grammarRefresh {
 			copy(gc.list[i:], gc.list[i+1:])
 			gc.list[len(gc.list)-1] = e
 			return e.c, nil
@@ -413,6 +419,12 @@ func (gc *grammarCache) get(c *constraint, v *grammar.Vocab) (*grammar.Compiled,
 	comp, err := grammar.Compile(c.g, v)
 	if err != nil {
 		return nil, err
+	}
+	for i, e := range gc.list {
+		if e.key == c.key { // grown too large: replaced
+			gc.list = append(gc.list[:i], gc.list[i+1:]...)
+			break
+		}
 	}
 	if len(gc.list) >= grammarCacheSize {
 		gc.list = append(gc.list[:0], gc.list[1:]...)

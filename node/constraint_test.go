@@ -13,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
+	"helexa/node/grammar"
 	"helexa/node/toolcall"
 )
 
@@ -389,5 +390,43 @@ func TestQwen3ToolChoice(t *testing.T) {
 	}
 	if err := validate(t, validator(t, schema), *out.Choices[0].Message.Content); err != nil {
 		t.Fatalf("%q: %v", *out.Choices[0].Message.Content, err)
+	}
+}
+
+// TestGrammarCache: generations under the same grammar share one compiled
+// grammar; the cache keeps the most recent ones, and one grown past its
+// bound starts afresh.
+func TestGrammarCache(t *testing.T) {
+	v := grammar.NewVocab(4, func(id int32) []byte { return []byte{"ab"[id%2]} }, nil)
+	mk := func(src string) *constraint {
+		g, err := grammar.ParseGBNF(src, "root")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &constraint{g: g, key: src}
+	}
+	var gc grammarCache
+	a := mk(`root ::= "a"+`)
+	ca, _ := gc.get(a, v)
+	if again, _ := gc.get(a, v); again != ca {
+		t.Fatal("the same grammar compiled twice")
+	}
+	for i := range grammarCacheSize {
+		gc.get(mk(fmt.Sprintf(`root ::= "b"{%d}`, i+1)), v)
+	}
+	if again, _ := gc.get(a, v); again == ca || len(gc.list) != grammarCacheSize {
+		t.Fatalf("the oldest grammar stayed (%d entries)", len(gc.list))
+	}
+	// A grammar whose states keep growing is replaced.
+	deep := mk(`root ::= "a"{0,10000} "b"{0,10000}`)
+	cd, _ := gc.get(deep, v)
+	m := cd.Matcher()
+	for i := range grammarRefresh {
+		if err := m.AcceptBytes([]byte{"ab"[i/10000]}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if again, _ := gc.get(deep, v); again == cd || len(gc.list) != grammarCacheSize {
+		t.Fatalf("a grammar of %d states was kept", cd.Size())
 	}
 }

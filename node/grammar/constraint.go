@@ -30,6 +30,10 @@ func Compile(g *Grammar, v *Vocab) (*Compiled, error) {
 		maxN: max(4, maskCacheBytes/(8*max(words, 1))), states: make([]State, v.maxDepth+1)}, nil
 }
 
+// Size is the number of grammar states met so far (they and their masks
+// stay until the Compiled is dropped).
+func (c *Compiled) Size() int { return c.d.Size() }
+
 // Matcher starts a generation at the grammar's root.
 func (c *Compiled) Matcher() *Matcher { return &Matcher{c: c, s: c.d.Start()} }
 

@@ -13,7 +13,8 @@ var ErrTooComplex = errors.New("grammar too complex to follow")
 
 // Limits of one matcher.
 const (
-	maxStates     = 200000 // interned stack sets
+	maxStates     = 100000 // interned stack sets
+	maxStored     = 8 << 20 // stack positions held by all states
 	maxStacks     = 4096   // stacks in one set
 	maxStackDepth = 2048   // positions in one stack
 )
@@ -127,6 +128,7 @@ type DFA struct {
 
 	key     []byte
 	scratch [][]int32
+	stored  int // stack positions held by the states
 }
 
 type dfaState struct {
@@ -165,6 +167,9 @@ func (d *DFA) Accepts(s State) bool { return d.states[s].accept }
 
 // Final reports whether s accepts and can read nothing more.
 func (d *DFA) Final(s State) bool { return d.states[s].final }
+
+// Size is the number of states interned so far.
+func (d *DFA) Size() int { return len(d.states) }
 
 // Grammar returns the DFA's grammar.
 func (d *DFA) Grammar() *Grammar { return d.g }
@@ -221,9 +226,14 @@ func (d *DFA) intern(stacks [][]int32) (State, error) {
 	if s, ok := d.index[string(d.key)]; ok {
 		return s, nil
 	}
-	if len(d.states) >= maxStates {
-		return Dead, fmt.Errorf("%w: more than %d states", ErrTooComplex, maxStates)
+	n := 0
+	for _, k := range stacks {
+		n += len(k)
 	}
+	if len(d.states) >= maxStates || d.stored+n > maxStored {
+		return Dead, fmt.Errorf("%w: more than %d states", ErrTooComplex, len(d.states))
+	}
+	d.stored += n
 	s := State(len(d.states))
 	st := dfaState{stacks: slices.Clone(stacks)}
 	st.final = len(stacks) > 0
