@@ -13,10 +13,10 @@ var ErrTooComplex = errors.New("grammar too complex to follow")
 
 // Limits of one matcher.
 const (
-	maxStates     = 100000 // interned stack sets
+	maxStates     = 100000  // interned stack sets
 	maxStored     = 8 << 20 // stack positions held by all states
-	maxStacks     = 4096   // stacks in one set
-	maxStackDepth = 2048   // positions in one stack
+	maxStacks     = 4096    // stacks in one set
+	maxStackDepth = 2048    // positions in one stack
 )
 
 // checkLeftRecursion refuses rules that can reach themselves without
