@@ -9,7 +9,9 @@
 // frequency over a window of recent tokens), then greedy argmax when the
 // temperature is 0, else top_k, top_p, min_p, temperature, and a draw from
 // the resulting distribution. Log-probabilities (Logprobs) are computed
-// from the model's distribution before any of these steps.
+// from the model's distribution before any of these steps. An output
+// grammar's mask (ApplyMask) is applied to the logits before Sample and
+// Logprobs, so both see the masked distribution.
 package sampler
 
 import (
