@@ -430,3 +430,49 @@ func TestGrammarCache(t *testing.T) {
 		t.Fatalf("a grammar of %d states was kept", cd.Size())
 	}
 }
+
+// TestLogprobsUnderGrammar: logprobs are those of the masked
+// distribution: the listed alternatives are tokens the grammar allows
+// (never a masked one, which has no probability), on both routes.
+func TestLogprobsUnderGrammar(t *testing.T) {
+	n := startNeuron(t, testConfig(modelsDir(t, "stories260K.gguf")), (&synthEngine{}).hooks())
+	n.load(t, "stories260K", 256)
+	g := `root ::= ("yes" | "no") "."`
+	var chat struct {
+		Choices []struct {
+			Message  struct{ Content string } `json:"message"`
+			Logprobs struct {
+				Content []logprobEntry `json:"content"`
+			} `json:"logprobs"`
+		} `json:"choices"`
+	}
+	if st := n.do(t, "POST", "/v1/chat/completions", map[string]any{"model": "stories260K", "grammar": g, "logprobs": true, "top_logprobs": 20,
+		"messages": []any{map[string]any{"role": "user", "content": "?"}}}, &chat); st != 200 {
+		t.Fatalf("chat: %d", st)
+	}
+	c := chat.Choices[0]
+	if c.Message.Content != "yes." && c.Message.Content != "no." {
+		t.Fatalf("content %q", c.Message.Content)
+	}
+	first := c.Logprobs.Content[0]
+	if len(first.TopLogprobs) == 0 || len(first.TopLogprobs) == 20 {
+		t.Fatalf("first token's alternatives: %d (the grammar allows a few)", len(first.TopLogprobs))
+	}
+	for _, alt := range first.TopLogprobs {
+		text := alt.Token
+		var b byte
+		if _, err := fmt.Sscanf(text, "<0x%02X>", &b); err == nil {
+			text = string([]byte{b}) // a byte token
+		}
+		if text == "" || (!strings.HasPrefix("yes.", text) && !strings.HasPrefix("no.", text)) {
+			t.Errorf("masked token %q listed", alt.Token)
+		}
+	}
+	var cmpl completionResponse
+	if st := n.do(t, "POST", "/v1/completions", map[string]any{"model": "stories260K", "prompt": "x", "grammar": g, "logprobs": 20}, &cmpl); st != 200 {
+		t.Fatalf("completions: %d", st)
+	}
+	if lp := cmpl.Choices[0].Logprobs; lp == nil || len(lp.TopLogprobs[0]) == 0 || len(lp.TopLogprobs[0]) == 20 {
+		t.Fatalf("completions logprobs: %+v", lp)
+	}
+}

@@ -330,9 +330,10 @@ func (s *scheduler) decide(q *sequence) {
 	}
 	ev := tokenEvent{ID: id}
 	if q.req.Logprobs || q.req.TopLogprobs > 0 {
-		ev.Logprob = sampler.Logprobs(q.logits, id, q.top)
+		var n int
+		ev.Logprob, n = sampler.Logprobs(q.logits, id, q.top)
 		if q.top != nil {
-			ev.Top = append([]sampler.TokenLogprob(nil), q.top...)
+			ev.Top = append([]sampler.TokenLogprob(nil), q.top[:n]...)
 		}
 	}
 	if q.res.CompletionTokens == 0 {

@@ -174,7 +174,7 @@ func TestLogprobs(t *testing.T) {
 	}
 	lse = math.Log(lse)
 	top := make([]TokenLogprob, 2)
-	lp := Logprobs(logits, 2, top)
+	lp, _ := Logprobs(logits, 2, top)
 	if math.Abs(float64(lp)-(2-lse)) > 1e-5 {
 		t.Fatalf("logprob %g, want %g", lp, 2-lse)
 	}
@@ -286,9 +286,16 @@ func TestApplyMask(t *testing.T) {
 			t.Fatalf("sampled masked token %d", id)
 		}
 	}
-	var top [2]TokenLogprob
-	lp := Logprobs(logits, 129, top[:])
-	if top[0].ID != 129 || top[1].ID != 64 || lp != top[0].Logprob {
-		t.Errorf("logprobs over the mask: %v, %g", top, lp)
+	var top [5]TokenLogprob
+	lp, n := Logprobs(logits, 129, top[:])
+	if n != 3 || top[0].ID != 129 || top[1].ID != 64 || top[2].ID != 3 || lp != top[0].Logprob {
+		t.Errorf("logprobs over the mask: %v (%d), %g", top, n, lp)
+	}
+	var sum float64
+	for _, e := range top[:n] {
+		sum += math.Exp(float64(e.Logprob))
+	}
+	if math.Abs(sum-1) > 1e-5 {
+		t.Errorf("the allowed tokens' probabilities sum to %g", sum)
 	}
 }
