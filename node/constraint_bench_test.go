@@ -41,9 +41,8 @@ func BenchmarkConstrainedDecode(b *testing.B) {
 		s := fmt.Sprintf(`{"type":"object","properties":{"title%d":{"type":"string","maxLength":40},"year":{"type":"integer","minimum":1900,"maximum":2100},"tags":{"type":"array","items":{"type":"string","maxLength":12},"maxItems":4},"ok":{"type":"boolean"}},"required":["title%d","year","tags","ok"],"additionalProperties":false}`, salt, salt)
 		return map[string]any{"type": "json_schema", "json_schema": map[string]any{"name": "s", "schema": json.RawMessage(s)}}
 	}
-	var free float64
 	salt := 0
-	for _, c := range []struct {
+	cases := []struct {
 		name string
 		body func() map[string]any
 	}{
@@ -53,24 +52,27 @@ func BenchmarkConstrainedDecode(b *testing.B) {
 		{"schema-warm", func() map[string]any { return map[string]any{"response_format": schema(0)} }},
 		// the same greedy request again: every state's mask is cached
 		{"schema-repeat", func() map[string]any { return map[string]any{"response_format": schema(-1), "temperature": 0} }},
-	} {
-		b.Run(c.name, func(b *testing.B) {
-			perToken(b, c.body()) // warm up (and fill the cache for schema-warm)
-			var ms float64
-			var tokens int
-			for b.Loop() {
-				m, t := perToken(b, c.body())
-				ms += m
-				tokens += t
-			}
-			pt := ms / float64(tokens)
-			b.ReportMetric(pt, "ms/token")
-			b.ReportMetric(float64(tokens)/float64(b.N), "tokens/req")
-			if c.name == "free" {
-				free = pt
-			} else if free > 0 {
-				b.ReportMetric((pt/free-1)*100, "%overhead")
-			}
-		})
+	}
+	// The cases take turns in every round, so that a busy machine slows
+	// them alike and the ratios hold.
+	ms := make([]float64, len(cases))
+	tokens := make([]int, len(cases))
+	for _, c := range cases {
+		perToken(b, c.body()) // warm up (and fill the cache for the warm cases)
+	}
+	for b.Loop() {
+		for i, c := range cases {
+			m, t := perToken(b, c.body())
+			ms[i] += m
+			tokens[i] += t
+		}
+	}
+	free := ms[0] / float64(tokens[0])
+	for i, c := range cases {
+		pt := ms[i] / float64(tokens[i])
+		b.ReportMetric(pt, c.name+"-ms/token")
+		if i > 0 {
+			b.ReportMetric((pt/free-1)*100, c.name+"-%overhead")
+		}
 	}
 }
