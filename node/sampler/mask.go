@@ -11,7 +11,6 @@ import (
 // distribution, renormalised over them, as llama.cpp reports it under a
 // grammar). It returns how many tokens stay allowed.
 func ApplyMask(logits []float32, allowed []uint64) int {
-	ninf := float32(math.Inf(-1))
 	n := 0
 	for w := 0; w*64 < len(logits); w++ {
 		var word uint64
@@ -24,17 +23,24 @@ func ApplyMask(logits []float32, allowed []uint64) int {
 		case math.MaxUint64:
 			n += end - base
 		case 0:
-			for i := base; i < end; i++ {
-				logits[i] = ninf
-			}
+			copy(logits[base:end], negInf[:])
 		default:
 			n += bits.OnesCount64(word)
-			for i := base; i < end; i++ {
-				if word&(1<<(i-base)) == 0 {
-					logits[i] = ninf
+			out := logits[base:end]
+			for z := ^word; z != 0; z &= z - 1 {
+				if i := bits.TrailingZeros64(z); i < len(out) {
+					out[i] = negInf[0]
 				}
 			}
 		}
 	}
 	return n
 }
+
+// negInf is a block of -Inf, copied over masked words.
+var negInf = func() (b [64]float32) {
+	for i := range b {
+		b[i] = float32(math.Inf(-1))
+	}
+	return b
+}()

@@ -299,3 +299,25 @@ func TestApplyMask(t *testing.T) {
 		t.Errorf("the allowed tokens' probabilities sum to %g", sum)
 	}
 }
+
+// BenchmarkApplyMask masks a 151,936-token vocabulary (Qwen3's) where
+// most tokens are allowed (inside a JSON string) and where few are (a
+// number's digits).
+func BenchmarkApplyMask(b *testing.B) {
+	const n = 151936
+	logits := make([]float32, n)
+	for _, c := range []struct {
+		name  string
+		every int
+	}{{"most", 1}, {"few", 1000}} {
+		mask := make([]uint64, (n+63)/64)
+		for id := 0; id < n; id += c.every {
+			mask[id/64] |= 1 << (id % 64)
+		}
+		b.Run(c.name, func(b *testing.B) {
+			for b.Loop() {
+				ApplyMask(logits, mask)
+			}
+		})
+	}
+}
