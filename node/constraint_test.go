@@ -230,7 +230,8 @@ var weatherTools = `[
 ]`
 
 // TestToolChoiceForms: required and named tool choice force a call in
-// each tool-call format (Hermes/Qwen, Llama 3 JSON, Mistral), which the
+// each tool-call format (Hermes/Qwen, Qwen3-Coder templates, Llama 3 JSON,
+// Mistral), which the
 // format's parser reads back, with arguments valid against the tool's
 // schema; parallel_tool_calls false allows one call.
 func TestToolChoiceForms(t *testing.T) {
@@ -244,7 +245,7 @@ func TestToolChoiceForms(t *testing.T) {
 		b, _ := json.Marshal(fn["parameters"])
 		schemas[fn["name"].(string)] = string(b)
 	}
-	for _, format := range []toolcall.Format{toolcall.Hermes, toolcall.Llama3JSON, toolcall.Mistral} {
+	for _, format := range []toolcall.Format{toolcall.Hermes, toolcall.Qwen3Coder | toolcall.Hermes, toolcall.Llama3JSON, toolcall.Mistral} {
 		n.s.mu.Lock()
 		n.s.models["stories260K"].inst.tools.Tools = format
 		n.s.mu.Unlock()
