@@ -461,15 +461,8 @@ func (s *scheduler) constrain(q *sequence) error {
 // advance moves q's grammar on by the chosen token and reports whether
 // the grammar is complete (the generation then ends with "stop").
 func (s *scheduler) advance(q *sequence, id int32) (bool, error) {
-	if q.req.Constraint == nil {
-		return false, nil
-	}
-	v := s.in.m.grammarVocab()
-	if q.gm == nil {
-		return false, nil
-	}
-	if v.IsEOG(id) {
-		return false, nil
+	if q.gm == nil || s.in.m.grammarVocab().IsEOG(id) {
+		return false, nil // no grammar, or the end (which the mask allowed)
 	}
 	if err := q.gm.Accept(id); err != nil {
 		return false, fmt.Errorf("%s: the sampled token broke the output grammar: %w", s.in.id, err)
