@@ -129,15 +129,22 @@ type DFA struct {
 	key     []byte
 	scratch [][]int32
 	stored  int // stack positions held by the states
+	// chains memoises chain by state and length.
+	chains map[uint64]*byteSet
 }
 
 type dfaState struct {
 	// loops are the bytes that lead back to this state (nil until
 	// computed, see selfLoops).
-	loops  *byteSet
-	stacks [][]int32
-	accept bool // the empty stack is in the set: the input may end here
-	final  bool // nothing more can be read
+	loops *byteSet
+	// mainTo is the state most bytes lead to, mainSet those bytes (see
+	// main).
+	mainTo   State
+	mainSet  byteSet
+	mainDone bool
+	stacks   [][]int32
+	accept   bool // the empty stack is in the set: the input may end here
+	final    bool // nothing more can be read
 }
 
 // NewDFA starts following g from its root rule.
@@ -285,6 +292,88 @@ func (d *DFA) selfLoops(s State) *byteSet {
 		return nil
 	}
 	return st.loops
+}
+
+// main returns the state most bytes lead to from s (not Dead), and those
+// bytes; ok is false when every byte is refused.
+func (d *DFA) main(s State) (State, *byteSet, bool, error) {
+	st := &d.states[s]
+	if st.mainDone {
+		return st.mainTo, &st.mainSet, st.mainTo != Dead, nil
+	}
+	count := map[State]int{}
+	targets := make([]State, d.g.nClasses)
+	for c := range d.g.nClasses {
+		t, err := d.stepClass(s, uint8(c))
+		if err != nil {
+			return Dead, nil, false, err
+		}
+		targets[c] = t
+		if t == Dead {
+			continue
+		}
+		for b := range 256 {
+			if d.g.classOf[b] == uint8(c) {
+				count[t]++
+			}
+		}
+	}
+	best, n := Dead, 0
+	for t, k := range count {
+		if k > n || (k == n && t < best) {
+			best, n = t, k
+		}
+	}
+	var set byteSet
+	if best != Dead {
+		for b := range 256 {
+			if targets[d.g.classOf[b]] == best {
+				set.add(byte(b), byte(b))
+			}
+		}
+	}
+	st = &d.states[s] // stepClass may have grown the slice
+	st.mainTo, st.mainSet, st.mainDone = best, set, true
+	return best, &st.mainSet, best != Dead, nil
+}
+
+// chain returns the bytes that keep to the main transitions for h steps
+// from s: any string of at most h of them, read from s, follows s,
+// main(s), main(main(s)), … and stays alive. nil when none do.
+func (d *DFA) chain(s State, h int) (*byteSet, error) {
+	key := uint64(s)<<16 | uint64(min(h, 0xffff))
+	if c, ok := d.chains[key]; ok {
+		return c, nil
+	}
+	t, set, ok, err := d.main(s)
+	if err != nil {
+		return nil, err
+	}
+	var out *byteSet
+	if ok {
+		c := *set
+		if h > 1 {
+			rest, err := d.chain(t, h-1)
+			if err != nil {
+				return nil, err
+			}
+			if rest == nil {
+				c = byteSet{}
+			} else {
+				for w := range 4 {
+					c[w] &= rest[w]
+				}
+			}
+		}
+		if c != (byteSet{}) {
+			out = &c
+		}
+	}
+	if d.chains == nil {
+		d.chains = map[uint64]*byteSet{}
+	}
+	d.chains[key] = out
+	return out, nil
 }
 
 // Step returns the state after reading byte b in s (Dead when b is not

@@ -19,6 +19,9 @@ type Vocab struct {
 	// included): when a state keeps itself on all of them, every token
 	// of the subtree is allowed without walking it.
 	below []byteSet
+	// height[i] is the length in bytes of the longest path from node i
+	// (itself included) down its subtree.
+	height []uint16
 	// eog are the end-of-generation tokens, allowed where the grammar
 	// may end.
 	eog []int32
@@ -113,11 +116,14 @@ func NewVocab(n int, tokenBytes func(id int32) []byte, eog []int32) *Vocab {
 		}
 		v.below[i].add(nd.b, nd.b)
 	}
+	v.height = make([]uint16, nn)
 	for i := nn - 1; i >= 0; i-- {
+		v.height[i] = max(v.height[i], 1)
 		if p := par[i]; p >= 0 {
 			for w := range 4 {
 				v.below[p][w] |= v.below[i][w]
 			}
+			v.height[p] = max(v.height[p], v.height[i]+1)
 		}
 	}
 	return v
@@ -160,6 +166,9 @@ func (m Mask) Count() int {
 	return n
 }
 
+// chainMinTokens is the smallest subtree for which fill tries a chain.
+const chainMinTokens = 16
+
 // fill writes into m the tokens allowed in state s of d: those whose
 // bytes all advance the DFA, and the end-of-generation tokens when s
 // accepts. states is scratch of maxDepth+1.
@@ -182,7 +191,8 @@ func (v *Vocab) fill(d *DFA, s State, m Mask, states []State) error {
 	for i := 0; i < n; {
 		nd := &nodes[i]
 		from := states[nd.depth-1]
-		if loop := d.selfLoops(from); loop != nil && v.below[i].subsetOf(loop) {
+		loop := d.selfLoops(from)
+		if loop != nil && v.below[i].subsetOf(loop) {
 			// Every byte below keeps the state: the whole subtree is
 			// allowed.
 			for j, e := nd.tok, nodes[nd.end].tok; j < e; j++ {
@@ -191,6 +201,24 @@ func (v *Vocab) fill(d *DFA, s State, m Mask, states []State) error {
 			}
 			i = int(nd.end)
 			continue
+		}
+		if loop == nil && nodes[nd.end].tok-nd.tok >= chainMinTokens {
+			// In a state without loops, a larger subtree whose bytes
+			// all follow one chain of states (a counted string's
+			// characters) is allowed whole when the chain lives as
+			// long as its longest token.
+			ch, err := d.chain(from, int(v.height[i]))
+			if err != nil {
+				return err
+			}
+			if ch != nil && v.below[i].subsetOf(ch) {
+				for j, e := nd.tok, nodes[nd.end].tok; j < e; j++ {
+					id := v.toks[j]
+					m[id>>6] |= 1 << (id & 63)
+				}
+				i = int(nd.end)
+				continue
+			}
 		}
 		c := classOf[nd.b]
 		t := d.trans[int32(from)*nc+int32(c)]
