@@ -328,15 +328,16 @@ func TestConstraintAfterReasoning(t *testing.T) {
 	}
 }
 
-// TestQwen3ToolChoice: a Qwen3 model (random weights, its real template
-// and 151k vocabulary) under tool_choice writes Qwen's <tool_call> blocks,
-// which parse into calls valid against the tools' schemas, with thinking
-// on (the block is the model's to open) and off.
-func TestQwen3ToolChoice(t *testing.T) {
+// TestRealModelToolChoice: a Qwen3 model (random weights, its real
+// template and 151k vocabulary) under tool_choice writes Qwen's
+// <tool_call> blocks, which parse into calls valid against the tools'
+// schemas, with thinking on (the block is the model's to open) and off;
+// a Llama 3 model on the real engine too.
+func TestRealModelToolChoice(t *testing.T) {
 	if testing.Short() {
 		t.Skip("loads a 151k vocabulary")
 	}
-	cfg := testConfig(modelsDir(t, "synth-qwen3-hf"))
+	cfg := testConfig(modelsDir(t, "synth-qwen3-hf", "synth-hf-llama3"))
 	s, err := newServer(cfg, zerolog.New(io.Discard), realEngine())
 	if err != nil {
 		t.Fatal(err)
@@ -378,6 +379,22 @@ func TestQwen3ToolChoice(t *testing.T) {
 					}
 				}
 			}
+		}
+	}
+	// A Llama 3 model whose template shows no tool-call format: a forced
+	// call is written (and parsed) in the Hermes format.
+	n.load(t, "synth-hf-llama3", 512)
+	for seed := range 2 {
+		body := map[string]any{"model": "synth-hf-llama3", "max_tokens": 120, "temperature": 0.7, "seed": seed,
+			"messages": []any{map[string]any{"role": "user", "content": "Weather?"}}, "tools": tools,
+			"tool_choice": map[string]any{"type": "function", "function": map[string]any{"name": "get_time"}}, "parallel_tool_calls": false}
+		calls, _, finish := toolChoiceCase(t, n.srv.URL, body)
+		if finish != "tool_calls" || len(calls) != 1 || calls[0].Function.Name != "get_time" {
+			t.Fatalf("llama3 seed %d: finish %q calls %+v", seed, finish, calls)
+		}
+		var args struct{ Zone *int }
+		if err := json.Unmarshal([]byte(calls[0].Function.Arguments), &args); err != nil || args.Zone == nil || *args.Zone < -12 || *args.Zone > 14 {
+			t.Fatalf("llama3 seed %d: arguments %s", seed, calls[0].Function.Arguments)
 		}
 	}
 	// response_format on the same model.

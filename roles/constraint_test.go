@@ -343,3 +343,75 @@ func responsesText(t *testing.T, body []byte, stream bool) string {
 	}
 	return b.String()
 }
+
+// TestResponsesToolChoiceThroughGateway: the Responses API's tool_choice
+// (required, a named function, allowed_tools) reaches the model through
+// the gateway and comes back as function_call items, streaming and not.
+func TestResponsesToolChoiceThroughGateway(t *testing.T) {
+	if testing.Short() {
+		t.Skip("loads a 151k vocabulary")
+	}
+	gw, _ := runAll(t, "synth-qwen3-hf")
+	var chatTools []map[string]any
+	_ = json.Unmarshal([]byte(qwenTools), &chatTools)
+	var tools []map[string]any
+	for _, ct := range chatTools {
+		fn := ct["function"].(map[string]any)
+		tools = append(tools, map[string]any{"type": "function", "name": fn["name"], "parameters": fn["parameters"]})
+	}
+	for _, stream := range []bool{false, true} {
+		for _, choice := range []any{"required", map[string]any{"type": "function", "name": "get_weather"},
+			map[string]any{"type": "allowed_tools", "mode": "required", "tools": []any{map[string]any{"type": "function", "name": "get_time"}}}} {
+			what := fmt.Sprintf("responses stream=%v choice=%v", stream, choice)
+			st, body := post(t, gw+"/v1/responses", map[string]any{"model": "synth-qwen3-hf", "max_output_tokens": 120, "stream": stream,
+				"reasoning": map[string]any{"effort": "none"}, "input": "Weather?", "tools": tools, "tool_choice": choice, "parallel_tool_calls": false})
+			if st != 200 {
+				t.Fatalf("%s: %d %s", what, st, body)
+			}
+			calls := responsesCalls(t, body, stream)
+			if len(calls) != 1 {
+				t.Fatalf("%s: calls %+v", what, calls)
+			}
+			c := calls[0]
+			switch ch := choice.(type) {
+			case map[string]any:
+				want := "get_weather"
+				if ch["type"] == "allowed_tools" {
+					want = "get_time"
+				}
+				if c.name != want {
+					t.Fatalf("%s: called %s", what, c.name)
+				}
+			}
+			checkArgs(t, what, c)
+		}
+	}
+}
+
+// responsesCalls reads the function_call items of a Responses answer.
+func responsesCalls(t *testing.T, body []byte, stream bool) []call {
+	t.Helper()
+	var items []map[string]any
+	if !stream {
+		var r struct {
+			Output []map[string]any `json:"output"`
+		}
+		if err := json.Unmarshal(body, &r); err != nil {
+			t.Fatalf("%s: %v", body, err)
+		}
+		items = r.Output
+	} else {
+		for _, ev := range sseData(t, body) {
+			if ev["type"] == "response.output_item.done" {
+				items = append(items, ev["item"].(map[string]any))
+			}
+		}
+	}
+	var calls []call
+	for _, it := range items {
+		if it["type"] == "function_call" {
+			calls = append(calls, call{it["name"].(string), it["arguments"].(string)})
+		}
+	}
+	return calls
+}
