@@ -245,23 +245,20 @@ func buildConstraint(in constraintInput) (*constraint, error) {
 			return nil, err
 		}
 		root = expr
-	case in.choice.mode == "auto" && len(in.tools) > 0 && (hasContent || limitCalls):
+	case in.choice.mode == "auto" && len(in.tools) > 0 && hasContent:
+		// The answer is the asked format or tool calls.
+		expr, err := callsGrammar(b, in, true)
+		if err != nil {
+			return nil, err
+		}
+		root = "content | " + expr
+	case limitCalls:
+		// Free text without a second call.
 		expr, err := callsGrammar(b, in, false)
 		if err != nil {
 			return nil, err
 		}
-		switch {
-		case expr == "":
-			if hasContent {
-				root = "content"
-			}
-		case hasContent:
-			// The answer is the asked format or tool calls.
-			root = "content | " + expr
-		default:
-			// Free text without a second call.
-			root = expr
-		}
+		root = expr
 	case hasContent:
 		root = "content"
 	}
@@ -307,8 +304,7 @@ func finishConstraint(base string, b *grammar.Builder, root string, in constrain
 
 // callsGrammar adds the tool-call rules for the model's format and
 // returns the expression of the calls: forced (one call, or several when
-// parallel), or, when not forced, free text with at most one call (""
-// when the format cannot be limited so).
+// parallel), or, when not forced, free text with at most one call.
 func callsGrammar(b *grammar.Builder, in constraintInput, forced bool) (string, error) {
 	tools := in.tools
 	if in.choice.mode == "function" {
@@ -372,7 +368,11 @@ func callsGrammar(b *grammar.Builder, in constraintInput, forced bool) (string, 
 		return `"[TOOL_CALLS][" helexa-call "]"`, nil
 	default: // Llama 3: one bare JSON object
 		if !forced {
-			return "", nil
+			// The parser reads a bare object only at the start (after
+			// blanks), and calls after <|python_tag|>: text that
+			// starts otherwise and never writes the tag, or one call.
+			free := b.TextWithout("<|python_tag|>")
+			return fmt.Sprintf(`[ \t\r\n]{0,8} ( helexa-call | "<|python_tag|>" helexa-call | [^{< \t\r\n] %s | "<" [^|] %s )?`, free, free), nil
 		}
 		return "helexa-call", nil
 	}

@@ -282,13 +282,21 @@ func TestToolChoiceForms(t *testing.T) {
 			}
 		}
 		// auto with parallel_tool_calls false: at most one call.
-		if format != toolcall.Llama3JSON {
-			for seed := range 3 {
-				body := map[string]any{"model": "stories260K", "max_tokens": 200, "temperature": 1, "seed": seed,
-					"messages": []any{map[string]any{"role": "user", "content": "Weather?"}}, "tools": tools, "parallel_tool_calls": false}
-				if calls, _, _ := toolChoiceCase(t, n.srv.URL, body); len(calls) > 1 {
-					t.Fatalf("format %d auto, parallel false: %d calls", format, len(calls))
-				}
+		for seed := range 3 {
+			body := map[string]any{"model": "stories260K", "max_tokens": 200, "temperature": 1, "seed": seed,
+				"messages": []any{map[string]any{"role": "user", "content": "Weather?"}}, "tools": tools, "parallel_tool_calls": false}
+			if calls, _, _ := toolChoiceCase(t, n.srv.URL, body); len(calls) > 1 {
+				t.Fatalf("format %d auto, parallel false: %d calls", format, len(calls))
+			}
+		}
+		// auto with a response_format: the format, or calls.
+		for seed := range 3 {
+			body := map[string]any{"model": "stories260K", "max_tokens": 300, "temperature": 1, "seed": seed,
+				"messages": []any{map[string]any{"role": "user", "content": "Weather?"}}, "tools": tools, "parallel_tool_calls": false,
+				"response_format": map[string]any{"type": "json_schema", "json_schema": map[string]any{"name": "a", "schema": map[string]any{"enum": []any{"sunny", "rain"}}}}}
+			calls, content, finish := toolChoiceCase(t, n.srv.URL, body)
+			if !(len(calls) == 1 && finish == "tool_calls") && content != `"sunny"` && content != `"rain"` {
+				t.Fatalf("format %d auto with response_format: finish %q, calls %+v, content %q", format, finish, calls, content)
 			}
 		}
 	}
@@ -492,5 +500,30 @@ func TestLogprobsUnderGrammar(t *testing.T) {
 	}
 	if lp := cmpl.Choices[0].Logprobs; lp == nil || len(lp.TopLogprobs[0]) == 0 || len(lp.TopLogprobs[0]) == 20 {
 		t.Fatalf("completions logprobs: %+v", lp)
+	}
+}
+
+// TestLlama3SingleCallGrammar: with tool_choice auto and
+// parallel_tool_calls false, a Llama 3 model may write text or one call
+// (a bare object at the start, or after <|python_tag|>), never two.
+func TestLlama3SingleCallGrammar(t *testing.T) {
+	tools, err := parseTools(json.RawMessage(weatherTools))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := buildConstraint(constraintInput{tools: tools, choice: toolChoice{mode: "auto"}, format: toolcall.Llama3JSON})
+	if err != nil {
+		t.Fatal(err)
+	}
+	call := `{"name": "get_time", "parameters": {"zone": 3}}`
+	for _, s := range []string{"", "Hello there", "It is {maybe} sunny", " \n" + call, call, "<|python_tag|>" + call, "<b>bold</b>"} {
+		if ok, _ := c.g.Matches([]byte(s)); !ok {
+			t.Errorf("should allow %q", s)
+		}
+	}
+	for _, s := range []string{call + call, call + " and more", "hi <|python_tag|>" + call, "<|python_tag|>" + call + ";" + call, `{"name": "nope", "parameters": {}}`} {
+		if ok, _ := c.g.Matches([]byte(s)); ok {
+			t.Errorf("should refuse %q", s)
+		}
 	}
 }
