@@ -85,6 +85,11 @@ func (g *Grammar) seqNullable(p int32, nullable []bool) bool {
 	return true
 }
 
+// asciiSubsetOf reports whether the set's bytes below 0x80 are in o.
+func (s *byteSet) asciiSubsetOf(o *byteSet) bool {
+	return s[0]&^o[0] == 0 && s[1]&^o[1] == 0
+}
+
 func (s *byteSet) subsetOf(o *byteSet) bool {
 	return s[0]&^o[0] == 0 && s[1]&^o[1] == 0 && s[2]&^o[2] == 0 && s[3]&^o[3] == 0
 }
@@ -142,9 +147,12 @@ type dfaState struct {
 	mainTo   State
 	mainSet  byteSet
 	mainDone bool
-	stacks   [][]int32
-	accept   bool // the empty stack is in the set: the input may end here
-	final    bool // nothing more can be read
+	// utf8: 0 unknown, 1 every non-ASCII character (strict UTF-8) read
+	// from this state comes back to it, its prefixes alive; 2 not.
+	utf8   uint8
+	stacks [][]int32
+	accept bool // the empty stack is in the set: the input may end here
+	final  bool // nothing more can be read
 }
 
 // NewDFA starts following g from its root rule.
@@ -292,6 +300,48 @@ func (d *DFA) selfLoops(s State) *byteSet {
 		return nil
 	}
 	return st.loops
+}
+
+// utf8Loops reports whether every non-ASCII character (strict UTF-8, see
+// utf8Step) read from s leads back to s through live states, so that a
+// token of such characters cut anywhere is allowed (computed once).
+func (d *DFA) utf8Loops(s State) bool {
+	if st := d.states[s].utf8; st != 0 {
+		return st == 1
+	}
+	seen := map[[2]int32]bool{}
+	var check func(t State, k uint8) bool
+	check = func(t State, k uint8) bool {
+		key := [2]int32{int32(t), int32(k)}
+		if seen[key] {
+			return true
+		}
+		seen[key] = true
+		for b := 0x80; b < 0x100; b++ {
+			next, valid := utf8Step(byte(b), k)
+			if !valid {
+				continue
+			}
+			u, err := d.Step(t, byte(b))
+			if err != nil || u == Dead {
+				return false
+			}
+			if next == 0 {
+				if u != s {
+					return false
+				}
+			} else if !check(u, next) {
+				return false
+			}
+		}
+		return true
+	}
+	ok := check(s, 0)
+	d.states[s].utf8 = 2
+	if ok {
+		d.states[s].utf8 = 1
+	}
+	return ok
 }
 
 // main returns the state most bytes lead to from s (not Dead), and those

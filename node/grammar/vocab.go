@@ -22,6 +22,10 @@ type Vocab struct {
 	// height[i] is the length in bytes of the longest path from node i
 	// (itself included) down its subtree.
 	height []uint16
+	// utf8[i] has bit k set when every path from node i down is valid
+	// UTF-8 (a last character may be cut short) from decoder state k
+	// (see utf8Step); bit 0: node i starts a character.
+	utf8 []uint8
 	// eog are the end-of-generation tokens, allowed where the grammar
 	// may end.
 	eog []int32
@@ -117,9 +121,22 @@ func NewVocab(n int, tokenBytes func(id int32) []byte, eog []int32) *Vocab {
 		v.below[i].add(nd.b, nd.b)
 	}
 	v.height = make([]uint16, nn)
+	v.utf8 = make([]uint8, nn)
+	kids := make([]uint8, nn) // the AND of the children's utf8
+	for i := range kids {
+		kids[i] = 0xff
+	}
 	for i := nn - 1; i >= 0; i-- {
 		v.height[i] = max(v.height[i], 1)
+		ok := uint8(0)
+		for k := range uint8(8) {
+			if next, valid := utf8Step(v.nodes[i].b, k); valid && kids[i]&(1<<next) != 0 {
+				ok |= 1 << k
+			}
+		}
+		v.utf8[i] = ok
 		if p := par[i]; p >= 0 {
+			kids[p] &= ok
 			for w := range 4 {
 				v.below[p][w] |= v.below[i][w]
 			}
@@ -127,6 +144,49 @@ func NewVocab(n int, tokenBytes func(id int32) []byte, eog []int32) *Vocab {
 		}
 	}
 	return v
+}
+
+// utf8Step is a strict UTF-8 decoder (no overlong forms, surrogates or
+// code points past U+10FFFF): from state k it reads b and returns the
+// next state and whether b is valid. States: 0 between characters; 1, 2,
+// 3 that many continuation bytes (80–BF) due; 4 after E0 (A0–BF, then
+// one), 5 after ED (80–9F, then one), 6 after F0 (90–BF, then two), 7
+// after F4 (80–8F, then two).
+func utf8Step(b byte, k uint8) (uint8, bool) {
+	in := func(lo, hi byte) bool { return b >= lo && b <= hi }
+	switch k {
+	case 0:
+		switch {
+		case b < 0x80:
+			return 0, true
+		case in(0xc2, 0xdf):
+			return 1, true
+		case b == 0xe0:
+			return 4, true
+		case b == 0xed:
+			return 5, true
+		case in(0xe1, 0xef):
+			return 2, true
+		case b == 0xf0:
+			return 6, true
+		case b == 0xf4:
+			return 7, true
+		case in(0xf1, 0xf3):
+			return 3, true
+		}
+		return 0, false
+	case 1, 2, 3:
+		return k - 1, in(0x80, 0xbf)
+	case 4:
+		return 1, in(0xa0, 0xbf)
+	case 5:
+		return 1, in(0x80, 0x9f)
+	case 6:
+		return 2, in(0x90, 0xbf)
+	case 7:
+		return 2, in(0x80, 0x8f)
+	}
+	return 0, false
 }
 
 // Bytes returns the output bytes of a token (not to be modified).
@@ -192,9 +252,11 @@ func (v *Vocab) fill(d *DFA, s State, m Mask, states []State) error {
 		nd := &nodes[i]
 		from := states[nd.depth-1]
 		loop := d.selfLoops(from)
-		if loop != nil && v.below[i].subsetOf(loop) {
-			// Every byte below keeps the state: the whole subtree is
-			// allowed.
+		if loop != nil && (v.below[i].subsetOf(loop) ||
+			(v.utf8[i]&1 != 0 && v.below[i].asciiSubsetOf(loop) && d.utf8Loops(from))) {
+			// Every byte below keeps the state, or every character
+			// below (valid UTF-8, its ASCII bytes keeping the state)
+			// brings it back: the whole subtree is allowed.
 			for j, e := nd.tok, nodes[nd.end].tok; j < e; j++ {
 				id := v.toks[j]
 				m[id>>6] |= 1 << (id & 63)

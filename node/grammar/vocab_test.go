@@ -2,6 +2,7 @@ package grammar
 
 import (
 	"os"
+	"strings"
 	"path/filepath"
 	"testing"
 
@@ -95,35 +96,50 @@ func TestMaskMatchesBruteForce(t *testing.T) {
 
 func TestMaskQwen3(t *testing.T) {
 	v := qwen3Vocab(t)
-	g, err := SchemaGrammar([]byte(`{"type":"object","properties":{"name":{"type":"string","maxLength":20},"age":{"type":"integer","minimum":0,"maximum":150}},"required":["name","age"],"additionalProperties":false}`), "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := NewMatcher(g, v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Byte by byte through a counted string (with a character of two
-	// bytes), a bounded integer and the keys.
-	text := `{"name": "Bob é\"x", "age": 42}`
-	for i := range len(text) {
-		step := text[i : i+1]
-		mk, err := m.Mask()
+	// Byte by byte through a counted string (with characters of two and
+	// three bytes and an escape), a bounded integer, free strings and
+	// the keys of a schema and of json_object, and a raw grammar over
+	// characters.
+	for _, c := range []struct{ schema, text string }{
+		{`{"type":"object","properties":{"name":{"type":"string","maxLength":20},"age":{"type":"integer","minimum":0,"maximum":150}},"required":["name","age"],"additionalProperties":false}`,
+			`{"name": "Bob é\"x", "age": 42}`},
+		{`{"type":"object"}`, `{"a": ["x é 中\n", {"b": "ü"}], "c": -1.5e3}`},
+		{`gbnf:root ::= [^a-z]* "a" [é-ü]{1,3}`, `中 Xaéü`},
+		{`gbnf:root ::= [a-z ]* "." [一-龥]*`, `ab c.中文`},
+	} {
+		var g *Grammar
+		var err error
+		if src, ok := strings.CutPrefix(c.schema, "gbnf:"); ok {
+			g, err = ParseGBNF(src, "root")
+		} else {
+			g, err = SchemaGrammar([]byte(c.schema), "")
+		}
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := bruteMask(t, v, m.c.d, m.s)
-		for i := range mk {
-			if mk[i] != want[i] {
-				t.Fatalf("before %q: masks differ in word %d", step, i)
+		m, err := NewMatcher(g, v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range len(c.text) {
+			step := c.text[i : i+1]
+			mk, err := m.Mask()
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := bruteMask(t, v, m.c.d, m.s)
+			for w := range mk {
+				if mk[w] != want[w] {
+					t.Fatalf("%s before byte %d of %q: masks differ in word %d", c.schema, i, c.text, w)
+				}
+			}
+			if err := m.AcceptBytes([]byte(step)); err != nil {
+				t.Fatalf("%q: %v", step, err)
 			}
 		}
-		if err := m.AcceptBytes([]byte(step)); err != nil {
-			t.Fatalf("%q: %v", step, err)
+		if !m.CanEnd() {
+			t.Errorf("%s: cannot end after %q", c.schema, c.text)
 		}
-	}
-	if !m.Done() {
-		t.Error("not done after the closing brace")
 	}
 }
 
