@@ -2,8 +2,8 @@ package grammar
 
 import (
 	"os"
-	"strings"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"helexa/node/tokenizer"
