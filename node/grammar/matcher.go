@@ -135,7 +135,7 @@ type DFA struct {
 	scratch [][]int32
 	stored  int // stack positions held by the states
 	// chains memoises chain by state and length.
-	chains map[uint64]*byteSet
+	chains map[uint64]*chainSet
 }
 
 type dfaState struct {
@@ -148,8 +148,9 @@ type dfaState struct {
 	mainSet  byteSet
 	mainDone bool
 	// utf8: 0 unknown, 1 every non-ASCII character (strict UTF-8) read
-	// from this state comes back to it, its prefixes alive; 2 not.
+	// from this state leads to utf8To, its prefixes alive; 2 not.
 	utf8   uint8
+	utf8To State
 	stacks [][]int32
 	accept bool // the empty stack is in the set: the input may end here
 	final  bool // nothing more can be read
@@ -304,11 +305,20 @@ func (d *DFA) selfLoops(s State) *byteSet {
 
 // utf8Loops reports whether every non-ASCII character (strict UTF-8, see
 // utf8Step) read from s leads back to s through live states, so that a
-// token of such characters cut anywhere is allowed (computed once).
+// token of such characters cut anywhere is allowed.
 func (d *DFA) utf8Loops(s State) bool {
-	if st := d.states[s].utf8; st != 0 {
-		return st == 1
+	t, ok := d.utf8Target(s)
+	return ok && t == s
+}
+
+// utf8Target returns the one state every non-ASCII character (strict
+// UTF-8) read from s leads to, through live states; ok is false when
+// characters lead to different states or die (computed once a state).
+func (d *DFA) utf8Target(s State) (State, bool) {
+	if st := &d.states[s]; st.utf8 != 0 {
+		return st.utf8To, st.utf8 == 1
 	}
+	target := State(-1)
 	seen := map[[2]int32]bool{}
 	var check func(t State, k uint8) bool
 	check = func(t State, k uint8) bool {
@@ -326,22 +336,28 @@ func (d *DFA) utf8Loops(s State) bool {
 			if err != nil || u == Dead {
 				return false
 			}
-			if next == 0 {
-				if u != s {
+			if next != 0 {
+				if !check(u, next) {
 					return false
 				}
-			} else if !check(u, next) {
+				continue
+			}
+			if target < 0 {
+				target = u
+			}
+			if u != target {
 				return false
 			}
 		}
 		return true
 	}
-	ok := check(s, 0)
-	d.states[s].utf8 = 2
+	ok := check(s, 0) && target >= 0
+	st := &d.states[s]
+	st.utf8, st.utf8To = 2, Dead
 	if ok {
-		d.states[s].utf8 = 1
+		st.utf8, st.utf8To = 1, target
 	}
-	return ok
+	return st.utf8To, ok
 }
 
 // main returns the state most bytes lead to from s (not Dead), and those
@@ -387,10 +403,20 @@ func (d *DFA) main(s State) (State, *byteSet, bool, error) {
 	return best, &st.mainSet, best != Dead, nil
 }
 
+// chainSet is what chain finds: the bytes that keep to the main
+// transitions, and whether every non-ASCII character does too.
+type chainSet struct {
+	bytes byteSet
+	utf8  bool
+}
+
 // chain returns the bytes that keep to the main transitions for h steps
 // from s: any string of at most h of them, read from s, follows s,
-// main(s), main(main(s)), … and stays alive. nil when none do.
-func (d *DFA) chain(s State, h int) (*byteSet, error) {
+// main(s), main(main(s)), … and stays alive; utf8 is set when every
+// non-ASCII character also takes each of those states to the next, so
+// strings of at most h characters mixing both keep to the chain. nil when
+// nothing does.
+func (d *DFA) chain(s State, h int) (*chainSet, error) {
 	key := uint64(s)<<16 | uint64(min(h, 0xffff))
 	if c, ok := d.chains[key]; ok {
 		return c, nil
@@ -399,28 +425,31 @@ func (d *DFA) chain(s State, h int) (*byteSet, error) {
 	if err != nil {
 		return nil, err
 	}
-	var out *byteSet
+	var out *chainSet
 	if ok {
-		c := *set
+		c := chainSet{bytes: *set}
+		u, uok := d.utf8Target(s)
+		c.utf8 = uok && u == t
 		if h > 1 {
 			rest, err := d.chain(t, h-1)
 			if err != nil {
 				return nil, err
 			}
 			if rest == nil {
-				c = byteSet{}
+				c = chainSet{}
 			} else {
 				for w := range 4 {
-					c[w] &= rest[w]
+					c.bytes[w] &= rest.bytes[w]
 				}
+				c.utf8 = c.utf8 && rest.utf8
 			}
 		}
-		if c != (byteSet{}) {
+		if c.bytes != (byteSet{}) {
 			out = &c
 		}
 	}
 	if d.chains == nil {
-		d.chains = map[uint64]*byteSet{}
+		d.chains = map[uint64]*chainSet{}
 	}
 	d.chains[key] = out
 	return out, nil

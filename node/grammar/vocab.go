@@ -273,7 +273,8 @@ func (v *Vocab) fill(d *DFA, s State, m Mask, states []State) error {
 			if err != nil {
 				return err
 			}
-			if ch != nil && v.below[i].subsetOf(ch) {
+			if ch != nil && (v.below[i].subsetOf(&ch.bytes) ||
+				(ch.utf8 && v.utf8[i]&1 != 0 && v.below[i].asciiSubsetOf(&ch.bytes))) {
 				for j, e := nd.tok, nodes[nd.end].tok; j < e; j++ {
 					id := v.toks[j]
 					m[id>>6] |= 1 << (id & 63)

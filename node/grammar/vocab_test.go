@@ -106,6 +106,7 @@ func TestMaskQwen3(t *testing.T) {
 		{`{"type":"object"}`, `{"a": ["x é 中\n", {"b": "ü"}], "c": -1.5e3}`},
 		{`gbnf:root ::= [^a-z]* "a" [é-ü]{1,3}`, `中 Xaéü`},
 		{`gbnf:root ::= [a-z ]* "." [一-龥]*`, `ab c.中文`},
+		{`gbnf:root ::= [a-z ]{0,40} "." [^.]{0,30} "."`, `ab c.中 文é.`},
 	} {
 		var g *Grammar
 		var err error
