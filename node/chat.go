@@ -369,7 +369,7 @@ func (s *Server) handleChat(c echo.Context) error {
 	parser := toolcall.NewParser(pcfg)
 	cons, err := buildConstraint(constraintInput{grammar: req.Grammar, responseFormat: req.ResponseFormat, jsonSchema: req.JSONSchema,
 		tools: toolDefs, choice: choice, parallel: req.ParallelToolCalls == nil || *req.ParallelToolCalls,
-		format: pcfg.Tools, think: thinkModeOf(pcfg, prompt)})
+		format: pcfg.Tools, mistralArgs: strings.Contains(in.m.Template, "[ARGS]"), think: thinkModeOf(pcfg, prompt)})
 	if err != nil {
 		return writeError(c, err)
 	}

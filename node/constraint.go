@@ -117,6 +117,9 @@ type constraintInput struct {
 	choice         toolChoice
 	parallel       bool
 	format         toolcall.Format // the model's tool-call formats
+	// mistralArgs: the model writes Mistral calls as NAME[ARGS]{…}
+	// (its template shows [ARGS]) rather than a JSON list.
+	mistralArgs bool
 	// think: the template opened a reasoning block (thinkOpened), or
 	// the model may open one (thinkOptional); the grammar applies from
 	// the text after </think>.
@@ -333,7 +336,7 @@ func callsGrammar(b *grammar.Builder, in constraintInput, forced bool) (string, 
 	default:
 		format = toolcall.Hermes // see callFormat: parsing follows
 	}
-	var alts []string
+	var alts, argAlts []string
 	for i, t := range tools {
 		params := t.params
 		if isNull(params) {
@@ -346,6 +349,7 @@ func callsGrammar(b *grammar.Builder, in constraintInput, forced bool) (string, 
 		name, _ := json.Marshal(t.name)
 		alts = append(alts, fmt.Sprintf(`"{" sp "\"name\"" sp ":" sp %s sp "," sp "\"%s\"" sp ":" sp %s sp "}"`,
 			grammar.Quote(string(name)), argsKey, args))
+		argAlts = append(argAlts, fmt.Sprintf(`"[TOOL_CALLS]" %s "[ARGS]" %s`, grammar.Quote(t.name), args))
 	}
 	b.Rule("helexa-call", strings.Join(alts, " | "))
 	switch format {
@@ -359,13 +363,22 @@ func callsGrammar(b *grammar.Builder, in constraintInput, forced bool) (string, 
 		}
 		return "helexa-block", nil
 	case toolcall.Mistral:
-		if !forced {
-			return b.TextWithout("[TOOL_CALLS]") + ` ( "[TOOL_CALLS][" helexa-call "]" )?`, nil
+		// [TOOL_CALLS][{…}, …] (a space may follow the marker), or
+		// [TOOL_CALLS]NAME[ARGS]{…} per call.
+		if in.mistralArgs {
+			b.Rule("helexa-mistral-one", strings.Join(argAlts, " | "))
+			b.Rule("helexa-mistral", "helexa-mistral-one+")
+		} else {
+			b.Rule("helexa-mistral", `"[TOOL_CALLS]" " "? "[" helexa-call ( sp "," sp helexa-call )* "]"`)
+			b.Rule("helexa-mistral-one", `"[TOOL_CALLS]" " "? "[" helexa-call "]"`)
 		}
-		if in.parallel {
-			return `"[TOOL_CALLS][" helexa-call ( sp "," sp helexa-call )* "]"`, nil
+		switch {
+		case !forced:
+			return b.TextWithout("[TOOL_CALLS]") + " helexa-mistral-one?", nil
+		case in.parallel:
+			return "helexa-mistral", nil
 		}
-		return `"[TOOL_CALLS][" helexa-call "]"`, nil
+		return "helexa-mistral-one", nil
 	default: // Llama 3: one bare JSON object
 		if !forced {
 			// The parser reads a bare object only at the start (after

@@ -527,3 +527,46 @@ func TestLlama3SingleCallGrammar(t *testing.T) {
 		}
 	}
 }
+
+// TestMistralCallForms: both Mistral call spellings are written as the
+// template shows them and read back by the parser.
+func TestMistralCallForms(t *testing.T) {
+	tools, err := parseTools(json.RawMessage(weatherTools))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		args     bool
+		parallel bool
+		yes, no  []string
+	}{
+		{false, true, []string{`[TOOL_CALLS][{"name": "get_time", "arguments": {"zone": 1}}]`, `[TOOL_CALLS] [{"name":"get_time","arguments":{"zone":1}}, {"name":"get_time","arguments":{"zone":2}}]`},
+			[]string{`[TOOL_CALLS]get_time[ARGS]{"zone":1}`}},
+		{true, true, []string{`[TOOL_CALLS]get_time[ARGS]{"zone": 1}`, `[TOOL_CALLS]get_time[ARGS]{"zone":1}[TOOL_CALLS]get_weather[ARGS]{"city":"Rome","unit":"c"}`},
+			[]string{`[TOOL_CALLS][{"name": "get_time", "arguments": {"zone": 1}}]`}},
+		{true, false, []string{`[TOOL_CALLS]get_time[ARGS]{"zone": 1}`},
+			[]string{`[TOOL_CALLS]get_time[ARGS]{"zone":1}[TOOL_CALLS]get_time[ARGS]{"zone":1}`}},
+	} {
+		cons, err := buildConstraint(constraintInput{tools: tools, choice: toolChoice{mode: "required"}, parallel: c.parallel,
+			format: toolcall.Mistral, mistralArgs: c.args})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range c.yes {
+			if ok, _ := cons.g.Matches([]byte(s)); !ok {
+				t.Errorf("args=%v: should allow %q", c.args, s)
+			}
+			p := toolcall.NewParser(toolcall.Config{Tools: toolcall.Mistral})
+			p.Add(s)
+			p.Finish()
+			if r := p.Result(); len(r.Calls) == 0 || r.Content != "" {
+				t.Errorf("args=%v: %q parses as %+v", c.args, s, r)
+			}
+		}
+		for _, s := range c.no {
+			if ok, _ := cons.g.Matches([]byte(s)); ok {
+				t.Errorf("args=%v: should refuse %q", c.args, s)
+			}
+		}
+	}
+}
