@@ -3,8 +3,10 @@ package node
 import (
 	"context"
 	"encoding/json"
+	"sync"
 
 	"helexa/node/engine"
+	"helexa/node/grammar"
 )
 
 // modelInfo is what inspecting a model file (without loading it) tells.
@@ -69,6 +71,9 @@ type loadedModel struct {
 	IsEOG      func(id int32) bool
 	EOG        []int32 // every end-of-generation token
 	TokenText  func(id int32) string
+	// TokenBytes gives the bytes a token adds to the output (marker
+	// control tokens keep their text); grammars are matched against it.
+	TokenBytes func(id int32) []byte
 	// HasToken reports whether text is one special token of the vocabulary.
 	HasToken func(text string) bool
 	// Render applies the chat template; nil when the model cannot chat.
@@ -76,6 +81,10 @@ type loadedModel struct {
 	Template         string // template source, for format detection
 	BOSText          string // the BOS token's text ("" when none)
 	GenerationConfig map[string]any
+
+	// vocab is the token trie for grammar masks, built on first use.
+	vocabOnce sync.Once
+	vocab     *grammar.Vocab
 }
 
 // engineHooks are how the neuron reaches the engine. engine.go provides

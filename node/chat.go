@@ -31,14 +31,15 @@ type chatRequest struct {
 	// chat_template_kwargs sets it.
 	ReasoningEffort string `json:"reasoning_effort"`
 
-	// Options read only to refuse what is not enforced yet (see
+	// ParallelToolCalls false allows at most one tool call.
+	ParallelToolCalls *bool `json:"parallel_tool_calls"`
+
+	// Options read only to refuse what is not supported (see
 	// checkOptions): a request is never answered as if it was honoured.
-	ResponseFormat    json.RawMessage `json:"response_format"`
-	ParallelToolCalls *bool           `json:"parallel_tool_calls"`
-	Functions         json.RawMessage `json:"functions"`
-	FunctionCall      json.RawMessage `json:"function_call"`
-	Audio             json.RawMessage `json:"audio"`
-	Modalities        []string        `json:"modalities"`
+	Functions    json.RawMessage `json:"functions"`
+	FunctionCall json.RawMessage `json:"function_call"`
+	Audio        json.RawMessage `json:"audio"`
+	Modalities   []string        `json:"modalities"`
 }
 
 // unsupported is the 400 for an option the neuron does not enforce.
@@ -53,67 +54,24 @@ func isNull(raw json.RawMessage) bool {
 	return len(t) == 0 || string(t) == "null"
 }
 
-// toolChoiceMode reads tool_choice: "auto" (also when absent) or "none";
-// anything else is refused until it is enforced.
-func toolChoiceMode(raw json.RawMessage) (string, error) {
-	if isNull(raw) {
-		return "auto", nil
-	}
-	var s string
-	if json.Unmarshal(raw, &s) == nil {
-		switch s {
-		case "auto", "none":
-			return s, nil
-		case "required":
-			return "", unsupported("tool_choice", `tool_choice "required" is not supported yet (the model may answer without a tool call); use "auto"`)
-		}
-		return "", badRequest("tool_choice", `tool_choice must be "auto", "none", "required" or a named function, got %q`, s)
-	}
-	var obj struct {
-		Type string `json:"type"`
-	}
-	if json.Unmarshal(raw, &obj) == nil && obj.Type != "" {
-		return "", unsupported("tool_choice", "tool_choice naming a function is not supported yet (the model chooses its tool); use \"auto\"")
-	}
-	return "", badRequest("tool_choice", "tool_choice must be a string or a tool choice object")
-}
-
 // checkOptions refuses the options the neuron accepts in the API's shape
-// but does not enforce yet, naming each; what it allows is honoured.
-func (r *chatRequest) checkOptions(toolsGiven bool) (toolChoice string, err error) {
-	if !isNull(r.ResponseFormat) {
-		var rf struct {
-			Type string `json:"type"`
-		}
-		if json.Unmarshal(r.ResponseFormat, &rf) != nil {
-			return "", badRequest("response_format", "response_format must be an object with a type")
-		}
-		if rf.Type != "text" {
-			return "", unsupported("response_format", "response_format type %q is not supported yet (the output is not constrained); only \"text\"", rf.Type)
-		}
-	}
+// but does not enforce, naming each, and reads tool_choice.
+func (r *chatRequest) checkOptions() (toolChoice, error) {
 	if !isNull(r.Functions) {
-		return "", unsupported("functions", "functions is not supported; use tools")
+		return toolChoice{}, unsupported("functions", "functions is not supported; use tools")
 	}
 	if !isNull(r.FunctionCall) {
-		return "", unsupported("function_call", "function_call is not supported; use tool_choice")
+		return toolChoice{}, unsupported("function_call", "function_call is not supported; use tool_choice")
 	}
 	if !isNull(r.Audio) {
-		return "", unsupported("audio", "audio output is not supported")
+		return toolChoice{}, unsupported("audio", "audio output is not supported")
 	}
 	for _, m := range r.Modalities {
 		if m != "text" {
-			return "", unsupported("modalities", "output modality %q is not supported (text only)", m)
+			return toolChoice{}, unsupported("modalities", "output modality %q is not supported (text only)", m)
 		}
 	}
-	toolChoice, err = toolChoiceMode(r.ToolChoice)
-	if err != nil {
-		return "", err
-	}
-	if r.ParallelToolCalls != nil && !*r.ParallelToolCalls && toolsGiven && toolChoice != "none" {
-		return "", unsupported("parallel_tool_calls", "parallel_tool_calls false is not supported yet (the model may call several tools at once); leave it out or true")
-	}
-	return toolChoice, nil
+	return parseToolChoice(r.ToolChoice)
 }
 
 type usage struct {
@@ -355,9 +313,16 @@ func (s *Server) handleChat(c echo.Context) error {
 			topN = *req.TopLogprobs
 		}
 	}
-	toolChoice, err := req.checkOptions(!isNull(req.Tools))
+	choice, err := req.checkOptions()
 	if err != nil {
 		return writeError(c, err)
+	}
+	toolDefs, err := parseTools(req.Tools)
+	if err != nil {
+		return writeError(c, err)
+	}
+	if (choice.mode == "required" || choice.mode == "function") && len(toolDefs) == 0 {
+		return writeError(c, badRequest("tool_choice", "tool_choice %q needs tools", choice.mode))
 	}
 	if err := in.checkChatBytes(req.Messages, req.Tools); err != nil {
 		return writeError(c, err)
@@ -370,7 +335,7 @@ func (s *Server) handleChat(c echo.Context) error {
 	}
 	defer release()
 
-	toolsOn := !isNull(req.Tools) && toolChoice != "none"
+	toolsOn := len(toolDefs) > 0 && choice.mode != "none"
 	tools := req.Tools
 	if !toolsOn {
 		tools = nil
@@ -393,17 +358,24 @@ func (s *Server) handleChat(c echo.Context) error {
 		return writeError(c, contextError(len(ids), in.nctx))
 	}
 	pcfg := in.tools
+	pcfg.Tools = callFormat(pcfg.Tools, choice)
 	if !toolsOn {
-		pcfg.Tools = 0
+		pcfg.Tools, toolDefs = 0, nil
 	}
 	pcfg.StartInReasoning = pcfg.Reasoning && toolcall.OpenedThink(prompt)
 	if toolsOn {
 		pcfg.ParamTypes = toolcall.ToolParamTypes(req.Tools)
 	}
 	parser := toolcall.NewParser(pcfg)
+	cons, err := buildConstraint(constraintInput{grammar: req.Grammar, responseFormat: req.ResponseFormat, jsonSchema: req.JSONSchema,
+		tools: toolDefs, choice: choice, parallel: req.ParallelToolCalls == nil || *req.ParallelToolCalls,
+		format: pcfg.Tools, mistralArgs: strings.Contains(in.m.Template, "[ARGS]"), think: thinkModeOf(pcfg, prompt)})
+	if err != nil {
+		return writeError(c, err)
+	}
 
 	gr := genRequest{Prompt: ids, MaxTokens: g.maxTokens, Params: g.params, Seed: g.seed, Stops: g.stops,
-		Logprobs: req.Logprobs, TopLogprobs: topN, Arrived: arrived, IgnoreEOS: g.ignoreEOS}
+		Logprobs: req.Logprobs, TopLogprobs: topN, Arrived: arrived, IgnoreEOS: g.ignoreEOS, Constraint: cons}
 	id, created := newID("chatcmpl-"), time.Now().Unix()
 	if req.Stream {
 		return s.streamChat(c, in, &req, gr, parser, id, created)

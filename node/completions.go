@@ -113,6 +113,10 @@ func (s *Server) handleCompletions(c echo.Context) error {
 		}
 		nlp = *req.Logprobs
 	}
+	cons, err := buildConstraint(constraintInput{grammar: req.Grammar, responseFormat: req.ResponseFormat, jsonSchema: req.JSONSchema})
+	if err != nil {
+		return writeError(c, err)
+	}
 	if err := in.checkPromptBytes("prompt", len(req.Prompt), true); err != nil {
 		return writeError(c, err)
 	}
@@ -131,7 +135,7 @@ func (s *Server) handleCompletions(c echo.Context) error {
 		return writeError(c, contextError(len(ids), in.nctx))
 	}
 	gr := genRequest{Prompt: ids, MaxTokens: g.maxTokens, Params: g.params, Seed: g.seed, Stops: g.stops,
-		Logprobs: nlp >= 0, TopLogprobs: max(nlp, 0), Arrived: arrived, IgnoreEOS: g.ignoreEOS}
+		Logprobs: nlp >= 0, TopLogprobs: max(nlp, 0), Arrived: arrived, IgnoreEOS: g.ignoreEOS, Constraint: cons}
 	id, created := newID("cmpl-"), time.Now().Unix()
 
 	var lp *completionLogprobs

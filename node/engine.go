@@ -38,6 +38,12 @@ func vocabTemplate(m *loadedModel, tok *tokenizer.Tokenizer, tmplSrc string) err
 		}
 	}
 	m.TokenText = tok.TokenText
+	m.TokenBytes = func(id int32) []byte {
+		if text, ok := markers[id]; ok {
+			return []byte(text)
+		}
+		return tok.TokenBytes(id)
+	}
 	m.HasToken = func(text string) bool {
 		// A marker such as "<think>" or "[TOOL_CALLS]" is a vocabulary
 		// entry of its own only when the model was trained with it.

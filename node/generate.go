@@ -24,6 +24,8 @@ type genRequest struct {
 	// Emit receives each token as it is decided; an error stops the
 	// generation (the client went away).
 	Emit func(tokenEvent) error
+	// Constraint is the grammar the output follows (nil: free).
+	Constraint *constraint
 	// IgnoreEOS masks the end-of-generation tokens: the generation runs
 	// to MaxTokens (or the context).
 	IgnoreEOS bool
@@ -124,6 +126,9 @@ func (in *instance) generate(ctx context.Context, req genRequest) (genResult, er
 		logits: make([]float32, m.NVocab), smp: smp,
 		rng: rand.New(rand.NewPCG(req.Seed, req.Seed^0x9e3779b97f4a7c15)),
 		dec: m.NewDecoder(), stops: newStopMatcher(req.Stops),
+	}
+	if req.Constraint != nil {
+		m.grammarVocab() // built once per model, here rather than in the batch loop
 	}
 	if req.TopLogprobs > 0 {
 		q.top = make([]sampler.TokenLogprob, min(req.TopLogprobs, m.NVocab))

@@ -9,8 +9,9 @@ import (
 	"testing"
 )
 
-// TestUnsupportedOptionsRefused: options the neuron does not enforce are
-// a 400 naming the parameter, never silently ignored; the ones real
+// TestUnsupportedOptionsRefused: options the neuron does not enforce (or
+// cannot enforce as given) are a 400 naming the parameter, never silently
+// ignored; the ones real
 // clients send that it honours keep working.
 func TestUnsupportedOptionsRefused(t *testing.T) {
 	n := startNeuron(t, testConfig(modelsDir(t, "stories260K.gguf")), (&synthEngine{}).hooks())
@@ -27,12 +28,11 @@ func TestUnsupportedOptionsRefused(t *testing.T) {
 		param string
 		extra map[string]any
 	}{
-		{"response_format", map[string]any{"response_format": map[string]any{"type": "json_object"}}},
-		{"response_format", map[string]any{"response_format": map[string]any{"type": "json_schema", "json_schema": map[string]any{"name": "x", "schema": map[string]any{}}}}},
-		{"tool_choice", map[string]any{"tools": tools, "tool_choice": "required"}},
-		{"tool_choice", map[string]any{"tools": tools, "tool_choice": map[string]any{"type": "function", "function": map[string]any{"name": "f"}}}},
+		{"response_format", map[string]any{"response_format": map[string]any{"type": "yaml"}}},
+		{"response_format", map[string]any{"response_format": map[string]any{"type": "json_schema", "json_schema": map[string]any{"name": "x", "schema": map[string]any{"not": map[string]any{}}}}}},
+		{"tool_choice", map[string]any{"tools": tools, "tool_choice": map[string]any{"type": "function", "function": map[string]any{"name": "g"}}}},
+		{"tool_choice", map[string]any{"tool_choice": "required"}},
 		{"tool_choice", map[string]any{"tools": tools, "tool_choice": "sometimes"}},
-		{"parallel_tool_calls", map[string]any{"tools": tools, "parallel_tool_calls": false}},
 		{"functions", map[string]any{"functions": []any{map[string]any{"name": "f"}}}},
 		{"function_call", map[string]any{"function_call": "auto"}},
 		{"audio", map[string]any{"audio": map[string]any{"voice": "x", "format": "wav"}}},
@@ -62,6 +62,11 @@ func TestUnsupportedOptionsRefused(t *testing.T) {
 	for _, extra := range []map[string]any{
 		{"tools": tools, "tool_choice": "auto", "parallel_tool_calls": true},
 		{"tools": tools, "tool_choice": "none", "parallel_tool_calls": false},
+		{"tools": tools, "parallel_tool_calls": false},
+		{"tools": tools, "tool_choice": "required"},
+		{"tools": tools, "tool_choice": map[string]any{"type": "function", "function": map[string]any{"name": "f"}}},
+		{"response_format": map[string]any{"type": "json_object"}},
+		{"response_format": map[string]any{"type": "json_schema", "json_schema": map[string]any{"name": "x", "schema": map[string]any{}}}},
 		{"parallel_tool_calls": false}, // no tools: nothing to run in parallel
 		{"response_format": map[string]any{"type": "text"}},
 		{"response_format": nil, "tool_choice": nil, "modalities": []string{"text"}, "reasoning_effort": "low", "best_of": 1, "user": "u"},

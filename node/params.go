@@ -33,6 +33,12 @@ type samplingFields struct {
 	// IgnoreEOS (llama.cpp, vLLM) generates past end-of-generation
 	// tokens, up to max_tokens: load generators use it for fixed lengths.
 	IgnoreEOS bool `json:"ignore_eos"`
+	// Output constraints: a GBNF grammar (llama.cpp), an OpenAI
+	// response_format, or a JSON Schema (llama.cpp's json_schema). At
+	// most one.
+	Grammar        string          `json:"grammar"`
+	ResponseFormat json.RawMessage `json:"response_format"`
+	JSONSchema     json.RawMessage `json:"json_schema"`
 }
 
 type streamOptions struct {

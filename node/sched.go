@@ -13,6 +13,7 @@ import (
 
 	"helexa/node/device"
 	"helexa/node/engine"
+	"helexa/node/grammar"
 	"helexa/node/sampler"
 )
 
@@ -44,6 +45,8 @@ type scheduler struct {
 	items   []engine.SeqItem
 	owners  []*sequence
 	others  []*engine.Seq
+	// grammars are the compiled output grammars of recent requests.
+	grammars grammarCache
 }
 
 // sequence is one request's generation as the scheduler runs it.
@@ -62,8 +65,9 @@ type sequence struct {
 	dec    decoder
 	stops  *stopMatcher
 	top    []sampler.TokenLogprob
-	tStart time.Time // prefill began
-	tFirst time.Time // first token decided
+	gm     *grammar.Matcher // follows the output grammar (nil: none yet)
+	tStart time.Time        // prefill began
+	tFirst time.Time        // first token decided
 	res    genResult
 
 	// Handed to the request's goroutine.
@@ -310,16 +314,26 @@ func (s *scheduler) decide(q *sequence) {
 			q.logits[id] = float32(math.Inf(-1))
 		}
 	}
+	if err := s.constrain(q); err != nil {
+		s.finish(q, err)
+		return
+	}
 	id, err := q.smp.Sample(q.logits, q.seq.Tokens, q.rng)
+	if err != nil {
+		s.finish(q, err)
+		return
+	}
+	complete, err := s.advance(q, id)
 	if err != nil {
 		s.finish(q, err)
 		return
 	}
 	ev := tokenEvent{ID: id}
 	if q.req.Logprobs || q.req.TopLogprobs > 0 {
-		ev.Logprob = sampler.Logprobs(q.logits, id, q.top)
+		var n int
+		ev.Logprob, n = sampler.Logprobs(q.logits, id, q.top)
 		if q.top != nil {
-			ev.Top = append([]sampler.TokenLogprob(nil), q.top...)
+			ev.Top = append([]sampler.TokenLogprob(nil), q.top[:n]...)
 		}
 	}
 	if q.res.CompletionTokens == 0 {
@@ -338,6 +352,12 @@ func (s *scheduler) decide(q *sequence) {
 			q.res.Finish = "stop"
 			stop = true
 		}
+	}
+	if complete && !stop {
+		// The grammar is complete: nothing more may follow.
+		q.res.Finish = "stop"
+		stop = true
+		ev.Text += q.stops.flush(q.dec.Flush())
 	}
 	q.push(ev)
 	if stop {

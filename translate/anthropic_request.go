@@ -32,6 +32,9 @@ type anthropicRequest struct {
 	Metadata      json.RawMessage      `json:"metadata"`
 	Thinking      json.RawMessage      `json:"thinking"`
 	OutputConfig  json.RawMessage      `json:"output_config"`
+	// OutputFormat is structured outputs' first spelling (now
+	// output_config.format).
+	OutputFormat json.RawMessage `json:"output_format"`
 	// cache_control, context_management, service_tier and other fields are
 	// accepted and ignored.
 }
@@ -163,10 +166,20 @@ func anthropicToChatRequest(body []byte) (*anthropicRequest, *chatRequest, error
 		}
 	}
 	var output struct {
-		Effort string `json:"effort"`
+		Effort string          `json:"effort"`
+		Format json.RawMessage `json:"format"`
 	}
 	_ = json.Unmarshal(req.OutputConfig, &output) // lenient: a malformed hint is ignored
 	cr.setReasoning(enabled, templateEffort(output.Effort))
+	param := "output_config.format"
+	if isJSONNull(output.Format) {
+		output.Format, param = req.OutputFormat, "output_format"
+	}
+	rf, err := anthropicOutputFormat(output.Format, param)
+	if err != nil {
+		return nil, nil, err
+	}
+	cr.ResponseFormat = rf
 
 	system, err := anthropicSystemText(req.System, "system")
 	if err != nil {
@@ -254,6 +267,40 @@ func anthropicToChatRequest(body []byte) (*anthropicRequest, *chatRequest, error
 		}
 	}
 	return &req, cr, nil
+}
+
+// anthropicOutputFormat maps structured outputs ({"type": "json_schema",
+// "schema": …}) to a chat response_format. A constraint is never
+// dropped: a format of another type is a 400.
+func anthropicOutputFormat(raw json.RawMessage, param string) (json.RawMessage, error) {
+	if isJSONNull(raw) {
+		return nil, nil
+	}
+	var f struct {
+		Type   string          `json:"type"`
+		Schema json.RawMessage `json:"schema"`
+	}
+	if err := json.Unmarshal(raw, &f); err != nil {
+		return nil, badRequest(param, "%s", jsonErrText(err))
+	}
+	if f.Type != "json_schema" {
+		return nil, badRequest(param+".type", "unexpected value %q", f.Type)
+	}
+	if isJSONNull(f.Schema) {
+		return nil, badRequest(param+".schema", "field required for type json_schema")
+	}
+	return marshal(struct {
+		Type       string `json:"type"`
+		JSONSchema struct {
+			Name   string          `json:"name"`
+			Schema json.RawMessage `json:"schema"`
+			Strict bool            `json:"strict"`
+		} `json:"json_schema"`
+	}{Type: "json_schema", JSONSchema: struct {
+		Name   string          `json:"name"`
+		Schema json.RawMessage `json:"schema"`
+		Strict bool            `json:"strict"`
+	}{"output", f.Schema, true}})
 }
 
 // anthropicSystemText flattens a system prompt: a string or text blocks,

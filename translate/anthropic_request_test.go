@@ -119,6 +119,17 @@ func TestAnthropicToChat(t *testing.T) {
 		"output_config":{"effort":"max"},"messages":[{"role":"user","content":"hi"}]}`,
 		`{"model":"m","max_tokens":100,"messages":[{"role":"user","content":"hi"}]}`, info)
 
+	for _, param := range []string{`"output_config":{"effort":"low","format":`, `"output_format":`} {
+		want := `{"model":"m","max_tokens":100,"messages":[{"role":"user","content":"hi"}],
+			"response_format":{"type":"json_schema","json_schema":{"name":"output","schema":{"type":"object","properties":{"a":{"type":"integer"}}},"strict":true}}`
+		in := `{"model":"m","max_tokens":100,"messages":[{"role":"user","content":"hi"}],` + param + `{"type":"json_schema","schema":{"type":"object","properties":{"a":{"type":"integer"}}}}`
+		if strings.HasPrefix(param, `"output_config"`) {
+			in += "}"
+			want += `,"chat_template_kwargs":{"reasoning_effort":"low"}`
+		}
+		f("structured output "+param, in+"}", want+"}", info)
+	}
+
 	f("no max_tokens", `{"model":"m","messages":[{"role":"user","content":"hi"}]}`,
 		`{"model":"m","messages":[{"role":"user","content":"hi"}]}`, RequestInfo{Model: "m", WantsUsage: true})
 
@@ -150,6 +161,8 @@ func TestAnthropicToChatErrors(t *testing.T) {
 		"messages[0].content[0].tool_use_id")
 	f("tool choice without name", `{"model":"m","messages":[],"tool_choice":{"type":"tool"}}`, "tool_choice.name")
 	f("tool choice unknown", `{"model":"m","messages":[],"tool_choice":{"type":"maybe"}}`, "tool_choice.type")
+	f("output format of another type", `{"model":"m","messages":[],"output_config":{"format":{"type":"yaml"}}}`, "output_config.format.type")
+	f("output format without schema", `{"model":"m","messages":[],"output_format":{"type":"json_schema"}}`, "output_format.schema")
 	f("negative max_tokens", `{"model":"m","max_tokens":-1,"messages":[]}`, "max_tokens")
 	f("temperature as string", `{"model":"m","temperature":"hot","messages":[]}`, "temperature")
 	f("messages as object", `{"model":"m","messages":{}}`, "messages")

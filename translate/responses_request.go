@@ -172,9 +172,23 @@ func ResponsesToChat(body []byte) (chat []byte, info RequestInfo, err error) {
 		}
 		cr.Tools = append(cr.Tools, tools...)
 	}
-	tc, err := responsesToolChoice(req.ToolChoice)
+	tc, allowed, err := responsesToolChoice(req.ToolChoice)
 	if err != nil {
 		return nil, RequestInfo{}, err
+	}
+	if allowed != nil {
+		// allowed_tools: the model may call only these; the others
+		// are left out of the request.
+		kept := cr.Tools[:0]
+		for _, t := range cr.Tools {
+			if allowed[t.Function.Name] {
+				kept = append(kept, t)
+			}
+		}
+		cr.Tools = kept
+		if len(cr.Tools) == 0 && tc == "required" {
+			return nil, RequestInfo{}, badRequest("tool_choice.tools", "none of the allowed tools is declared in tools")
+		}
 	}
 	if tc != nil && (len(cr.Tools) > 0 || tc == "none") {
 		cr.ToolChoice = tc
@@ -253,38 +267,55 @@ func responsesTools(raw json.RawMessage, param, namespace string) ([]chatTool, e
 	return nil, nil
 }
 
-func responsesToolChoice(raw json.RawMessage) (any, error) {
+// responsesToolChoice maps tool_choice; for allowed_tools it also returns
+// the names of the tools the model may call. Forcing a hosted tool (which
+// a neuron cannot run) is a 400, never an unconstrained answer.
+func responsesToolChoice(raw json.RawMessage) (any, map[string]bool, error) {
 	if isJSONNull(raw) {
-		return nil, nil
+		return nil, nil, nil
 	}
 	var s string
 	if json.Unmarshal(raw, &s) == nil {
 		switch s {
 		case "auto", "none", "required":
-			return s, nil
+			return s, nil, nil
 		}
-		return nil, badRequest("tool_choice", "unexpected value %q", s)
+		return nil, nil, badRequest("tool_choice", "unexpected value %q", s)
 	}
 	var obj struct {
-		Type string `json:"type"`
-		Name string `json:"name"`
-		Mode string `json:"mode"`
+		Type  string `json:"type"`
+		Name  string `json:"name"`
+		Mode  string `json:"mode"`
+		Tools []struct {
+			Type string `json:"type"`
+			Name string `json:"name"`
+		} `json:"tools"`
 	}
 	if err := json.Unmarshal(raw, &obj); err != nil {
-		return nil, badRequest("tool_choice", "want a string or an object")
+		return nil, nil, badRequest("tool_choice", "want a string or an object")
 	}
 	switch obj.Type {
-	case "function":
+	case "function", "custom":
 		if obj.Name == "" {
-			return nil, badRequest("tool_choice.name", "field required")
+			return nil, nil, badRequest("tool_choice.name", "field required")
 		}
-		return toolChoiceFunction(obj.Name), nil
+		return toolChoiceFunction(obj.Name), nil, nil
 	case "allowed_tools":
-		if obj.Mode == "required" {
-			return "required", nil
+		allowed := map[string]bool{}
+		for _, t := range obj.Tools {
+			if t.Name != "" {
+				allowed[t.Name] = true
+			}
 		}
+		switch obj.Mode {
+		case "required":
+			return "required", allowed, nil
+		case "auto", "":
+			return "auto", allowed, nil
+		}
+		return nil, nil, badRequest("tool_choice.mode", "unexpected value %q", obj.Mode)
 	}
-	return "auto", nil
+	return nil, nil, badRequest("tool_choice.type", "tool choice %q forces a hosted tool, which is not available here", obj.Type)
 }
 
 // responsesTextFormat maps text.format to a chat response_format.
@@ -329,8 +360,10 @@ func responsesTextFormat(raw json.RawMessage) (json.RawMessage, error) {
 		}{"json_schema", jsonSchema{name, f.Description, f.Schema, f.Strict}})
 	case "json_object":
 		return json.RawMessage(`{"type":"json_object"}`), nil
+	case "text", "":
+		return nil, nil
 	}
-	return nil, nil
+	return nil, badRequest("text.format.type", "unexpected value %q", f.Type)
 }
 
 // responsesInput maps input (a string or a list of items) to chat messages.

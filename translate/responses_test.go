@@ -97,6 +97,20 @@ func TestResponsesToChat(t *testing.T) {
 		{"type":"message","role":"assistant","content":[{"type":"output_text","text":"a"}]}]}`,
 		`{"model":"m","messages":[{"role":"user","content":"q"},{"role":"assistant","content":"a"}]}`, info)
 
+	f("allowed_tools keeps only the allowed tools; text format text", `{"model":"m","input":"x",
+		"tools":[{"type":"function","name":"f"},{"type":"function","name":"g"}],
+		"tool_choice":{"type":"allowed_tools","mode":"required","tools":[{"type":"function","name":"g"}]},
+		"text":{"format":{"type":"text"}}}`,
+		`{"model":"m","messages":[{"role":"user","content":"x"}],
+		"tools":[{"type":"function","function":{"name":"g","parameters":{"type":"object","properties":{}}}}],"tool_choice":"required"}`, toolsInfo)
+
+	f("custom tool choice is the named function", `{"model":"m","input":"x","tools":[{"type":"custom","name":"apply_patch"}],
+		"tool_choice":{"type":"custom","name":"apply_patch"}}`,
+		`{"model":"m","messages":[{"role":"user","content":"x"}],
+		"tools":[{"type":"function","function":{"name":"apply_patch","description":"Pass the whole input as the string argument \"input\".",
+			"parameters":{"type":"object","properties":{"input":{"type":"string","description":"The tool's raw input."}},"required":["input"]}}}],
+		"tool_choice":{"type":"function","function":{"name":"apply_patch"}}}`, toolsInfo)
+
 	f("empty previous_response_id is accepted", `{"model":"m","input":"x","previous_response_id":null}`,
 		`{"model":"m","messages":[{"role":"user","content":"x"}]}`, info)
 }
@@ -122,6 +136,11 @@ func TestResponsesToChatErrors(t *testing.T) {
 	f("output without call_id", `{"model":"m","input":[{"type":"function_call_output","output":"x"}]}`, "input[0].call_id")
 	f("image by file id", `{"model":"m","input":[{"role":"user","content":[{"type":"input_image","file_id":"f"}]}]}`, "input[0].content[0]")
 	f("bad tool_choice", `{"model":"m","input":"x","tool_choice":"sometimes"}`, "tool_choice")
+	f("hosted tool choice", `{"model":"m","input":"x","tools":[{"type":"function","name":"f"}],"tool_choice":{"type":"file_search"}}`, "tool_choice.type")
+	f("allowed tools none declared", `{"model":"m","input":"x","tools":[{"type":"function","name":"f"}],
+		"tool_choice":{"type":"allowed_tools","mode":"required","tools":[{"type":"function","name":"g"}]}}`, "tool_choice.tools")
+	f("allowed tools bad mode", `{"model":"m","input":"x","tool_choice":{"type":"allowed_tools","mode":"sometimes"}}`, "tool_choice.mode")
+	f("unknown text format", `{"model":"m","input":"x","text":{"format":{"type":"yaml"}}}`, "text.format.type")
 	f("schema missing", `{"model":"m","input":"x","text":{"format":{"type":"json_schema","name":"n"}}}`, "text.format.schema")
 	f("instructions not a string", `{"model":"m","input":"x","instructions":7}`, "instructions")
 	f("instructions with a bad item", `{"model":"m","input":"x","instructions":[{"role":"robot","content":"x"}]}`, "instructions[0].role")

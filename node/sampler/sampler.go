@@ -9,7 +9,9 @@
 // frequency over a window of recent tokens), then greedy argmax when the
 // temperature is 0, else top_k, top_p, min_p, temperature, and a draw from
 // the resulting distribution. Log-probabilities (Logprobs) are computed
-// from the model's distribution before any of these steps.
+// from the model's distribution before any of these steps. An output
+// grammar's mask (ApplyMask) is applied to the logits before Sample and
+// Logprobs, so both see the masked distribution.
 package sampler
 
 import (
@@ -366,9 +368,11 @@ type TokenLogprob struct {
 }
 
 // Logprobs computes the log-softmax of logits (the model's distribution,
-// before any sampling step): the chosen token's log-probability, and the
-// top len(top) tokens, best first, written into top. It allocates nothing.
-func Logprobs(logits []float32, chosen int32, top []TokenLogprob) float32 {
+// before any sampling step, after a grammar's mask if any): the chosen
+// token's log-probability, and the top len(top) tokens, best first,
+// written into top; n is how many were written (tokens of probability 0,
+// masked ones, are never listed). It allocates nothing.
+func Logprobs(logits []float32, chosen int32, top []TokenLogprob) (lp float32, n int) {
 	m := float32(math.Inf(-1))
 	for _, v := range logits {
 		m = max(m, v)
@@ -379,9 +383,9 @@ func Logprobs(logits []float32, chosen int32, top []TokenLogprob) float32 {
 	}
 	lse := m + float32(math.Log(sum))
 	// Insertion into a small sorted list: top is short (≤ 20).
-	n := 0
+	ninf := float32(math.Inf(-1))
 	for i, v := range logits {
-		if n == len(top) && (n == 0 || v <= top[n-1].Logprob) {
+		if v == ninf || (n == len(top) && (n == 0 || v <= top[n-1].Logprob)) {
 			continue
 		}
 		j := n
@@ -400,7 +404,7 @@ func Logprobs(logits []float32, chosen int32, top []TokenLogprob) float32 {
 		top[i].Logprob -= lse
 	}
 	if chosen < 0 || int(chosen) >= len(logits) {
-		return float32(math.Inf(-1))
+		return ninf, n
 	}
-	return logits[chosen] - lse
+	return logits[chosen] - lse, n
 }

@@ -174,7 +174,7 @@ func TestLogprobs(t *testing.T) {
 	}
 	lse = math.Log(lse)
 	top := make([]TokenLogprob, 2)
-	lp := Logprobs(logits, 2, top)
+	lp, _ := Logprobs(logits, 2, top)
 	if math.Abs(float64(lp)-(2-lse)) > 1e-5 {
 		t.Fatalf("logprob %g, want %g", lp, 2-lse)
 	}
@@ -251,5 +251,73 @@ func BenchmarkSample(b *testing.B) {
 	s, _ := New(Params{Temperature: 0.7, TopK: 40, TopP: 0.9, MinP: 0.05}, len(logits))
 	for b.Loop() {
 		_, _ = s.Sample(logits, nil, r)
+	}
+}
+
+func TestApplyMask(t *testing.T) {
+	logits := make([]float32, 130)
+	for i := range logits {
+		logits[i] = float32(i)
+	}
+	allowed := make([]uint64, 3)
+	for _, id := range []int{3, 64, 129} {
+		allowed[id/64] |= 1 << (id % 64)
+	}
+	if n := ApplyMask(logits, allowed); n != 3 {
+		t.Fatalf("allowed %d, want 3", n)
+	}
+	for i, v := range logits {
+		want := i == 3 || i == 64 || i == 129
+		if want != !math.IsInf(float64(v), -1) {
+			t.Errorf("token %d: logit %g", i, v)
+		}
+	}
+	s, err := New(Params{Temperature: 1}, len(logits))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 100 {
+		id, err := s.Sample(logits, nil, rng)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if id != 3 && id != 64 && id != 129 {
+			t.Fatalf("sampled masked token %d", id)
+		}
+	}
+	var top [5]TokenLogprob
+	lp, n := Logprobs(logits, 129, top[:])
+	if n != 3 || top[0].ID != 129 || top[1].ID != 64 || top[2].ID != 3 || lp != top[0].Logprob {
+		t.Errorf("logprobs over the mask: %v (%d), %g", top, n, lp)
+	}
+	var sum float64
+	for _, e := range top[:n] {
+		sum += math.Exp(float64(e.Logprob))
+	}
+	if math.Abs(sum-1) > 1e-5 {
+		t.Errorf("the allowed tokens' probabilities sum to %g", sum)
+	}
+}
+
+// BenchmarkApplyMask masks a 151,936-token vocabulary (Qwen3's) where
+// most tokens are allowed (inside a JSON string) and where few are (a
+// number's digits).
+func BenchmarkApplyMask(b *testing.B) {
+	const n = 151936
+	logits := make([]float32, n)
+	for _, c := range []struct {
+		name  string
+		every int
+	}{{"most", 1}, {"few", 1000}} {
+		mask := make([]uint64, (n+63)/64)
+		for id := 0; id < n; id += c.every {
+			mask[id/64] |= 1 << (id % 64)
+		}
+		b.Run(c.name, func(b *testing.B) {
+			for b.Loop() {
+				ApplyMask(logits, mask)
+			}
+		})
 	}
 }
