@@ -26,7 +26,11 @@ type Info struct {
 	ContextLength int
 
 	NVocab, NLayer, NEmbd, NHead, NHeadKV, HeadDim, NFF int
-	ParamCount                                          int64
+	// ParamCount counts every weight; ActiveParamCount those one token
+	// goes through (a mixture of experts uses NExpertUsed of NExpert
+	// experts; dense models: ParamCount).
+	ParamCount, ActiveParamCount int64
+	NExpert, NExpertUsed         int // 0 for dense models
 	// ChatTemplate is GGUF's tokenizer.chat_template, or the HF folder's
 	// tokenizer_config.json chat_template / chat_template.jinja; may be "".
 	ChatTemplate string
