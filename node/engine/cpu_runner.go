@@ -419,3 +419,53 @@ func f32View(b []byte) []float32 {
 	}
 	return unsafe.Slice((*float32)(unsafe.Pointer(&b[0])), len(b)/4)
 }
+
+// Embed runs tokens in a fresh context (a scratch KV cache of their
+// length; the model's pool is not touched) and returns the mean of their
+// final hidden states (after the output norm, before the output head),
+// L2-normalised: NEmbd floats. Like ForwardBatch, it is for the model's
+// one goroutine at a time.
+func (r *cpuRunner) Embed(tokens []int32) (emb []float32, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			emb, err = nil, fmt.Errorf("embedding: %w: %v", ErrForwardPanic, p)
+		}
+	}()
+	c := &r.c
+	if r.pool == nil {
+		return nil, errors.New("embedding on a closed runner")
+	}
+	if len(tokens) == 0 {
+		return nil, errors.New("embedding: no tokens")
+	}
+	if len(tokens) > c.nCtx {
+		return nil, fmt.Errorf("embedding: %d tokens exceed the context of %d", len(tokens), c.nCtx)
+	}
+	blocks := (len(tokens) + c.bs - 1) / c.bs
+	kvLen := c.nLayer * blocks * c.bs * c.kvDim
+	kv, kvBlocks, nBlocks := r.kv, r.kvBlocks, c.blocks
+	r.kv = kvCache{k: make([]uint16, kvLen), v: make([]uint16, kvLen)}
+	r.kvBlocks, c.blocks = blocks, blocks
+	sum := make([]float64, c.dim)
+	r.embedSum = sum
+	defer func() { r.kv, r.kvBlocks, c.blocks, r.embedSum = kv, kvBlocks, nBlocks, nil }()
+	ids := make([]int32, blocks)
+	for i := range ids {
+		ids[i] = int32(i)
+	}
+	if err := r.ForwardBatch([]Item{{Blocks: ids, Tokens: tokens}}); err != nil {
+		return nil, fmt.Errorf("embedding: %w", err)
+	}
+	var norm float64
+	for i := range sum {
+		sum[i] /= float64(len(tokens))
+		norm += sum[i] * sum[i]
+	}
+	out := make([]float32, c.dim)
+	if norm = math.Sqrt(norm); norm > 0 {
+		for i, v := range sum {
+			out[i] = float32(v / norm)
+		}
+	}
+	return out, nil
+}

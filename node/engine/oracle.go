@@ -46,6 +46,11 @@ func NewOracle(w *Weights, o RunnerOptions) (*Oracle, error) {
 	if err := w.validate(); err != nil {
 		return nil, fmt.Errorf("oracle: %w", err)
 	}
+	switch w.H.Arch {
+	case "llama", "qwen2", "qwen3":
+	default:
+		return nil, fmt.Errorf("oracle: %w: architecture %s (it transcribes llama, qwen2 and qwen3)", ErrUnsupported, w.H.Arch)
+	}
 	r := &Oracle{w: w, o: o, mats: map[*Tensor][]float32{}, vecs: map[*Tensor][]float64{}, inv: oracleInvFreq(w.H)}
 	for _, t := range w.all() {
 		if t == nil || r.mats[t] != nil || r.vecs[t] != nil {
