@@ -444,3 +444,30 @@ func containsInt(s []int, v int) bool {
 	}
 	return false
 }
+
+// The CPU runner computes what the float64 oracle's transcription of
+// qwen3moe and gemma3 computes, past gemma's window (16) so that window
+// and global layers, their two RoPE tables and the scaling all count.
+func TestNewArchsMatchOracle(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		w    *Weights
+	}{{"qwen3moe", tinyMoE(45)}, {"gemma3", tinyGemma(46)}} {
+		t.Run(tc.name, func(t *testing.T) {
+			tokens := tokenRun(40, tc.w.H.NVocab)
+			got := runLogits(t, tc.w, tokens, false)
+			want := oracleLogits(t, tc.w, tokens)
+			nv := tc.w.H.NVocab
+			worst := 0.0
+			for i := range tokens {
+				for j := range nv {
+					worst = math.Max(worst, math.Abs(float64(got[i*nv+j])-want[i][j]))
+				}
+			}
+			if worst > 0.02 || math.IsNaN(worst) {
+				t.Errorf("max |logit - oracle| = %g", worst)
+			}
+			t.Logf("max |logit - oracle| = %.2g", worst)
+		})
+	}
+}
