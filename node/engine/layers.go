@@ -141,8 +141,48 @@ func (r *cpuRunner) moe(il, n int) {
 		}
 	}
 
-	// each expert over the rows that chose it; the weighted outputs land
-	// at (row, choice) of s.moe
+	// One row (a decode step): its experts all read the same input, so
+	// their gate and up products go out in one dispatch.
+	if n == 1 && 2*k <= maxOps && 2*k <= maxBatch {
+		r.mm.begin(s.xb, 1, c.dim)
+		for i, e := range s.sel[:k] {
+			ex := &lw.Experts[e]
+			r.mm.add(ex.Gate, s.hb[2*i*nff:], nff)
+			r.mm.add(ex.Up, s.hb[(2*i+1)*nff:], nff)
+		}
+		r.runMatmul()
+		for i, e := range s.sel[:k] {
+			h := s.hb[2*i*nff : (2*i+1)*nff]
+			swiglu(h, s.hb[(2*i+1)*nff:(2*i+2)*nff])
+			r.mm.begin(h, 1, nff)
+			r.mm.add(lw.Experts[e].Down, s.eo, c.dim)
+			r.runMatmul()
+			w := s.selW[i]
+			dst := s.moe[i*c.dim : (i+1)*c.dim]
+			for d, v := range s.eo[:c.dim] {
+				dst[d] = v * w
+			}
+		}
+	} else {
+		r.moeGrouped(il, n)
+	}
+
+	// xb = Σ over the choices, in order
+	for t := 0; t < n; t++ {
+		out := s.xb[t*c.dim : (t+1)*c.dim]
+		copy(out, s.moe[t*k*c.dim:(t*k+1)*c.dim])
+		for i := 1; i < k; i++ {
+			cpu.Add(s.moe[(t*k+i)*c.dim:(t*k+i+1)*c.dim], out)
+		}
+	}
+}
+
+// moeGrouped runs each expert over the rows that chose it; the weighted
+// outputs land at (row, choice) of s.moe.
+func (r *cpuRunner) moeGrouped(il, n int) {
+	c, s := &r.c, &r.s
+	lw := &r.w.Layers[il]
+	ne, k, nff := c.nExpert, c.nExpertUsed, c.nffExp
 	for e := range ne {
 		m := 0
 		for i, x := range s.sel[:n*k] {
@@ -172,15 +212,6 @@ func (r *cpuRunner) moe(il, n int) {
 			for d, v := range s.eo[j*c.dim : (j+1)*c.dim] {
 				dst[d] = v * w
 			}
-		}
-	}
-
-	// xb = Σ over the choices, in order
-	for t := 0; t < n; t++ {
-		out := s.xb[t*c.dim : (t+1)*c.dim]
-		copy(out, s.moe[t*k*c.dim:(t*k+1)*c.dim])
-		for i := 1; i < k; i++ {
-			cpu.Add(s.moe[(t*k+i)*c.dim:(t*k+i+1)*c.dim], out)
 		}
 	}
 }
