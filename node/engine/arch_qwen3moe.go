@@ -30,9 +30,13 @@ func init() {
 	})
 }
 
+// maxExpertsUsed bounds the experts one token uses (real models use 1 to
+// 16); the runner's scratch grows with it.
+const maxExpertsUsed = 64
+
 // checkMoE validates the expert counts.
 func checkMoE(h *Hparams) error {
-	if h.NExpert <= 0 || h.NExpertUsed <= 0 || h.NExpertUsed > h.NExpert || h.NFFExp <= 0 || h.NExpert > 1<<12 {
+	if h.NExpert <= 0 || h.NExpertUsed <= 0 || h.NExpertUsed > h.NExpert || h.NExpertUsed > maxExpertsUsed || h.NFFExp <= 0 || h.NExpert > 1<<12 {
 		return fmt.Errorf("%w: %s: %d experts, %d used per token, expert FFN %d", ErrUnsupported, h.Arch, h.NExpert, h.NExpertUsed, h.NFFExp)
 	}
 	return nil

@@ -329,6 +329,10 @@ func TestRefusals(t *testing.T) {
 	w.H.NExpertUsed = 5
 	expect("more used experts than experts", w, "qwen3moe", "5 used per token")
 
+	w = tinyMoE(5)
+	w.H.NExpert, w.H.NExpertUsed = 1000, 100
+	expect("a hundred experts per token", w, "qwen3moe", "100 used per token")
+
 	w = tinyGemma(6)
 	w.Layers[1].PostFFNNorm = nil
 	expect("gemma3 without a post-FFN norm", w, "gemma3", "blk.1.post_ffw_norm.weight")
