@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"path/filepath"
 	"strings"
 	"testing"
 
+	"helexa/node/ggml"
 	"helexa/node/gguf"
 )
 
@@ -473,5 +475,43 @@ func TestNewArchsMatchOracle(t *testing.T) {
 			}
 			t.Logf("max |logit - oracle| = %.2g", worst)
 		})
+	}
+}
+
+// Quantized experts go through the same repacked kernels as dense
+// weights: every expert's 2-D slice of a Q4_K_M file is repacked where
+// this CPU has the R16 kernels.
+func TestExpertsRepacked(t *testing.T) {
+	path := filepath.Join(sharedDir(t), "models", "synth-qwen3moe-Q4_K_M.gguf")
+	w, _, closeW, err := LoadWeights(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeW()
+	r, err := CPU{}.NewRunner(w, RunnerOptions{ContextLength: 64, Threads: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	cr := r.(*cpuRunner)
+	n := 0
+	for _, l := range w.Layers {
+		if len(l.Experts) != w.H.NExpert {
+			t.Fatalf("%d expert slices, want %d", len(l.Experts), w.H.NExpert)
+		}
+		for _, e := range l.Experts {
+			for _, m := range []*Tensor{e.Gate, e.Up, e.Down} {
+				if !ggml.HaveR16(m.Type) {
+					continue
+				}
+				n++
+				if _, ok := cr.mm.packed[m]; !ok {
+					t.Errorf("%s (%s) not repacked", m.Name, m.Type)
+				}
+			}
+		}
+	}
+	if n == 0 {
+		t.Skip("this CPU has no R16 kernels for the experts' types")
 	}
 }
