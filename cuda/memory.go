@@ -72,8 +72,16 @@ func elems(t *engine.Tensor) int64 {
 
 // checkWeights verifies the model has every tensor the forward pass needs,
 // in formats and shapes the kernels support.
+// cudaArchs are the architectures the CUDA runner computes: llama-style
+// blocks, with qwen2's biases and qwen3's Q/K norms. Mixtures of experts
+// (qwen3moe) and gemma3's window, post-norms and GELU are CPU only.
+var cudaArchs = map[string]bool{"llama": true, "qwen2": true, "qwen3": true}
+
 func checkWeights(w *engine.Weights) error {
 	h := w.H
+	if !cudaArchs[h.Arch] {
+		return fmt.Errorf("%w: architecture %q runs on the CPU only (CUDA computes %s)", engine.ErrUnsupported, h.Arch, "llama, qwen2, qwen3")
+	}
 	switch {
 	case w.TokEmbd == nil || w.OutNorm == nil:
 		return errors.New("model lacks token embeddings or output norm")

@@ -119,6 +119,8 @@ func TestEstimateRejects(t *testing.T) {
 	f("rope dims", func(w *engine.Weights) { w.H.RopeDims = 7 }, ok, "rope dimensions")
 	f("norm type", func(w *engine.Weights) { w.OutNorm.Type = ggml.Q8_0 }, ok, "norm/bias")
 	f("no output", func(w *engine.Weights) { w.Output = nil }, ok, "output projection")
+	f("gemma3", func(w *engine.Weights) { w.H.Arch = "gemma3" }, ok, `architecture "gemma3" runs on the CPU only`)
+	f("qwen3moe", func(w *engine.Weights) { w.H.Arch = "qwen3moe" }, ok, `architecture "qwen3moe" runs on the CPU only`)
 	f("context", func(w *engine.Weights) {}, engine.RunnerOptions{ContextLength: 0, Slots: 1}, "context length")
 	f("slots", func(w *engine.Weights) {}, engine.RunnerOptions{ContextLength: 8, Slots: 0}, "slots")
 }

@@ -3,8 +3,10 @@ package node
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -89,7 +91,10 @@ func streamCompletionErr(url, model string, prompt []int32, n int) ([]int32, err
 // reference tokens, up to the first near-tie.
 func TestReferenceContinuations(t *testing.T) {
 	shared := sharedDir(t)
-	models := []string{"stories260K", "stories260K-F16", "synth-25m-Q4_K_M", "synth-hf-llama3"}
+	// (The qwen3moe references reach a near-tie within a few tokens of
+	// most prompts, too soon for this check; the engine's teacher-forced
+	// TestReferences covers them.)
+	models := []string{"stories260K", "stories260K-F16", "synth-25m-Q4_K_M", "synth-hf-llama3", "synth-gemma3-F32"}
 	if testing.Short() || raceEnabled {
 		models = []string{"stories260K"}
 	}
@@ -104,6 +109,10 @@ func TestReferenceContinuations(t *testing.T) {
 	for _, model := range models {
 		t.Run(model, func(t *testing.T) {
 			data, err := os.ReadFile(filepath.Join(shared, "reference", model+".json"))
+			if errors.Is(err, fs.ErrNotExist) {
+				// the architectures added later keep their references apart
+				data, err = os.ReadFile(filepath.Join(shared, "reference-next", model+".json"))
+			}
 			if err != nil {
 				t.Skipf("no reference: %v", err)
 			}

@@ -76,6 +76,34 @@ type Hparams struct {
 		Factor, LowFreqFactor, HighFreqFactor float32
 		OrigCtx                               int
 	}
+
+	// Sliding-window attention (gemma3): layers with SWA[l] set attend
+	// only to the last SlidingWindow positions (the token's own among
+	// them) and rotate with RopeThetaSWA and RopeFreqScaleSWA (0: 1).
+	// SWA nil means every layer attends to the whole sequence.
+	SlidingWindow    int
+	SWA              []bool
+	RopeThetaSWA     float32
+	RopeFreqScaleSWA float32
+
+	// AttnScale multiplies attention scores; 0 means 1/√HeadDim.
+	AttnScale float32
+	// EmbedScale multiplies the token embeddings (gemma: √NEmbd); 0 means 1.
+	EmbedScale float32
+	// FinalSoftcap, when positive, caps the logits: c·tanh(logit/c).
+	FinalSoftcap float32
+
+	// Mixture of experts (qwen3moe): NExpert experts of NFFExp hidden
+	// units, NExpertUsed chosen per token by a softmax router; with
+	// ExpertNormTopK the chosen weights are renormalised to sum to 1.
+	NExpert, NExpertUsed int
+	NFFExp               int
+	ExpertNormTopK       bool
+}
+
+// LayerSWA reports whether layer l uses sliding-window attention.
+func (h *Hparams) LayerSWA(l int) bool {
+	return h.SlidingWindow > 0 && l < len(h.SWA) && h.SWA[l]
 }
 
 // Layer holds one transformer block's weights. Optional tensors are nil
@@ -88,6 +116,24 @@ type Layer struct {
 	FFNNorm        *Tensor
 	FFNGate, FFNUp *Tensor
 	FFNDown        *Tensor
+
+	// gemma3: RMSNorms of the attention and FFN outputs, before each
+	// residual add.
+	PostAttnNorm, PostFFNNorm *Tensor
+
+	// Mixture of experts: the router (NEmbd × NExpert) and the experts'
+	// matrices, stored 3-D (columns, rows, expert). Experts holds each
+	// expert's 2-D slice of them (a row range of the same data), so an
+	// expert's matmul is an ordinary one.
+	FFNGateInp                          *Tensor
+	FFNGateExps, FFNUpExps, FFNDownExps *Tensor
+	Experts                             []Expert
+}
+
+// Expert is one expert's FFN matrices: 2-D views of a layer's 3-D
+// expert tensors.
+type Expert struct {
+	Gate, Up, Down *Tensor
 }
 
 // Weights is everything a backend needs to build a Runner.

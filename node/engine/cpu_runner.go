@@ -47,6 +47,11 @@ type config struct {
 	bs, blocks                              int // KV cache block size and count
 	eps                                     float32
 	neox                                    bool
+	attnScale                               float32 // attention score scale
+	embedScale                              float32 // token embeddings' factor (1: none)
+	softcap                                 float32 // final logit cap; 0: none
+	nExpert, nExpertUsed, nffExp            int     // mixture of experts; 0: dense
+	normTopK                                bool
 }
 
 // runState is the scratch of one forward pass, allocated once.
@@ -57,11 +62,9 @@ type runState struct {
 	k      []float32 // (maxBatch, kvDim) keys of the new tokens
 	v      []float32 // (maxBatch, kvDim) values of the new tokens
 	att    []float32 // (maxBatch, qDim) attention output
-	hb     []float32 // (maxBatch, nff) FFN gate, then silu(gate)*up
-	hb2    []float32 // (maxBatch, nff) FFN up
+	hb     []float32 // (maxBatch, max(nff, nffExp)) FFN gate, then act(gate)*up
+	hb2    []float32 // (maxBatch, max(nff, nffExp)) FFN up
 	scores []float32 // (threads, attnWorkerLen) attention weights and key scratch per worker
-	cos    []float32 // (maxBatch, ropeDims/2)
-	sin    []float32 // (maxBatch, ropeDims/2)
 	qa     []byte    // (maxBatch, qaStride) activations quantized for a matmul
 	qp     []byte    // (maxBatch, qpStride) activations prepared for repacked or Q4_0/Q8_0 weights; nil without them
 	xr     []float32 // (maxBatch, xrStride) float inputs of F16 (rounded to half) and repacked BF16 weights; nil without
@@ -71,6 +74,15 @@ type runState struct {
 	logits []float32 // (maxBatch, vocab) logits of several items' rows
 	items  []attnItem
 	sub    []Item // one sub-batch's items
+
+	// mixture of experts (nil for dense models)
+	router []float32 // (maxBatch, nExpert) router probabilities
+	sel    []int32   // (maxBatch, nExpertUsed) chosen experts, best first
+	selW   []float32 // (maxBatch, nExpertUsed) their weights
+	ex     []float32 // (maxBatch, dim) the rows one expert takes, gathered
+	exIdx  []int     // (maxBatch) each gathered row's (row, choice) index
+	eo     []float32 // (maxBatch, dim) one expert's outputs
+	moe    []float32 // (maxBatch, nExpertUsed, dim) weighted outputs per choice
 }
 
 // kvCache is the model's keys and values in half precision, in blocks:
@@ -81,28 +93,38 @@ type kvCache struct {
 
 // layerF32 holds a layer's small vectors (norm weights, biases) in f32.
 type layerF32 struct {
-	attnNorm, ffnNorm []float32 // (dim)
-	qNorm, kNorm      []float32 // (hd) or nil
-	bq                []float32 // (qDim) or nil
-	bk, bv            []float32 // (kvDim) or nil
+	attnNorm, ffnNorm         []float32 // (dim)
+	postAttnNorm, postFFNNorm []float32 // (dim) or nil
+	qNorm, kNorm              []float32 // (hd) or nil
+	bq                        []float32 // (qDim) or nil
+	bk, bv                    []float32 // (kvDim) or nil
+	window                    int       // sliding window; 0: whole sequence
+	rope                      int       // index of the layer's RoPE table
 }
 
 type cpuRunner struct {
 	w       *Weights
+	arch    *archDef
 	c       config
 	pool    *cpu.Pool
 	layers  []layerF32
 	outNorm []float32 // (dim)
-	// rope: theta of pair i at position p is p*freqScale*scale^i/freqs[i],
-	// computed in float32 as ggml does.
-	ropeScale, ropeFreqScale float32
-	ropeFreqs                []float32 // (ropeDims/2), 1 when absent
-	kv                       kvCache
-	kvMem                    *mmapfile.Anon // holds kv
-	s                        runState
-	qaStride                 int
-	xrStride                 int // widest input of an F16 or repacked BF16 weight, padded
-	qpStride                 int // widest prepared input of a repacked, Q4_0 or Q8_0 weight, padded
+	// ropes: the RoPE tables, [0] for global layers, [1] for sliding-
+	// window layers with their own base.
+	ropes    []ropeTable
+	kv       kvCache
+	kvBlocks int            // blocks in kv (c.blocks, or Embed's scratch)
+	kvMem    *mmapfile.Anon // holds kv
+	s        runState
+	qaStride int
+	xrStride int // widest input of an F16 or repacked BF16 weight, padded
+	qpStride int // widest prepared input of a repacked, Q4_0 or Q8_0 weight, padded
+	// embedSum, during Embed, receives the sum of the final hidden states.
+	embedSum []float64
+	// routerHook, when set (tests), sees every row's router probabilities
+	// and its choice of experts (indices and weights, before their
+	// renormalisation) and may change the choice.
+	routerHook func(il, pos int, probs []float32, sel []int32, w []float32)
 
 	packMem *mmapfile.Anon // the repacked weights (repack.go); nil without
 	mm      mmJob
@@ -121,7 +143,19 @@ func (CPU) NewRunner(w *Weights, o RunnerOptions) (Runner, error) {
 		dim: h.NEmbd, nLayer: h.NLayer, nHead: h.NHead, nKV: h.NHeadKV, hd: h.HeadDim,
 		nff: h.NFF, vocab: h.NVocab, qDim: h.NHead * h.HeadDim, kvDim: h.NHeadKV * h.HeadDim,
 		ropeDims: h.RopeDims, nCtx: o.ContextLength, eps: h.NormEps,
-		neox: h.RopeStyle == RopeNeoX,
+		neox:      h.RopeStyle == RopeNeoX,
+		attnScale: h.AttnScale, embedScale: h.EmbedScale, softcap: h.FinalSoftcap,
+		nExpert: h.NExpert, nExpertUsed: h.NExpertUsed, nffExp: h.NFFExp, normTopK: h.ExpertNormTopK,
+	}
+	if c.attnScale == 0 {
+		c.attnScale = float32(1 / math.Sqrt(float64(c.hd)))
+	}
+	if c.embedScale == 0 {
+		c.embedScale = 1
+	}
+	a, err := lookupArch(h.Arch)
+	if err != nil {
+		return nil, fmt.Errorf("cpu runner: %w", err)
 	}
 	c.bs, c.blocks = o.kvLayout()
 	if c.bs <= 0 || c.bs%16 != 0 && c.bs != c.nCtx {
@@ -129,8 +163,7 @@ func (CPU) NewRunner(w *Weights, o RunnerOptions) (Runner, error) {
 		// identical to one pass over the cache
 		return nil, fmt.Errorf("cpu runner: KV block size %d is not a multiple of 16", c.bs)
 	}
-	r := &cpuRunner{w: w, c: c}
-	var err error
+	r := &cpuRunner{w: w, arch: a, c: c}
 	f32 := func(t *Tensor) []float32 {
 		if t == nil || err != nil {
 			return nil
@@ -145,28 +178,27 @@ func (CPU) NewRunner(w *Weights, o RunnerOptions) (Runner, error) {
 	for i := range w.Layers {
 		l := &w.Layers[i]
 		r.layers[i] = layerF32{attnNorm: f32(l.AttnNorm), ffnNorm: f32(l.FFNNorm), qNorm: f32(l.QNorm), kNorm: f32(l.KNorm),
-			bq: f32(l.Bq), bk: f32(l.Bk), bv: f32(l.Bv)}
+			bq: f32(l.Bq), bk: f32(l.Bk), bv: f32(l.Bv), postAttnNorm: f32(l.PostAttnNorm), postFFNNorm: f32(l.PostFFNNorm)}
+		if h.LayerSWA(i) {
+			r.layers[i].window, r.layers[i].rope = h.SlidingWindow, 1
+		}
 	}
 	r.outNorm = f32(w.OutNorm)
 	if err != nil {
 		return nil, err
 	}
-	r.ropeScale = float32(math.Pow(float64(h.RopeTheta), -2/float64(c.ropeDims)))
-	r.ropeFreqScale = h.RopeFreqScale
-	if r.ropeFreqScale == 0 {
-		r.ropeFreqScale = 1
-	}
-	r.ropeFreqs = make([]float32, c.ropeDims/2)
-	for i := range r.ropeFreqs {
-		r.ropeFreqs[i] = 1
-		if h.RopeFreqs != nil {
-			r.ropeFreqs[i] = h.RopeFreqs[i]
+	r.ropes = []ropeTable{newRopeTable(h.RopeTheta, h.RopeFreqScale, h.RopeFreqs, c.ropeDims)}
+	if h.SWA != nil {
+		theta := h.RopeThetaSWA
+		if theta == 0 {
+			theta = h.RopeTheta
 		}
+		r.ropes = append(r.ropes, newRopeTable(theta, h.RopeFreqScaleSWA, nil, c.ropeDims))
 	}
 
 	// Activations are quantized per matmul into qa; size it for the
 	// widest input row (dim, qDim or nff) in any type a weight asks for.
-	for _, t := range w.all() {
+	for _, t := range append(w.all(), w.matmulWeights()...) {
 		if t == nil || len(t.Dims) != 2 {
 			continue
 		}
@@ -194,6 +226,7 @@ func (CPU) NewRunner(w *Weights, o RunnerOptions) (Runner, error) {
 	r.kvMem = kvMem
 	all := unsafe.Slice((*uint16)(unsafe.Pointer(&kvMem.Bytes()[0])), 2*kvLen)
 	r.kv = kvCache{k: all[:kvLen:kvLen], v: all[kvLen:]}
+	r.kvBlocks = c.blocks
 	r.pool = cpu.NewPool(o.Threads)
 	if err := r.repack(); err != nil {
 		r.pool.Close()
@@ -214,20 +247,26 @@ func (CPU) NewRunner(w *Weights, o RunnerOptions) (Runner, error) {
 		r.xrStride += 16
 	}
 	B := maxBatch
+	nff := max(c.nff, c.nffExp)
 	r.s = runState{
 		x: make([]float32, B*c.dim), xb: make([]float32, B*c.dim),
 		q: make([]float32, B*c.qDim), k: make([]float32, B*c.kvDim), v: make([]float32, B*c.kvDim),
 		att: make([]float32, B*c.qDim),
-		hb:  make([]float32, B*c.nff), hb2: make([]float32, B*c.nff),
+		hb:  make([]float32, B*nff), hb2: make([]float32, B*nff),
 		scores: make([]float32, r.pool.Threads()*attnWorkerLen(&c)),
-		cos:    make([]float32, B*c.ropeDims/2), sin: make([]float32, B*c.ropeDims/2),
-		qa:  make([]byte, B*r.qaStride),
-		pos: make([]int, B), kvIdx: make([]int, B), lrows: make([]int, B),
+		qa:     make([]byte, B*r.qaStride),
+		pos:    make([]int, B), kvIdx: make([]int, B), lrows: make([]int, B),
 		items: make([]attnItem, 0, B), sub: make([]Item, 0, B),
 		logits: make([]float32, B*c.vocab),
 	}
 	if r.qpStride > 0 {
 		r.s.qp = make([]byte, B*r.qpStride)
+	}
+	if c.nExpert > 0 {
+		k := c.nExpertUsed
+		r.s.router, r.s.sel, r.s.selW = make([]float32, B*c.nExpert), make([]int32, B*k), make([]float32, B*k)
+		r.s.ex, r.s.exIdx, r.s.eo = make([]float32, B*c.dim), make([]int, B), make([]float32, B*c.dim)
+		r.s.moe = make([]float32, B*k*c.dim)
 	}
 	if r.xrStride > 0 {
 		r.s.xr = make([]float32, B*r.xrStride)
@@ -243,7 +282,11 @@ func (CPU) NewRunner(w *Weights, o RunnerOptions) (Runner, error) {
 func (r *cpuRunner) MemBytes() int64 {
 	n := 2 * int64(len(r.kv.k)+len(r.kv.v))
 	s := &r.s
-	n += 4 * int64(len(s.x)+len(s.xb)+len(s.q)+len(s.k)+len(s.v)+len(s.att)+len(s.hb)+len(s.hb2)+len(s.scores)+len(s.cos)+len(s.sin)+len(s.xr)+len(s.logits))
+	n += 4 * int64(len(s.x)+len(s.xb)+len(s.q)+len(s.k)+len(s.v)+len(s.att)+len(s.hb)+len(s.hb2)+len(s.scores)+len(s.xr)+len(s.logits))
+	n += 4 * int64(len(s.router)+len(s.selW)+len(s.ex)+len(s.eo)+len(s.moe)+len(s.sel)+2*len(s.exIdx))
+	for _, rt := range r.ropes {
+		n += 4 * int64(len(rt.cos)+len(rt.sin))
+	}
 	return n + int64(len(s.qa)) + int64(len(s.qp))
 }
 
@@ -375,4 +418,54 @@ func f32View(b []byte) []float32 {
 		return nil
 	}
 	return unsafe.Slice((*float32)(unsafe.Pointer(&b[0])), len(b)/4)
+}
+
+// Embed runs tokens in a fresh context (a scratch KV cache of their
+// length; the model's pool is not touched) and returns the mean of their
+// final hidden states (after the output norm, before the output head),
+// L2-normalised: NEmbd floats. Like ForwardBatch, it is for the model's
+// one goroutine at a time.
+func (r *cpuRunner) Embed(tokens []int32) (emb []float32, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			emb, err = nil, fmt.Errorf("embedding: %w: %v", ErrForwardPanic, p)
+		}
+	}()
+	c := &r.c
+	if r.pool == nil {
+		return nil, errors.New("embedding on a closed runner")
+	}
+	if len(tokens) == 0 {
+		return nil, errors.New("embedding: no tokens")
+	}
+	if len(tokens) > c.nCtx {
+		return nil, fmt.Errorf("embedding: %d tokens exceed the context of %d", len(tokens), c.nCtx)
+	}
+	blocks := (len(tokens) + c.bs - 1) / c.bs
+	kvLen := c.nLayer * blocks * c.bs * c.kvDim
+	kv, kvBlocks, nBlocks := r.kv, r.kvBlocks, c.blocks
+	r.kv = kvCache{k: make([]uint16, kvLen), v: make([]uint16, kvLen)}
+	r.kvBlocks, c.blocks = blocks, blocks
+	sum := make([]float64, c.dim)
+	r.embedSum = sum
+	defer func() { r.kv, r.kvBlocks, c.blocks, r.embedSum = kv, kvBlocks, nBlocks, nil }()
+	ids := make([]int32, blocks)
+	for i := range ids {
+		ids[i] = int32(i)
+	}
+	if err := r.ForwardBatch([]Item{{Blocks: ids, Tokens: tokens}}); err != nil {
+		return nil, fmt.Errorf("embedding: %w", err)
+	}
+	var norm float64
+	for i := range sum {
+		sum[i] /= float64(len(tokens))
+		norm += sum[i] * sum[i]
+	}
+	out := make([]float32, c.dim)
+	if norm = math.Sqrt(norm); norm > 0 {
+		for i, v := range sum {
+			out[i] = float32(v / norm)
+		}
+	}
+	return out, nil
 }

@@ -10,14 +10,16 @@ import (
 
 // forward runs one pass over items, n <= maxBatch tokens in all: the
 // rows of the pass are the items' tokens in order. Items with Logits get
-// them: every token's (All) or the last token's.
+// them: every token's (All) or the last token's. The architecture's
+// layer function (arch_*.go) computes each layer; the embedding and the
+// output head are the same for all.
 func (r *cpuRunner) forward(items []Item, n int) error {
 	c := &r.c
 	s := &r.s
 	dim := c.dim
 
-	// 1. Embed: x[t] = token_embd[tokens[t]]; each row's position and
-	// the offset of its K/V within a layer's cache.
+	// 1. Embed: x[t] = token_embd[tokens[t]] (· EmbedScale); each row's
+	// position and the offset of its K/V within a layer's cache.
 	emb := r.w.TokEmbd
 	rb, err := ggml.RowBytes(emb.Type, dim)
 	if err != nil {
@@ -29,8 +31,14 @@ func (r *cpuRunner) forward(items []Item, n int) error {
 		s.items = append(s.items, attnItem{row: t, n: len(it.Tokens), pos: it.Pos, blocks: it.Blocks})
 		for i, id := range it.Tokens {
 			row := emb.Data[int(id)*rb : (int(id)+1)*rb]
-			if err := ggml.Dequantize(emb.Type, row, s.x[t*dim:(t+1)*dim]); err != nil {
+			x := s.x[t*dim : (t+1)*dim]
+			if err := ggml.Dequantize(emb.Type, row, x); err != nil {
 				return fmt.Errorf("embedding token %d: %w", id, err)
+			}
+			if c.embedScale != 1 {
+				for j := range x {
+					x[j] *= c.embedScale
+				}
 			}
 			p := it.Pos + i
 			s.pos[t] = p
@@ -39,93 +47,23 @@ func (r *cpuRunner) forward(items []Item, n int) error {
 		}
 	}
 
-	// 2. RoPE angles of every row's position, and the split of the
-	// attention work (the same in every layer).
-	r.ropeAngles(s.pos[:n])
+	// 2. RoPE angles of every row's position (one table per RoPE base),
+	// and the split of the attention work (the same in every layer).
+	for i := range r.ropes {
+		r.ropes[i].angles(s.pos[:n], c.ropeDims)
+	}
 	r.attn.plan(c, r.pool.Threads(), s.items)
 
-	layerLen := c.blocks * c.bs * c.kvDim
+	// 3. The layers.
 	for l := range r.w.Layers {
-		lw := &r.w.Layers[l]
-		lf := &r.layers[l]
-
-		// 3. Attention input: xb = rmsnorm(x) * attn_norm.
-		for t := 0; t < n; t++ {
-			rmsnorm(s.xb[t*dim:(t+1)*dim], s.x[t*dim:(t+1)*dim], lf.attnNorm, c.eps)
-		}
-
-		// 4. Projections q, k, v = xb·Wq, xb·Wk, xb·Wv (+ biases).
-		r.mm.begin(s.xb, n, dim)
-		r.mm.add(lw.Wq, s.q, c.qDim)
-		r.mm.add(lw.Wk, s.k, c.kvDim)
-		r.mm.add(lw.Wv, s.v, c.kvDim)
-		r.runMatmul()
-		addBias(s.q, lf.bq, n, c.qDim)
-		addBias(s.k, lf.bk, n, c.kvDim)
-		addBias(s.v, lf.bv, n, c.kvDim)
-
-		// 5. Per-head Q/K norms (qwen3), then RoPE.
-		for t := 0; t < n; t++ {
-			if lf.qNorm != nil {
-				for h := 0; h < c.nHead; h++ {
-					x := s.q[t*c.qDim+h*c.hd : t*c.qDim+(h+1)*c.hd]
-					rmsnorm(x, x, lf.qNorm, c.eps)
-				}
-			}
-			if lf.kNorm != nil {
-				for h := 0; h < c.nKV; h++ {
-					x := s.k[t*c.kvDim+h*c.hd : t*c.kvDim+(h+1)*c.hd]
-					rmsnorm(x, x, lf.kNorm, c.eps)
-				}
-			}
-			r.rope(s.q[t*c.qDim:(t+1)*c.qDim], c.nHead, t)
-			r.rope(s.k[t*c.kvDim:(t+1)*c.kvDim], c.nKV, t)
-		}
-
-		// 6. Store each row's k, v at its position of its sequence.
-		kl := r.kv.k[l*layerLen : (l+1)*layerLen]
-		vl := r.kv.v[l*layerLen : (l+1)*layerLen]
-		for t := 0; t < n; t++ {
-			o := s.kvIdx[t]
-			cpu.ToF16(kl[o:o+c.kvDim], s.k[t*c.kvDim:(t+1)*c.kvDim])
-			cpu.ToF16(vl[o:o+c.kvDim], s.v[t*c.kvDim:(t+1)*c.kvDim])
-		}
-		if emulateF16KV {
-			ggml.RoundHalf(s.q[:n*c.qDim], s.q[:n*c.qDim])
-		}
-
-		// 7. Causal attention of every (token, head) against its own
-		// sequence: att = softmax(q·K/√hd)·V.
-		r.attn.k, r.attn.v = kl, vl
-		r.pool.Run(r.attnFn)
-
-		// 8. Output projection and residual: x += att·Wo.
-		r.mm.begin(s.att, n, c.qDim)
-		r.mm.add(lw.Wo, s.xb, dim)
-		r.runMatmul()
-		cpu.Add(s.xb[:n*dim], s.x[:n*dim])
-
-		// 9. FFN input: xb = rmsnorm(x) * ffn_norm.
-		for t := 0; t < n; t++ {
-			rmsnorm(s.xb[t*dim:(t+1)*dim], s.x[t*dim:(t+1)*dim], lf.ffnNorm, c.eps)
-		}
-
-		// 10. SwiGLU: hb = silu(xb·Wgate) * (xb·Wup).
-		r.mm.begin(s.xb, n, dim)
-		r.mm.add(lw.FFNGate, s.hb, c.nff)
-		r.mm.add(lw.FFNUp, s.hb2, c.nff)
-		r.runMatmul()
-		swiglu(s.hb[:n*c.nff], s.hb2[:n*c.nff])
-
-		// 11. Down projection and residual: x += hb·Wdown.
-		r.mm.begin(s.hb, n, c.nff)
-		r.mm.add(lw.FFNDown, s.xb, dim)
-		r.runMatmul()
-		cpu.Add(s.xb[:n*dim], s.x[:n*dim])
+		r.arch.layer(r, l, n)
 	}
 
-	// 12. Final norm and the output head, only for the rows whose logits
+	// 4. Final norm and the output head, only for the rows whose logits
 	// are wanted, gathered into consecutive rows of xb.
+	if r.embedSum != nil {
+		r.poolHidden(n)
+	}
 	lr := s.lrows[:0]
 	for i, it := range items {
 		if it.Logits == nil {
@@ -155,6 +93,9 @@ func (r *cpuRunner) forward(items []Item, n int) error {
 	r.mm.begin(s.xb, len(lr), dim)
 	r.mm.add(r.w.Output, out, c.vocab)
 	r.runMatmul()
+	if c.softcap > 0 {
+		softcap(out[:len(lr)*c.vocab], c.softcap)
+	}
 	if direct {
 		return nil
 	}
@@ -173,74 +114,80 @@ func (r *cpuRunner) forward(items []Item, n int) error {
 	return nil
 }
 
-// rmsnorm writes x / rms(x) * w to out (out may alias x), rounding as
-// ggml does: squares in float32 summed in float64, the mean and the
-// scale in float32.
-func rmsnorm(out, x, w []float32, eps float32) {
-	var ss float64
-	for _, v := range x {
-		ss += float64(v * v)
-	}
-	mean := float32(ss / float64(len(x)))
-	scale := 1 / float32(math.Sqrt(float64(mean+eps)))
-	out = out[:len(x)]
-	w = w[:len(x)]
-	for i, v := range x {
-		out[i] = v * scale * w[i]
-	}
-}
-
-// addBias adds b to each of n rows of x (width d); b nil is no bias.
-func addBias(x, b []float32, n, d int) {
-	if b == nil {
-		return
-	}
+// poolHidden adds every row's final hidden state (after the output
+// norm, before the head) to embedSum, for Embed.
+func (r *cpuRunner) poolHidden(n int) {
+	c, s := &r.c, &r.s
 	for t := 0; t < n; t++ {
-		cpu.Add(b, x[t*d:(t+1)*d])
-	}
-}
-
-// swiglu sets g[i] = silu(g[i]) * u[i] = g[i] / (1 + e^-g[i]) * u[i].
-func swiglu(g, u []float32) {
-	u = u[:len(g)]
-	var e [64]float32
-	for lo := 0; lo < len(g); lo += len(e) {
-		gs := g[lo:min(lo+len(e), len(g))]
-		es := e[:len(gs)]
-		for i, v := range gs {
-			es[i] = -v
-		}
-		cpu.Exp(es)
-		us := u[lo : lo+len(gs)]
-		for i, v := range gs {
-			gs[i] = v / (1 + es[i]) * us[i]
+		h := s.xb[:c.dim]
+		rmsnorm(h, s.x[t*c.dim:(t+1)*c.dim], r.outNorm, c.eps)
+		for j, v := range h {
+			r.embedSum[j] += float64(v)
 		}
 	}
 }
 
-// ropeAngles fills cos/sin for the rows at positions pos, computing
-// theta in float32 the way ggml does (theta *= scale pair after pair).
-func (r *cpuRunner) ropeAngles(pos []int) {
-	half := r.c.ropeDims / 2
+// softcap sets x[i] = c·tanh(x[i]/c).
+func softcap(x []float32, c float32) {
+	for i, v := range x {
+		x[i] = c * float32(math.Tanh(float64(v/c)))
+	}
+}
+
+// ropeTable is one RoPE variant's angles for the rows of a pass: theta
+// of pair i at position p is p*freqScale*scale^i/freqs[i], computed in
+// float32 as ggml does.
+type ropeTable struct {
+	scale, freqScale float32
+	freqs            []float32 // (ropeDims/2), 1 when absent
+	cos, sin         []float32 // (maxBatch, ropeDims/2)
+}
+
+// newRopeTable makes the table of base theta, linear scaling freqScale
+// (0: 1) and per-pair divisors freqs (nil: 1) for ropeDims rotated dims.
+func newRopeTable(theta, freqScale float32, freqs []float32, ropeDims int) ropeTable {
+	rt := ropeTable{
+		scale:     float32(math.Pow(float64(theta), -2/float64(ropeDims))),
+		freqScale: freqScale,
+		freqs:     make([]float32, ropeDims/2),
+		cos:       make([]float32, maxBatch*ropeDims/2),
+		sin:       make([]float32, maxBatch*ropeDims/2),
+	}
+	if rt.freqScale == 0 {
+		rt.freqScale = 1
+	}
+	for i := range rt.freqs {
+		rt.freqs[i] = 1
+		if freqs != nil {
+			rt.freqs[i] = freqs[i]
+		}
+	}
+	return rt
+}
+
+// angles fills cos/sin for the rows at positions pos.
+func (rt *ropeTable) angles(pos []int, ropeDims int) {
+	half := ropeDims / 2
 	for t, p := range pos {
 		theta := float32(p)
-		cs := r.s.cos[t*half : (t+1)*half]
-		sn := r.s.sin[t*half : (t+1)*half]
+		cs := rt.cos[t*half : (t+1)*half]
+		sn := rt.sin[t*half : (t+1)*half]
 		for i := 0; i < half; i++ {
-			a := float64(r.ropeFreqScale * (theta / r.ropeFreqs[i]))
+			a := float64(rt.freqScale * (theta / rt.freqs[i]))
 			cs[i] = float32(math.Cos(a))
 			sn[i] = float32(math.Sin(a))
-			theta *= r.ropeScale
+			theta *= rt.scale
 		}
 	}
 }
 
-// rope rotates the nh heads of x (token t of the batch) in place.
-func (r *cpuRunner) rope(x []float32, nh, t int) {
+// rope rotates the nh heads of x (token t of the batch) in place with
+// table rt.
+func (r *cpuRunner) rope(rt *ropeTable, x []float32, nh, t int) {
 	c := &r.c
 	half := c.ropeDims / 2
-	cs := r.s.cos[t*half : (t+1)*half]
-	sn := r.s.sin[t*half : (t+1)*half]
+	cs := rt.cos[t*half : (t+1)*half]
+	sn := rt.sin[t*half : (t+1)*half]
 	for h := 0; h < nh; h++ {
 		v := x[h*c.hd : (h+1)*c.hd]
 		for i := 0; i < half; i++ {
@@ -259,9 +206,10 @@ func (r *cpuRunner) rope(x []float32, nh, t int) {
 // cache and the batch's items, each split into work units (a few
 // consecutive tokens times a chunk of one KV group's query heads).
 type attnJob struct {
-	k, v  []uint16 // (blocks, bs, kvDim) this layer's cache
-	items []attnItem
-	units int // work units in all
+	k, v   []uint16 // (blocks, bs, kvDim) this layer's cache
+	window int      // sliding window of this layer; 0: whole sequence
+	items  []attnItem
+	units  int // work units in all
 }
 
 // attnItem is one sequence's rows of the batch and how its attention is
@@ -333,7 +281,7 @@ func (r *cpuRunner) attnWorker(ith, nth int) {
 	c := &r.c
 	j := &r.attn
 	s := &r.s
-	scale := float32(1 / math.Sqrt(float64(c.hd)))
+	scale := c.attnScale
 	group := c.nHead / c.nKV
 	wl := attnWorkerLen(c)
 	buf := s.scores[ith*wl : (ith+1)*wl]
@@ -369,16 +317,30 @@ func (r *cpuRunner) attnWorker(ith, nth int) {
 		}
 		// Scores against every key the block's last token sees, block by
 		// block of the cache; earlier tokens' rows use only their causal
-		// prefix.
+		// prefix. A sliding-window layer reads only from the first token's
+		// window on (rounded down to the kernels' sixteen keys).
 		np := it.pos + t0 + nt
-		for p0 := 0; p0 < np; p0 += c.bs {
-			k := j.k[int(it.blocks[p0/c.bs])*c.bs*c.kvDim+kvOff:]
-			cpu.ScoresF16G(scores[p0:], np, qbuf, c.hd, nt*nq, k, c.kvDim, c.hd, min(c.bs, np-p0), scale, scratch)
+		lo := 0
+		if j.window > 0 {
+			lo = max(0, it.pos+t0-j.window+1) &^ 15
+		}
+		for p0 := lo; p0 < np; {
+			b := p0 / c.bs
+			end := min(np, (b+1)*c.bs)
+			k := j.k[(int(it.blocks[b])*c.bs+p0-b*c.bs)*c.kvDim+kvOff:]
+			cpu.ScoresF16G(scores[p0:], np, qbuf, c.hd, nt*nq, k, c.kvDim, c.hd, end-p0, scale, scratch)
+			p0 = end
 		}
 		for tt := range nt {
 			npos := it.pos + t0 + tt + 1
+			first := lo
+			if j.window > 0 {
+				first = max(lo, npos-j.window)
+			}
 			for g := range nq {
-				cpu.Softmax(scores[(tt*nq+g)*np:][:npos], emulateF16KV)
+				row := scores[(tt*nq+g)*np:]
+				clear(row[lo:first]) // before the window: weight 0
+				cpu.Softmax(row[first:npos], emulateF16KV)
 			}
 		}
 		// All rows mix the positions every token of the block sees in
@@ -387,7 +349,7 @@ func (r *cpuRunner) attnWorker(ith, nth int) {
 		ob := obuf[:nt*w]
 		clear(ob)
 		common := it.pos + t0 + 1
-		r.mixBlocks(ob, scores, np, nt*nq, it.blocks, kvOff, 0, common)
+		r.mixBlocks(ob, scores, np, nt*nq, it.blocks, kvOff, lo, common)
 		for tt := 1; tt < nt; tt++ {
 			r.mixBlocks(ob[tt*w:], scores[tt*nq*np:], np, nq, it.blocks, kvOff, common, common+tt)
 		}

@@ -26,7 +26,11 @@ type Info struct {
 	ContextLength int
 
 	NVocab, NLayer, NEmbd, NHead, NHeadKV, HeadDim, NFF int
-	ParamCount                                          int64
+	// ParamCount counts every weight; ActiveParamCount those one token
+	// goes through (a mixture of experts uses NExpertUsed of NExpert
+	// experts; dense models: ParamCount).
+	ParamCount, ActiveParamCount int64
+	NExpert, NExpertUsed         int // 0 for dense models
 	// ChatTemplate is GGUF's tokenizer.chat_template, or the HF folder's
 	// tokenizer_config.json chat_template / chat_template.jinja; may be "".
 	ChatTemplate string
@@ -124,6 +128,9 @@ func (i Info) MemEstimate(contextLength, kvTokens int) int64 {
 	// a matmul's input quantized (≤ 1.2 bytes a value), prepared for the
 	// repacked kernels (≤ 1.5) and rounded for F16 weights (4)
 	scratch += 8 * b * max(int64(i.NEmbd), qDim, int64(i.NFF))
+	// a mixture of experts: router probabilities, gathered rows, outputs
+	// per choice
+	scratch += 4 * b * (int64(i.NExpert) + int64(i.NExpertUsed+2)*int64(i.NEmbd))
 	return i.SizeBytes + kv + scratch
 }
 

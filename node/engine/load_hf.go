@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"helexa/node/ggml"
@@ -37,12 +38,24 @@ type hfConfig struct {
 	} `json:"rope_scaling"`
 }
 
-// hfArchs maps config.json architectures to engine architectures.
-var hfArchs = map[string]string{
-	"LlamaForCausalLM":   "llama",
-	"MistralForCausalLM": "llama",
-	"Qwen2ForCausalLM":   "qwen2",
-	"Qwen3ForCausalLM":   "qwen3",
+// hfArch maps a config.json architecture to the engine architecture
+// that declares it (archDef.hf); "" when none does.
+func hfArch(name string) string {
+	for _, a := range archRegistry {
+		if slices.Contains(a.hf, name) {
+			return a.name
+		}
+	}
+	return ""
+}
+
+// hfArchNames lists the config.json architectures the engine loads.
+func hfArchNames() string {
+	var names []string
+	for _, a := range archNames() {
+		names = append(names, archRegistry[a].hf...)
+	}
+	return strings.Join(names, ", ")
 }
 
 var hfTypes = map[string]ggml.Type{"F32": ggml.F32, "F16": ggml.F16, "BF16": ggml.BF16}
@@ -61,14 +74,13 @@ func weightsFromHF(dir string, sm *safetensors.Model) (*Weights, Info, error) {
 	}
 	arch := ""
 	for _, a := range c.Architectures {
-		if hfArchs[a] != "" {
-			arch = hfArchs[a]
+		if arch = hfArch(a); arch != "" {
 			break
 		}
 	}
 	if arch == "" {
-		return nil, Info{}, fmt.Errorf("%s: %w: architectures %v (supported: LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM)",
-			cfgPath, ErrUnsupported, c.Architectures)
+		return nil, Info{}, fmt.Errorf("%s: %w: architectures %v (supported: %s)",
+			cfgPath, ErrUnsupported, c.Architectures, hfArchNames())
 	}
 	h := Hparams{
 		Arch:      arch,

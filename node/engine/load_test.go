@@ -40,22 +40,31 @@ func writeGGUF(t *testing.T, w *Weights, arch string) string {
 	add("token_embd.weight", w.TokEmbd)
 	add("output_norm.weight", w.OutNorm)
 	add("output.weight", w.Output)
-	for i, l := range w.Layers {
+	if h.NExpert > 0 {
+		u("expert_count", h.NExpert)
+		u("expert_used_count", h.NExpertUsed)
+		u("expert_feed_forward_length", h.NFFExp)
+	}
+	if h.SlidingWindow > 0 {
+		u("attention.sliding_window", h.SlidingWindow)
+		g.Set(arch+".rope.freq_base_swa", gguf.NewValue(h.RopeThetaSWA))
+	}
+	if h.RopeFreqScale != 0 {
+		g.Set(arch+".rope.scaling.type", gguf.NewValue("linear"))
+		g.Set(arch+".rope.scaling.factor", gguf.NewValue(1/h.RopeFreqScale))
+	}
+	// every tensor any architecture declares, under its GGUF name
+	for i := range w.Layers {
 		p := fmt.Sprintf("blk.%d.", i)
-		add(p+"attn_norm.weight", l.AttnNorm)
-		add(p+"attn_q.weight", l.Wq)
-		add(p+"attn_k.weight", l.Wk)
-		add(p+"attn_v.weight", l.Wv)
-		add(p+"attn_output.weight", l.Wo)
-		add(p+"attn_q.bias", l.Bq)
-		add(p+"attn_k.bias", l.Bk)
-		add(p+"attn_v.bias", l.Bv)
-		add(p+"attn_q_norm.weight", l.QNorm)
-		add(p+"attn_k_norm.weight", l.KNorm)
-		add(p+"ffn_norm.weight", l.FFNNorm)
-		add(p+"ffn_gate.weight", l.FFNGate)
-		add(p+"ffn_up.weight", l.FFNUp)
-		add(p+"ffn_down.weight", l.FFNDown)
+		seen := map[string]bool{}
+		for _, name := range archNames() {
+			for _, d := range archRegistry[name].tensors(&h, i) {
+				if !seen[d.name] {
+					seen[d.name] = true
+					add(p+d.name, *d.field(&w.Layers[i]))
+				}
+			}
+		}
 	}
 	path := filepath.Join(t.TempDir(), arch+".gguf")
 	if err := g.WriteFile(path); err != nil {

@@ -29,12 +29,13 @@ const (
 	prepR16           // weight repacked (packedWeight): ggml.QuantizeR16 for quantized types, F16/BF16 inputs in xr
 )
 
-// mmJob is a matmul of one input against up to three weights that share
-// it (q/k/v, gate/up), run in as few pool dispatches as possible.
+// mmJob is a matmul of one input against up to maxOps weights that share
+// it (q/k/v, gate/up, the gate/up pairs of a token's experts), run in as
+// few pool dispatches as possible.
 type mmJob struct {
 	in      []float32 // (n, cols)
 	n, cols int
-	ops     [3]mmOp
+	ops     [maxOps]mmOp
 	nops    int
 	// the ops of the current dispatch: ops[lo:hi], all with one vdt
 	lo, hi int
@@ -43,6 +44,9 @@ type mmJob struct {
 	// packed holds the weights repacked at load (NewRunner), read-only.
 	packed map[*Tensor]packedWeight
 }
+
+// maxOps is the most weights one mmJob multiplies.
+const maxOps = 16
 
 func (j *mmJob) begin(in []float32, n, cols int) {
 	j.in, j.n, j.cols, j.nops = in, n, cols, 0

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 
 	"helexa/node/ggml"
 )
@@ -21,8 +22,9 @@ type Oracle struct {
 	o    RunnerOptions
 	mats map[*Tensor][]float32
 	vecs map[*Tensor][]float64
-	// inv is RoPE's inverse frequency per rotated pair (RopeDims/2).
-	inv []float64
+	// inv is RoPE's inverse frequency per rotated pair (RopeDims/2);
+	// invSWA that of sliding-window layers.
+	inv, invSWA []float64
 	// kc, vc: (slots, layers) of (ctx, kvdim).
 	kc, vc [][]float64
 }
@@ -46,7 +48,17 @@ func NewOracle(w *Weights, o RunnerOptions) (*Oracle, error) {
 	if err := w.validate(); err != nil {
 		return nil, fmt.Errorf("oracle: %w", err)
 	}
+	switch w.H.Arch {
+	case "llama", "qwen2", "qwen3", "qwen3moe", "gemma3":
+	default:
+		return nil, fmt.Errorf("oracle: %w: architecture %s (it transcribes llama, qwen2, qwen3, qwen3moe and gemma3)", ErrUnsupported, w.H.Arch)
+	}
 	r := &Oracle{w: w, o: o, mats: map[*Tensor][]float32{}, vecs: map[*Tensor][]float64{}, inv: oracleInvFreq(w.H)}
+	if w.H.SWA != nil {
+		hs := w.H
+		hs.RopeTheta, hs.RopeFreqs, hs.RopeScaling.Factor = w.H.RopeThetaSWA, nil, 0
+		r.invSWA = oracleInvFreq(hs)
+	}
 	for _, t := range w.all() {
 		if t == nil || r.mats[t] != nil || r.vecs[t] != nil {
 			continue
@@ -201,12 +213,13 @@ func (r *Oracle) rmsnorm(x []float64, w *Tensor) []float64 {
 }
 
 // rope rotates the first RopeDims values of each of nhead heads of x for
-// position pos: adjacent pairs (llama) or halves (NeoX).
-func (r *Oracle) rope(x []float64, nhead, pos int) {
+// position pos: adjacent pairs (llama) or halves (NeoX), with inverse
+// frequencies inv and linear scaling freqScale (0: none).
+func (r *Oracle) rope(x []float64, nhead, pos int, inv []float64, freqScale float32) {
 	h := r.w.H
 	p := float64(pos)
-	if h.RopeFreqScale != 0 {
-		p *= float64(h.RopeFreqScale)
+	if freqScale != 0 {
+		p *= float64(freqScale)
 	}
 	half := h.RopeDims / 2
 	for hh := range nhead {
@@ -216,7 +229,7 @@ func (r *Oracle) rope(x []float64, nhead, pos int) {
 			if h.RopeStyle == RopeNeoX {
 				a, b = i, i+half
 			}
-			s, c := math.Sincos(p * r.inv[i])
+			s, c := math.Sincos(p * inv[i])
 			x0, x1 := v[a], v[b]
 			v[a], v[b] = x0*c-x1*s, x0*s+x1*c
 		}
@@ -230,8 +243,18 @@ func (r *Oracle) step(slot int, tok int32, pos int, wantLogits bool) []float64 {
 	hd, dim := h.HeadDim, h.NEmbd
 	kvdim := h.NHeadKV * hd
 	x := f64s(r.mats[w.TokEmbd][int(tok)*dim : (int(tok)+1)*dim])
+	if h.EmbedScale != 0 {
+		for i := range x {
+			x[i] *= float64(h.EmbedScale)
+		}
+	}
 	for li := range w.Layers {
 		l := &w.Layers[li]
+		inv, freqScale, first := r.inv, h.RopeFreqScale, 0
+		if h.LayerSWA(li) {
+			// a sliding window: its own RoPE base, the last SlidingWindow positions
+			inv, freqScale, first = r.invSWA, h.RopeFreqScaleSWA, max(0, pos-h.SlidingWindow+1)
+		}
 		// 1. attention: norm, projections (+ biases), per-head norms, RoPE
 		xb := r.rmsnorm(x, l.AttnNorm)
 		q, k, v := r.matvec(l.Wq, xb), r.matvec(l.Wk, xb), r.matvec(l.Wv, xb)
@@ -255,8 +278,8 @@ func (r *Oracle) step(slot int, tok int32, pos int, wantLogits bool) []float64 {
 				copy(k[hh*hd:(hh+1)*hd], r.rmsnorm(k[hh*hd:(hh+1)*hd], l.KNorm))
 			}
 		}
-		r.rope(q, h.NHead, pos)
-		r.rope(k, h.NHeadKV, pos)
+		r.rope(q, h.NHead, pos, inv, freqScale)
+		r.rope(k, h.NHeadKV, pos, inv, freqScale)
 		// 2. the cache, then softmax(q·k/√hd)·v over positions 0..pos,
 		// each query head reading its group's KV head
 		kc, vc := r.kc[slot*h.NLayer+li], r.vc[slot*h.NLayer+li]
@@ -265,11 +288,14 @@ func (r *Oracle) step(slot int, tok int32, pos int, wantLogits bool) []float64 {
 		att := make([]float64, h.NHead*hd)
 		g := h.NHead / h.NHeadKV
 		scale := 1 / math.Sqrt(float64(hd))
+		if h.AttnScale != 0 {
+			scale = float64(h.AttnScale)
+		}
 		for hh := range h.NHead {
 			kvh := hh / g
 			s := make([]float64, pos+1)
 			m := math.Inf(-1)
-			for t := 0; t <= pos; t++ {
+			for t := first; t <= pos; t++ {
 				var d float64
 				for i := range hd {
 					d += q[hh*hd+i] * kc[t*kvdim+kvh*hd+i]
@@ -278,32 +304,120 @@ func (r *Oracle) step(slot int, tok int32, pos int, wantLogits bool) []float64 {
 				m = math.Max(m, s[t])
 			}
 			var sum float64
-			for t := range s {
+			for t := first; t <= pos; t++ {
 				s[t] = math.Exp(s[t] - m)
 				sum += s[t]
 			}
-			for t := 0; t <= pos; t++ {
+			for t := first; t <= pos; t++ {
 				for i := range hd {
 					att[hh*hd+i] += s[t] / sum * vc[t*kvdim+kvh*hd+i]
 				}
 			}
 		}
-		for i, o := range r.matvec(l.Wo, att) {
-			x[i] += o
+		o := r.matvec(l.Wo, att)
+		if l.PostAttnNorm != nil {
+			o = r.rmsnorm(o, l.PostAttnNorm)
 		}
-		// 3. feed-forward: norm, SwiGLU, down, residual
+		for i, v := range o {
+			x[i] += v
+		}
+		// 3. feed-forward: norm, gated FFN (or the mixture of experts),
+		// post-norm, residual
 		xb = r.rmsnorm(x, l.FFNNorm)
-		gate, up := r.matvec(l.FFNGate, xb), r.matvec(l.FFNUp, xb)
-		for i := range gate {
-			gate[i] = gate[i] / (1 + math.Exp(-gate[i])) * up[i]
+		var f []float64
+		if l.FFNGateInp != nil {
+			f = r.moe(l, xb)
+		} else {
+			f = r.gatedFFN(l.FFNGate, l.FFNUp, l.FFNDown, 0, xb)
 		}
-		for i, d := range r.matvec(l.FFNDown, gate) {
+		if l.PostFFNNorm != nil {
+			f = r.rmsnorm(f, l.PostFFNNorm)
+		}
+		for i, d := range f {
 			x[i] += d
 		}
 	}
 	if !wantLogits {
 		return nil
 	}
-	// 4. output norm and logits
-	return r.matvec(w.Output, r.rmsnorm(x, w.OutNorm))
+	// 4. output norm and logits (soft-capped when the model says)
+	logits := r.matvec(w.Output, r.rmsnorm(x, w.OutNorm))
+	if c := float64(h.FinalSoftcap); c > 0 {
+		for i, v := range logits {
+			logits[i] = c * math.Tanh(v/c)
+		}
+	}
+	return logits
+}
+
+// gatedFFN is down(act(gate·x) ⊙ up·x) over rows [e·n, (e+1)·n) of the
+// gate and up matrices and the e-th block of down's rows (expert e of 3-D
+// tensors; 0 for a dense FFN): SiLU, or GELU's tanh approximation for
+// gemma3.
+func (r *Oracle) gatedFFN(gate, up, down *Tensor, e int, x []float64) []float64 {
+	n := gate.Dims[1]
+	gv, uv := r.matvecRows(gate, e*n, n, x), r.matvecRows(up, e*n, n, x)
+	for i, g := range gv {
+		if r.w.H.Arch == "gemma3" {
+			gv[i] = 0.5 * g * (1 + math.Tanh(math.Sqrt(2/math.Pi)*(g+0.044715*g*g*g))) * uv[i]
+		} else {
+			gv[i] = g / (1 + math.Exp(-g)) * uv[i]
+		}
+	}
+	return r.matvecRows(down, e*down.Dims[1], down.Dims[1], gv)
+}
+
+// moe is the mixture of experts of layer l for x: softmax router, the
+// top NExpertUsed, their weights renormalised (ExpertNormTopK), the
+// weighted sum of their FFNs.
+func (r *Oracle) moe(l *Layer, x []float64) []float64 {
+	h := r.w.H
+	p := r.matvec(l.FFNGateInp, x)
+	m := math.Inf(-1)
+	for _, v := range p {
+		m = math.Max(m, v)
+	}
+	var z float64
+	for i, v := range p {
+		p[i] = math.Exp(v - m)
+		z += p[i]
+	}
+	chosen := make([]int, 0, h.NExpertUsed)
+	var wsum float64
+	for range h.NExpertUsed {
+		best := -1
+		for e := range p {
+			if !slices.Contains(chosen, e) && (best < 0 || p[e] > p[best]) {
+				best = e
+			}
+		}
+		chosen = append(chosen, best)
+		wsum += p[best] / z
+	}
+	out := make([]float64, h.NEmbd)
+	for _, e := range chosen {
+		wt := p[e] / z
+		if h.ExpertNormTopK {
+			wt /= wsum
+		}
+		for i, v := range r.gatedFFN(l.FFNGateExps, l.FFNUpExps, l.FFNDownExps, e, x) {
+			out[i] += wt * v
+		}
+	}
+	return out
+}
+
+// matvecRows returns rows [row0, row0+n) of t · x.
+func (r *Oracle) matvecRows(t *Tensor, row0, n int, x []float64) []float64 {
+	m := r.mats[t]
+	cols := t.Dims[0]
+	out := make([]float64, n)
+	for i := range out {
+		var s float64
+		for j, w := range m[(row0+i)*cols : (row0+i+1)*cols] {
+			s += float64(w) * x[j]
+		}
+		out[i] = s
+	}
+	return out
 }

@@ -23,7 +23,16 @@ func (w *Weights) matmulWeights() []*Tensor {
 	ts := []*Tensor{w.Output}
 	for i := range w.Layers {
 		l := &w.Layers[i]
-		ts = append(ts, l.Wq, l.Wk, l.Wv, l.Wo, l.FFNGate, l.FFNUp, l.FFNDown)
+		ts = append(ts, l.Wq, l.Wk, l.Wv, l.Wo)
+		if l.FFNGate != nil {
+			ts = append(ts, l.FFNGate, l.FFNUp, l.FFNDown)
+		}
+		if l.FFNGateInp != nil {
+			ts = append(ts, l.FFNGateInp)
+		}
+		for _, e := range l.Experts {
+			ts = append(ts, e.Gate, e.Up, e.Down)
+		}
 	}
 	return ts
 }

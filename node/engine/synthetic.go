@@ -107,6 +107,7 @@ func (s SyntheticSpec) Hparams() (Hparams, error) {
 	switch s.Arch {
 	case "llama":
 	case "llama3":
+		h.Arch = "llama"
 		// llama3's scaling over a short original context, so the
 		// factors differ from pair to pair even in a tiny model.
 		h.RopeScaling.Factor, h.RopeScaling.LowFreqFactor, h.RopeScaling.HighFreqFactor = 8, 1, 4
