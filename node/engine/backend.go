@@ -96,7 +96,8 @@ type Weights struct {
 	TokEmbd *Tensor // (NVocab rows of NEmbd)
 	Layers  []Layer
 	OutNorm *Tensor
-	Output  *Tensor // == TokEmbd when embeddings are tied
+	Output  *Tensor      // == TokEmbd when embeddings are tied
+	Bert    *BertWeights // arch "bert": the encoder's tensors (arch_bert.go); nil otherwise
 }
 
 // RunnerOptions size a Runner's state.

@@ -23,6 +23,9 @@ var archs = map[string]archTraits{
 // the file's mapping.
 func weightsFromGGUF(path string, f *gguf.File) (*Weights, Info, error) {
 	arch := f.Arch()
+	if arch == "bert" {
+		return bertFromGGUF(path, f) // an encoder: its own tensors and runner (arch_bert.go)
+	}
 	traits, ok := archs[arch]
 	if !ok {
 		return nil, Info{}, fmt.Errorf("%s: %w: architecture %q (supported: llama, qwen2, qwen3)", path, ErrUnsupported, arch)
