@@ -717,11 +717,11 @@ func BertSyntheticVocab() (tokens []string, types []int32) {
 			tokens = append(tokens, string(c))
 		}
 	}
-	for _, w := range []string{"the", "a", "hello", "world", "quick", "brown", "fox", "jumps", "over", "lazy", "dog",
+	for _, w := range []string{"the", "hello", "world", "quick", "brown", "fox", "jumps", "over", "lazy", "dog",
 		"embed", "token", "model", "sentence", "search", "query", "document"} {
 		tokens = append(tokens, "▁"+w)
 	}
-	tokens = append(tokens, "ing", "ed", "ings", "er", "s")
+	tokens = append(tokens, "ing", "ed", "ings", "er", "ly")
 	types = make([]int32, len(tokens))
 	for i, t := range tokens {
 		types[i] = 1

@@ -227,3 +227,17 @@ func TestBertValidateNamesTheTensor(t *testing.T) {
 		t.Errorf("rank pooling: %v", err)
 	}
 }
+
+func TestBertSyntheticVocabHasNoDuplicates(t *testing.T) {
+	toks, types := BertSyntheticVocab()
+	seen := map[string]bool{}
+	for _, s := range toks {
+		if seen[s] {
+			t.Errorf("%q twice (llama.cpp refuses such a vocabulary)", s)
+		}
+		seen[s] = true
+	}
+	if len(types) != len(toks) {
+		t.Errorf("%d types for %d tokens", len(types), len(toks))
+	}
+}

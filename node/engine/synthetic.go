@@ -186,6 +186,11 @@ func SyntheticTensors(s SyntheticSpec) ([]SyntheticTensor, error) {
 		if err := bertSyntheticTensors(h, add, vec); err != nil {
 			return nil, err
 		}
+		for i := range out {
+			if out[i].Name == "token_types.weight" {
+				out[i].Type = ggml.F32 // added whole, never quantized (as llama-quantize leaves it)
+			}
+		}
 		return out, nil
 	}
 	if err := add("token_embd.weight", -1, d, h.NVocab); err != nil {

@@ -129,7 +129,10 @@ func FromGGUF(f *gguf.File) (*Tokenizer, error) {
 	id("tokenizer.ggml.eos_token_id", &t.eos)
 	id("tokenizer.ggml.unknown_token_id", &t.unk)
 	if t.kind == kindWPM {
-		id("tokenizer.ggml.cls_token_id", &t.bos)
+		// older converters wrote [CLS] as cls_token_id only
+		if _, ok := f.Uint("tokenizer.ggml.bos_token_id"); !ok {
+			id("tokenizer.ggml.cls_token_id", &t.bos)
+		}
 		id("tokenizer.ggml.seperator_token_id", &t.sep)
 		if !t.valid(t.sep) {
 			t.sep = -1
