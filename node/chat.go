@@ -342,6 +342,9 @@ func (s *Server) handleChat(c echo.Context) error {
 	if err != nil {
 		return writeError(c, err)
 	}
+	if in.m.EmbeddingOnly {
+		return writeError(c, embeddingOnlyError(in.id, "/v1/chat/completions"))
+	}
 	g, err := req.resolve(in.m)
 	if err != nil {
 		return writeError(c, err)

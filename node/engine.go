@@ -102,6 +102,10 @@ func realEngine() engineHooks {
 				Format: info.Format, Arch: info.Arch, Quant: info.Quant, SizeBytes: info.SizeBytes,
 				ContextLength: info.ContextLength, ChatTemplate: info.ChatTemplate,
 				MemEstimate: info.MemEstimate, KVBytesPerToken: info.KVBytesPerToken(),
+				// ActiveParamCount: the engine's Info reports no active count
+				// yet (mixture-of-experts models will); dense models read all.
+				ParamCount: info.ParamCount, ActiveParamCount: info.ParamCount,
+				EmbeddingOnly: engine.EmbeddingOnlyArch(info.Arch),
 			}, nil
 		},
 		Load: loadEngineModel,
@@ -134,6 +138,9 @@ func loadEngineModel(ctx context.Context, path string, o loadOptions) (*loadedMo
 	if err := vocabTemplate(m, em.Tok, em.Info.ChatTemplate); err != nil {
 		_ = em.Close()
 		return nil, err
+	}
+	if em.EmbeddingOnly() {
+		m.EmbeddingOnly, m.Render, m.Template = true, nil, ""
 	}
 	return m, nil
 }

@@ -230,6 +230,10 @@ func (s *Server) doLoad(id, path string, info modelInfo, devs []*deviceHandle, r
 		}
 		return fail(fmt.Errorf("%w: loading %s: %v", errUnsupported, id, err))
 	}
+	if m.Engine != nil {
+		// embeddings run where the scheduler's forward passes do
+		m.Engine.SetExecutor(embedExecutor(dev.w))
+	}
 	ictx, cancel := context.WithCancel(s.ctx)
 	inst := &instance{
 		srv: s, id: id, m: m, dev: dev,

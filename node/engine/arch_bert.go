@@ -731,3 +731,7 @@ func BertSyntheticVocab() (tokens []string, types []int32) {
 	}
 	return tokens, types
 }
+
+// EmbeddingOnlyArch reports whether models of arch compute embeddings and
+// cannot generate (encoders).
+func EmbeddingOnlyArch(arch string) bool { return arch == "bert" }

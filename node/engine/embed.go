@@ -44,7 +44,7 @@ func (m *Model) CanEmbed() bool {
 
 // EmbeddingOnly reports whether the model computes embeddings but cannot
 // generate (an encoder).
-func (m *Model) EmbeddingOnly() bool { return m.w != nil && m.w.Bert != nil }
+func (m *Model) EmbeddingOnly() bool { return m.w != nil && EmbeddingOnlyArch(m.w.H.Arch) }
 
 // EmbedDim is the length of an embedding: the model's width.
 func (m *Model) EmbedDim() int { return m.w.H.NEmbd }
