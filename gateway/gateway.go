@@ -197,6 +197,7 @@ func (g *Gateway) routes() *echo.Echo {
 	api.POST("/v1/messages", g.serve(messagesRoute))
 	api.POST("/v1/messages/count_tokens", g.serve(countTokensRoute))
 	api.POST("/v1/responses", g.serve(responsesRoute))
+	api.POST("/v1/embeddings", g.serve(embeddingsRoute))
 	return e
 }
 
