@@ -9,7 +9,9 @@
 //     no lookahead), other tokenizer.json regexes run through Go's regexp
 //     with the trailing '\s+(?!\S)' rule handled by hand;
 //   - SentencePiece-style tokenizer.json (BPE over ▁-escaped text with byte
-//     fallback, as Llama 2 and Mistral folders ship).
+//     fallback, as Llama 2 and Mistral folders ship);
+//   - WordPiece (GGUF "bert": BERT-family embedding models), greedy longest
+//     match after BERT's normalizer and punctuation split (wordpiece.go).
 //
 // Special tokens are matched in the input before the model runs: user-defined
 // ones always, control ones when the caller asks to parse special text. The
