@@ -193,6 +193,7 @@ func (s *Server) handleEmbeddings(c echo.Context) error {
 		}
 		resp.Data[i] = d
 	}
+	s.metrics.embedded(in.id, len(toks), total)
 	return c.JSON(http.StatusOK, resp)
 }
 

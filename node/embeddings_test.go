@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/binary"
+	"io"
 	"math"
+	"net/http"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -156,6 +158,24 @@ func TestEmbeddingsBert(t *testing.T) {
 		}
 		if !slices.Equal(fl.Data[0].Embedding, w) || fl.Usage.PromptTokens != len(ids)*len(fl.Data) {
 			t.Fatalf("ids: %v, %d tokens", fl.Data[0].Embedding[:3], fl.Usage.PromptTokens)
+		}
+	}
+
+	var metrics string
+	{
+		req, _ := http.NewRequest("GET", n.srv.URL+"/metrics", nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		metrics = string(b)
+	}
+	// four requests: the SDK's (2 inputs), base64, ids, lists of ids (2 inputs)
+	for _, want := range []string{`neuron_embedding_requests_total{model="tiny-bert"} 4`, `neuron_embedding_inputs_total{model="tiny-bert"} 6`} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %s", want)
 		}
 	}
 
