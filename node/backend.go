@@ -81,6 +81,9 @@ type loadedModel struct {
 	// EmbeddingOnly is set for models that compute embeddings but cannot
 	// generate (encoders such as BERT): chat and completions refuse them.
 	EmbeddingOnly bool
+	// CanEmbed: the engine model's runner computes embeddings (read once
+	// at load).
+	CanEmbed bool
 	// Render applies the chat template; nil when the model cannot chat.
 	Render           func(in renderInput) (string, error)
 	Template         string // template source, for format detection

@@ -114,7 +114,7 @@ func (s *Server) handleEmbeddings(c echo.Context) error {
 		return writeError(c, err)
 	}
 	em := in.m.Engine
-	if em == nil || !em.CanEmbed() {
+	if em == nil || !in.m.CanEmbed {
 		return writeError(c, &apiError{Status: http.StatusBadRequest, Code: "model_lacks_capability", Param: "model",
 			Message: fmt.Sprintf("model %s does not have the \"embeddings\" capability on this neuron's %s backend", in.id, in.dev.w.Name())})
 	}

@@ -233,6 +233,7 @@ func (s *Server) doLoad(id, path string, info modelInfo, devs []*deviceHandle, r
 	if m.Engine != nil {
 		// embeddings run where the scheduler's forward passes do
 		m.Engine.SetExecutor(embedExecutor(dev.w))
+		m.CanEmbed = m.Engine.CanEmbed()
 	}
 	ictx, cancel := context.WithCancel(s.ctx)
 	inst := &instance{

@@ -236,7 +236,7 @@ func (s *Server) entryView(e *entry) modelEntry {
 	if tc.Reasoning {
 		v.Capabilities = append(v.Capabilities, "reasoning")
 	}
-	if e.inst != nil && e.inst.m.Engine != nil && e.inst.m.Engine.CanEmbed() {
+	if e.inst != nil && e.inst.m.CanEmbed {
 		// mean-pooled hidden states, where the backend's runner computes them
 		v.Capabilities = append(v.Capabilities, "embeddings")
 	}

@@ -37,6 +37,8 @@ type Executor func(ctx context.Context, fn func() error) error
 func (m *Model) SetExecutor(e Executor) { m.exec = e }
 
 // CanEmbed reports whether Embed can work: the runner computes embeddings.
+// Like Close, call it where the model's work runs (or before the model is
+// shared).
 func (m *Model) CanEmbed() bool {
 	_, ok := m.runner.(EmbedRunner)
 	return ok
@@ -55,13 +57,6 @@ func (m *Model) EmbedDim() int { return m.w.H.NEmbd }
 // an empty or over-long input or an id outside the vocabulary, before any
 // work is queued.
 func (m *Model) Embed(ctx context.Context, tokens []int32) ([]float32, error) {
-	if m.runner == nil {
-		return nil, errors.New("embedding on a closed model")
-	}
-	er, ok := m.runner.(EmbedRunner)
-	if !ok {
-		return nil, ErrNoEmbeddings
-	}
 	if len(tokens) == 0 {
 		return nil, errors.New("embedding an empty input: at least one token is required")
 	}
@@ -85,6 +80,14 @@ func (m *Model) Embed(ctx context.Context, tokens []int32) ([]float32, error) {
 				}
 			}
 		}()
+		// the runner is read here, where Close runs too
+		if m.runner == nil {
+			return errors.New("embedding on a closed model")
+		}
+		er, ok := m.runner.(EmbedRunner)
+		if !ok {
+			return ErrNoEmbeddings
+		}
 		v, err := er.Embed(tokens)
 		if err != nil {
 			return err
