@@ -293,6 +293,9 @@ func lacksCapability(model, capability, what string) *apiError {
 // holds a gate place (rendering and tokenizing are work to admit) and has
 // checked the raw size with checkChatBytes.
 func (in *instance) chatPrompt(messages, tools json.RawMessage, extra map[string]any) (string, []int32, error) {
+	if in.m.EmbeddingOnly {
+		return "", nil, embeddingOnlyError(in.id, "chat messages")
+	}
 	if in.m.Render == nil {
 		return "", nil, badRequest("model", "model %s has no chat template; use /v1/completions", in.id)
 	}

@@ -187,6 +187,16 @@ func TestEmbeddingsBert(t *testing.T) {
 	if st := n.do(t, "POST", "/v1/completions", map[string]any{"model": "tiny-bert", "prompt": "hi"}, &e); st != 400 || code(e) != "model_lacks_capability" {
 		t.Errorf("completions: %d %+v", st, e)
 	}
+	if st := n.do(t, "POST", "/tokenize", map[string]any{"model": "tiny-bert", "messages": []any{map[string]any{"role": "user", "content": "hi"}}}, &e); st != 400 || code(e) != "model_lacks_capability" {
+		t.Errorf("tokenize messages: %d %+v", st, e)
+	}
+	var tk struct {
+		Tokens []int32 `json:"tokens"`
+	}
+	if st := n.do(t, "POST", "/tokenize", map[string]any{"model": "tiny-bert", "content": "hello world"}, &tk); st != 200 ||
+		!slices.Equal(tk.Tokens, m.Tok.Encode("hello world", false, false)) {
+		t.Errorf("tokenize content: %d %v", st, tk.Tokens)
+	}
 	var list struct {
 		Data []modelEntry `json:"data"`
 	}

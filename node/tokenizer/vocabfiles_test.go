@@ -69,3 +69,18 @@ func TestVectorsDeepseekLLM(t *testing.T) {
 	tok, p := loadLlamaVocab(t, "deepseek-llm")
 	checkVectors(t, tok, p+".inp")
 }
+
+// TestBertBGESpecialTokens: with special tokens a BERT vocabulary frames the
+// ids as [CLS] … [SEP] (101, 102 in bge, whose file names them only as
+// cls_token_id and seperator_token_id); parsed special text becomes them.
+func TestBertBGESpecialTokens(t *testing.T) {
+	tok, _ := loadLlamaVocab(t, "bert-bge")
+	got := tok.Encode("Hello World!", true, false)
+	want := []int32{101, 7592, 2088, 999, 102}
+	if !equalIDs(got, want) {
+		t.Fatalf("Encode = %v, want %v", got, want)
+	}
+	if got := tok.Encode("[CLS] hi [SEP]", false, true); !equalIDs(got, []int32{101, 7632, 102}) {
+		t.Errorf("parsed specials: %v", got)
+	}
+}
