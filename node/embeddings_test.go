@@ -16,6 +16,7 @@ import (
 
 	"github.com/openai/openai-go/v3"
 
+	"helexa/node/device"
 	"helexa/node/engine"
 	"helexa/node/gguf"
 )
@@ -322,5 +323,27 @@ func TestEmbeddingsShareTheDeviceWithGeneration(t *testing.T) {
 	n.do(t, "GET", "/models", nil, &list)
 	if !slices.Contains(list.Data[0].Capabilities, "embeddings") || !slices.Contains(list.Data[0].Capabilities, "chat") {
 		t.Errorf("capabilities %v", list.Data[0].Capabilities)
+	}
+}
+
+// TestEmbeddingModelsLoadOnTheCPU: an encoder runs on the CPU whatever the
+// device, so its load is accounted there even when a GPU comes first.
+func TestEmbeddingModelsLoadOnTheCPU(t *testing.T) {
+	dir := t.TempDir()
+	writeBertGGUF(t, dir, "tiny-bert", 16)
+	n := startNeuron(t, testConfig(dir), realEngine())
+	w := device.Start(device.Options{Name: "cuda:fake"})
+	gpu := &deviceHandle{index: 0, kind: "cuda", name: "fake GPU", w: w, memTotal: 80 << 30,
+		memFree: func() (int64, error) { return 80 << 30, nil }, close: w.Close}
+	n.s.mu.Lock()
+	n.s.devices = append([]*deviceHandle{gpu}, n.s.devices...)
+	n.s.mu.Unlock()
+	t.Cleanup(w.Close)
+	n.load(t, "tiny-bert", 0)
+	n.s.mu.Lock()
+	kind := n.s.models["tiny-bert"].inst.dev.kind
+	n.s.mu.Unlock()
+	if kind != "cpu" {
+		t.Fatalf("loaded on %s", kind)
 	}
 }
