@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"slices"
 	"strings"
 	"unicode"
 
@@ -151,6 +152,18 @@ func bertFromGGUF(path string, f *gguf.File) (*Weights, Info, error) {
 			Down: get(p + "ffn_down.weight"), DownB: get(p + "ffn_down.bias"),
 			OutNorm: get(p + "layer_output_norm.weight"), OutNormB: get(p + "layer_output_norm.bias"),
 		}
+		if qkv := get(p + "attn_qkv.weight"); qkv != nil && b.Layers[i].Wq == nil {
+			l := &b.Layers[i]
+			var err error
+			if l.Wq, l.Wk, l.Wv, err = splitQKV(qkv, h.NEmbd); err != nil {
+				return nil, Info{}, fmt.Errorf("%s: %w", path, err)
+			}
+			if bias := get(p + "attn_qkv.bias"); bias != nil {
+				if l.Bq, l.Bk, l.Bv, err = splitQKV(bias, h.NEmbd); err != nil {
+					return nil, Info{}, fmt.Errorf("%s: %w", path, err)
+				}
+			}
+		}
 	}
 	w.H, w.Bert = h, b
 	if err := w.validateBert(); err != nil {
@@ -168,6 +181,45 @@ func bertFromGGUF(path string, f *gguf.File) (*Weights, Info, error) {
 		info.SizeBytes = st.Size()
 	}
 	return w, info, nil
+}
+
+// splitQKV views a fused Q/K/V tensor (a matrix of 3·d rows of d, or a
+// vector of 3·d) as its three parts, without copying.
+func splitQKV(t *Tensor, d int) (q, k, v *Tensor, err error) {
+	vector := len(t.Dims) == 1
+	want := []int{d, 3 * d}
+	if vector {
+		want = []int{3 * d}
+	}
+	if d <= 0 || !slices.Equal(t.Dims, want) {
+		return nil, nil, nil, fmt.Errorf("%w: bert: tensor %s has shape %v, want %v", ErrUnsupported, t.Name, t.Dims, want)
+	}
+	rowLen, rows := t.Dims[0], d
+	if vector {
+		if t.Type.BlockSize() != 1 {
+			return nil, nil, nil, fmt.Errorf("%w: bert: tensor %s has type %s, want a float type", ErrUnsupported, t.Name, t.Type)
+		}
+		rowLen, rows = d, 1
+	}
+	rb, err := ggml.RowBytes(t.Type, rowLen)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("%w: bert: tensor %s: %v", ErrUnsupported, t.Name, err)
+	}
+	part := rb * rows
+	if len(t.Data) < 3*part {
+		return nil, nil, nil, fmt.Errorf("%w: bert: tensor %s holds %d bytes, want %d", ErrUnsupported, t.Name, len(t.Data), 3*part)
+	}
+	view := func(i int, name string) *Tensor {
+		dims := []int{d, d}
+		if vector {
+			dims = []int{d}
+		}
+		return &Tensor{Name: name, Type: t.Type, Dims: dims, Data: t.Data[i*part : (i+1)*part : (i+1)*part], Mapped: t.Mapped}
+	}
+	base := strings.TrimSuffix(strings.TrimSuffix(t.Name, ".weight"), ".bias")
+	suffix := strings.TrimPrefix(t.Name, base)
+	base = strings.TrimSuffix(base, "attn_qkv")
+	return view(0, base+"attn_q"+suffix), view(1, base+"attn_k"+suffix), view(2, base+"attn_v"+suffix), nil
 }
 
 // validateBert checks a bert model's hyperparameters and the presence,
@@ -197,6 +249,9 @@ func (w *Weights) validateBert() error {
 	d, ff := h.NEmbd, h.NFF
 	check := func(t *Tensor, what string, dims ...int) error {
 		if t == nil {
+			if optionalBertTensor(what) {
+				return nil
+			}
 			return fmt.Errorf("%w: bert: tensor %s is missing", ErrUnsupported, what)
 		}
 		if !t.Type.Supported() {
@@ -261,6 +316,17 @@ func (w *Weights) validateBert() error {
 		}
 	}
 	return nil
+}
+
+// optionalBertTensor reports whether a bert tensor may be absent: the
+// projections' and FFN's biases, as llama.cpp allows.
+func optionalBertTensor(name string) bool {
+	for _, s := range []string{"attn_q.bias", "attn_k.bias", "attn_v.bias", "attn_output.bias", "ffn_up.bias", "ffn_down.bias"} {
+		if strings.HasSuffix(name, "."+s) {
+			return true
+		}
+	}
+	return false
 }
 
 // bertParams counts a bert model's parameters.

@@ -2,7 +2,9 @@ package engine
 
 import (
 	"errors"
+	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 
@@ -31,10 +33,13 @@ func bertF64(t *testing.T, w *Weights, tokens []int32) []float64 {
 	}
 	vec := func(tn *Tensor) []float64 { return mat(tn)[0] }
 	lin := func(wt, bias *Tensor, x []float64) []float64 {
-		m, bv := mat(wt), vec(bias)
+		m := mat(wt)
 		out := make([]float64, len(m))
 		for r := range m {
-			s := bv[r]
+			s := 0.0
+			if bias != nil {
+				s = vec(bias)[r]
+			}
 			for c, v := range m[r] {
 				s += v * x[c]
 			}
@@ -239,5 +244,54 @@ func TestBertSyntheticVocabHasNoDuplicates(t *testing.T) {
 	}
 	if len(types) != len(toks) {
 		t.Errorf("%d types for %d tokens", len(types), len(toks))
+	}
+}
+
+// TestBertFusedQKVAndMissingBiases: a fused attn_qkv is read as its three
+// parts, and the projection biases llama.cpp treats as optional may be
+// absent; both still match the float64 pass.
+func TestBertFusedQKVAndMissingBiases(t *testing.T) {
+	w, err := SyntheticWeights(SyntheticSpec{Arch: "bert", Vocab: 60, Dim: 32, Layers: 2, Heads: 2, FFN: 64, Ctx: 16, Type: "Q8_0", Seed: 9})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range w.Bert.Layers {
+		l := &w.Bert.Layers[i]
+		fused := &Tensor{Name: fmt.Sprintf("blk.%d.attn_qkv.weight", i), Type: l.Wq.Type, Dims: []int{32, 96},
+			Data: slices.Concat(l.Wq.Data, l.Wk.Data, l.Wv.Data)}
+		if l.Wq, l.Wk, l.Wv, err = splitQKV(fused, 32); err != nil {
+			t.Fatal(err)
+		}
+		fb := &Tensor{Name: fmt.Sprintf("blk.%d.attn_qkv.bias", i), Type: ggml.F32, Dims: []int{96},
+			Data: slices.Concat(l.Bq.Data, l.Bk.Data, l.Bv.Data)}
+		if l.Bq, l.Bk, l.Bv, err = splitQKV(fb, 32); err != nil {
+			t.Fatal(err)
+		}
+		if l.Wk.Name != fmt.Sprintf("blk.%d.attn_k.weight", i) || l.Bv.Name != fmt.Sprintf("blk.%d.attn_v.bias", i) {
+			t.Fatalf("names %s %s", l.Wk.Name, l.Bv.Name)
+		}
+		l.Bo, l.UpB = nil, nil
+	}
+	if err := w.validateBert(); err != nil {
+		t.Fatal(err)
+	}
+	r, err := newBertRunner(w, RunnerOptions{Threads: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	tokens := []int32{2, 10, 11, 12, 3}
+	got, err := r.Embed(tokens)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := bertF64(t, w, tokens)
+	for j := range want {
+		if math.Abs(float64(got[j])-want[j]) > 6e-3 {
+			t.Fatalf("[%d] %v, want %v", j, got[j], want[j])
+		}
+	}
+	if _, _, _, err := splitQKV(&Tensor{Name: "blk.0.attn_qkv.weight", Type: ggml.F32, Dims: []int{32, 95}, Data: make([]byte, 4*32*95)}, 32); !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), "attn_qkv") {
+		t.Errorf("wrong shape: %v", err)
 	}
 }
