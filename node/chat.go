@@ -346,7 +346,7 @@ func (s *Server) handleChat(c echo.Context) error {
 		return writeError(c, err)
 	}
 	if in.m.EmbeddingOnly {
-		return writeError(c, embeddingOnlyError(in.id, "/v1/chat/completions"))
+		return writeError(c, embeddingOnlyError(in.id, "chat completions"))
 	}
 	g, err := req.resolve(in.m)
 	if err != nil {

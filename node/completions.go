@@ -94,7 +94,7 @@ func (s *Server) handleCompletions(c echo.Context) error {
 		return writeError(c, err)
 	}
 	if in.m.EmbeddingOnly {
-		return writeError(c, embeddingOnlyError(in.id, "/v1/completions"))
+		return writeError(c, embeddingOnlyError(in.id, "completions"))
 	}
 	g, err := req.resolve(in.m)
 	if err != nil {

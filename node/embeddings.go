@@ -98,10 +98,11 @@ func parseEmbeddingInput(raw json.RawMessage) ([]embeddingInput, error) {
 }
 
 // embeddingOnlyError is the 400 for generation asked of a model that only
-// computes embeddings.
-func embeddingOnlyError(model, route string) *apiError {
+// computes embeddings. (No route path in the message: the gateway strips
+// path-like words from neuron messages.)
+func embeddingOnlyError(model, what string) *apiError {
 	return &apiError{Status: http.StatusBadRequest, Code: "model_lacks_capability", Param: "model",
-		Message: fmt.Sprintf("model %s is an embedding model: it has the \"embeddings\" capability only and cannot serve %s; use /v1/embeddings", model, route)}
+		Message: fmt.Sprintf("model %s is an embedding model: it has the \"embeddings\" capability only and cannot serve %s; use the embeddings API", model, what)}
 }
 
 func (s *Server) handleEmbeddings(c echo.Context) error {
@@ -128,7 +129,7 @@ func (s *Server) handleEmbeddings(c echo.Context) error {
 	}
 	dim := em.EmbedDim()
 	if req.Dimensions != nil && *req.Dimensions != dim {
-		return writeError(c, badRequest("dimensions", "dimensions %d is not supported: model %s gives embeddings of %d dimensions and does not shorten them", *req.Dimensions, in.id, dim))
+		return writeError(c, unsupported("dimensions", "dimensions %d is not supported: model %s gives embeddings of %d dimensions and does not shorten them", *req.Dimensions, in.id, dim))
 	}
 	if err := in.checkPromptBytes("input", len(req.Input), true); err != nil {
 		return writeError(c, err)

@@ -218,7 +218,7 @@ func TestEmbeddingsRefusals(t *testing.T) {
 	}{
 		{map[string]any{"model": "tiny-bert", "input": long}, 400, "context_length_exceeded", "input"},
 		{map[string]any{"model": "tiny-bert", "input": []string{"hello", long}}, 400, "context_length_exceeded", "input[1]"},
-		{map[string]any{"model": "tiny-bert", "input": "hello", "dimensions": 16}, 400, "", "dimensions"},
+		{map[string]any{"model": "tiny-bert", "input": "hello", "dimensions": 16}, 400, "unsupported_parameter", "dimensions"},
 		{map[string]any{"model": "tiny-bert", "input": "hello", "encoding_format": "int8"}, 400, "", "encoding_format"},
 		{map[string]any{"model": "tiny-bert", "input": ""}, 400, "", "input"},
 		{map[string]any{"model": "tiny-bert", "input": []string{}}, 400, "", "input"},
