@@ -96,8 +96,11 @@ type Weights struct {
 	TokEmbd *Tensor // (NVocab rows of NEmbd)
 	Layers  []Layer
 	OutNorm *Tensor
-	Output  *Tensor      // == TokEmbd when embeddings are tied
-	Bert    *BertWeights // arch "bert": the encoder's tensors (arch_bert.go); nil otherwise
+	Output  *Tensor // == TokEmbd when embeddings are tied
+
+	// Bert holds an encoder's tensors (arch "bert", arch_bert.go); nil
+	// for decoders.
+	Bert *BertWeights
 }
 
 // RunnerOptions size a Runner's state.
