@@ -2,6 +2,7 @@ package tokenizer
 
 import (
 	"bytes"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -105,4 +106,42 @@ func TestWordPieceHashForm(t *testing.T) {
 	if got := tok.TokenText(5); got != "aff" {
 		t.Errorf("TokenText(5) = %q, want the continuation without ##", got)
 	}
+}
+
+// FuzzWordPiece: any input encodes to ids in range without a panic, and
+// text of ASCII letters and spaces decodes back to its lowercased words.
+func FuzzWordPiece(f *testing.F) {
+	for _, s := range []string{"", "Hello World", "unaffable!", "\xff\xfe", "Café 中国", "a\u00a0b\u200b", "[CLS]x[SEP]"} {
+		f.Add(s)
+	}
+	toks := append([]string{}, wpTokens...)
+	for c := 'a'; c <= 'z'; c++ {
+		toks = append(toks, "▁"+string(c), string(c))
+	}
+	tok := bertGGUF(&testing.T{}, toks, nil)
+	f.Fuzz(func(t *testing.T, s string) {
+		for _, parse := range []bool{false, true} {
+			for _, id := range tok.Encode(s, true, parse) {
+				if id < 0 || int(id) >= tok.VocabSize() {
+					t.Fatalf("id %d out of range", id)
+				}
+			}
+		}
+		plain := true
+		for _, r := range s {
+			if !(r == ' ' || 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z') {
+				plain = false
+			}
+		}
+		for _, w := range strings.Fields(s) {
+			plain = plain && len(w) <= maxWordChars // longer words are [UNK]
+		}
+		if !plain {
+			return
+		}
+		want := strings.Join(strings.Fields(strings.ToLower(s)), " ")
+		if got := tok.Decode(tok.Encode(s, true, false)); got != want {
+			t.Errorf("%q decodes to %q, want %q", s, got, want)
+		}
+	})
 }
