@@ -210,6 +210,20 @@ func TestEmbeddingsBert(t *testing.T) {
 
 func TestEmbeddingsRefusals(t *testing.T) {
 	n, _ := startBertNeuron(t)
+	// many short inputs are fine, though together they are far longer
+	// than the context of 16
+	batch := make([]string, 300)
+	for i := range batch {
+		batch[i] = "hello world"
+	}
+	var ok struct {
+		Data []struct {
+			Index int `json:"index"`
+		} `json:"data"`
+	}
+	if st := n.do(t, "POST", "/v1/embeddings", map[string]any{"model": "tiny-bert", "input": batch}, &ok); st != 200 || len(ok.Data) != 300 || ok.Data[299].Index != 299 {
+		t.Fatalf("a batch of 300: %d, %d answers", st, len(ok.Data))
+	}
 	long := strings.Repeat("hello ", 20) // 20 words + [CLS] [SEP] > 16
 	for _, c := range []struct {
 		body        map[string]any
