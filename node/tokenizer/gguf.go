@@ -156,7 +156,10 @@ func FromGGUF(f *gguf.File) (*Tokenizer, error) {
 	if v, ok := f.Bool("tokenizer.ggml.add_bos_token"); ok {
 		t.addBOS = v
 	}
-	if v, ok := f.Bool("tokenizer.ggml.add_eos_token"); ok {
+	if v, ok := f.Bool("tokenizer.ggml.add_eos_token"); ok && t.kind != kindWPM {
+		// (a BERT vocabulary ends with [SEP] through add_sep_token; its
+		// converter may also mark [SEP] as EOS to add, which would
+		// double it, and llama.cpp ignores it there too)
 		t.addEOS = v
 	}
 	if v, ok := f.Bool("tokenizer.ggml.add_space_prefix"); ok && t.kind == kindSPM {

@@ -86,6 +86,21 @@ func TestWordPiece(t *testing.T) {
 	}
 }
 
+// TestWordPieceSEPOnce: a file that also names [SEP] as an EOS to add (as
+// converters reading a [CLS] $A [SEP] template write it) still ends with
+// one [SEP].
+func TestWordPieceSEPOnce(t *testing.T) {
+	tok := bertGGUF(t, wpTokens, func(w *gguf.Writer) {
+		w.Set("tokenizer.ggml.bos_token_id", gguf.NewValue(uint32(2)))
+		w.Set("tokenizer.ggml.eos_token_id", gguf.NewValue(uint32(3)))
+		w.Set("tokenizer.ggml.add_bos_token", gguf.NewValue(true))
+		w.Set("tokenizer.ggml.add_eos_token", gguf.NewValue(true))
+	})
+	if diff := cmp.Diff([]int32{2, 7, 3}, tok.Encode("hello", true, false)); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+}
+
 func TestWordPieceCased(t *testing.T) {
 	tokens := append([]string{}, wpTokens...)
 	tokens = append(tokens, "▁Hello", "▁Café")
