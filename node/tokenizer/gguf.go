@@ -103,6 +103,12 @@ func FromGGUF(f *gguf.File) (*Tokenizer, error) {
 		// llama.cpp's defaults for BERT vocabularies: [CLS] 101 first,
 		// [SEP] 102 last, [UNK] 100, uncased
 		t.bos, t.unk, t.sep = 101, 100, 102
+		// a vocabulary laid out otherwise names them by text
+		for text, dst := range map[string]*int32{"[CLS]": &t.bos, "[UNK]": &t.unk, "[SEP]": &t.sep} {
+			if id, ok := t.vocab[text]; ok {
+				*dst = id
+			}
+		}
 		t.addBOS, t.addSep = true, true
 		t.lowercase = true
 		if v, ok := f.Bool("tokenizer.ggml.normalizer.lowercase"); ok {

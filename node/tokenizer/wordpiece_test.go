@@ -101,6 +101,30 @@ func TestWordPieceSEPOnce(t *testing.T) {
 	}
 }
 
+// TestWordPieceSpecialsByText: without id keys, [CLS] [SEP] [UNK] are
+// found by their text.
+func TestWordPieceSpecialsByText(t *testing.T) {
+	w := gguf.NewWriter()
+	w.Set("general.architecture", gguf.NewValue("bert"))
+	w.Set("tokenizer.ggml.model", gguf.NewValue("bert"))
+	w.Set("tokenizer.ggml.tokens", gguf.NewArray([]string{"[PAD]", "[SEP]", "[CLS]", "[UNK]", "▁hello"}))
+	var buf bytes.Buffer
+	if _, err := w.WriteTo(&buf); err != nil {
+		t.Fatal(err)
+	}
+	f, err := gguf.Parse(buf.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := FromGGUF(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]int32{2, 4, 3, 1}, tok.Encode("hello x", true, false)); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+}
+
 func TestWordPieceCased(t *testing.T) {
 	tokens := append([]string{}, wpTokens...)
 	tokens = append(tokens, "▁Hello", "▁Café")
