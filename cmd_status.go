@@ -261,7 +261,7 @@ func renderModels(w io.Writer, list gateway.ModelList) error {
 		return err
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "MODEL\tLOADED\tCONTEXT\tLOCATIONS")
+	fmt.Fprintln(tw, "MODEL\tLOADED\tARCH\tPARAMS\tQUANT\tCONTEXT\tCAPABILITIES\tLOCATIONS")
 	for _, m := range list.Data {
 		id := m.ID
 		if m.AliasOf != "" {
@@ -282,7 +282,12 @@ func renderModels(w io.Writer, list gateway.ModelList) error {
 				where = "catalogue only"
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", id, loaded, orDash(count(m.ContextLength)), where)
+		params := humanCount(m.ParamCount)
+		if m.ActiveParamCount > 0 && m.ActiveParamCount < m.ParamCount {
+			params += " (" + humanCount(m.ActiveParamCount) + " active)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", id, loaded, orDash(m.Arch), orDash(params), orDash(m.Quant),
+			orDash(count(m.ContextLength)), orDash(strings.Join(m.Capabilities, ",")), where)
 	}
 	return tw.Flush()
 }
@@ -303,6 +308,21 @@ func count(v int) string {
 		return ""
 	}
 	return fmt.Sprint(v)
+}
+
+// humanCount writes a parameter count as 437K, 25M, 1.5B ("" for none).
+func humanCount(n int64) string {
+	switch {
+	case n <= 0:
+		return ""
+	case n >= 1e9:
+		return strings.TrimSuffix(fmt.Sprintf("%.1f", float64(n)/1e9), ".0") + "B"
+	case n >= 1e6:
+		return fmt.Sprintf("%.0fM", float64(n)/1e6)
+	case n >= 1e3:
+		return fmt.Sprintf("%.0fK", float64(n)/1e3)
+	}
+	return fmt.Sprint(n)
 }
 
 func orDash(s string) string {

@@ -34,6 +34,9 @@ func fakeGateway(t *testing.T) *httptest.Server {
 		{ID: "qwen3-8b", Object: "model", Loaded: true, ContextLength: 8192, Locations: []gateway.Location{{Node: "gpu-a", Status: "loaded"}}},
 		{ID: "future", Object: "model", InCatalogue: true, Locations: []gateway.Location{}},
 	}}
+	moe := &models.Data[1]
+	moe.Arch, moe.ParamCount, moe.ActiveParamCount, moe.Quant = "qwen3moe", 30_532_000_000, 3_300_000_000, "Q4_K_M"
+	moe.Capabilities = []string{"chat", "completion", "tools"}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Authorization") != "Bearer k" {
 			w.WriteHeader(401)
@@ -83,7 +86,8 @@ func TestModelsCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"MODEL", "fast → qwen3-8b", "gpu-a:loaded", "8192", "future", "catalogue only"} {
+	for _, want := range []string{"MODEL", "fast → qwen3-8b", "gpu-a:loaded", "8192", "future", "catalogue only",
+		"qwen3moe", "30.5B (3.3B active)", "Q4_K_M", "chat,completion,tools"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("models output lacks %q:\n%s", want, out)
 		}

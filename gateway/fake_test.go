@@ -140,7 +140,7 @@ func (f *fakeNeuron) serve(w http.ResponseWriter, r *http.Request) {
 		f.load(w, r)
 	case "/models/unload":
 		f.unload(w, r)
-	case "/v1/chat/completions", "/v1/completions":
+	case "/v1/chat/completions", "/v1/completions", "/v1/embeddings":
 		f.infer(w, r)
 	case "/tokenize":
 		body, _ := io.ReadAll(r.Body)
@@ -176,7 +176,11 @@ func (f *fakeNeuron) health(w http.ResponseWriter) {
 
 func (f *fakeNeuron) entry(id string, m *fakeModel) map[string]any {
 	e := map[string]any{"id": id, "status": m.status, "format": "gguf", "quant": "Q8_0", "size_bytes": 1 << 20,
-		"mem_estimate_mb": m.memMB, "context_length": 2048, "capabilities": []string{"chat", "completion", "tools"}}
+		"mem_estimate_mb": m.memMB, "context_length": 2048, "capabilities": []string{"chat", "completion", "tools"},
+		"arch": "llama", "param_count": 25_000_000, "active_param_count": 25_000_000}
+	if strings.HasPrefix(id, "embed") {
+		e["arch"], e["capabilities"], e["param_count"], e["active_param_count"] = "bert", []string{"embeddings", "tokenize"}, 33_000_000, 33_000_000
+	}
 	if m.errMsg != "" {
 		e["error"] = m.errMsg
 	}
@@ -316,6 +320,12 @@ func (f *fakeNeuron) infer(w http.ResponseWriter, r *http.Request) {
 			f.canceled.Add(1)
 			return
 		}
+	}
+	if r.URL.Path == "/v1/embeddings" {
+		writeJSON(w, 200, map[string]any{"object": "list", "model": req.Model,
+			"data":  []any{map[string]any{"object": "embedding", "index": 0, "embedding": []float32{0.6, 0.8}}},
+			"usage": map[string]any{"prompt_tokens": 5, "total_tokens": 5}})
+		return
 	}
 	tools := len(req.Tools) > 0
 	if !req.Stream {

@@ -52,6 +52,11 @@ type neuronModel struct {
 	ContextLength int      `json:"context_length,omitempty"`
 	Capabilities  []string `json:"capabilities,omitempty"`
 	Error         string   `json:"error,omitempty"`
+	// what the model is: architecture and parameters (total, and read per
+	// token: fewer for mixture-of-experts models)
+	Arch             string `json:"arch,omitempty"`
+	ParamCount       int64  `json:"param_count,omitempty"`
+	ActiveParamCount int64  `json:"active_param_count,omitempty"`
 }
 
 type neuronDiscovery struct {

@@ -204,6 +204,7 @@ func (g *Gateway) routes() *echo.Echo {
 	api.POST("/v1/messages/count_tokens", g.serve(countTokensRoute))
 	api.POST("/v1/responses", g.serve(responsesRoute))
 	api.POST("/nodes/:node/models/pull", g.handlePull)
+	api.POST("/v1/embeddings", g.serve(embeddingsRoute))
 	return e
 }
 

@@ -51,6 +51,9 @@ var (
 		decode: decodeOpenAI, sink: newOpenAISink}
 	completionsRoute = &dialectRoute{api: apiCompletions, dialect: dialectOpenAI, path: "/v1/completions",
 		decode: decodeOpenAI, sink: newOpenAISink}
+	// embeddingsRoute never streams: the answer is relayed whole.
+	embeddingsRoute = &dialectRoute{api: apiEmbeddings, dialect: dialectOpenAI, path: "/v1/embeddings",
+		decode: decodeEmbeddings}
 )
 
 // The Anthropic Messages and OpenAI Responses routes are translated to chat
@@ -83,6 +86,19 @@ func decodeOpenAI(body []byte) (request, *apiError) {
 		return request{}, missingModel()
 	}
 	return request{model: facts.Model, stream: facts.Stream, keepUsage: facts.WantUsage, upstream: body}, nil
+}
+
+// decodeEmbeddings reads an embeddings request: the model, nothing else
+// (the body is forwarded as it came; an embeddings answer never streams).
+func decodeEmbeddings(body []byte) (request, *apiError) {
+	r, aerr := decodeOpenAI(body)
+	if aerr != nil {
+		return r, aerr
+	}
+	if r.stream {
+		return request{}, badRequest("stream", "embeddings are not streamed; leave stream out")
+	}
+	return r, nil
 }
 
 // translated adapts a translate request converter to a route decoder.

@@ -26,6 +26,7 @@ const (
 	apiMessages    = "messages"
 	apiCountTokens = "count_tokens"
 	apiResponses   = "responses"
+	apiEmbeddings  = "embeddings"
 )
 
 // call is one client request on its way to a neuron.

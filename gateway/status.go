@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"time"
 
@@ -98,6 +99,44 @@ type FleetModel struct {
 	LastUsed      *time.Time `json:"last_used,omitempty"`
 	Pinned        bool       `json:"pinned,omitempty"`
 	Error         string     `json:"error,omitempty"`
+	// modelFacts: architecture, parameters, quantization, capabilities
+	modelFacts
+}
+
+// modelFacts describe a model as its neurons report it, in /fleet and
+// /v1/models.
+type modelFacts struct {
+	Arch             string   `json:"arch,omitempty"`
+	ParamCount       int64    `json:"param_count,omitempty"`
+	ActiveParamCount int64    `json:"active_param_count,omitempty"`
+	Quant            string   `json:"quant,omitempty"`
+	Capabilities     []string `json:"capabilities,omitempty"`
+}
+
+// factsOf reads a neuron's row of a model.
+func factsOf(m neuronModel) modelFacts {
+	return modelFacts{Arch: m.Arch, ParamCount: m.ParamCount, ActiveParamCount: m.ActiveParamCount, Quant: m.Quant,
+		Capabilities: append([]string(nil), m.Capabilities...)}
+}
+
+// merge adds another node's facts: the first node's values stand, the
+// capabilities are the union (a model loaded on one node lists what its
+// runner computes there).
+func (f *modelFacts) merge(o modelFacts) {
+	if f.Arch == "" {
+		f.Arch = o.Arch
+	}
+	if f.ParamCount == 0 {
+		f.ParamCount, f.ActiveParamCount = o.ParamCount, o.ActiveParamCount
+	}
+	if f.Quant == "" {
+		f.Quant = o.Quant
+	}
+	for _, c := range o.Capabilities {
+		if !slices.Contains(f.Capabilities, c) {
+			f.Capabilities = append(f.Capabilities, c)
+		}
+	}
 }
 
 func (g *Gateway) fleetReport() FleetReport {
@@ -152,7 +191,8 @@ func (g *Gateway) fleetReport() FleetReport {
 		}
 		for id, m := range n.models {
 			fm := FleetModel{ID: id, Status: m.Status, MemEstimateMB: m.MemEstimateMB, ContextLength: m.ContextLength,
-				InFlight: busy[id].InFlight, QueueDepth: busy[id].QueueDepth, Pinned: g.pinnedOn(id, n.ref.Name), Error: m.Error}
+				InFlight: busy[id].InFlight, QueueDepth: busy[id].QueueDepth, Pinned: g.pinnedOn(id, n.ref.Name), Error: m.Error,
+				modelFacts: factsOf(m)}
 			if s := n.slots[id]; s != nil && m.Status == statusLoaded {
 				t := s.last().UTC()
 				fm.LastUsed = &t
@@ -201,6 +241,8 @@ type ModelEntry struct {
 	ContextLength int        `json:"context_length,omitempty"`
 	AliasOf       string     `json:"alias_of,omitempty"`
 	InCatalogue   bool       `json:"in_catalogue,omitempty"`
+	// modelFacts: merged over the nodes that list the model
+	modelFacts
 }
 
 // Location is one node's status for a model.
@@ -234,6 +276,7 @@ func (g *Gateway) modelList() ModelList {
 			if m.ContextLength > e.ContextLength {
 				e.ContextLength = m.ContextLength
 			}
+			e.merge(factsOf(m))
 		}
 	}
 	f.mu.RUnlock()
@@ -249,6 +292,7 @@ func (g *Gateway) modelList() ModelList {
 		a := *t
 		a.ID, a.AliasOf, a.InCatalogue = alias, id, false
 		a.Locations = append([]Location(nil), t.Locations...)
+		a.Capabilities = append([]string(nil), t.Capabilities...)
 		entries[alias] = &a
 	}
 	list := ModelList{Object: "list", Data: make([]ModelEntry, 0, len(entries))}

@@ -22,6 +22,13 @@ type modelInfo struct {
 	MemEstimate func(ctx, kvTokens int) int64
 	// KVBytesPerToken is the KV cache one position takes.
 	KVBytesPerToken int64
+	// ParamCount is the number of weights; ActiveParamCount the number
+	// one token reads (below ParamCount for mixture-of-experts models;
+	// equal to it until the engine reports the active count).
+	ParamCount, ActiveParamCount int64
+	// EmbeddingOnly: the architecture computes embeddings and cannot
+	// generate (an encoder such as BERT).
+	EmbeddingOnly bool
 }
 
 // memEstimate is MemEstimate, or nothing when unknown.
@@ -76,6 +83,12 @@ type loadedModel struct {
 	TokenBytes func(id int32) []byte
 	// HasToken reports whether text is one special token of the vocabulary.
 	HasToken func(text string) bool
+	// EmbeddingOnly is set for models that compute embeddings but cannot
+	// generate (encoders such as BERT): chat and completions refuse them.
+	EmbeddingOnly bool
+	// CanEmbed: the engine model's runner computes embeddings (read once
+	// at load).
+	CanEmbed bool
 	// Render applies the chat template; nil when the model cannot chat.
 	Render           func(in renderInput) (string, error)
 	Template         string // template source, for format detection

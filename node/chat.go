@@ -251,6 +251,9 @@ func lacksCapability(model, capability, what string) *apiError {
 // holds a gate place (rendering and tokenizing are work to admit) and has
 // checked the raw size with checkChatBytes.
 func (in *instance) chatPrompt(messages, tools json.RawMessage, extra map[string]any) (string, []int32, error) {
+	if in.m.EmbeddingOnly {
+		return "", nil, embeddingOnlyError(in.id, "chat messages")
+	}
 	if in.m.Render == nil {
 		return "", nil, badRequest("model", "model %s has no chat template; use /v1/completions", in.id)
 	}
@@ -299,6 +302,9 @@ func (s *Server) handleChat(c echo.Context) error {
 	in, err := s.instanceFor(req.Model)
 	if err != nil {
 		return writeError(c, err)
+	}
+	if in.m.EmbeddingOnly {
+		return writeError(c, embeddingOnlyError(in.id, "chat completions"))
 	}
 	g, err := req.resolve(in.m)
 	if err != nil {

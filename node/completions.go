@@ -93,6 +93,9 @@ func (s *Server) handleCompletions(c echo.Context) error {
 	if err != nil {
 		return writeError(c, err)
 	}
+	if in.m.EmbeddingOnly {
+		return writeError(c, embeddingOnlyError(in.id, "completions"))
+	}
 	g, err := req.resolve(in.m)
 	if err != nil {
 		return writeError(c, err)

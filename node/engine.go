@@ -108,6 +108,8 @@ func realEngine() engineHooks {
 				Format: info.Format, Arch: info.Arch, Quant: info.Quant, SizeBytes: info.SizeBytes,
 				ContextLength: info.ContextLength, ChatTemplate: info.ChatTemplate,
 				MemEstimate: info.MemEstimate, KVBytesPerToken: info.KVBytesPerToken(),
+				ParamCount: info.ParamCount, ActiveParamCount: info.ActiveParamCount,
+				EmbeddingOnly: engine.EmbeddingOnlyArch(info.Arch),
 			}, nil
 		},
 		Load: loadEngineModel,
@@ -140,6 +142,9 @@ func loadEngineModel(ctx context.Context, path string, o loadOptions) (*loadedMo
 	if err := vocabTemplate(m, em.Tok, em.Info.ChatTemplate); err != nil {
 		_ = em.Close()
 		return nil, err
+	}
+	if em.EmbeddingOnly() {
+		m.EmbeddingOnly, m.Render, m.Template = true, nil, ""
 	}
 	return m, nil
 }

@@ -176,6 +176,17 @@ func (s *Server) load(ctx context.Context, req loadRequest) error {
 // since other callers may be waiting on it.
 func (s *Server) doLoad(id, path string, info modelInfo, devs []*deviceHandle, req loadRequest) (*instance, error) {
 	start := time.Now()
+	if info.EmbeddingOnly {
+		// encoders run on the CPU whatever the device (engine/arch_bert.go):
+		// their memory is the CPU's
+		var cpus []*deviceHandle
+		for _, d := range s.devices {
+			if d.kind == "cpu" {
+				cpus = append(cpus, d)
+			}
+		}
+		devs = cpus
+	}
 	ctxLen := s.loadContext(info, req.ContextLength)
 	var est int64
 	var kvTokens int
@@ -229,6 +240,11 @@ func (s *Server) doLoad(id, path string, info modelInfo, devs []*deviceHandle, r
 			return fail(err)
 		}
 		return fail(fmt.Errorf("%w: loading %s: %v", errUnsupported, id, err))
+	}
+	if m.Engine != nil {
+		// embeddings run where the scheduler's forward passes do
+		m.Engine.SetExecutor(embedExecutor(dev.w))
+		m.CanEmbed = m.Engine.CanEmbed()
 	}
 	ictx, cancel := context.WithCancel(s.ctx)
 	inst := &instance{

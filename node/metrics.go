@@ -54,6 +54,13 @@ func (m *metricSet) generated(model string, r genResult) {
 	}
 }
 
+// embedded records an answered embeddings request: its inputs and tokens.
+func (m *metricSet) embedded(model string, inputs, tokens int) {
+	m.set.GetOrCreateCounter(m.name("neuron_embedding_requests_total", model)).Inc()
+	m.set.GetOrCreateCounter(m.name("neuron_embedding_inputs_total", model)).Add(inputs)
+	m.set.GetOrCreateCounter(m.name("neuron_embedding_tokens_total", model)).Add(tokens)
+}
+
 // rejected records a request refused by admission.
 func (m *metricSet) rejected(model string, err error) {
 	reason := "other"

@@ -176,6 +176,11 @@ type modelEntry struct {
 	QueueDepth    int      `json:"queue_depth"`
 	LoadedAt      int64    `json:"loaded_at,omitempty"`
 	Error         string   `json:"error,omitempty"`
+
+	// ParamCount and ActiveParamCount: weights in the model, and those
+	// one token reads (fewer for mixture-of-experts models).
+	ParamCount       int64 `json:"param_count,omitempty"`
+	ActiveParamCount int64 `json:"active_param_count,omitempty"`
 }
 
 // entryView describes an entry; called with s.mu held.
@@ -187,6 +192,7 @@ func (s *Server) entryView(e *entry) modelEntry {
 	}
 	i := e.info
 	v.Arch, v.Quant, v.SizeBytes = i.Arch, i.Quant, i.SizeBytes
+	v.ParamCount, v.ActiveParamCount = i.ParamCount, i.ActiveParamCount
 	ctxLen := s.loadContext(i, 0)
 	// The context a load gets (or got), not only what the model was
 	// trained for: that is what a prompt must fit.
@@ -211,6 +217,11 @@ func (s *Server) entryView(e *entry) modelEntry {
 		}
 		v.MemEstimateMB = mib(i.MemEstimate(ctxLen, kv))
 	}
+	if i.EmbeddingOnly || e.inst != nil && e.inst.m.EmbeddingOnly {
+		// an encoder: embeddings and token counting, no generation
+		v.Capabilities = append(v.Capabilities, "embeddings", "tokenize")
+		return s.entryStatus(e, v)
+	}
 	v.Capabilities = append(v.Capabilities, "completion")
 	if i.ChatTemplate != "" || e.inst != nil && e.inst.m.Render != nil {
 		v.Capabilities = append(v.Capabilities, "chat")
@@ -225,7 +236,17 @@ func (s *Server) entryView(e *entry) modelEntry {
 	if tc.Reasoning {
 		v.Capabilities = append(v.Capabilities, "reasoning")
 	}
+	if e.inst != nil && e.inst.m.CanEmbed {
+		// mean-pooled hidden states, where the backend's runner computes them
+		v.Capabilities = append(v.Capabilities, "embeddings")
+	}
 	v.Capabilities = append(v.Capabilities, "tokenize")
+	return s.entryStatus(e, v)
+}
+
+// entryStatus adds a load error and a failed device to an entry; called
+// with s.mu held.
+func (s *Server) entryStatus(e *entry, v modelEntry) modelEntry {
 	if e.loadErr != nil {
 		v.Error = e.loadErr.Error()
 	}

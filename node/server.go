@@ -133,6 +133,7 @@ func (s *Server) routes() *echo.Echo {
 	e.POST("/v1/chat/completions", s.handleChat)
 	e.POST("/v1/completions", s.handleCompletions)
 	e.POST("/tokenize", s.handleTokenize)
+	e.POST("/v1/embeddings", s.handleEmbeddings)
 	e.GET("/v1/models", s.handleModels)
 	return e
 }

@@ -49,6 +49,7 @@ type synthEngine struct {
 	maxSeen  atomic.Int32
 	poison   atomic.Bool // the next forward fails the device
 	trained  int         // when set, the trained context Inspect reports
+	embeds   bool        // the runner computes embeddings (embedSynthRunner)
 }
 
 func (e *synthEngine) hooks() engineHooks {
@@ -97,7 +98,14 @@ func (e *synthEngine) load(ctx context.Context, path string, o loadOptions) (*lo
 	const bs = 16
 	blocks := max(1, (o.KVTokens+bs-1)/bs)
 	r := &synthRunner{e: e, bs: bs, kv: make([][]int32, blocks), script: script, eos: tok.EOS(), nv: nv}
-	m := &loadedModel{NCtx: o.ContextLength, NVocab: nv, Engine: engine.NewModel(r, nv, o.ContextLength, blocks, bs, o.MaxCached)}
+	var runner engine.Runner = r
+	if e.embeds {
+		runner = &embedSynthRunner{r}
+	}
+	m := &loadedModel{NCtx: o.ContextLength, NVocab: nv, Engine: engine.NewModel(runner, nv, o.ContextLength, blocks, bs, o.MaxCached)}
+	if e.embeds {
+		m.Engine.Weights().H.NEmbd = 8 // embedSynthRunner's width
+	}
 	if err := vocabTemplate(m, tok, testTemplate); err != nil {
 		return nil, err
 	}

@@ -23,25 +23,29 @@ func synthCommand() *cli.Command {
 		Name:  "synth",
 		Usage: "write a GGUF model of any shape with seeded random weights (for tests and benchmarks)",
 		Description: "Writes a llama-architecture GGUF whose weights are seeded random numbers, with the\n" +
-			"tokenizer copied from --vocab-from (any GGUF holding tokenizer.* metadata). --type is\n" +
+			"tokenizer copied from --vocab-from (any GGUF holding tokenizer.* metadata). --arch bert\n" +
+			"writes a BERT encoder (an embedding model: --ffn is its hidden size, --ctx its positions,\n" +
+			"--pooling mean, cls or last) with a small built-in WordPiece vocabulary unless\n" +
+			"--vocab-from gives one. --type is\n" +
 			"F32, F16, Q8_0, Q4_0, Q4_K, Q6_K or Q4_K_M (Q4_K with Q6_K for the output and for\n" +
 			"attn_v/ffn_down of some layers, as llama.cpp's Q4_K_M mix does). Norm weights are\n" +
 			"always F32. Tensor data are streamed to disk, so models larger than memory work.",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "arch", Value: "llama", Usage: "architecture (llama)"},
+			&cli.StringFlag{Name: "arch", Value: "llama", Usage: "architecture (llama, bert)"},
 			&cli.IntFlag{Name: "dim", Required: true, Usage: "model width (embedding length)"},
 			&cli.IntFlag{Name: "layers", Required: true, Usage: "number of transformer blocks"},
 			&cli.IntFlag{Name: "heads", Required: true, Usage: "attention heads"},
 			&cli.IntFlag{Name: "kv-heads", Usage: "key/value heads (default: --heads)"},
 			&cli.IntFlag{Name: "ffn", Required: true, Usage: "feed-forward hidden size"},
-			&cli.StringFlag{Name: "vocab-from", Usage: "GGUF file whose tokenizer metadata is copied (default: a built-in byte-level vocabulary)"},
+			&cli.StringFlag{Name: "vocab-from", Usage: "GGUF file whose tokenizer metadata is copied (default: a built-in byte-level vocabulary; for --arch bert a built-in WordPiece one)"},
+			&cli.StringFlag{Name: "pooling", Value: "mean", Usage: "--arch bert: pooling of the embeddings (mean, cls, last)"},
 			&cli.StringFlag{Name: "type", Value: "F32", Usage: "weight type: F32, F16, Q8_0, Q4_0, Q4_K, Q6_K, Q4_K_M"},
 			&cli.StringFlag{Name: "out", Required: true, Usage: "output .gguf path"},
 			&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "random seed"},
 			&cli.IntFlag{Name: "ctx", Value: 2048, Usage: "context length recorded in the file"},
 			&cli.StringFlag{Name: "name", Value: "synth", Usage: "general.name"},
 			&cli.FloatFlag{Name: "rope-theta", Value: 10000, Usage: "RoPE base frequency"},
-			&cli.FloatFlag{Name: "norm-eps", Value: 1e-5, Usage: "RMSNorm epsilon"},
+			&cli.FloatFlag{Name: "norm-eps", Value: 1e-5, Usage: "RMSNorm epsilon (LayerNorm's for --arch bert, default 1e-12 there)"},
 		},
 		Action: func(ctx context.Context, c *cli.Command) error {
 			spec := synthSpec{
@@ -49,8 +53,15 @@ func synthCommand() *cli.Command {
 				Heads: int(c.Int("heads")), KVHeads: int(c.Int("kv-heads")), FFN: int(c.Int("ffn")),
 				Type: c.String("type"), Seed: c.Uint64("seed"), Ctx: int(c.Int("ctx")), Name: c.String("name"),
 				RopeTheta: float32(c.Float("rope-theta")), NormEps: float32(c.Float("norm-eps")),
+				Pooling: c.String("pooling"),
 			}
-			vocab := demo.ByteVocab()
+			if spec.Arch == "bert" && !c.IsSet("norm-eps") {
+				spec.NormEps = 1e-12
+			}
+			var vocab []gguf.KV
+			if spec.Arch != "bert" {
+				vocab = demo.ByteVocab()
+			}
 			if p := c.String("vocab-from"); p != "" {
 				f, err := gguf.Open(p)
 				if err != nil {
@@ -78,7 +89,11 @@ type synthSpec struct {
 	Type, Name                  string
 	Seed                        uint64
 	RopeTheta, NormEps          float32
+	Pooling                     string // bert: mean, cls or last
 }
+
+// bertPooling numbers --pooling as GGUF's bert.pooling_type.
+var bertPooling = map[string]uint32{"mean": 1, "cls": 2, "last": 3}
 
 // llama.cpp's llama_ftype values for general.file_type.
 var synthFileTypes = map[string]uint32{"F32": 0, "F16": 1, "Q4_0": 2, "Q8_0": 7, "Q4_K": 15, "Q4_K_M": 15, "Q6_K": 18}
@@ -94,9 +109,26 @@ func tokenizerKVs(f *gguf.File) []gguf.KV {
 	return out
 }
 
+// vocab may be nil for bert (the built-in WordPiece vocabulary).
 func (s *synthSpec) validate(vocab []gguf.KV) (nVocab int, err error) {
-	if s.Arch != "llama" {
-		return 0, fmt.Errorf("synth: architecture %q not supported (llama only)", s.Arch)
+	switch s.Arch {
+	case "llama":
+		if vocab == nil {
+			return 0, errors.New("synth: --arch llama needs a vocabulary")
+		}
+	case "bert":
+		if s.Pooling == "" {
+			s.Pooling = "mean"
+		}
+		if _, ok := bertPooling[s.Pooling]; !ok {
+			return 0, fmt.Errorf("synth: --pooling %q not supported (mean, cls, last)", s.Pooling)
+		}
+		if vocab == nil {
+			toks, _ := engine.BertSyntheticVocab()
+			nVocab = len(toks)
+		}
+	default:
+		return 0, fmt.Errorf("synth: architecture %q not supported (llama, bert)", s.Arch)
 	}
 	if s.KVHeads == 0 {
 		s.KVHeads = s.Heads
@@ -112,8 +144,13 @@ func (s *synthSpec) validate(vocab []gguf.KV) (nVocab int, err error) {
 		return 0, fmt.Errorf("synth: --dim %d is not a multiple of --heads %d", s.Dim, s.Heads)
 	case s.Heads%s.KVHeads != 0:
 		return 0, fmt.Errorf("synth: --heads %d is not a multiple of --kv-heads %d", s.Heads, s.KVHeads)
-	case (s.Dim/s.Heads)%2 != 0:
+	case (s.Dim/s.Heads)%2 != 0 && s.Arch != "bert":
 		return 0, fmt.Errorf("synth: head size %d must be even (RoPE)", s.Dim/s.Heads)
+	case s.Arch == "bert" && s.KVHeads != s.Heads:
+		return 0, errors.New("synth: bert has as many key/value heads as heads")
+	}
+	if vocab == nil {
+		return nVocab, nil
 	}
 	var toks []string
 	for _, kv := range vocab {
@@ -148,15 +185,35 @@ func writeSynth(ctx context.Context, s synthSpec, vocab []gguf.KV, path string) 
 	w.Set(arch+".feed_forward_length", gguf.NewValue(uint32(s.FFN)))
 	w.Set(arch+".block_count", gguf.NewValue(uint32(s.Layers)))
 	w.Set(arch+".attention.head_count", gguf.NewValue(uint32(s.Heads)))
-	w.Set(arch+".attention.head_count_kv", gguf.NewValue(uint32(s.KVHeads)))
-	w.Set(arch+".rope.dimension_count", gguf.NewValue(uint32(s.Dim/s.Heads)))
-	w.Set(arch+".rope.freq_base", gguf.NewValue(s.RopeTheta))
-	w.Set(arch+".attention.layer_norm_rms_epsilon", gguf.NewValue(s.NormEps))
+	if arch == "bert" {
+		w.Set(arch+".attention.layer_norm_epsilon", gguf.NewValue(s.NormEps))
+		w.Set(arch+".attention.causal", gguf.NewValue(false))
+		w.Set(arch+".pooling_type", gguf.NewValue(bertPooling[s.Pooling]))
+		w.Set("tokenizer.ggml.token_type_count", gguf.NewValue(uint32(2)))
+	} else {
+		w.Set(arch+".attention.head_count_kv", gguf.NewValue(uint32(s.KVHeads)))
+		w.Set(arch+".rope.dimension_count", gguf.NewValue(uint32(s.Dim/s.Heads)))
+		w.Set(arch+".rope.freq_base", gguf.NewValue(s.RopeTheta))
+		w.Set(arch+".attention.layer_norm_rms_epsilon", gguf.NewValue(s.NormEps))
+	}
 	w.Set(arch+".vocab_size", gguf.NewValue(uint32(nVocab)))
-	for _, kv := range vocab {
-		if strings.HasPrefix(kv.Key, "tokenizer.") {
-			w.Set(kv.Key, kv.Value)
+	if vocab != nil {
+		for _, kv := range vocab {
+			if strings.HasPrefix(kv.Key, "tokenizer.") {
+				w.Set(kv.Key, kv.Value)
+			}
 		}
+	} else {
+		// the built-in WordPiece vocabulary, as llama.cpp's converter
+		// writes a BERT one
+		toks, types := engine.BertSyntheticVocab()
+		w.Set("tokenizer.ggml.model", gguf.NewValue("bert"))
+		w.Set("tokenizer.ggml.tokens", gguf.NewArray(toks))
+		w.Set("tokenizer.ggml.token_type", gguf.NewArray(types))
+		for id, key := range []string{"padding", "unknown", "cls", "seperator", "mask"} {
+			w.Set("tokenizer.ggml."+key+"_token_id", gguf.NewValue(uint32(id)))
+		}
+		w.Set("tokenizer.ggml.bos_token_id", gguf.NewValue(uint32(2))) // [CLS], where llama.cpp reads it
 	}
 	if s.Type != "F32" && s.Type != "F16" {
 		w.Set("general.quantization_version", gguf.NewValue(uint32(2)))

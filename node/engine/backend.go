@@ -143,6 +143,10 @@ type Weights struct {
 	Layers  []Layer
 	OutNorm *Tensor
 	Output  *Tensor // == TokEmbd when embeddings are tied
+
+	// Bert holds an encoder's tensors (arch "bert", arch_bert.go); nil
+	// for decoders.
+	Bert *BertWeights
 }
 
 // RunnerOptions size a Runner's state.

@@ -11,6 +11,9 @@ import (
 // weightsFromGGUF describes a GGUF file's model. The tensors' Data alias
 // the file's mapping.
 func weightsFromGGUF(path string, f *gguf.File) (*Weights, Info, error) {
+	if f.Arch() == "bert" {
+		return bertFromGGUF(path, f) // an encoder: its own tensors and runner (arch_bert.go)
+	}
 	a, err := lookupArch(f.Arch())
 	if err != nil {
 		return nil, Info{}, fmt.Errorf("%s: %w", path, err)

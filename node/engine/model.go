@@ -52,6 +52,7 @@ type Model struct {
 	slots  []*Seq // the sequences Forward addresses by index
 	items  []Item // ForwardBatch's runner items, reused
 	one    []SeqItem
+	exec   Executor // where Embed runs (embed.go); nil: the caller's goroutine
 	closer func() error
 }
 
@@ -98,6 +99,11 @@ func Load(path string, o Options) (*Model, error) {
 	be := o.Backend
 	if be == nil {
 		be = CPU{}
+	}
+	if m.w.Bert != nil {
+		// encoders run on the CPU, within the positions they have
+		// embeddings for (arch_bert.go)
+		be, m.nCtx = bertBackend{}, min(m.nCtx, m.w.H.NCtxTrain)
 	}
 	kvTokens := o.KVTokens
 	if kvTokens == 0 {

@@ -18,8 +18,9 @@ import (
 // (SyntheticTensors, SyntheticRow) into a GGUF file.
 type SyntheticSpec struct {
 	// Arch is "llama" (the default), "llama3" (llama with RoPE frequency
-	// factors), "qwen2" (QKV biases, NeoX RoPE) or "qwen3" (per-head Q/K
-	// norms, NeoX RoPE).
+	// factors), "qwen2" (QKV biases, NeoX RoPE), "qwen3" (per-head Q/K
+	// norms, NeoX RoPE) or "bert" (an encoder, arch_bert.go; FFN is its
+	// hidden size, Ctx its number of positions).
 	Arch string
 	// Vocab, Dim, Layers, Heads, KVHeads (0: Heads), HeadDim (0:
 	// Dim/Heads) and FFN shape the model; Ctx (0: 2048) is the trained
@@ -118,8 +119,15 @@ func (s SyntheticSpec) Hparams() (Hparams, error) {
 		if h.RopeTheta == 0 {
 			h.RopeTheta = 1e6
 		}
+	case "bert":
+		if h.NHeadKV != h.NHead || h.HeadDim*h.NHead != h.NEmbd {
+			return Hparams{}, fmt.Errorf("synthetic model: bert needs as many KV heads as heads and dim = heads × head size")
+		}
+		if s.NormEps == 0 {
+			h.NormEps = 1e-12
+		}
 	default:
-		return Hparams{}, fmt.Errorf("synthetic model: %w: architecture %q (llama, llama3, qwen2, qwen3)", ErrUnsupported, s.Arch)
+		return Hparams{}, fmt.Errorf("synthetic model: %w: architecture %q (llama, llama3, qwen2, qwen3, bert)", ErrUnsupported, s.Arch)
 	}
 	if h.RopeTheta == 0 {
 		h.RopeTheta = 10000
@@ -175,6 +183,17 @@ func SyntheticTensors(s SyntheticSpec) ([]SyntheticTensor, error) {
 		out = append(out, SyntheticTensor{Name: name, Layer: layer, Type: ggml.F32, Dims: []int{n}, Scale: scale, Bias: bias})
 	}
 	d, q, kv, f := h.NEmbd, h.NHead*h.HeadDim, h.NHeadKV*h.HeadDim, h.NFF
+	if s.Arch == "bert" {
+		if err := bertSyntheticTensors(h, add, vec); err != nil {
+			return nil, err
+		}
+		for i := range out {
+			if out[i].Name == "token_types.weight" {
+				out[i].Type = ggml.F32 // added whole, never quantized (as llama-quantize leaves it)
+			}
+		}
+		return out, nil
+	}
 	if err := add("token_embd.weight", -1, d, h.NVocab); err != nil {
 		return nil, err
 	}
@@ -243,6 +262,9 @@ func SyntheticWeights(s SyntheticSpec) (*Weights, error) {
 	ts, err := SyntheticTensors(s)
 	if err != nil {
 		return nil, err
+	}
+	if s.Arch == "bert" {
+		return bertSyntheticWeights(s, h, ts)
 	}
 	w := &Weights{H: h, Layers: make([]Layer, h.NLayer)}
 	for _, st := range ts {

@@ -51,6 +51,9 @@ func (t *Tokenizer) Encode(text string, addSpecial, parseSpecial bool) []int32 {
 	if addSpecial && t.addEOS && t.eos >= 0 {
 		out = append(out, t.eos)
 	}
+	if addSpecial && t.addSep && t.sep >= 0 {
+		out = append(out, t.sep)
+	}
 	return out
 }
 
@@ -80,6 +83,9 @@ func (t *Tokenizer) findSpecial(text string, from int, parseSpecial bool) (int, 
 
 // encodeFragment encodes text that holds no special tokens.
 func (t *Tokenizer) encodeFragment(out []int32, frag string, afterSpecial, atStart bool, s *scratch) []int32 {
+	if t.kind == kindWPM {
+		return t.encodeWordPiece(out, frag, s)
+	}
 	if t.kind == kindSPM {
 		text := strings.ReplaceAll(frag, " ", "▁")
 		if t.addSpacePrefix && afterSpecial {

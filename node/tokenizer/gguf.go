@@ -3,6 +3,7 @@ package tokenizer
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"helexa/node/gguf"
@@ -93,8 +94,32 @@ func FromGGUF(f *gguf.File) (*Tokenizer, error) {
 		}
 		t.setMerges(pairs)
 		t.cache = newWordCache(1 << 16)
+	case "bert":
+		if !hasPhantomSpace(tokens) {
+			tokens = slices.Clone(tokens)
+			wordPieceVocab(tokens)
+		}
+		t = newTokenizer(kindWPM, tokens, types, scores)
+		// llama.cpp's defaults for BERT vocabularies: [CLS] 101 first,
+		// [SEP] 102 last, [UNK] 100, uncased
+		t.bos, t.unk, t.sep = 101, 100, 102
+		// a vocabulary laid out otherwise names them by text
+		for text, dst := range map[string]*int32{"[CLS]": &t.bos, "[UNK]": &t.unk, "[SEP]": &t.sep} {
+			if id, ok := t.vocab[text]; ok {
+				*dst = id
+			}
+		}
+		t.addBOS, t.addSep = true, true
+		t.lowercase = true
+		if v, ok := f.Bool("tokenizer.ggml.normalizer.lowercase"); ok {
+			t.lowercase = v
+		}
+		t.stripAccents = t.lowercase
+		if v, ok := f.Bool("tokenizer.ggml.normalizer.strip_accents"); ok {
+			t.stripAccents = v
+		}
 	default:
-		return nil, fmt.Errorf("gguf tokenizer: %w: tokenizer.ggml.model %q (supported: llama, gpt2)", ErrUnsupported, model)
+		return nil, fmt.Errorf("gguf tokenizer: %w: tokenizer.ggml.model %q (supported: llama, gpt2, bert)", ErrUnsupported, model)
 	}
 
 	id := func(key string, dst *int32) {
@@ -109,6 +134,19 @@ func FromGGUF(f *gguf.File) (*Tokenizer, error) {
 	id("tokenizer.ggml.bos_token_id", &t.bos)
 	id("tokenizer.ggml.eos_token_id", &t.eos)
 	id("tokenizer.ggml.unknown_token_id", &t.unk)
+	if t.kind == kindWPM {
+		// older converters wrote [CLS] as cls_token_id only
+		if _, ok := f.Uint("tokenizer.ggml.bos_token_id"); !ok {
+			id("tokenizer.ggml.cls_token_id", &t.bos)
+		}
+		id("tokenizer.ggml.seperator_token_id", &t.sep)
+		if !t.valid(t.sep) {
+			t.sep = -1
+		}
+		if v, ok := f.Bool("tokenizer.ggml.add_sep_token"); ok {
+			t.addSep = v
+		}
+	}
 	for _, key := range []string{"tokenizer.ggml.eot_token_id", "tokenizer.ggml.eom_token_id"} {
 		e := int32(-1)
 		id(key, &e)
@@ -124,7 +162,10 @@ func FromGGUF(f *gguf.File) (*Tokenizer, error) {
 	if v, ok := f.Bool("tokenizer.ggml.add_bos_token"); ok {
 		t.addBOS = v
 	}
-	if v, ok := f.Bool("tokenizer.ggml.add_eos_token"); ok {
+	if v, ok := f.Bool("tokenizer.ggml.add_eos_token"); ok && t.kind != kindWPM {
+		// (a BERT vocabulary ends with [SEP] through add_sep_token; its
+		// converter may also mark [SEP] as EOS to add, which would
+		// double it, and llama.cpp ignores it there too)
 		t.addEOS = v
 	}
 	if v, ok := f.Bool("tokenizer.ggml.add_space_prefix"); ok && t.kind == kindSPM {

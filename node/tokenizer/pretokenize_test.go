@@ -127,6 +127,10 @@ func TestPreSplitter(t *testing.T) {
 	f("tekken", "HelloWorld I'm 42", "Hello", "World", " I", "'m", " ", "4", "2")
 	f("deepseek-v3", "abc 1234 日本語です.x", "abc", " ", "123", "4", " ", "日本語です", ".x")
 	f("default", "a,b 1234", "a", ",", "b", " ", "123", "4")
+	f("deepseek-llm", "Hello, 世界 123\nok  ", "Hello", ",", " ", "世界", " ", "123", "\n", "ok", "  ")
+	// the punctuation class spans ASCII :-~, letters included, so it splits
+	// what the letter rule left whole
+	f("deepseek-llm", "Ωmega ａｂ！ x", "Ω", "mega", " ａｂ", "！", " x")
 }
 
 // TestRegexSplitterMatchesStyles checks the generic regex splitter (Go

@@ -9,7 +9,9 @@
 //     no lookahead), other tokenizer.json regexes run through Go's regexp
 //     with the trailing '\s+(?!\S)' rule handled by hand;
 //   - SentencePiece-style tokenizer.json (BPE over ▁-escaped text with byte
-//     fallback, as Llama 2 and Mistral folders ship).
+//     fallback, as Llama 2 and Mistral folders ship);
+//   - WordPiece (GGUF "bert": BERT-family embedding models), greedy longest
+//     match after BERT's normalizer and punctuation split (wordpiece.go).
 //
 // Special tokens are matched in the input before the model runs: user-defined
 // ones always, control ones when the caller asks to parse special text. The
@@ -41,6 +43,7 @@ type modelKind uint8
 const (
 	kindSPM modelKind = iota + 1 // SentencePiece scores, ▁ for spaces, <0xXX> byte tokens
 	kindBPE                      // BPE with merge ranks (byte-level, or ▁-escaped when metaspace)
+	kindWPM                      // WordPiece (BERT): greedy longest match, ▁ before a word's first piece
 )
 
 // merge is the result of merging one adjacent pair of BPE tokens.
@@ -92,6 +95,13 @@ type Tokenizer struct {
 	specialFirst [256]bool    // first bytes of specials' texts
 	userFirst    [256]bool    // first bytes of non-control specials' texts
 
+	// WordPiece
+	lowercase    bool // lowercase the text
+	stripAccents bool // NFD, then drop non-spacing marks
+	maxTokenLen  int  // longest vocabulary entry, in bytes
+	sep          int32
+	addSep       bool // Encode with addSpecial ends with sep
+
 	bos, eos, unk  int32
 	addBOS, addEOS bool
 	eog            []int32 // sorted
@@ -131,7 +141,7 @@ func newTokenizer(kind modelKind, tokens []string, types []uint8, scores []float
 		types:  types,
 		scores: scores,
 		vocab:  make(map[string]int32, len(tokens)),
-		bos:    -1, eos: -1, unk: -1,
+		bos:    -1, eos: -1, unk: -1, sep: -1,
 	}
 	for i, s := range tokens {
 		if s == "" {
@@ -164,7 +174,7 @@ func (t *Tokenizer) finish() {
 				}
 			}
 		case typeNormal:
-			if t.kind == kindSPM || t.metaspace {
+			if t.kind == kindSPM || t.kind == kindWPM || t.metaspace {
 				t.pieceData = append(t.pieceData, strings.ReplaceAll(text, "▁", " ")...)
 			} else {
 				t.pieceData = byteLevelDecode(t.pieceData, text)
@@ -195,6 +205,11 @@ func (t *Tokenizer) finish() {
 		}
 		if t.spmWords && t.cache == nil {
 			t.cache = newWordCache(1 << 16)
+		}
+	}
+	if t.kind == kindWPM {
+		for _, text := range t.tokens {
+			t.maxTokenLen = max(t.maxTokenLen, len(text))
 		}
 	}
 	if t.kind == kindBPE && !t.metaspace {
@@ -366,7 +381,7 @@ func (t *Tokenizer) piece(id int32) []byte {
 // stripsAfterBOS reports whether the first piece after a leading BOS loses
 // the space the encoder put in front of the text.
 func (t *Tokenizer) stripsAfterBOS() bool {
-	return (t.kind == kindSPM || t.metaspace) && t.addSpacePrefix && t.bos >= 0
+	return ((t.kind == kindSPM || t.metaspace) && t.addSpacePrefix || t.kind == kindWPM) && t.bos >= 0
 }
 
 // Decode returns the text of ids. Control tokens contribute nothing. When ids
