@@ -1171,13 +1171,19 @@ func r16() {
 				a.e("VXORPS %s, %s, %s", acc(t, u), acc(t, u), acc(t, u))
 			}
 		}
+		if bf16 {
+			a.e("MOVL $0xFFFF0000, AX")
+			a.e("VPBROADCASTD AX, Z31")
+		}
 		a.e("SHRQ $2, CX")
 		a.raw("loop:")
 		for u := range 4 {
-			if bf16 { // a bfloat16 is the top half of a float32
-				a.e("VPMOVZXWD %d(SI), Z%d", 32*u, u)
-				a.e("VPSLLD $16, Z%d, Z%d", u, u)
-			} else {
+			switch {
+			case bf16 && u%2 == 0: // a bfloat16 is the top half of a float32
+				a.e("VPSLLD $16, %d(SI), Z%d", 64*(u/2), u)
+			case bf16: // the odd column already sits in the top halves
+				a.e("VPANDD %d(SI), Z31, Z%d", 64*(u/2), u)
+			default:
 				a.e("VCVTPH2PS %d(SI), Z%d", 32*u, u)
 			}
 		}
@@ -1394,17 +1400,22 @@ func r16() {
 				}
 			}
 		}
+		if bf16 {
+			a.e("MOVL $0xFFFF0000, AX")
+			a.e("VMOVD AX, X15")
+			a.e("VPBROADCASTD X15, Y15")
+		}
 		a.e("SHRQ $1, CX")
 		a.raw("loop:")
-		for u := range 2 {
-			for h := range 2 {
-				y := fmt.Sprintf("Y%d", 2*u+h)
-				if bf16 {
-					a.e("VPMOVZXWD %d(SI), %s", 32*u+16*h, y)
-					a.e("VPSLLD $16, %s, %s", y, y)
-				} else {
-					a.e("VCVTPH2PS %d(SI), %s", 32*u+16*h, y)
-				}
+		for h := range 2 {
+			if bf16 { // a column pair of eight rows: even columns in the low halves
+				a.e("VMOVDQU %d(SI), Y%d", 32*h, 2+h)
+				a.e("VPSLLD $16, Y%d, Y%d", 2+h, h)
+				a.e("VPAND Y15, Y%d, Y%d", 2+h, 2+h)
+				continue
+			}
+			for u := range 2 {
+				a.e("VCVTPH2PS %d(SI), Y%d", 32*u+16*h, 2*u+h)
 			}
 		}
 		for u := range 2 {
@@ -1442,6 +1453,85 @@ func r16() {
 	}
 	for n := 1; n <= 8; n++ {
 		half(fmt.Sprintf("gemmR16BF16x%d", n), n, true)
+	}
+	// F16 and BF16, two groups (32 rows) at once: each token's activation
+	// is broadcast once into a register and multiplied into both groups'
+	// rows, which halves the loads per multiply-add. Four columns per
+	// iteration: Z0-Z3 group 0's, Z4-Z7 group 1's (DX bytes further),
+	// Z8+t and Z16+t the tokens' sums, Z24-Z31 the broadcasts.
+	half2 := func(name string, ntok int, bf16 bool) {
+		a.raw("// func %s(k int, w *byte, a *float32, as int, out *float32, os int, gb int)", name)
+		a.raw("TEXT ·%s(SB), NOSPLIT, $0-56", name)
+		a.e("MOVQ k+0(FP), CX")
+		a.e("MOVQ w+8(FP), SI")
+		a.e("MOVQ a+16(FP), DI")
+		a.e("MOVQ as+24(FP), AX")
+		for t := 1; t < ntok; t++ {
+			a.e("LEAQ (%s)(AX*1), %s", ptr[t-1], ptr[t])
+		}
+		a.e("MOVQ gb+48(FP), DX")
+		for t := range ntok {
+			a.e("VXORPS Z%d, Z%d, Z%d", 8+t, 8+t, 8+t)
+			a.e("VXORPS Z%d, Z%d, Z%d", 16+t, 16+t, 16+t)
+		}
+		if bf16 {
+			a.e("MOVL $0xFFFF0000, AX")
+			a.e("VPBROADCASTD AX, Z31")
+		}
+		a.e("SHRQ $2, CX")
+		a.raw("loop:")
+		for u := range 4 {
+			for g := range 2 {
+				m := fmt.Sprintf("%d(SI)", 64*(u/2))
+				if !bf16 {
+					m = fmt.Sprintf("%d(SI)", 32*u)
+				}
+				if g == 1 {
+					m += "(DX*1)"
+				}
+				switch {
+				case bf16 && u%2 == 0:
+					a.e("VPSLLD $16, %s, Z%d", m, 4*g+u)
+				case bf16:
+					a.e("VPANDD %s, Z31, Z%d", m, 4*g+u)
+				default:
+					a.e("VCVTPH2PS %s, Z%d", m, 4*g+u)
+				}
+			}
+		}
+		nb := 8
+		if bf16 {
+			nb = 7
+		}
+		i := 0
+		for u := range 4 {
+			for t := range ntok {
+				b := 24 + i%nb
+				i++
+				a.e("VBROADCASTSS %d(%s), Z%d", 4*u, ptr[t], b)
+				a.e("VFMADD231PS Z%d, Z%d, Z%d", b, u, 8+t)
+				a.e("VFMADD231PS Z%d, Z%d, Z%d", b, 4+u, 16+t)
+			}
+		}
+		advance(128, 16, ntok)
+		a.e("MOVQ out+32(FP), AX")
+		a.e("MOVQ os+40(FP), DX")
+		for t := range ntok {
+			a.e("VMOVUPS Z%d, (AX)", 8+t)
+			a.e("VMOVUPS Z%d, 64(AX)", 16+t)
+			if t < ntok-1 {
+				a.e("ADDQ DX, AX")
+			}
+		}
+		a.e("VZEROUPPER")
+		a.e("RET")
+		a.raw("")
+	}
+	for n := 1; n <= 8; n++ {
+		half2(fmt.Sprintf("gemmR16F16z%d", n), n, false)
+	}
+	for n := 1; n <= 8; n++ {
+		half2(fmt.Sprintf("gemmR16BF16z%d", n), n, true)
 	}
 	// quantR16Q8 quantizes blocks of 32 floats to Q8_0 as
 	// QuantizeActivations does (multiplier 127/amax, rounding to nearest

@@ -43,7 +43,12 @@ import (
 //     (r16Q6KQh, r16Q6KQl). The kernel reads them in that order (sub-blocks
 //     0, 2, 1, 3), so a decode streams each block front to back. 3360
 //     bytes, as many as the rows'.
-//   - F16 and BF16: column after column, the 16 rows' values (32 bytes).
+//   - F16: column after column, the 16 rows' values (32 bytes).
+//   - BF16: column pair after column pair (64 bytes): row r's values of
+//     columns 2p and 2p+1 side by side at byte 4r, so that one register
+//     holds both columns' values of the sixteen rows (the even one in
+//     the low halves: shifted left by 16 it is the float32, and the odd
+//     one is the float32 once the low halves are cleared).
 //
 // Quantized groups are multiplied with activations prepared by PrepareR16:
 // per block of 32 values, the Q8_0 quants (32 bytes), the scale as a
@@ -227,7 +232,19 @@ func RepackR16Group(t Type, src []byte, cols int, dst []byte) {
 				}
 			}
 		}
-	case F16, BF16:
+	case BF16:
+		// column pairs: row r's two values side by side at 4r, as
+		// VDPBF16PS multiplies them
+		rb := 2 * cols
+		for k := 0; k+4 <= cols; k += 4 {
+			out := (*[128]byte)(dst[32*k:])
+			for r := range R16Rows {
+				v := le.Uint64(src[r*rb+2*k:])
+				le.PutUint32(out[4*r:], uint32(v))
+				le.PutUint32(out[64+4*r:], uint32(v>>32))
+			}
+		}
+	case F16:
 		// four columns of the sixteen rows at a time: 16 loads, 64 stores
 		rb := 2 * cols
 		for k := 0; k+4 <= cols; k += 4 {
@@ -396,7 +413,13 @@ func GemmR16Float(t Type, cols, groups int, w []byte, x []float32, xstride, ntok
 	if err := checkR16Call(groups, ntok, len(w), gb, len(x), xstride, cols, len(out), ostride); err != nil {
 		return err
 	}
-	for g := range groups {
+	g := 0
+	for ; g+2 <= groups; g += 2 {
+		if !gemmR16Float2(t, cols, w[g*gb:], gb, x, xstride, ntok, out[g*R16Rows:], ostride) {
+			break
+		}
+	}
+	for ; g < groups; g++ {
 		gemmR16Float(t, cols, w[g*gb:], x, xstride, ntok, out[g*R16Rows:], ostride)
 	}
 	return nil
@@ -557,10 +580,12 @@ func gemmR16FloatGo(t Type, cols int, w []byte, x []float32, xstride, ntok int, 
 		var acc [R16Rows]float32
 		for k, v := range xi {
 			for r := range R16Rows {
-				h := binary.LittleEndian.Uint16(w[32*k+2*r:])
-				wv := FP16ToFP32(h)
+				var wv float32
 				if t == BF16 {
+					h := binary.LittleEndian.Uint16(w[64*(k/2)+4*r+2*(k%2):])
 					wv = math.Float32frombits(uint32(h) << 16)
+				} else {
+					wv = FP16ToFP32(binary.LittleEndian.Uint16(w[32*k+2*r:]))
 				}
 				acc[r] = fma32(wv, v, acc[r])
 			}

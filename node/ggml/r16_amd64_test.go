@@ -17,3 +17,11 @@ func forceR16AVX2() (restore func(), ok bool) {
 	haveR16F = false
 	return func() { haveR16F = f }, haveR16F2
 }
+
+// forceR16OneGroup makes the AVX-512 float kernels take one group at a
+// time until the returned function restores the pairs.
+func forceR16OneGroup() (restore func(), ok bool) {
+	p := useR16Pairs
+	useR16Pairs = false
+	return func() { useR16Pairs = p }, haveR16F
+}

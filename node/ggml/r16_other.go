@@ -21,3 +21,7 @@ func roundHalf(dst, src []float32) { roundHalfGo(dst, src) }
 func quantizeR16(nb int, src []float32, dst []byte) { quantizeR16Go(nb, src, dst) }
 
 func quantizeR16K(nb int, src []float32, dst []byte) { quantizeR16KGo(nb, src, dst) }
+
+func gemmR16Float2(t Type, cols int, w []byte, gb int, x []float32, xstride, ntok int, out []float32, ostride int) bool {
+	return false
+}

@@ -21,7 +21,7 @@ type r16Case struct {
 	xstride    int
 }
 
-func newR16Case(t *testing.T, r *rand.Rand, ty Type, rows, cols, ntok int) *r16Case {
+func newR16Case(t testing.TB, r *rand.Rand, ty Type, rows, cols, ntok int) *r16Case {
 	t.Helper()
 	c := &r16Case{ty: ty, rows: rows, cols: cols}
 	for range rows {
@@ -352,6 +352,46 @@ func TestGemmR16FloatAVX2(t *testing.T) {
 					want, mag := c.want(t, row, i)
 					if d := math.Abs(float64(got[i*ostride+row]) - want); d > 1e-6*mag+1e-9 {
 						t.Fatalf("%s ntok=%d: row %d token %d = %g, want %g", ty, ntok, row, i, got[i*ostride+row], want)
+					}
+				}
+			}
+		}
+	}
+}
+
+// The AVX-512 float kernels that take two groups at once agree with the
+// one-group ones to float32 summation order, for every tile size and for
+// an odd number of groups (the last one alone).
+func TestGemmR16FloatPairs(t *testing.T) {
+	r := rand.New(rand.NewPCG(30, 31))
+	for _, ty := range []Type{F16, BF16} {
+		c := newR16Case(t, r, ty, 48, 768, 8)
+		gb, _ := R16GroupBytes(ty, c.cols)
+		for ntok := 1; ntok <= 8; ntok++ {
+			ostride := 3*R16Rows + 5
+			pairs := make([]float32, (ntok-1)*ostride+3*R16Rows)
+			one := make([]float32, len(pairs))
+			if err := GemmR16Float(ty, c.cols, 3, c.packed[:3*gb], c.x, c.xstride, ntok, pairs, ostride); err != nil {
+				t.Fatal(err)
+			}
+			restore, ok := forceR16OneGroup()
+			if !ok {
+				restore()
+				t.Skip("no AVX-512 float kernels")
+			}
+			if err := GemmR16Float(ty, c.cols, 3, c.packed[:3*gb], c.x, c.xstride, ntok, one, ostride); err != nil {
+				t.Fatal(err)
+			}
+			restore()
+			for i := range ntok {
+				for row := range 3 * R16Rows {
+					want, mag := c.want(t, row, i)
+					k := i*ostride + row
+					if d := math.Abs(float64(pairs[k]) - want); d > 1e-6*mag+1e-9 {
+						t.Fatalf("%s ntok=%d: row %d token %d = %g, want %g", ty, ntok, row, i, pairs[k], want)
+					}
+					if d := math.Abs(float64(pairs[k] - one[k])); d > 1e-6*mag {
+						t.Fatalf("%s ntok=%d: row %d token %d: pairs %g, one group %g", ty, ntok, row, i, pairs[k], one[k])
 					}
 				}
 			}
