@@ -395,6 +395,21 @@ func TestGemmR16FloatPairs(t *testing.T) {
 					}
 				}
 			}
+			// the pairs sum each row column after column, as the pure Go
+			// twin does: equal up to a rare double rounding in its FMA
+			twin := make([]float32, len(pairs))
+			for g := range 3 {
+				gemmR16FloatGo(ty, c.cols, c.packed[g*gb:], c.x, c.xstride, ntok, twin[g*R16Rows:], ostride)
+			}
+			for i := range ntok {
+				for row := range 2 * R16Rows { // the paired groups
+					k := i*ostride + row
+					_, mag := c.want(t, row, i)
+					if ntok >= 4 && HaveR16(ty) && math.Abs(float64(pairs[k]-twin[k])) > 1e-7*mag {
+						t.Fatalf("%s ntok=%d: row %d token %d: pairs %g, Go twin %g", ty, ntok, row, i, pairs[k], twin[k])
+					}
+				}
+			}
 		}
 	}
 }
