@@ -39,7 +39,10 @@ func benchCommand() *cli.Command {
 			"and -r in --rounds alternating rounds (who goes first alternates too) and\n" +
 			"prints both rates and helexa/llama.cpp per round, then overall as the\n" +
 			"geometric mean of the rounds' ratios with their range. Compare ratios, not\n" +
-			"rates: a busy machine slows both sides of a round alike.",
+			"rates: a busy machine slows both sides of a round alike. On a machine shared with\n" +
+			"other work, --cpu-time rates each side in tokens per user CPU-second instead (each\n" +
+			"test run with -r 1 and -r R+1, the difference counted); with -t 1 that is\n" +
+			"immune to time slices lost to other processes.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "model", Aliases: []string{"m"}, Required: true, Usage: "a .gguf file or a Hugging Face folder"},
 			&cli.IntFlag{Name: "p", Value: 512, Usage: "prompt tokens (0 skips the prefill test)"},
@@ -51,6 +54,7 @@ func benchCommand() *cli.Command {
 			&cli.StringFlag{Name: "parallel", Aliases: []string{"npl"}, Usage: "comma-separated sequence counts for batched decode tests (e.g. 8,16)"},
 			&cli.StringFlag{Name: "compare", Usage: "path of a llama-bench binary: run it and helexa on the same model, tokens and threads in alternating rounds and print the ratios (helexa/llama.cpp)"},
 			&cli.IntFlag{Name: "rounds", Value: 3, Usage: "rounds of a --compare run"},
+			&cli.BoolFlag{Name: "cpu-time", Usage: "with --compare: rates in tokens per CPU-second of each process (extra repetitions only), which other processes' load does not skew; use with -t 1"},
 			&cli.StringFlag{Name: "cpuprofile", Usage: "write a CPU profile of the timed runs to this file (go tool pprof)"},
 		},
 		Action: func(ctx context.Context, c *cli.Command) error {
@@ -70,7 +74,7 @@ func benchCommand() *cli.Command {
 				Cold: c.Bool("cold"), Parallel: par, CPUProfile: c.String("cpuprofile"),
 			}
 			if lb := c.String("compare"); lb != "" {
-				return compareBench(ctx, os.Stdout, lb, int(c.Int("rounds")), o)
+				return compareBenchMode(ctx, os.Stdout, lb, int(c.Int("rounds")), c.Bool("cpu-time"), o)
 			}
 			return runBench(ctx, os.Stdout, o)
 		},

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 )
 
 // compareTest is one test of a comparison: ppN or tgN.
@@ -39,6 +40,11 @@ type benchSide func(ctx context.Context) ([]benchResult, error)
 // first, and writes each round's rates and ratios (ours/theirs) and the
 // overall ratios to out.
 func runCompare(ctx context.Context, out io.Writer, rounds int, ours, theirs benchSide) ([]compareRound, error) {
+	return runCompareUnit(ctx, out, rounds, "t/s", ours, theirs)
+}
+
+// runCompareUnit is runCompare with the rates' unit named in the table.
+func runCompareUnit(ctx context.Context, out io.Writer, rounds int, unit string, ours, theirs benchSide) ([]compareRound, error) {
 	if rounds < 1 {
 		return nil, fmt.Errorf("bench: --rounds must be at least 1, got %d", rounds)
 	}
@@ -77,12 +83,12 @@ func runCompare(ctx context.Context, out io.Writer, rounds int, ours, theirs ben
 		}
 		rs = append(rs, r)
 	}
-	return rs, writeCompare(out, rs, order)
+	return rs, writeCompare(out, rs, order, unit)
 }
 
-func writeCompare(out io.Writer, rs []compareRound, order []compareTest) error {
+func writeCompare(out io.Writer, rs []compareRound, order []compareTest, unit string) error {
 	tw := tabwriter.NewWriter(out, 0, 0, 1, ' ', tabwriter.AlignRight|tabwriter.Debug)
-	fmt.Fprintln(tw, "\t round\t first\t test\t helexa t/s\t llama.cpp t/s\t ratio\t")
+	fmt.Fprintf(tw, "\t round\t first\t test\t helexa %s\t llama.cpp %s\t ratio\t\n", unit, unit)
 	for i, r := range rs {
 		first := "helexa"
 		if r.TheirsFirst {
@@ -151,14 +157,7 @@ func llamaBench(path string, o benchOptions) benchSide {
 			args = append(args, "-t", strconv.Itoa(o.Threads))
 		}
 		cmd := exec.CommandContext(ctx, path, args...)
-		cmd.Env = os.Environ()
-		if dir := filepath.Dir(path); hasSharedLibs(dir) {
-			lp := dir
-			if old := os.Getenv("LD_LIBRARY_PATH"); old != "" {
-				lp += string(os.PathListSeparator) + old
-			}
-			cmd.Env = append(cmd.Env, "LD_LIBRARY_PATH="+lp)
-		}
+		cmd.Env = llamaEnv(path)
 		var stdout, stderr bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &stdout, &stderr
 		if err := cmd.Run(); err != nil {
@@ -166,6 +165,21 @@ func llamaBench(path string, o benchOptions) benchSide {
 		}
 		return parseLlamaBench(stdout.Bytes())
 	}
+}
+
+// llamaEnv is the environment for the llama.cpp binary at path: ours,
+// with the binary's folder first on LD_LIBRARY_PATH when it holds the
+// shared libraries.
+func llamaEnv(path string) []string {
+	env := os.Environ()
+	if dir := filepath.Dir(path); hasSharedLibs(dir) {
+		lp := dir
+		if old := os.Getenv("LD_LIBRARY_PATH"); old != "" {
+			lp += string(os.PathListSeparator) + old
+		}
+		env = append(env, "LD_LIBRARY_PATH="+lp)
+	}
+	return env
 }
 
 func hasSharedLibs(dir string) bool {
@@ -202,6 +216,12 @@ func parseLlamaBench(b []byte) ([]benchResult, error) {
 // compareBench runs helexa's bench and the llama-bench binary at lb in
 // alternating rounds and prints the comparison.
 func compareBench(ctx context.Context, out io.Writer, lb string, rounds int, o benchOptions) error {
+	return compareBenchMode(ctx, out, lb, rounds, false, o)
+}
+
+// compareBenchMode is compareBench; with cpuTime the rates are tokens per
+// CPU-second of each side's process (cpuTimeSide), both run as programs.
+func compareBenchMode(ctx context.Context, out io.Writer, lb string, rounds int, cpuTime bool, o benchOptions) error {
 	if o.Cold || len(o.Parallel) > 0 || o.JSON {
 		return fmt.Errorf("bench: --compare takes neither --cold, --parallel nor --json")
 	}
@@ -229,6 +249,59 @@ func compareBench(ctx context.Context, out io.Writer, lb string, rounds int, o b
 	}
 	fmt.Fprintf(out, "%s, %d threads, -p %d -n %d -r %d, %d rounds against %s\n",
 		filepath.Base(o.Model), o.Threads, o.Prompt, o.Gen, o.Reps, rounds, lb)
-	_, err := runCompare(ctx, out, rounds, ours, llamaBench(lb, o))
+	if !cpuTime {
+		_, err := runCompare(ctx, out, rounds, ours, llamaBench(lb, o))
+		return err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("bench: finding this program: %w", err)
+	}
+	common := func(p, n, r int) []string {
+		return []string{"-m", o.Model, "-p", strconv.Itoa(p), "-n", strconv.Itoa(n), "-t", strconv.Itoa(o.Threads), "-r", strconv.Itoa(r)}
+	}
+	oursCPU := cpuTimeSide(self, os.Environ(), func(p, n, r int) []string {
+		return append([]string{"tools", "bench"}, common(p, n, r)...)
+	}, o)
+	theirsCPU := cpuTimeSide(lb, llamaEnv(lb), common, o)
+	fmt.Fprintln(out, "rates in tokens per CPU-second (user time of each process, repetitions 2.. only)")
+	_, err = runCompareUnit(ctx, out, rounds, "t/CPU-s", oursCPU, theirsCPU)
 	return err
+}
+
+// cpuTimeSide returns a side whose rates are tokens per CPU-second, which
+// time slices taken by other processes do not change: for each test it
+// runs bin with args(p, n, r) twice, with one repetition and with reps+1,
+// and divides the extra tokens by the extra user CPU time of the
+// process, which cancels loading and warm-up. (System time is left out:
+// it is mostly page faults of the model file, which vary from run to run
+// by more than a test takes.) Every busy thread counts, spin-waiting
+// included, so it compares work, not latency; with one thread the two
+// agree.
+func cpuTimeSide(bin string, env []string, args func(p, n, r int) []string, o benchOptions) benchSide {
+	return func(ctx context.Context) ([]benchResult, error) {
+		var rs []benchResult
+		for _, t := range []compareTest{{o.Prompt, 0}, {0, o.Gen}} {
+			if t.NPrompt+t.NGen == 0 {
+				continue
+			}
+			var cpu [2]time.Duration
+			for i, r := range []int{1, o.Reps + 1} {
+				cmd := exec.CommandContext(ctx, bin, args(t.NPrompt, t.NGen, r)...)
+				cmd.Env = env
+				var stderr bytes.Buffer
+				cmd.Stderr = &stderr
+				if err := cmd.Run(); err != nil {
+					return nil, fmt.Errorf("running %s: %w: %s", bin, err, lastLines(stderr.String(), 5))
+				}
+				cpu[i] = cmd.ProcessState.UserTime()
+			}
+			d := cpu[1] - cpu[0]
+			if d <= 0 {
+				return nil, fmt.Errorf("%s: %s took no more CPU time with %d repetitions than with 1: raise -r", bin, t, o.Reps+1)
+			}
+			rs = append(rs, benchResult{NPrompt: t.NPrompt, NGen: t.NGen, AvgTs: float64((t.NPrompt+t.NGen)*o.Reps) / d.Seconds()})
+		}
+		return rs, nil
+	}
 }

@@ -3,9 +3,11 @@ package tools
 import (
 	"bytes"
 	"context"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -141,5 +143,40 @@ func TestCompareBenchModel(t *testing.T) {
 	s := out.String()
 	if !strings.Contains(s, "pp8") || !strings.Contains(s, "tg2") || strings.Count(s, "×") < 6 {
 		t.Errorf("output:\n%s", s)
+	}
+}
+
+// A --cpu-time side runs each test with one repetition and with -r + 1
+// and rates the extra tokens by the extra CPU time of the process.
+func TestCompareCPUTime(t *testing.T) {
+	bin, log := fakeLlamaBench(t)
+	t.Setenv("FAKE_LLAMA_BENCH_BURN", "30000")
+	o := benchOptions{Model: "m.gguf", Prompt: 16, Gen: 4, Threads: 1, Reps: 2}
+	args := func(p, n, r int) []string {
+		return []string{"-p", strconv.Itoa(p), "-n", strconv.Itoa(n), "-r", strconv.Itoa(r)}
+	}
+	rs, err := cpuTimeSide(bin, os.Environ(), args, o)(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rs) != 2 || rs[0].NPrompt != 16 || rs[0].NGen != 0 || rs[1].NPrompt != 0 || rs[1].NGen != 4 ||
+		!(rs[0].AvgTs > 0) || !(rs[1].AvgTs > 0) || math.IsInf(rs[0].AvgTs, 0) {
+		t.Fatalf("results %+v", rs)
+	}
+	b, err := os.ReadFile(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var calls []string
+	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		calls = append(calls, strings.Join(strings.Fields(l)[1:7], " "))
+	}
+	want := []string{"-p 16 -n 0 -r 1", "-p 16 -n 0 -r 3", "-p 0 -n 4 -r 1", "-p 0 -n 4 -r 3"}
+	if strings.Join(calls, ",") != strings.Join(want, ",") {
+		t.Errorf("calls %q, want %q", calls, want)
+	}
+	t.Setenv("FAKE_LLAMA_BENCH_FAIL", "out of memory")
+	if _, err := cpuTimeSide(bin, os.Environ(), args, o)(context.Background()); err == nil || !strings.Contains(err.Error(), "out of memory") {
+		t.Errorf("a failing run gave %v", err)
 	}
 }
