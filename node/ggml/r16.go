@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"unsafe"
 )
 
 // The R16 layout repacks a weight matrix at load so that one 512-bit
@@ -423,6 +424,89 @@ func GemmR16Float(t Type, cols, groups int, w []byte, x []float32, xstride, ntok
 		gemmR16Float(t, cols, w[g*gb:], x, xstride, ntok, out[g*R16Rows:], ostride)
 	}
 	return nil
+}
+
+// HaveR16BF16Rounded reports whether this CPU runs GemmR16BF16Rounded in
+// assembly (AVX512-BF16's VDPBF16PS, twice the multiply-adds per
+// instruction of float32); elsewhere its pure Go version runs.
+func HaveR16BF16Rounded() bool { return haveR16BF16DP }
+
+// PrepareR16BF16 rounds one token's activations src (an even count) to
+// bfloat16, to nearest even as llama.cpp converts the activations of
+// BF16 weights, and packs them two to a float32 slot into the first
+// len(src)/2 values of dst (the even column's bits in the low half), as
+// GemmR16BF16Rounded takes them. dst may be src. It returns an error,
+// changing nothing, when dst is short or the count odd.
+func PrepareR16BF16(dst, src []float32) error {
+	if len(src)%2 != 0 || len(dst) < len(src)/2 {
+		return fmt.Errorf("ggml: PrepareR16BF16: %d values (need an even count) into %d slots", len(src), len(dst))
+	}
+	if len(src) > 0 {
+		roundBF16(unsafe.Slice((*byte)(unsafe.Pointer(&dst[0])), 2*len(src)), src)
+	}
+	return nil
+}
+
+// GemmR16BF16Rounded is GemmR16Float for BF16 groups against activations
+// prepared by PrepareR16BF16 (rows xstride float32 slots apart): every
+// product of a weight and a rounded activation is exact, and the sums are
+// float32. It returns an error, changing nothing, when a size does not
+// fit.
+func GemmR16BF16Rounded(cols, groups int, w []byte, x []float32, xstride, ntok int, out []float32, ostride int) error {
+	gb, err := R16GroupBytes(BF16, cols)
+	if err != nil {
+		return err
+	}
+	if err := checkR16Call(groups, ntok, len(w), gb, len(x), xstride, cols/2, len(out), ostride); err != nil {
+		return err
+	}
+	a := unsafe.Slice((*byte)(unsafe.Pointer(&x[0])), 4*((ntok-1)*xstride+cols/2))
+	for g := range groups {
+		gemmR16BF16DP(cols, w[g*gb:], a, 4*xstride, ntok, out[g*R16Rows:], ostride)
+	}
+	return nil
+}
+
+// roundBF16Go writes src rounded to bfloat16 as VCVTNE2PS2BF16 does: to
+// nearest even, subnormal inputs as zero, NaN kept quiet.
+func roundBF16Go(dst []byte, src []float32) {
+	for i, v := range src {
+		binary.LittleEndian.PutUint16(dst[2*i:], fp32ToBF16(v))
+	}
+}
+
+func fp32ToBF16(v float32) uint16 {
+	b := math.Float32bits(v)
+	switch {
+	case b&0x7F800000 == 0: // zero or subnormal
+		return uint16(b>>16) & 0x8000
+	case b&0x7FFFFFFF > 0x7F800000: // NaN
+		return uint16(b>>16) | 0x40
+	}
+	return uint16((b + 0x7FFF + (b>>16)&1) >> 16)
+}
+
+// gemmR16BF16DPGo is the pure Go twin of the VDPBF16PS kernels: row r's
+// sum takes, pair after pair, the odd column's product and then the even
+// one's (each exact in float32, each addition rounded), the order in which
+// Intel defines the instruction; a (bfloat16 activations, as roundBF16Go
+// writes them) holds ntok rows astride bytes apart.
+func gemmR16BF16DPGo(cols int, w, a []byte, astride, ntok int, out []float32, ostride int) {
+	le := binary.LittleEndian
+	bf := func(h uint16) float32 { return math.Float32frombits(uint32(h) << 16) }
+	for i := range ntok {
+		ai := a[i*astride : i*astride+2*cols]
+		var acc [R16Rows]float32
+		for p := range cols / 2 {
+			x0, x1 := bf(le.Uint16(ai[4*p:])), bf(le.Uint16(ai[4*p+2:]))
+			for r := range R16Rows {
+				v := le.Uint32(w[64*p+4*r:])
+				acc[r] += bf(uint16(v>>16)) * x1
+				acc[r] += bf(uint16(v)) * x0
+			}
+		}
+		copy(out[i*ostride:i*ostride+R16Rows], acc[:])
+	}
 }
 
 func checkR16Call(groups, ntok, lw, gb, la, astride, ab, lout, ostride int) error {

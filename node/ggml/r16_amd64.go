@@ -13,6 +13,8 @@ var (
 	// useR16Pairs selects the AVX-512 float kernels that take two groups
 	// at once (tests switch it off to compare them with the one-group ones)
 	useR16Pairs = true
+	// BF16 weights against bfloat16 activations (VDPBF16PS)
+	haveR16BF16DP = haveR16F && cpu.X86.HasAVX512BF16
 )
 
 //go:noescape
@@ -288,6 +290,49 @@ func gemmR16BF16z7(k int, w *byte, a *float32, as int, out *float32, os int, gb 
 //go:noescape
 func gemmR16BF16z8(k int, w *byte, a *float32, as int, out *float32, os int, gb int)
 
+//go:noescape
+func gemmR16BF16dp1(k int, w *byte, a *byte, as int, out *float32, os int)
+
+//go:noescape
+func gemmR16BF16dp2(k int, w *byte, a *byte, as int, out *float32, os int)
+
+//go:noescape
+func gemmR16BF16dp3(k int, w *byte, a *byte, as int, out *float32, os int)
+
+//go:noescape
+func gemmR16BF16dp4(k int, w *byte, a *byte, as int, out *float32, os int)
+
+//go:noescape
+func gemmR16BF16dp5(k int, w *byte, a *byte, as int, out *float32, os int)
+
+//go:noescape
+func gemmR16BF16dp6(k int, w *byte, a *byte, as int, out *float32, os int)
+
+//go:noescape
+func gemmR16BF16dp7(k int, w *byte, a *byte, as int, out *float32, os int)
+
+//go:noescape
+func gemmR16BF16dp8(k int, w *byte, a *byte, as int, out *float32, os int)
+
+//go:noescape
+func cvtBF16(n int, dst *byte, src *float32)
+
+func roundBF16(dst []byte, src []float32) {
+	m := len(src) &^ 31
+	if haveR16BF16DP && m > 0 {
+		cvtBF16(m, &dst[0], &src[0])
+	}
+	roundBF16Go(dst[2*m:], src[m:])
+}
+
+func gemmR16BF16DP(cols int, w, a []byte, astride, ntok int, out []float32, ostride int) {
+	if !haveR16BF16DP {
+		gemmR16BF16DPGo(cols, w, a, astride, ntok, out, ostride)
+		return
+	}
+	r16BFDP[ntok-1](cols, &w[0], &a[0], astride, &out[0], 4*ostride)
+}
+
 // The kernels by tile size (tokens-1).
 type (
 	r16QKernel  func(nb int, w, a *byte, as int, out *float32, os int)
@@ -324,6 +369,7 @@ var (
 	r16F16Y = [4]r16FKernel{gemmR16F16y1, gemmR16F16y2, gemmR16F16y3, gemmR16F16y4}
 	r16BFY  = [4]r16FKernel{gemmR16BF16y1, gemmR16BF16y2, gemmR16BF16y3, gemmR16BF16y4}
 	r16F16Z = [8]r16FKernel2{gemmR16F16z1, gemmR16F16z2, gemmR16F16z3, gemmR16F16z4, gemmR16F16z5, gemmR16F16z6, gemmR16F16z7, gemmR16F16z8}
+	r16BFDP = [8]r16QKernel{gemmR16BF16dp1, gemmR16BF16dp2, gemmR16BF16dp3, gemmR16BF16dp4, gemmR16BF16dp5, gemmR16BF16dp6, gemmR16BF16dp7, gemmR16BF16dp8}
 	r16BFZ  = [8]r16FKernel2{gemmR16BF16z1, gemmR16BF16z2, gemmR16BF16z3, gemmR16BF16z4, gemmR16BF16z5, gemmR16BF16z6, gemmR16BF16z7, gemmR16BF16z8}
 )
 

@@ -6,7 +6,15 @@ const (
 	haveR16Q  = false
 	haveR16F  = false
 	haveR16F2 = false
+
+	haveR16BF16DP = false
 )
+
+func gemmR16BF16DP(cols int, w, a []byte, astride, ntok int, out []float32, ostride int) {
+	gemmR16BF16DPGo(cols, w, a, astride, ntok, out, ostride)
+}
+
+func roundBF16(dst []byte, src []float32) { roundBF16Go(dst, src) }
 
 func gemmR16Q(t Type, nb int, w, a []byte, astride, ntok int, out []float32, ostride int) {
 	gemmR16QGo(t, nb, w, a, astride, ntok, out, ostride)
