@@ -104,6 +104,10 @@ type cpuRunner struct {
 	xrStride                 int // widest input of an F16 or repacked BF16 weight, padded
 	qpStride                 int // widest prepared input of a repacked, Q4_0 or Q8_0 weight, padded
 
+	// bf16Round: repacked BF16 weights take bfloat16 activations
+	// (RunnerOptions.BF16Activations, on a CPU with AVX512-BF16)
+	bf16Round bool
+
 	packMem *mmapfile.Anon // the repacked weights (repack.go); nil without
 	mm      mmJob
 	attn    attnJob
@@ -129,7 +133,7 @@ func (CPU) NewRunner(w *Weights, o RunnerOptions) (Runner, error) {
 		// identical to one pass over the cache
 		return nil, fmt.Errorf("cpu runner: KV block size %d is not a multiple of 16", c.bs)
 	}
-	r := &cpuRunner{w: w, c: c}
+	r := &cpuRunner{w: w, c: c, bf16Round: o.BF16Activations && ggml.HaveR16BF16Rounded()}
 	var err error
 	f32 := func(t *Tensor) []float32 {
 		if t == nil || err != nil {
