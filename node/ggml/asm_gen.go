@@ -1642,6 +1642,58 @@ func r16() {
 	for n := 1; n <= 8; n++ {
 		bf16dp(fmt.Sprintf("gemmR16BF16dp%d", n), n)
 	}
+	// The same for two groups (DX bytes apart) at once: each token's pair
+	// of activations is broadcast once into a register (Z24-Z31) and
+	// multiplied into both groups' column pairs (Z0-Z3, Z4-Z7); Z8+t and
+	// Z16+t the tokens' sums.
+	bf16dp2 := func(name string, ntok int) {
+		a.raw("// func %s(k int, w *byte, a *byte, as int, out *float32, os int, gb int)", name)
+		a.raw("TEXT ·%s(SB), NOSPLIT, $0-56", name)
+		a.e("MOVQ k+0(FP), CX")
+		a.e("MOVQ w+8(FP), SI")
+		a.e("MOVQ a+16(FP), DI")
+		a.e("MOVQ as+24(FP), AX")
+		for t := 1; t < ntok; t++ {
+			a.e("LEAQ (%s)(AX*1), %s", ptr[t-1], ptr[t])
+		}
+		a.e("MOVQ gb+48(FP), DX")
+		for t := range ntok {
+			a.e("VPXORD Z%d, Z%d, Z%d", 8+t, 8+t, 8+t)
+			a.e("VPXORD Z%d, Z%d, Z%d", 16+t, 16+t, 16+t)
+		}
+		a.e("SHRQ $3, CX")
+		a.raw("loop:")
+		for u := range 4 {
+			a.e("VMOVDQU32 %d(SI), Z%d", 64*u, u)
+			a.e("VMOVDQU32 %d(SI)(DX*1), Z%d", 64*u, 4+u)
+		}
+		i := 0
+		for u := range 4 {
+			for t := range ntok {
+				b := 24 + i%8
+				i++
+				a.e("VPBROADCASTD %d(%s), Z%d", 4*u, ptr[t], b)
+				a.evex(2, 0x52, 8+t, u, b, "", 0, false, fmt.Sprintf("VDPBF16PS Z%d, Z%d, Z%d", b, u, 8+t))
+				a.evex(2, 0x52, 16+t, 4+u, b, "", 0, false, fmt.Sprintf("VDPBF16PS Z%d, Z%d, Z%d", b, 4+u, 16+t))
+			}
+		}
+		advance(256, 16, ntok)
+		a.e("MOVQ out+32(FP), AX")
+		a.e("MOVQ os+40(FP), DX")
+		for t := range ntok {
+			a.e("VMOVUPS Z%d, (AX)", 8+t)
+			a.e("VMOVUPS Z%d, 64(AX)", 16+t)
+			if t < ntok-1 {
+				a.e("ADDQ DX, AX")
+			}
+		}
+		a.e("VZEROUPPER")
+		a.e("RET")
+		a.raw("")
+	}
+	for n := 6; n <= 8; n++ {
+		bf16dp2(fmt.Sprintf("gemmR16BF16dq%d", n), n)
+	}
 	// cvtBF16 rounds n (a multiple of 32) floats to bfloat16 (nearest
 	// even, VCVTNE2PS2BF16), in order.
 	a.raw("// func cvtBF16(n int, dst *byte, src *float32)")

@@ -461,7 +461,13 @@ func GemmR16BF16Rounded(cols, groups int, w []byte, x []float32, xstride, ntok i
 		return err
 	}
 	a := unsafe.Slice((*byte)(unsafe.Pointer(&x[0])), 4*((ntok-1)*xstride+cols/2))
-	for g := range groups {
+	g := 0
+	for ; g+2 <= groups; g += 2 {
+		if !gemmR16BF16DP2(cols, w[g*gb:], gb, a, 4*xstride, ntok, out[g*R16Rows:], ostride) {
+			break
+		}
+	}
+	for ; g < groups; g++ {
 		gemmR16BF16DP(cols, w[g*gb:], a, 4*xstride, ntok, out[g*R16Rows:], ostride)
 	}
 	return nil

@@ -315,6 +315,15 @@ func gemmR16BF16dp7(k int, w *byte, a *byte, as int, out *float32, os int)
 func gemmR16BF16dp8(k int, w *byte, a *byte, as int, out *float32, os int)
 
 //go:noescape
+func gemmR16BF16dq6(k int, w *byte, a *byte, as int, out *float32, os int, gb int)
+
+//go:noescape
+func gemmR16BF16dq7(k int, w *byte, a *byte, as int, out *float32, os int, gb int)
+
+//go:noescape
+func gemmR16BF16dq8(k int, w *byte, a *byte, as int, out *float32, os int, gb int)
+
+//go:noescape
 func cvtBF16(n int, dst *byte, src *float32)
 
 func roundBF16(dst []byte, src []float32) {
@@ -323,6 +332,19 @@ func roundBF16(dst []byte, src []float32) {
 		cvtBF16(m, &dst[0], &src[0])
 	}
 	roundBF16Go(dst[2*m:], src[m:])
+}
+
+// gemmR16BF16DP2 is gemmR16BF16DP for two groups gb bytes apart, the
+// second's results 16 floats after the first's; it reports false, doing
+// nothing, where it has no kernel (below six tokens the one-group kernels,
+// with several partial sums per token, hide the latency better).
+func gemmR16BF16DP2(cols int, w []byte, gb int, a []byte, astride, ntok int, out []float32, ostride int) bool {
+	if !haveR16BF16DP || !useR16Pairs || ntok < 6 {
+		return false
+	}
+	[3]func(k int, w *byte, a *byte, as int, out *float32, os int, gb int){
+		gemmR16BF16dq6, gemmR16BF16dq7, gemmR16BF16dq8}[ntok-6](cols, &w[0], &a[0], astride, &out[0], 4*ostride, gb)
+	return true
 }
 
 func gemmR16BF16DP(cols int, w, a []byte, astride, ntok int, out []float32, ostride int) {

@@ -33,3 +33,7 @@ func quantizeR16K(nb int, src []float32, dst []byte) { quantizeR16KGo(nb, src, d
 func gemmR16Float2(t Type, cols int, w []byte, gb int, x []float32, xstride, ntok int, out []float32, ostride int) bool {
 	return false
 }
+
+func gemmR16BF16DP2(cols int, w []byte, gb int, a []byte, astride, ntok int, out []float32, ostride int) bool {
+	return false
+}

@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"testing"
+	"unsafe"
 )
 
 // r16Case builds a rows×cols matrix of type ty, its R16 repacking, and
@@ -541,5 +542,50 @@ func TestGemmR16BF16Rounded(t *testing.T) {
 	}
 	if err := GemmR16BF16Rounded(c.cols, 2, c.packed, x[:4*c.xstride], c.xstride, 5, out, ostride); err == nil {
 		t.Error("short activations accepted")
+	}
+}
+
+// GemmR16BF16Rounded takes two groups at once from six tokens up: for
+// every tile size and an odd group count it agrees with the pure Go twin
+// group by group and with the one-group kernels.
+func TestGemmR16BF16RoundedPairs(t *testing.T) {
+	r := rand.New(rand.NewPCG(34, 35))
+	c := newR16Case(t, r, BF16, 48, 512, 8)
+	gb, _ := R16GroupBytes(BF16, c.cols)
+	x := make([]float32, len(c.x))
+	for i := range 8 {
+		if err := PrepareR16BF16(x[i*c.xstride:], c.x[i*c.xstride:i*c.xstride+c.cols]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a := unsafe.Slice((*byte)(unsafe.Pointer(&x[0])), 4*len(x))
+	for ntok := 1; ntok <= 8; ntok++ {
+		ostride := 3*R16Rows + 2
+		got := make([]float32, (ntok-1)*ostride+3*R16Rows)
+		one := make([]float32, len(got))
+		twin := make([]float32, len(got))
+		if err := GemmR16BF16Rounded(c.cols, 3, c.packed, x, c.xstride, ntok, got, ostride); err != nil {
+			t.Fatal(err)
+		}
+		restore, _ := forceR16OneGroup()
+		if err := GemmR16BF16Rounded(c.cols, 3, c.packed, x, c.xstride, ntok, one, ostride); err != nil {
+			t.Fatal(err)
+		}
+		restore()
+		for g := range 3 {
+			gemmR16BF16DPGo(c.cols, c.packed[g*gb:], a, 4*c.xstride, ntok, twin[g*R16Rows:], ostride)
+		}
+		for i := range ntok {
+			for row := range 3 * R16Rows {
+				_, mag := c.want(t, row, i)
+				k := i*ostride + row
+				if d := math.Abs(float64(got[k] - twin[k])); d > 1e-6*mag {
+					t.Fatalf("ntok=%d row %d token %d: %g, Go twin %g", ntok, row, i, got[k], twin[k])
+				}
+				if d := math.Abs(float64(got[k] - one[k])); d > 1e-6*mag {
+					t.Fatalf("ntok=%d row %d token %d: %g, one group at a time %g", ntok, row, i, got[k], one[k])
+				}
+			}
+		}
 	}
 }
