@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -33,7 +34,15 @@ func benchCommand() *cli.Command {
 			"own memory (KV cache and scratch). --parallel B adds batched decode tests\n" +
 			"(tgN xB, like llama-batched-bench's -npl): B sequences, each after its own\n" +
 			"-p token prompt (not timed), decode N tokens each in steps of one batched\n" +
-			"forward pass; t/s counts every sequence's tokens.",
+			"forward pass; t/s counts every sequence's tokens. --compare PATH runs the\n" +
+			"llama-bench binary at PATH (-o json) and helexa on the same model, -p, -n, -t\n" +
+			"and -r in --rounds alternating rounds (who goes first alternates too) and\n" +
+			"prints both rates and helexa/llama.cpp per round, then overall as the\n" +
+			"geometric mean of the rounds' ratios with their range. Compare ratios, not\n" +
+			"rates: a busy machine slows both sides of a round alike. On a machine shared with\n" +
+			"other work, --cpu-time rates each side in tokens per user CPU-second instead (each\n" +
+			"test run with -r 1 and -r R+1, the difference counted); with -t 1 that is\n" +
+			"immune to time slices lost to other processes.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "model", Aliases: []string{"m"}, Required: true, Usage: "a .gguf file or a Hugging Face folder"},
 			&cli.IntFlag{Name: "p", Value: 512, Usage: "prompt tokens (0 skips the prefill test)"},
@@ -43,6 +52,10 @@ func benchCommand() *cli.Command {
 			&cli.BoolFlag{Name: "json", Usage: "print JSON instead of a table"},
 			&cli.BoolFlag{Name: "cold", Usage: "time a cold start instead: the load, the first token of a -p prompt right after it, and resident memory"},
 			&cli.StringFlag{Name: "parallel", Aliases: []string{"npl"}, Usage: "comma-separated sequence counts for batched decode tests (e.g. 8,16)"},
+			&cli.StringFlag{Name: "compare", Usage: "path of a llama-bench binary: run it and helexa on the same model, tokens and threads in alternating rounds and print the ratios (helexa/llama.cpp)"},
+			&cli.IntFlag{Name: "rounds", Value: 3, Usage: "rounds of a --compare run"},
+			&cli.BoolFlag{Name: "cpu-time", Usage: "with --compare: rates in tokens per CPU-second of each process (extra repetitions only), which other processes' load does not skew; use with -t 1"},
+			&cli.StringFlag{Name: "cpuprofile", Usage: "write a CPU profile of the timed runs to this file (go tool pprof)"},
 		},
 		Action: func(ctx context.Context, c *cli.Command) error {
 			var par []int
@@ -55,11 +68,15 @@ func benchCommand() *cli.Command {
 					par = append(par, n)
 				}
 			}
-			return runBench(ctx, os.Stdout, benchOptions{
+			o := benchOptions{
 				Model: c.String("model"), Prompt: int(c.Int("p")), Gen: int(c.Int("n")),
 				Threads: int(c.Int("t")), Reps: int(c.Int("r")), JSON: c.Bool("json"),
-				Cold: c.Bool("cold"), Parallel: par,
-			})
+				Cold: c.Bool("cold"), Parallel: par, CPUProfile: c.String("cpuprofile"),
+			}
+			if lb := c.String("compare"); lb != "" {
+				return compareBenchMode(ctx, os.Stdout, lb, int(c.Int("rounds")), c.Bool("cpu-time"), o)
+			}
+			return runBench(ctx, os.Stdout, o)
 		},
 	}
 }
@@ -69,7 +86,8 @@ type benchOptions struct {
 	Prompt, Gen   int
 	Threads, Reps int
 	JSON, Cold    bool
-	Parallel      []int // batched decode tests: sequences at once
+	Parallel      []int  // batched decode tests: sequences at once
+	CPUProfile    string // where to write a CPU profile of the timed runs
 }
 
 // benchResult is one test, with llama-bench's JSON field names.
@@ -153,6 +171,17 @@ func runBench(ctx context.Context, out io.Writer, o benchOptions) error {
 	tests := []test{{o.Prompt, 0, 0, timed(prefill)}, {0, o.Gen, 0, timed(decode)}}
 	for _, b := range o.Parallel {
 		tests = append(tests, test{0, o.Gen, b, func() (time.Duration, error) { return batchedDecode(m, b, o.Prompt, o.Gen, tokens) }})
+	}
+	if o.CPUProfile != "" {
+		f, err := os.Create(o.CPUProfile)
+		if err != nil {
+			return fmt.Errorf("bench: creating the CPU profile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("bench: starting the CPU profile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
 	}
 	var results []benchResult
 	for _, test := range tests {

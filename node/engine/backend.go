@@ -164,6 +164,11 @@ type RunnerOptions struct {
 	Slots int
 	// Threads is the CPU worker count (CPU backend); 0 means all cores.
 	Threads int
+	// BF16Activations rounds the activations of repacked BF16 weights to
+	// bfloat16, as llama.cpp computes a BF16 GGUF, where the CPU
+	// multiplies bfloat16 natively (AVX512-BF16; CPU backend). Without it
+	// they are float32, as the references made from F32 expect.
+	BF16Activations bool
 }
 
 // kvLayout returns the block size and count o asks for.

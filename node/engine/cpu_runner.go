@@ -126,6 +126,10 @@ type cpuRunner struct {
 	// renormalisation) and may change the choice.
 	routerHook func(il, pos int, probs []float32, sel []int32, w []float32)
 
+	// bf16Round: repacked BF16 weights take bfloat16 activations
+	// (RunnerOptions.BF16Activations, on a CPU with AVX512-BF16)
+	bf16Round bool
+
 	packMem *mmapfile.Anon // the repacked weights (repack.go); nil without
 	mm      mmJob
 	attn    attnJob
@@ -163,7 +167,7 @@ func (CPU) NewRunner(w *Weights, o RunnerOptions) (Runner, error) {
 		// identical to one pass over the cache
 		return nil, fmt.Errorf("cpu runner: KV block size %d is not a multiple of 16", c.bs)
 	}
-	r := &cpuRunner{w: w, arch: a, c: c}
+	r := &cpuRunner{w: w, arch: a, c: c, bf16Round: o.BF16Activations && ggml.HaveR16BF16Rounded()}
 	f32 := func(t *Tensor) []float32 {
 		if t == nil || err != nil {
 			return nil

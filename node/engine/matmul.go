@@ -115,8 +115,12 @@ func (r *cpuRunner) quantWorker(ith, nth int) {
 		in := j.in[t*j.cols : (t+1)*j.cols]
 		if j.vdt == ggml.F32 {
 			// repacked BF16 weights: the activations as they are, on the
-			// padded rows of xr
-			copy(r.s.xr[t*r.xrStride:t*r.xrStride+j.cols], in)
+			// padded rows of xr, or rounded to bfloat16 pairs
+			if r.bf16Round {
+				_ = ggml.PrepareR16BF16(r.s.xr[t*r.xrStride:t*r.xrStride+j.cols], in)
+			} else {
+				copy(r.s.xr[t*r.xrStride:t*r.xrStride+j.cols], in)
+			}
 			continue
 		}
 		if j.vdt == ggml.F16 && r.s.xr != nil {

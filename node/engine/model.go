@@ -111,7 +111,8 @@ func Load(path string, o Options) (*Model, error) {
 	}
 	bs := be.BlockSize(m.nCtx)
 	blocks := max((kvTokens+bs-1)/bs, 1)
-	m.runner, err = be.NewRunner(m.w, RunnerOptions{ContextLength: m.nCtx, BlockSize: bs, Blocks: blocks, Threads: o.Threads})
+	m.runner, err = be.NewRunner(m.w, RunnerOptions{ContextLength: m.nCtx, BlockSize: bs, Blocks: blocks, Threads: o.Threads,
+		BF16Activations: m.Info.Format == "gguf"}) // a BF16 GGUF as llama.cpp runs it
 	if err != nil {
 		m.closer()
 		return nil, fmt.Errorf("loading %s on %s: %w", path, be.Name(), err)

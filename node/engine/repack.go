@@ -126,7 +126,9 @@ func (r *cpuRunner) dotR16(op *mmOp, a, b int) {
 			nt := min(8, j.n-t0)
 			out := op.out[t0*op.stride+g0*ggml.R16Rows:]
 			// Sizes were validated at load; an error cannot happen.
-			if t := op.w.Type; t == ggml.F16 || t == ggml.BF16 {
+			if op.w.Type == ggml.BF16 && r.bf16Round {
+				_ = ggml.GemmR16BF16Rounded(j.cols, ng, w, r.s.xr[t0*r.xrStride:], r.xrStride, nt, out, op.stride)
+			} else if t := op.w.Type; t == ggml.F16 || t == ggml.BF16 {
 				_ = ggml.GemmR16Float(t, j.cols, ng, w, r.s.xr[t0*r.xrStride:], r.xrStride, nt, out, op.stride)
 			} else {
 				_ = ggml.GemmR16(op.w.Type, j.cols, ng, w, r.s.qp[t0*r.qpStride:], r.qpStride, nt, out, op.stride)

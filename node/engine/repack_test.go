@@ -3,6 +3,7 @@ package engine
 import (
 	"math"
 	"math/rand"
+	"path/filepath"
 	"testing"
 
 	"helexa/node/ggml"
@@ -140,5 +141,84 @@ func TestR16TiedEmbeddings(t *testing.T) {
 	// and then; wrong embeddings would be off everywhere
 	if worst, mean := maxDiff(packed, rows), sum/float64(len(packed)); worst > 0.5 || mean > 0.02 {
 		t.Errorf("|R16 - rows|: max %g, mean %g", worst, mean)
+	}
+}
+
+// With BF16Activations (what Load sets for a GGUF), repacked BF16 weights
+// multiply activations rounded to bfloat16 where the CPU has AVX512-BF16:
+// each output moves from the float32 product by at most the rounding of
+// the activations (2^-9 of the products' magnitudes), and not by nothing.
+func TestR16BF16Activations(t *testing.T) {
+	if !ggml.HaveR16(ggml.BF16) || !ggml.HaveR16BF16Rounded() {
+		t.Skip("this CPU has no AVX512-BF16 R16 kernels")
+	}
+	w := r16Model(t, ggml.BF16)
+	newRunner := func(round bool) *cpuRunner {
+		r, err := CPU{}.NewRunner(w, RunnerOptions{ContextLength: 32, Slots: 1, Threads: 2, BF16Activations: round})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { r.Close() })
+		return r.(*cpuRunner)
+	}
+	rounded, exact := newRunner(true), newRunner(false)
+	if !rounded.bf16Round || exact.bf16Round {
+		t.Fatal("BF16Activations not taken")
+	}
+	rng := rand.New(rand.NewSource(3))
+	for _, wt := range w.matmulWeights() {
+		cols, nr := wt.Dims[0], wt.Rows()
+		wf := make([]float32, nr*cols)
+		if err := ggml.Dequantize(ggml.BF16, wt.Data, wf); err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range []int{1, 13} {
+			in := make([]float32, n*cols)
+			for i := range in {
+				in[i] = float32(rng.NormFloat64())
+			}
+			run := func(r *cpuRunner) []float32 {
+				out := make([]float32, n*nr)
+				r.mm.begin(in, n, cols)
+				r.mm.add(wt, out, nr)
+				r.runMatmul()
+				return out
+			}
+			got, want := run(rounded), run(exact)
+			moved := false
+			for i := range got {
+				var mag float64
+				for k := range cols {
+					mag += math.Abs(float64(wf[(i%nr)*cols+k]) * float64(in[(i/nr)*cols+k]))
+				}
+				d := math.Abs(float64(got[i] - want[i]))
+				if d > 0x1p-9*mag+1e-5*mag {
+					t.Fatalf("%s, %d tokens: output %d = %g, float32 activations %g (magnitude %g)", wt.Name, n, i, got[i], want[i], mag)
+				}
+				moved = moved || d > 0
+			}
+			if !moved {
+				t.Errorf("%s, %d tokens: rounding the activations changed nothing", wt.Name, n)
+			}
+		}
+	}
+}
+
+// Load asks for bfloat16 activations for a GGUF (llama.cpp's arithmetic
+// on that file) and not for a Hugging Face folder, whose BF16 weights are
+// compared with references computed in float32.
+func TestLoadBF16Activations(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		want bool
+	}{{"stories260K.gguf", ggml.HaveR16BF16Rounded()}, {"synth-hf-llama3", false}} {
+		m, err := Load(filepath.Join(sharedDir(t), "models", c.name), Options{ContextLength: 16, Threads: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := m.runner.(*cpuRunner).bf16Round; got != c.want {
+			t.Errorf("%s: bfloat16 activations %v, want %v", c.name, got, c.want)
+		}
+		m.Close()
 	}
 }

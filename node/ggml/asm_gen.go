@@ -1070,6 +1070,72 @@ func (a *asm) hmax(z, y, x, ty, tx string) {
 	a.e("VMAXPS %s, %s, %s", tx, x, x)
 }
 
+// regNum is the encoding number of a general-purpose register.
+var regNum = map[string]int{"AX": 0, "CX": 1, "DX": 2, "BX": 3, "SP": 4, "BP": 5, "SI": 6, "DI": 7,
+	"R8": 8, "R9": 9, "R10": 10, "R11": 11, "R12": 12, "R13": 13, "R14": 14, "R15": 15}
+
+// evex writes, as bytes, a 512-bit EVEX instruction that the Go assembler
+// does not know (the AVX512-BF16 ones): map 0F38, prefix pp (2: F3, 3:
+// F2), W0, opcode op, ModRM.reg zmm reg, EVEX.vvvv zmm vvvv, and ModRM.rm
+// either the zmm rm (base == "") or the memory operand disp(base), with
+// a 32-bit broadcast when bcst. Memory displacements use the compressed
+// 8-bit form when they fit (scaled by 4 with a broadcast, else 64).
+func (a *asm) evex(pp, op byte, reg, vvvv int, rm int, base string, disp int, bcst bool, comment string) {
+	rmBits := rm
+	if base != "" {
+		var ok bool
+		if rmBits, ok = regNum[base]; !ok {
+			log.Fatalf("evex: base register %s", base)
+		}
+	}
+	inv := func(b int) byte { return byte(^b & 1) }
+	x := 0
+	if base == "" {
+		x = rm >> 4 & 1 // EVEX.X extends a register rm to 32
+	}
+	p0 := inv(reg>>3&1)<<7 | inv(x)<<6 | inv(rmBits>>3&1)<<5 | inv(reg>>4&1)<<4 | 2 // map 0F38
+	p1 := byte(^vvvv&0xF)<<3 | 1<<2 | pp                                            // W0
+	p2 := byte(2<<5) | inv(vvvv>>4&1)<<3                                            // L'L = 512
+	if bcst {
+		p2 |= 1 << 4
+	}
+	b := []byte{0x62, p0, p1, p2, op}
+	if base == "" {
+		b = append(b, 3<<6|byte(reg&7)<<3|byte(rm&7))
+	} else {
+		n := 64
+		if bcst {
+			n = 4
+		}
+		var mod byte
+		var d []byte
+		switch {
+		case disp == 0 && rmBits&7 != 5:
+			mod = 0
+		case disp%n == 0 && disp/n >= -128 && disp/n <= 127:
+			mod, d = 1, []byte{byte(int8(disp / n))}
+		default:
+			mod, d = 2, []byte{byte(disp), byte(disp >> 8), byte(disp >> 16), byte(disp >> 24)}
+		}
+		b = append(b, mod<<6|byte(reg&7)<<3|byte(rmBits&7))
+		if rmBits&7 == 4 {
+			b = append(b, 0x24) // SIB: base only
+		}
+		b = append(b, d...)
+	}
+	var parts []string
+	for _, c := range b {
+		parts = append(parts, fmt.Sprintf("BYTE $0x%02X", c))
+	}
+	a.e("%s // %s", strings.Join(parts, "; "), comment)
+}
+
+// vdpbf16ps writes VDPBF16PS: zmm acc += the pairwise products of the
+// bfloat16 pairs in zmm w and the pair broadcast from disp(base).
+func (a *asm) vdpbf16ps(acc, w int, base string, disp int) {
+	a.evex(2, 0x52, acc, w, 0, base, disp, true, fmt.Sprintf("VDPBF16PS.BCST %d(%s), Z%d, Z%d", disp, base, w, acc))
+}
+
 // r16 writes the R16 kernels (AVX-512, see r16.go): one group of sixteen
 // rows against one to eight tokens, the rows in the lanes of a register.
 func r16() {
@@ -1171,13 +1237,19 @@ func r16() {
 				a.e("VXORPS %s, %s, %s", acc(t, u), acc(t, u), acc(t, u))
 			}
 		}
+		if bf16 {
+			a.e("MOVL $0xFFFF0000, AX")
+			a.e("VPBROADCASTD AX, Z31")
+		}
 		a.e("SHRQ $2, CX")
 		a.raw("loop:")
 		for u := range 4 {
-			if bf16 { // a bfloat16 is the top half of a float32
-				a.e("VPMOVZXWD %d(SI), Z%d", 32*u, u)
-				a.e("VPSLLD $16, Z%d, Z%d", u, u)
-			} else {
+			switch {
+			case bf16 && u%2 == 0: // a bfloat16 is the top half of a float32
+				a.e("VPSLLD $16, %d(SI), Z%d", 64*(u/2), u)
+			case bf16: // the odd column already sits in the top halves
+				a.e("VPANDD %d(SI), Z31, Z%d", 64*(u/2), u)
+			default:
 				a.e("VCVTPH2PS %d(SI), Z%d", 32*u, u)
 			}
 		}
@@ -1394,17 +1466,22 @@ func r16() {
 				}
 			}
 		}
+		if bf16 {
+			a.e("MOVL $0xFFFF0000, AX")
+			a.e("VMOVD AX, X15")
+			a.e("VPBROADCASTD X15, Y15")
+		}
 		a.e("SHRQ $1, CX")
 		a.raw("loop:")
-		for u := range 2 {
-			for h := range 2 {
-				y := fmt.Sprintf("Y%d", 2*u+h)
-				if bf16 {
-					a.e("VPMOVZXWD %d(SI), %s", 32*u+16*h, y)
-					a.e("VPSLLD $16, %s, %s", y, y)
-				} else {
-					a.e("VCVTPH2PS %d(SI), %s", 32*u+16*h, y)
-				}
+		for h := range 2 {
+			if bf16 { // a column pair of eight rows: even columns in the low halves
+				a.e("VMOVDQU %d(SI), Y%d", 32*h, 2+h)
+				a.e("VPSLLD $16, Y%d, Y%d", 2+h, h)
+				a.e("VPAND Y15, Y%d, Y%d", 2+h, 2+h)
+				continue
+			}
+			for u := range 2 {
+				a.e("VCVTPH2PS %d(SI), Y%d", 32*u+16*h, 2*u+h)
 			}
 		}
 		for u := range 2 {
@@ -1443,6 +1520,203 @@ func r16() {
 	for n := 1; n <= 8; n++ {
 		half(fmt.Sprintf("gemmR16BF16x%d", n), n, true)
 	}
+	// F16 and BF16, two groups (32 rows) at once: each token's activation
+	// is broadcast once into a register and multiplied into both groups'
+	// rows, which halves the loads per multiply-add. Four columns per
+	// iteration: Z0-Z3 group 0's, Z4-Z7 group 1's (DX bytes further),
+	// Z8+t and Z16+t the tokens' sums, Z24-Z31 the broadcasts.
+	half2 := func(name string, ntok int, bf16 bool) {
+		a.raw("// func %s(k int, w *byte, a *float32, as int, out *float32, os int, gb int)", name)
+		a.raw("TEXT ·%s(SB), NOSPLIT, $0-56", name)
+		a.e("MOVQ k+0(FP), CX")
+		a.e("MOVQ w+8(FP), SI")
+		a.e("MOVQ a+16(FP), DI")
+		a.e("MOVQ as+24(FP), AX")
+		for t := 1; t < ntok; t++ {
+			a.e("LEAQ (%s)(AX*1), %s", ptr[t-1], ptr[t])
+		}
+		a.e("MOVQ gb+48(FP), DX")
+		for t := range ntok {
+			a.e("VXORPS Z%d, Z%d, Z%d", 8+t, 8+t, 8+t)
+			a.e("VXORPS Z%d, Z%d, Z%d", 16+t, 16+t, 16+t)
+		}
+		if bf16 {
+			a.e("MOVL $0xFFFF0000, AX")
+			a.e("VPBROADCASTD AX, Z31")
+		}
+		a.e("SHRQ $2, CX")
+		a.raw("loop:")
+		for u := range 4 {
+			for g := range 2 {
+				m := fmt.Sprintf("%d(SI)", 64*(u/2))
+				if !bf16 {
+					m = fmt.Sprintf("%d(SI)", 32*u)
+				}
+				if g == 1 {
+					m += "(DX*1)"
+				}
+				switch {
+				case bf16 && u%2 == 0:
+					a.e("VPSLLD $16, %s, Z%d", m, 4*g+u)
+				case bf16:
+					a.e("VPANDD %s, Z31, Z%d", m, 4*g+u)
+				default:
+					a.e("VCVTPH2PS %s, Z%d", m, 4*g+u)
+				}
+			}
+		}
+		nb := 8
+		if bf16 {
+			nb = 7
+		}
+		i := 0
+		for u := range 4 {
+			for t := range ntok {
+				b := 24 + i%nb
+				i++
+				a.e("VBROADCASTSS %d(%s), Z%d", 4*u, ptr[t], b)
+				a.e("VFMADD231PS Z%d, Z%d, Z%d", b, u, 8+t)
+				a.e("VFMADD231PS Z%d, Z%d, Z%d", b, 4+u, 16+t)
+			}
+		}
+		advance(128, 16, ntok)
+		a.e("MOVQ out+32(FP), AX")
+		a.e("MOVQ os+40(FP), DX")
+		for t := range ntok {
+			a.e("VMOVUPS Z%d, (AX)", 8+t)
+			a.e("VMOVUPS Z%d, 64(AX)", 16+t)
+			if t < ntok-1 {
+				a.e("ADDQ DX, AX")
+			}
+		}
+		a.e("VZEROUPPER")
+		a.e("RET")
+		a.raw("")
+	}
+	for n := 1; n <= 8; n++ {
+		half2(fmt.Sprintf("gemmR16F16z%d", n), n, false)
+	}
+	for n := 1; n <= 8; n++ {
+		half2(fmt.Sprintf("gemmR16BF16z%d", n), n, true)
+	}
+	// BF16 with AVX512-BF16: VDPBF16PS multiplies a column pair of the
+	// sixteen rows (one register, as RepackR16 interleaves them) with a
+	// token's pair of bfloat16 activations and adds both products to the
+	// row's float32 sum. Eight columns per iteration (Z0-Z3); each token
+	// keeps nacc partial sums (pairs p mod nacc) to hide the latency.
+	bf16dp := func(name string, ntok int) {
+		args(name, "k", "a *byte", ntok)
+		nacc := 2
+		if ntok <= 4 {
+			nacc = 4
+		}
+		acc := func(t, u int) int { return 4 + t*nacc + u%nacc }
+		for t := range ntok {
+			for u := range nacc {
+				a.e("VPXORD Z%d, Z%d, Z%d", acc(t, u), acc(t, u), acc(t, u))
+			}
+		}
+		a.e("SHRQ $3, CX")
+		a.raw("loop:")
+		for u := range 4 {
+			a.e("VMOVDQU32 %d(SI), Z%d", 64*u, u)
+		}
+		for u := range 4 {
+			for t := range ntok {
+				a.vdpbf16ps(acc(t, u), u, ptr[t], 4*u)
+			}
+		}
+		advance(256, 16, ntok)
+		for t := range ntok {
+			z := func(u int) string { return fmt.Sprintf("Z%d", acc(t, u)) }
+			if nacc == 4 {
+				a.e("VADDPS %s, %s, %s", z(1), z(0), z(0))
+				a.e("VADDPS %s, %s, %s", z(3), z(2), z(2))
+				a.e("VADDPS %s, %s, %s", z(2), z(0), z(0))
+			} else {
+				a.e("VADDPS %s, %s, %s", z(1), z(0), z(0))
+			}
+		}
+		store(ntok, func(t int) string { return fmt.Sprintf("Z%d", acc(t, 0)) })
+	}
+	for n := 1; n <= 8; n++ {
+		bf16dp(fmt.Sprintf("gemmR16BF16dp%d", n), n)
+	}
+	// The same for two groups (DX bytes apart) at once: each token's pair
+	// of activations is broadcast once into a register (Z24-Z31) and
+	// multiplied into both groups' column pairs (Z0-Z3, Z4-Z7); Z8+t and
+	// Z16+t the tokens' sums.
+	bf16dp2 := func(name string, ntok int) {
+		a.raw("// func %s(k int, w *byte, a *byte, as int, out *float32, os int, gb int)", name)
+		a.raw("TEXT ·%s(SB), NOSPLIT, $0-56", name)
+		a.e("MOVQ k+0(FP), CX")
+		a.e("MOVQ w+8(FP), SI")
+		a.e("MOVQ a+16(FP), DI")
+		a.e("MOVQ as+24(FP), AX")
+		for t := 1; t < ntok; t++ {
+			a.e("LEAQ (%s)(AX*1), %s", ptr[t-1], ptr[t])
+		}
+		a.e("MOVQ gb+48(FP), DX")
+		for t := range ntok {
+			a.e("VPXORD Z%d, Z%d, Z%d", 8+t, 8+t, 8+t)
+			a.e("VPXORD Z%d, Z%d, Z%d", 16+t, 16+t, 16+t)
+		}
+		a.e("SHRQ $3, CX")
+		a.raw("loop:")
+		for u := range 4 {
+			a.e("VMOVDQU32 %d(SI), Z%d", 64*u, u)
+			a.e("VMOVDQU32 %d(SI)(DX*1), Z%d", 64*u, 4+u)
+		}
+		i := 0
+		for u := range 4 {
+			for t := range ntok {
+				b := 24 + i%8
+				i++
+				a.e("VPBROADCASTD %d(%s), Z%d", 4*u, ptr[t], b)
+				a.evex(2, 0x52, 8+t, u, b, "", 0, false, fmt.Sprintf("VDPBF16PS Z%d, Z%d, Z%d", b, u, 8+t))
+				a.evex(2, 0x52, 16+t, 4+u, b, "", 0, false, fmt.Sprintf("VDPBF16PS Z%d, Z%d, Z%d", b, 4+u, 16+t))
+			}
+		}
+		advance(256, 16, ntok)
+		a.e("MOVQ out+32(FP), AX")
+		a.e("MOVQ os+40(FP), DX")
+		for t := range ntok {
+			a.e("VMOVUPS Z%d, (AX)", 8+t)
+			a.e("VMOVUPS Z%d, 64(AX)", 16+t)
+			if t < ntok-1 {
+				a.e("ADDQ DX, AX")
+			}
+		}
+		a.e("VZEROUPPER")
+		a.e("RET")
+		a.raw("")
+	}
+	for n := 6; n <= 8; n++ {
+		bf16dp2(fmt.Sprintf("gemmR16BF16dq%d", n), n)
+	}
+	// cvtBF16 rounds n (a multiple of 32) floats to bfloat16 (nearest
+	// even, VCVTNE2PS2BF16), in order.
+	a.raw("// func cvtBF16(n int, dst *byte, src *float32)")
+	a.raw("TEXT ·cvtBF16(SB), NOSPLIT, $0-24")
+	a.e("MOVQ n+0(FP), CX")
+	a.e("MOVQ dst+8(FP), DI")
+	a.e("MOVQ src+16(FP), SI")
+	a.e("SHRQ $5, CX")
+	a.e("JZ cdone")
+	a.raw("cloop:")
+	a.e("VMOVUPS (SI), Z0")
+	a.e("VMOVUPS 64(SI), Z1")
+	// low half from the rm operand (Z0), high half from vvvv (Z1)
+	a.evex(3, 0x72, 2, 1, 0, "", 0, false, "VCVTNE2PS2BF16 Z0, Z1, Z2")
+	a.e("VMOVDQU32 Z2, (DI)")
+	a.e("ADDQ $128, SI")
+	a.e("ADDQ $64, DI")
+	a.e("DECQ CX")
+	a.e("JNZ cloop")
+	a.raw("cdone:")
+	a.e("VZEROUPPER")
+	a.e("RET")
+	a.raw("")
 	// quantR16Q8 quantizes blocks of 32 floats to Q8_0 as
 	// QuantizeActivations does (multiplier 127/amax, rounding to nearest
 	// even) and writes them in PrepareR16's layout.

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"unsafe"
 )
 
 // The R16 layout repacks a weight matrix at load so that one 512-bit
@@ -43,7 +44,12 @@ import (
 //     (r16Q6KQh, r16Q6KQl). The kernel reads them in that order (sub-blocks
 //     0, 2, 1, 3), so a decode streams each block front to back. 3360
 //     bytes, as many as the rows'.
-//   - F16 and BF16: column after column, the 16 rows' values (32 bytes).
+//   - F16: column after column, the 16 rows' values (32 bytes).
+//   - BF16: column pair after column pair (64 bytes): row r's values of
+//     columns 2p and 2p+1 side by side at byte 4r, so that one register
+//     holds both columns' values of the sixteen rows (the even one in
+//     the low halves: shifted left by 16 it is the float32, and the odd
+//     one is the float32 once the low halves are cleared).
 //
 // Quantized groups are multiplied with activations prepared by PrepareR16:
 // per block of 32 values, the Q8_0 quants (32 bytes), the scale as a
@@ -227,7 +233,19 @@ func RepackR16Group(t Type, src []byte, cols int, dst []byte) {
 				}
 			}
 		}
-	case F16, BF16:
+	case BF16:
+		// column pairs: row r's two values side by side at 4r, as
+		// VDPBF16PS multiplies them
+		rb := 2 * cols
+		for k := 0; k+4 <= cols; k += 4 {
+			out := (*[128]byte)(dst[32*k:])
+			for r := range R16Rows {
+				v := le.Uint64(src[r*rb+2*k:])
+				le.PutUint32(out[4*r:], uint32(v))
+				le.PutUint32(out[64+4*r:], uint32(v>>32))
+			}
+		}
+	case F16:
 		// four columns of the sixteen rows at a time: 16 loads, 64 stores
 		rb := 2 * cols
 		for k := 0; k+4 <= cols; k += 4 {
@@ -396,10 +414,105 @@ func GemmR16Float(t Type, cols, groups int, w []byte, x []float32, xstride, ntok
 	if err := checkR16Call(groups, ntok, len(w), gb, len(x), xstride, cols, len(out), ostride); err != nil {
 		return err
 	}
-	for g := range groups {
+	g := 0
+	for ; g+2 <= groups; g += 2 {
+		if !gemmR16Float2(t, cols, w[g*gb:], gb, x, xstride, ntok, out[g*R16Rows:], ostride) {
+			break
+		}
+	}
+	for ; g < groups; g++ {
 		gemmR16Float(t, cols, w[g*gb:], x, xstride, ntok, out[g*R16Rows:], ostride)
 	}
 	return nil
+}
+
+// HaveR16BF16Rounded reports whether this CPU runs GemmR16BF16Rounded in
+// assembly (AVX512-BF16's VDPBF16PS, twice the multiply-adds per
+// instruction of float32); elsewhere its pure Go version runs.
+func HaveR16BF16Rounded() bool { return haveR16BF16DP }
+
+// PrepareR16BF16 rounds one token's activations src (an even count) to
+// bfloat16, to nearest even as llama.cpp converts the activations of
+// BF16 weights, and packs them two to a float32 slot into the first
+// len(src)/2 values of dst (the even column's bits in the low half), as
+// GemmR16BF16Rounded takes them. dst may be src. It returns an error,
+// changing nothing, when dst is short or the count odd.
+func PrepareR16BF16(dst, src []float32) error {
+	if len(src)%2 != 0 || len(dst) < len(src)/2 {
+		return fmt.Errorf("ggml: PrepareR16BF16: %d values (need an even count) into %d slots", len(src), len(dst))
+	}
+	if len(src) > 0 {
+		roundBF16(unsafe.Slice((*byte)(unsafe.Pointer(&dst[0])), 2*len(src)), src)
+	}
+	return nil
+}
+
+// GemmR16BF16Rounded is GemmR16Float for BF16 groups against activations
+// prepared by PrepareR16BF16 (rows xstride float32 slots apart): every
+// product of a weight and a rounded activation is exact, and the sums are
+// float32. It returns an error, changing nothing, when a size does not
+// fit.
+func GemmR16BF16Rounded(cols, groups int, w []byte, x []float32, xstride, ntok int, out []float32, ostride int) error {
+	gb, err := R16GroupBytes(BF16, cols)
+	if err != nil {
+		return err
+	}
+	if err := checkR16Call(groups, ntok, len(w), gb, len(x), xstride, cols/2, len(out), ostride); err != nil {
+		return err
+	}
+	a := unsafe.Slice((*byte)(unsafe.Pointer(&x[0])), 4*((ntok-1)*xstride+cols/2))
+	g := 0
+	for ; g+2 <= groups; g += 2 {
+		if !gemmR16BF16DP2(cols, w[g*gb:], gb, a, 4*xstride, ntok, out[g*R16Rows:], ostride) {
+			break
+		}
+	}
+	for ; g < groups; g++ {
+		gemmR16BF16DP(cols, w[g*gb:], a, 4*xstride, ntok, out[g*R16Rows:], ostride)
+	}
+	return nil
+}
+
+// roundBF16Go writes src rounded to bfloat16 as VCVTNE2PS2BF16 does: to
+// nearest even, subnormal inputs as zero, NaN kept quiet.
+func roundBF16Go(dst []byte, src []float32) {
+	for i, v := range src {
+		binary.LittleEndian.PutUint16(dst[2*i:], fp32ToBF16(v))
+	}
+}
+
+func fp32ToBF16(v float32) uint16 {
+	b := math.Float32bits(v)
+	switch {
+	case b&0x7F800000 == 0: // zero or subnormal
+		return uint16(b>>16) & 0x8000
+	case b&0x7FFFFFFF > 0x7F800000: // NaN
+		return uint16(b>>16) | 0x40
+	}
+	return uint16((b + 0x7FFF + (b>>16)&1) >> 16)
+}
+
+// gemmR16BF16DPGo is the pure Go twin of the VDPBF16PS kernels: row r's
+// sum takes, pair after pair, the odd column's product and then the even
+// one's (each exact in float32, each addition rounded), the order in which
+// Intel defines the instruction; a (bfloat16 activations, as roundBF16Go
+// writes them) holds ntok rows astride bytes apart.
+func gemmR16BF16DPGo(cols int, w, a []byte, astride, ntok int, out []float32, ostride int) {
+	le := binary.LittleEndian
+	bf := func(h uint16) float32 { return math.Float32frombits(uint32(h) << 16) }
+	for i := range ntok {
+		ai := a[i*astride : i*astride+2*cols]
+		var acc [R16Rows]float32
+		for p := range cols / 2 {
+			x0, x1 := bf(le.Uint16(ai[4*p:])), bf(le.Uint16(ai[4*p+2:]))
+			for r := range R16Rows {
+				v := le.Uint32(w[64*p+4*r:])
+				acc[r] += bf(uint16(v>>16)) * x1
+				acc[r] += bf(uint16(v)) * x0
+			}
+		}
+		copy(out[i*ostride:i*ostride+R16Rows], acc[:])
+	}
 }
 
 func checkR16Call(groups, ntok, lw, gb, la, astride, ab, lout, ostride int) error {
@@ -557,10 +670,12 @@ func gemmR16FloatGo(t Type, cols int, w []byte, x []float32, xstride, ntok int, 
 		var acc [R16Rows]float32
 		for k, v := range xi {
 			for r := range R16Rows {
-				h := binary.LittleEndian.Uint16(w[32*k+2*r:])
-				wv := FP16ToFP32(h)
+				var wv float32
 				if t == BF16 {
+					h := binary.LittleEndian.Uint16(w[64*(k/2)+4*r+2*(k%2):])
 					wv = math.Float32frombits(uint32(h) << 16)
+				} else {
+					wv = FP16ToFP32(binary.LittleEndian.Uint16(w[32*k+2*r:]))
 				}
 				acc[r] = fma32(wv, v, acc[r])
 			}

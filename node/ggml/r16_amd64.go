@@ -10,6 +10,11 @@ var (
 	haveR16Q  = haveVNNI && cpu.X86.HasAVX512F && cpu.X86.HasAVX512BW
 	haveR16F  = haveF16C && cpu.X86.HasAVX512F
 	haveR16F2 = haveF16C // the AVX2 (FMA, F16C) float kernels
+	// useR16Pairs selects the AVX-512 float kernels that take two groups
+	// at once (tests switch it off to compare them with the one-group ones)
+	useR16Pairs = true
+	// BF16 weights against bfloat16 activations (VDPBF16PS)
+	haveR16BF16DP = haveR16F && cpu.X86.HasAVX512BF16
 )
 
 //go:noescape
@@ -237,11 +242,143 @@ func gemmR16F16y4(k int, w *byte, a *float32, as int, out *float32, os int)
 //go:noescape
 func gemmR16BF16y4(k int, w *byte, a *float32, as int, out *float32, os int)
 
+//go:noescape
+func gemmR16F16z1(k int, w *byte, a *float32, as int, out *float32, os int, gb int)
+
+//go:noescape
+func gemmR16F16z2(k int, w *byte, a *float32, as int, out *float32, os int, gb int)
+
+//go:noescape
+func gemmR16F16z3(k int, w *byte, a *float32, as int, out *float32, os int, gb int)
+
+//go:noescape
+func gemmR16F16z4(k int, w *byte, a *float32, as int, out *float32, os int, gb int)
+
+//go:noescape
+func gemmR16F16z5(k int, w *byte, a *float32, as int, out *float32, os int, gb int)
+
+//go:noescape
+func gemmR16F16z6(k int, w *byte, a *float32, as int, out *float32, os int, gb int)
+
+//go:noescape
+func gemmR16F16z7(k int, w *byte, a *float32, as int, out *float32, os int, gb int)
+
+//go:noescape
+func gemmR16F16z8(k int, w *byte, a *float32, as int, out *float32, os int, gb int)
+
+//go:noescape
+func gemmR16BF16z1(k int, w *byte, a *float32, as int, out *float32, os int, gb int)
+
+//go:noescape
+func gemmR16BF16z2(k int, w *byte, a *float32, as int, out *float32, os int, gb int)
+
+//go:noescape
+func gemmR16BF16z3(k int, w *byte, a *float32, as int, out *float32, os int, gb int)
+
+//go:noescape
+func gemmR16BF16z4(k int, w *byte, a *float32, as int, out *float32, os int, gb int)
+
+//go:noescape
+func gemmR16BF16z5(k int, w *byte, a *float32, as int, out *float32, os int, gb int)
+
+//go:noescape
+func gemmR16BF16z6(k int, w *byte, a *float32, as int, out *float32, os int, gb int)
+
+//go:noescape
+func gemmR16BF16z7(k int, w *byte, a *float32, as int, out *float32, os int, gb int)
+
+//go:noescape
+func gemmR16BF16z8(k int, w *byte, a *float32, as int, out *float32, os int, gb int)
+
+//go:noescape
+func gemmR16BF16dp1(k int, w *byte, a *byte, as int, out *float32, os int)
+
+//go:noescape
+func gemmR16BF16dp2(k int, w *byte, a *byte, as int, out *float32, os int)
+
+//go:noescape
+func gemmR16BF16dp3(k int, w *byte, a *byte, as int, out *float32, os int)
+
+//go:noescape
+func gemmR16BF16dp4(k int, w *byte, a *byte, as int, out *float32, os int)
+
+//go:noescape
+func gemmR16BF16dp5(k int, w *byte, a *byte, as int, out *float32, os int)
+
+//go:noescape
+func gemmR16BF16dp6(k int, w *byte, a *byte, as int, out *float32, os int)
+
+//go:noescape
+func gemmR16BF16dp7(k int, w *byte, a *byte, as int, out *float32, os int)
+
+//go:noescape
+func gemmR16BF16dp8(k int, w *byte, a *byte, as int, out *float32, os int)
+
+//go:noescape
+func gemmR16BF16dq6(k int, w *byte, a *byte, as int, out *float32, os int, gb int)
+
+//go:noescape
+func gemmR16BF16dq7(k int, w *byte, a *byte, as int, out *float32, os int, gb int)
+
+//go:noescape
+func gemmR16BF16dq8(k int, w *byte, a *byte, as int, out *float32, os int, gb int)
+
+//go:noescape
+func cvtBF16(n int, dst *byte, src *float32)
+
+func roundBF16(dst []byte, src []float32) {
+	m := len(src) &^ 31
+	if haveR16BF16DP && m > 0 {
+		cvtBF16(m, &dst[0], &src[0])
+	}
+	roundBF16Go(dst[2*m:], src[m:])
+}
+
+// gemmR16BF16DP2 is gemmR16BF16DP for two groups gb bytes apart, the
+// second's results 16 floats after the first's; it reports false, doing
+// nothing, where it has no kernel (below six tokens the one-group kernels,
+// with several partial sums per token, hide the latency better).
+func gemmR16BF16DP2(cols int, w []byte, gb int, a []byte, astride, ntok int, out []float32, ostride int) bool {
+	if !haveR16BF16DP || !useR16Pairs || ntok < 6 {
+		return false
+	}
+	[3]func(k int, w *byte, a *byte, as int, out *float32, os int, gb int){
+		gemmR16BF16dq6, gemmR16BF16dq7, gemmR16BF16dq8}[ntok-6](cols, &w[0], &a[0], astride, &out[0], 4*ostride, gb)
+	return true
+}
+
+func gemmR16BF16DP(cols int, w, a []byte, astride, ntok int, out []float32, ostride int) {
+	if !haveR16BF16DP {
+		gemmR16BF16DPGo(cols, w, a, astride, ntok, out, ostride)
+		return
+	}
+	r16BFDP[ntok-1](cols, &w[0], &a[0], astride, &out[0], 4*ostride)
+}
+
 // The kernels by tile size (tokens-1).
 type (
-	r16QKernel func(nb int, w, a *byte, as int, out *float32, os int)
-	r16FKernel func(k int, w *byte, a *float32, as int, out *float32, os int)
+	r16QKernel  func(nb int, w, a *byte, as int, out *float32, os int)
+	r16FKernel  func(k int, w *byte, a *float32, as int, out *float32, os int)
+	r16FKernel2 func(k int, w *byte, a *float32, as int, out *float32, os int, gb int)
 )
+
+// gemmR16Float2 multiplies two consecutive groups (gb bytes apart) with
+// the tokens, the second group's results 16 floats after the first's.
+// It reports false, doing nothing, where those kernels do not run: they
+// need AVX-512, and below four tokens the one-group kernels, which keep
+// several partial sums per token, hide the latency of the multiply-adds
+// better.
+func gemmR16Float2(t Type, cols int, w []byte, gb int, x []float32, xstride, ntok int, out []float32, ostride int) bool {
+	if !haveR16F || !useR16Pairs || ntok < 4 {
+		return false
+	}
+	k := &r16F16Z
+	if t == BF16 {
+		k = &r16BFZ
+	}
+	k[ntok-1](cols, &w[0], &x[0], 4*xstride, &out[0], 4*ostride, gb)
+	return true
+}
 
 var (
 	r16Q8   = [8]r16QKernel{gemmR16Q8x1, gemmR16Q8x2, gemmR16Q8x3, gemmR16Q8x4, gemmR16Q8x5, gemmR16Q8x6, gemmR16Q8x7, gemmR16Q8x8}
@@ -253,6 +390,9 @@ var (
 	r16BF   = [8]r16FKernel{gemmR16BF16x1, gemmR16BF16x2, gemmR16BF16x3, gemmR16BF16x4, gemmR16BF16x5, gemmR16BF16x6, gemmR16BF16x7, gemmR16BF16x8}
 	r16F16Y = [4]r16FKernel{gemmR16F16y1, gemmR16F16y2, gemmR16F16y3, gemmR16F16y4}
 	r16BFY  = [4]r16FKernel{gemmR16BF16y1, gemmR16BF16y2, gemmR16BF16y3, gemmR16BF16y4}
+	r16F16Z = [8]r16FKernel2{gemmR16F16z1, gemmR16F16z2, gemmR16F16z3, gemmR16F16z4, gemmR16F16z5, gemmR16F16z6, gemmR16F16z7, gemmR16F16z8}
+	r16BFDP = [8]r16QKernel{gemmR16BF16dp1, gemmR16BF16dp2, gemmR16BF16dp3, gemmR16BF16dp4, gemmR16BF16dp5, gemmR16BF16dp6, gemmR16BF16dp7, gemmR16BF16dp8}
+	r16BFZ  = [8]r16FKernel2{gemmR16BF16z1, gemmR16BF16z2, gemmR16BF16z3, gemmR16BF16z4, gemmR16BF16z5, gemmR16BF16z6, gemmR16BF16z7, gemmR16BF16z8}
 )
 
 func gemmR16Q(t Type, nb int, w, a []byte, astride, ntok int, out []float32, ostride int) {

@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"testing"
+	"unsafe"
 )
 
 // r16Case builds a rows×cols matrix of type ty, its R16 repacking, and
@@ -21,7 +22,7 @@ type r16Case struct {
 	xstride    int
 }
 
-func newR16Case(t *testing.T, r *rand.Rand, ty Type, rows, cols, ntok int) *r16Case {
+func newR16Case(t testing.TB, r *rand.Rand, ty Type, rows, cols, ntok int) *r16Case {
 	t.Helper()
 	c := &r16Case{ty: ty, rows: rows, cols: cols}
 	for range rows {
@@ -353,6 +354,236 @@ func TestGemmR16FloatAVX2(t *testing.T) {
 					if d := math.Abs(float64(got[i*ostride+row]) - want); d > 1e-6*mag+1e-9 {
 						t.Fatalf("%s ntok=%d: row %d token %d = %g, want %g", ty, ntok, row, i, got[i*ostride+row], want)
 					}
+				}
+			}
+		}
+	}
+}
+
+// The AVX-512 float kernels that take two groups at once agree with the
+// one-group ones to float32 summation order, for every tile size and for
+// an odd number of groups (the last one alone).
+func TestGemmR16FloatPairs(t *testing.T) {
+	r := rand.New(rand.NewPCG(30, 31))
+	for _, ty := range []Type{F16, BF16} {
+		c := newR16Case(t, r, ty, 48, 768, 8)
+		gb, _ := R16GroupBytes(ty, c.cols)
+		for ntok := 1; ntok <= 8; ntok++ {
+			ostride := 3*R16Rows + 5
+			pairs := make([]float32, (ntok-1)*ostride+3*R16Rows)
+			one := make([]float32, len(pairs))
+			if err := GemmR16Float(ty, c.cols, 3, c.packed[:3*gb], c.x, c.xstride, ntok, pairs, ostride); err != nil {
+				t.Fatal(err)
+			}
+			restore, ok := forceR16OneGroup()
+			if !ok {
+				restore()
+				t.Skip("no AVX-512 float kernels")
+			}
+			if err := GemmR16Float(ty, c.cols, 3, c.packed[:3*gb], c.x, c.xstride, ntok, one, ostride); err != nil {
+				t.Fatal(err)
+			}
+			restore()
+			for i := range ntok {
+				for row := range 3 * R16Rows {
+					want, mag := c.want(t, row, i)
+					k := i*ostride + row
+					if d := math.Abs(float64(pairs[k]) - want); d > 1e-6*mag+1e-9 {
+						t.Fatalf("%s ntok=%d: row %d token %d = %g, want %g", ty, ntok, row, i, pairs[k], want)
+					}
+					if d := math.Abs(float64(pairs[k] - one[k])); d > 1e-6*mag {
+						t.Fatalf("%s ntok=%d: row %d token %d: pairs %g, one group %g", ty, ntok, row, i, pairs[k], one[k])
+					}
+				}
+			}
+			// the pairs sum each row column after column, as the pure Go
+			// twin does: equal up to a rare double rounding in its FMA
+			twin := make([]float32, len(pairs))
+			for g := range 3 {
+				gemmR16FloatGo(ty, c.cols, c.packed[g*gb:], c.x, c.xstride, ntok, twin[g*R16Rows:], ostride)
+			}
+			for i := range ntok {
+				for row := range 2 * R16Rows { // the paired groups
+					k := i*ostride + row
+					_, mag := c.want(t, row, i)
+					if ntok >= 4 && HaveR16(ty) && math.Abs(float64(pairs[k]-twin[k])) > 1e-7*mag {
+						t.Fatalf("%s ntok=%d: row %d token %d: pairs %g, Go twin %g", ty, ntok, row, i, pairs[k], twin[k])
+					}
+				}
+			}
+		}
+	}
+}
+
+// The BF16 kernels against rounded activations (VDPBF16PS where the CPU
+// has AVX512-BF16) agree with their pure Go twin, for every tile size and
+// two groups, and differ from the float32 products only by the rounding
+// of the activations.
+func TestGemmR16BF16DPMatchesGo(t *testing.T) {
+	r := rand.New(rand.NewPCG(30, 31))
+	c := newR16Case(t, r, BF16, 32, 1024, 8)
+	gb, _ := R16GroupBytes(BF16, c.cols)
+	ab := 2*c.cols + 6
+	a := make([]byte, 8*ab)
+	for i := range 8 {
+		roundBF16(a[i*ab:], c.x[i*c.xstride:i*c.xstride+c.cols])
+		ref := make([]byte, 2*c.cols)
+		roundBF16Go(ref, c.x[i*c.xstride:i*c.xstride+c.cols])
+		if string(ref) != string(a[i*ab:i*ab+2*c.cols]) {
+			t.Fatalf("token %d: roundBF16 differs from roundBF16Go", i)
+		}
+	}
+	for ntok := 1; ntok <= 8; ntok++ {
+		ostride := 2*R16Rows + 3
+		got := make([]float32, (ntok-1)*ostride+2*R16Rows)
+		gen := make([]float32, len(got))
+		for g := range 2 {
+			gemmR16BF16DP(c.cols, c.packed[g*gb:], a, ab, ntok, got[g*R16Rows:], ostride)
+			gemmR16BF16DPGo(c.cols, c.packed[g*gb:], a, ab, ntok, gen[g*R16Rows:], ostride)
+		}
+		for i := range ntok {
+			for row := range 2 * R16Rows {
+				var exact, mag float64
+				rb, _ := RowBytes(BF16, c.cols)
+				wf := make([]float32, c.cols)
+				if err := Dequantize(BF16, c.w[row*rb:(row+1)*rb], wf); err != nil {
+					t.Fatal(err)
+				}
+				for k, v := range c.x[i*c.xstride : i*c.xstride+c.cols] {
+					p := float64(wf[k]) * float64(v)
+					exact += p
+					mag += math.Abs(p)
+				}
+				k := i*ostride + row
+				if d := math.Abs(float64(got[k] - gen[k])); d > 1e-6*mag {
+					t.Errorf("ntok=%d row %d token %d: kernel %g, Go %g", ntok, row, i, got[k], gen[k])
+				}
+				// bfloat16 keeps 8 bits: each activation within 2^-9
+				if d := math.Abs(float64(gen[k]) - exact); d > 0x1p-9*mag+1e-6*mag {
+					t.Errorf("ntok=%d row %d token %d: %g, float32 product %g", ntok, row, i, gen[k], exact)
+				}
+			}
+		}
+	}
+}
+
+func TestRoundBF16(t *testing.T) {
+	for _, c := range []struct {
+		in   float32
+		want uint16
+	}{
+		{1, 0x3F80},
+		{math.Float32frombits(0x3F808000), 0x3F80}, // tie, to even
+		{math.Float32frombits(0x3F818000), 0x3F82}, // tie, to even
+		{math.Float32frombits(0x3F808001), 0x3F81},
+		{-2.5, 0xC020},
+		{math.Float32frombits(0x00400000), 0},      // subnormal as zero
+		{math.Float32frombits(0x80400000), 0x8000}, // negative subnormal
+		{float32(math.Inf(1)), 0x7F80},
+		{math.Float32frombits(0x7F800001), 0x7FC0}, // NaN stays NaN
+		{math.Float32frombits(0x7F7FFFFF), 0x7F80}, // the largest float rounds to infinity
+	} {
+		if got := fp32ToBF16(c.in); got != c.want {
+			t.Errorf("fp32ToBF16(%#x) = %#x, want %#x", math.Float32bits(c.in), got, c.want)
+		}
+		src := make([]float32, 64)
+		for i := range src {
+			src[i] = c.in
+		}
+		dst := make([]byte, 128)
+		roundBF16(dst, src)
+		for i := range 64 {
+			if got := uint16(dst[2*i]) | uint16(dst[2*i+1])<<8; got != c.want {
+				t.Fatalf("roundBF16(%#x)[%d] = %#x, want %#x", math.Float32bits(c.in), i, got, c.want)
+			}
+		}
+	}
+}
+
+// PrepareR16BF16 packs the rounded activations in pairs (also in place),
+// GemmR16BF16Rounded multiplies with them, and both reject what does not
+// fit.
+func TestGemmR16BF16Rounded(t *testing.T) {
+	r := rand.New(rand.NewPCG(32, 33))
+	c := newR16Case(t, r, BF16, 32, 256, 5)
+	x := append([]float32(nil), c.x...) // prepared in place, row by row
+	for i := range 5 {
+		row := x[i*c.xstride : i*c.xstride+c.cols]
+		if err := PrepareR16BF16(row, row); err != nil {
+			t.Fatal(err)
+		}
+		for k, v := range c.x[i*c.xstride : i*c.xstride+c.cols] {
+			if b := uint16(math.Float32bits(row[k/2]) >> (16 * (k % 2))); b != fp32ToBF16(v) {
+				t.Fatalf("token %d value %d: %#x, want %#x", i, k, b, fp32ToBF16(v))
+			}
+		}
+	}
+	ostride := 2*R16Rows + 1
+	out := make([]float32, 4*ostride+2*R16Rows)
+	if err := GemmR16BF16Rounded(c.cols, 2, c.packed, x, c.xstride, 5, out, ostride); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		for row := range 2 * R16Rows {
+			want, mag := c.want(t, row, i)
+			if d := math.Abs(float64(out[i*ostride+row]) - want); d > 0x1p-9*mag+1e-6*mag {
+				t.Fatalf("row %d token %d = %g, float32 product %g", row, i, out[i*ostride+row], want)
+			}
+		}
+	}
+	if err := PrepareR16BF16(make([]float32, 4), make([]float32, 9)); err == nil {
+		t.Error("an odd count accepted")
+	}
+	if err := PrepareR16BF16(make([]float32, 3), make([]float32, 8)); err == nil {
+		t.Error("a short destination accepted")
+	}
+	if err := GemmR16BF16Rounded(c.cols, 3, c.packed, x, c.xstride, 5, out, ostride); err == nil {
+		t.Error("three groups out of two accepted")
+	}
+	if err := GemmR16BF16Rounded(c.cols, 2, c.packed, x[:4*c.xstride], c.xstride, 5, out, ostride); err == nil {
+		t.Error("short activations accepted")
+	}
+}
+
+// GemmR16BF16Rounded takes two groups at once from six tokens up: for
+// every tile size and an odd group count it agrees with the pure Go twin
+// group by group and with the one-group kernels.
+func TestGemmR16BF16RoundedPairs(t *testing.T) {
+	r := rand.New(rand.NewPCG(34, 35))
+	c := newR16Case(t, r, BF16, 48, 512, 8)
+	gb, _ := R16GroupBytes(BF16, c.cols)
+	x := make([]float32, len(c.x))
+	for i := range 8 {
+		if err := PrepareR16BF16(x[i*c.xstride:], c.x[i*c.xstride:i*c.xstride+c.cols]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a := unsafe.Slice((*byte)(unsafe.Pointer(&x[0])), 4*len(x))
+	for ntok := 1; ntok <= 8; ntok++ {
+		ostride := 3*R16Rows + 2
+		got := make([]float32, (ntok-1)*ostride+3*R16Rows)
+		one := make([]float32, len(got))
+		twin := make([]float32, len(got))
+		if err := GemmR16BF16Rounded(c.cols, 3, c.packed, x, c.xstride, ntok, got, ostride); err != nil {
+			t.Fatal(err)
+		}
+		restore, _ := forceR16OneGroup()
+		if err := GemmR16BF16Rounded(c.cols, 3, c.packed, x, c.xstride, ntok, one, ostride); err != nil {
+			t.Fatal(err)
+		}
+		restore()
+		for g := range 3 {
+			gemmR16BF16DPGo(c.cols, c.packed[g*gb:], a, 4*c.xstride, ntok, twin[g*R16Rows:], ostride)
+		}
+		for i := range ntok {
+			for row := range 3 * R16Rows {
+				_, mag := c.want(t, row, i)
+				k := i*ostride + row
+				if d := math.Abs(float64(got[k] - twin[k])); d > 1e-6*mag {
+					t.Fatalf("ntok=%d row %d token %d: %g, Go twin %g", ntok, row, i, got[k], twin[k])
+				}
+				if d := math.Abs(float64(got[k] - one[k])); d > 1e-6*mag {
+					t.Fatalf("ntok=%d row %d token %d: %g, one group at a time %g", ntok, row, i, got[k], one[k])
 				}
 			}
 		}
