@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"math/bits"
 	"slices"
+	"sync"
 )
 
 // Vocab is a tokenizer's vocabulary as a trie of the tokens' output bytes,
@@ -34,7 +35,40 @@ type Vocab struct {
 	// text holds every token's bytes: text[at[id]:at[id+1]].
 	text []byte
 	at   []int32
+
+	// splits caches, per self-loop class of states (see loopSplit),
+	// the tokens such a state allows without reading them and the trie
+	// of the others.
+	mu     sync.Mutex
+	splits map[loopKey]*loopSplit
 }
+
+// loopKey names a class of states: those that keep themselves on the
+// bytes of loop and, when utf8 is set, also on every non-ASCII character
+// (see DFA.utf8Loops).
+type loopKey struct {
+	loop byteSet
+	utf8 bool
+}
+
+// loopSplit divides the vocabulary for the states of one loopKey: base
+// holds the tokens every such state allows (all their bytes keep the
+// state, or, with utf8, they are valid UTF-8 from a character boundary
+// whose ASCII bytes keep it), rest is the trie of every other token, the
+// only ones a mask of such a state still has to walk.
+type loopSplit struct {
+	base Mask
+	rest *Vocab
+}
+
+// Limits of the split cache: the states whose loops hold fewer bytes
+// keep few tokens in base and walk the whole trie instead; a vocabulary
+// keeps at most maxSplits splits (a grammar has few loop classes: JSON's
+// string contents, its blanks, a pattern's classes).
+const (
+	minSplitLoop = 64
+	maxSplits    = 32
+)
 
 // trieNode is one node of the token trie: it reads b at depth (1-based),
 // and its subtree ends before node end.
@@ -217,6 +251,10 @@ func (m Mask) Has(id int32) bool { return m[id>>6]&(1<<(id&63)) != 0 }
 
 func (m Mask) set(id int32) { m[id>>6] |= 1 << (id & 63) }
 
+func (s *byteSet) count() int {
+	return bits.OnesCount64(s[0]) + bits.OnesCount64(s[1]) + bits.OnesCount64(s[2]) + bits.OnesCount64(s[3])
+}
+
 // Count is the number of allowed tokens.
 func (m Mask) Count() int {
 	n := 0
@@ -228,6 +266,71 @@ func (m Mask) Count() int {
 
 // chainMinTokens is the smallest subtree for which fill tries a chain.
 const chainMinTokens = 16
+
+// split returns the loopSplit of k, built on first use (a pass over the
+// tokens and a trie of those outside base).
+func (v *Vocab) split(k loopKey) *loopSplit {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if sp, ok := v.splits[k]; ok {
+		return sp
+	}
+	base := NewMask(v.n)
+	var rest []int32
+	for _, id := range v.toks {
+		if k.allows(v.Bytes(id)) {
+			base.set(id)
+		} else {
+			rest = append(rest, id)
+		}
+	}
+	inRest := NewMask(v.n)
+	for _, id := range rest {
+		inRest.set(id)
+	}
+	sub := NewVocab(v.n, func(id int32) []byte {
+		if !inRest.Has(id) {
+			return nil
+		}
+		return v.Bytes(id)
+	}, nil)
+	sp := &loopSplit{base: base, rest: sub}
+	if v.splits == nil || len(v.splits) >= maxSplits {
+		v.splits = map[loopKey]*loopSplit{}
+	}
+	v.splits[k] = sp
+	return sp
+}
+
+// allows reports whether every state of k allows the token b without
+// reading it: its bytes all keep the state, or (utf8) it is valid UTF-8
+// from a character boundary, a last character possibly cut short, and
+// its ASCII bytes keep the state. This is the test fill makes on a
+// whole subtree.
+func (k *loopKey) allows(b []byte) bool {
+	all := true
+	for _, c := range b {
+		if !k.loop.has(c) {
+			all = false
+			break
+		}
+	}
+	if all {
+		return true
+	}
+	if !k.utf8 {
+		return false
+	}
+	st := uint8(0)
+	for _, c := range b {
+		next, valid := utf8Step(c, st)
+		if !valid || (c < 0x80 && !k.loop.has(c)) {
+			return false
+		}
+		st = next
+	}
+	return true
+}
 
 // fill writes into m the tokens allowed in state s of d: those whose
 // bytes all advance the DFA, and the end-of-generation tokens when s
@@ -242,6 +345,21 @@ func (v *Vocab) fill(d *DFA, s State, m Mask, states []State) error {
 	if s == Dead {
 		return nil
 	}
+	if loop := d.selfLoops(s); loop != nil && loop.count() >= minSplitLoop {
+		// A state that keeps itself on many bytes (a string's
+		// contents): the tokens made of them come from the split of
+		// its loop class, and only the others are walked.
+		sp := v.split(loopKey{loop: *loop, utf8: d.utf8Loops(s)})
+		for w, x := range sp.base {
+			m[w] |= x
+		}
+		return sp.rest.walk(d, s, m, states)
+	}
+	return v.walk(d, s, m, states)
+}
+
+// walk adds to m the tokens of the trie allowed in state s (not Dead).
+func (v *Vocab) walk(d *DFA, s State, m Mask, states []State) error {
 	g := d.g
 	nc := int32(g.nClasses)
 	classOf := &g.classOf
