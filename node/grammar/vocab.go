@@ -358,6 +358,32 @@ func (v *Vocab) fill(d *DFA, s State, m Mask, states []State) error {
 	return v.walk(d, s, m, states)
 }
 
+// mayChain reports whether node i's subtree may keep to the chain from
+// state s: its bytes (or its ASCII bytes, when it is valid UTF-8) are
+// among those of the chain's first link, and (for characters) its lead
+// byte is not refused. It is a necessary condition,
+// far cheaper than following the chain as deep as the subtree: the
+// states of a JSON document between its strings read few bytes each,
+// and following their chains would step through many states for
+// nothing.
+func (v *Vocab) mayChain(d *DFA, s State, i int) bool {
+	_, set, ok, err := d.main(s)
+	if err != nil || !ok {
+		// An error comes back from chain, where fill reports it.
+		return err != nil
+	}
+	if v.below[i].subsetOf(set) {
+		return true
+	}
+	if v.utf8[i]&1 == 0 || !v.below[i].asciiSubsetOf(set) {
+		return false
+	}
+	// Characters keep to the chain only when they take s on to a live
+	// state: the node's own (lead) byte must not be refused.
+	t, err := d.Step(s, v.nodes[i].b)
+	return err != nil || t != Dead
+}
+
 // walk adds to m the tokens of the trie allowed in state s (not Dead).
 func (v *Vocab) walk(d *DFA, s State, m Mask, states []State) error {
 	g := d.g
@@ -382,7 +408,7 @@ func (v *Vocab) walk(d *DFA, s State, m Mask, states []State) error {
 			i = int(nd.end)
 			continue
 		}
-		if loop == nil && nodes[nd.end].tok-nd.tok >= chainMinTokens {
+		if loop == nil && nodes[nd.end].tok-nd.tok >= chainMinTokens && v.mayChain(d, from, i) {
 			// In a state without loops, a larger subtree whose bytes
 			// all follow one chain of states (a counted string's
 			// characters) is allowed whole when the chain lives as
