@@ -84,10 +84,6 @@ type trieNode struct {
 // the end-of-generation tokens eog where the grammar may end.
 func NewVocab(n int, tokenBytes func(id int32) []byte, eog []int32) *Vocab {
 	v := &Vocab{n: n, eog: slices.Clone(eog)}
-	type tok struct {
-		b  []byte
-		id int32
-	}
 	list := make([]tok, 0, n)
 	isEOG := map[int32]bool{}
 	for _, id := range eog {
@@ -112,6 +108,18 @@ func NewVocab(n int, tokenBytes func(id int32) []byte, eog []int32) *Vocab {
 		}
 		return int(a.id - b.id)
 	})
+	v.buildTrie(list)
+	return v
+}
+
+// tok is a token of the trie: its bytes and id.
+type tok struct {
+	b  []byte
+	id int32
+}
+
+// buildTrie builds the trie of list, sorted by bytes then id.
+func (v *Vocab) buildTrie(list []tok) {
 	// path[d] is the node at depth d+1 on the current path.
 	var path []int32
 	var prev []byte
@@ -177,7 +185,6 @@ func NewVocab(n int, tokenBytes func(id int32) []byte, eog []int32) *Vocab {
 			v.height[p] = max(v.height[p], v.height[i]+1)
 		}
 	}
-	return v
 }
 
 // utf8Step is a strict UTF-8 decoder (no overlong forms, surrogates or
@@ -275,25 +282,31 @@ func (v *Vocab) split(k loopKey) *loopSplit {
 	if sp, ok := v.splits[k]; ok {
 		return sp
 	}
+	// In id order (the bytes in sequence) into base; the others in
+	// the trie's order (sorted, as the rest's trie wants them).
 	base := NewMask(v.n)
-	var rest []int32
-	for _, id := range v.toks {
-		if k.allows(v.Bytes(id)) {
+	tab := k.table()
+	for id := range int32(v.n) {
+		if b := v.Bytes(id); len(b) > 0 && len(b) <= 0xffff && tab.allows(b) {
 			base.set(id)
-		} else {
-			rest = append(rest, id)
 		}
 	}
-	inRest := NewMask(v.n)
-	for _, id := range rest {
-		inRest.set(id)
-	}
-	sub := NewVocab(v.n, func(id int32) []byte {
-		if !inRest.Has(id) {
-			return nil
+	// An end-of-generation token is not in the trie: base must not
+	// hold it either (fill sets it where the state accepts).
+	for _, id := range v.eog {
+		if id >= 0 && int(id) < v.n {
+			base[id>>6] &^= 1 << (id & 63)
 		}
-		return v.Bytes(id)
-	}, nil)
+	}
+	var list []tok
+	for _, id := range v.toks {
+		if !base.Has(id) {
+			list = append(list, tok{v.Bytes(id), id})
+		}
+	}
+	// The rest's trie only walks: it needs no token texts.
+	sub := &Vocab{n: v.n}
+	sub.buildTrie(list)
 	sp := &loopSplit{base: base, rest: sub}
 	if v.splits == nil || len(v.splits) >= maxSplits {
 		v.splits = map[loopKey]*loopSplit{}
@@ -302,15 +315,30 @@ func (v *Vocab) split(k loopKey) *loopSplit {
 	return sp
 }
 
-// allows reports whether every state of k allows the token b without
-// reading it: its bytes all keep the state, or (utf8) it is valid UTF-8
-// from a character boundary, a last character possibly cut short, and
-// its ASCII bytes keep the state. This is the test fill makes on a
-// whole subtree.
-func (k *loopKey) allows(b []byte) bool {
+// table is k's test as a table.
+func (k *loopKey) table() *loopTable {
+	t := &loopTable{utf8: k.utf8}
+	for c := range 256 {
+		t.in[c] = k.loop.has(byte(c))
+	}
+	return t
+}
+
+// loopTable is a loopKey's test: in[c] when byte c keeps the state.
+type loopTable struct {
+	in   [256]bool
+	utf8 bool
+}
+
+// allows reports whether every state of the key allows the token b
+// without reading it: its bytes all keep the state, or (utf8) it is
+// valid UTF-8 from a character boundary, a last character possibly cut
+// short, and its ASCII bytes keep the state. This is the test fill makes
+// on a whole subtree.
+func (t *loopTable) allows(b []byte) bool {
 	all := true
 	for _, c := range b {
-		if !k.loop.has(c) {
+		if !t.in[c] {
 			all = false
 			break
 		}
@@ -318,13 +346,13 @@ func (k *loopKey) allows(b []byte) bool {
 	if all {
 		return true
 	}
-	if !k.utf8 {
+	if !t.utf8 {
 		return false
 	}
 	st := uint8(0)
 	for _, c := range b {
 		next, valid := utf8Step(c, st)
-		if !valid || (c < 0x80 && !k.loop.has(c)) {
+		if !valid || (c < 0x80 && !t.in[c]) {
 			return false
 		}
 		st = next

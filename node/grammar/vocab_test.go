@@ -220,3 +220,67 @@ func BenchmarkMaskQwen3(b *testing.B) {
 		}
 	})
 }
+
+// TestLoopSplit checks the masks of looping states (a JSON string's
+// contents, a class of raw bytes) made from a vocabulary's split, with
+// tokens that leave the loop, escape, cut or break characters: they match
+// the masks by definition, and the split walks fewer tokens than the trie.
+func TestLoopSplit(t *testing.T) {
+	words := []string{"<eos>", "a", "ab", "abc", "a b", "\"", "a\"", "a\",", "\\n", "x\\", "\x01", "é", "éa", "\xc3", "\xa9", "\xa9a", "中", "\xe4\xb8", "\xff", "\"}", "}", " ", "\t", "a\x7f", "\xed\xa0\x80", "\x7f"}
+	v := NewVocab(len(words), func(id int32) []byte {
+		if id == 0 {
+			return nil
+		}
+		return []byte(words[id])
+	}, []int32{0})
+	for _, c := range []struct{ grammar, text string }{
+		{"schema:" + `{"type":"object","properties":{"s":{"type":"string"}},"additionalProperties":false}`, `{"s":"ab é\\n中"}`},
+		{`root ::= [^"]* "\""`, "ab中é\""},
+		{`root ::= [ -~]* "}"`, "a b}"},
+	} {
+		var g *Grammar
+		var err error
+		if src, ok := strings.CutPrefix(c.grammar, "schema:"); ok {
+			g, err = SchemaGrammar([]byte(src), "")
+		} else {
+			g, err = ParseGBNF(c.grammar, "root")
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := NewMatcher(g, v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i <= len(c.text); i++ {
+			got, err := m.Mask()
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := bruteMask(t, v, m.c.d, m.s)
+			for id := range int32(v.n) {
+				if got.Has(id) != want.Has(id) {
+					t.Fatalf("%s at %d: token %q allowed=%v, want %v", c.grammar, i, words[id], got.Has(id), want.Has(id))
+				}
+			}
+			if i < len(c.text) {
+				if err := m.AcceptBytes([]byte{c.text[i]}); err != nil {
+					t.Fatalf("%s at %d: %v", c.grammar, i, err)
+				}
+			}
+		}
+		if !m.CanEnd() {
+			t.Errorf("%s: cannot end after %q", c.grammar, c.text)
+		}
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if len(v.splits) < 2 {
+		t.Fatalf("%d loop splits made, want one per looping class", len(v.splits))
+	}
+	for k, sp := range v.splits {
+		if sp.rest.Nodes() >= v.Nodes() {
+			t.Errorf("split of %v walks %d nodes of %d", k, sp.rest.Nodes(), v.Nodes())
+		}
+	}
+}
