@@ -23,6 +23,10 @@ type Vocab struct {
 	// height[i] is the length in bytes of the longest path from node i
 	// (itself included) down its subtree.
 	height []uint16
+	// chars[i] is the most characters (a cut last one included) on a
+	// path from node i down, counting the bytes that are not UTF-8
+	// continuation bytes: the chain steps a subtree of characters needs.
+	chars []uint16
 	// utf8[i] has bit k set when every path from node i down is valid
 	// UTF-8 (a last character may be cut short) from decoder state k
 	// (see utf8Step); bit 0: node i starts a character.
@@ -163,6 +167,7 @@ func (v *Vocab) buildTrie(list []tok) {
 		v.below[i].add(nd.b, nd.b)
 	}
 	v.height = make([]uint16, nn)
+	v.chars = make([]uint16, nn)
 	v.utf8 = make([]uint8, nn)
 	kids := make([]uint8, nn) // the AND of the children's utf8
 	for i := range kids {
@@ -170,6 +175,9 @@ func (v *Vocab) buildTrie(list []tok) {
 	}
 	for i := nn - 1; i >= 0; i-- {
 		v.height[i] = max(v.height[i], 1)
+		if v.nodes[i].b&0xc0 != 0x80 {
+			v.chars[i]++
+		}
 		ok := uint8(0)
 		for k := range uint8(8) {
 			if next, valid := utf8Step(v.nodes[i].b, k); valid && kids[i]&(1<<next) != 0 {
@@ -183,6 +191,7 @@ func (v *Vocab) buildTrie(list []tok) {
 				v.below[p][w] |= v.below[i][w]
 			}
 			v.height[p] = max(v.height[p], v.height[i]+1)
+			v.chars[p] = max(v.chars[p], v.chars[i])
 		}
 	}
 }
@@ -412,6 +421,30 @@ func (v *Vocab) mayChain(d *DFA, s State, i int) bool {
 	return err != nil || t != Dead
 }
 
+// chainHolds reports whether every token of node i's subtree keeps to
+// the chain from s: its bytes are the chain's for as many steps as its
+// height, or it is valid UTF-8 from a character boundary whose characters
+// keep to the chain for as many steps as it holds characters (fewer than
+// its bytes where some are multi-byte).
+func (v *Vocab) chainHolds(d *DFA, s State, i int) (bool, error) {
+	ch, err := d.chain(s, int(v.height[i]))
+	if err != nil {
+		return false, err
+	}
+	if ch != nil && v.below[i].subsetOf(&ch.bytes) {
+		return true, nil
+	}
+	if v.utf8[i]&1 == 0 {
+		return false, nil
+	}
+	if v.chars[i] < v.height[i] {
+		if ch, err = d.chain(s, int(v.chars[i])); err != nil {
+			return false, err
+		}
+	}
+	return ch != nil && ch.utf8 && v.below[i].asciiSubsetOf(&ch.bytes), nil
+}
+
 // walk adds to m the tokens of the trie allowed in state s (not Dead).
 func (v *Vocab) walk(d *DFA, s State, m Mask, states []State) error {
 	g := d.g
@@ -441,12 +474,11 @@ func (v *Vocab) walk(d *DFA, s State, m Mask, states []State) error {
 			// all follow one chain of states (a counted string's
 			// characters) is allowed whole when the chain lives as
 			// long as its longest token.
-			ch, err := d.chain(from, int(v.height[i]))
+			ok, err := v.chainHolds(d, from, i)
 			if err != nil {
 				return err
 			}
-			if ch != nil && (v.below[i].subsetOf(&ch.bytes) ||
-				(ch.utf8 && v.utf8[i]&1 != 0 && v.below[i].asciiSubsetOf(&ch.bytes))) {
+			if ok {
 				for j, e := nd.tok, nodes[nd.end].tok; j < e; j++ {
 					id := v.toks[j]
 					m[id>>6] |= 1 << (id & 63)

@@ -284,3 +284,46 @@ func TestLoopSplit(t *testing.T) {
 		}
 	}
 }
+
+// TestChainCharacters checks masks in a counted string over a subtree of
+// multi-byte characters (more than chainMinTokens tokens under one lead
+// byte, fewer characters than bytes) against the masks by definition, at
+// every remaining count.
+func TestChainCharacters(t *testing.T) {
+	words := []string{"<eos>", ".", "a", "ab", "a."}
+	for _, r := range []rune("一丁七万丈三上下不与丐丑专且世丘") {
+		words = append(words, string(r), string(r)+"一", string(r)+"一丁", "一"+string(r)+"a")
+	}
+	v := NewVocab(len(words), func(id int32) []byte {
+		if id == 0 {
+			return nil
+		}
+		return []byte(words[id])
+	}, []int32{0})
+	g, err := ParseGBNF(`root ::= [^.]{0,4} "."`, "root")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := NewMatcher(g, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := "一a丁."
+	for i := 0; i <= len(text); i++ {
+		got, err := m.Mask()
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := bruteMask(t, v, m.c.d, m.s)
+		for id := range int32(v.n) {
+			if got.Has(id) != want.Has(id) {
+				t.Fatalf("at %d: token %q allowed=%v, want %v", i, words[id], got.Has(id), want.Has(id))
+			}
+		}
+		if i < len(text) {
+			if err := m.AcceptBytes([]byte{text[i]}); err != nil {
+				t.Fatalf("at %d: %v", i, err)
+			}
+		}
+	}
+}
