@@ -291,7 +291,7 @@ func TestLoopSplit(t *testing.T) {
 // every remaining count.
 func TestChainCharacters(t *testing.T) {
 	words := []string{"<eos>", ".", "a", "ab", "a."}
-	for _, r := range []rune("一丁七万丈三上下不与丐丑专且世丘") {
+	for _, r := range "一丁七万丈三上下不与丐丑专且世丘" {
 		words = append(words, string(r), string(r)+"一", string(r)+"一丁", "一"+string(r)+"a")
 	}
 	v := NewVocab(len(words), func(id int32) []byte {
