@@ -100,16 +100,7 @@ func pullRemote(ctx context.Context, c *cli.Command, node string, ref pull.Ref, 
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-		var env struct {
-			Error struct {
-				Message string `json:"message"`
-			} `json:"error"`
-		}
-		msg := strings.TrimSpace(string(b))
-		if json.Unmarshal(b, &env) == nil && env.Error.Message != "" {
-			msg = env.Error.Message
-		}
-		return fmt.Errorf("pull on node %s: HTTP %d: %s", node, resp.StatusCode, msg)
+		return fmt.Errorf("pull on node %s: HTTP %d: %s", node, resp.StatusCode, errorMessage(b))
 	}
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)

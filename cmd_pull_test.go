@@ -3,8 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,27 +11,16 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"helexa/internal/pull"
+	"helexa/internal/pull/pulltest"
 )
 
 // helexa pull puts the file into the first models_dir of --config, taking
 // the Hub's address from HF_ENDPOINT.
 func TestPullCommand(t *testing.T) {
 	data := append([]byte("GGUF"), bytes.Repeat([]byte{1}, 5000)...)
-	sum := sha256.Sum256(data)
-	hub := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch r.URL.Path {
-		case "/api/models/org/tiny-GGUF/tree/main":
-			fmt.Fprintf(w, `[{"type":"file","path":"tiny-Q8_0.gguf","size":%d,"lfs":{"oid":"%x","size":%d}}]`, len(data), sum, len(data))
-		case "/org/tiny-GGUF/resolve/main/tiny-Q8_0.gguf":
-			w.Header().Set("X-Linked-Etag", `"`+hex.EncodeToString(sum[:])+`"`)
-			http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(data))
-		default:
-			http.NotFound(w, r)
-		}
-	}))
+	hub := pulltest.OneFileHub("org/tiny-GGUF", "tiny-Q8_0.gguf", data)
 	defer hub.Close()
 	t.Setenv("HF_ENDPOINT", hub.URL)
 	t.Setenv("HF_TOKEN", "")

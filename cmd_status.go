@@ -122,15 +122,7 @@ func gatewayGet(ctx context.Context, c *cli.Command, path string) ([]byte, error
 		return nil, fmt.Errorf("reading %s%s: %w", base, path, err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		var env struct {
-			Error struct {
-				Message string `json:"message"`
-			} `json:"error"`
-		}
-		msg := strings.TrimSpace(string(body))
-		if json.Unmarshal(body, &env) == nil && env.Error.Message != "" {
-			msg = env.Error.Message
-		}
+		msg := errorMessage(body)
 		if resp.StatusCode == http.StatusUnauthorized {
 			msg += " (pass --api-key or set HELEXA_API_KEY)"
 		}
@@ -337,4 +329,18 @@ func shorten(s string, n int) string {
 		return s
 	}
 	return s[:n-1] + "…"
+}
+
+// errorMessage is the message of an API error body: the envelope's
+// error.message where it has one, else the body's text.
+func errorMessage(body []byte) string {
+	var env struct {
+		Error struct {
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	if json.Unmarshal(body, &env) == nil && env.Error.Message != "" {
+		return env.Error.Message
+	}
+	return strings.TrimSpace(string(body))
 }

@@ -3,17 +3,15 @@ package node
 import (
 	"bufio"
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
+
+	"helexa/internal/pull/pulltest"
 )
 
 // POST /models/pull streams NDJSON progress, ends with a success line,
@@ -21,18 +19,7 @@ import (
 // there; a bad reference is a 400; the Hub's 404 is an error line.
 func TestPullRoute(t *testing.T) {
 	data := append([]byte("GGUF"), bytes.Repeat([]byte{7}, 10000)...)
-	sum := sha256.Sum256(data)
-	hub := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch r.URL.Path {
-		case "/api/models/org/tiny-GGUF/tree/main":
-			fmt.Fprintf(w, `[{"type":"file","path":"tiny-Q8_0.gguf","size":%d,"lfs":{"oid":"%x","size":%d}}]`, len(data), sum, len(data))
-		case "/org/tiny-GGUF/resolve/main/tiny-Q8_0.gguf":
-			w.Header().Set("X-Linked-Etag", `"`+hex.EncodeToString(sum[:])+`"`)
-			http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(data))
-		default:
-			http.Error(w, `{"error":"Repository not found"}`, http.StatusNotFound)
-		}
-	}))
+	hub := pulltest.OneFileHub("org/tiny-GGUF", "tiny-Q8_0.gguf", data)
 	defer hub.Close()
 	t.Setenv("HF_ENDPOINT", hub.URL)
 	t.Setenv("HF_TOKEN", "")
