@@ -45,8 +45,19 @@ func benchSetup(b *testing.B) (direct, gateway string, client *http.Client) {
 var fixedCompletion = []byte(`{"id":"chatcmpl-1","object":"chat.completion","created":1700000000,"model":"m1","choices":[{"index":0,"message":{"role":"assistant","content":"Hello there!"},"finish_reason":"stop"}],"usage":{"prompt_tokens":11,"completion_tokens":3,"total_tokens":14}}`)
 
 // post sends benchBody to url and reads the answer.
-func post(c *http.Client, url string) error {
-	resp, err := c.Post(url, "application/json", bytes.NewReader([]byte(benchBody)))
+func post(c *http.Client, url string) error { return postKey(c, url, "") }
+
+// postKey is post with key as the bearer token (none when empty).
+func postKey(c *http.Client, url, key string) error {
+	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader([]byte(benchBody)))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	resp, err := c.Do(req)
 	if err != nil {
 		return err
 	}
@@ -70,6 +81,11 @@ func benchPost(b testing.TB, c *http.Client, url string) {
 // first error stops every worker; it is returned after they have all
 // ended (FailNow must not be called from a worker goroutine).
 func postConcurrently(c *http.Client, url string, n, workers int) error {
+	return postKeyConcurrently(c, url, "", n, workers)
+}
+
+// postKeyConcurrently is postConcurrently with key as the bearer token.
+func postKeyConcurrently(c *http.Client, url, key string, n, workers int) error {
 	var next atomic.Int64
 	var failed atomic.Bool
 	var once sync.Once
@@ -80,7 +96,7 @@ func postConcurrently(c *http.Client, url string, n, workers int) error {
 		go func() {
 			defer wg.Done()
 			for !failed.Load() && next.Add(1) <= int64(n) {
-				if err := post(c, url); err != nil {
+				if err := postKey(c, url, key); err != nil {
 					once.Do(func() { first = err })
 					failed.Store(true)
 				}

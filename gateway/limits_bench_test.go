@@ -1,13 +1,8 @@
 package gateway
 
 import (
-	"bytes"
-	"fmt"
-	"io"
 	"net/http"
 	"runtime"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -30,41 +25,6 @@ import (
 
 var benchKey = config.Key{Name: "bench", Key: "sk-bench", Models: []string{"m*"}, RPM: 1 << 40, TPM: 1 << 40,
 	MaxParallel: 1 << 20, BudgetTokens: 1 << 60, BudgetPeriod: config.PeriodMonth}
-
-func postKeyConcurrently(c *http.Client, url, key string, n, workers int) error {
-	var next atomic.Int64
-	var failed atomic.Bool
-	var once sync.Once
-	var first error
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for !failed.Load() && next.Add(1) <= int64(n) {
-				req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader([]byte(benchBody)))
-				req.Header.Set("Content-Type", "application/json")
-				if key != "" {
-					req.Header.Set("Authorization", "Bearer "+key)
-				}
-				resp, err := c.Do(req)
-				if err == nil {
-					_, _ = io.Copy(io.Discard, resp.Body)
-					_ = resp.Body.Close()
-					if resp.StatusCode != 200 {
-						err = fmt.Errorf("status %d", resp.StatusCode)
-					}
-				}
-				if err != nil {
-					once.Do(func() { first = err })
-					failed.Store(true)
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	return first
-}
 
 func BenchmarkLimits(b *testing.B) {
 	n := newFakeNeuron(b, "a", "m1*")
