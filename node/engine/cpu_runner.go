@@ -75,6 +75,11 @@ type runState struct {
 	items  []attnItem
 	sub    []Item // one sub-batch's items
 
+	// row-wise steps queued for the next matmul's workers (layers.go)
+	rowOps  [maxRowOps]rowOp
+	nRowOps int
+	rowN    int // rows the queued steps cover
+
 	// mixture of experts (nil for dense models)
 	router []float32 // (maxBatch, nExpert) router probabilities
 	sel    []int32   // (maxBatch, nExpertUsed) chosen experts, best first
@@ -133,8 +138,10 @@ type cpuRunner struct {
 	packMem *mmapfile.Anon // the repacked weights (repack.go); nil without
 	mm      mmJob
 	attn    attnJob
+	// qkvLayer and qkvN are the layer and rows of the current qkvWorker job.
+	qkvLayer, qkvN int
 	// Jobs for the pool, built once so dispatching allocates nothing.
-	dotFn, quantFn, attnFn func(ith, nth int)
+	dotFn, quantFn, attnFn, rowsFn, qkvFn func(ith, nth int)
 }
 
 // NewRunner implements Backend.
@@ -278,6 +285,8 @@ func (CPU) NewRunner(w *Weights, o RunnerOptions) (Runner, error) {
 	r.dotFn = r.dotWorker
 	r.quantFn = r.quantWorker
 	r.attnFn = r.attnWorker
+	r.rowsFn = r.rowsWorker
+	r.qkvFn = r.qkvWorker
 	return r, nil
 }
 

@@ -61,6 +61,7 @@ func (r *cpuRunner) forward(items []Item, n int) error {
 
 	// 4. Final norm and the output head, only for the rows whose logits
 	// are wanted, gathered into consecutive rows of xb.
+	r.flushRows()
 	if r.embedSum != nil {
 		r.poolHidden(n)
 	}

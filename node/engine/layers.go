@@ -13,16 +13,92 @@ import (
 // and the sublayer buffer s.xb.
 
 // norm sets out[t] = rmsnorm(in[t])·w for the n rows (out may be in).
+// Like residual and a gated FFN's activation, it is queued (rowOps) and
+// done by the next matmul's workers, row by row, just before they
+// quantize that row (see runMatmul), so that the pass's row-wise work is
+// shared by the workers instead of running on one while the others wait.
 func (r *cpuRunner) norm(out, in, w []float32, n int) {
-	d := r.c.dim
-	for t := 0; t < n; t++ {
-		rmsnorm(out[t*d:(t+1)*d], in[t*d:(t+1)*d], w, r.c.eps)
+	r.queueRows(rowOp{kind: rowNorm, out: out, in: in, w: w, width: r.c.dim}, n)
+}
+
+// residual adds the sublayer's output to the residual stream: x += xb
+// (queued, like norm).
+func (r *cpuRunner) residual(n int) {
+	r.queueRows(rowOp{kind: rowAdd, out: r.s.x, in: r.s.xb, width: r.c.dim}, n)
+}
+
+// rowOp is one queued row-wise step of a pass: rows are independent, so
+// the queue can run row by row in any split of the rows.
+type rowOp struct {
+	kind    rowKind
+	out, in []float32 // rows of width floats
+	w       []float32 // rowNorm: the norm's weights
+	width   int
+	act     ffnAct // rowAct: out = act(out) ⊙ in
+}
+
+type rowKind uint8
+
+const (
+	rowNorm rowKind = iota // out = rmsnorm(in)·w
+	rowAdd                 // out += in
+	rowAct                 // out = act(out) ⊙ in
+)
+
+// maxRowOps is the most row steps queued between two matmuls (gemma3
+// queues three: post-norm, residual, pre-norm).
+const maxRowOps = 8
+
+// queueRows queues op for rows 0..n-1; a queue of another row count, or
+// a full one, is flushed first.
+func (r *cpuRunner) queueRows(op rowOp, n int) {
+	s := &r.s
+	if s.nRowOps > 0 && (s.rowN != n || s.nRowOps == maxRowOps) {
+		r.flushRows()
+	}
+	s.rowOps[s.nRowOps] = op
+	s.nRowOps++
+	s.rowN = n
+}
+
+// runRows does the queued steps for rows [lo, hi).
+func (r *cpuRunner) runRows(lo, hi int) {
+	s := &r.s
+	for t := lo; t < hi; t++ {
+		for i := range s.nRowOps {
+			op := &s.rowOps[i]
+			a, b := t*op.width, (t+1)*op.width
+			switch op.kind {
+			case rowNorm:
+				rmsnorm(op.out[a:b], op.in[a:b], op.w, r.c.eps)
+			case rowAdd:
+				cpu.Add(op.in[a:b], op.out[a:b])
+			case rowAct:
+				op.act(op.out[a:b], op.in[a:b])
+			}
+		}
 	}
 }
 
-// residual adds the sublayer's output to the residual stream: x += xb.
-func (r *cpuRunner) residual(n int) {
-	cpu.Add(r.s.xb[:n*r.c.dim], r.s.x[:n*r.c.dim])
+// flushRows does the queued row steps now, on the pool when there are
+// several rows.
+func (r *cpuRunner) flushRows() {
+	s := &r.s
+	if s.nRowOps == 0 {
+		return
+	}
+	if s.rowN > 1 {
+		r.pool.Run(r.rowsFn)
+	} else {
+		r.runRows(0, s.rowN)
+	}
+	s.nRowOps = 0
+}
+
+// rowsWorker does worker ith's share of the queued rows.
+func (r *cpuRunner) rowsWorker(ith, nth int) {
+	lo, hi := cpu.Split(r.s.rowN, ith, nth)
+	r.runRows(lo, hi)
 }
 
 // attention replaces xb by layer il's self-attention of it: Q/K/V
@@ -41,50 +117,82 @@ func (r *cpuRunner) attention(il, n int) {
 	r.mm.add(lw.Wk, s.k, c.kvDim)
 	r.mm.add(lw.Wv, s.v, c.kvDim)
 	r.runMatmul()
-	addBias(s.q, lf.bq, n, c.qDim)
-	addBias(s.k, lf.bk, n, c.kvDim)
-	addBias(s.v, lf.bv, n, c.kvDim)
 
-	// per-head Q/K norms, then RoPE
-	rt := &r.ropes[lf.rope]
-	for t := 0; t < n; t++ {
-		if lf.qNorm != nil {
-			for h := 0; h < c.nHead; h++ {
-				x := s.q[t*c.qDim+h*c.hd : t*c.qDim+(h+1)*c.hd]
-				rmsnorm(x, x, lf.qNorm, c.eps)
-			}
-		}
-		if lf.kNorm != nil {
-			for h := 0; h < c.nKV; h++ {
-				x := s.k[t*c.kvDim+h*c.hd : t*c.kvDim+(h+1)*c.hd]
-				rmsnorm(x, x, lf.kNorm, c.eps)
-			}
-		}
-		r.rope(rt, s.q[t*c.qDim:(t+1)*c.qDim], c.nHead, t)
-		r.rope(rt, s.k[t*c.kvDim:(t+1)*c.kvDim], c.nKV, t)
-	}
-
-	// each row's k, v at its position of its sequence
-	layerLen := r.kvBlocks * c.bs * c.kvDim
-	kl := r.kv.k[il*layerLen : (il+1)*layerLen]
-	vl := r.kv.v[il*layerLen : (il+1)*layerLen]
-	for t := 0; t < n; t++ {
-		o := s.kvIdx[t]
-		cpu.ToF16(kl[o:o+c.kvDim], s.k[t*c.kvDim:(t+1)*c.kvDim])
-		cpu.ToF16(vl[o:o+c.kvDim], s.v[t*c.kvDim:(t+1)*c.kvDim])
-	}
-	if emulateF16KV {
-		ggml.RoundHalf(s.q[:n*c.qDim], s.q[:n*c.qDim])
+	// biases, per-head Q/K norms, RoPE, and each row's K/V stored at its
+	// position of its sequence: row by row, on the pool when there are
+	// several rows
+	r.qkvLayer = il
+	if n > 1 {
+		r.qkvN = n
+		r.pool.Run(r.qkvFn)
+	} else {
+		r.qkvRows(0, n)
 	}
 
 	// att = softmax(q·K·scale)·V
-	r.attn.k, r.attn.v, r.attn.window = kl, vl, lf.window
+	layerLen := r.kvBlocks * c.bs * c.kvDim
+	r.attn.k, r.attn.v = r.kv.k[il*layerLen:(il+1)*layerLen], r.kv.v[il*layerLen:(il+1)*layerLen]
+	r.attn.window = lf.window
 	r.pool.Run(r.attnFn)
 
 	// xb = att·Wo
 	r.mm.begin(s.att, n, c.qDim)
 	r.mm.add(lw.Wo, s.xb, c.dim)
 	r.runMatmul()
+}
+
+// qkvRows finishes rows [lo, hi) of layer r.qkvLayer's projections:
+// biases, per-head Q/K norms, RoPE with the layer's table, the row's K
+// and V stored in half precision at its position of its sequence, and
+// the queries rounded to half precision.
+func (r *cpuRunner) qkvRows(lo, hi int) {
+	c, s := &r.c, &r.s
+	il := r.qkvLayer
+	lf := &r.layers[il]
+	rt := &r.ropes[lf.rope]
+	layerLen := r.kvBlocks * c.bs * c.kvDim
+	kl := r.kv.k[il*layerLen : (il+1)*layerLen]
+	vl := r.kv.v[il*layerLen : (il+1)*layerLen]
+	for t := lo; t < hi; t++ {
+		q := s.q[t*c.qDim : (t+1)*c.qDim]
+		k := s.k[t*c.kvDim : (t+1)*c.kvDim]
+		v := s.v[t*c.kvDim : (t+1)*c.kvDim]
+		if lf.bq != nil {
+			cpu.Add(lf.bq, q)
+		}
+		if lf.bk != nil {
+			cpu.Add(lf.bk, k)
+		}
+		if lf.bv != nil {
+			cpu.Add(lf.bv, v)
+		}
+		if lf.qNorm != nil {
+			for h := 0; h < c.nHead; h++ {
+				x := q[h*c.hd : (h+1)*c.hd]
+				rmsnorm(x, x, lf.qNorm, c.eps)
+			}
+		}
+		if lf.kNorm != nil {
+			for h := 0; h < c.nKV; h++ {
+				x := k[h*c.hd : (h+1)*c.hd]
+				rmsnorm(x, x, lf.kNorm, c.eps)
+			}
+		}
+		r.rope(rt, q, c.nHead, t)
+		r.rope(rt, k, c.nKV, t)
+		o := s.kvIdx[t]
+		cpu.ToF16(kl[o:o+c.kvDim], k)
+		cpu.ToF16(vl[o:o+c.kvDim], v)
+		if emulateF16KV {
+			ggml.RoundHalf(q, q)
+		}
+	}
+}
+
+// qkvWorker finishes worker ith's share of the rows (qkvRows).
+func (r *cpuRunner) qkvWorker(ith, nth int) {
+	lo, hi := cpu.Split(r.qkvN, ith, nth)
+	r.qkvRows(lo, hi)
 }
 
 // ffnAct is a gated FFN's activation: g[i] = act(g[i]) * u[i].
@@ -100,7 +208,7 @@ func (r *cpuRunner) ffn(il, n int, act ffnAct) {
 	r.mm.add(lw.FFNGate, s.hb, nff)
 	r.mm.add(lw.FFNUp, s.hb2, nff)
 	r.runMatmul()
-	act(s.hb[:n*nff], s.hb2[:n*nff])
+	r.queueRows(rowOp{kind: rowAct, out: s.hb, in: s.hb2, width: nff, act: act}, n)
 	r.mm.begin(s.hb, n, nff)
 	r.mm.add(lw.FFNDown, s.xb, c.dim)
 	r.runMatmul()
@@ -271,16 +379,6 @@ func rmsnorm(out, x, w []float32, eps float32) {
 	w = w[:len(x)]
 	for i, v := range x {
 		out[i] = v * scale * w[i]
-	}
-}
-
-// addBias adds b to each of n rows of x (width d); b nil is no bias.
-func addBias(x, b []float32, n, d int) {
-	if b == nil {
-		return
-	}
-	for t := 0; t < n; t++ {
-		cpu.Add(b, x[t*d:(t+1)*d])
 	}
 }
 

@@ -39,6 +39,9 @@ type mmJob struct {
 	nops    int
 	// the ops of the current dispatch: ops[lo:hi], all with one vdt
 	lo, hi int
+	// rows: quantWorker does the runner's queued row steps (rowOps) on
+	// each row before quantizing it
+	rows bool
 	vdt    ggml.Type
 	prep   prepKind
 	// packed holds the weights repacked at load (NewRunner), read-only.
@@ -87,6 +90,16 @@ func (j *mmJob) add(w *Tensor, out []float32, stride int) {
 // quantization go out in one dispatch, after that quantization.
 func (r *cpuRunner) runMatmul() {
 	j := &r.mm
+	// Queued row steps (norms, residual adds, activations) are done by
+	// the first quantization's workers, each on the rows it quantizes:
+	// those steps end in this matmul's input, row by row.
+	if r.s.nRowOps > 0 {
+		if j.nops > 0 && !j.ops[0].direct && r.s.rowN == j.n {
+			j.rows = true
+		} else {
+			r.flushRows()
+		}
+	}
 	done := 0
 	for done < j.nops {
 		first := &j.ops[done]
@@ -101,6 +114,9 @@ func (r *cpuRunner) runMatmul() {
 			} else {
 				r.pool.Run(r.quantFn)
 			}
+			if j.rows {
+				j.rows, r.s.nRowOps = false, 0
+			}
 		}
 		r.pool.Run(r.dotFn)
 		done = hi
@@ -111,6 +127,9 @@ func (r *cpuRunner) runMatmul() {
 func (r *cpuRunner) quantWorker(ith, nth int) {
 	j := &r.mm
 	lo, hi := cpu.Split(j.n, ith, nth)
+	if j.rows {
+		r.runRows(lo, hi)
+	}
 	for t := lo; t < hi; t++ {
 		in := j.in[t*j.cols : (t+1)*j.cols]
 		if j.vdt == ggml.F32 {
