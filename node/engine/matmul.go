@@ -42,8 +42,8 @@ type mmJob struct {
 	// rows: quantWorker does the runner's queued row steps (rowOps) on
 	// each row before quantizing it
 	rows bool
-	vdt    ggml.Type
-	prep   prepKind
+	vdt  ggml.Type
+	prep prepKind
 	// packed holds the weights repacked at load (NewRunner), read-only.
 	packed map[*Tensor]packedWeight
 }
