@@ -16,6 +16,14 @@ import (
 
 type asm struct{ b strings.Builder }
 
+// pfAhead and pfMinTok: the quantized R16 kernels of pfMinTok tokens or
+// more prefetch the weight block pfAhead blocks ahead.
+var pfAhead, pfMinTok = 4, 1
+
+// pfBytes is how far ahead the kernels with small blocks (Q8_0, Q4_0,
+// F16, BF16) prefetch.
+var pfBytes = 8192
+
 func (a *asm) e(format string, args ...any) {
 	if format != "" {
 		a.b.WriteString("\t")
@@ -1171,6 +1179,30 @@ func r16() {
 	}
 	// advance steps the weight pointer by wb bytes and every token's
 	// activation pointer by ab bytes, and closes the loop.
+	// prefetch asks, in slice i of 8 of a loop iteration over blocks of
+	// wb bytes, for the cache lines of the block pfAhead blocks on: the
+	// hardware prefetcher alone left a decode's weight stream (read
+	// once per step) waiting on memory.
+	prefetch := func(wb, i, ntok int) {
+		if ntok < pfMinTok {
+			return
+		}
+		lines := (wb + 63) / 64
+		per := (lines + 7) / 8
+		for l := i * per; l < min(lines, (i+1)*per); l++ {
+			a.e("PREFETCHT0 %d(SI)", pfAhead*wb+64*l)
+		}
+	}
+	// prefetchBytes asks for the lines of the wb bytes pfBytes ahead of
+	// SI, for kernels whose loop iteration reads a small block.
+	prefetchBytes := func(wb, ntok int) {
+		if ntok < pfMinTok {
+			return
+		}
+		for l := range (wb + 63) / 64 {
+			a.e("PREFETCHT0 %d(SI)", pfBytes+64*l)
+		}
+	}
 	advance := func(wb, ab, ntok int) {
 		a.e("ADDQ $%d, SI", wb)
 		for _, p := range ptr[:ntok] {
@@ -1194,6 +1226,7 @@ func r16() {
 			a.e("VPBROADCASTD AX, Z8")
 		}
 		a.raw("loop:")
+		prefetchBytes(bb, ntok)
 		a.e("VCVTPH2PS (SI), Z9")
 		if q4 {
 			for j := range 4 {
@@ -1243,6 +1276,7 @@ func r16() {
 		}
 		a.e("SHRQ $2, CX")
 		a.raw("loop:")
+		prefetchBytes(128, ntok)
 		for u := range 4 {
 			switch {
 			case bf16 && u%2 == 0: // a bfloat16 is the top half of a float32
@@ -1301,6 +1335,11 @@ func r16() {
 			a.e("VPXORD Z%d, Z%d, Z%d", 18+t, 18+t, 18+t)
 		}
 		for j := range 8 {
+			if q5 {
+				prefetch(2880, j, ntok)
+			} else {
+				prefetch(2368, j, ntok)
+			}
 			a.e("VPMOVZXBD %d(SI), Z9", 64+16*j)
 			for k := range 8 {
 				off := qs + 512*(j/2) + 64*k
@@ -1393,6 +1432,7 @@ func r16() {
 		}
 		for h := range 2 {
 			for _, j := range []int{0, 2, 1, 3} {
+				prefetch(3360, 4*h+j, ntok)
 				a.e("VPMOVSXBD %d(SI), Z29", 32+32*(4*h+j))
 				a.e("VPMOVSXBD %d(SI), Z30", 48+32*(4*h+j))
 				for k := range 8 {
