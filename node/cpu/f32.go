@@ -111,6 +111,22 @@ func Exp(x []float32) {
 	}
 }
 
+// SiLUMul sets g[i] = silu(g[i])·u[i] = g[i] / (1 + e^-g[i]) · u[i] (a
+// SwiGLU FFN's activation), with Exp's e^x, in float32.
+func SiLUMul(g, u []float32) {
+	u = u[:len(g)]
+	i := 0
+	if useAVX2 && len(g) >= 8 {
+		i = len(g) &^ 7
+		siluMulAVX2(&g[0], &u[0], i)
+	}
+	for ; i < len(g); i++ {
+		v := g[i]
+		e := float32(math.Exp(float64(min(max(-v, -87.3), 88.3))))
+		g[i] = v / (1 + e) * u[i]
+	}
+}
+
 // Softmax replaces x with softmax(x): exp(x - max), divided by the sum
 // taken in float64 as ggml does. With half set, each weight is then rounded
 // to half precision (to nearest even), as llama.cpp's attention over an F16

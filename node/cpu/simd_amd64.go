@@ -47,6 +47,9 @@ func mixF16(w *float32, v *uint16, stride int, hd int, npos int, out *float32)
 func expAVX2(x *float32, n int, shift float32)
 
 //go:noescape
+func siluMulAVX2(gp, up *float32, n int)
+
+//go:noescape
 func maxAVX2(x *float32, n int) float32
 
 //go:noescape

@@ -86,3 +86,37 @@ func TestToF16MatchesFP32ToFP16(t *testing.T) {
 		}
 	}
 }
+
+// TestSiLUMul: SiLUMul equals Exp of the negated input followed by the
+// float32 divide and multiply, bit for bit, at every length (the vector
+// body and the scalar tail), for ordinary, large and clamped inputs.
+func TestSiLUMul(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	for _, n := range []int{1, 7, 8, 9, 64, 100, 2048} {
+		g := make([]float32, n)
+		u := make([]float32, n)
+		for i := range g {
+			g[i] = float32(r.NormFloat64() * 4)
+			u[i] = float32(r.NormFloat64())
+		}
+		if n >= 8 {
+			g[0], g[1], g[2], g[3] = 0, -100, 100, -88
+		}
+		want := make([]float32, n)
+		e := make([]float32, n)
+		for i, v := range g {
+			e[i] = -v
+		}
+		Exp(e)
+		for i, v := range g {
+			want[i] = v / (1 + e[i]) * u[i]
+		}
+		got := append([]float32(nil), g...)
+		SiLUMul(got, u)
+		for i := range got {
+			if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+				t.Fatalf("n=%d: [%d] silu(%g)*%g = %g, want %g", n, i, g[i], u[i], got[i], want[i])
+			}
+		}
+	}
+}

@@ -383,22 +383,7 @@ func rmsnorm(out, x, w []float32, eps float32) {
 }
 
 // swiglu sets g[i] = silu(g[i]) * u[i] = g[i] / (1 + e^-g[i]) * u[i].
-func swiglu(g, u []float32) {
-	u = u[:len(g)]
-	var e [64]float32
-	for lo := 0; lo < len(g); lo += len(e) {
-		gs := g[lo:min(lo+len(e), len(g))]
-		es := e[:len(gs)]
-		for i, v := range gs {
-			es[i] = -v
-		}
-		cpu.Exp(es)
-		us := u[lo : lo+len(gs)]
-		for i, v := range gs {
-			gs[i] = v / (1 + es[i]) * us[i]
-		}
-	}
-}
+func swiglu(g, u []float32) { cpu.SiLUMul(g, u) }
 
 // geluTable holds ggml's GELU of every half-precision input, rounded to
 // half precision: ggml's CPU GEGLU looks its activations up there.
