@@ -111,6 +111,25 @@ func Exp(x []float32) {
 	}
 }
 
+// AnyAbove reports whether some x[i] > t; NaN is never above. A sampler
+// scans a vocabulary's logits with it to skip runs that cannot beat its
+// current best.
+func AnyAbove(x []float32, t float32) bool {
+	i := 0
+	if useAVX2 && len(x) >= 8 {
+		i = len(x) &^ 7
+		if anyAboveAVX2(&x[0], i, t) {
+			return true
+		}
+	}
+	for _, v := range x[i:] {
+		if v > t {
+			return true
+		}
+	}
+	return false
+}
+
 // SiLUMul sets g[i] = silu(g[i])·u[i] = g[i] / (1 + e^-g[i]) · u[i] (a
 // SwiGLU FFN's activation), with Exp's e^x, in float32.
 func SiLUMul(g, u []float32) {

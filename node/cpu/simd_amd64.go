@@ -53,6 +53,9 @@ func siluMulAVX2(gp, up *float32, n int)
 func maxAVX2(x *float32, n int) float32
 
 //go:noescape
+func anyAboveAVX2(x *float32, n int, t float32) bool
+
+//go:noescape
 func sum64AVX2(x *float32, n int) float64
 
 //go:noescape

@@ -848,3 +848,29 @@ sloop:
 sdone:
 	VZEROUPPER
 	RET
+
+// func anyAboveAVX2(x *float32, n int, t float32) bool
+// Reports whether x[i] > t for some i < n (n a multiple of 8); NaN
+// compares false (ordered, non-signalling greater-than).
+TEXT ·anyAboveAVX2(SB), NOSPLIT, $0-25
+	MOVQ x+0(FP), DI
+	MOVQ n+8(FP), CX
+	VBROADCASTSS t+16(FP), Y15
+	VXORPS Y3, Y3, Y3
+
+aloop:
+	CMPQ CX, $8
+	JL   adone
+	VMOVUPS (DI), Y1
+	VCMPPS $0x1E, Y15, Y1, Y2
+	VORPS Y2, Y3, Y3
+	ADDQ $32, DI
+	SUBQ $8, CX
+	JMP  aloop
+
+adone:
+	VMOVMSKPS Y3, AX
+	TESTL AX, AX
+	SETNE ret+24(FP)
+	VZEROUPPER
+	RET

@@ -120,3 +120,34 @@ func TestSiLUMul(t *testing.T) {
 		}
 	}
 }
+
+// TestAnyAbove: AnyAbove finds a value above the threshold wherever it is
+// (vector body or tail), never counts NaN or equal values, and says false
+// for an empty slice.
+func TestAnyAbove(t *testing.T) {
+	nan := float32(math.NaN())
+	for _, n := range []int{0, 1, 7, 8, 9, 31, 256} {
+		x := make([]float32, n)
+		for i := range x {
+			x[i] = float32(i%5) - 10
+		}
+		if AnyAbove(x, 0) {
+			t.Fatalf("n=%d: found a value above 0 in %v", n, x)
+		}
+		for i := range x {
+			y := append([]float32(nil), x...)
+			y[i] = 0
+			if AnyAbove(y, 0) {
+				t.Fatalf("n=%d: an equal value at %d counted as above", n, i)
+			}
+			y[i] = nan
+			if AnyAbove(y, 0) {
+				t.Fatalf("n=%d: NaN at %d counted as above", n, i)
+			}
+			y[i] = 0.5
+			if !AnyAbove(y, 0) {
+				t.Fatalf("n=%d: missed 0.5 at %d", n, i)
+			}
+		}
+	}
+}

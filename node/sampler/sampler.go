@@ -20,6 +20,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"sort"
+
+	"helexa/node/cpu"
 )
 
 // Params are the sampling knobs of one request. The zero value of an
@@ -294,10 +296,21 @@ func (s *Sampler) selectTopK(k int) {
 	for i := k/2 - 1; i >= 0; i-- {
 		s.siftDown(h, i)
 	}
-	for i := k; i < s.nVocab; i++ {
-		if s.less(h[0], int32(i)) {
-			h[0] = int32(i)
-			s.siftDown(h, 0)
+	// Every id from k on is larger than every id in the heap, so it
+	// displaces the root exactly when its value is larger (ties keep the
+	// lower id): runs with no value above the root's are skipped whole.
+	thr := s.vals[h[0]]
+	for c0 := k; c0 < s.nVocab; c0 += scanRun {
+		c1 := min(c0+scanRun, s.nVocab)
+		if !cpu.AnyAbove(s.vals[c0:c1], thr) {
+			continue
+		}
+		for i := c0; i < c1; i++ {
+			if s.vals[i] > thr {
+				h[0] = int32(i)
+				s.siftDown(h, 0)
+				thr = s.vals[h[0]]
+			}
 		}
 	}
 	// Heap sort descending: repeatedly move the smallest to the end.
@@ -353,13 +366,23 @@ func (b *byVal) Swap(i, j int) { b.idx[i], b.idx[j] = b.idx[j], b.idx[i] }
 
 func argmax(v []float32) int32 {
 	best := 0
-	for i := 1; i < len(v); i++ {
-		if v[i] > v[best] {
-			best = i
+	for c0 := 1; c0 < len(v); c0 += scanRun {
+		c1 := min(c0+scanRun, len(v))
+		if !cpu.AnyAbove(v[c0:c1], v[best]) {
+			continue
+		}
+		for i := c0; i < c1; i++ {
+			if v[i] > v[best] {
+				best = i
+			}
 		}
 	}
 	return int32(best)
 }
+
+// scanRun is how many values top-k selection and argmax test at once
+// (cpu.AnyAbove) before looking at them one by one.
+const scanRun = 256
 
 // TokenLogprob is one token's log-probability.
 type TokenLogprob struct {

@@ -1,8 +1,10 @@
 package sampler
 
 import (
+	"cmp"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -319,5 +321,82 @@ func BenchmarkApplyMask(b *testing.B) {
 				ApplyMask(logits, mask)
 			}
 		})
+	}
+}
+
+// TestTopKAndArgmaxMatchPlainScans: the run-skipping top-k selection and
+// argmax give exactly what a plain sort and a plain scan give, ties
+// (towards the lower id) and NaNs included, at vocabulary sizes around
+// the scan runs.
+func TestTopKAndArgmaxMatchPlainScans(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	for _, n := range []int{1, 5, 255, 256, 257, 1000, 32000} {
+		for trial := range 20 {
+			v := make([]float32, n)
+			for i := range v {
+				v[i] = float32(r.IntN(50)) / 4 // many ties
+				if trial%2 == 1 {
+					v[i] = float32(r.NormFloat64())
+				}
+			}
+			if trial%5 == 4 && n > 3 {
+				v[r.IntN(n)] = float32(math.NaN())
+			}
+			// argmax: the first index of the largest value, NaN never wins
+			want := 0
+			for i := 1; i < n; i++ {
+				if v[i] > v[want] {
+					want = i
+				}
+			}
+			if got := argmax(v); int(got) != want {
+				t.Fatalf("n=%d trial %d: argmax %d, want %d", n, trial, got, want)
+			}
+			if n < 2 {
+				continue
+			}
+			k := min(40, n-1)
+			s, err := New(Params{Temperature: 1, TopK: k}, n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			copy(s.vals, v)
+			s.selectTopK(k)
+			// the plain heap scan: every id tested with less
+			ref, _ := New(Params{Temperature: 1, TopK: k}, n)
+			copy(ref.vals, v)
+			h := ref.idx[:k]
+			for i := range h {
+				h[i] = int32(i)
+			}
+			for i := k/2 - 1; i >= 0; i-- {
+				ref.siftDown(h, i)
+			}
+			for i := k; i < n; i++ {
+				if ref.less(h[0], int32(i)) {
+					h[0] = int32(i)
+					ref.siftDown(h, 0)
+				}
+			}
+			for end := k - 1; end > 0; end-- {
+				h[0], h[end] = h[end], h[0]
+				ref.siftDown(h[:end], 0)
+			}
+			for i := range k {
+				if s.idx[i] != h[i] {
+					t.Fatalf("n=%d trial %d: top-%d[%d] = %d (%g), want %d (%g)", n, trial, k, i, s.idx[i], v[s.idx[i]], h[i], v[h[i]])
+				}
+			}
+			if trial%5 != 4 {
+				// without NaN the kept values are the k largest
+				sorted := append([]float32(nil), v...)
+				slices.SortFunc(sorted, func(a, b float32) int { return cmp.Compare(b, a) })
+				for i := range k {
+					if v[s.idx[i]] != sorted[i] {
+						t.Fatalf("n=%d trial %d: top-%d[%d] has %g, the %d-th largest is %g", n, trial, k, i, v[s.idx[i]], i, sorted[i])
+					}
+				}
+			}
+		}
 	}
 }
