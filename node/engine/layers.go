@@ -65,11 +65,9 @@ func (r *cpuRunner) attention(il, n int) {
 	}
 
 	// each row's k, v at its position of its sequence
-	layerLen := r.kvBlocks * c.bs * c.kvDim
-	kl := r.kv.k[il*layerLen : (il+1)*layerLen]
-	vl := r.kv.v[il*layerLen : (il+1)*layerLen]
+	kl, vl, kvIdx := r.layerKV(il)
 	for t := 0; t < n; t++ {
-		o := s.kvIdx[t]
+		o := kvIdx[t]
 		cpu.ToF16(kl[o:o+c.kvDim], s.k[t*c.kvDim:(t+1)*c.kvDim])
 		cpu.ToF16(vl[o:o+c.kvDim], s.v[t*c.kvDim:(t+1)*c.kvDim])
 	}
@@ -78,7 +76,7 @@ func (r *cpuRunner) attention(il, n int) {
 	}
 
 	// att = softmax(q·K·scale)·V
-	r.attn.k, r.attn.v, r.attn.window = kl, vl, lf.window
+	r.attn.k, r.attn.v, r.attn.window, r.attn.win = kl, vl, lf.window, lf.win
 	r.pool.Run(r.attnFn)
 
 	// xb = att·Wo
