@@ -83,13 +83,21 @@ func Load(path string, o Options) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	if o.ContextLength < 0 || o.Slots < 0 || o.Threads < 0 {
+	if err := m.start(path, o); err != nil {
 		m.closer()
-		return nil, fmt.Errorf("loading %s: negative option (context %d, slots %d, threads %d)", path, o.ContextLength, o.Slots, o.Threads)
+		return nil, err
+	}
+	return m, nil
+}
+
+// start makes the runner and the KV pool of a model whose weights are
+// loaded from path.
+func (m *Model) start(path string, o Options) (err error) {
+	if o.ContextLength < 0 || o.Slots < 0 || o.Threads < 0 {
+		return fmt.Errorf("loading %s: negative option (context %d, slots %d, threads %d)", path, o.ContextLength, o.Slots, o.Threads)
 	}
 	if o.KVTokens < 0 || o.MaxCached < 0 {
-		m.closer()
-		return nil, fmt.Errorf("loading %s: negative option (KV tokens %d, cached %d)", path, o.KVTokens, o.MaxCached)
+		return fmt.Errorf("loading %s: negative option (KV tokens %d, cached %d)", path, o.KVTokens, o.MaxCached)
 	}
 	m.nCtx = o.ContextLength
 	if m.nCtx == 0 {
@@ -120,8 +128,7 @@ func Load(path string, o Options) (*Model, error) {
 	m.runner, err = be.NewRunner(m.w, RunnerOptions{ContextLength: m.nCtx, BlockSize: bs, Blocks: blocks, WindowBlocks: winBlocks,
 		Threads: o.Threads, BF16Activations: m.Info.Format == "gguf"}) // a BF16 GGUF as llama.cpp runs it
 	if err != nil {
-		m.closer()
-		return nil, fmt.Errorf("loading %s on %s: %w", path, be.Name(), err)
+		return fmt.Errorf("loading %s on %s: %w", path, be.Name(), err)
 	}
 	maxCached := o.MaxCached
 	if maxCached == 0 {
@@ -132,7 +139,7 @@ func Load(path string, o Options) (*Model, error) {
 		pool = NewWindowKVPool(blocks, winBlocks, bs, m.w.H.SlidingWindow, m.nCtx, maxCached)
 	}
 	m.initSeqs(pool, slots)
-	return m, nil
+	return nil
 }
 
 // windowKVBlocks sizes the sliding-window layers' block space of a pool
