@@ -215,7 +215,7 @@ type Item struct {
 	// without a window cache.
 	WinBlocks []int32
 	Tokens    []int32
-	Pos    int
+	Pos       int
 	// Logits, when non-nil, receives the last token's logits (NVocab
 	// floats), or every token's when All (len(Tokens)*NVocab, row-major).
 	Logits []float32

@@ -294,7 +294,7 @@ func (CPU) NewRunner(w *Weights, o RunnerOptions) (Runner, error) {
 		qa:     make([]byte, B*r.qaStride),
 		pos:    make([]int, B), kvIdx: make([]int, B), lrows: make([]int, B),
 		kvIdxW: make([]int, B),
-		items: make([]attnItem, 0, B), sub: make([]Item, 0, B),
+		items:  make([]attnItem, 0, B), sub: make([]Item, 0, B),
 		logits: make([]float32, B*c.vocab),
 	}
 	if r.qpStride > 0 {

@@ -122,7 +122,7 @@ func TestWindowKVBatchedAndPrefixes(t *testing.T) {
 	w := tinyGemma(43)
 	nv := w.H.NVocab
 	win, full := windowModels(t, w, Options{ContextLength: 512, KVTokens: 4 * 512, MaxCached: 4, Threads: 2})
-	prompts := [][]int32{tokenRun(30, nv), tokenRun(150, nv - 3), tokenRun(270, nv - 5)}
+	prompts := [][]int32{tokenRun(30, nv), tokenRun(150, nv-3), tokenRun(270, nv-5)}
 	type run struct {
 		m    *Model
 		seqs []*Seq
