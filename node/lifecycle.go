@@ -295,7 +295,11 @@ func (s *Server) kvPoolTokens(info modelInfo, ctxLen int, free int64) int {
 	if share <= 0 {
 		share = 0.5
 	}
-	room := int64(float64(free-info.SizeBytes) * share / float64(info.KVBytesPerToken))
+	budget := float64(free-info.SizeBytes) * share
+	room := int64(budget / float64(info.KVBytesPerToken))
+	if info.KVTokensWithin != nil {
+		room = int64(info.KVTokensWithin(ctxLen, int64(budget)))
+	}
 	return int(max(min(int64(want), room), int64(ctxLen)))
 }
 

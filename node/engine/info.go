@@ -122,6 +122,30 @@ func (i Info) WindowKVBytes(contextLength, kvTokens int) int64 {
 	return 2 * 2 * int64(i.NLayerSWA) * int64(i.NHeadKV*i.HeadDim) * int64(blocks*kvBlock)
 }
 
+// KVTokensWithin is the largest KV pool, in positions, for sequences of
+// up to contextLength positions whose caches (the sliding-window layers'
+// one too, as Load sizes it on the CPU) take at most bytes.
+func (i Info) KVTokensWithin(contextLength int, bytes int64) int {
+	per := i.KVBytesPerToken()
+	if per <= 0 || bytes <= 0 || contextLength <= 0 {
+		return 0
+	}
+	if i.NLayerSWA == 0 {
+		return int(bytes / per)
+	}
+	// the window layers' cache grows with the whole contexts the pool
+	// holds (windowKVBlocks)
+	best := 0
+	for n := 1; ; n++ {
+		rest := bytes - i.WindowKVBytes(contextLength, n*contextLength)
+		t := min(int64(n*contextLength), rest/per)
+		if t <= int64((n-1)*contextLength) {
+			return best
+		}
+		best = int(t)
+	}
+}
+
 // MemEstimate returns the bytes a loaded model needs: the weights, a KV
 // cache of kvTokens positions, and scratch buffers for sequences of up to
 // contextLength positions. contextLength 0 means the default context (see

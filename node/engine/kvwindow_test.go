@@ -270,3 +270,52 @@ func TestWindowKVSynthGemma3(t *testing.T) {
 		t.Errorf("after %d positions only %d window blocks released", n, s.winLo)
 	}
 }
+
+// The memory a gemma3 load takes: the estimate covers the load with its
+// window layers' cache, a full-context sequence of a Gemma 3 12B shape
+// at 128k costs under a fifth of what keeping every layer's positions
+// did, and the largest pool within a budget fits it.
+func TestWindowKVSizing(t *testing.T) {
+	path := filepath.Join(sharedDir(t), "models", "synth-gemma3-F32.gguf")
+	info, err := Inspect(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.SlidingWindow != 16 || info.NLayerSWA != 5 {
+		t.Fatalf("window %d on %d layers, want 16 on 5", info.SlidingWindow, info.NLayerSWA)
+	}
+	const ctx = 1024
+	m, err := Load(path, Options{ContextLength: ctx, KVTokens: 3 * ctx, MaxCached: 3, Threads: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := info.SizeBytes + m.MemBytes()
+	est := info.MemEstimate(ctx, 3*ctx)
+	m.Close()
+	if est < held || est > 2*held {
+		t.Errorf("MemEstimate %d for %d held", est, held)
+	}
+
+	g := Info{NLayer: 48, NHeadKV: 8, HeadDim: 256, NHead: 16, NEmbd: 3840, NFF: 15360, NVocab: 262144, SlidingWindow: 1024, NLayerSWA: 40}
+	const long = 128 << 10
+	before := 2 * 2 * int64(g.NLayer*g.NHeadKV*g.HeadDim) * long
+	// one more full-context sequence in the pool
+	after := g.MemEstimate(long, 2*long) - g.MemEstimate(long, long)
+	t.Logf("KV of one %d-position sequence, 48 layers of 8×256 KV, window 1024 on 40: %d MiB before, %d MiB with the window cache (global %d MiB, window %d MiB counting a cached one's)",
+		long, before>>20, after>>20, (g.KVBytesPerToken()*long)>>20, (after-g.KVBytesPerToken()*long)>>20)
+	if after*5 > before {
+		t.Errorf("a sequence costs %d bytes, more than a fifth of %d", after, before)
+	}
+	for _, budget := range []int64{before, 3 * after, 10 * before} {
+		n := g.KVTokensWithin(long, budget)
+		if kv := g.KVBytesPerToken()*int64(n) + g.WindowKVBytes(long, n); kv > budget || n < long && budget >= before {
+			t.Errorf("budget %d: a pool of %d positions takes %d", budget, n, kv)
+		}
+		if kv := g.KVBytesPerToken()*int64(n+1) + g.WindowKVBytes(long, n+1); kv <= budget {
+			t.Errorf("budget %d: a pool of %d positions, but %d fit", budget, n, n+1)
+		}
+	}
+	if n := (Info{NLayer: 4, NHeadKV: 2, HeadDim: 8}).KVTokensWithin(100, 1<<20); n != (1<<20)/(4*4*16) {
+		t.Errorf("without window layers: %d positions", n)
+	}
+}
