@@ -78,7 +78,7 @@ type runState struct {
 	xr     []float32 // (maxBatch, xrStride) float inputs of F16 (rounded to half) and repacked BF16 weights; nil without
 	pos    []int     // (maxBatch) position of each row
 	kvIdx  []int     // (maxBatch) offset of each row's K/V in a layer's cache
-	kvIdxW []int     // (maxBatch) the same in a window layer's cache; nil without one
+	kvIdxW []int     // (maxBatch) the same in a window layer's cache (unused without one)
 	lrows  []int     // (maxBatch) rows whose logits are wanted
 	logits []float32 // (maxBatch, vocab) logits of several items' rows
 	items  []attnItem
