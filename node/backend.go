@@ -22,6 +22,11 @@ type modelInfo struct {
 	MemEstimate func(ctx, kvTokens int) int64
 	// KVBytesPerToken is the KV cache one position takes.
 	KVBytesPerToken int64
+	// KVTokensWithin, when set, is the largest KV pool (in positions)
+	// whose caches fit in bytes, for sequences of ctx: what
+	// KVBytesPerToken tells, less a sliding-window layers' cache that
+	// grows with the sequences rather than their positions.
+	KVTokensWithin func(ctx int, bytes int64) int
 	// ParamCount is the number of weights; ActiveParamCount the number
 	// one token reads (below ParamCount for mixture-of-experts models;
 	// equal to it until the engine reports the active count).

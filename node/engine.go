@@ -107,7 +107,7 @@ func realEngine() engineHooks {
 			return modelInfo{
 				Format: info.Format, Arch: info.Arch, Quant: info.Quant, SizeBytes: info.SizeBytes,
 				ContextLength: info.ContextLength, ChatTemplate: info.ChatTemplate,
-				MemEstimate: info.MemEstimate, KVBytesPerToken: info.KVBytesPerToken(),
+				MemEstimate: info.MemEstimate, KVBytesPerToken: info.KVBytesPerToken(), KVTokensWithin: info.KVTokensWithin,
 				ParamCount: info.ParamCount, ActiveParamCount: info.ActiveParamCount,
 				EmbeddingOnly: engine.EmbeddingOnlyArch(info.Arch),
 			}, nil

@@ -285,7 +285,8 @@ func (s *Server) loadContext(info modelInfo, asked int) int {
 
 // kvPoolTokens sizes a model's KV cache pool: enough for max_in_flight
 // sequences of the full context, within kv_cache_share of the device's
-// free memory (less the weights), and never less than one full context.
+// free memory (less the weights; with a sliding-window layers' cache,
+// less that too), and never less than one full context.
 func (s *Server) kvPoolTokens(info modelInfo, ctxLen int, free int64) int {
 	want := max(1, s.cfg.MaxInFlight) * ctxLen
 	if info.KVBytesPerToken <= 0 {
@@ -295,7 +296,11 @@ func (s *Server) kvPoolTokens(info modelInfo, ctxLen int, free int64) int {
 	if share <= 0 {
 		share = 0.5
 	}
-	room := int64(float64(free-info.SizeBytes) * share / float64(info.KVBytesPerToken))
+	budget := float64(free-info.SizeBytes) * share
+	room := int64(budget / float64(info.KVBytesPerToken))
+	if info.KVTokensWithin != nil {
+		room = int64(info.KVTokensWithin(ctxLen, int64(budget)))
+	}
 	return int(max(min(int64(want), room), int64(ctxLen)))
 }
 

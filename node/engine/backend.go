@@ -106,6 +106,17 @@ func (h *Hparams) LayerSWA(l int) bool {
 	return h.SlidingWindow > 0 && l < len(h.SWA) && h.SWA[l]
 }
 
+// NLayerSWA is the number of sliding-window layers.
+func (h *Hparams) NLayerSWA() int {
+	n := 0
+	for l := range h.NLayer {
+		if h.LayerSWA(l) {
+			n++
+		}
+	}
+	return n
+}
+
 // Layer holds one transformer block's weights. Optional tensors are nil
 // when the architecture lacks them (data, not code, keeps archs apart).
 type Layer struct {
@@ -162,6 +173,12 @@ type RunnerOptions struct {
 	// Slots is the old name of Blocks for one block per sequence; the
 	// larger of the two counts.
 	Slots int
+	// WindowBlocks is the number of blocks (of BlockSize positions) in a
+	// second cache for the sliding-window layers, addressed by
+	// Item.WinBlocks; 0 means those layers keep their positions in the
+	// main cache like the others. Only backends that are WindowKVBackends
+	// make it; others ignore it.
+	WindowBlocks int
 	// Threads is the CPU worker count (CPU backend); 0 means all cores.
 	Threads int
 	// BF16Activations rounds the activations of repacked BF16 weights to
@@ -190,8 +207,15 @@ func (o RunnerOptions) KVLayout() (bs, blocks int) { return o.kvLayout() }
 // must be in the cache already; K/V of the new tokens are written there.
 type Item struct {
 	Blocks []int32
-	Tokens []int32
-	Pos    int
+	// WinBlocks is the sequence's table in the sliding-window layers'
+	// cache (RunnerOptions.WindowBlocks), indexed like Blocks: position p
+	// of those layers is in block WinBlocks[p/BlockSize]. Only the blocks
+	// the item's window layers read, from that of position
+	// Pos-window+1 on, must be valid; those before may be -1. Unused
+	// without a window cache.
+	WinBlocks []int32
+	Tokens    []int32
+	Pos       int
 	// Logits, when non-nil, receives the last token's logits (NVocab
 	// floats), or every token's when All (len(Tokens)*NVocab, row-major).
 	Logits []float32
@@ -210,6 +234,23 @@ type Backend interface {
 	// (device copies of weights, scratch). It fails cleanly (no partial
 	// state left behind) when memory is short.
 	NewRunner(w *Weights, o RunnerOptions) (Runner, error)
+}
+
+// WindowKVBackend is a Backend whose runners can keep the keys and
+// values of sliding-window layers in a cache of their own
+// (RunnerOptions.WindowBlocks), which the KV pool then manages as a
+// second block space. Such runners are WindowKVRunners.
+type WindowKVBackend interface {
+	Backend
+	// WindowKV reports whether the backend's runners do.
+	WindowKV() bool
+}
+
+// WindowKVRunner is a Runner with a sliding-window layers' cache.
+type WindowKVRunner interface {
+	Runner
+	// CopyWindowKV is CopyKV in the sliding-window layers' cache.
+	CopyWindowKV(dst, src int32, n int) error
 }
 
 // Runner computes forward passes for one loaded model. Calls are made from

@@ -38,6 +38,12 @@ const kvBlock = 64
 // BlockSize implements Backend.
 func (CPU) BlockSize(int) int { return kvBlock }
 
+// WindowKV implements WindowKVBackend: sliding-window layers can keep
+// their keys and values in a cache of their own.
+func (CPU) WindowKV() bool { return true }
+
+var _ WindowKVBackend = CPU{}
+
 // config holds the dimensions the forward pass uses, derived once.
 type config struct {
 	dim, nLayer, nHead, nKV, hd, nff, vocab int
@@ -45,6 +51,8 @@ type config struct {
 	ropeDims                                int
 	nCtx                                    int // most positions of one sequence
 	bs, blocks                              int // KV cache block size and count
+	winBlocks                               int // blocks of the window layers' cache; 0: none
+	nKVLayers, nWinLayers                   int // layers in the main cache and in the window layers'
 	eps                                     float32
 	neox                                    bool
 	attnScale                               float32 // attention score scale
@@ -70,6 +78,7 @@ type runState struct {
 	xr     []float32 // (maxBatch, xrStride) float inputs of F16 (rounded to half) and repacked BF16 weights; nil without
 	pos    []int     // (maxBatch) position of each row
 	kvIdx  []int     // (maxBatch) offset of each row's K/V in a layer's cache
+	kvIdxW []int     // (maxBatch) the same in a window layer's cache (unused without one)
 	lrows  []int     // (maxBatch) rows whose logits are wanted
 	logits []float32 // (maxBatch, vocab) logits of several items' rows
 	items  []attnItem
@@ -91,9 +100,12 @@ type runState struct {
 }
 
 // kvCache is the model's keys and values in half precision, in blocks:
-// (layer, block, position in block, kvDim).
+// (layer, block, position in block, kvDim). With a window layers' cache,
+// the sliding-window layers are in wk, wv, laid out alike over their own
+// blocks, and the others in k, v.
 type kvCache struct {
-	k, v []uint16
+	k, v   []uint16
+	wk, wv []uint16
 }
 
 // layerF32 holds a layer's small vectors (norm weights, biases) in f32.
@@ -104,6 +116,8 @@ type layerF32 struct {
 	bq                        []float32 // (qDim) or nil
 	bk, bv                    []float32 // (kvDim) or nil
 	window                    int       // sliding window; 0: whole sequence
+	win                       bool      // K/V in the window layers' cache
+	kvl                       int       // index of the layer in its cache
 	rope                      int       // index of the layer's RoPE table
 }
 
@@ -119,6 +133,7 @@ type cpuRunner struct {
 	ropes    []ropeTable
 	kv       kvCache
 	kvBlocks int            // blocks in kv (c.blocks, or Embed's scratch)
+	winKV    int            // blocks in kv.wk (c.winBlocks, or Embed's scratch)
 	kvMem    *mmapfile.Anon // holds kv
 	s        runState
 	qaStride int
@@ -186,14 +201,27 @@ func (CPU) NewRunner(w *Weights, o RunnerOptions) (Runner, error) {
 		return out
 	}
 	r.layers = make([]layerF32, c.nLayer)
+	winKV := o.WindowBlocks > 0 && h.NLayerSWA() > 0
 	for i := range w.Layers {
 		l := &w.Layers[i]
-		r.layers[i] = layerF32{attnNorm: f32(l.AttnNorm), ffnNorm: f32(l.FFNNorm), qNorm: f32(l.QNorm), kNorm: f32(l.KNorm),
+		lf := &r.layers[i]
+		*lf = layerF32{attnNorm: f32(l.AttnNorm), ffnNorm: f32(l.FFNNorm), qNorm: f32(l.QNorm), kNorm: f32(l.KNorm),
 			bq: f32(l.Bq), bk: f32(l.Bk), bv: f32(l.Bv), postAttnNorm: f32(l.PostAttnNorm), postFFNNorm: f32(l.PostFFNNorm)}
 		if h.LayerSWA(i) {
-			r.layers[i].window, r.layers[i].rope = h.SlidingWindow, 1
+			lf.window, lf.rope = h.SlidingWindow, 1
+		}
+		if winKV && lf.window > 0 {
+			lf.win, lf.kvl = true, c.nWinLayers
+			c.nWinLayers++
+		} else {
+			lf.kvl = c.nKVLayers
+			c.nKVLayers++
 		}
 	}
+	if winKV {
+		c.winBlocks = o.WindowBlocks
+	}
+	r.c = c
 	r.outNorm = f32(w.OutNorm)
 	if err != nil {
 		return nil, err
@@ -229,15 +257,20 @@ func (CPU) NewRunner(w *Weights, o RunnerOptions) (Runner, error) {
 	// Allocation: KV caches first (the big part), then scratch.
 	// (Fresh memory: pages are touched, and so resident, only as
 	// sequences reach them.)
-	kvLen := c.nLayer * c.blocks * c.bs * c.kvDim
-	kvMem, err := mmapfile.NewAnon(2 * 2 * kvLen)
+	kvLen := c.nKVLayers * c.blocks * c.bs * c.kvDim
+	winLen := c.nWinLayers * c.winBlocks * c.bs * c.kvDim
+	kvMem, err := mmapfile.NewAnon(2 * 2 * (kvLen + winLen))
 	if err != nil {
-		return nil, fmt.Errorf("cpu runner: allocating the KV cache (%d MiB): %w", 4*kvLen>>20, err)
+		return nil, fmt.Errorf("cpu runner: allocating the KV cache (%d MiB): %w", 4*(kvLen+winLen)>>20, err)
 	}
 	r.kvMem = kvMem
-	all := unsafe.Slice((*uint16)(unsafe.Pointer(&kvMem.Bytes()[0])), 2*kvLen)
-	r.kv = kvCache{k: all[:kvLen:kvLen], v: all[kvLen:]}
-	r.kvBlocks = c.blocks
+	all := unsafe.Slice((*uint16)(unsafe.Pointer(&kvMem.Bytes()[0])), 2*(kvLen+winLen))
+	r.kv = kvCache{k: all[:kvLen:kvLen], v: all[kvLen : 2*kvLen : 2*kvLen]}
+	if winLen > 0 {
+		w := all[2*kvLen:]
+		r.kv.wk, r.kv.wv = w[:winLen:winLen], w[winLen:]
+	}
+	r.kvBlocks, r.winKV = c.blocks, c.winBlocks
 	r.pool = cpu.NewPool(o.Threads)
 	if err := r.repack(); err != nil {
 		r.pool.Close()
@@ -267,7 +300,8 @@ func (CPU) NewRunner(w *Weights, o RunnerOptions) (Runner, error) {
 		scores: make([]float32, r.pool.Threads()*attnWorkerLen(&c)),
 		qa:     make([]byte, B*r.qaStride),
 		pos:    make([]int, B), kvIdx: make([]int, B), lrows: make([]int, B),
-		items: make([]attnItem, 0, B), sub: make([]Item, 0, B),
+		kvIdxW: make([]int, B),
+		items:  make([]attnItem, 0, B), sub: make([]Item, 0, B),
 		logits: make([]float32, B*c.vocab),
 	}
 	if r.qpStride > 0 {
@@ -293,7 +327,7 @@ func (CPU) NewRunner(w *Weights, o RunnerOptions) (Runner, error) {
 // MemBytes implements Runner. Repacked weights are not counted: they
 // stand in for the mapped pages they were copied from, which are released.
 func (r *cpuRunner) MemBytes() int64 {
-	n := 2 * int64(len(r.kv.k)+len(r.kv.v))
+	n := 2 * int64(len(r.kv.k)+len(r.kv.v)+len(r.kv.wk)+len(r.kv.wv))
 	s := &r.s
 	n += 4 * int64(len(s.x)+len(s.xb)+len(s.q)+len(s.k)+len(s.v)+len(s.att)+len(s.hb)+len(s.hb2)+len(s.scores)+len(s.xr)+len(s.logits))
 	n += 4 * int64(len(s.router)+len(s.selW)+len(s.ex)+len(s.eo)+len(s.moe)+len(s.sel)+2*len(s.exIdx))
@@ -333,12 +367,19 @@ func (r *cpuRunner) ForwardBatch(items []Item) error {
 	if err := checkItems(c.bs, c.blocks, c.nCtx, c.vocab, items); err != nil {
 		return err
 	}
+	if c.winBlocks > 0 {
+		for i, it := range items {
+			if err := checkWindow(c.bs, c.winBlocks, r.window(), it); err != nil {
+				return fmt.Errorf("batch item %d: %w", i, err)
+			}
+		}
+	}
 	sub := r.s.sub[:0]
 	rows := 0
 	for _, it := range items {
 		for start := 0; start < len(it.Tokens); {
 			n := min(len(it.Tokens)-start, maxBatch-rows)
-			part := Item{Blocks: it.Blocks, Tokens: it.Tokens[start : start+n], Pos: it.Pos + start}
+			part := Item{Blocks: it.Blocks, WinBlocks: it.WinBlocks, Tokens: it.Tokens[start : start+n], Pos: it.Pos + start}
 			if it.Logits != nil {
 				switch {
 				case it.All:
@@ -364,18 +405,68 @@ func (r *cpuRunner) ForwardBatch(items []Item) error {
 	return nil
 }
 
-// CopyKV implements Runner.
+// CopyKV implements Runner (the layers of the main cache).
 func (r *cpuRunner) CopyKV(dst, src int32, n int) error {
 	c := &r.c
 	if err := CheckCopyKV(dst, src, n, c.blocks, c.bs); err != nil {
 		return err
 	}
-	bl := c.bs * c.kvDim
-	for l := range c.nLayer {
-		base := l * c.blocks * bl
+	copyBlocks(r.kv.k, r.kv.v, c.nKVLayers, c.blocks, c.bs*c.kvDim, dst, src, n*c.kvDim)
+	return nil
+}
+
+// CopyWindowKV implements WindowKVRunner.
+func (r *cpuRunner) CopyWindowKV(dst, src int32, n int) error {
+	c := &r.c
+	if c.winBlocks == 0 {
+		return errors.New("copying KV blocks: the runner has no sliding-window layers' cache")
+	}
+	if err := CheckCopyKV(dst, src, n, c.winBlocks, c.bs); err != nil {
+		return err
+	}
+	copyBlocks(r.kv.wk, r.kv.wv, c.nWinLayers, c.winBlocks, c.bs*c.kvDim, dst, src, n*c.kvDim)
+	return nil
+}
+
+// copyBlocks copies the first n values of block src to block dst in
+// every layer of a cache of layers × blocks blocks of bl values.
+func copyBlocks(k, v []uint16, layers, blocks, bl int, dst, src int32, n int) {
+	for l := range layers {
+		base := l * blocks * bl
 		d, s := base+int(dst)*bl, base+int(src)*bl
-		copy(r.kv.k[d:d+n*c.kvDim], r.kv.k[s:s+n*c.kvDim])
-		copy(r.kv.v[d:d+n*c.kvDim], r.kv.v[s:s+n*c.kvDim])
+		copy(k[d:d+n], k[s:s+n])
+		copy(v[d:d+n], v[s:s+n])
+	}
+}
+
+// window is the sliding window of the model's window layers (0: none).
+func (r *cpuRunner) window() int { return r.w.H.SlidingWindow }
+
+// layerKV returns layer il's keys and values in the cache it lives in
+// and the offsets of the pass's rows there.
+func (r *cpuRunner) layerKV(il int) (k, v []uint16, idx []int) {
+	c, lf := &r.c, &r.layers[il]
+	if lf.win {
+		n := r.winKV * c.bs * c.kvDim
+		return r.kv.wk[lf.kvl*n : (lf.kvl+1)*n], r.kv.wv[lf.kvl*n : (lf.kvl+1)*n], r.s.kvIdxW
+	}
+	n := r.kvBlocks * c.bs * c.kvDim
+	return r.kv.k[lf.kvl*n : (lf.kvl+1)*n], r.kv.v[lf.kvl*n : (lf.kvl+1)*n], r.s.kvIdx
+}
+
+// checkWindow validates an item's table in a window layers' cache of
+// blocks blocks of bs positions: the blocks its window layers read, from
+// that of position Pos-window+1 to its last.
+func checkWindow(bs, blocks, window int, it Item) error {
+	end := it.Pos + len(it.Tokens)
+	need := (end + bs - 1) / bs
+	if len(it.WinBlocks) < need {
+		return fmt.Errorf("positions up to %d need %d window KV blocks, the item has %d", end, need, len(it.WinBlocks))
+	}
+	for i := max(0, it.Pos-window+1) / bs; i < need; i++ {
+		if b := it.WinBlocks[i]; b < 0 || int(b) >= blocks {
+			return fmt.Errorf("window KV block %d (positions from %d) out of range [0, %d)", b, i*bs, blocks)
+		}
 	}
 	return nil
 }
@@ -455,18 +546,27 @@ func (r *cpuRunner) Embed(tokens []int32) (emb []float32, err error) {
 		return nil, fmt.Errorf("embedding: %d tokens exceed the context of %d", len(tokens), c.nCtx)
 	}
 	blocks := (len(tokens) + c.bs - 1) / c.bs
-	kvLen := c.nLayer * blocks * c.bs * c.kvDim
-	kv, kvBlocks, nBlocks := r.kv, r.kvBlocks, c.blocks
+	kvLen := c.nKVLayers * blocks * c.bs * c.kvDim
+	kv, kvBlocks, nBlocks, winKV, nWin := r.kv, r.kvBlocks, c.blocks, r.winKV, c.winBlocks
 	r.kv = kvCache{k: make([]uint16, kvLen), v: make([]uint16, kvLen)}
 	r.kvBlocks, c.blocks = blocks, blocks
-	sum := make([]float64, c.dim)
-	r.embedSum = sum
-	defer func() { r.kv, r.kvBlocks, c.blocks, r.embedSum = kv, kvBlocks, nBlocks, nil }()
 	ids := make([]int32, blocks)
 	for i := range ids {
 		ids[i] = int32(i)
 	}
-	if err := r.ForwardBatch([]Item{{Blocks: ids, Tokens: tokens}}); err != nil {
+	var winIDs []int32
+	if nWin > 0 {
+		// the window layers' scratch: the same blocks, in their own cache
+		winLen := c.nWinLayers * blocks * c.bs * c.kvDim
+		r.kv.wk, r.kv.wv = make([]uint16, winLen), make([]uint16, winLen)
+		r.winKV, c.winBlocks, winIDs = blocks, blocks, ids
+	}
+	sum := make([]float64, c.dim)
+	r.embedSum = sum
+	defer func() {
+		r.kv, r.kvBlocks, c.blocks, r.winKV, c.winBlocks, r.embedSum = kv, kvBlocks, nBlocks, winKV, nWin, nil
+	}()
+	if err := r.ForwardBatch([]Item{{Blocks: ids, WinBlocks: winIDs, Tokens: tokens}}); err != nil {
 		return nil, fmt.Errorf("embedding: %w", err)
 	}
 	var norm float64

@@ -28,7 +28,7 @@ func (r *cpuRunner) forward(items []Item, n int) error {
 	s.items = s.items[:0]
 	t := 0
 	for _, it := range items {
-		s.items = append(s.items, attnItem{row: t, n: len(it.Tokens), pos: it.Pos, blocks: it.Blocks})
+		s.items = append(s.items, attnItem{row: t, n: len(it.Tokens), pos: it.Pos, blocks: it.Blocks, winBlocks: it.WinBlocks})
 		for i, id := range it.Tokens {
 			row := emb.Data[int(id)*rb : (int(id)+1)*rb]
 			x := s.x[t*dim : (t+1)*dim]
@@ -43,6 +43,9 @@ func (r *cpuRunner) forward(items []Item, n int) error {
 			p := it.Pos + i
 			s.pos[t] = p
 			s.kvIdx[t] = (int(it.Blocks[p/c.bs])*c.bs + p%c.bs) * c.kvDim
+			if c.winBlocks > 0 {
+				s.kvIdxW[t] = (int(it.WinBlocks[p/c.bs])*c.bs + p%c.bs) * c.kvDim
+			}
 			t++
 		}
 	}
@@ -209,6 +212,7 @@ func (r *cpuRunner) rope(rt *ropeTable, x []float32, nh, t int) {
 type attnJob struct {
 	k, v   []uint16 // (blocks, bs, kvDim) this layer's cache
 	window int      // sliding window of this layer; 0: whole sequence
+	win    bool     // the layer's cache is the window layers' (attnItem.winBlocks)
 	items  []attnItem
 	units  int // work units in all
 }
@@ -218,6 +222,7 @@ type attnJob struct {
 type attnItem struct {
 	row, n, pos int     // rows row..row+n-1 at positions pos..
 	blocks      []int32 // the sequence's KV blocks
+	winBlocks   []int32 // its blocks in the window layers' cache
 	chunk, tb   int     // query heads and tokens per unit (attnSplit)
 	first       int     // index of the item's first unit
 }
@@ -297,6 +302,10 @@ func (r *cpuRunner) attnWorker(ith, nth int) {
 			ii++
 		}
 		it := &j.items[ii]
+		blocks := it.blocks
+		if j.win {
+			blocks = it.winBlocks
+		}
 		chunk, tb := it.chunk, it.tb
 		nc := (group + chunk - 1) / chunk
 		nb := (it.n + tb - 1) / tb
@@ -328,7 +337,7 @@ func (r *cpuRunner) attnWorker(ith, nth int) {
 		for p0 := lo; p0 < np; {
 			b := p0 / c.bs
 			end := min(np, (b+1)*c.bs)
-			k := j.k[(int(it.blocks[b])*c.bs+p0-b*c.bs)*c.kvDim+kvOff:]
+			k := j.k[(int(blocks[b])*c.bs+p0-b*c.bs)*c.kvDim+kvOff:]
 			cpu.ScoresF16G(scores[p0:], np, qbuf, c.hd, nt*nq, k, c.kvDim, c.hd, end-p0, scale, scratch)
 			p0 = end
 		}
@@ -350,9 +359,9 @@ func (r *cpuRunner) attnWorker(ith, nth int) {
 		ob := obuf[:nt*w]
 		clear(ob)
 		common := it.pos + t0 + 1
-		r.mixBlocks(ob, scores, np, nt*nq, it.blocks, kvOff, lo, common)
+		r.mixBlocks(ob, scores, np, nt*nq, blocks, kvOff, lo, common)
 		for tt := 1; tt < nt; tt++ {
-			r.mixBlocks(ob[tt*w:], scores[tt*nq*np:], np, nq, it.blocks, kvOff, common, common+tt)
+			r.mixBlocks(ob[tt*w:], scores[tt*nq*np:], np, nq, blocks, kvOff, common, common+tt)
 		}
 		for tt := range nt {
 			row := (it.row+t0+tt)*c.qDim + h0*c.hd

@@ -31,6 +31,9 @@ type Info struct {
 	// experts; dense models: ParamCount).
 	ParamCount, ActiveParamCount int64
 	NExpert, NExpertUsed         int // 0 for dense models
+	// SlidingWindow is the window of the NLayerSWA sliding-window layers
+	// (gemma3); both 0 when every layer reads the whole sequence.
+	SlidingWindow, NLayerSWA int
 	// ChatTemplate is GGUF's tokenizer.chat_template, or the HF folder's
 	// tokenizer_config.json chat_template / chat_template.jinja; may be "".
 	ChatTemplate string
@@ -100,9 +103,47 @@ func LoadWeights(path string) (w *Weights, info Info, close func() error, err er
 }
 
 // KVBytesPerToken is the KV cache one position takes: keys and values
-// of every layer, in half precision.
+// of every layer, in half precision; of every layer without a sliding
+// window when the model has such layers: on the CPU they keep only
+// their window, a few blocks per sequence whatever its length
+// (WindowKVBytes).
 func (i Info) KVBytesPerToken() int64 {
-	return 2 * 2 * int64(i.NLayer) * int64(i.NHeadKV*i.HeadDim)
+	return 2 * 2 * int64(i.NLayer-i.NLayerSWA) * int64(i.NHeadKV*i.HeadDim)
+}
+
+// WindowKVBytes is the sliding-window layers' cache of a load for
+// sequences of contextLength positions and a pool of kvTokens positions
+// on the CPU (Load sizes it alike); 0 for a model without such layers.
+func (i Info) WindowKVBytes(contextLength, kvTokens int) int64 {
+	if i.NLayerSWA == 0 {
+		return 0
+	}
+	blocks := windowKVBlocks(i.SlidingWindow, contextLength, kvTokens, 1, kvBlock)
+	return 2 * 2 * int64(i.NLayerSWA) * int64(i.NHeadKV*i.HeadDim) * int64(blocks*kvBlock)
+}
+
+// KVTokensWithin is the largest KV pool, in positions, for sequences of
+// up to contextLength positions whose caches (the sliding-window layers'
+// one too, as Load sizes it on the CPU) take at most bytes.
+func (i Info) KVTokensWithin(contextLength int, bytes int64) int {
+	per := i.KVBytesPerToken()
+	if per <= 0 || bytes <= 0 || contextLength <= 0 {
+		return 0
+	}
+	if i.NLayerSWA == 0 {
+		return int(bytes / per)
+	}
+	// the window layers' cache grows with the whole contexts the pool
+	// holds (windowKVBlocks)
+	best := 0
+	for n := 1; ; n++ {
+		rest := bytes - i.WindowKVBytes(contextLength, n*contextLength)
+		t := min(int64(n*contextLength), rest/per)
+		if t <= int64((n-1)*contextLength) {
+			return best
+		}
+		best = int(t)
+	}
 }
 
 // MemEstimate returns the bytes a loaded model needs: the weights, a KV
@@ -117,7 +158,7 @@ func (i Info) MemEstimate(contextLength, kvTokens int) int64 {
 		kvTokens = contextLength
 	}
 	kvDim := int64(i.NHeadKV * i.HeadDim)
-	kv := i.KVBytesPerToken() * int64(kvTokens)
+	kv := i.KVBytesPerToken()*int64(kvTokens) + i.WindowKVBytes(contextLength, kvTokens)
 	qDim := int64(i.NHead * i.HeadDim)
 	b := int64(maxBatch)
 	scratch := 4 * b * (3*int64(i.NEmbd) + 2*qDim + 2*kvDim + 2*int64(i.NFF))

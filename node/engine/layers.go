@@ -130,9 +130,8 @@ func (r *cpuRunner) attention(il, n int) {
 	}
 
 	// att = softmax(q·K·scale)·V
-	layerLen := r.kvBlocks * c.bs * c.kvDim
-	r.attn.k, r.attn.v = r.kv.k[il*layerLen:(il+1)*layerLen], r.kv.v[il*layerLen:(il+1)*layerLen]
-	r.attn.window = lf.window
+	kl, vl, _ := r.layerKV(il)
+	r.attn.k, r.attn.v, r.attn.window, r.attn.win = kl, vl, lf.window, lf.win
 	r.pool.Run(r.attnFn)
 
 	// xb = att·Wo
@@ -150,9 +149,7 @@ func (r *cpuRunner) qkvRows(lo, hi int) {
 	il := r.qkvLayer
 	lf := &r.layers[il]
 	rt := &r.ropes[lf.rope]
-	layerLen := r.kvBlocks * c.bs * c.kvDim
-	kl := r.kv.k[il*layerLen : (il+1)*layerLen]
-	vl := r.kv.v[il*layerLen : (il+1)*layerLen]
+	kl, vl, kvIdx := r.layerKV(il)
 	for t := lo; t < hi; t++ {
 		q := s.q[t*c.qDim : (t+1)*c.qDim]
 		k := s.k[t*c.kvDim : (t+1)*c.kvDim]
@@ -180,7 +177,7 @@ func (r *cpuRunner) qkvRows(lo, hi int) {
 		}
 		r.rope(rt, q, c.nHead, t)
 		r.rope(rt, k, c.nKV, t)
-		o := s.kvIdx[t]
+		o := kvIdx[t]
 		cpu.ToF16(kl[o:o+c.kvDim], k)
 		cpu.ToF16(vl[o:o+c.kvDim], v)
 		if emulateF16KV {

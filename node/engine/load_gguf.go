@@ -85,6 +85,9 @@ func (i *Info) fill(w *Weights) {
 	i.NVocab, i.NLayer, i.NEmbd = h.NVocab, h.NLayer, h.NEmbd
 	i.NHead, i.NHeadKV, i.HeadDim, i.NFF = h.NHead, h.NHeadKV, h.HeadDim, h.NFF
 	i.NExpert, i.NExpertUsed = h.NExpert, h.NExpertUsed
+	if n := h.NLayerSWA(); n > 0 {
+		i.SlidingWindow, i.NLayerSWA = h.SlidingWindow, n
+	}
 	seen := map[*Tensor]bool{}
 	var experts int64
 	for _, t := range w.all() {

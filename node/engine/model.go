@@ -83,13 +83,21 @@ func Load(path string, o Options) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	if o.ContextLength < 0 || o.Slots < 0 || o.Threads < 0 {
+	if err := m.start(path, o); err != nil {
 		m.closer()
-		return nil, fmt.Errorf("loading %s: negative option (context %d, slots %d, threads %d)", path, o.ContextLength, o.Slots, o.Threads)
+		return nil, err
+	}
+	return m, nil
+}
+
+// start makes the runner and the KV pool of a model whose weights are
+// loaded from path.
+func (m *Model) start(path string, o Options) (err error) {
+	if o.ContextLength < 0 || o.Slots < 0 || o.Threads < 0 {
+		return fmt.Errorf("loading %s: negative option (context %d, slots %d, threads %d)", path, o.ContextLength, o.Slots, o.Threads)
 	}
 	if o.KVTokens < 0 || o.MaxCached < 0 {
-		m.closer()
-		return nil, fmt.Errorf("loading %s: negative option (KV tokens %d, cached %d)", path, o.KVTokens, o.MaxCached)
+		return fmt.Errorf("loading %s: negative option (KV tokens %d, cached %d)", path, o.KVTokens, o.MaxCached)
 	}
 	m.nCtx = o.ContextLength
 	if m.nCtx == 0 {
@@ -111,18 +119,36 @@ func Load(path string, o Options) (*Model, error) {
 	}
 	bs := be.BlockSize(m.nCtx)
 	blocks := max((kvTokens+bs-1)/bs, 1)
-	m.runner, err = be.NewRunner(m.w, RunnerOptions{ContextLength: m.nCtx, BlockSize: bs, Blocks: blocks, Threads: o.Threads,
-		BF16Activations: m.Info.Format == "gguf"}) // a BF16 GGUF as llama.cpp runs it
+	winBlocks := 0
+	if wb, ok := be.(WindowKVBackend); ok && wb.WindowKV() && m.w.H.NLayerSWA() > 0 {
+		// the sliding-window layers keep only their window, in a
+		// block space of their own
+		winBlocks = windowKVBlocks(m.w.H.SlidingWindow, m.nCtx, kvTokens, slots, bs)
+	}
+	m.runner, err = be.NewRunner(m.w, RunnerOptions{ContextLength: m.nCtx, BlockSize: bs, Blocks: blocks, WindowBlocks: winBlocks,
+		Threads: o.Threads, BF16Activations: m.Info.Format == "gguf"}) // a BF16 GGUF as llama.cpp runs it
 	if err != nil {
-		m.closer()
-		return nil, fmt.Errorf("loading %s on %s: %w", path, be.Name(), err)
+		return fmt.Errorf("loading %s on %s: %w", path, be.Name(), err)
 	}
 	maxCached := o.MaxCached
 	if maxCached == 0 {
 		maxCached = slots
 	}
-	m.initSeqs(blocks, bs, maxCached, slots)
-	return m, nil
+	pool := NewKVPool(blocks, bs, maxCached)
+	if winBlocks > 0 {
+		pool = NewWindowKVPool(blocks, winBlocks, bs, m.w.H.SlidingWindow, m.nCtx, maxCached)
+	}
+	m.initSeqs(pool, slots)
+	return nil
+}
+
+// windowKVBlocks sizes the sliding-window layers' block space of a pool
+// of kvTokens positions for sequences of up to nCtx: the window blocks
+// of slots sequences addressed by index, of as many started sequences as
+// kvTokens holds whole contexts (at least one), and of as many cached.
+func windowKVBlocks(window, nCtx, kvTokens, slots, bs int) int {
+	seqs := max(1, (kvTokens+nCtx-1)/nCtx)
+	return (slots + 2*seqs) * WindowBlocksPerSeq(window, bs, nCtx)
 }
 
 // NewModel wraps a runner made elsewhere (a test double, a backend
@@ -131,13 +157,14 @@ func Load(path string, o Options) (*Model, error) {
 // the runner.
 func NewModel(r Runner, nVocab, nCtx, blocks, blockSize, maxCached int) *Model {
 	m := &Model{w: &Weights{H: Hparams{NVocab: nVocab}}, runner: r, nCtx: nCtx, closer: func() error { return nil }}
-	m.initSeqs(blocks, blockSize, maxCached, 1)
+	m.initSeqs(NewKVPool(blocks, blockSize, maxCached), 1)
 	return m
 }
 
-// initSeqs makes the KV pool and the sequences Forward addresses by index.
-func (m *Model) initSeqs(blocks, blockSize, maxCached, slots int) {
-	m.pool = NewKVPool(blocks, blockSize, maxCached)
+// initSeqs sets the KV pool and makes the sequences Forward addresses by
+// index.
+func (m *Model) initSeqs(pool *KVPool, slots int) {
+	m.pool = pool
 	m.slots = make([]*Seq, slots)
 	for i := range m.slots {
 		m.slots[i] = &Seq{}
@@ -267,34 +294,87 @@ func (m *Model) ForwardBatch(items []SeqItem) (err error) {
 	if m.runner == nil {
 		return errors.New("forward on a closed model")
 	}
-	m.items = m.items[:0]
 	for i, it := range items {
 		if it.Seq == nil || it.Seq.done {
 			return fmt.Errorf("batch item %d: no live sequence", i)
+		}
+		if len(it.Tokens) == 0 {
+			return fmt.Errorf("batch item %d: no tokens to evaluate", i)
 		}
 		end := it.Seq.Len() + len(it.Tokens)
 		if end > m.nCtx {
 			return fmt.Errorf("batch item %d: positions %d..%d exceed the context of %d tokens", i, it.Seq.Len(), end, m.nCtx)
 		}
-		if err := m.pool.Grow(it.Seq, end); err != nil {
-			return fmt.Errorf("batch item %d: %w", i, err)
-		}
-		m.items = append(m.items, Item{Blocks: it.Seq.Blocks, Tokens: it.Tokens, Pos: it.Seq.Len(), Logits: it.Logits, All: it.All})
 	}
-	if copies := m.pool.takeCopies(); len(copies) > 0 {
-		for _, c := range copies {
-			if err := m.runner.CopyKV(c.dst, c.src, c.n); err != nil {
-				m.pool.copied(copies)
-				return fmt.Errorf("copying a shared prefix: %w", err)
+	// With a window space, a sequence computes at most windowPass
+	// positions a pass, so that it holds a bounded number of window
+	// blocks: longer items run in several passes, and the window blocks
+	// behind each pass are returned before the next. (Should a later pass
+	// fail, the sequence keeps its old length, but its window layers may
+	// have moved past it: it can then only be truncated to 0 or ended.)
+	pass := m.nCtx
+	if m.pool.window > 0 {
+		pass = windowPass
+	}
+	for off := 0; ; off += pass {
+		m.items = m.items[:0]
+		for i, it := range items {
+			if off >= len(it.Tokens) {
+				continue
 			}
+			k := min(len(it.Tokens)-off, pass)
+			from := it.Seq.Len() + off
+			if err := m.pool.grow(it.Seq, from, from+k); err != nil {
+				return fmt.Errorf("batch item %d: %w", i, err)
+			}
+			ri := Item{Blocks: it.Seq.Blocks, WinBlocks: it.Seq.WinBlocks, Tokens: it.Tokens[off : off+k], Pos: from}
+			switch {
+			case it.Logits == nil:
+			case it.All:
+				v := m.w.H.NVocab
+				ri.Logits, ri.All = it.Logits[off*v:(off+k)*v], true
+			case off+k == len(it.Tokens):
+				ri.Logits = it.Logits
+			}
+			m.items = append(m.items, ri)
 		}
-		m.pool.copied(copies)
-	}
-	if err := m.runner.ForwardBatch(m.items); err != nil {
-		return err
+		if len(m.items) == 0 {
+			break
+		}
+		if err := m.doCopies(); err != nil {
+			return err
+		}
+		if err := m.runner.ForwardBatch(m.items); err != nil {
+			return err
+		}
 	}
 	for _, it := range items {
 		it.Seq.Tokens = append(it.Seq.Tokens, it.Tokens...)
+	}
+	return nil
+}
+
+// doCopies does the pool's pending prefix copies.
+func (m *Model) doCopies() error {
+	copies := m.pool.takeCopies()
+	if len(copies) == 0 {
+		return nil
+	}
+	defer m.pool.copied(copies)
+	for _, c := range copies {
+		var err error
+		if c.win {
+			wr, ok := m.runner.(WindowKVRunner)
+			if !ok {
+				return errors.New("copying a shared prefix: the runner has no sliding-window layers' cache")
+			}
+			err = wr.CopyWindowKV(c.dst, c.src, c.n)
+		} else {
+			err = m.runner.CopyKV(c.dst, c.src, c.n)
+		}
+		if err != nil {
+			return fmt.Errorf("copying a shared prefix: %w", err)
+		}
 	}
 	return nil
 }
