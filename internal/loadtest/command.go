@@ -28,7 +28,10 @@ func Command() *cli.Command {
 			"--prompt-tokens tokens including the chat template.\n" +
 			"\n" +
 			"Per level: requests/s and output tokens/s over the level's wall time (output tokens from\n" +
-			"the usage chunk, else one per content chunk); time to first token (TTFT) p50 and p99;\n" +
+			"the usage chunk, else one per content chunk); decode tokens/s, the streams' aggregate rate\n" +
+			"while they decode (each request's tokens after its first over the time from its first\n" +
+			"chunk to its last, times the concurrency: no prefill or queueing in it); time to first\n" +
+			"token (TTFT) p50 and p99;\n" +
 			"inter-token latency (ITL: time between content chunks, over all requests) p50 and p99;\n" +
 			"end-to-end latency p50; errors, with the first message. --json prints one array of level\n" +
 			"objects (latencies in ms, durations in s). Progress goes to stderr.\n" +

@@ -103,6 +103,13 @@ type LevelResult struct {
 	RequestsPerS  float64 `json:"requests_per_s"`
 	OutputTokens  int     `json:"output_tokens"`
 	OutputTokPerS float64 `json:"output_tok_per_s"`
+	// DecodeTokPerS is the streams' aggregate rate while they decode: the
+	// requests' tokens after their first over the time from their first
+	// chunk to their last, times the concurrency. Unlike OutputTokPerS
+	// it leaves out the time to first token (the prompt's prefill and
+	// any queueing), so it is the figure to set beside a batched decode
+	// benchmark such as llama-batched-bench's S_TG.
+	DecodeTokPerS float64 `json:"decode_tok_per_s"`
 	// OutputTokensFrom is "usage" when every completed request's count
 	// came from the server's usage chunk, "chunks" when it was counted as
 	// content chunks, "mixed" when both.
@@ -384,7 +391,7 @@ func (r *runner) level(ctx context.Context, li, conc int, p *progress) LevelResu
 	wg.Wait()
 	wall := r.cfg.now().Sub(start)
 	bar.finish()
-	lr := summarize(results, wall)
+	lr := summarize(results, conc, wall)
 	lr.Model, lr.Endpoint = r.cfg.Model, string(r.cfg.Endpoint)
 	lr.Concurrency, lr.Requests = conc, n
 	lr.MaxTokens, lr.PromptWords = r.cfg.MaxTokens, r.words

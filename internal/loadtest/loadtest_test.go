@@ -98,6 +98,7 @@ func TestFiguresFollowTheSchedule(t *testing.T) {
 	want := LevelResult{
 		Model: "m", Endpoint: "chat", Concurrency: 1, Requests: 4, Completed: 4,
 		DurationS: 2.02, RequestsPerS: 1.98, OutputTokens: 20, OutputTokPerS: 9.9,
+		DecodeTokPerS:    16, // 16 tokens after the first ones, over the ITL sum of 1,000 ms
 		OutputTokensFrom: "usage", OutputTokensMean: 5, MaxTokens: 5, PromptWords: 8, PromptTokensMean: 9,
 		TTFTMsP50: 250, TTFTMsP99: 397, TTFTMsMean: 250,
 		ITLMsP50: 50, ITLMsP99: 154, ITLMsMean: 62.5, ITLSamples: 16,
@@ -417,7 +418,7 @@ func TestTable(t *testing.T) {
 	var out bytes.Buffer
 	err := WriteTable(&out, []LevelResult{
 		{Model: "m", Endpoint: "chat", Concurrency: 1, Requests: 4, Completed: 4, MaxTokens: 1, PromptWords: 9, PromptTokensMean: 30,
-			RequestsPerS: 2, OutputTokPerS: 2, OutputTokens: 4, OutputTokensMean: 1, OutputTokensFrom: "usage",
+			RequestsPerS: 2, OutputTokPerS: 2, DecodeTokPerS: 3.456, OutputTokens: 4, OutputTokensMean: 1, OutputTokensFrom: "usage",
 			TTFTMsP50: 12.345, TTFTMsP99: 123.4, E2EMsP50: 5},
 		{Model: "m", Endpoint: "chat", Concurrency: 8, Requests: 32, Completed: 10, Errors: 2, FirstError: "boom", Interrupted: true,
 			MaxTokens: 1, OutputTokens: 8, OutputTokensMean: 0.8, OutputTokensFrom: "mixed", ITLSamples: 3, ITLMsP50: 1.5, ITLMsP99: 2},
@@ -426,9 +427,9 @@ func TestTable(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := `m, chat endpoint, 9-word prompts (30 prompt tokens on average), max_tokens 1
-  concurrency  completed  errors  req/s  output tok/s  ttft p50 ms  ttft p99 ms  itl p50 ms  itl p99 ms  e2e p50 ms
-            1        4/4       0   2.00           2.0         12.3          123           -           -        5.00
-            8     10/32*       2   0.00           0.0         0.00         0.00        1.50        2.00        0.00
+  concurrency  completed  errors  req/s  output tok/s  decode tok/s  ttft p50 ms  ttft p99 ms  itl p50 ms  itl p99 ms  e2e p50 ms
+            1        4/4       0   2.00           2.0           3.5         12.3          123           -           -        5.00
+            8     10/32*       2   0.00           0.0           0.0         0.00         0.00        1.50        2.00        0.00
 * concurrency 8 was interrupted after 12 of 32 requests
 concurrency 8: 2 errors, the first: boom
 concurrency 8: 0.8 output tokens per request on average, below max_tokens 1: the server stopped some early (it may not honour ignore_eos)
@@ -436,5 +437,30 @@ concurrency 8: output tokens counted as stream chunks where the server sent no u
 `
 	if d := cmp.Diff(want, out.String()); d != "" {
 		t.Errorf("table (-want +got):\n%s", d)
+	}
+}
+
+// TestDecodeRate: the decode rate is the tokens after each request's
+// first over the time from its first chunk to its last, times the
+// concurrency; one-token requests and failures add nothing to it.
+func TestDecodeRate(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	at := func(ms ...int) []time.Time {
+		var out []time.Time
+		for _, m := range ms {
+			out = append(out, t0.Add(time.Duration(m)*time.Millisecond))
+		}
+		return out
+	}
+	results := []reqResult{
+		{start: t0, end: t0.Add(600 * time.Millisecond), chunks: at(100, 200, 300, 500), usageOut: 4},           // 3 tokens in 400 ms
+		{start: t0, end: t0.Add(700 * time.Millisecond), chunks: at(300, 400, 500), usageOut: -1},               // 2 tokens in 200 ms
+		{start: t0, end: t0.Add(300 * time.Millisecond), chunks: at(250), usageOut: 1},                          // no decode
+		{start: t0, end: t0.Add(300 * time.Millisecond), chunks: at(10, 20), usageOut: 2, err: errors.New("x")}, // failed
+	}
+	got := summarize(results, 4, time.Second)
+	// 5 tokens in 600 ms per stream, four streams: 33.33 tok/s
+	if got.DecodeTokPerS != 33.33 {
+		t.Errorf("decode tok/s = %v, want 33.33", got.DecodeTokPerS)
 	}
 }

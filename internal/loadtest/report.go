@@ -32,7 +32,7 @@ func WriteTable(w io.Writer, levels []LevelResult) error {
 	}
 	fmt.Fprintf(w, "%s, %s endpoint, %s, max_tokens %d\n", l0.Model, l0.Endpoint, prompt, l0.MaxTokens)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "concurrency\tcompleted\terrors\treq/s\toutput tok/s\tttft p50 ms\tttft p99 ms\titl p50 ms\titl p99 ms\te2e p50 ms\t")
+	fmt.Fprintln(tw, "concurrency\tcompleted\terrors\treq/s\toutput tok/s\tdecode tok/s\tttft p50 ms\tttft p99 ms\titl p50 ms\titl p99 ms\te2e p50 ms\t")
 	for _, l := range levels {
 		done := fmt.Sprintf("%d/%d", l.Completed, l.Requests)
 		if l.Interrupted {
@@ -46,8 +46,8 @@ func WriteTable(w io.Writer, levels []LevelResult) error {
 		if l.ITLSamples > 0 {
 			itl50, itl99 = num(l.ITLMsP50), num(l.ITLMsP99)
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%d\t%.2f\t%.1f\t%s\t%s\t%s\t%s\t%s\t\n", l.Concurrency, done, l.Errors,
-			l.RequestsPerS, l.OutputTokPerS, ttft50, ttft99, itl50, itl99, e2e)
+		fmt.Fprintf(tw, "%d\t%s\t%d\t%.2f\t%.1f\t%.1f\t%s\t%s\t%s\t%s\t%s\t\n", l.Concurrency, done, l.Errors,
+			l.RequestsPerS, l.OutputTokPerS, l.DecodeTokPerS, ttft50, ttft99, itl50, itl99, e2e)
 	}
 	if err := tw.Flush(); err != nil {
 		return err

@@ -8,8 +8,10 @@ import (
 
 // summarize turns a level's request results into its figures. wall is the
 // level's time from its first request sent to its last one finished.
-func summarize(results []reqResult, wall time.Duration) LevelResult {
+func summarize(results []reqResult, conc int, wall time.Duration) LevelResult {
 	var (
+		decTokens          int
+		decSpan            time.Duration
 		lr                 LevelResult
 		ttft, itl, e2e     []float64
 		fromUsage, counts  int
@@ -29,12 +31,17 @@ func summarize(results []reqResult, wall time.Duration) LevelResult {
 			itl = append(itl, msOf(res.chunks[i].Sub(res.chunks[i-1])))
 		}
 		e2e = append(e2e, msOf(res.end.Sub(res.start)))
+		n := len(res.chunks)
 		if res.usageOut >= 0 {
-			lr.OutputTokens += res.usageOut
+			n = res.usageOut
 			fromUsage++
 		} else {
-			lr.OutputTokens += len(res.chunks)
 			counts++
+		}
+		lr.OutputTokens += n
+		if span := res.chunks[len(res.chunks)-1].Sub(res.chunks[0]); n > 1 && span > 0 {
+			decTokens += n - 1
+			decSpan += span
 		}
 		if res.usagePrompt > 0 {
 			promptSum += res.usagePrompt
@@ -53,6 +60,9 @@ func summarize(results []reqResult, wall time.Duration) LevelResult {
 	if wall > 0 {
 		lr.RequestsPerS = round(float64(lr.Completed)/wall.Seconds(), 3)
 		lr.OutputTokPerS = round(float64(lr.OutputTokens)/wall.Seconds(), 2)
+	}
+	if decSpan > 0 {
+		lr.DecodeTokPerS = round(float64(conc)*float64(decTokens)/decSpan.Seconds(), 2)
 	}
 	if lr.Completed > 0 {
 		lr.OutputTokensMean = round(float64(lr.OutputTokens)/float64(lr.Completed), 2)
