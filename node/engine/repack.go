@@ -107,18 +107,24 @@ func (r *cpuRunner) repack() error {
 	return nil
 }
 
-// dotR16 computes rows [a, b) (whole groups) of a repacked weight: up to
-// eight tokens per kernel call. With more tokens than that, four groups
-// at a time go through every token tile, so their weights stay in cache
-// across the batch.
+// dotR16 computes rows [a, b) (whole groups) of a repacked weight. A
+// quantized group meets every token (in tiles of eight) while its weights
+// are in L1; F16/BF16 kernels take up to eight tokens, and with more,
+// four groups at a time go through every token tile.
 func (r *cpuRunner) dotR16(op *mmOp, a, b int) {
 	j := &r.mm
 	gl, gh := a/ggml.R16Rows, b/ggml.R16Rows
+	gb := op.packed.gb
+	if t := op.w.Type; t != ggml.F16 && t != ggml.BF16 {
+		// quantized: each group meets every token while it is in cache
+		// Sizes were validated at load; an error cannot happen.
+		_ = ggml.GemmR16(t, j.cols, gh-gl, op.packed.data[gl*gb:gh*gb], r.s.qp, r.qpStride, j.n, op.out[gl*ggml.R16Rows:], op.stride)
+		return
+	}
 	block := gh - gl
 	if j.n > 8 {
 		block = 4
 	}
-	gb := op.packed.gb
 	for g0 := gl; g0 < gh; g0 += block {
 		ng := min(block, gh-g0)
 		w := op.packed.data[g0*gb : (g0+ng)*gb]
@@ -128,10 +134,8 @@ func (r *cpuRunner) dotR16(op *mmOp, a, b int) {
 			// Sizes were validated at load; an error cannot happen.
 			if op.w.Type == ggml.BF16 && r.bf16Round {
 				_ = ggml.GemmR16BF16Rounded(j.cols, ng, w, r.s.xr[t0*r.xrStride:], r.xrStride, nt, out, op.stride)
-			} else if t := op.w.Type; t == ggml.F16 || t == ggml.BF16 {
-				_ = ggml.GemmR16Float(t, j.cols, ng, w, r.s.xr[t0*r.xrStride:], r.xrStride, nt, out, op.stride)
 			} else {
-				_ = ggml.GemmR16(op.w.Type, j.cols, ng, w, r.s.qp[t0*r.qpStride:], r.qpStride, nt, out, op.stride)
+				_ = ggml.GemmR16Float(op.w.Type, j.cols, ng, w, r.s.xr[t0*r.xrStride:], r.xrStride, nt, out, op.stride)
 			}
 		}
 	}

@@ -374,12 +374,14 @@ func PrepareR16K(qa []byte, cols int, dst []byte) error {
 }
 
 // GemmR16 multiplies groups consecutive R16 groups in w (t is Q4_0, Q8_0,
-// Q4_K, Q5_K or Q6_K, cols columns) with ntok (1 to 8) tokens of prepared
-// activations, astride bytes apart in a, and sets out[i*ostride+r] to row
-// r's product with token i (r < 16·groups). Within a row, each block's
-// integer sum is exact and is scaled and added in float32 (one fused
-// multiply-add per block, two per Q4_K super-block), in block order. It
-// returns an error, changing nothing, when a size does not fit.
+// Q4_K, Q5_K or Q6_K, cols columns) with ntok tokens (any number) of
+// prepared activations, astride bytes apart in a, and sets
+// out[i*ostride+r] to row r's product with token i (r < 16·groups). Each
+// group goes through the tokens in tiles of eight while its weights are
+// in the nearest cache. Within a row, each block's integer sum is exact
+// and is scaled and added in float32 (one fused multiply-add per block,
+// two per Q4_K super-block), in block order. It returns an error,
+// changing nothing, when a size does not fit.
 func GemmR16(t Type, cols, groups int, w, a []byte, astride, ntok int, out []float32, ostride int) error {
 	gb, err := R16GroupBytes(t, cols)
 	if err != nil {
@@ -389,12 +391,17 @@ func GemmR16(t Type, cols, groups int, w, a []byte, astride, ntok int, out []flo
 		return fmt.Errorf("ggml: GemmR16: %s groups take float activations (GemmR16Float)", t)
 	}
 	ab := R16ActBytes(t, cols)
-	if err := checkR16Call(groups, ntok, len(w), gb, len(a), astride, ab, len(out), ostride); err != nil {
+	if err := checkR16Call(groups, min(ntok, r16MaxTokens), len(w), gb, len(a), astride, ab, len(out), ostride); err != nil {
 		return err
+	}
+	if ntok > r16MaxTokens && (astride < ab || ostride < groups*R16Rows || len(a) < (ntok-1)*astride+ab || len(out) < (ntok-1)*ostride+groups*R16Rows) {
+		return fmt.Errorf("ggml: R16: %d tokens of %d activation bytes (%d apart in %d) or output rows (%d apart in %d) do not fit", ntok, ab, astride, len(a), ostride, len(out))
 	}
 	nb := cols / t.BlockSize()
 	for g := range groups {
-		gemmR16Q(t, nb, w[g*gb:], a, astride, ntok, out[g*R16Rows:], ostride)
+		for t0 := 0; t0 < ntok; t0 += r16MaxTokens {
+			gemmR16Q(t, nb, w[g*gb:], a[t0*astride:], astride, min(r16MaxTokens, ntok-t0), out[t0*ostride+g*R16Rows:], ostride)
+		}
 	}
 	return nil
 }

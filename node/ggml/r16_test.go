@@ -220,7 +220,8 @@ func TestR16Errors(t *testing.T) {
 		{"short source", RepackR16(Q8_0, w[:100], 16, 32, w), "needs 544 source"},
 		{"prepare cols", PrepareR16(a, 40, a), "multiple of 32"},
 		{"prepare short", PrepareR16(a[:10], 32, a), "need 34 source"},
-		{"tokens", GemmR16(Q8_0, 32, 1, w, a, 48, 9, out, 16), "9 tokens"},
+		{"tokens", GemmR16Float(F16, 32, 1, w, out, 32, 9, out, 16), "9 tokens"},
+		{"many tokens", GemmR16(Q8_0, 32, 1, w, a[:9*48-1], 48, 10, out, 16), "10 tokens"},
 		{"no tokens", GemmR16(Q8_0, 32, 1, w, a, 48, 0, out, 16), "0 tokens"},
 		{"group", GemmR16(Q8_0, 64, 1, w[:500], a, 96, 1, out, 16), "1 groups need 1088"},
 		{"groups", GemmR16(Q8_0, 32, 2, w[:1000], a, 48, 1, out, 32), "2 groups need 1088"},
@@ -586,6 +587,45 @@ func TestGemmR16BF16RoundedPairs(t *testing.T) {
 					t.Fatalf("ntok=%d row %d token %d: %g, one group at a time %g", ntok, row, i, got[k], one[k])
 				}
 			}
+		}
+	}
+}
+
+// TestGemmR16ManyTokens: a quantized call of more than eight tokens over
+// several groups equals calls of at most eight tokens group by group, bit
+// for bit (the same kernels on the same tiles), and short buffers are
+// refused.
+func TestGemmR16ManyTokens(t *testing.T) {
+	r := rand.New(rand.NewPCG(22, 23))
+	for _, ty := range []Type{Q8_0, Q4_0, Q4_K, Q5_K, Q6_K} {
+		const rows, ntok = 48, 21
+		c := newR16Case(t, r, ty, rows, 512, ntok)
+		groups := rows / R16Rows
+		ostride := rows + 3
+		got := make([]float32, (ntok-1)*ostride+rows)
+		if err := GemmR16(ty, c.cols, groups, c.packed, c.act, c.astride, ntok, got, ostride); err != nil {
+			t.Fatal(err)
+		}
+		gb, _ := R16GroupBytes(ty, c.cols)
+		want := make([]float32, len(got))
+		for g := range groups {
+			for t0 := 0; t0 < ntok; t0 += 8 {
+				nt := min(8, ntok-t0)
+				if err := GemmR16(ty, c.cols, 1, c.packed[g*gb:], c.act[t0*c.astride:], c.astride, nt, want[t0*ostride+g*R16Rows:], ostride); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		for i := range want {
+			if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+				t.Fatalf("%s [%d]: %g, by tiles %g", ty, i, got[i], want[i])
+			}
+		}
+		if err := GemmR16(ty, c.cols, groups, c.packed, c.act[:(ntok-1)*c.astride+R16ActBytes(ty, c.cols)-1], c.astride, ntok, got, ostride); err == nil {
+			t.Errorf("%s: a short activation buffer was accepted", ty)
+		}
+		if err := GemmR16(ty, c.cols, groups, c.packed, c.act, c.astride, ntok, got[:len(got)-1], ostride); err == nil {
+			t.Errorf("%s: a short output buffer was accepted", ty)
 		}
 	}
 }
