@@ -100,7 +100,9 @@ type runState struct {
 }
 
 // kvCache is the model's keys and values in half precision, in blocks:
-// (layer, block, position in block, kvDim). With a window layers' cache,
+// (layer, block, KV head, position in block, head dim), so that one KV
+// head's keys (and values) of a block are contiguous rows, which the
+// attention of that head streams through. With a window layers' cache,
 // the sliding-window layers are in wk, wv, laid out alike over their own
 // blocks, and the others in k, v.
 type kvCache struct {
@@ -411,7 +413,7 @@ func (r *cpuRunner) CopyKV(dst, src int32, n int) error {
 	if err := CheckCopyKV(dst, src, n, c.blocks, c.bs); err != nil {
 		return err
 	}
-	copyBlocks(r.kv.k, r.kv.v, c.nKVLayers, c.blocks, c.bs*c.kvDim, dst, src, n*c.kvDim)
+	copyBlocks(r.kv.k, r.kv.v, c.nKVLayers, c.blocks, c, dst, src, n)
 	return nil
 }
 
@@ -424,18 +426,23 @@ func (r *cpuRunner) CopyWindowKV(dst, src int32, n int) error {
 	if err := CheckCopyKV(dst, src, n, c.winBlocks, c.bs); err != nil {
 		return err
 	}
-	copyBlocks(r.kv.wk, r.kv.wv, c.nWinLayers, c.winBlocks, c.bs*c.kvDim, dst, src, n*c.kvDim)
+	copyBlocks(r.kv.wk, r.kv.wv, c.nWinLayers, c.winBlocks, c, dst, src, n)
 	return nil
 }
 
-// copyBlocks copies the first n values of block src to block dst in
-// every layer of a cache of layers × blocks blocks of bl values.
-func copyBlocks(k, v []uint16, layers, blocks, bl int, dst, src int32, n int) {
+// copyBlocks copies the first n positions of block src to block dst in
+// every layer of a cache of layers × blocks blocks (each KV head's
+// positions together in a block, as kvCache lays them out).
+func copyBlocks(k, v []uint16, layers, blocks int, c *config, dst, src int32, n int) {
+	bl := c.bs * c.kvDim
 	for l := range layers {
 		base := l * blocks * bl
-		d, s := base+int(dst)*bl, base+int(src)*bl
-		copy(k[d:d+n], k[s:s+n])
-		copy(v[d:d+n], v[s:s+n])
+		for h := range c.nKV {
+			d := base + int(dst)*bl + h*c.bs*c.hd
+			s := base + int(src)*bl + h*c.bs*c.hd
+			copy(k[d:d+n*c.hd], k[s:s+n*c.hd])
+			copy(v[d:d+n*c.hd], v[s:s+n*c.hd])
+		}
 	}
 }
 

@@ -42,9 +42,9 @@ func (r *cpuRunner) forward(items []Item, n int) error {
 			}
 			p := it.Pos + i
 			s.pos[t] = p
-			s.kvIdx[t] = (int(it.Blocks[p/c.bs])*c.bs + p%c.bs) * c.kvDim
+			s.kvIdx[t] = int(it.Blocks[p/c.bs])*c.bs*c.kvDim + p%c.bs*c.hd
 			if c.winBlocks > 0 {
-				s.kvIdxW[t] = (int(it.WinBlocks[p/c.bs])*c.bs + p%c.bs) * c.kvDim
+				s.kvIdxW[t] = int(it.WinBlocks[p/c.bs])*c.bs*c.kvDim + p%c.bs*c.hd
 			}
 			t++
 		}
@@ -319,7 +319,7 @@ func (r *cpuRunner) attnWorker(ith, nth int) {
 		kvh := rest / nc
 		h0 := kvh*group + (rest%nc)*chunk
 		nq := min(chunk, (kvh+1)*group-h0)
-		kvOff := kvh * c.hd
+		kvOff := kvh * c.bs * c.hd // the KV head's rows within a block
 		w := nq * c.hd // one token's queries of this unit
 		for tt := range nt {
 			row := (it.row+t0+tt)*c.qDim + h0*c.hd
@@ -337,8 +337,8 @@ func (r *cpuRunner) attnWorker(ith, nth int) {
 		for p0 := lo; p0 < np; {
 			b := p0 / c.bs
 			end := min(np, (b+1)*c.bs)
-			k := j.k[(int(blocks[b])*c.bs+p0-b*c.bs)*c.kvDim+kvOff:]
-			cpu.ScoresF16G(scores[p0:], np, qbuf, c.hd, nt*nq, k, c.kvDim, c.hd, end-p0, scale, scratch)
+			k := j.k[int(blocks[b])*c.bs*c.kvDim+kvOff+(p0-b*c.bs)*c.hd:]
+			cpu.ScoresF16G(scores[p0:], np, qbuf, c.hd, nt*nq, k, c.hd, c.hd, end-p0, scale, scratch)
 			p0 = end
 		}
 		for tt := range nt {
@@ -378,8 +378,8 @@ func (r *cpuRunner) mixBlocks(out, w []float32, wStride, rows int, blocks []int3
 	for p := from; p < to; {
 		b := p / c.bs
 		end := min(to, (b+1)*c.bs)
-		v := r.attn.v[(int(blocks[b])*c.bs+p-b*c.bs)*c.kvDim+kvOff:]
-		cpu.MixF16G(out, c.hd, w[p:], wStride, rows, v, c.kvDim, c.hd, end-p)
+		v := r.attn.v[int(blocks[b])*c.bs*c.kvDim+kvOff+(p-b*c.bs)*c.hd:]
+		cpu.MixF16G(out, c.hd, w[p:], wStride, rows, v, c.hd, c.hd, end-p)
 		p = end
 	}
 }

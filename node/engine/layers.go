@@ -177,9 +177,11 @@ func (r *cpuRunner) qkvRows(lo, hi int) {
 		}
 		r.rope(rt, q, c.nHead, t)
 		r.rope(rt, k, c.nKV, t)
-		o := kvIdx[t]
-		cpu.ToF16(kl[o:o+c.kvDim], k)
-		cpu.ToF16(vl[o:o+c.kvDim], v)
+		// a block holds each KV head's positions together (kvCache)
+		for h, o := 0, kvIdx[t]; h < c.nKV; h, o = h+1, o+c.bs*c.hd {
+			cpu.ToF16(kl[o:o+c.hd], k[h*c.hd:(h+1)*c.hd])
+			cpu.ToF16(vl[o:o+c.hd], v[h*c.hd:(h+1)*c.hd])
+		}
 		if emulateF16KV {
 			ggml.RoundHalf(q, q)
 		}
