@@ -1,6 +1,10 @@
 package cpu
 
-import "helexa/node/ggml"
+import (
+	"unsafe"
+
+	"helexa/node/ggml"
+)
 
 // Grouped-query attention kernels. In a model with fewer key/value heads
 // than query heads, the G = nHead/nKV query heads of one group read the
@@ -29,6 +33,16 @@ func attnBest() int {
 		return 1
 	}
 	return 0
+}
+
+// Prefetch asks the CPU to start loading the cache lines of h (a no-op
+// without the assembly kernels), so that a kernel reading it later finds
+// it in cache: attention issues it for a KV head's values before it
+// scores the keys.
+func Prefetch(h []uint16) {
+	if attnLevel >= 1 && len(h) > 0 {
+		prefetchLines((*byte)(unsafe.Pointer(&h[0])), (2*len(h)+63)/64)
+	}
 }
 
 // ScoresScratch is the length of the scratch slice ScoresF16G needs for a

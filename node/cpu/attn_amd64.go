@@ -36,3 +36,8 @@ func mixGAVX512(w *float32, ws, nq int, v *uint16, vs, hd, npos int, out *float3
 //
 //go:noescape
 func mix12AVX512(w *float32, ws int, v *uint16, vs, hd, npos int, out *float32, os int)
+
+// prefetchLines asks for the n > 0 cache lines from p on.
+//
+//go:noescape
+func prefetchLines(p *byte, n int)

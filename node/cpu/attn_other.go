@@ -23,3 +23,5 @@ func mixGAVX512(w *float32, ws, nq int, v *uint16, vs, hd, npos int, out *float3
 func mix12AVX512(w *float32, ws int, v *uint16, vs, hd, npos int, out *float32, os int) {
 	panic("BUG: mix12AVX512 without amd64")
 }
+
+func prefetchLines(p *byte, n int) { panic("BUG: prefetchLines without amd64") }

@@ -334,6 +334,15 @@ func (r *cpuRunner) attnWorker(ith, nth int) {
 		if j.window > 0 {
 			lo = max(0, it.pos+t0-j.window+1) &^ 15
 		}
+		// the values the mix below reads, requested now so they arrive
+		// while the keys are scored
+		for p0 := lo; p0 < np; {
+			b := p0 / c.bs
+			end := min(np, (b+1)*c.bs)
+			o := int(blocks[b])*c.bs*c.kvDim + kvOff + (p0-b*c.bs)*c.hd
+			cpu.Prefetch(j.v[o : o+(end-p0)*c.hd])
+			p0 = end
+		}
 		for p0 := lo; p0 < np; {
 			b := p0 / c.bs
 			end := min(np, (b+1)*c.bs)
