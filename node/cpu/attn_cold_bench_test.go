@@ -28,9 +28,9 @@ func BenchmarkAttnGroupCold(b *testing.B) {
 					off := (i % seqs) * npos * nKV * hd
 					i += 7
 					if stride == hd {
-					Prefetch(v[off : off+npos*hd]) // as the engine does
-				}
-				ScoresF16G(sc, npos, q, hd, rows, k[off:], stride, hd, npos, 0.125, scratch)
+						Prefetch(v[off : off+npos*hd]) // as the engine does
+					}
+					ScoresF16G(sc, npos, q, hd, rows, k[off:], stride, hd, npos, 0.125, scratch)
 					for h := range rows {
 						Softmax(sc[h*npos:(h+1)*npos], true)
 					}

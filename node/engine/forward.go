@@ -320,7 +320,7 @@ func (r *cpuRunner) attnWorker(ith, nth int) {
 		h0 := kvh*group + (rest%nc)*chunk
 		nq := min(chunk, (kvh+1)*group-h0)
 		kvOff := kvh * c.bs * c.hd // the KV head's rows within a block
-		w := nq * c.hd // one token's queries of this unit
+		w := nq * c.hd             // one token's queries of this unit
 		for tt := range nt {
 			row := (it.row+t0+tt)*c.qDim + h0*c.hd
 			copy(qbuf[tt*w:(tt+1)*w], s.q[row:row+w])
