@@ -111,6 +111,35 @@ func Exp(x []float32) {
 	}
 }
 
+// RMSNorm writes x / rms(x) · w to out (out may be x; w as long as x),
+// rounding as ggml's RMS norm does: each square in float32, their sum in
+// float64 (in eight lanes with AVX2, so the last bits of the sum may
+// differ from a sequential one), the mean and the scale in float32, then
+// x·scale·w in float32.
+func RMSNorm(out, x, w []float32, eps float32) {
+	n := len(x)
+	out, w = out[:n], w[:n]
+	simd := 0
+	if useAVX2 {
+		simd = n &^ 7
+	}
+	var ss float64
+	if simd > 0 {
+		ss = sumSqAVX2(&x[0], simd)
+	}
+	for _, v := range x[simd:] {
+		ss += float64(v * v)
+	}
+	mean := float32(ss / float64(n))
+	scale := 1 / float32(math.Sqrt(float64(mean+eps)))
+	if simd > 0 {
+		scaleMulAVX2(&out[0], &x[0], &w[0], simd, scale)
+	}
+	for i := simd; i < n; i++ {
+		out[i] = x[i] * scale * w[i]
+	}
+}
+
 // AnyAbove reports whether some x[i] > t; NaN is never above. A sampler
 // scans a vocabulary's logits with it to skip runs that cannot beat its
 // current best.

@@ -53,6 +53,12 @@ func siluMulAVX2(gp, up *float32, n int)
 func maxAVX2(x *float32, n int) float32
 
 //go:noescape
+func sumSqAVX2(x *float32, n int) float64
+
+//go:noescape
+func scaleMulAVX2(out, x, w *float32, n int, s float32)
+
+//go:noescape
 func anyAboveAVX2(x *float32, n int, t float32) bool
 
 //go:noescape

@@ -874,3 +874,63 @@ adone:
 	SETNE ret+24(FP)
 	VZEROUPPER
 	RET
+
+// func sumSqAVX2(x *float32, n int) float64
+// Σ float64(x[i]*x[i]) for i < n, n a multiple of 8: each square rounded
+// to float32 (as ggml's RMS norm forms it), summed in float64 in eight
+// lanes.
+TEXT ·sumSqAVX2(SB), NOSPLIT, $0-24
+	MOVQ x+0(FP), SI
+	MOVQ n+8(FP), CX
+	VXORPD Y2, Y2, Y2
+	VXORPD Y3, Y3, Y3
+
+qloop:
+	CMPQ CX, $8
+	JL   qdone
+	VMOVUPS (SI), Y0
+	VMULPS Y0, Y0, Y0
+	VCVTPS2PD X0, Y1
+	VADDPD Y1, Y2, Y2
+	VEXTRACTF128 $1, Y0, X0
+	VCVTPS2PD X0, Y1
+	VADDPD Y1, Y3, Y3
+	ADDQ $32, SI
+	SUBQ $8, CX
+	JMP  qloop
+
+qdone:
+	VADDPD Y3, Y2, Y2
+	VEXTRACTF128 $1, Y2, X3
+	VADDPD X3, X2, X2
+	VPERMILPD $1, X2, X3
+	VADDSD X3, X2, X2
+	VZEROUPPER
+	MOVSD X2, ret+16(FP)
+	RET
+
+// func scaleMulAVX2(out, x, w *float32, n int, s float32)
+// out[i] = x[i]*s*w[i] for i < n, n a multiple of 8 (the products in that
+// order, in float32).
+TEXT ·scaleMulAVX2(SB), NOSPLIT, $0-36
+	MOVQ out+0(FP), DI
+	MOVQ x+8(FP), SI
+	MOVQ w+16(FP), DX
+	MOVQ n+24(FP), CX
+	VBROADCASTSS s+32(FP), Y15
+
+mloop2:
+	CMPQ CX, $8
+	JL   mdone2
+	VMULPS (SI), Y15, Y0
+	VMULPS (DX), Y0, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ $32, SI
+	ADDQ $32, DX
+	ADDQ $32, DI
+	SUBQ $8, CX
+	JMP  mloop2
+
+mdone2:
+	VZEROUPPER
+	RET

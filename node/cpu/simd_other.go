@@ -27,6 +27,10 @@ func mixF16(w *float32, v *uint16, stride int, hd int, npos int, out *float32) {
 
 func expAVX2(x *float32, n int, shift float32) { panic("BUG: expAVX2 without amd64") }
 func maxAVX2(x *float32, n int) float32        { panic("BUG: maxAVX2 without amd64") }
+func sumSqAVX2(x *float32, n int) float64      { panic("BUG: sumSqAVX2 without amd64") }
+func scaleMulAVX2(out, x, w *float32, n int, s float32) {
+	panic("BUG: scaleMulAVX2 without amd64")
+}
 func anyAboveAVX2(x *float32, n int, t float32) bool {
 	panic("BUG: anyAboveAVX2 without amd64")
 }

@@ -151,3 +151,38 @@ func TestAnyAbove(t *testing.T) {
 		}
 	}
 }
+
+// TestRMSNorm: RMSNorm is the sequential definition (float32 squares
+// summed in float64, float32 scale, x·scale·w) up to the order of the
+// float64 additions: equal to within an ulp of float32 at every length,
+// in place too.
+func TestRMSNorm(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	for _, n := range []int{1, 7, 8, 9, 64, 768, 1000} {
+		x := make([]float32, n)
+		w := make([]float32, n)
+		for i := range x {
+			x[i] = float32(r.NormFloat64() * 3)
+			w[i] = float32(1 + r.NormFloat64()/4)
+		}
+		var ss float64
+		for _, v := range x {
+			ss += float64(v * v)
+		}
+		mean := float32(ss / float64(n))
+		scale := 1 / float32(math.Sqrt(float64(mean+1e-6)))
+		got := make([]float32, n)
+		RMSNorm(got, x, w, 1e-6)
+		in := append([]float32(nil), x...)
+		RMSNorm(in, in, w, 1e-6)
+		for i := range x {
+			want := x[i] * scale * w[i]
+			if d := math.Abs(float64(got[i] - want)); d > 1.2e-7*math.Abs(float64(want)) {
+				t.Fatalf("n=%d [%d] = %g, want %g", n, i, got[i], want)
+			}
+			if in[i] != got[i] {
+				t.Fatalf("n=%d [%d]: in place %g, out of place %g", n, i, in[i], got[i])
+			}
+		}
+	}
+}

@@ -365,21 +365,8 @@ func chooseExperts(p []float32, sel []int32, w []float32) {
 }
 
 // rmsnorm writes x / rms(x) * w to out (out may alias x), rounding as
-// ggml does: squares in float32 summed in float64, the mean and the
-// scale in float32.
-func rmsnorm(out, x, w []float32, eps float32) {
-	var ss float64
-	for _, v := range x {
-		ss += float64(v * v)
-	}
-	mean := float32(ss / float64(len(x)))
-	scale := 1 / float32(math.Sqrt(float64(mean+eps)))
-	out = out[:len(x)]
-	w = w[:len(x)]
-	for i, v := range x {
-		out[i] = v * scale * w[i]
-	}
-}
+// ggml does (cpu.RMSNorm).
+func rmsnorm(out, x, w []float32, eps float32) { cpu.RMSNorm(out, x, w, eps) }
 
 // swiglu sets g[i] = silu(g[i]) * u[i] = g[i] / (1 + e^-g[i]) * u[i].
 func swiglu(g, u []float32) { cpu.SiLUMul(g, u) }
