@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -19,7 +20,8 @@ import (
 )
 
 // benchNeuron serves one real model (HELEXA_BENCH_MODEL, else the shared
-// synth-25m-Q4_K_M) through the neuron's HTTP API on 2 threads.
+// synth-25m-Q4_K_M) through the neuron's HTTP API on 2 threads, with the
+// default batch_tokens or HELEXA_BENCH_BATCH_TOKENS.
 func benchNeuron(b *testing.B, maxInFlight int) (*testNeuron, string) {
 	b.Helper()
 	path := os.Getenv("HELEXA_BENCH_MODEL")
@@ -28,8 +30,12 @@ func benchNeuron(b *testing.B, maxInFlight int) (*testNeuron, string) {
 	}
 	dir, name := filepath.Split(path)
 	f := false
+	budget := config.DefaultBatchTokens
+	if v, err := strconv.Atoi(os.Getenv("HELEXA_BENCH_BATCH_TOKENS")); err == nil && v > 0 {
+		budget = v // to compare step budgets
+	}
 	cfg := config.Neuron{ModelsDirs: []string{dir}, MaxInFlight: maxInFlight, MaxQueueDepth: 64, MaxWait: config.Duration(time.Minute),
-		DemoModel: &f, Threads: 2, BatchTokens: config.DefaultBatchTokens, KVCacheShare: 0.5}
+		DemoModel: &f, Threads: 2, BatchTokens: budget, KVCacheShare: 0.5}
 	s, err := newServer(cfg, zerolog.New(io.Discard), realEngine())
 	if err != nil {
 		b.Fatal(err)
@@ -77,6 +83,9 @@ func benchPrompt(n, salt int) []int32 {
 // prompt on an idle model (ttft_x), and the 7 streams' inter-token
 // latency p99 while it is read against their p99 before it came (itl_p99_x).
 func BenchmarkChunkedPrefill(b *testing.B) {
+	// streamTokens keeps the 7 streams decoding past the prompt's first
+	// token even on a fast model (1,200 steps of 7 sequences).
+	const streamTokens = 1200
 	n, id := benchNeuron(b, 8)
 	url := n.srv.URL
 	ttft := func(salt int) time.Duration {
@@ -105,7 +114,7 @@ func BenchmarkChunkedPrefill(b *testing.B) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				go func() { _ = streamTimes(url, id, benchPrompt(32, 10*i+s), 400, times) }()
+				go func() { _ = streamTimes(url, id, benchPrompt(32, 10*i+s), streamTokens, times) }()
 				for t := range times {
 					mu.Lock()
 					stamps[s] = append(stamps[s], t)
@@ -113,7 +122,7 @@ func BenchmarkChunkedPrefill(b *testing.B) {
 				}
 			}()
 		}
-		time.Sleep(time.Second) // all decoding
+		time.Sleep(300 * time.Millisecond) // all decoding
 		tIdle0 := time.Now()
 		time.Sleep(500 * time.Millisecond)
 		tArrive := time.Now()
@@ -133,6 +142,9 @@ func BenchmarkChunkedPrefill(b *testing.B) {
 				}
 			}
 		}
+	}
+	if len(itlIdle) == 0 || len(itlBusy) == 0 {
+		b.Fatalf("the 7 streams were not decoding throughout (%d idle and %d busy gaps): raise streamTokens", len(itlIdle), len(itlBusy))
 	}
 	b.ReportMetric(median(busyTTFT)/median(idleTTFT), "ttft_x")
 	b.ReportMetric(median(idleTTFT)/1e6, "idle_ttft_ms")
