@@ -78,7 +78,11 @@ func TestBatchMixedRequests(t *testing.T) {
 		}
 		wg.Wait()
 	}
-	waitIdle(t, n.instanceOf(t, "stories260K"))
+	in := n.instanceOf(t, "stories260K")
+	waitIdle(t, in)
+	if in.sched.parallelDraws.Load() == 0 {
+		t.Error("no step drew its tokens on two goroutines: the parallel sampling went untested")
+	}
 }
 
 // readEvents reads n SSE data lines of a stream.

@@ -33,6 +33,9 @@ type scheduler struct {
 	budget int // tokens per step while sequences decode
 
 	live atomic.Int32 // sequences submitted and not yet finished
+	// parallelDraws counts the steps whose tokens were drawn on two
+	// goroutines (drawAll).
+	parallelDraws atomic.Int64
 
 	mu      sync.Mutex
 	waiting []*sequence // submitted, not yet seen by the loop
@@ -47,6 +50,11 @@ type scheduler struct {
 	others  []*engine.Seq
 	// grammars are the compiled output grammars of recent requests.
 	grammars grammarCache
+	// draws are the step's sequences whose token is drawn ahead of
+	// deciding (drawAll); drawer is the goroutine that draws part of them.
+	draws  []*sequence
+	drawer chan []*sequence
+	drawn  chan struct{}
 }
 
 // sequence is one request's generation as the scheduler runs it.
@@ -66,6 +74,10 @@ type sequence struct {
 	stops  *stopMatcher
 	top    []sampler.TokenLogprob
 	gm     *grammar.Matcher // follows the output grammar (nil: none yet)
+	// the token drawn for this step ahead of decide (drawAll)
+	draw    int32
+	drawErr error
+	hasDraw bool
 	tStart time.Time        // prefill began
 	tFirst time.Time        // first token decided
 	res    genResult
@@ -80,9 +92,84 @@ type sequence struct {
 }
 
 func newScheduler(in *instance, m *engine.Model, budget int) *scheduler {
-	s := &scheduler{in: in, m: m, budget: max(budget, 1), wake: make(chan struct{}, 1), stopped: make(chan struct{})}
+	s := &scheduler{in: in, m: m, budget: max(budget, 1), wake: make(chan struct{}, 1), stopped: make(chan struct{}),
+		drawer: make(chan []*sequence), drawn: make(chan struct{})}
+	go s.drawLoop()
 	go s.loop()
 	return s
+}
+
+// drawLoop draws the tokens of the sequences the loop hands it, until
+// the loop ends.
+func (s *scheduler) drawLoop() {
+	for {
+		select {
+		case qs := <-s.drawer:
+			for _, q := range qs {
+				drawSafely(q, s.in.m.EOG)
+			}
+			s.drawn <- struct{}{}
+		case <-s.stopped:
+			return
+		}
+	}
+}
+
+// minParallelDraws is the fewest sequences a step draws on two
+// goroutines: below it the hand-over costs more than it saves.
+const minParallelDraws = 4
+
+// drawAll draws, before the step's sequences are decided one by one, the
+// next token of every one that wants one and has no output grammar (the
+// grammar cache is the loop's): that is each sequence's own sampler, rng
+// and logits, so half of them go to the drawer goroutine while the loop
+// draws the rest. Sampling a vocabulary is the larger part of deciding.
+func (s *scheduler) drawAll() {
+	s.draws = s.draws[:0]
+	for i, it := range s.items {
+		q := s.owners[i]
+		if it.Logits != nil && q.fed >= len(q.req.Prompt) && q.req.Constraint == nil && !q.isDone() {
+			s.draws = append(s.draws, q)
+		}
+	}
+	if len(s.draws) < minParallelDraws {
+		return
+	}
+	s.parallelDraws.Add(1)
+	half := len(s.draws) / 2
+	s.drawer <- s.draws[:half]
+	for _, q := range s.draws[half:] {
+		drawSafely(q, s.in.m.EOG)
+	}
+	<-s.drawn
+}
+
+// drawSafely draws q's next token into q.draw; a panic becomes q's error.
+func drawSafely(q *sequence, eog []int32) {
+	defer func() {
+		if r := recover(); r != nil {
+			q.drawErr = fmt.Errorf("sampling panicked: %v", r)
+		}
+	}()
+	q.hasDraw = true
+	q.draw, q.drawErr = q.sample(eog, nil)
+}
+
+// sample masks q's logits as its request says (ignore_eos: the
+// end-of-generation tokens eog), applies constrain when given, and draws
+// the next token.
+func (q *sequence) sample(eog []int32, constrain func() error) (int32, error) {
+	if q.req.IgnoreEOS {
+		for _, id := range eog {
+			q.logits[id] = float32(math.Inf(-1))
+		}
+	}
+	if constrain != nil {
+		if err := constrain(); err != nil {
+			return 0, err
+		}
+	}
+	return q.smp.Sample(q.logits, q.seq.Tokens, q.rng)
 }
 
 // submit hands a sequence to the loop.
@@ -274,17 +361,20 @@ func (s *scheduler) step() {
 		s.compact()
 		return
 	}
+	// The prompts' progress first, so drawAll sees who decides now.
 	for i, it := range s.items {
 		q := s.owners[i]
 		if q.fed < len(q.req.Prompt) {
 			q.fed += len(it.Tokens)
-			if q.fed < len(q.req.Prompt) {
-				continue
+			if q.fed >= len(q.req.Prompt) {
+				q.res.PromptMS = msSince(q.tStart)
+				s.in.stats.prefill(q.res.PromptTokens-q.res.CachedTokens, q.res.PromptMS)
 			}
-			q.res.PromptMS = msSince(q.tStart)
-			s.in.stats.prefill(q.res.PromptTokens-q.res.CachedTokens, q.res.PromptMS)
 		}
-		if it.Logits != nil {
+	}
+	s.drawAll()
+	for i, it := range s.items {
+		if q := s.owners[i]; q.fed >= len(q.req.Prompt) && it.Logits != nil {
 			s.decideSafely(q)
 		}
 	}
@@ -309,16 +399,11 @@ func (s *scheduler) decideSafely(q *sequence) {
 // limit or a full context.
 func (s *scheduler) decide(q *sequence) {
 	m := s.in.m
-	if q.req.IgnoreEOS {
-		for _, id := range m.EOG {
-			q.logits[id] = float32(math.Inf(-1))
-		}
+	id, err := q.draw, q.drawErr
+	if !q.hasDraw {
+		id, err = q.sample(m.EOG, func() error { return s.constrain(q) })
 	}
-	if err := s.constrain(q); err != nil {
-		s.finish(q, err)
-		return
-	}
-	id, err := q.smp.Sample(q.logits, q.seq.Tokens, q.rng)
+	q.hasDraw, q.drawErr = false, nil
 	if err != nil {
 		s.finish(q, err)
 		return
