@@ -78,9 +78,9 @@ type sequence struct {
 	draw    int32
 	drawErr error
 	hasDraw bool
-	tStart time.Time        // prefill began
-	tFirst time.Time        // first token decided
-	res    genResult
+	tStart  time.Time // prefill began
+	tFirst  time.Time // first token decided
+	res     genResult
 
 	// Handed to the request's goroutine.
 	mu     sync.Mutex
