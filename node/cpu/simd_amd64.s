@@ -2,6 +2,20 @@
 
 #include "textflag.h"
 
+// EXPCONSTS loads the constants EXP8 uses (expc) into Y4-Y14.
+#define EXPCONSTS \
+	VBROADCASTSS expc<>+0(SB), Y13; \
+	VBROADCASTSS expc<>+4(SB), Y14; \
+	VBROADCASTSS expc<>+12(SB), Y12; \
+	VBROADCASTSS expc<>+16(SB), Y11; \
+	VBROADCASTSS expc<>+20(SB), Y10; \
+	VBROADCASTSS expc<>+24(SB), Y9; \
+	VBROADCASTSS expc<>+28(SB), Y8; \
+	VBROADCASTSS expc<>+32(SB), Y7; \
+	VBROADCASTSS expc<>+36(SB), Y6; \
+	VBROADCASTSS expc<>+40(SB), Y5; \
+	VBROADCASTSS expc<>+44(SB), Y4
+
 // EXP8 sets Y3 = exp(Y0) (eight lanes; Y0-Y2 are clobbered), with the
 // constants expAVX2 and siluMulAVX2 load: Y0 clamped to [-87.3, 88.3]
 // (Y5, Y4), = k·ln2 + r with |r| <= ln2/2 (Y13 = 1/ln2, Y14 and
@@ -418,17 +432,7 @@ TEXT ·expAVX2(SB), NOSPLIT, $0-20
 	MOVQ x+0(FP), DI
 	MOVQ n+8(FP), CX
 	VBROADCASTSS shift+16(FP), Y15
-	VBROADCASTSS expc<>+0(SB), Y13
-	VBROADCASTSS expc<>+4(SB), Y14
-	VBROADCASTSS expc<>+12(SB), Y12
-	VBROADCASTSS expc<>+16(SB), Y11
-	VBROADCASTSS expc<>+20(SB), Y10
-	VBROADCASTSS expc<>+24(SB), Y9
-	VBROADCASTSS expc<>+28(SB), Y8
-	VBROADCASTSS expc<>+32(SB), Y7
-	VBROADCASTSS expc<>+36(SB), Y6
-	VBROADCASTSS expc<>+40(SB), Y5
-	VBROADCASTSS expc<>+44(SB), Y4
+	EXPCONSTS
 
 eloop:
 	CMPQ CX, $8
@@ -805,17 +809,7 @@ TEXT ·siluMulAVX2(SB), NOSPLIT, $0-24
 	MOVQ gp+0(FP), DI
 	MOVQ up+8(FP), SI
 	MOVQ n+16(FP), CX
-	VBROADCASTSS expc<>+0(SB), Y13
-	VBROADCASTSS expc<>+4(SB), Y14
-	VBROADCASTSS expc<>+12(SB), Y12
-	VBROADCASTSS expc<>+16(SB), Y11
-	VBROADCASTSS expc<>+20(SB), Y10
-	VBROADCASTSS expc<>+24(SB), Y9
-	VBROADCASTSS expc<>+28(SB), Y8
-	VBROADCASTSS expc<>+32(SB), Y7
-	VBROADCASTSS expc<>+36(SB), Y6
-	VBROADCASTSS expc<>+40(SB), Y5
-	VBROADCASTSS expc<>+44(SB), Y4
+	EXPCONSTS
 	VXORPS Y15, Y15, Y15
 
 sloop:
