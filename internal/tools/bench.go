@@ -42,11 +42,14 @@ func benchCommand() *cli.Command {
 			"rates: a busy machine slows both sides of a round alike. On a machine shared with\n" +
 			"other work, --cpu-time rates each side in tokens per user CPU-second instead (each\n" +
 			"test run with -r 1 and -r R+1, the difference counted); with -t 1 that is\n" +
-			"immune to time slices lost to other processes.",
+			"immune to time slices lost to other processes. -d D runs every test at a depth of\n" +
+			"D positions (llama-bench's -d): the context first holds D tokens (not timed),\n" +
+			"so decode pays attention over a long context as a chat's late turns do.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "model", Aliases: []string{"m"}, Required: true, Usage: "a .gguf file or a Hugging Face folder"},
 			&cli.IntFlag{Name: "p", Value: 512, Usage: "prompt tokens (0 skips the prefill test)"},
 			&cli.IntFlag{Name: "n", Value: 128, Usage: "generated tokens (0 skips the decode test)"},
+			&cli.IntFlag{Name: "d", Aliases: []string{"n-depth"}, Usage: "tokens already in the context when each test starts (not timed)"},
 			&cli.IntFlag{Name: "t", Usage: "threads (0: all cores)"},
 			&cli.IntFlag{Name: "r", Value: 5, Usage: "repetitions of each test"},
 			&cli.BoolFlag{Name: "json", Usage: "print JSON instead of a table"},
@@ -69,7 +72,7 @@ func benchCommand() *cli.Command {
 				}
 			}
 			o := benchOptions{
-				Model: c.String("model"), Prompt: int(c.Int("p")), Gen: int(c.Int("n")),
+				Model: c.String("model"), Prompt: int(c.Int("p")), Gen: int(c.Int("n")), Depth: int(c.Int("d")),
 				Threads: int(c.Int("t")), Reps: int(c.Int("r")), JSON: c.Bool("json"),
 				Cold: c.Bool("cold"), Parallel: par, CPUProfile: c.String("cpuprofile"),
 			}
@@ -84,6 +87,7 @@ func benchCommand() *cli.Command {
 type benchOptions struct {
 	Model         string
 	Prompt, Gen   int
+	Depth         int // tokens in the context before each test
 	Threads, Reps int
 	JSON, Cold    bool
 	Parallel      []int  // batched decode tests: sequences at once
@@ -109,14 +113,16 @@ type benchResult struct {
 	// NParallel is the sequences a batched decode test runs at once
 	// (helexa's own field; absent for the single-sequence tests).
 	NParallel int `json:"n_parallel,omitempty"`
+	// NDepth is the context already held when the test starts (llama-bench's n_depth).
+	NDepth int `json:"n_depth"`
 }
 
 func runBench(ctx context.Context, out io.Writer, o benchOptions) error {
 	if o.Prompt < 0 || o.Gen < 0 || o.Prompt+o.Gen == 0 {
 		return fmt.Errorf("bench: -p and -n must be non-negative and not both 0 (got %d, %d)", o.Prompt, o.Gen)
 	}
-	if o.Reps < 1 || o.Threads < 0 {
-		return fmt.Errorf("bench: -r must be at least 1 and -t non-negative (got %d, %d)", o.Reps, o.Threads)
+	if o.Reps < 1 || o.Threads < 0 || o.Depth < 0 {
+		return fmt.Errorf("bench: -r must be at least 1, -t and -d non-negative (got %d, %d, %d)", o.Reps, o.Threads, o.Depth)
 	}
 	if o.Cold {
 		return runCold(out, o)
@@ -124,9 +130,9 @@ func runBench(ctx context.Context, out io.Writer, o benchOptions) error {
 	if len(o.Parallel) > 0 && o.Gen == 0 {
 		return fmt.Errorf("bench: --parallel times decoding: -n must be positive")
 	}
-	ctxLen := max(o.Prompt, o.Gen, 16)
+	ctxLen := o.Depth + max(o.Prompt, o.Gen, 16)
 	if len(o.Parallel) > 0 {
-		ctxLen = max(ctxLen, o.Prompt+o.Gen+1)
+		ctxLen = max(ctxLen, o.Depth+o.Prompt+o.Gen+1)
 	}
 	m, err := engine.Load(o.Model, engine.Options{ContextLength: ctxLen, KVTokens: (ctxLen + 64) * slices.Max(append([]int{1}, o.Parallel...)), Threads: o.Threads})
 	if err != nil {
@@ -143,10 +149,21 @@ func runBench(ctx context.Context, out io.Writer, o benchOptions) error {
 	for i := range tokens {
 		tokens[i] = int32((i*7919 + 1) % m.NVocab())
 	}
-	prefill := func() error { return m.Forward(0, tokens[:o.Prompt], 0, logits) }
+	// The depth: tokens every test finds in the context (Forward cuts the
+	// sequence back to them before each run).
+	if o.Depth > 0 {
+		ctxTokens := make([]int32, o.Depth)
+		for i := range ctxTokens {
+			ctxTokens[i] = int32((i*104729 + 3) % m.NVocab())
+		}
+		if err := m.Forward(0, ctxTokens, 0, logits); err != nil {
+			return fmt.Errorf("bench: filling the context to depth %d: %w", o.Depth, err)
+		}
+	}
+	prefill := func() error { return m.Forward(0, tokens[:o.Prompt], o.Depth, logits) }
 	decode := func() error {
 		for i := 0; i < o.Gen; i++ {
-			if err := m.Forward(0, tokens[i%len(tokens):i%len(tokens)+1], i, logits); err != nil {
+			if err := m.Forward(0, tokens[i%len(tokens):i%len(tokens)+1], o.Depth+i, logits); err != nil {
 				return err
 			}
 		}
@@ -170,7 +187,7 @@ func runBench(ctx context.Context, out io.Writer, o benchOptions) error {
 	}
 	tests := []test{{o.Prompt, 0, 0, timed(prefill)}, {0, o.Gen, 0, timed(decode)}}
 	for _, b := range o.Parallel {
-		tests = append(tests, test{0, o.Gen, b, func() (time.Duration, error) { return batchedDecode(m, b, o.Prompt, o.Gen, tokens) }})
+		tests = append(tests, test{0, o.Gen, b, func() (time.Duration, error) { return batchedDecode(m, b, o.Depth+o.Prompt, o.Gen, tokens) }})
 	}
 	if o.CPUProfile != "" {
 		f, err := os.Create(o.CPUProfile)
@@ -193,7 +210,7 @@ func runBench(ctx context.Context, out io.Writer, o benchOptions) error {
 			n *= test.par
 		}
 		r := base
-		r.NPrompt, r.NGen, r.NParallel = test.np, test.ng, test.par
+		r.NPrompt, r.NGen, r.NParallel, r.NDepth = test.np, test.ng, test.par, o.Depth
 		if _, err := test.run(); err != nil { // warm-up
 			return err
 		}
@@ -229,6 +246,9 @@ func runBench(ctx context.Context, out io.Writer, o benchOptions) error {
 		}
 		if r.NParallel > 0 {
 			test += fmt.Sprintf(" x%d", r.NParallel)
+		}
+		if r.NDepth > 0 {
+			test += fmt.Sprintf(" @ d%d", r.NDepth)
 		}
 		_, sd := meanStddev(r.SamplesTs)
 		fmt.Fprintf(tw, "\t %s\t %.2f MiB\t %.2f M\t %s\t %s\t %d\t %s\t %.2f ± %.2f\t\n",

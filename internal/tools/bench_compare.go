@@ -153,6 +153,9 @@ func llamaBench(path string, o benchOptions) benchSide {
 	return func(ctx context.Context) ([]benchResult, error) {
 		args := []string{"-m", o.Model, "-p", strconv.Itoa(o.Prompt), "-n", strconv.Itoa(o.Gen),
 			"-r", strconv.Itoa(o.Reps), "-o", "json"}
+		if o.Depth > 0 {
+			args = append(args, "-d", strconv.Itoa(o.Depth))
+		}
 		if o.Threads > 0 {
 			args = append(args, "-t", strconv.Itoa(o.Threads))
 		}
@@ -247,8 +250,8 @@ func compareBenchMode(ctx context.Context, out io.Writer, lb string, rounds int,
 		}
 		return rs, nil
 	}
-	fmt.Fprintf(out, "%s, %d threads, -p %d -n %d -r %d, %d rounds against %s\n",
-		filepath.Base(o.Model), o.Threads, o.Prompt, o.Gen, o.Reps, rounds, lb)
+	fmt.Fprintf(out, "%s, %d threads, -p %d -n %d -d %d -r %d, %d rounds against %s\n",
+		filepath.Base(o.Model), o.Threads, o.Prompt, o.Gen, o.Depth, o.Reps, rounds, lb)
 	if !cpuTime {
 		_, err := runCompare(ctx, out, rounds, ours, llamaBench(lb, o))
 		return err
@@ -258,7 +261,11 @@ func compareBenchMode(ctx context.Context, out io.Writer, lb string, rounds int,
 		return fmt.Errorf("bench: finding this program: %w", err)
 	}
 	common := func(p, n, r int) []string {
-		return []string{"-m", o.Model, "-p", strconv.Itoa(p), "-n", strconv.Itoa(n), "-t", strconv.Itoa(o.Threads), "-r", strconv.Itoa(r)}
+		a := []string{"-m", o.Model, "-p", strconv.Itoa(p), "-n", strconv.Itoa(n), "-t", strconv.Itoa(o.Threads), "-r", strconv.Itoa(r)}
+		if o.Depth > 0 {
+			a = append(a, "-d", strconv.Itoa(o.Depth))
+		}
+		return a
 	}
 	oursCPU := cpuTimeSide(self, os.Environ(), func(p, n, r int) []string {
 		return append([]string{"tools", "bench"}, common(p, n, r)...)

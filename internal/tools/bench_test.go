@@ -56,6 +56,24 @@ func TestToolsBench(t *testing.T) {
 	if !strings.Contains(out.String(), "tg3 x3") {
 		t.Errorf("table:\n%s", out.String())
 	}
+	// at a depth: the tests start after 40 positions
+	out.Reset()
+	if err := runBench(context.Background(), &out, benchOptions{Model: model, Prompt: 8, Gen: 3, Depth: 40, Threads: 1, Reps: 1, Parallel: []int{2}, JSON: true}); err != nil {
+		t.Fatal(err)
+	}
+	var ds []struct {
+		NDepth int     `json:"n_depth"`
+		AvgTs  float64 `json:"avg_ts"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &ds); err != nil {
+		t.Fatal(err)
+	}
+	if len(ds) != 3 || ds[0].NDepth != 40 || ds[2].NDepth != 40 || ds[1].AvgTs <= 0 {
+		t.Errorf("results at depth 40: %+v", ds)
+	}
+	if err := runBench(context.Background(), &out, benchOptions{Model: model, Prompt: 8, Gen: 3, Depth: -1, Reps: 1}); err == nil {
+		t.Error("-d -1 accepted")
+	}
 	if err := runBench(context.Background(), &out, benchOptions{Model: model, Prompt: 8, Gen: 0, Reps: 1, Parallel: []int{2}}); err == nil {
 		t.Error("--parallel with -n 0 accepted")
 	}
