@@ -242,6 +242,10 @@ func (j *attnJob) plan(c *config, nth int, items []attnItem) {
 	}
 }
 
+// attnPrefetch is how many positions' values an attention unit asks for
+// before it scores the keys.
+const attnPrefetch = 128
+
 // attnRows is the most query rows (tokens times heads of one KV group)
 // an attention item scores at once: the keys are converted once for all
 // of them.
@@ -334,11 +338,13 @@ func (r *cpuRunner) attnWorker(ith, nth int) {
 		if j.window > 0 {
 			lo = max(0, it.pos+t0-j.window+1) &^ 15
 		}
-		// the values the mix below reads, requested now so they arrive
-		// while the keys are scored
-		for p0 := lo; p0 < np; {
+		// the first values the mix below reads (up to attnPrefetch
+		// positions), requested now so they arrive while the keys are
+		// scored; past them the hardware prefetcher has the stream (a
+		// long context's every value asked for at once stalled the loads)
+		for p0 := lo; p0 < min(np, lo+attnPrefetch); {
 			b := p0 / c.bs
-			end := min(np, (b+1)*c.bs)
+			end := min(np, lo+attnPrefetch, (b+1)*c.bs)
 			o := int(blocks[b])*c.bs*c.kvDim + kvOff + (p0-b*c.bs)*c.hd
 			cpu.Prefetch(j.v[o : o+(end-p0)*c.hd])
 			p0 = end
