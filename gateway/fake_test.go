@@ -44,6 +44,10 @@ type fakeNeuron struct {
 	fixed      []byte // when set, inference answers these bytes at once (benchmarks)
 	hangUp     bool   // inference reads the body, then closes the connection without answering
 	freezeAt   int    // streaming: after this many chunks, send nothing more until the client leaves (0: never)
+	// streaming: before each chunk after the first, this many keep-alive
+	// comments keepAliveGap apart and no data (a neuron holding text back)
+	keepAlives   int
+	keepAliveGap time.Duration
 	hangPolls  bool   // /health and /models never answer (a frozen node)
 	loadErr    string // message of a failed load (failLoad)
 
@@ -302,6 +306,7 @@ func (f *fakeNeuron) infer(w http.ResponseWriter, r *http.Request) {
 	f.lastBody, f.lastPath = body, r.URL.Path
 	m := f.models[req.Model]
 	fail, stall, tokenDelay, breakAfter, freezeAt := f.failInfer, f.stall, f.tokenDelay, f.breakAfter, f.freezeAt
+	keepAlives, keepAliveGap := f.keepAlives, f.keepAliveGap
 	f.busy[req.Model]++
 	f.mu.Unlock()
 	defer f.set(func(f *fakeNeuron) { f.busy[req.Model]-- })
@@ -354,6 +359,16 @@ func (f *fakeNeuron) infer(w http.ResponseWriter, r *http.Request) {
 			<-r.Context().Done()
 			f.canceled.Add(1)
 			return
+		}
+		for k := 0; i > 0 && k < keepAlives; k++ {
+			select {
+			case <-time.After(keepAliveGap):
+			case <-r.Context().Done():
+				f.canceled.Add(1)
+				return
+			}
+			_, _ = io.WriteString(w, ": keep-alive\n\n")
+			_ = fl.Flush()
 		}
 		if tokenDelay > 0 && i > 0 {
 			select {

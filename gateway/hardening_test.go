@@ -150,6 +150,30 @@ func TestFrozenStreamEndsWithErrorEvent(t *testing.T) {
 	}
 }
 
+// A neuron that holds its text back for longer than stream_idle_timeout
+// but sends keep-alive comments is not cut off, and the client gets the
+// keep-alives in its dialect (Anthropic's ping event, an SSE comment
+// otherwise) and the whole answer.
+func TestKeepAlivesKeepAStreamOpen(t *testing.T) {
+	const idle = 200 * time.Millisecond
+	for _, tc := range []struct{ name, path, body, alive, end string }{
+		{"openai", "/v1/chat/completions", `{"model":"m1","stream":true,"messages":[{"role":"user","content":"hi"}]}`, ": keep-alive", "data: [DONE]"},
+		{"anthropic", "/v1/messages", `{"model":"m1","stream":true,"max_tokens":8,"messages":[{"role":"user","content":"hi"}]}`, "event: ping", "event: message_stop"},
+		{"responses", "/v1/responses", `{"model":"m1","stream":true,"input":"hi"}`, ": keep-alive", "response.completed"},
+	} {
+		a := newFakeNeuron(t, "a", "m1*")
+		a.set(func(f *fakeNeuron) { f.keepAlives, f.keepAliveGap = 3, idle*2/5 }) // 240 ms without data
+		tg := startGateway(t, []*fakeNeuron{a}, func(cfg *config.Config, _ *config.Catalogue) {
+			cfg.Gateway.StreamIdleTimeout = config.Duration(idle)
+		})
+		code, _, body := tg.post(t, tc.path, tc.body)
+		got := string(body)
+		if code != http.StatusOK || !strings.Contains(got, tc.alive) || !strings.Contains(got, tc.end) || strings.Contains(got, "stream_idle_timeout") {
+			t.Fatalf("%s: status %d, stream:\n%s", tc.name, code, got)
+		}
+	}
+}
+
 // A node that stops answering polls is marked unhealthy after a few poll
 // intervals: each poll is bounded by the interval, not by connect timeouts.
 func TestFrozenNodeMarkedUnhealthyByPollInterval(t *testing.T) {

@@ -339,6 +339,9 @@ type streamSink interface {
 	Chunk(data []byte) error
 	Close() error
 	Fail(msg string) error
+	// KeepAlive passes on the neuron's keep-alive (an SSE comment) in the
+	// client's dialect.
+	KeepAlive() error
 }
 
 // timingsKey marks a chunk carrying the neuron's timings.
@@ -352,9 +355,10 @@ var errTruncated = errors.New("the neuron's stream ended before it finished")
 func (g *Gateway) pump(ctx context.Context, c *call, up *upstream, sink streamSink) error {
 	sr := readerPool.Get().(*translate.SSEReader)
 	sr.Reset(up.body)
+	sr.Comments = true
 	defer func() { sr.Reset(nil); readerPool.Put(sr) }()
 	for {
-		_, data, err := sr.Next()
+		ev, data, err := sr.Next()
 		if err != nil {
 			if ctx.Err() != nil {
 				c.reason = "client_gone"
@@ -377,6 +381,17 @@ func (g *Gateway) pump(ctx context.Context, c *call, up *upstream, sink streamSi
 			g.log.Warn().Str("node", c.node).Str("model", c.model).Err(err).Msg("stream broke off")
 			_ = sink.Fail(fmt.Sprintf("node %s: %v", c.node, err))
 			return err
+		}
+		if ev == ":" {
+			if err := sink.KeepAlive(); err != nil {
+				if ctx.Err() != nil {
+					c.reason = "client_gone"
+					return ctx.Err()
+				}
+				c.reason = "stream_write"
+				return err
+			}
+			continue
 		}
 		if string(data) == "[DONE]" {
 			return sink.Close()
@@ -481,6 +496,14 @@ func (s *openAISink) Chunk(data []byte) error {
 }
 
 func (s *openAISink) Close() error { return s.write([]byte("[DONE]")) }
+
+func (s *openAISink) KeepAlive() error {
+	if _, err := io.WriteString(s.w, ": keep-alive\n\n"); err != nil {
+		return err
+	}
+	s.flush()
+	return nil
+}
 
 func (s *openAISink) Fail(msg string) error {
 	e := &apiError{Status: http.StatusBadGateway, Code: "stream_error", Message: msg}

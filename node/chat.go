@@ -423,6 +423,7 @@ func (s *Server) handleChat(c echo.Context) error {
 
 func (s *Server) streamChat(c echo.Context, in *instance, req *chatRequest, gr genRequest, parser *toolcall.Parser, id string, created int64) error {
 	w := &sseWriter{c: c}
+	gr.KeepAlive = w.keepAlive
 	chunk := func(d *chatDelta, lp *chatLogprobs, finish *string) chatResponse {
 		return chatResponse{ID: id, Object: "chat.completion.chunk", Created: created, Model: req.Model,
 			Choices: []chatChoice{{Delta: d, Logprobs: lp, FinishReason: finish}}}

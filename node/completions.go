@@ -159,6 +159,7 @@ func (s *Server) handleCompletions(c echo.Context) error {
 
 	if req.Stream {
 		w := &sseWriter{c: c}
+		gr.KeepAlive = w.keepAlive
 		chunk := func(text string, lp *completionLogprobs, finish *string) completionResponse {
 			return completionResponse{ID: id, Object: "text_completion", Created: created, Model: req.Model,
 				Choices: []completionChoice{{Text: text, Logprobs: lp, FinishReason: finish}}}

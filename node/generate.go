@@ -24,6 +24,11 @@ type genRequest struct {
 	// Emit receives each token as it is decided; an error stops the
 	// generation (the client went away).
 	Emit func(tokenEvent) error
+	// KeepAlive, when set, is called every half keepAliveEvery, to write
+	// something when the stream has sent nothing for keepAliveEvery (its
+	// text held back: a long tool call, a stop string being matched; or a
+	// slow model); an error stops the generation like Emit's.
+	KeepAlive func() error
 	// Constraint is the grammar the output follows (nil: free).
 	Constraint *constraint
 	// IgnoreEOS masks the end-of-generation tokens: the generation runs
@@ -91,6 +96,11 @@ func contextError(n, nctx int) *apiError {
 		Message: fmt.Sprintf("the prompt is %d tokens long, more than the model's context of %d tokens", n, nctx)}
 }
 
+// keepAliveEvery is how often a stream that sends nothing else gets a
+// keep-alive (genRequest.KeepAlive): well inside the gateway's default
+// stream_idle_timeout of 60 s and the idle limits of proxies.
+var keepAliveEvery = 15 * time.Second
+
 // generate runs one request on a loaded instance: its sequence joins the
 // model's scheduler, which batches it with everyone else's, and the
 // tokens it decides are handed to req.Emit here, on the request's
@@ -146,9 +156,20 @@ func (in *instance) generate(ctx context.Context, req genRequest) (genResult, er
 		}
 	}()
 	var batch []tokenEvent
+	var tick <-chan time.Time
+	if req.KeepAlive != nil {
+		t := time.NewTicker(keepAliveEvery / 2)
+		defer t.Stop()
+		tick = t.C
+	}
 	for {
 		select {
 		case <-q.notify:
+		case <-tick:
+			if err := req.KeepAlive(); err != nil {
+				return q.result(), err
+			}
+			continue
 		case <-ctx.Done():
 			return q.result(), ctx.Err()
 		}

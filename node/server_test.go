@@ -967,3 +967,52 @@ func TestPoisonedDevice(t *testing.T) {
 		t.Fatalf("model on a failed device: %+v", list.Data[0])
 	}
 }
+
+// TestStreamKeepAlive: while a streamed tool call is held back (the
+// parser emits it whole) on a slow model, the stream carries SSE
+// keep-alive comments, none before its first event, and an SDK still
+// reads the call from it.
+func TestStreamKeepAlive(t *testing.T) {
+	defer func(d time.Duration) { keepAliveEvery = d }(keepAliveEvery)
+	keepAliveEvery = 40 * time.Millisecond
+	eng := &synthEngine{script: `<tool_call>{"name": "get_weather", "arguments": {"city": "Paris"}}</tool_call>`, delay: 15 * time.Millisecond}
+	n := startNeuron(t, testConfig(modelsDir(t, "stories260K.gguf")), eng.hooks())
+	n.load(t, "stories260K", 512)
+	body := `{"model": "stories260K", "stream": true, "max_tokens": 200, "temperature": 0,
+		"messages": [{"role": "user", "content": "Weather in Paris?"}],
+		"tools": [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]}`
+	resp, err := http.Post(n.srv.URL+"/v1/chat/completions", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(data)
+	if strings.HasPrefix(text, ":") {
+		t.Errorf("a keep-alive before the first event: %.80q", text)
+	}
+	if k := strings.Count(text, ": keep-alive\n\n"); k < 2 {
+		t.Errorf("%d keep-alives while the call was held back for %d tokens of %v each:\n%s", k, strings.Count(text, "\n\n"), eng.delay, text)
+	}
+	if !strings.Contains(text, `"name":"get_weather"`) || !strings.HasSuffix(text, "data: [DONE]\n\n") {
+		t.Errorf("the stream lost the call or its end:\n%s", text)
+	}
+	// the official SDK reads the same stream (comments skipped)
+	p := chatParams("stories260K", "Weather in Paris?", 200)
+	p.Tools = []openai.ChatCompletionToolUnionParam{openai.ChatCompletionFunctionTool(openai.FunctionDefinitionParam{Name: "get_weather"})}
+	st := n.client().Chat.Completions.NewStreaming(context.Background(), p)
+	var name string
+	for st.Next() {
+		if ch := st.Current(); len(ch.Choices) > 0 {
+			for _, tc := range ch.Choices[0].Delta.ToolCalls {
+				name += tc.Function.Name
+			}
+		}
+	}
+	if st.Err() != nil || name != "get_weather" {
+		t.Fatalf("SDK over keep-alives: %q, %v", name, st.Err())
+	}
+}

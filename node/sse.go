@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/labstack/echo/v4"
 )
@@ -13,6 +14,7 @@ import (
 type sseWriter struct {
 	c       echo.Context
 	started bool
+	last    time.Time // the last write
 }
 
 func (w *sseWriter) start() {
@@ -50,6 +52,24 @@ func (w *sseWriter) raw(b []byte) error {
 		return err
 	}
 	r.Flush()
+	w.last = time.Now()
+	return nil
+}
+
+// keepAlive writes an SSE comment, which clients ignore, when the stream
+// has written nothing for keepAliveEvery, so that proxies and the gateway
+// (stream_idle_timeout) see that a stream holding its text back is alive.
+// Before the first event (the headers not sent yet) it writes nothing.
+func (w *sseWriter) keepAlive() error {
+	if !w.started || time.Since(w.last) < keepAliveEvery {
+		return nil
+	}
+	r := w.c.Response()
+	if _, err := r.Write([]byte(": keep-alive\n\n")); err != nil {
+		return err
+	}
+	r.Flush()
+	w.last = time.Now()
 	return nil
 }
 

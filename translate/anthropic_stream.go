@@ -243,6 +243,22 @@ func (s *AnthropicStream) Fail(msg string) error {
 	return s.write()
 }
 
+// KeepAlive writes a ping event, as Anthropic's API does while a message
+// is in progress (an SSE comment before message_start), so that clients
+// and proxies see a stream whose upstream holds its text back is alive. It
+// does nothing after the stream has ended.
+func (s *AnthropicStream) KeepAlive() error {
+	if s.ended {
+		return nil
+	}
+	if !s.started {
+		s.buf.WriteString(": keep-alive\n\n")
+	} else {
+		s.event("ping", typeOnly{Type: "ping"})
+	}
+	return s.write()
+}
+
 // Usage returns the usage the upstream reported, and whether it did.
 func (s *AnthropicStream) Usage() (Usage, bool) { return s.usage, s.haveUsage }
 

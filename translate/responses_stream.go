@@ -341,6 +341,17 @@ func (s *ResponsesStream) emit(typ string, kv ...any) {
 	writeEvent(&s.buf, typ, v.Bytes())
 }
 
+// KeepAlive writes an SSE comment (the Responses stream has no ping
+// event), so that clients and proxies see a stream whose upstream holds
+// its text back is alive. It does nothing after the stream has ended.
+func (s *ResponsesStream) KeepAlive() error {
+	if s.ended {
+		return nil
+	}
+	s.buf.WriteString(": keep-alive\n\n")
+	return s.write()
+}
+
 func (s *ResponsesStream) write() error {
 	if s.buf.Len() == 0 {
 		return nil

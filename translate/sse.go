@@ -16,9 +16,13 @@ var ErrSSELineTooLong = errors.New("sse: line longer than 16 MiB")
 
 // SSEReader reads Server-Sent Events from an upstream stream. It accepts
 // "\n" and "\r\n" line ends, joins multi-line data with "\n", skips comment
-// lines and events without data, and returns "[DONE]" as ordinary data.
-// Not safe for concurrent use.
+// lines (unless Comments is set) and events without data, and returns
+// "[DONE]" as ordinary data. Not safe for concurrent use.
 type SSEReader struct {
+	// Comments makes Next return each comment line (a keep-alive) as an
+	// event named ":" with no data, so a relay can pass it on.
+	Comments bool
+
 	r     *bufio.Reader
 	line  []byte
 	event string
@@ -59,6 +63,9 @@ func (s *SSEReader) Next() (event string, data []byte, err error) {
 			continue
 		}
 		if line[0] == ':' {
+			if s.Comments {
+				return ":", nil, nil
+			}
 			continue // comment
 		}
 		field, value := line, []byte(nil)

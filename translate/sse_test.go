@@ -114,3 +114,30 @@ func TestBadRequestText(t *testing.T) {
 		t.Fatalf("Error() = %q, Text() = %q", e.Error(), e.Text())
 	}
 }
+
+// With Comments set, each comment line comes back as an event named ":"
+// (a relay passes keep-alives on), in order with the data events.
+func TestSSEReaderComments(t *testing.T) {
+	sr := NewSSEReader(strings.NewReader("data: a\n\n: keep-alive\n\n: another\ndata: b\n\n"))
+	sr.Comments = true
+	var got []sseEvent
+	for {
+		ev, data, err := sr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, sseEvent{ev, string(data)})
+	}
+	want := []sseEvent{{"", "a"}, {":", ""}, {":", ""}, {"", "b"}}
+	if len(got) != len(want) {
+		t.Fatalf("events %q, want %q", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("event %d = %q, want %q", i, got[i], want[i])
+		}
+	}
+}
