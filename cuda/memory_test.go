@@ -76,6 +76,12 @@ func TestEstimate(t *testing.T) {
 	if want := int64(128 * 32 * 2 * 4); p.RopeBytes != want {
 		t.Errorf("RopeBytes = %d, want %d", p.RopeBytes, want)
 	}
+	// Scratch: per row x, xb, q, att, k, v, gate, up and logits as float32
+	// and four int32s (token id, position, slot, output row); the tile.
+	b := int64(128)
+	if want := 4*b*(2*256+2*256+2*128+2*512+1024) + 4*256*1024 + 4*4*b; p.ScratchBytes != want {
+		t.Errorf("ScratchBytes = %d, want %d", p.ScratchBytes, want)
+	}
 	if p.Total() != p.WeightBytes+p.KVBytes+p.ScratchBytes+p.RopeBytes || p.ScratchBytes <= 0 {
 		t.Errorf("Total %d of %+v", p.Total(), p)
 	}
