@@ -52,7 +52,8 @@ func (b *Backend) CheckRunner(seed int64) []CheckResult {
 func checkBatchedDecode(name string, w *engine.Weights, newRunner func(engine.RunnerOptions) (engine.Runner, error), n, maxPrompt int, tol float64) []CheckResult {
 	op := fmt.Sprintf("%s batched_decode_%d", name, n)
 	fail := func(err error) []CheckResult { return []CheckResult{{Op: op, Err: err}} }
-	o := engine.RunnerOptions{ContextLength: maxPrompt + 2, Slots: n}
+	// The context also bounds a pass (Plan.MaxBatch): the step must be one.
+	o := engine.RunnerOptions{ContextLength: max(maxPrompt+2, n), Slots: n}
 	ref, err := engine.NewOracle(w, o)
 	if err != nil {
 		return fail(fmt.Errorf("reference: %w", err))

@@ -344,6 +344,10 @@ func (r *Runner) ForwardBatch(items []engine.Item) error {
 			return ErrClosedRunner
 		}
 		parts := r.parts[:0]
+		defer func() {
+			clear(parts[:cap(parts)]) // hold no caller's buffers
+			r.parts = parts[:0]
+		}()
 		rows := 0
 		for _, it := range items {
 			for start := 0; start < len(it.Tokens); {
@@ -368,7 +372,6 @@ func (r *Runner) ForwardBatch(items []engine.Item) error {
 				}
 			}
 		}
-		r.parts = parts[:0]
 		if rows > 0 {
 			return r.pass(parts, rows)
 		}
