@@ -204,12 +204,3 @@ func Place(need int64, devs []DeviceInfo, reserve int64) (int, error) {
 	}
 	return best, nil
 }
-
-// chunks splits n tokens into forward chunks of at most maxBatch.
-func chunks(n, maxBatch int) [][2]int {
-	var out [][2]int
-	for s := 0; s < n; s += maxBatch {
-		out = append(out, [2]int{s, min(n, s+maxBatch)})
-	}
-	return out
-}

@@ -5,8 +5,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/google/go-cmp/cmp"
-
 	"helexa/node/engine"
 	"helexa/node/ggml"
 )
@@ -170,17 +168,4 @@ func TestPlace(t *testing.T) {
 	if _, err := Place(1, nil, 0); !errors.Is(err, ErrInsufficientMemory) {
 		t.Errorf("no devices: %v", err)
 	}
-}
-
-func TestChunks(t *testing.T) {
-	f := func(n, b int, want [][2]int) {
-		t.Helper()
-		if d := cmp.Diff(want, chunks(n, b)); d != "" {
-			t.Errorf("chunks(%d, %d) (-want +got):\n%s", n, b, d)
-		}
-	}
-	f(1, 512, [][2]int{{0, 1}})
-	f(512, 512, [][2]int{{0, 512}})
-	f(1100, 512, [][2]int{{0, 512}, {512, 1024}, {1024, 1100}})
-	f(0, 512, nil)
 }
