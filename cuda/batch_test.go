@@ -280,3 +280,61 @@ func TestForwardBatchRefusesBadItems(t *testing.T) {
 		t.Errorf("after Close: %v, want ErrClosedRunner", err)
 	}
 }
+
+// TestDecodeGraphsEmulated: with graphs on, a pass below the GEMM
+// threshold is captured once per shape (rows, logit rows) and replayed
+// for later passes of that shape on other slots and positions: the
+// emulated graph replays the recorded launches with their arguments
+// unchanged, so the logits match the oracle only if every kernel reads
+// the rows' ids, positions and slots from device memory.
+func TestDecodeGraphsEmulated(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the kernel emulator is slow: skipped in -short")
+	}
+	bin := needEmulator(t)
+	w := batchModel(t)
+	nv := w.H.NVocab
+	o := engine.RunnerOptions{ContextLength: 8, Slots: 3}
+	plan, err := Estimate(w, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev := &emuDevice{bin: bin, dir: t.TempDir(), allocsLeft: -1, withGraphs: true}
+	run, err := newRunner(dev, w, o, plan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer run.Close()
+	if err := run.SetGraphs(true); err != nil {
+		t.Fatal(err)
+	}
+	ref, err := engine.NewOracle(w, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ref.Close()
+	all := map[int]bool{0: true, 1: true}
+	for i, items := range [][]engine.Item{
+		{item(0, 0, 1, 2, 3), item(1, 0, 4, 5)},  // 5 rows, 2 logit rows: captured
+		{item(2, 0, 6, 7), item(0, 3, 8, 9, 10)}, // the same shape elsewhere: replayed
+		{item(1, 2, 11)},                         // one row: captured
+		{item(2, 2, 12)},                         // replayed on another slot
+		{item(0, 6, 13)},                         // and position
+	} {
+		got, want := withBuffers(items, nv, all, nil), withBuffers(items, nv, all, nil)
+		if err := run.ForwardBatch(got); err != nil {
+			t.Fatalf("step %d: %v", i, err)
+		}
+		if err := ref.ForwardBatch(want); err != nil {
+			t.Fatal(err)
+		}
+		for j := range got {
+			if res := compare("", got[j].Logits, f64(want[j].Logits), 1e-5); !res.Pass {
+				t.Errorf("step %d item %d: max error %.3g", i, j, res.MaxErr)
+			}
+		}
+	}
+	if len(dev.recorded) != 2 || dev.replays != 5 {
+		t.Errorf("%d graphs captured, %d launched; want 2 and 5", len(dev.recorded), dev.replays)
+	}
+}
