@@ -282,11 +282,12 @@ func (r *Runner) Close() error {
 	})
 }
 
-// ErrClosedRunner is returned by Forward after Close.
+// ErrClosedRunner is returned by ForwardBatch (and Forward) after Close.
 var ErrClosedRunner = errors.New("runner closed")
 
-// checkForward validates a Forward call before anything touches the
-// device: bad input gets a clear error and changes nothing.
+// checkForward validates one item of a batch (its slot, tokens, first
+// position, logits buffer) before anything touches the device: bad input
+// gets a clear error and changes nothing.
 func checkForward(h engine.Hparams, o engine.RunnerOptions, slot int, tokens []int32, pos int, logits []float32, all bool) error {
 	switch {
 	case slot < 0 || slot >= o.Slots:
