@@ -36,7 +36,7 @@ func (b *Backend) CheckRunner(seed int64) []CheckResult {
 			tol = 1e-2 // TF32 GEMMs from 8 rows
 		}
 		for _, n := range []int{4, 16} {
-			out = append(out, checkBatchedDecode(name, w, newRunner, n, 40, tol)...)
+			out = append(out, checkBatchedDecode(name, w, newRunner, n, 24, tol)...)
 		}
 	}
 	return out
