@@ -139,10 +139,11 @@ func kernelChecks(kd kernelDevice, r *rand.Rand, small bool) []CheckResult {
 		res = append(res, checkQuant(kd, r, t)...)
 	}
 	for _, f := range []func(kernelDevice, *rand.Rand) CheckResult{
-		checkRMSNorm, checkRopeNorm, checkRopeNeoX, checkSwiGLU, checkAddBias, checkKVWrite, checkSoftmax, checkArgmax,
+		checkRMSNorm, checkRMSNormRows, checkRopeNorm, checkRopeNeoX, checkSwiGLU, checkAddBias, checkKVWrite, checkSoftmax, checkArgmax,
 	} {
 		res = append(res, f(kd, r))
 	}
+	res = append(res, checkAttentionBatch(kd, r, small))
 	if small {
 		return append(res,
 			checkAttention(kd, r, "attention_decode", 1, 4, 2, 128, 41),
@@ -266,21 +267,45 @@ func checkRMSNorm(kd kernelDevice, r *rand.Rand) CheckResult {
 	return runCheck(kd, "rmsnorm", func(c *checkBufs) CheckResult {
 		rows, n := 5, 1000
 		x, w := randVec(r, rows*n, 2), randVec(r, n, 1)
-		want := make([]float64, rows*n)
-		for i := 0; i < rows; i++ {
-			var ss float64
-			for j := 0; j < n; j++ {
-				ss += float64(x[i*n+j]) * float64(x[i*n+j])
-			}
-			sc := 1 / math.Sqrt(ss/float64(n)+1e-5)
-			for j := 0; j < n; j++ {
-				want[i*n+j] = float64(x[i*n+j]) * sc * float64(w[j])
-			}
-		}
 		dx, dw, do := c.floats(x), c.floats(w), c.zeros(rows*n)
-		c.launch("rmsnorm", rows, 1, normThreads(n), dx, dw, do, n, float32(1e-5))
-		return compare("", c.read(do, rows*n), want, 1e-5)
+		c.launch("rmsnorm", rows, 1, normThreads(n), dx, dw, do, n, float32(1e-5), uint64(0))
+		return compare("", c.read(do, rows*n), rmsnormRef(x, w, nil, rows, n), 1e-5)
 	})
+}
+
+// checkRMSNormRows: the output norm's form, row i of out normalising row
+// idx[i] of x (the rows whose logits a batch wants, in any order).
+func checkRMSNormRows(kd kernelDevice, r *rand.Rand) CheckResult {
+	return runCheck(kd, "rmsnorm_rows", func(c *checkBufs) CheckResult {
+		rows, n := 7, 600
+		idx := []int32{6, 0, 3, 4}
+		x, w := randVec(r, rows*n, 2), randVec(r, n, 1)
+		dx, dw, do := c.floats(x), c.floats(w), c.zeros(len(idx)*n)
+		c.launch("rmsnorm", len(idx), 1, normThreads(n), dx, dw, do, n, float32(1e-5), c.int32s(idx...))
+		return compare("", c.read(do, len(idx)*n), rmsnormRef(x, w, idx, len(idx), n), 1e-5)
+	})
+}
+
+// rmsnormRef normalises rows of x in float64: row i of the result is row
+// idx[i] of x (row i when idx is nil).
+func rmsnormRef(x, w []float32, idx []int32, rows, n int) []float64 {
+	want := make([]float64, rows*n)
+	for i := 0; i < rows; i++ {
+		src := i
+		if idx != nil {
+			src = int(idx[i])
+		}
+		xr := x[src*n : (src+1)*n]
+		var ss float64
+		for _, v := range xr {
+			ss += float64(v) * float64(v)
+		}
+		sc := 1 / math.Sqrt(ss/float64(n)+1e-5)
+		for j, v := range xr {
+			want[i*n+j] = float64(v) * sc * float64(w[j])
+		}
+	}
+	return want
 }
 
 func checkRope(kd kernelDevice, r *rand.Rand, neox bool) CheckResult {
@@ -289,27 +314,34 @@ func checkRope(kd kernelDevice, r *rand.Rand, neox bool) CheckResult {
 		name = "rope_neox"
 	}
 	return runCheck(kd, name, func(c *checkBufs) CheckResult {
-		ntok, nhead, hd, rdims, pos0, ctx := 4, 3, 64, 48, 100, 128
+		nhead, hd, rdims, ctx := 3, 64, 48, 128
+		// Each row at its own position, as in a batch of several
+		// sequences: a run of consecutive ones (a prompt chunk), then
+		// decode rows anywhere.
+		pos := []int32{100, 101, 102, 103, 0, 127, 57}
+		ntok := len(pos)
 		h := hparamsForRope(rdims)
 		tab := ropeTable(h, ctx)
 		inv := ropeInvFreq(h)
-		x := randVec(r, ntok*nhead*hd, 1)
-		want := f64(x)
 		half := rdims / 2
-		for t := 0; t < ntok; t++ {
-			for hh := 0; hh < nhead; hh++ {
-				base := (t*nhead + hh) * hd
-				for i := 0; i < half; i++ {
-					a, bb := base+2*i, base+2*i+1
-					if neox {
-						a, bb = base+i, base+i+half
+		rotate := func(x []float32, nh int) []float64 {
+			want := f64(x)
+			for t := 0; t < ntok; t++ {
+				for hh := 0; hh < nh; hh++ {
+					base := (t*nh + hh) * hd
+					for i := 0; i < half; i++ {
+						a, bb := base+2*i, base+2*i+1
+						if neox {
+							a, bb = base+i, base+i+half
+						}
+						s, co := math.Sincos(float64(pos[t]) * inv[i])
+						x0, x1 := float64(x[a]), float64(x[bb])
+						want[a] = x0*co - x1*s
+						want[bb] = x0*s + x1*co
 					}
-					s, co := math.Sincos(float64(pos0+t) * inv[i])
-					x0, x1 := float64(x[a]), float64(x[bb])
-					want[a] = x0*co - x1*s
-					want[bb] = x0*s + x1*co
 				}
 			}
+			return want
 		}
 		nx := 0
 		if neox {
@@ -317,27 +349,12 @@ func checkRope(kd kernelDevice, r *rand.Rand, neox bool) CheckResult {
 		}
 		// The second tensor (K: one head fewer) gets the same rotation.
 		nk := nhead - 1
-		k := randVec(r, ntok*nk*hd, 1)
-		wantK := f64(k)
-		for t := 0; t < ntok; t++ {
-			for hh := 0; hh < nk; hh++ {
-				base := (t*nk + hh) * hd
-				for i := 0; i < half; i++ {
-					a, bb := base+2*i, base+2*i+1
-					if neox {
-						a, bb = base+i, base+i+half
-					}
-					s, co := math.Sincos(float64(pos0+t) * inv[i])
-					x0, x1 := float64(k[a]), float64(k[bb])
-					wantK[a] = x0*co - x1*s
-					wantK[bb] = x0*s + x1*co
-				}
-			}
-		}
+		x, k := randVec(r, ntok*nhead*hd, 1), randVec(r, ntok*nk*hd, 1)
+		want := append(rotate(x, nhead), rotate(k, nk)...)
 		dx, dk, dt := c.floats(x), c.floats(k), c.floats(tab)
-		c.launch1D("rope", int64(ntok*(nhead+nk)*half), dx, dk, dt, ntok, nhead, nk, hd, rdims, c.int32s(int32(pos0)), nx)
+		c.launch1D("rope", int64(ntok*(nhead+nk)*half), dx, dk, dt, ntok, nhead, nk, hd, rdims, c.int32s(pos...), nx)
 		got := append(c.read(dx, len(x)), c.read(dk, len(k))...)
-		return compare("", got, append(want, wantK...), 1e-5)
+		return compare("", got, want, 1e-5)
 	})
 }
 
@@ -376,17 +393,25 @@ func checkAddBias(kd kernelDevice, r *rand.Rand) CheckResult {
 
 func checkKVWrite(kd kernelDevice, r *rand.Rand) CheckResult {
 	return runCheck(kd, "kv_write", func(c *checkBufs) CheckResult {
-		ctx, width, ntok, pos0 := 16, 40, 5, 9
-		kc, vc := randVec(r, ctx*width, 1), randVec(r, ctx*width, 1)
+		// Three slots of one layer each; rows of a prompt chunk in slot 2,
+		// decode rows in slots 0 and 1.
+		slots, ctx, width := 3, 16, 40
+		pos := []int32{9, 10, 11, 12, 13, 0, 15}
+		slot := []int32{2, 2, 2, 2, 2, 0, 1}
+		ntok := len(pos)
+		kc, vc := randVec(r, slots*ctx*width, 1), randVec(r, slots*ctx*width, 1)
 		k, v := randVec(r, ntok*width, 1), randVec(r, ntok*width, 1)
 		wantK, wantV := f64(kc), f64(vc)
-		for i := range k {
-			wantK[pos0*width+i] = float64(k[i])
-			wantV[pos0*width+i] = float64(v[i])
+		for t := range ntok {
+			d := (int(slot[t])*ctx + int(pos[t])) * width
+			for j := 0; j < width; j++ {
+				wantK[d+j] = float64(k[t*width+j])
+				wantV[d+j] = float64(v[t*width+j])
+			}
 		}
 		dkc, dvc, dk, dv := c.floats(kc), c.floats(vc), c.floats(k), c.floats(v)
-		c.launch1D("kv_write", int64(ntok*width), dk, dv, dkc, dvc, ntok, width, c.int32s(int32(pos0)))
-		got := append(c.read(dkc, ctx*width), c.read(dvc, ctx*width)...)
+		c.launch1D("kv_write", int64(ntok*width), dk, dv, dkc, dvc, ntok, width, c.int32s(pos...), c.int32s(slot...), int64(ctx*width))
+		got := append(c.read(dkc, len(kc)), c.read(dvc, len(vc))...)
 		return compare("", got, append(wantK, wantV...), 0)
 	})
 }
@@ -429,15 +454,49 @@ func attentionRef(q, kc, vc []float32, ntok, nhead, nkv, hd, pos0 int) []float64
 }
 
 func checkAttention(kd kernelDevice, r *rand.Rand, name string, ntok, nhead, nkv, hd, pos0 int) CheckResult {
+	pos, slot := make([]int32, ntok), make([]int32, ntok)
+	for t := range pos {
+		pos[t] = int32(pos0 + t)
+	}
+	return checkAttentionRows(kd, r, name, nhead, nkv, hd, pos, slot)
+}
+
+// checkAttentionRows runs attention on rows at positions pos of slots slot
+// (a cache of max(slot)+1 slots) and compares each row with attentionRef
+// on its own slot.
+func checkAttentionRows(kd kernelDevice, r *rand.Rand, name string, nhead, nkv, hd int, pos, slot []int32) CheckResult {
 	return runCheck(kd, name, func(c *checkBufs) CheckResult {
-		ctx := pos0 + ntok + 3
+		ntok, ctx, nslot := len(pos), 0, 0
+		for t := range pos {
+			ctx, nslot = max(ctx, int(pos[t])+4), max(nslot, int(slot[t])+1)
+		}
+		stride := ctx * nkv * hd
 		q := randVec(r, ntok*nhead*hd, 1)
-		kc, vc := randVec(r, ctx*nkv*hd, 1), randVec(r, ctx*nkv*hd, 1)
-		want := attentionRef(q, kc, vc, ntok, nhead, nkv, hd, pos0)
+		kc, vc := randVec(r, nslot*stride, 1), randVec(r, nslot*stride, 1)
+		var want []float64
+		row := nhead * hd
+		for t := range pos {
+			s := int(slot[t]) * stride
+			want = append(want, attentionRef(q[t*row:(t+1)*row], kc[s:s+stride], vc[s:s+stride], 1, nhead, nkv, hd, int(pos[t]))...)
+		}
 		dq, dk, dv, do := c.floats(q), c.floats(kc), c.floats(vc), c.zeros(len(q))
-		c.launch("attention", nhead, ntok, 256, dq, dk, dv, do, nhead, nkv, hd, c.int32s(int32(pos0)), float32(1/math.Sqrt(float64(hd))))
+		c.launch("attention", nhead, ntok, 256, dq, dk, dv, do, nhead, nkv, hd, c.int32s(pos...), c.int32s(slot...), int64(stride),
+			float32(1/math.Sqrt(float64(hd))))
 		return compare("", c.read(do, len(q)), want, 1e-5)
 	})
+}
+
+// checkAttentionBatch: one launch over the rows of a batch of several
+// sequences, each at its own position in its own slot: decode rows, and a
+// prompt chunk whose rows see one more key each.
+func checkAttentionBatch(kd kernelDevice, r *rand.Rand, small bool) CheckResult {
+	pos := []int32{40, 3, 0, 9, 10, 11, 77}
+	slot := []int32{0, 3, 1, 2, 2, 2, 4}
+	if small {
+		pos = []int32{20, 3, 0, 9, 10, 11}
+		slot = []int32{0, 3, 1, 2, 2, 2}
+	}
+	return checkAttentionRows(kd, r, "attention_batch", 4, 2, 32, pos, slot)
 }
 
 func checkSoftmax(kd kernelDevice, r *rand.Rand) CheckResult {

@@ -30,8 +30,88 @@ func (b *Backend) CheckRunner(seed int64) []CheckResult {
 			continue
 		}
 		out = append(out, b.checkRunnerOn(name, w)...)
+		newRunner := func(o engine.RunnerOptions) (engine.Runner, error) { return b.NewRunner(w, o) }
+		tol := 1e-3
+		if !blockIsFloat(t) {
+			tol = 1e-2 // TF32 GEMMs from 8 rows
+		}
+		for _, n := range []int{4, 16} {
+			out = append(out, checkBatchedDecode(name, w, newRunner, n, 24, tol)...)
+		}
 	}
 	return out
+}
+
+// checkBatchedDecode compares a decode step of n sequences run as one
+// batch (one forward pass: matrix-vector kernels below 8 rows, the GEMM
+// path from 8) with the same step one sequence at a time, and with the
+// float64 oracle. The sequences' prompts, of different lengths up to
+// maxPrompt, are prefilled in one batch too; each sequence decodes in
+// its own slot at its own position. Two rows: "batched_decode_N vs one
+// at a time" and "batched_decode_N" (against the oracle).
+func checkBatchedDecode(name string, w *engine.Weights, newRunner func(engine.RunnerOptions) (engine.Runner, error), n, maxPrompt int, tol float64) []CheckResult {
+	op := fmt.Sprintf("%s batched_decode_%d", name, n)
+	fail := func(err error) []CheckResult { return []CheckResult{{Op: op, Err: err}} }
+	// The context also bounds a pass (Plan.MaxBatch): the step must be one.
+	o := engine.RunnerOptions{ContextLength: max(maxPrompt+2, n), Slots: n}
+	ref, err := engine.NewOracle(w, o)
+	if err != nil {
+		return fail(fmt.Errorf("reference: %w", err))
+	}
+	defer ref.Close()
+	run, err := newRunner(o)
+	if err != nil {
+		return fail(fmt.Errorf("load: %w", err))
+	}
+	defer run.Close()
+	nv := w.H.NVocab
+	r := rand.New(rand.NewSource(int64(n)))
+	prefill := make([]engine.Item, n)
+	step := make([]engine.Item, n)
+	for i := range prefill {
+		toks := make([]int32, 1+r.Intn(maxPrompt))
+		for j := range toks {
+			toks[j] = int32(r.Intn(nv))
+		}
+		blk := []int32{int32(i)}
+		prefill[i] = engine.Item{Blocks: blk, Tokens: toks}
+		step[i] = engine.Item{Blocks: blk, Tokens: []int32{int32(r.Intn(nv))}, Pos: len(toks)}
+	}
+	batched, single, want := make([]float32, n*nv), make([]float32, n*nv), make([]float32, n*nv)
+	withLogits := func(dst []float32) []engine.Item {
+		items := append([]engine.Item(nil), step...)
+		for i := range items {
+			items[i].Logits = dst[i*nv : (i+1)*nv]
+		}
+		return items
+	}
+	for _, x := range []struct {
+		rn   engine.Runner
+		what string
+	}{{run, ""}, {ref, "reference: "}} {
+		if err := x.rn.ForwardBatch(prefill); err != nil {
+			return fail(fmt.Errorf("%sprefill: %w", x.what, err))
+		}
+	}
+	if err := run.ForwardBatch(withLogits(batched)); err != nil {
+		return fail(err)
+	}
+	if err := ref.ForwardBatch(withLogits(want)); err != nil {
+		return fail(fmt.Errorf("reference: %w", err))
+	}
+	// One at a time: each rewrites its own position's keys and values
+	// before reading them, so the batched step leaves nothing behind that
+	// changes these.
+	for i, it := range withLogits(single) {
+		if err := run.ForwardBatch([]engine.Item{it}); err != nil {
+			return fail(fmt.Errorf("sequence %d alone: %w", i, err))
+		}
+	}
+	res := compare("", batched, f64(single), tol)
+	res.Op = op + " vs one at a time"
+	res2 := compare("", batched, f64(want), tol)
+	res2.Op = op
+	return []CheckResult{res, res2}
 }
 
 func (b *Backend) checkRunnerOn(name string, w *engine.Weights) []CheckResult {

@@ -39,6 +39,12 @@ type emuDevice struct {
 	// withGEMM computes gemm in Go (float64 sums) following
 	// gemmRowMajor's contract, so the runner's prefill path runs.
 	withGEMM bool
+	// withGraphs makes graphs() nil: capture records launches (rec) into
+	// recorded, launchGraph replays them (counted in replays).
+	withGraphs bool
+	rec        *[]emuLaunch
+	recorded   [][]emuLaunch
+	replays    int
 }
 
 var (
@@ -138,6 +144,10 @@ func (d *emuDevice) download(dst []byte, p devPtr) error {
 func (d *emuDevice) release(devPtr) {}
 
 func (d *emuDevice) launch(name string, gx, gy, threads int, args ...arg) error {
+	if d.rec != nil {
+		*d.rec = append(*d.rec, emuLaunch{name, gx, gy, threads, append([]arg(nil), args...)})
+		return nil
+	}
 	if gx <= 0 || gy <= 0 {
 		return nil
 	}
@@ -260,17 +270,66 @@ func (d *emuDevice) sync() error { return nil }
 
 func (d *emuDevice) hasGEMM() bool { return d.withGEMM }
 
-func (d *emuDevice) graphs() error { return fmt.Errorf("no graphs on the emulator") }
+// emuLaunch is one launch recorded into an emulated graph.
+type emuLaunch struct {
+	name            string
+	gx, gy, threads int
+	args            []arg
+}
 
-func (d *emuDevice) capture(func() error) (uintptr, error) { return 0, d.graphs() }
+func (d *emuDevice) graphs() error {
+	if d.withGraphs {
+		return nil
+	}
+	return fmt.Errorf("no graphs on the emulator")
+}
 
-func (d *emuDevice) launchGraph(uintptr) error { return d.graphs() }
+// capture records the launches fn makes, as a stream capture does (none
+// runs); the graph replays them with the same grids and arguments, so it
+// is only right when everything that varies is read from device memory.
+func (d *emuDevice) capture(fn func() error) (uintptr, error) {
+	if err := d.graphs(); err != nil {
+		return 0, err
+	}
+	d.rec = &[]emuLaunch{}
+	err := fn()
+	g := *d.rec
+	d.rec = nil
+	if err != nil {
+		return 0, err
+	}
+	d.recorded = append(d.recorded, g)
+	return uintptr(len(d.recorded)), nil
+}
 
-func (d *emuDevice) destroyGraph(uintptr) {}
+func (d *emuDevice) launchGraph(g uintptr) error {
+	if err := d.graphs(); err != nil {
+		return err
+	}
+	if g == 0 || int(g) > len(d.recorded) || d.recorded[g-1] == nil {
+		return fmt.Errorf("launching graph %d: no such graph", g)
+	}
+	d.replays++
+	for _, l := range d.recorded[g-1] {
+		if err := d.launch(l.name, l.gx, l.gy, l.threads, l.args...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (d *emuDevice) destroyGraph(g uintptr) {
+	if g > 0 && int(g) <= len(d.recorded) {
+		d.recorded[g-1] = nil
+	}
+}
 
 // gemm is C = A · Bᵀ + beta·C on row-major float32 matrices: A m×k (row
 // stride lda), B n×k (ldb), C m×n (ldc).
 func (d *emuDevice) gemm(m, n, k int, a devPtr, lda int, b devPtr, ldb int, c devPtr, ldc int, beta float32, _ bool) error {
+	if d.rec != nil {
+		return errors.New("gemm while capturing a graph")
+	}
 	f := func(p devPtr, i int) []byte {
 		off := int(p-emuBase) + 4*i
 		return d.mem[off : off+4]

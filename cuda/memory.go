@@ -167,7 +167,8 @@ func Estimate(w *engine.Weights, o engine.RunnerOptions) (Plan, error) {
 	act := b * (2*dim + 2*qdim + 2*kvdim + 2*ff) // x, xb, q, att, k, v, gate, up
 	logits := b * int64(h.NVocab)
 	p.DequantElems = min(maxElems, dequantTileElems)
-	p.ScratchBytes = 4*(act+logits+p.DequantElems) + 4*(b+1) // + position and token ids
+	// + each row's token id, position, slot and output row (rowArrays).
+	p.ScratchBytes = 4*(act+logits+p.DequantElems) + 4*rowArrayInts*b
 	p.RopeBytes = int64(o.ContextLength) * int64(h.RopeDims/2) * 2 * 4
 	return p, nil
 }
@@ -202,13 +203,4 @@ func Place(need int64, devs []DeviceInfo, reserve int64) (int, error) {
 			ErrInsufficientMemory, need>>20, reserve>>20, most>>20)
 	}
 	return best, nil
-}
-
-// chunks splits n tokens into forward chunks of at most maxBatch.
-func chunks(n, maxBatch int) [][2]int {
-	var out [][2]int
-	for s := 0; s < n; s += maxBatch {
-		out = append(out, [2]int{s, min(n, s+maxBatch)})
-	}
-	return out
 }

@@ -5,8 +5,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/google/go-cmp/cmp"
-
 	"helexa/node/engine"
 	"helexa/node/ggml"
 )
@@ -75,6 +73,12 @@ func TestEstimate(t *testing.T) {
 	}
 	if want := int64(128 * 32 * 2 * 4); p.RopeBytes != want {
 		t.Errorf("RopeBytes = %d, want %d", p.RopeBytes, want)
+	}
+	// Scratch: per row x, xb, q, att, k, v, gate, up and logits as float32
+	// and four int32s (token id, position, slot, output row); the tile.
+	b := int64(128)
+	if want := 4*b*(2*256+2*256+2*128+2*512+1024) + 4*256*1024 + 4*4*b; p.ScratchBytes != want {
+		t.Errorf("ScratchBytes = %d, want %d", p.ScratchBytes, want)
 	}
 	if p.Total() != p.WeightBytes+p.KVBytes+p.ScratchBytes+p.RopeBytes || p.ScratchBytes <= 0 {
 		t.Errorf("Total %d of %+v", p.Total(), p)
@@ -164,17 +168,4 @@ func TestPlace(t *testing.T) {
 	if _, err := Place(1, nil, 0); !errors.Is(err, ErrInsufficientMemory) {
 		t.Errorf("no devices: %v", err)
 	}
-}
-
-func TestChunks(t *testing.T) {
-	f := func(n, b int, want [][2]int) {
-		t.Helper()
-		if d := cmp.Diff(want, chunks(n, b)); d != "" {
-			t.Errorf("chunks(%d, %d) (-want +got):\n%s", n, b, d)
-		}
-	}
-	f(1, 512, [][2]int{{0, 1}})
-	f(512, 512, [][2]int{{0, 512}})
-	f(1100, 512, [][2]int{{0, 512}, {512, 1024}, {1024, 1100}})
-	f(0, 512, nil)
 }

@@ -63,15 +63,16 @@ type Runner struct {
 	ropeCS  devPtr // (ctx, rdims/2, 2) float32: cos, sin
 
 	// Scratch for MaxBatch tokens, float32 unless noted.
-	x, xb    devPtr          // (B, dim)
-	q, att   devPtr          // (B, nhead*hd)
-	k, v     devPtr          // (B, kvdim)
-	gate, up devPtr          // (B, ff)
-	logits   devPtr          // (B, vocab)
-	deq      devPtr          // dequantized tile (DequantElems)
-	toks     devPtr          // (1+B) int32: the chunk's first position, then its token ids
-	hostToks []byte          // pinned, the same
-	graphs   map[int]uintptr // decode graph of each slot (nil: graphs off)
+	x, xb    devPtr             // (B, dim)
+	q, att   devPtr             // (B, nhead*hd)
+	k, v     devPtr             // (B, kvdim)
+	gate, up devPtr             // (B, ff)
+	logits   devPtr             // (B, vocab)
+	deq      devPtr             // dequantized tile (DequantElems)
+	toks     devPtr             // (4B) int32: a pass's row arrays (rowArrays)
+	hostToks []byte             // pinned, the same
+	graphs   map[[2]int]uintptr // decode graph of each pass shape: rows, logit rows (nil: graphs off)
+	parts    []passItem         // a pass's items, reused
 	memBytes int64
 	closed   bool
 }
@@ -256,12 +257,12 @@ func (r *Runner) load(w *engine.Weights) error {
 		dst *devPtr
 		n   int64
 	}{{&r.x, B * dim}, {&r.xb, B * dim}, {&r.q, B * qdim}, {&r.att, B * qdim}, {&r.k, B * kvdim}, {&r.v, B * kvdim},
-		{&r.gate, B * ff}, {&r.up, B * ff}, {&r.logits, B * int64(h.NVocab)}, {&r.deq, p.DequantElems}, {&r.toks, B + 1}} {
+		{&r.gate, B * ff}, {&r.up, B * ff}, {&r.logits, B * int64(h.NVocab)}, {&r.deq, p.DequantElems}, {&r.toks, rowArrayInts * B}} {
 		if *s.dst, err = r.alloc(4 * s.n); err != nil {
 			return err
 		}
 	}
-	if r.hostToks, err = r.dev.hostBuffer(int(4 * (B + 1))); err != nil {
+	if r.hostToks, err = r.dev.hostBuffer(int(4 * rowArrayInts * B)); err != nil {
 		return err
 	}
 	return r.dev.sync()
@@ -281,11 +282,12 @@ func (r *Runner) Close() error {
 	})
 }
 
-// ErrClosedRunner is returned by Forward after Close.
+// ErrClosedRunner is returned by ForwardBatch (and Forward) after Close.
 var ErrClosedRunner = errors.New("runner closed")
 
-// checkForward validates a Forward call before anything touches the
-// device: bad input gets a clear error and changes nothing.
+// checkForward validates one item of a batch (its slot, tokens, first
+// position, logits buffer) before anything touches the device: bad input
+// gets a clear error and changes nothing.
 func checkForward(h engine.Hparams, o engine.RunnerOptions, slot int, tokens []int32, pos int, logits []float32, all bool) error {
 	switch {
 	case slot < 0 || slot >= o.Slots:
@@ -325,11 +327,157 @@ func slotLayout(o engine.RunnerOptions) (engine.RunnerOptions, error) {
 	return o, nil
 }
 
-// ForwardBatch implements engine.Runner, one item after the other: each
-// item's sequence lives in one block, its slot. (Batching the items'
-// matrix products into one GEMM is the next step for this backend.)
+// ForwardBatch implements engine.Runner: the items' rows go through in
+// passes of at most Plan.MaxBatch rows (an item longer than what a pass
+// has left continues in the next). A pass runs the matrix products, norms
+// and the embedding gather once over all its rows; RoPE, the KV-cache
+// write and attention read each row's position and slot (Blocks[0]) from
+// arrays copied to the device with the token ids, so a pass costs the same
+// launches per layer whatever its number of items. The output head runs
+// only on the rows whose logits are wanted. Every item is checked before
+// anything is queued: a bad one fails the call and nothing is written.
 func (r *Runner) ForwardBatch(items []engine.Item) error {
-	return engine.ForwardSlots(items, r.Forward)
+	if err := checkItems(r.h, r.o, items); err != nil {
+		return err
+	}
+	return r.dev.exec(func() error {
+		if r.closed {
+			return ErrClosedRunner
+		}
+		parts := r.parts[:0]
+		defer func() {
+			clear(parts[:cap(parts)]) // hold no caller's buffers
+			r.parts = parts[:0]
+		}()
+		rows := 0
+		for _, it := range items {
+			for start := 0; start < len(it.Tokens); {
+				n := min(len(it.Tokens)-start, r.plan.MaxBatch-rows)
+				p := passItem{slot: it.Blocks[0], pos: it.Pos + start, tokens: it.Tokens[start : start+n]}
+				if it.Logits != nil {
+					switch {
+					case it.All:
+						p.logits, p.all = it.Logits[start*r.h.NVocab:(start+n)*r.h.NVocab], true
+					case start+n == len(it.Tokens):
+						p.logits = it.Logits[:r.h.NVocab]
+					}
+				}
+				parts = append(parts, p)
+				rows += n
+				start += n
+				if rows == r.plan.MaxBatch {
+					if err := r.pass(parts, rows); err != nil {
+						return err
+					}
+					parts, rows = parts[:0], 0
+				}
+			}
+		}
+		if rows > 0 {
+			return r.pass(parts, rows)
+		}
+		return nil
+	})
+}
+
+// passItem is one item's share of a pass: tokens at positions pos.. of
+// slot's sequence; logits (nil: none wanted) receives every row's logits
+// when all, else the last row's.
+type passItem struct {
+	slot   int32
+	pos    int
+	tokens []int32
+	logits []float32
+	all    bool
+}
+
+// checkItems validates a batch as checkForward does each item, and that no
+// two items write the same slot: each item's rows would otherwise race in
+// the KV-cache write and read keys the other has not written yet.
+func checkItems(h engine.Hparams, o engine.RunnerOptions, items []engine.Item) error {
+	for i, it := range items {
+		if len(it.Blocks) == 0 {
+			return fmt.Errorf("batch item %d: no KV block", i)
+		}
+		if err := checkForward(h, o, int(it.Blocks[0]), it.Tokens, it.Pos, it.Logits, it.All); err != nil {
+			return fmt.Errorf("batch item %d: %w", i, err)
+		}
+		for j := range i {
+			if items[j].Blocks[0] == it.Blocks[0] {
+				return fmt.Errorf("batch items %d and %d both write slot %d", j, i, it.Blocks[0])
+			}
+		}
+	}
+	return nil
+}
+
+// rowArrayInts is the int32s per row of a pass's arrays (rowArrays).
+const rowArrayInts = 4
+
+// rowArrays are the int32 arrays a pass of n rows copies to the device
+// (r.toks) in one piece, each n long but the last: token ids, positions,
+// slots, then the rows whose logits are wanted.
+func rowArrays(base devPtr, n int) (ids, pos, slots, out devPtr) {
+	s := devPtr(4 * n)
+	return base, base + s, base + 2*s, base + 3*s
+}
+
+// pass runs one pass of n <= MaxBatch rows made of parts, then copies the
+// wanted logits into the parts' buffers.
+func (r *Runner) pass(parts []passItem, n int) error {
+	d := r.dev
+	put := func(i int, v int32) { binary.LittleEndian.PutUint32(r.hostToks[4*i:], uint32(v)) }
+	row, nout := 0, 0
+	for _, p := range parts {
+		for j, t := range p.tokens {
+			put(row, t)
+			put(n+row, int32(p.pos+j))
+			put(2*n+row, p.slot)
+			if p.all || (p.logits != nil && j == len(p.tokens)-1) {
+				put(3*n+nout, int32(row))
+				nout++
+			}
+			row++
+		}
+	}
+	// The rows' arrays go to the device first; every kernel reads them
+	// there, so a captured graph serves any pass of the same shape.
+	if err := d.write(r.toks, r.hostToks[:4*(3*n+nout)]); err != nil {
+		return err
+	}
+	if r.graphs != nil && n < gemmMinBatch {
+		key := [2]int{n, nout}
+		g, ok := r.graphs[key]
+		if !ok {
+			var err error
+			if g, err = d.capture(func() error { return r.enqueue(n, nout) }); err != nil {
+				return fmt.Errorf("capturing the decode graph of %d rows: %w", n, err)
+			}
+			r.graphs[key] = g
+		}
+		if err := d.launchGraph(g); err != nil {
+			return err
+		}
+	} else if err := r.enqueue(n, nout); err != nil {
+		return err
+	}
+	// The output rows are in the parts' order.
+	nv := r.h.NVocab
+	o := 0
+	for _, p := range parts {
+		if p.logits == nil {
+			continue
+		}
+		k := 1
+		if p.all {
+			k = len(p.tokens)
+		}
+		if err := d.download(f32Bytes(p.logits[:k*nv]), r.logits+devPtr(4*o*nv)); err != nil {
+			return err
+		}
+		o += k
+	}
+	return d.sync()
 }
 
 // CopyKV implements engine.Runner: the first n positions of slot src's
@@ -357,75 +505,11 @@ func (r *Runner) CopyKV(dst, src int32, n int) error {
 	})
 }
 
-// Forward runs tokens at positions pos.. of slot's sequence, in chunks
-// of at most Plan.MaxBatch tokens. If all is false, logits (nil: none
-// wanted) receives the last token's logits; if true, every token's.
+// Forward runs tokens at positions pos.. of slot's sequence: a batch of
+// one item. If all is false, logits (nil: none wanted) receives the last
+// token's logits; if true, every token's.
 func (r *Runner) Forward(slot int, tokens []int32, pos int, logits []float32, all bool) error {
-	if err := checkForward(r.h, r.o, slot, tokens, pos, logits, all); err != nil {
-		return err
-	}
-	return r.dev.exec(func() error {
-		if r.closed {
-			return ErrClosedRunner
-		}
-		cs := chunks(len(tokens), r.plan.MaxBatch)
-		for i, c := range cs {
-			var out []float32
-			switch {
-			case logits == nil:
-			case all:
-				out = logits[c[0]*r.h.NVocab : c[1]*r.h.NVocab]
-			case i == len(cs)-1:
-				out = logits[:r.h.NVocab]
-			}
-			if err := r.forwardChunk(slot, tokens[c[0]:c[1]], pos+c[0], out, all); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-}
-
-// forwardChunk runs n <= MaxBatch tokens; out (nil: no logits wanted)
-// receives every token's logits when all, else the last token's.
-func (r *Runner) forwardChunk(slot int, tokens []int32, pos int, out []float32, all bool) error {
-	d := r.dev
-	n := len(tokens)
-	// The chunk's position and token ids go to the device first; every
-	// kernel reads them there, so a captured graph serves any step.
-	binary.LittleEndian.PutUint32(r.hostToks, uint32(pos))
-	for i, t := range tokens {
-		binary.LittleEndian.PutUint32(r.hostToks[4+4*i:], uint32(t))
-	}
-	if err := d.write(r.toks, r.hostToks[:4*(n+1)]); err != nil {
-		return err
-	}
-	if r.graphs != nil && n == 1 && out != nil {
-		g, ok := r.graphs[slot]
-		if !ok {
-			var err error
-			if g, err = d.capture(func() error { return r.enqueue(slot, 1, true, false) }); err != nil {
-				return fmt.Errorf("capturing the decode graph: %w", err)
-			}
-			r.graphs[slot] = g
-		}
-		if err := d.launchGraph(g); err != nil {
-			return err
-		}
-	} else if err := r.enqueue(slot, n, out != nil, all); err != nil {
-		return err
-	}
-	if out == nil {
-		return d.sync()
-	}
-	rows := 1
-	if all {
-		rows = n
-	}
-	if err := d.download(f32Bytes(out[:rows*r.h.NVocab]), r.logits); err != nil {
-		return err
-	}
-	return d.sync()
+	return engine.ForwardSlot(r, slot, tokens, pos, logits, all)
 }
 
 // setGraphs turns decode graphs on or off (on the worker); off destroys
@@ -439,7 +523,7 @@ func (r *Runner) setGraphs(on bool) error {
 		if err := r.dev.graphs(); err != nil {
 			return fmt.Errorf("CUDA graphs unavailable: %w", err)
 		}
-		r.graphs = map[int]uintptr{}
+		r.graphs = map[[2]int]uintptr{}
 	}
 	return nil
 }
@@ -449,25 +533,28 @@ func (r *Runner) SetGraphs(on bool) error {
 	return r.dev.exec(func() error { return r.setGraphs(on) })
 }
 
-// enqueue queues the forward pass of the n tokens already on the device:
-// every layer, then (when logits) the output rows into r.logits — all of
-// them when all, else the last.
-func (r *Runner) enqueue(slot, n int, logits, all bool) error {
+// enqueue queues the forward pass of the n rows whose arrays are on the
+// device (rowArrays): every layer, then, when nout > 0, the output norm
+// and projection of the nout rows listed into r.logits.
+func (r *Runner) enqueue(n, nout int) error {
 	d, h := r.dev, r.h
 	dim, hd := h.NEmbd, h.HeadDim
 	qdim, kvdim, ff := h.NHead*hd, h.NHeadKV*hd, h.NFF
 	eps := h.NormEps
-	posp, ids := r.toks, r.toks+4
+	ids, posv, slots, outRows := rowArrays(r.toks, n)
 
 	// 1. Embedding rows gathered into x.
 	if err := r.gather(r.tokEmbd, ids, r.x, n); err != nil {
 		return err
 	}
+	// The cache is (slots, layers, ctx, kvdim): a layer's cache of slot 0
+	// starts at li·kvLayer, the next slot's slotStride floats on.
 	kvLayer := int64(r.o.ContextLength) * int64(kvdim) * 4
+	slotStride := int64(h.NLayer) * int64(r.o.ContextLength) * int64(kvdim)
 	for li := range r.layers {
 		l := &r.layers[li]
 		// 2. Attention norm; Q, K, V projections (+ bias).
-		if err := r.rmsnorm(r.x, l.attnNorm, r.xb, n, dim, eps); err != nil {
+		if err := r.rmsnorm(r.x, l.attnNorm, r.xb, n, dim, eps, 0); err != nil {
 			return err
 		}
 		for _, p := range []struct {
@@ -486,41 +573,41 @@ func (r *Runner) enqueue(slot, n int, logits, all bool) error {
 		}
 		// 3. Per-head Q/K norms (qwen3).
 		if l.qNorm != 0 {
-			if err := r.rmsnorm(r.q, l.qNorm, r.q, n*h.NHead, hd, eps); err != nil {
+			if err := r.rmsnorm(r.q, l.qNorm, r.q, n*h.NHead, hd, eps, 0); err != nil {
 				return err
 			}
 		}
 		if l.kNorm != 0 {
-			if err := r.rmsnorm(r.k, l.kNorm, r.k, n*h.NHeadKV, hd, eps); err != nil {
+			if err := r.rmsnorm(r.k, l.kNorm, r.k, n*h.NHeadKV, hd, eps, 0); err != nil {
 				return err
 			}
 		}
-		// 4. RoPE on Q and K.
+		// 4. RoPE on Q and K, each row at its own position.
 		neox := 0
 		if h.RopeStyle == engine.RopeNeoX {
 			neox = 1
 		}
 		half := h.RopeDims / 2
-		if err := launch1D(d, "rope", int64(n*(h.NHead+h.NHeadKV)*half), r.q, r.k, r.ropeCS, n, h.NHead, h.NHeadKV, hd, h.RopeDims, posp, neox); err != nil {
+		if err := launch1D(d, "rope", int64(n*(h.NHead+h.NHeadKV)*half), r.q, r.k, r.ropeCS, n, h.NHead, h.NHeadKV, hd, h.RopeDims, posv, neox); err != nil {
 			return err
 		}
-		// 5. K and V into the cache.
-		off := uint64((int64(slot)*int64(h.NLayer) + int64(li)) * kvLayer)
+		// 5. K and V into each row's slot and position.
+		off := uint64(int64(li) * kvLayer)
 		kc, vc := r.kc+off, r.vc+off
-		if err := launch1D(d, "kv_write", int64(n*kvdim), r.k, r.v, kc, vc, n, kvdim, posp); err != nil {
+		if err := launch1D(d, "kv_write", int64(n*kvdim), r.k, r.v, kc, vc, n, kvdim, posv, slots, slotStride); err != nil {
 			return err
 		}
-		// 6. Attention over positions 0..pos+i; output projection added
-		// to the residual.
+		// 6. Attention of each row over its slot's positions 0..pos;
+		// output projection added to the residual.
 		scale := float32(1 / math.Sqrt(float64(hd)))
-		if err := d.launch("attention", h.NHead, n, 256, r.q, kc, vc, r.att, h.NHead, h.NHeadKV, hd, posp, scale); err != nil {
+		if err := d.launch("attention", h.NHead, n, 256, r.q, kc, vc, r.att, h.NHead, h.NHeadKV, hd, posv, slots, slotStride, scale); err != nil {
 			return err
 		}
 		if err := r.matmul(l.wo, r.att, r.x, n, true); err != nil {
 			return err
 		}
 		// 7. FFN: norm, SwiGLU, down projection added to the residual.
-		if err := r.rmsnorm(r.x, l.ffnNorm, r.xb, n, dim, eps); err != nil {
+		if err := r.rmsnorm(r.x, l.ffnNorm, r.xb, n, dim, eps, 0); err != nil {
 			return err
 		}
 		if err := r.ffnGLU(l, n, ff); err != nil {
@@ -530,18 +617,14 @@ func (r *Runner) enqueue(slot, n int, logits, all bool) error {
 			return err
 		}
 	}
-	if !logits {
+	if nout == 0 {
 		return nil
 	}
-	// 8. Output norm and projection for the rows wanted.
-	src, rows := r.x, n
-	if !all {
-		src, rows = r.x+uint64(4*(n-1)*dim), 1
-	}
-	if err := r.rmsnorm(src, r.outNorm, r.xb, rows, dim, eps); err != nil {
+	// 8. Output norm of the rows wanted, gathered into xb, and projection.
+	if err := r.rmsnorm(r.x, r.outNorm, r.xb, nout, dim, eps, outRows); err != nil {
 		return err
 	}
-	return r.matmul(r.output, r.xb, r.logits, rows, false)
+	return r.matmul(r.output, r.xb, r.logits, nout, false)
 }
 
 // ffnGLU computes gate = silu(xb · gateᵀ) * (xb · upᵀ) into r.gate: one
@@ -567,9 +650,10 @@ func (r *Runner) ffnGLU(l *devLayer, n, ff int) error {
 // rather than a GEMM.
 func (r *Runner) useMMV(n int) bool { return n < gemmMinBatch || !r.dev.hasGEMM() }
 
-// rmsnorm normalises rows of n floats.
-func (r *Runner) rmsnorm(x, w, out devPtr, rows, n int, eps float32) error {
-	return r.dev.launch("rmsnorm", rows, 1, normThreads(n), x, w, out, n, eps)
+// rmsnorm normalises rows of n floats; with idx non-zero (int32 on the
+// device) row i of out is row idx[i] of x.
+func (r *Runner) rmsnorm(x, w, out devPtr, rows, n int, eps float32, idx devPtr) error {
+	return r.dev.launch("rmsnorm", rows, 1, normThreads(n), x, w, out, n, eps, idx)
 }
 
 func normThreads(n int) int {

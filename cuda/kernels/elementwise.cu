@@ -24,11 +24,15 @@ KERNEL add(float* x, const float* y, i64 n) {
 }
 
 // kv_write copies ntok rows of width floats from k and v (ntok, width)
-// into their caches (ctx, width) starting at row *posp.
-KERNEL kv_write(const float* k, const float* v, float* kc, float* vc, int ntok, int width, const int* posp) {
-    int pos0 = *posp;
+// into their caches: row t goes to position pos[t] of slot slot[t], at
+// kc + slot[t]*slotStride + pos[t]*width (kc, vc: the layer's cache of
+// slot 0; slotStride: floats from one slot's cache to the next).
+KERNEL kv_write(const float* k, const float* v, float* kc, float* vc, int ntok, int width,
+                const int* pos, const int* slot, i64 slotStride) {
     i64 i = gid();
     if (i >= (i64)ntok * width) return;
-    kc[(i64)pos0 * width + i] = k[i];
-    vc[(i64)pos0 * width + i] = v[i];
+    int t = (int)(i / width);
+    i64 d = (i64)slot[t] * slotStride + (i64)pos[t] * width + i % width;
+    kc[d] = k[i];
+    vc[d] = v[i];
 }
