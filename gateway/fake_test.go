@@ -48,8 +48,8 @@ type fakeNeuron struct {
 	// comments keepAliveGap apart and no data (a neuron holding text back)
 	keepAlives   int
 	keepAliveGap time.Duration
-	hangPolls  bool   // /health and /models never answer (a frozen node)
-	loadErr    string // message of a failed load (failLoad)
+	hangPolls    bool   // /health and /models never answer (a frozen node)
+	loadErr      string // message of a failed load (failLoad)
 
 	loads    atomic.Int64
 	unloads  atomic.Int64
