@@ -73,6 +73,7 @@ type Runner struct {
 	hostToks []byte             // pinned, the same
 	graphs   map[[2]int]uintptr // decode graph of each pass shape: rows, logit rows (nil: graphs off)
 	parts    []passItem         // a pass's items, reused
+	split    []engine.Item      // engine.SplitPasses's parts, reused
 	memBytes int64
 	closed   bool
 }
@@ -344,40 +345,23 @@ func (r *Runner) ForwardBatch(items []engine.Item) error {
 		if r.closed {
 			return ErrClosedRunner
 		}
-		parts := r.parts[:0]
-		defer func() {
-			clear(parts[:cap(parts)]) // hold no caller's buffers
-			r.parts = parts[:0]
-		}()
-		rows := 0
-		for _, it := range items {
-			for start := 0; start < len(it.Tokens); {
-				n := min(len(it.Tokens)-start, r.plan.MaxBatch-rows)
-				p := passItem{slot: it.Blocks[0], pos: it.Pos + start, tokens: it.Tokens[start : start+n]}
-				if it.Logits != nil {
-					switch {
-					case it.All:
-						p.logits, p.all = it.Logits[start*r.h.NVocab:(start+n)*r.h.NVocab], true
-					case start+n == len(it.Tokens):
-						p.logits = it.Logits[:r.h.NVocab]
-					}
-				}
-				parts = append(parts, p)
-				rows += n
-				start += n
-				if rows == r.plan.MaxBatch {
-					if err := r.pass(parts, rows); err != nil {
-						return err
-					}
-					parts, rows = parts[:0], 0
-				}
-			}
-		}
-		if rows > 0 {
-			return r.pass(parts, rows)
-		}
-		return nil
+		var err error
+		r.split, err = engine.SplitPasses(items, r.plan.MaxBatch, r.h.NVocab, r.split, r.passItems)
+		clear(r.split[:cap(r.split)]) // hold no caller's buffers
+		clear(r.parts[:cap(r.parts)])
+		return err
 	})
+}
+
+// passItems runs one pass of engine.SplitPasses's parts (slot: each
+// part's one block).
+func (r *Runner) passItems(parts []engine.Item, rows int) error {
+	ps := r.parts[:0]
+	for _, p := range parts {
+		ps = append(ps, passItem{slot: p.Blocks[0], pos: p.Pos, tokens: p.Tokens, logits: p.Logits, all: p.All})
+	}
+	r.parts = ps
+	return r.pass(ps, rows)
 }
 
 // passItem is one item's share of a pass: tokens at positions pos.. of

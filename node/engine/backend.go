@@ -222,6 +222,47 @@ type Item struct {
 	All    bool
 }
 
+// SplitPasses cuts a batch into passes of at most maxRows rows, in
+// order, and calls pass with each pass's parts and row count: an item
+// that does not fit the rest of a pass continues in the next one (its
+// first tokens' K/V then stored before the rest is computed). A part of
+// an item with Logits gets its own rows' share when All (vocab floats a
+// row), else the item's buffer only on its last part. parts is reused
+// scratch; SplitPasses returns it, emptied, for the next call.
+func SplitPasses(items []Item, maxRows, vocab int, parts []Item, pass func(parts []Item, rows int) error) ([]Item, error) {
+	parts = parts[:0]
+	rows := 0
+	for _, it := range items {
+		for start := 0; start < len(it.Tokens); {
+			n := min(len(it.Tokens)-start, maxRows-rows)
+			part := Item{Blocks: it.Blocks, WinBlocks: it.WinBlocks, Tokens: it.Tokens[start : start+n], Pos: it.Pos + start}
+			if it.Logits != nil {
+				switch {
+				case it.All:
+					part.Logits, part.All = it.Logits[start*vocab:(start+n)*vocab], true
+				case start+n == len(it.Tokens):
+					part.Logits = it.Logits[:vocab]
+				}
+			}
+			parts = append(parts, part)
+			rows += n
+			start += n
+			if rows == maxRows {
+				if err := pass(parts, rows); err != nil {
+					return parts[:0], err
+				}
+				parts, rows = parts[:0], 0
+			}
+		}
+	}
+	if rows > 0 {
+		if err := pass(parts, rows); err != nil {
+			return parts[:0], err
+		}
+	}
+	return parts[:0], nil
+}
+
 // Backend turns Weights into a Runner.
 type Backend interface {
 	// Name is "cpu" or "cuda:N".

@@ -335,3 +335,49 @@ func TestKVPoolPrefixes(t *testing.T) {
 		t.Fatalf("%d of %d blocks free at the end", p.FreeBlocks(), p.Blocks())
 	}
 }
+
+// TestSplitPasses: items of 2, 5 and 1 tokens in passes of at most 4 rows
+// run as [2, 2] and [3, 1]; an item with All gets its own rows' logits in
+// each part, one without only on its last part, one without logits none;
+// an error from a pass stops the split.
+func TestSplitPasses(t *testing.T) {
+	const vocab = 3
+	all := make([]float32, 5*vocab)
+	last := make([]float32, vocab)
+	items := []Item{
+		{Blocks: []int32{0}, Tokens: []int32{1, 2}, Pos: 0, Logits: last},
+		{Blocks: []int32{1}, Tokens: []int32{3, 4, 5, 6, 7}, Pos: 10, Logits: all, All: true},
+		{Blocks: []int32{2}, Tokens: []int32{8}, Pos: 4},
+	}
+	type part struct {
+		tokens    []int32
+		pos, nlog int
+		all       bool
+	}
+	var got [][]part
+	var rowsSeen []int
+	scratch, err := SplitPasses(items, 4, vocab, nil, func(parts []Item, rows int) error {
+		var ps []part
+		for _, p := range parts {
+			ps = append(ps, part{append([]int32(nil), p.Tokens...), p.Pos, len(p.Logits), p.All})
+		}
+		got = append(got, ps)
+		rowsSeen = append(rowsSeen, rows)
+		return nil
+	})
+	if err != nil || len(scratch) != 0 {
+		t.Fatalf("err %v, scratch %d", err, len(scratch))
+	}
+	want := [][]part{
+		{{[]int32{1, 2}, 0, vocab, false}, {[]int32{3, 4}, 10, 2 * vocab, true}},
+		{{[]int32{5, 6, 7}, 12, 3 * vocab, true}, {[]int32{8}, 4, 0, false}},
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) || fmt.Sprint(rowsSeen) != "[4 4]" {
+		t.Fatalf("passes %v (rows %v), want %v", got, rowsSeen, want)
+	}
+	calls := 0
+	boom := errors.New("boom")
+	if _, err := SplitPasses(items, 4, vocab, nil, func([]Item, int) error { calls++; return boom }); !errors.Is(err, boom) || calls != 1 {
+		t.Errorf("a failing pass: err %v after %d calls", err, calls)
+	}
+}

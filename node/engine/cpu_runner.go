@@ -159,6 +159,7 @@ type cpuRunner struct {
 	qkvLayer, qkvN int
 	// Jobs for the pool, built once so dispatching allocates nothing.
 	dotFn, quantFn, attnFn, rowsFn, qkvFn func(ith, nth int)
+	forwardFn                             func(items []Item, n int) error // r.forward
 }
 
 // NewRunner implements Backend.
@@ -323,6 +324,7 @@ func (CPU) NewRunner(w *Weights, o RunnerOptions) (Runner, error) {
 	r.attnFn = r.attnWorker
 	r.rowsFn = r.rowsWorker
 	r.qkvFn = r.qkvWorker
+	r.forwardFn = r.forward
 	return r, nil
 }
 
@@ -376,35 +378,9 @@ func (r *cpuRunner) ForwardBatch(items []Item) error {
 			}
 		}
 	}
-	sub := r.s.sub[:0]
-	rows := 0
-	for _, it := range items {
-		for start := 0; start < len(it.Tokens); {
-			n := min(len(it.Tokens)-start, maxBatch-rows)
-			part := Item{Blocks: it.Blocks, WinBlocks: it.WinBlocks, Tokens: it.Tokens[start : start+n], Pos: it.Pos + start}
-			if it.Logits != nil {
-				switch {
-				case it.All:
-					part.Logits, part.All = it.Logits[start*c.vocab:(start+n)*c.vocab], true
-				case start+n == len(it.Tokens):
-					part.Logits = it.Logits[:c.vocab]
-				}
-			}
-			sub = append(sub, part)
-			rows += n
-			start += n
-			if rows == maxBatch {
-				if err := r.forward(sub, rows); err != nil {
-					return err
-				}
-				sub, rows = sub[:0], 0
-			}
-		}
-	}
-	if rows > 0 {
-		return r.forward(sub, rows)
-	}
-	return nil
+	var err error
+	r.s.sub, err = SplitPasses(items, maxBatch, c.vocab, r.s.sub, r.forwardFn)
+	return err
 }
 
 // CopyKV implements Runner (the layers of the main cache).
