@@ -128,7 +128,7 @@ func New(cfg config.Config, cat config.Catalogue, log zerolog.Logger) (*Gateway,
 	ct.MaxIdleConnsPerHost = 8
 	g.client = &http.Client{Transport: ct}
 	// The store opens last: nothing after it can fail and leave it open.
-	if g.store, err = openUsage(cfg.Gateway.StateDir, log); err != nil {
+	if g.store, err = openUsage(cfg.Gateway.StateDir, cfg.Gateway.UsageRetention.D(), log); err != nil {
 		return nil, err
 	}
 	g.echo = g.routes()

@@ -30,6 +30,10 @@ const UsageFile = "usage.db"
 // usageFlushEvery is how often recorded usage is written.
 const usageFlushEvery = 500 * time.Millisecond
 
+// usagePruneEvery is how often records older than usage_retention are
+// removed.
+const usagePruneEvery = time.Hour
+
 var (
 	bucketUsage = []byte("usage")
 	bucketMeta  = []byte("meta")
@@ -102,6 +106,9 @@ type usageStore struct {
 	db   *bolt.DB
 	path string
 	log  zerolog.Logger
+	// retention: hours older than this are removed every usagePruneEvery
+	// (0: kept for ever)
+	retention time.Duration
 
 	mu      sync.Mutex
 	pending map[usageKey]usageCounts
@@ -115,12 +122,13 @@ type usageStore struct {
 
 type pinKey struct{ node, model string }
 
-// openUsage opens (or creates) dir/usage.db; dir "" keeps usage in memory.
-func openUsage(dir string, log zerolog.Logger) (s *usageStore, err error) {
-	s = &usageStore{log: log, pending: map[usageKey]usageCounts{}, mem: map[usageKey]usageCounts{}, pins: map[pinKey]bool{},
+// openUsage opens (or creates) dir/usage.db; dir "" keeps usage in
+// memory. Records older than retention are removed (0: none ever).
+func openUsage(dir string, retention time.Duration, log zerolog.Logger) (s *usageStore, err error) {
+	s = &usageStore{log: log, retention: retention, pending: map[usageKey]usageCounts{}, mem: map[usageKey]usageCounts{}, pins: map[pinKey]bool{},
 		stop: make(chan struct{}), done: make(chan struct{})}
 	if dir == "" {
-		close(s.done)
+		go s.flushLoop()
 		return s, nil
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -200,15 +208,71 @@ func (s *usageStore) flushLoop() {
 	defer close(s.done)
 	t := time.NewTicker(usageFlushEvery)
 	defer t.Stop()
+	var pruned time.Time
 	for {
 		select {
 		case <-s.stop:
 			s.flush()
 			return
-		case <-t.C:
+		case now := <-t.C:
 			s.flush()
+			if s.retention > 0 && now.Sub(pruned) >= usagePruneEvery {
+				pruned = now
+				s.prune(now)
+			}
 		}
 	}
+}
+
+// prune removes the written hours that ended more than the retention
+// before now.
+func (s *usageStore) prune(now time.Time) {
+	cut := now.Add(-s.retention).Unix() / 3600 // hours before this one go
+	n := 0
+	if s.db == nil {
+		s.mu.Lock()
+		for k := range s.mem {
+			if k.hour < cut {
+				delete(s.mem, k)
+				n++
+			}
+		}
+		s.mu.Unlock()
+	} else if err := s.deleteBefore(cut, &n); err != nil {
+		s.log.Error().Err(err).Str("path", s.path).Msg("removing usage past usage_retention failed; tried again in an hour")
+		return
+	}
+	if n > 0 {
+		s.log.Info().Int("records", n).Dur("retention", s.retention).Msg("removed usage past usage_retention")
+	}
+}
+
+// deleteBefore removes the file's records of hours before cut, counting
+// them in n.
+func (s *usageStore) deleteBefore(cut int64, n *int) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("usage store %s: %v", s.path, r)
+		}
+	}()
+	return s.db.Update(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketUsage).Cursor()
+		for k, _ := c.First(); k != nil; {
+			if uk, ok := parseDBKey(k); ok && uk.hour < cut {
+				gone := append([]byte(nil), k...)
+				if err := c.Delete(); err != nil {
+					return err
+				}
+				*n++
+				// after a Delete the cursor's place is undefined: look
+				// again from the key that went
+				k, _ = c.Seek(gone)
+				continue
+			}
+			k, _ = c.Next()
+		}
+		return nil
+	})
 }
 
 // flush writes the pending records in one transaction. On failure they

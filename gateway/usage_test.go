@@ -18,7 +18,7 @@ import (
 
 func TestUsageStoreRoundTrip(t *testing.T) {
 	dir := t.TempDir()
-	s, err := openUsage(dir, zerolog.Nop())
+	s, err := openUsage(dir, 0, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,7 +36,7 @@ func TestUsageStoreRoundTrip(t *testing.T) {
 	if err := s.close(); err != nil {
 		t.Fatal(err)
 	}
-	s, err = openUsage(dir, zerolog.Nop())
+	s, err = openUsage(dir, 0, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +79,7 @@ func TestUsageStoreRefusesGarbage(t *testing.T) {
 	if err := os.Remove(p); err != nil {
 		t.Fatal(err)
 	}
-	s, err := openUsage(dir, zerolog.Nop())
+	s, err := openUsage(dir, 0, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +92,7 @@ func TestUsageStoreRefusesGarbage(t *testing.T) {
 	if err := os.WriteFile(p, raw, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := openUsage(dir, zerolog.Nop()); err == nil || !strings.Contains(err.Error(), p) {
+	if _, err := openUsage(dir, 0, zerolog.Nop()); err == nil || !strings.Contains(err.Error(), p) {
 		t.Fatalf("damaged store: %v", err)
 	}
 }
@@ -185,7 +185,7 @@ func TestUsageStoreSurvivesKill(t *testing.T) {
 	if len(acks) == 0 {
 		t.Fatal("the writer acknowledged nothing")
 	}
-	s, err := openUsage(dir, zerolog.Nop())
+	s, err := openUsage(dir, 0, zerolog.Nop())
 	if err != nil {
 		t.Fatalf("reopening after SIGKILL: %v", err)
 	}
@@ -223,12 +223,90 @@ func TestUsageStoreSurvivesKill(t *testing.T) {
 // A store another gateway holds is an error that says so, not a wait.
 func TestUsageStoreLocked(t *testing.T) {
 	dir := t.TempDir()
-	s, err := openUsage(dir, zerolog.Nop())
+	s, err := openUsage(dir, 0, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.close()
-	if _, err := openUsage(dir, zerolog.Nop()); err == nil || !strings.Contains(err.Error(), "locked") {
+	if _, err := openUsage(dir, 0, zerolog.Nop()); err == nil || !strings.Contains(err.Error(), "locked") {
 		t.Fatalf("second open: %v", err)
+	}
+}
+
+// TestUsageRetention: with usage_retention set, hours older than it are
+// removed (from the file, and from memory without a state_dir) soon after
+// the store opens and hourly after; newer hours stay; with 0 nothing goes.
+func TestUsageRetention(t *testing.T) {
+	now := time.Now()
+	old, recent := now.Add(-800*time.Hour), now.Add(-2*time.Hour)
+	// tokens of key in the old hour and since the recent one
+	count := func(s *usageStore, key string) (int64, int64) {
+		return s.spent(key, old.Add(-time.Hour)) - s.spent(key, old.Add(time.Hour)), s.spent(key, recent.Add(-time.Hour))
+	}
+	fill := func(s *usageStore) {
+		for _, key := range []string{"k0", "k1", "k2"} {
+			s.record(key, "m1", old, usageCounts{Requests: 1, Prompt: 7})
+			s.record(key, "m1", recent, usageCounts{Requests: 1, Prompt: 5})
+		}
+	}
+	wait := func(s *usageStore, name string, wantOld int64) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			o, r := count(s, "k1")
+			if o == wantOld && r == 5 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: old %d, recent %d tokens; want %d, 5", name, o, r, wantOld)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		time.Sleep(3 * usageFlushEvery) // a prune would have run by now
+		if o, r := count(s, "k2"); o != wantOld || r != 5 {
+			t.Fatalf("%s: old %d, recent %d tokens; want %d, 5", name, o, r, wantOld)
+		}
+	}
+
+	// the file: written without retention, kept; reopened with it, pruned
+	dir := t.TempDir()
+	s, err := openUsage(dir, 0, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fill(s)
+	wait(s, "file, no retention", 7)
+	if err := s.close(); err != nil {
+		t.Fatal(err)
+	}
+	if s, err = openUsage(dir, 744*time.Hour, zerolog.Nop()); err != nil {
+		t.Fatal(err)
+	}
+	wait(s, "file, retention 744h", 0)
+	if err := s.close(); err != nil {
+		t.Fatal(err)
+	}
+	if s, err = openUsage(dir, 0, zerolog.Nop()); err != nil {
+		t.Fatal(err)
+	}
+	wait(s, "file reopened", 0)
+	if err := s.close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// in memory
+	for _, tc := range []struct {
+		retention time.Duration
+		wantOld   int64
+	}{{0, 7}, {744 * time.Hour, 0}} {
+		s, err := openUsage("", tc.retention, zerolog.Nop())
+		if err != nil {
+			t.Fatal(err)
+		}
+		fill(s)
+		wait(s, "memory, retention "+tc.retention.String(), tc.wantOld)
+		if err := s.close(); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

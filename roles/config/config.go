@@ -98,6 +98,10 @@ type Gateway struct {
 	// (HELEXA_STATE_DIR overrides); a relative path is taken from the
 	// config file's folder.
 	StateDir string `toml:"state_dir"`
+	// UsageRetention removes the usage store's hours older than this,
+	// checked hourly; 0 keeps them for ever. At least 31 days, so that a
+	// monthly budget is still counted whole.
+	UsageRetention Duration `toml:"usage_retention"`
 }
 
 // Server is the connection hygiene of one HTTP server, in [gateway] and
@@ -346,6 +350,10 @@ func Load(path string) (Config, error) {
 	return c, nil
 }
 
+// MinUsageRetention is the shortest usage_retention: the 31 days of the
+// longest budget period.
+const MinUsageRetention = 31 * 24 * time.Hour
+
 // DefaultStateDir is the gateway's state folder when none is configured:
 // HELEXA_STATE_DIR, else ~/.helexa/state.
 func DefaultStateDir() string {
@@ -437,10 +445,13 @@ func (c *Config) validate(data []byte) []Problem {
 		v   Duration
 	}{{"gateway.connect_timeout", g.ConnectTimeout}, {"gateway.load_timeout", g.LoadTimeout}, {"gateway.first_byte_timeout", g.FirstByteTimeout}, {"gateway.request_timeout", g.RequestTimeout}, {"eviction.idle_unload_after", c.Eviction.IdleUnloadAfter}, {"neuron.max_wait", c.Neuron.MaxWait},
 		{"gateway.stream_idle_timeout", g.StreamIdleTimeout}, {"gateway.idle_timeout", g.IdleTimeout}, {"gateway.read_timeout", g.ReadTimeout},
-		{"neuron.idle_timeout", c.Neuron.IdleTimeout}, {"neuron.read_timeout", c.Neuron.ReadTimeout}} {
+		{"neuron.idle_timeout", c.Neuron.IdleTimeout}, {"neuron.read_timeout", c.Neuron.ReadTimeout}, {"gateway.usage_retention", g.UsageRetention}} {
 		if d.v < 0 {
 			add(d.key, "must not be negative, got %s", d.v.D())
 		}
+	}
+	if r := g.UsageRetention.D(); r > 0 && r < MinUsageRetention {
+		add("gateway.usage_retention", "must be 0 (keep everything) or at least %s (a monthly budget counts 31 days), got %s", MinUsageRetention, r)
 	}
 	switch c.Eviction.Strategy {
 	case "lru", "priority":

@@ -217,3 +217,20 @@ func TestConnectionKeys(t *testing.T) {
 		}
 	}
 }
+
+// usage_retention: 0 by default (keep everything), at least 31 days when
+// set, never negative.
+func TestUsageRetention(t *testing.T) {
+	c, err := Parse("x", []byte("[gateway]\nusage_retention = \"744h\"\n"))
+	if err != nil || c.Gateway.UsageRetention.D() != 744*time.Hour {
+		t.Fatalf("744h: %v, %v", c.Gateway.UsageRetention.D(), err)
+	}
+	if c, err := Parse("x", []byte("")); err != nil || c.Gateway.UsageRetention != 0 {
+		t.Fatalf("default: %v, %v", c.Gateway.UsageRetention.D(), err)
+	}
+	for _, bad := range []string{"[gateway]\nusage_retention = \"24h\"", "[gateway]\nusage_retention = \"-1h\""} {
+		if _, err := Parse("x", []byte(bad)); err == nil || !strings.Contains(err.Error(), "usage_retention") {
+			t.Errorf("%q: %v", bad, err)
+		}
+	}
+}
