@@ -23,6 +23,17 @@ func batchModel(t *testing.T) *engine.Weights {
 	return w
 }
 
+// emuOracle is the float64 reference runner of w, closed with the test.
+func emuOracle(t *testing.T, w *engine.Weights, o engine.RunnerOptions) engine.Runner {
+	t.Helper()
+	ref, err := engine.NewOracle(w, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ref.Close() })
+	return ref
+}
+
 // emuRunner loads w on a fresh emulated device (with the GEMM path);
 // maxBatch > 0 caps the rows of a pass.
 func emuRunner(t *testing.T, bin string, w *engine.Weights, o engine.RunnerOptions, maxBatch int) *Runner {
@@ -73,20 +84,13 @@ func item(slot int32, pos int, toks ...int32) engine.Item {
 // decode step after it checks the keys and values the batch left,
 // including those of the item without logits.
 func TestForwardBatchEmulated(t *testing.T) {
-	if testing.Short() {
-		t.Skip("the kernel emulator is slow: skipped in -short")
-	}
-	bin := needEmulator(t)
+	bin := needSlowEmulator(t)
 	w := batchModel(t)
 	nv := w.H.NVocab
 	o := engine.RunnerOptions{ContextLength: 16, Slots: 6}
 	batched := emuRunner(t, bin, w, o, 0)
 	single := emuRunner(t, bin, w, o, 0)
-	ref, err := engine.NewOracle(w, o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ref.Close()
+	ref := emuOracle(t, w, o)
 
 	// Histories: slots 0, 1 and 2 hold prompts of different lengths (one
 	// batch without logits on the batched runner, one at a time on the
@@ -170,19 +174,12 @@ func TestForwardBatchEmulated(t *testing.T) {
 // logits (every row's) split over two passes, its later rows reading the
 // keys its earlier ones wrote in the pass before.
 func TestForwardBatchSpansPasses(t *testing.T) {
-	if testing.Short() {
-		t.Skip("the kernel emulator is slow: skipped in -short")
-	}
-	bin := needEmulator(t)
+	bin := needSlowEmulator(t)
 	w := batchModel(t)
 	nv := w.H.NVocab
 	o := engine.RunnerOptions{ContextLength: 8, Slots: 3}
 	run := emuRunner(t, bin, w, o, 4)
-	ref, err := engine.NewOracle(w, o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ref.Close()
+	ref := emuOracle(t, w, o)
 	items := []engine.Item{item(0, 0, 1, 2), item(1, 0, 3, 4, 5, 6, 7), item(2, 0, 8)}
 	want, all := map[int]bool{0: true, 1: true, 2: true}, map[int]bool{1: true}
 	got, oracle := withBuffers(items, nv, want, all), withBuffers(items, nv, want, all)
@@ -288,10 +285,7 @@ func TestForwardBatchRefusesBadItems(t *testing.T) {
 // unchanged, so the logits match the oracle only if every kernel reads
 // the rows' ids, positions and slots from device memory.
 func TestDecodeGraphsEmulated(t *testing.T) {
-	if testing.Short() {
-		t.Skip("the kernel emulator is slow: skipped in -short")
-	}
-	bin := needEmulator(t)
+	bin := needSlowEmulator(t)
 	w := batchModel(t)
 	nv := w.H.NVocab
 	o := engine.RunnerOptions{ContextLength: 8, Slots: 3}
@@ -308,11 +302,7 @@ func TestDecodeGraphsEmulated(t *testing.T) {
 	if err := run.SetGraphs(true); err != nil {
 		t.Fatal(err)
 	}
-	ref, err := engine.NewOracle(w, o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ref.Close()
+	ref := emuOracle(t, w, o)
 	all := map[int]bool{0: true, 1: true}
 	for i, items := range [][]engine.Item{
 		{item(0, 0, 1, 2, 3), item(1, 0, 4, 5)},  // 5 rows, 2 logit rows: captured

@@ -89,6 +89,16 @@ func emulatorRequired(getenv func(string) string) bool {
 	return ci
 }
 
+// needSlowEmulator is needEmulator for the tests that run whole passes
+// (a thread per CUDA thread): they skip in -short.
+func needSlowEmulator(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("the kernel emulator is slow: skipped in -short")
+	}
+	return needEmulator(t)
+}
+
 // needEmulator returns the emulator's path. Without one (no C++ compiler,
 // or it fails to build the emulator) the test skips, or fails in CI.
 func needEmulator(t *testing.T) string {
@@ -195,11 +205,8 @@ func (d *emuDevice) launch(name string, gx, gy, threads int, args ...arg) error 
 // without a GPU. What it cannot check is PTX code generation and the
 // device's own arithmetic (ex2.approx, FMA contraction).
 func TestKernelsEmulated(t *testing.T) {
-	if testing.Short() {
-		t.Skip("the kernel emulator starts a thread per CUDA thread: skipped in -short")
-	}
 	dir := t.TempDir()
-	bin := needEmulator(t)
+	bin := needSlowEmulator(t)
 	rows := kernelChecks(&emuDevice{bin: bin, dir: dir}, rand.New(rand.NewSource(1)), true)
 	if len(rows) < len(kernelNames())-2 {
 		t.Errorf("%d check rows for %d kernels", len(rows), len(kernelNames()))
@@ -356,11 +363,8 @@ func (d *emuDevice) gemm(m, n, k int, a devPtr, lda int, b devPtr, ldb int, c de
 // position's logits on slot 0, decode steps after it, and slot 1 left
 // independent.
 func TestRunnerEmulated(t *testing.T) {
-	if testing.Short() {
-		t.Skip("the kernel emulator is slow: skipped in -short")
-	}
 	dir := t.TempDir()
-	bin := needEmulator(t)
+	bin := needSlowEmulator(t)
 	// qwen3: per-head Q/K norms and NeoX RoPE; qwen2: QKV biases. (The
 	// adjacent-pair RoPE layout is in TestKernelsEmulated.)
 	for i, c := range []struct {
