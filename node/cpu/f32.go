@@ -97,8 +97,9 @@ func dotBF16Go(w []byte, a []float32) float32 {
 
 // Exp sets x[i] = e^x[i], to within 2 ulp (8 values at a time with
 // AVX2). Inputs below -87.3 give about 1.2e-38 rather than smaller
-// values, and inputs above 88.3 give about 2.2e38: callers use it for
-// softmax and SiLU, where neither matters.
+// values, and inputs above 88.3 give about 2.2e38: Softmax and SiLUMul
+// compute the same exponential (EXP8) inside their own passes, where
+// neither matters; Exp is their reference in the tests.
 func Exp(x []float32) {
 	i := 0
 	if useAVX2 && len(x) >= 8 {
