@@ -194,11 +194,14 @@ func TestHandlerPanicLeaksNothing(t *testing.T) {
 		if st := n.do(t, "POST", "/v1/chat/completions", chat, &e); st != 500 || code(e) != "internal_error" || e.Error.Type != "server_error" {
 			t.Fatalf("panicking handler: %d %+v", st, e)
 		}
-		// Streaming: the panic comes after the stream started.
+		// Streaming: the panic comes after the stream started. The
+		// sampled text may end at any token; ignore_eos keeps it going
+		// past the third.
 		chat["stream"] = true
 		chat["max_tokens"] = 8
+		chat["ignore_eos"] = true
 		calls.Store(0)
-		panicAt.Store(3) // the second token's logprob (its text and its top entry)
+		panicAt.Store(3) // the third call: a token after the first one
 		data, _ := json.Marshal(chat)
 		resp, err := http.Post(n.srv.URL+"/v1/chat/completions", "application/json", bytes.NewReader(data))
 		if err != nil {
@@ -211,6 +214,7 @@ func TestHandlerPanicLeaksNothing(t *testing.T) {
 			t.Fatalf("panicking stream: %d %s", resp.StatusCode, buf.String())
 		}
 		delete(chat, "stream")
+		delete(chat, "ignore_eos")
 		waitIdle(t, in)
 	}
 	boom.Store(false)
