@@ -134,7 +134,9 @@ func runBench(ctx context.Context, out io.Writer, o benchOptions) error {
 	if len(o.Parallel) > 0 {
 		ctxLen = max(ctxLen, o.Depth+o.Prompt+o.Gen+1)
 	}
-	m, err := engine.Load(o.Model, engine.Options{ContextLength: ctxLen, KVTokens: (ctxLen + 64) * slices.Max(append([]int{1}, o.Parallel...)), Threads: o.Threads})
+	// The pool holds every batched test's sequences next to the slot the
+	// single-sequence tests keep, each rounded up to whole blocks.
+	m, err := engine.Load(o.Model, engine.Options{ContextLength: ctxLen, KVTokens: (ctxLen + 64) * (slices.Max(append([]int{0}, o.Parallel...)) + 1), Threads: o.Threads})
 	if err != nil {
 		return err
 	}
