@@ -2,11 +2,13 @@ package node
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -282,5 +284,69 @@ func TestKVPoolExhaustionEndsWithLength(t *testing.T) {
 	p.DropCache()
 	if p.FreeBlocks() != p.Blocks() {
 		t.Errorf("%d of %d blocks free", p.FreeBlocks(), p.Blocks())
+	}
+}
+
+// The scheduler's counters account for every row it ran: each request's
+// uncached prompt tokens as prefill rows, and each token it fed back
+// (all generated tokens but the last) as a decode row.
+func TestBatchMetrics(t *testing.T) {
+	n := startNeuron(t, testConfig(modelsDir(t, "stories260K.gguf")), (&synthEngine{}).hooks())
+	n.load(t, "stories260K", 512)
+	prompts := []string{"Once upon a time there was", "The little dog ran to the park and", "A"}
+	maxTokens := []int{20, 9, 1}
+	var wg sync.WaitGroup
+	results := make([]completionResponse, len(prompts))
+	for i := range prompts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			body := map[string]any{"model": "stories260K", "prompt": prompts[i], "max_tokens": maxTokens[i], "ignore_eos": true}
+			if st := n.do(t, "POST", "/v1/completions", body, &results[i]); st != 200 {
+				t.Errorf("request %d: %d", i, st)
+			}
+		}()
+	}
+	wg.Wait()
+	prefill, decode := 0, 0
+	for i, r := range results {
+		if r.Usage.CompletionTokens != maxTokens[i] {
+			t.Fatalf("request %d: %d tokens, want %d", i, r.Usage.CompletionTokens, maxTokens[i])
+		}
+		prefill += r.Usage.PromptTokens - r.Usage.PromptTokensDetails.CachedTokens
+		decode += r.Usage.CompletionTokens - 1
+	}
+	var m bytes.Buffer
+	n.s.metrics.set.WritePrometheus(&m)
+	text := m.String()
+	value := func(name string) float64 {
+		t.Helper()
+		for _, line := range strings.Split(text, "\n") {
+			if v, ok := strings.CutPrefix(line, name+`{model="stories260K"} `); ok {
+				f, err := strconv.ParseFloat(v, 64)
+				if err != nil {
+					t.Fatalf("%s: %v", line, err)
+				}
+				return f
+			}
+		}
+		t.Fatalf("metrics lack %s:\n%s", name, text)
+		return 0
+	}
+	if got := value("neuron_batch_prefill_rows_total"); got != float64(prefill) {
+		t.Fatalf("prefill rows %v, want %d", got, prefill)
+	}
+	if got := value("neuron_batch_decode_rows_total"); got != float64(decode) {
+		t.Fatalf("decode rows %v, want %d", got, decode)
+	}
+	steps := value("neuron_batch_steps_total")
+	if steps < 20 || steps > float64(prefill+decode) {
+		t.Fatalf("%v steps for %d prefill and %d decode rows (the longest request alone needs 20)", steps, prefill, decode)
+	}
+	if value("neuron_batch_forward_seconds_total") <= 0 || value("neuron_batch_sample_seconds_total") <= 0 {
+		t.Fatal("no time counted in forward passes or sampling")
+	}
+	if got := value("neuron_batch_rows_count"); got != steps {
+		t.Fatalf("rows histogram has %v observations for %v steps", got, steps)
 	}
 }

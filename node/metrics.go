@@ -77,6 +77,30 @@ func (m *metricSet) rejected(model string, err error) {
 	m.set.GetOrCreateCounter(m.name("neuron_rejections_total", model, "reason", reason)).Inc()
 }
 
+// batchMetrics are one model's scheduler counters, created once when the
+// model loads so that a step updates them without a lookup: steps, the
+// rows they ran (decoding sequences' tokens and prompt tokens), the time
+// in forward passes and in sampling, and the rows per step.
+type batchMetrics struct {
+	steps, decodeRows, prefillRows *metrics.Counter
+	forward, sample                *metrics.FloatCounter
+	rows                           *metrics.PrometheusHistogram
+}
+
+// batchRowBuckets are the upper bounds of neuron_batch_rows.
+var batchRowBuckets = []float64{1, 2, 4, 8, 16, 32, 64, 128, 256, 512}
+
+func (m *metricSet) batch(model string) *batchMetrics {
+	return &batchMetrics{
+		steps:       m.set.GetOrCreateCounter(m.name("neuron_batch_steps_total", model)),
+		decodeRows:  m.set.GetOrCreateCounter(m.name("neuron_batch_decode_rows_total", model)),
+		prefillRows: m.set.GetOrCreateCounter(m.name("neuron_batch_prefill_rows_total", model)),
+		forward:     m.set.GetOrCreateFloatCounter(m.name("neuron_batch_forward_seconds_total", model)),
+		sample:      m.set.GetOrCreateFloatCounter(m.name("neuron_batch_sample_seconds_total", model)),
+		rows:        m.set.GetOrCreatePrometheusHistogramExt(m.name("neuron_batch_rows", model), batchRowBuckets),
+	}
+}
+
 // loaded records a load's duration.
 func (m *metricSet) loaded(model string, secs float64) {
 	m.set.GetOrCreatePrometheusHistogram(m.name("neuron_load_seconds", model)).Update(secs)

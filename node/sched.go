@@ -36,6 +36,7 @@ type scheduler struct {
 	// parallelDraws counts the steps whose tokens were drawn on two
 	// goroutines (drawAll).
 	parallelDraws atomic.Int64
+	met           *batchMetrics
 
 	mu      sync.Mutex
 	waiting []*sequence // submitted, not yet seen by the loop
@@ -93,7 +94,7 @@ type sequence struct {
 
 func newScheduler(in *instance, m *engine.Model, budget int) *scheduler {
 	s := &scheduler{in: in, m: m, budget: max(budget, 1), wake: make(chan struct{}, 1), stopped: make(chan struct{}),
-		drawer: make(chan []*sequence), drawn: make(chan struct{})}
+		drawer: make(chan []*sequence), drawn: make(chan struct{}), met: in.srv.metrics.batch(in.id)}
 	go s.drawLoop()
 	go s.loop()
 	return s
@@ -342,9 +343,13 @@ func singleToken(q *sequence) []int32 {
 
 // step runs the batch on the device worker and hands out the results.
 func (s *scheduler) step() {
+	t0 := time.Now()
 	err := s.in.dev.w.Do(context.Background(), func() error {
 		return device.CatchFault(func() error { return s.m.ForwardBatch(s.items) })
 	})
+	t1 := time.Now()
+	s.met.forward.Add(t1.Sub(t0).Seconds())
+	defer func() { s.met.sample.Add(time.Since(t1).Seconds()) }()
 	if ferr := device.AsFault(err); ferr != nil {
 		// The model's mapped file changed under it (truncated or
 		// replaced on disk): this model fails and is unloaded, the
@@ -362,9 +367,12 @@ func (s *scheduler) step() {
 		return
 	}
 	// The prompts' progress first, so drawAll sees who decides now.
+	rows, prefill := 0, 0
 	for i, it := range s.items {
 		q := s.owners[i]
+		rows += len(it.Tokens)
 		if q.fed < len(q.req.Prompt) {
+			prefill += len(it.Tokens)
 			q.fed += len(it.Tokens)
 			if q.fed >= len(q.req.Prompt) {
 				q.res.PromptMS = msSince(q.tStart)
@@ -372,6 +380,10 @@ func (s *scheduler) step() {
 			}
 		}
 	}
+	s.met.steps.Inc()
+	s.met.rows.Update(float64(rows))
+	s.met.prefillRows.Add(prefill)
+	s.met.decodeRows.Add(rows - prefill)
 	s.drawAll()
 	for i, it := range s.items {
 		if q := s.owners[i]; q.fed >= len(q.req.Prompt) && it.Logits != nil {
