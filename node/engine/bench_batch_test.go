@@ -4,18 +4,25 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 )
 
 // BenchmarkBatchedDecode times one decode step of B sequences at once,
 // each at a fixed depth of 128 positions (every iteration cuts the
 // sequences back to it), and reports the aggregate tokens per second.
+// HELEXA_BENCH_DEPTH sets another depth (attention's share of a step
+// grows with it).
 // HELEXA_BENCH_MODEL names one more model file to time (e.g. a 125M
 // model made with `helexa tools synth`).
 func BenchmarkBatchedDecode(b *testing.B) {
 	names := []string{"synth-25m-Q4_K_M.gguf"}
 	if p := os.Getenv("HELEXA_BENCH_MODEL"); p != "" {
 		names = append(names, p)
+	}
+	depth := 128
+	if d, err := strconv.Atoi(os.Getenv("HELEXA_BENCH_DEPTH")); err == nil && d > 0 {
+		depth = d
 	}
 	for _, name := range names {
 		for _, nseq := range []int{1, 4, 8, 16} {
@@ -24,12 +31,12 @@ func BenchmarkBatchedDecode(b *testing.B) {
 				if !filepath.IsAbs(path) {
 					path = filepath.Join(sharedDir(b), "models", name)
 				}
-				m, err := Load(path, Options{ContextLength: 512, KVTokens: 512 * nseq, Threads: 2})
+				ctx := depth + 384
+				m, err := Load(path, Options{ContextLength: ctx, KVTokens: ctx * nseq, Threads: 2})
 				if err != nil {
 					b.Fatal(err)
 				}
 				defer m.Close()
-				const depth = 128
 				prompt := make([]int32, depth)
 				for i := range prompt {
 					prompt[i] = int32(1 + (i*31)%(m.NVocab()-1))

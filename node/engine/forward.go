@@ -352,6 +352,12 @@ func (r *cpuRunner) attnWorker(ith, nth int) {
 		for p0 := lo; p0 < np; {
 			b := p0 / c.bs
 			end := min(np, (b+1)*c.bs)
+			if p0 >= lo+attnPrefetch {
+				// this block's values, asked for as its keys are
+				// scored: the loads spread over the scoring
+				o := int(blocks[b])*c.bs*c.kvDim + kvOff + (p0-b*c.bs)*c.hd
+				cpu.Prefetch(j.v[o : o+(end-p0)*c.hd])
+			}
 			k := j.k[int(blocks[b])*c.bs*c.kvDim+kvOff+(p0-b*c.bs)*c.hd:]
 			cpu.ScoresF16G(scores[p0:], np, qbuf, c.hd, nt*nq, k, c.hd, c.hd, end-p0, scale, scratch)
 			p0 = end
@@ -393,6 +399,12 @@ func (r *cpuRunner) mixBlocks(out, w []float32, wStride, rows int, blocks []int3
 	for p := from; p < to; {
 		b := p / c.bs
 		end := min(to, (b+1)*c.bs)
+		if end < to {
+			// the next block's values: requested as its keys were
+			// scored, now asked for again on their way into L1
+			o := int(blocks[b+1])*c.bs*c.kvDim + kvOff
+			cpu.Prefetch(r.attn.v[o : o+min(c.bs, to-end)*c.hd])
+		}
 		v := r.attn.v[int(blocks[b])*c.bs*c.kvDim+kvOff+(p-b*c.bs)*c.hd:]
 		cpu.MixF16G(out, c.hd, w[p:], wStride, rows, v, c.hd, c.hd, end-p)
 		p = end
