@@ -246,6 +246,10 @@ func (j *attnJob) plan(c *config, nth int, items []attnItem) {
 // before it scores the keys.
 const attnPrefetch = 128
 
+// attnPiece is how many keys the scoring takes between prefetches: the
+// scoring kernels' block of sixteen.
+const attnPiece = 16
+
 // attnRows is the most query rows (tokens times heads of one KV group)
 // an attention item scores at once: the keys are converted once for all
 // of them.
@@ -352,14 +356,26 @@ func (r *cpuRunner) attnWorker(ith, nth int) {
 		for p0 := lo; p0 < np; {
 			b := p0 / c.bs
 			end := min(np, (b+1)*c.bs)
-			if p0 >= lo+attnPrefetch {
-				// this block's values, asked for as its keys are
-				// scored: the loads spread over the scoring
-				o := int(blocks[b])*c.bs*c.kvDim + kvOff + (p0-b*c.bs)*c.hd
-				cpu.Prefetch(j.v[o : o+(end-p0)*c.hd])
+			at := int(blocks[b])*c.bs*c.kvDim + kvOff
+			var next []uint16 // the next block's keys of this head
+			if end < np {
+				next = j.k[int(blocks[b+1])*c.bs*c.kvDim+kvOff:][:c.bs*c.hd]
 			}
-			k := j.k[int(blocks[b])*c.bs*c.kvDim+kvOff+(p0-b*c.bs)*c.hd:]
-			cpu.ScoresF16G(scores[p0:], np, qbuf, c.hd, nt*nq, k, c.hd, c.hd, end-p0, scale, scratch)
+			// In pieces of attnPiece keys, each asking for the same rows
+			// of the next block's keys and (past what was asked for
+			// above) of this block's values: the loads stay spread over
+			// the scoring instead of coming in bursts at block starts.
+			for s0 := p0; s0 < end; s0 += attnPiece {
+				n := min(attnPiece, end-s0)
+				i := s0 - b*c.bs // row within the block
+				if next != nil {
+					cpu.Prefetch(next[i*c.hd : (i+n)*c.hd])
+				}
+				if s0 >= lo+attnPrefetch {
+					cpu.Prefetch(j.v[at+i*c.hd : at+(i+n)*c.hd])
+				}
+				cpu.ScoresF16G(scores[s0:], np, qbuf, c.hd, nt*nq, j.k[at+i*c.hd:], c.hd, c.hd, n, scale, scratch)
+			}
 			p0 = end
 		}
 		for tt := range nt {
