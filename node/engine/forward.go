@@ -42,9 +42,9 @@ func (r *cpuRunner) forward(items []Item, n int) error {
 			}
 			p := it.Pos + i
 			s.pos[t] = p
-			s.kvIdx[t] = int(it.Blocks[p/c.bs])*c.bs*c.kvDim + p%c.bs*c.hd
+			s.kvIdx[t] = c.kvRow(it.Blocks, p, 0)
 			if c.winBlocks > 0 {
-				s.kvIdxW[t] = int(it.WinBlocks[p/c.bs])*c.bs*c.kvDim + p%c.bs*c.hd
+				s.kvIdxW[t] = c.kvRow(it.WinBlocks, p, 0)
 			}
 			t++
 		}
@@ -206,6 +206,13 @@ func (r *cpuRunner) rope(rt *ropeTable, x []float32, nh, t int) {
 	}
 }
 
+// kvRow is the offset in a layer's cache of position p's row of one KV
+// head, whose rows start kvOff into every block: a block holds bs
+// positions of each KV head in turn, hd values per row.
+func (c *config) kvRow(blocks []int32, p, kvOff int) int {
+	return int(blocks[p/c.bs])*c.bs*c.kvDim + kvOff + p%c.bs*c.hd
+}
+
 // attnJob is the attention step's input for the pool: one layer's
 // cache and the batch's items, each split into work units (a few
 // consecutive tokens times a chunk of one KV group's query heads).
@@ -349,17 +356,17 @@ func (r *cpuRunner) attnWorker(ith, nth int) {
 		for p0 := lo; p0 < min(np, lo+attnPrefetch); {
 			b := p0 / c.bs
 			end := min(np, lo+attnPrefetch, (b+1)*c.bs)
-			o := int(blocks[b])*c.bs*c.kvDim + kvOff + (p0-b*c.bs)*c.hd
+			o := c.kvRow(blocks, p0, kvOff)
 			cpu.Prefetch(j.v[o : o+(end-p0)*c.hd])
 			p0 = end
 		}
 		for p0 := lo; p0 < np; {
 			b := p0 / c.bs
 			end := min(np, (b+1)*c.bs)
-			at := int(blocks[b])*c.bs*c.kvDim + kvOff
+			at := c.kvRow(blocks, b*c.bs, kvOff)
 			var next []uint16 // the next block's keys of this head
 			if end < np {
-				next = j.k[int(blocks[b+1])*c.bs*c.kvDim+kvOff:][:c.bs*c.hd]
+				next = j.k[c.kvRow(blocks, end, kvOff):][:c.bs*c.hd]
 			}
 			// In pieces of attnPiece keys, each asking for the same rows
 			// of the next block's keys and (past what was asked for
@@ -418,10 +425,10 @@ func (r *cpuRunner) mixBlocks(out, w []float32, wStride, rows int, blocks []int3
 		if end < to {
 			// the next block's values: requested as its keys were
 			// scored, now asked for again on their way into L1
-			o := int(blocks[b+1])*c.bs*c.kvDim + kvOff
+			o := c.kvRow(blocks, end, kvOff)
 			cpu.Prefetch(r.attn.v[o : o+min(c.bs, to-end)*c.hd])
 		}
-		v := r.attn.v[int(blocks[b])*c.bs*c.kvDim+kvOff+(p-b*c.bs)*c.hd:]
+		v := r.attn.v[c.kvRow(blocks, p, kvOff):]
 		cpu.MixF16G(out, c.hd, w[p:], wStride, rows, v, c.hd, c.hd, end-p)
 		p = end
 	}
