@@ -1314,7 +1314,11 @@ func r16() {
 	// Q4_K, per super-block: for each sub-block j, Z9 the rows' scales as
 	// int32, Z0-Z7 its weight chunks, Z26/Z27 a token's integer sum, scaled
 	// into Z18+t; at the end Z0-Z3 the mins as int16 pairs, Z30 a token's
-	// Σ m·Σa, Z28/Z29 the rows' d and dmin.
+	// Σ m·Σa, Z28/Z29 the rows' d and dmin. Q4_K's odd sub-blocks (the high
+	// nibbles) are masked in place by Z31 (0xF0 bytes), not shifted down:
+	// their sums come out sixteen times too large, so the even ones'
+	// scales are multiplied by sixteen too and d by 1/16 (all exact; a
+	// super-block's sum stays below 2^29).
 	q4k := func(name string, ntok int, q5 bool) {
 		qs := 320 // the packed nibbles; Q5_K's high bits sit before them
 		if q5 {
@@ -1330,6 +1334,8 @@ func r16() {
 		if q5 {
 			a.e("MOVL $0x10101010, AX")
 			a.e("VPBROADCASTD AX, Z30")
+		} else {
+			a.e("VPSLLD $4, Z8, Z31")
 		}
 		for t := range ntok {
 			a.e("VPXORD Z%d, Z%d, Z%d", 18+t, 18+t, 18+t)
@@ -1341,11 +1347,17 @@ func r16() {
 				prefetch(2368, j, ntok)
 			}
 			a.e("VPMOVZXBD %d(SI), Z9", 64+16*j)
+			if !q5 && j%2 == 0 {
+				a.e("VPSLLD $4, Z9, Z9")
+			}
 			for k := range 8 {
 				off := qs + 512*(j/2) + 64*k
-				if j%2 == 0 {
+				switch {
+				case j%2 == 0:
 					a.e("VPANDD %d(SI), Z8, Z%d", off, k)
-				} else {
+				case !q5:
+					a.e("VPANDD %d(SI), Z31, Z%d", off, k)
+				default:
 					a.e("VPSRLW $4, %d(SI), Z%d", off, k)
 					a.e("VPANDD Z8, Z%d, Z%d", k, k)
 				}
@@ -1363,18 +1375,46 @@ func r16() {
 					}
 				}
 			}
-			for t := range ntok {
-				p, tmp := ptr[t], 26+t%2
-				a.e("VPXORD Z%d, Z%d, Z%d", tmp, tmp, tmp)
-				for k := range 8 {
-					a.e("VPDPBUSD.BCST %d(%s), Z%d, Z%d", 32*j+4*k, p, k, tmp)
+			// Four chains of dot products at once, Z26-Z29, interleaved:
+			// tokens in groups of four, or fewer tokens each split into
+			// two or four chains (one chain of eight alone waits on its
+			// own latency).
+			for g0 := 0; g0 < ntok; g0 += 4 {
+				g1 := min(ntok, g0+4)
+				cpt := 4 / (g1 - g0) // chains per token: 1, 2 or 4 (3 tokens: 1)
+				tmp := func(t, c int) int { return 26 + (t-g0)*cpt + c }
+				for t := g0; t < g1; t++ {
+					for c := range cpt {
+						a.e("VPXORD Z%d, Z%d, Z%d", tmp(t, c), tmp(t, c), tmp(t, c))
+					}
 				}
-				a.e("VPMULLD Z9, Z%d, Z%d", tmp, tmp)
-				a.e("VPADDD Z%d, Z%d, Z%d", tmp, 18+t, 18+t)
+				for k := range 8 {
+					for t := g0; t < g1; t++ {
+						a.e("VPDPBUSD.BCST %d(%s), Z%d, Z%d", 32*j+4*k, ptr[t], k, tmp(t, k%cpt))
+					}
+				}
+				for t := g0; t < g1; t++ {
+					if cpt == 4 {
+						a.e("VPADDD Z%d, Z%d, Z%d", tmp(t, 2), tmp(t, 3), tmp(t, 2))
+					}
+					if cpt >= 2 {
+						a.e("VPADDD Z%d, Z%d, Z%d", tmp(t, 0), tmp(t, 1), tmp(t, 0))
+					}
+					if cpt == 4 {
+						a.e("VPADDD Z%d, Z%d, Z%d", tmp(t, 0), tmp(t, 2), tmp(t, 0))
+					}
+					a.e("VPMULLD Z9, Z%d, Z%d", tmp(t, 0), tmp(t, 0))
+					a.e("VPADDD Z%d, Z%d, Z%d", tmp(t, 0), 18+t, 18+t)
+				}
 			}
 		}
 		a.e("VCVTPH2PS (SI), Z28")
 		a.e("VCVTPH2PS 32(SI), Z29")
+		if !q5 {
+			a.e("MOVL $0x3D800000, AX") // 1/16
+			a.e("VPBROADCASTD AX, Z26")
+			a.e("VMULPS Z26, Z28, Z28")
+		}
 		for p := range 4 {
 			a.e("VPMOVZXBW %d(SI), Z%d", 192+32*p, p)
 		}
