@@ -1211,6 +1211,55 @@ func r16() {
 		a.e("DECQ CX")
 		a.e("JNZ loop")
 	}
+	// Sixteen-token Q5_K and Q6_K kernels (wide): Z10+t holds token t's integer
+	// super-block sum and out itself its float sum, read and written
+	// once a super-block (the registers hold no more); token t's
+	// activations are DI (R8 from the ninth on) plus t mod 8 times as,
+	// from AX, BX = 3·as, DX = 5·as and R9 = 7·as; R10 is out, R11 walks
+	// its rows os (R12) apart, R13 holds constants.
+	const wideTok = 16
+	wideIdx := [8]string{"", "(AX*1)", "(AX*2)", "(BX*1)", "(AX*4)", "(DX*1)", "(BX*2)", "(R9*1)"}
+	// act addresses byte disp of token t's activations.
+	act := func(wide bool, t, disp int) string {
+		if !wide {
+			return fmt.Sprintf("%d(%s)", disp, ptr[t])
+		}
+		base := "DI"
+		if t >= 8 {
+			base = "R8"
+		}
+		return fmt.Sprintf("%d(%s)%s", disp, base, wideIdx[t%8])
+	}
+	wideArgs := func(name string) {
+		a.raw("// func %s(nb int, w *byte, a *byte, as int, out *float32, os int)", name)
+		a.raw("TEXT ·%s(SB), NOSPLIT, $0-48", name)
+		a.e("MOVQ nb+0(FP), CX")
+		a.e("MOVQ w+8(FP), SI")
+		a.e("MOVQ a+16(FP), DI")
+		a.e("MOVQ as+24(FP), AX")
+		a.e("LEAQ (AX)(AX*2), BX")
+		a.e("LEAQ (AX)(AX*4), DX")
+		a.e("LEAQ (BX)(AX*4), R9")
+		a.e("LEAQ (DI)(AX*8), R8")
+		a.e("MOVQ out+32(FP), R10")
+		a.e("MOVQ os+40(FP), R12")
+		a.e("VPXORD Z10, Z10, Z10")
+		a.e("MOVQ R10, R11")
+		for range wideTok {
+			a.e("VMOVUPS Z10, (R11)")
+			a.e("ADDQ R12, R11")
+		}
+	}
+	wideAdvance := func(wb, ab int) {
+		a.e("ADDQ $%d, SI", wb)
+		a.e("ADDQ $%d, DI", ab)
+		a.e("ADDQ $%d, R8", ab)
+		a.e("DECQ CX")
+		a.e("JNZ loop")
+		a.e("VZEROUPPER")
+		a.e("RET")
+		a.raw("")
+	}
 	// Quantized: Z0-Z7 the eight weight chunks of a block (columns 4s..4s+3
 	// of each row), Z8 the nibble mask, Z9 the rows' scales, Z10+t token
 	// t's float sums, Z18+t its integer block sum, Z26/Z27 scale products.
@@ -1324,21 +1373,28 @@ func r16() {
 		if q5 {
 			qs = 832
 		}
-		args(name, "nb", "a *byte", ntok)
-		for t := range ntok {
-			a.e("VPXORD Z%d, Z%d, Z%d", 10+t, 10+t, 10+t)
+		wide := ntok == wideTok
+		iacc, gp := func(t int) int { return 18 + t }, "AX"
+		if wide {
+			iacc, gp = func(t int) int { return 10 + t }, "R13"
+			wideArgs(name)
+		} else {
+			args(name, "nb", "a *byte", ntok)
+			for t := range ntok {
+				a.e("VPXORD Z%d, Z%d, Z%d", 10+t, 10+t, 10+t)
+			}
 		}
-		a.e("MOVL $0x0F0F0F0F, AX")
-		a.e("VPBROADCASTD AX, Z8")
+		a.e("MOVL $0x0F0F0F0F, %s", gp)
+		a.e("VPBROADCASTD %s, Z8", gp)
 		a.raw("loop:")
 		if q5 {
-			a.e("MOVL $0x10101010, AX")
-			a.e("VPBROADCASTD AX, Z30")
+			a.e("MOVL $0x10101010, %s", gp)
+			a.e("VPBROADCASTD %s, Z30", gp)
 		} else {
 			a.e("VPSLLD $4, Z8, Z31")
 		}
 		for t := range ntok {
-			a.e("VPXORD Z%d, Z%d, Z%d", 18+t, 18+t, 18+t)
+			a.e("VPXORD Z%d, Z%d, Z%d", iacc(t), iacc(t), iacc(t))
 		}
 		for j := range 8 {
 			if q5 {
@@ -1390,7 +1446,7 @@ func r16() {
 				}
 				for k := range 8 {
 					for t := g0; t < g1; t++ {
-						a.e("VPDPBUSD.BCST %d(%s), Z%d, Z%d", 32*j+4*k, ptr[t], k, tmp(t, k%cpt))
+						a.e("VPDPBUSD.BCST %s, Z%d, Z%d", act(wide, t, 32*j+4*k), k, tmp(t, k%cpt))
 					}
 				}
 				for t := g0; t < g1; t++ {
@@ -1404,44 +1460,61 @@ func r16() {
 						a.e("VPADDD Z%d, Z%d, Z%d", tmp(t, 0), tmp(t, 2), tmp(t, 0))
 					}
 					a.e("VPMULLD Z9, Z%d, Z%d", tmp(t, 0), tmp(t, 0))
-					a.e("VPADDD Z%d, Z%d, Z%d", tmp(t, 0), 18+t, 18+t)
+					a.e("VPADDD Z%d, Z%d, Z%d", tmp(t, 0), iacc(t), iacc(t))
 				}
 			}
 		}
 		a.e("VCVTPH2PS (SI), Z28")
 		a.e("VCVTPH2PS 32(SI), Z29")
 		if !q5 {
-			a.e("MOVL $0x3D800000, AX") // 1/16
-			a.e("VPBROADCASTD AX, Z26")
+			a.e("MOVL $0x3D800000, %s", gp) // 1/16
+			a.e("VPBROADCASTD %s, Z26", gp)
 			a.e("VMULPS Z26, Z28, Z28")
 		}
 		for p := range 4 {
 			a.e("VPMOVZXBW %d(SI), Z%d", 192+32*p, p)
 		}
+		if wide {
+			a.e("MOVQ R10, R11")
+		}
 		for t := range ntok {
-			p := ptr[t]
 			a.e("VPXORD Z30, Z30, Z30")
 			for q := range 4 {
-				a.e("VPDPWSSD.BCST %d(%s), Z%d, Z30", 260+4*q, p, q)
+				a.e("VPDPWSSD.BCST %s, Z%d, Z30", act(wide, t, 260+4*q), q)
 			}
-			a.e("VCVTDQ2PS Z%d, Z%d", 18+t, 18+t)
+			a.e("VCVTDQ2PS Z%d, Z%d", iacc(t), iacc(t))
 			a.e("VCVTDQ2PS Z30, Z30")
-			a.e("VMULPS.BCST 256(%s), Z28, Z31", p)
-			a.e("VFMADD231PS Z31, Z%d, Z%d", 18+t, 10+t)
-			a.e("VMULPS.BCST 256(%s), Z29, Z31", p)
-			a.e("VFNMADD231PS Z31, Z30, Z%d", 10+t)
+			sum := 10 + t
+			if wide {
+				sum = 26
+				a.e("VMOVUPS (R11), Z26")
+			}
+			a.e("VMULPS.BCST %s, Z28, Z31", act(wide, t, 256))
+			a.e("VFMADD231PS Z31, Z%d, Z%d", iacc(t), sum)
+			a.e("VMULPS.BCST %s, Z29, Z31", act(wide, t, 256))
+			a.e("VFNMADD231PS Z31, Z30, Z%d", sum)
+			if wide {
+				a.e("VMOVUPS Z26, (R11)")
+				a.e("ADDQ R12, R11")
+			}
 		}
+		wb := 2368
 		if q5 {
-			advance(2880, 352, ntok)
-		} else {
-			advance(2368, 352, ntok)
+			wb = 2880
 		}
+		if wide {
+			wideAdvance(wb, 352)
+			return
+		}
+		advance(wb, 352, ntok)
 		store(ntok, func(t int) string { return fmt.Sprintf("Z%d", 10+t) })
 	}
+	// (a wide Q4_K kernel, whose unpacking is two logic ops a chunk, was
+	// no faster than two narrow passes)
 	for n := 1; n <= 8; n++ {
 		q4k(fmt.Sprintf("gemmR16Q4Kx%d", n), n, false)
 	}
-	for n := 1; n <= 8; n++ {
+	for _, n := range []int{1, 2, 3, 4, 5, 6, 7, 8, wideTok} {
 		q4k(fmt.Sprintf("gemmR16Q5Kx%d", n), n, true)
 	}
 	// Q6_K, per super-block: for each half h and sub-block j, Z29/Z30 the
@@ -1450,17 +1523,24 @@ func r16() {
 	// Z9 with one ternary logic op), Z26/Z27 a token's two group sums
 	// (started at -32·Σa), scaled into Z18+t; Z28 the rows' d at the end.
 	q6k := func(name string, ntok int) {
-		args(name, "nb", "a *byte", ntok)
-		for t := range ntok {
-			a.e("VPXORD Z%d, Z%d, Z%d", 10+t, 10+t, 10+t)
+		wide := ntok == wideTok
+		iacc, gp := func(t int) int { return 18 + t }, "AX"
+		if wide {
+			iacc, gp = func(t int) int { return 10 + t }, "R13"
+			wideArgs(name)
+		} else {
+			args(name, "nb", "a *byte", ntok)
+			for t := range ntok {
+				a.e("VPXORD Z%d, Z%d, Z%d", 10+t, 10+t, 10+t)
+			}
 		}
-		a.e("MOVL $0x0F0F0F0F, AX")
-		a.e("VPBROADCASTD AX, Z8")
-		a.e("MOVL $0x30303030, AX")
-		a.e("VPBROADCASTD AX, Z9")
+		a.e("MOVL $0x0F0F0F0F, %s", gp)
+		a.e("VPBROADCASTD %s, Z8", gp)
+		a.e("MOVL $0x30303030, %s", gp)
+		a.e("VPBROADCASTD %s, Z9", gp)
 		a.raw("loop:")
 		for t := range ntok {
-			a.e("VPXORD Z%d, Z%d, Z%d", 18+t, 18+t, 18+t)
+			a.e("VPXORD Z%d, Z%d, Z%d", iacc(t), iacc(t), iacc(t))
 		}
 		// offsets as r16Q6KQh and r16Q6KQl in r16.go
 		qhOff := func(h, k int) int { return 288 + 1536*h + 128*k }
@@ -1499,33 +1579,46 @@ func r16() {
 					}
 				}
 				for t := range ntok {
-					p := ptr[t]
 					g := 8*h + 2*j
-					a.e("VPBROADCASTD %d(%s), Z26", 288+4*g, p)
+					a.e("VPBROADCASTD %s, Z26", act(wide, t, 288+4*g))
 					for k := range 4 {
-						a.e("VPDPBUSD.BCST %d(%s), Z%d, Z26", 128*h+32*j+4*k, p, k)
+						a.e("VPDPBUSD.BCST %s, Z%d, Z26", act(wide, t, 128*h+32*j+4*k), k)
 					}
-					a.e("VPBROADCASTD %d(%s), Z27", 288+4*(g+1), p)
+					a.e("VPBROADCASTD %s, Z27", act(wide, t, 288+4*(g+1)))
 					for k := 4; k < 8; k++ {
-						a.e("VPDPBUSD.BCST %d(%s), Z%d, Z27", 128*h+32*j+4*k, p, k)
+						a.e("VPDPBUSD.BCST %s, Z%d, Z27", act(wide, t, 128*h+32*j+4*k), k)
 					}
 					a.e("VPMULLD Z29, Z26, Z26")
 					a.e("VPMULLD Z30, Z27, Z27")
-					a.e("VPADDD Z26, Z%d, Z%d", 18+t, 18+t)
-					a.e("VPADDD Z27, Z%d, Z%d", 18+t, 18+t)
+					a.e("VPADDD Z26, Z%d, Z%d", iacc(t), iacc(t))
+					a.e("VPADDD Z27, Z%d, Z%d", iacc(t), iacc(t))
 				}
 			}
 		}
 		a.e("VCVTPH2PS (SI), Z28")
+		if wide {
+			a.e("MOVQ R10, R11")
+		}
 		for t := range ntok {
-			a.e("VCVTDQ2PS Z%d, Z%d", 18+t, 18+t)
-			a.e("VMULPS.BCST 256(%s), Z28, Z26", ptr[t])
-			a.e("VFMADD231PS Z26, Z%d, Z%d", 18+t, 10+t)
+			a.e("VCVTDQ2PS Z%d, Z%d", iacc(t), iacc(t))
+			a.e("VMULPS.BCST %s, Z28, Z26", act(wide, t, 256))
+			if !wide {
+				a.e("VFMADD231PS Z26, Z%d, Z%d", iacc(t), 10+t)
+				continue
+			}
+			a.e("VMOVUPS (R11), Z27")
+			a.e("VFMADD231PS Z26, Z%d, Z27", iacc(t))
+			a.e("VMOVUPS Z27, (R11)")
+			a.e("ADDQ R12, R11")
+		}
+		if wide {
+			wideAdvance(3360, 352)
+			return
 		}
 		advance(3360, 352, ntok)
 		store(ntok, func(t int) string { return fmt.Sprintf("Z%d", 10+t) })
 	}
-	for n := 1; n <= 8; n++ {
+	for _, n := range []int{1, 2, 3, 4, 5, 6, 7, 8, wideTok} {
 		q6k(fmt.Sprintf("gemmR16Q6Kx%d", n), n)
 	}
 	// AVX2 (FMA, F16C) versions of the F16 and BF16 kernels for CPUs

@@ -75,8 +75,13 @@ const (
 	r16Q6KBlock  = 3360
 )
 
-// r16MaxTokens is the most tokens one GemmR16 call takes.
-const r16MaxTokens = 8
+// r16MaxTokens is the most tokens one R16 kernel takes, except that Q5_K
+// and Q6_K have kernels for r16WideTokens (hasR16Wide), which unpack a
+// group's weights once for twice as many tokens.
+const (
+	r16MaxTokens  = 8
+	r16WideTokens = 16
+)
 
 // R16Type reports whether t has an R16 layout.
 func R16Type(t Type) bool {
@@ -398,9 +403,15 @@ func GemmR16(t Type, cols, groups int, w, a []byte, astride, ntok int, out []flo
 		return fmt.Errorf("ggml: R16: %d tokens of %d activation bytes (%d apart in %d) or output rows (%d apart in %d) do not fit", ntok, ab, astride, len(a), ostride, len(out))
 	}
 	nb := cols / t.BlockSize()
+	wide := hasR16Wide(t)
 	for g := range groups {
-		for t0 := 0; t0 < ntok; t0 += r16MaxTokens {
-			gemmR16Q(t, nb, w[g*gb:], a[t0*astride:], astride, min(r16MaxTokens, ntok-t0), out[t0*ostride+g*R16Rows:], ostride)
+		for t0 := 0; t0 < ntok; {
+			n := min(r16MaxTokens, ntok-t0)
+			if wide && ntok-t0 >= r16WideTokens {
+				n = r16WideTokens
+			}
+			gemmR16Q(t, nb, w[g*gb:], a[t0*astride:], astride, n, out[t0*ostride+g*R16Rows:], ostride)
+			t0 += n
 		}
 	}
 	return nil

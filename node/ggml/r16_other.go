@@ -20,6 +20,8 @@ func gemmR16Q(t Type, nb int, w, a []byte, astride, ntok int, out []float32, ost
 	gemmR16QGo(t, nb, w, a, astride, ntok, out, ostride)
 }
 
+func hasR16Wide(Type) bool { return false }
+
 func gemmR16Float(t Type, cols int, w []byte, x []float32, xstride, ntok int, out []float32, ostride int) {
 	gemmR16FloatGo(t, cols, w, x, xstride, ntok, out, ostride)
 }

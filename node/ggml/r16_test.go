@@ -69,6 +69,17 @@ func newR16Case(t testing.TB, r *rand.Rand, ty Type, rows, cols, ntok int) *r16C
 	return c
 }
 
+// r16TestTokens is every tile size up to r16MaxTokens and, for the
+// quantized types (GemmR16 takes any number of tokens), more: wide tiles
+// alone, twice, and with narrow ones after them.
+func r16TestTokens(ty Type, more ...int) []int {
+	n := []int{1, 2, 3, 4, 5, 6, 7, 8}
+	if ty != F16 && ty != BF16 {
+		n = append(n, more...)
+	}
+	return n
+}
+
 // run multiplies group g with the first ntok tokens.
 func (c *r16Case) run(t *testing.T, g, ntok int, out []float32, ostride int) {
 	t.Helper()
@@ -118,13 +129,13 @@ func TestGemmR16MatchesExactProducts(t *testing.T) {
 			if cols%max(ty.BlockSize(), QK) != 0 {
 				continue
 			}
-			c := newR16Case(t, r, ty, 32, cols, 8)
+			c := newR16Case(t, r, ty, 32, cols, 25)
 			for _, kernel := range []string{"cpu", "go"} {
 				restore := func() {}
 				if kernel == "go" {
 					restore = forceR16Go()
 				}
-				for ntok := 1; ntok <= 8; ntok++ {
+				for _, ntok := range r16TestTokens(ty, 9, 16, 17, 25) {
 					ostride := R16Rows + 3
 					out := make([]float32, (ntok-1)*ostride+R16Rows)
 					for g := range 2 {
@@ -159,8 +170,8 @@ func TestGemmR16AssemblyMatchesGo(t *testing.T) {
 		if !HaveR16(ty) {
 			continue
 		}
-		c := newR16Case(t, r, ty, 16, 1024, 8)
-		for ntok := 1; ntok <= 8; ntok++ {
+		c := newR16Case(t, r, ty, 16, 1024, 33)
+		for _, ntok := range r16TestTokens(ty, 12, 16, 24, 33) {
 			asm := make([]float32, ntok*R16Rows)
 			c.run(t, 0, ntok, asm, R16Rows)
 			restore := forceR16Go()

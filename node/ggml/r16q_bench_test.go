@@ -13,9 +13,9 @@ import (
 // L1/L2, as a prefill's token tiles see them), "streamed" walks a matrix
 // larger than the last-level cache once per iteration (a decode step).
 func BenchmarkGemmR16Q(b *testing.B) {
-	for _, ty := range []Type{Q4_K, Q6_K, Q8_0, F16} {
+	for _, ty := range []Type{Q4_K, Q5_K, Q6_K, Q8_0, F16} {
 		for _, mode := range []string{"cached", "streamed"} {
-			for _, ntok := range []int{1, 4, 8} {
+			for _, ntok := range []int{1, 4, 8, 16} {
 				b.Run(fmt.Sprintf("%s/%s/tok%d", ty, mode, ntok), func(b *testing.B) {
 					cols, rows := 768, 64
 					if mode == "streamed" {
