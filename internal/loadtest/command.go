@@ -36,6 +36,13 @@ func Command() *cli.Command {
 			"end-to-end latency p50; errors, with the first message. --json prints one array of level\n" +
 			"objects (latencies in ms, durations in s). Progress goes to stderr.\n" +
 			"\n" +
+			"With --request-rate R1,R2,... each level is an open loop instead, as vLLM's --request-rate:\n" +
+			"requests arrive as a Poisson process of that many a second (exponential gaps from --seed),\n" +
+			"whatever the earlier ones' progress, and --concurrency, one value, caps the requests in\n" +
+			"flight (an arrival beyond it waits; no cap unless given). Such a level reports its mean\n" +
+			"requests in flight instead of the decode rate; its default request count is 30 seconds of\n" +
+			"arrivals (at least 16).\n" +
+			"\n" +
 			"A failed warm-up stops the run (unreachable server, bad key, unknown model, no event\n" +
 			"stream). The exit status is non-zero when any request failed or the run was interrupted;\n" +
 			"Ctrl-C stops and prints what was measured.",
@@ -44,7 +51,8 @@ func Command() *cli.Command {
 			&cli.StringFlag{Name: "api-key", Usage: "sent as Authorization: Bearer KEY", Sources: cli.EnvVars("HELEXA_API_KEY")},
 			&cli.StringFlag{Name: "model", Aliases: []string{"m"}, Required: true, Usage: "the model to ask for"},
 			&cli.StringFlag{Name: "concurrency", Aliases: []string{"c"}, Value: "1,2,4,8,16", Usage: "comma-separated levels: requests in flight"},
-			&cli.IntFlag{Name: "requests", Aliases: []string{"n"}, Usage: "requests per level (0: max(16, 4×concurrency))"},
+			&cli.IntFlag{Name: "requests", Aliases: []string{"n"}, Usage: "requests per level (0: max(16, 4×concurrency), or 30 s of arrivals)"},
+			&cli.StringFlag{Name: "request-rate", Usage: "comma-separated arrival rates a second: open-loop levels (Poisson), --concurrency caps the requests in flight"},
 			&cli.IntFlag{Name: "prompt-tokens", Aliases: []string{"p"}, Value: DefaultPromptTokens, Usage: "prompt length in tokens, estimated as words"},
 			&cli.IntFlag{Name: "max-tokens", Value: DefaultMaxTokens, Usage: "max_tokens of every request"},
 			&cli.StringFlag{Name: "endpoint", Value: string(Chat), Usage: "chat (/v1/chat/completions) or completions (/v1/completions)"},
@@ -54,13 +62,23 @@ func Command() *cli.Command {
 			&cli.BoolFlag{Name: "json", Usage: "print one JSON array of level objects instead of a table"},
 		},
 		Action: func(ctx context.Context, c *cli.Command) error {
-			conc, err := ParseConcurrency(c.String("concurrency"))
-			if err != nil {
-				return err
+			var rates []float64
+			if c.IsSet("request-rate") {
+				var err error
+				if rates, err = ParseRates(c.String("request-rate")); err != nil {
+					return err
+				}
+			}
+			var conc []int
+			if len(rates) == 0 || c.IsSet("concurrency") {
+				var err error
+				if conc, err = ParseConcurrency(c.String("concurrency")); err != nil {
+					return err
+				}
 			}
 			cfg := Config{
 				URL: c.String("url"), APIKey: c.String("api-key"), Model: c.String("model"),
-				Endpoint: Endpoint(c.String("endpoint")), Concurrency: conc,
+				Endpoint: Endpoint(c.String("endpoint")), Concurrency: conc, RequestRates: rates,
 				Requests: int(c.Int("requests")), PromptTokens: int(c.Int("prompt-tokens")), MaxTokens: int(c.Int("max-tokens")),
 				NoCalibrate: c.Bool("no-calibrate"), Seed: c.Uint64("seed"), Timeout: c.Duration("timeout"),
 			}

@@ -34,8 +34,9 @@ type fakeServer struct {
 	held        chan struct{}
 	heldOnce    sync.Once
 
-	mu     sync.Mutex
-	bodies []map[string]any
+	mu        sync.Mutex
+	bodies    []map[string]any
+	arrivedAt []time.Time // by arrival
 }
 
 func (f *fakeServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -62,6 +63,7 @@ func (f *fakeServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	f.mu.Lock()
 	f.bodies = append(f.bodies, body)
+	f.arrivedAt = append(f.arrivedAt, time.Now())
 	f.mu.Unlock()
 	n := int(f.arrivals.Add(1))
 	cur := f.inflight.Add(1)

@@ -4,7 +4,9 @@
 // /v1/completions as server-sent events.
 //
 // For each concurrency level it keeps exactly that many requests in
-// flight until a fixed number has been sent, and reports throughput
+// flight until a fixed number has been sent (or, given request rates,
+// sends them as a Poisson process of arrivals at each rate, an open loop
+// like vLLM's --request-rate), and reports throughput
 // (requests/s, output tokens/s over the level's wall time) and latency
 // percentiles (time to first token, inter-token latency, end-to-end).
 // Every request asks for the same max_tokens with ignore_eos, so servers
@@ -16,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"net/http"
 	"strconv"
@@ -50,8 +53,17 @@ type Config struct {
 	// Concurrency lists the levels to run, in order: requests in flight.
 	Concurrency []int
 	// Requests is the number of requests per level; 0 means
-	// max(16, 4×concurrency).
+	// max(16, 4×concurrency), or at a request rate half a minute of
+	// arrivals (at least 16).
 	Requests int
+	// RequestRates, when set, makes every level an open loop at one of
+	// these rates: requests arrive on their own schedule, a Poisson
+	// process of that many a second (exponential gaps drawn from Seed,
+	// the first at once), whatever the earlier ones' progress, as with
+	// vLLM's benchmark_serving --request-rate. Concurrency then holds at
+	// most one value, the cap on requests in flight (an arrival beyond
+	// it waits for a slot); none means no cap.
+	RequestRates []float64
 	// PromptTokens is the prompt's target length in tokens (default 128).
 	// Prompts are random common words, about one token each; unless
 	// NoCalibrate is set, the word count is adjusted from the prompt
@@ -78,6 +90,10 @@ const (
 	DefaultPromptTokens = 128
 	DefaultMaxTokens    = 128
 	maxConcurrency      = 4096
+	maxRequestRate      = 1e6
+	// rateSeconds is how long the default request count of an open-loop
+	// level keeps arriving.
+	rateSeconds = 30
 )
 
 // LevelResult is what one concurrency level measured. Latencies are in
@@ -85,9 +101,17 @@ const (
 // between the closest ranks; a percentile over no samples is 0 and its
 // sample count says so.
 type LevelResult struct {
-	Model       string `json:"model"`
-	Endpoint    string `json:"endpoint"`
-	Concurrency int    `json:"concurrency"`
+	Model    string `json:"model"`
+	Endpoint string `json:"endpoint"`
+	// Concurrency is a closed loop's requests in flight, or an open
+	// loop's cap on them (0: none).
+	Concurrency int `json:"concurrency"`
+	// RequestRate is an open loop's arrivals a second; 0 for a closed
+	// loop.
+	RequestRate float64 `json:"request_rate,omitempty"`
+	// MeanInFlight is how many requests an open loop had in flight on
+	// average: their end-to-end times over the wall time.
+	MeanInFlight float64 `json:"mean_in_flight,omitempty"`
 	// Requests is how many the level was to send.
 	Requests int `json:"requests"`
 	// Completed is how many streamed to the end without an error.
@@ -108,7 +132,8 @@ type LevelResult struct {
 	// chunk to their last, times the concurrency. Unlike OutputTokPerS
 	// it leaves out the time to first token (the prompt's prefill and
 	// any queueing), so it is the figure to set beside a batched decode
-	// benchmark such as llama-batched-bench's S_TG.
+	// benchmark such as llama-batched-bench's S_TG. An open loop, whose
+	// number of streams changes, has none (0).
 	DecodeTokPerS float64 `json:"decode_tok_per_s"`
 	// OutputTokensFrom is "usage" when every completed request's count
 	// came from the server's usage chunk, "chunks" when it was counted as
@@ -155,12 +180,66 @@ func ParseConcurrency(s string) ([]int, error) {
 	return out, nil
 }
 
-// requestsFor is the number of requests a level sends.
-func (c *Config) requestsFor(conc int) int {
-	if c.Requests > 0 {
-		return c.Requests
+// ParseRates reads a comma-separated list of request rates a second,
+// "0.5,1,2,4".
+func ParseRates(s string) ([]float64, error) {
+	var out []float64
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		r, err := strconv.ParseFloat(f, 64)
+		if err != nil || !(r > 0 && r <= maxRequestRate) {
+			return nil, fmt.Errorf("--request-rate %q: %q is not a rate above 0 and at most %g a second", s, f, float64(maxRequestRate))
+		}
+		out = append(out, r)
 	}
-	return max(16, 4*conc)
+	return out, nil
+}
+
+// levelSpec is one level of a run: conc requests in flight (a closed
+// loop), or arrivals at rate a second with at most conc in flight (an
+// open loop; conc 0: no cap).
+type levelSpec struct {
+	conc int
+	rate float64
+}
+
+// name is how messages and progress call the level.
+func (l levelSpec) name() string {
+	if l.rate == 0 {
+		return fmt.Sprintf("concurrency %d", l.conc)
+	}
+	return fmt.Sprintf("rate %s/s", strconv.FormatFloat(l.rate, 'g', -1, 64))
+}
+
+// levels lists the run's levels in order.
+func (c *Config) levels() []levelSpec {
+	if len(c.RequestRates) == 0 {
+		out := make([]levelSpec, len(c.Concurrency))
+		for i, n := range c.Concurrency {
+			out[i] = levelSpec{conc: n}
+		}
+		return out
+	}
+	limit := 0
+	if len(c.Concurrency) > 0 {
+		limit = c.Concurrency[0]
+	}
+	out := make([]levelSpec, len(c.RequestRates))
+	for i, r := range c.RequestRates {
+		out[i] = levelSpec{conc: limit, rate: r}
+	}
+	return out
+}
+
+// requestsFor is the number of requests a level sends.
+func (c *Config) requestsFor(l levelSpec) int {
+	switch {
+	case c.Requests > 0:
+		return c.Requests
+	case l.rate > 0:
+		return max(16, int(math.Ceil(rateSeconds*l.rate)))
+	}
+	return max(16, 4*l.conc)
 }
 
 // validate checks the config and fills defaults.
@@ -181,14 +260,22 @@ func (c *Config) validate() error {
 	default:
 		return fmt.Errorf("--endpoint %q: want chat or completions", c.Endpoint)
 	}
-	if len(c.Concurrency) == 0 {
+	if len(c.Concurrency) == 0 && len(c.RequestRates) == 0 {
 		return errors.New("no concurrency levels given")
+	}
+	if len(c.RequestRates) > 0 && len(c.Concurrency) > 1 {
+		return fmt.Errorf("with --request-rate, --concurrency is one cap on requests in flight, not %d levels", len(c.Concurrency))
+	}
+	for _, r := range c.RequestRates {
+		if !(r > 0 && r <= maxRequestRate) {
+			return fmt.Errorf("request rate %g: want above 0 and at most %g a second", r, float64(maxRequestRate))
+		}
 	}
 	for _, n := range c.Concurrency {
 		if n < 1 || n > maxConcurrency {
 			return fmt.Errorf("concurrency %d: want 1 to %d", n, maxConcurrency)
 		}
-		if c.Requests > 0 && c.Requests < n {
+		if c.Requests > 0 && c.Requests < n && len(c.RequestRates) == 0 {
 			return fmt.Errorf("--requests %d is below concurrency %d: that level could never have %d requests in flight", c.Requests, n, n)
 		}
 	}
@@ -237,11 +324,11 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) ([]LevelResult, er
 		return nil, err
 	}
 	var out []LevelResult
-	for li, conc := range cfg.Concurrency {
-		res := r.level(ctx, li, conc, p)
+	for li, lv := range r.cfg.levels() {
+		res := r.level(ctx, li, lv, p)
 		out = append(out, res)
 		if res.Interrupted {
-			return out, fmt.Errorf("%w at concurrency %d: %w", ErrInterrupted, conc, ctx.Err())
+			return out, fmt.Errorf("%w at %s: %w", ErrInterrupted, lv.name(), ctx.Err())
 		}
 	}
 	return out, nil
@@ -268,6 +355,9 @@ func newRunner(cfg Config) *runner {
 		highest := 1
 		for _, n := range cfg.Concurrency {
 			highest = max(highest, n)
+		}
+		if len(cfg.RequestRates) > 0 && len(cfg.Concurrency) == 0 {
+			highest = 64 // uncapped: as many as arrive
 		}
 		t := http.DefaultTransport.(*http.Transport).Clone()
 		// The default keeps 2 idle connections per host: at higher levels
@@ -357,44 +447,116 @@ func near(got, want int) bool {
 	return d <= 1 || float64(d) <= 0.02*float64(want)
 }
 
-// level runs one concurrency level: conc workers take request numbers
-// until the level's count is sent, so exactly conc are in flight until
-// the last ones finish.
-func (r *runner) level(ctx context.Context, li, conc int, p *progress) LevelResult {
-	n := r.cfg.requestsFor(conc)
+// level runs one level. A closed loop has conc workers take request
+// numbers until the level's count is sent, so exactly conc are in flight
+// until the last ones finish; an open loop starts each request at its
+// arrival time (arrive).
+func (r *runner) level(ctx context.Context, li int, lv levelSpec, p *progress) LevelResult {
+	n := r.cfg.requestsFor(lv)
 	var (
 		mu      sync.Mutex
 		results = make([]reqResult, 0, n)
-		next    atomic.Int64
 		wg      sync.WaitGroup
 	)
-	bar := p.start(conc, n)
+	bar := p.start(lv.name(), n)
+	// send sends request i and records it, unless the interrupt cut it
+	// short: then it is neither done nor failed.
+	send := func(i int) {
+		res := r.do(ctx, r.prompt(li, i, r.words), r.cfg.MaxTokens)
+		if res.err != nil && ctx.Err() != nil {
+			return
+		}
+		mu.Lock()
+		results = append(results, res)
+		mu.Unlock()
+		bar.done(res.err != nil)
+	}
 	start := r.cfg.now()
-	for range conc {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= n || ctx.Err() != nil {
-					return
+	if lv.rate > 0 {
+		r.arrive(ctx, li, lv, n, send, &wg)
+	} else {
+		var next atomic.Int64
+		for range lv.conc {
+			wg.Go(func() {
+				for {
+					i := int(next.Add(1)) - 1
+					if i >= n || ctx.Err() != nil {
+						return
+					}
+					send(i)
 				}
-				res := r.do(ctx, r.prompt(li, i, r.words), r.cfg.MaxTokens)
-				if res.err != nil && ctx.Err() != nil {
-					return // cut short by the interrupt: neither done nor failed
-				}
-				mu.Lock()
-				results = append(results, res)
-				mu.Unlock()
-				bar.done(res.err != nil)
-			}
-		})
+			})
+		}
 	}
 	wg.Wait()
 	wall := r.cfg.now().Sub(start)
 	bar.finish()
-	lr := summarize(results, conc, wall)
+	decodeConc := lv.conc
+	if lv.rate > 0 {
+		decodeConc = 0 // the number of streams changes: no decode rate
+	}
+	lr := summarize(results, decodeConc, wall)
 	lr.Model, lr.Endpoint = r.cfg.Model, string(r.cfg.Endpoint)
-	lr.Concurrency, lr.Requests = conc, n
+	lr.Concurrency, lr.RequestRate, lr.Requests = lv.conc, lv.rate, n
 	lr.MaxTokens, lr.PromptWords = r.cfg.MaxTokens, r.words
 	lr.Interrupted = ctx.Err() != nil && len(results) < n
+	if lv.rate > 0 && wall > 0 {
+		var busy time.Duration
+		for _, res := range results {
+			if res.err == nil {
+				busy += res.end.Sub(res.start)
+			}
+		}
+		lr.MeanInFlight = round(busy.Seconds()/wall.Seconds(), 2)
+	}
 	return lr
+}
+
+// arrivals is when, from the level's start, each of an open loop's n
+// requests arrives: a Poisson process of rate a second (exponential gaps
+// of mean 1/rate seconds), the first at once, the same for the same seed
+// and level.
+func arrivals(seed uint64, li int, rate float64, n int) []time.Duration {
+	rng := rand.New(rand.NewPCG(seed, 1<<63|uint64(uint32(li))))
+	out := make([]time.Duration, n)
+	for i := 1; i < n; i++ {
+		out[i] = out[i-1] + time.Duration(rng.ExpFloat64()/rate*float64(time.Second))
+	}
+	return out
+}
+
+// arrive starts an open loop's n requests with send at their arrival
+// times. With a cap, an arrival that finds cap requests in flight waits
+// for one to end. It returns when the last has started (or ctx ended);
+// wg tracks the requests.
+func (r *runner) arrive(ctx context.Context, li int, lv levelSpec, n int, send func(i int), wg *sync.WaitGroup) {
+	var slots chan struct{}
+	if lv.conc > 0 {
+		slots = make(chan struct{}, lv.conc)
+	}
+	start := time.Now()
+	for i, at := range arrivals(r.cfg.Seed, li, lv.rate, n) {
+		if d := time.Until(start.Add(at)); d > 0 {
+			t := time.NewTimer(d)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return
+			}
+		}
+		if slots != nil {
+			select {
+			case slots <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+		}
+		wg.Go(func() {
+			if slots != nil {
+				defer func() { <-slots }()
+			}
+			send(i)
+		})
+	}
 }

@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -462,5 +464,113 @@ func TestDecodeRate(t *testing.T) {
 	// 5 tokens in 600 ms per stream, four streams: 33.33 tok/s
 	if got.DecodeTokPerS != 33.33 {
 		t.Errorf("decode tok/s = %v, want 33.33", got.DecodeTokPerS)
+	}
+}
+
+func TestArrivalsArePoisson(t *testing.T) {
+	const n, rate = 4000, 10.0
+	at := arrivals(7, 0, rate, n)
+	if at[0] != 0 {
+		t.Fatalf("the first arrival is at %v, want at once", at[0])
+	}
+	var sum, sq float64
+	for i := 1; i < n; i++ {
+		g := (at[i] - at[i-1]).Seconds()
+		if g < 0 {
+			t.Fatalf("arrival %d comes before the one before it", i)
+		}
+		sum += g
+		sq += g * g
+	}
+	mean := sum / (n - 1)
+	sd := math.Sqrt(sq/(n-1) - mean*mean)
+	// Exponential gaps: mean 1/rate, standard deviation equal to the mean.
+	if math.Abs(mean-1/rate) > 0.05/rate || math.Abs(sd/mean-1) > 0.08 {
+		t.Errorf("gaps: mean %.4fs, sd/mean %.3f; want %.4fs and 1", mean, sd/mean, 1/rate)
+	}
+	if again := arrivals(7, 0, rate, n); !slices.Equal(at, again) {
+		t.Error("the same seed and level gave another schedule")
+	}
+	if other := arrivals(7, 1, rate, n); slices.Equal(at, other) {
+		t.Error("two levels got the same schedule")
+	}
+}
+
+func TestOpenLoop(t *testing.T) {
+	const n, rate = 12, 50.0
+	// Each request takes ~100 ms, several of the ~20 ms arrival gaps: an
+	// open loop overlaps them where a closed loop of one would not.
+	f, url := newFake(t, &fakeServer{ttft: 60 * time.Millisecond, gap: 10 * time.Millisecond})
+	levels, err := Run(context.Background(), Config{URL: url, Model: "m", RequestRates: []float64{rate}, Requests: n, MaxTokens: 4, PromptTokens: 8, NoCalibrate: true, Seed: 1}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := levels[0]
+	if l.Completed != n || l.Errors != 0 || l.RequestRate != rate || l.Concurrency != 0 || l.DecodeTokPerS != 0 {
+		t.Errorf("completed %d, errors %d, rate %v, concurrency %d, decode %v; want %d, 0, %v, 0 (no cap), 0",
+			l.Completed, l.Errors, l.RequestRate, l.Concurrency, l.DecodeTokPerS, n, rate)
+	}
+	if got := f.maxInflight.Load(); got < 3 {
+		t.Errorf("at most %d requests in flight; the arrivals should overlap", got)
+	}
+	if l.MeanInFlight <= 1 {
+		t.Errorf("mean in flight %v, want above 1", l.MeanInFlight)
+	}
+	// No request is sent before its arrival time (measured from the
+	// level's first; later is allowed, the machine may be slow).
+	want := arrivals(1, 0, rate, n)
+	f.mu.Lock()
+	got := f.arrivedAt[1:] // after the warm-up
+	f.mu.Unlock()
+	slices.SortFunc(got, func(a, b time.Time) int { return a.Compare(b) })
+	for i := range got {
+		if d := got[i].Sub(got[0]); d < want[i]-5*time.Millisecond {
+			t.Errorf("request %d arrived %v after the first, its schedule says %v", i, d, want[i])
+		}
+	}
+
+	// A cap holds the requests in flight to it.
+	f, url = newFake(t, &fakeServer{ttft: 60 * time.Millisecond, gap: 10 * time.Millisecond})
+	levels, err = Run(context.Background(), Config{URL: url, Model: "m", RequestRates: []float64{rate}, Concurrency: []int{2}, Requests: n, MaxTokens: 4, PromptTokens: 8, NoCalibrate: true}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := f.maxInflight.Load(); got != 2 || levels[0].Completed != n || levels[0].Concurrency != 2 {
+		t.Errorf("capped at 2: %d in flight at most, %d completed, concurrency %d", got, levels[0].Completed, levels[0].Concurrency)
+	}
+}
+
+func TestOpenLoopCommand(t *testing.T) {
+	_, url := newFake(t, &fakeServer{})
+	run := func(args ...string) (string, error) {
+		var out bytes.Buffer
+		cmd := Command()
+		cmd.Writer, cmd.ErrWriter = &out, &bytes.Buffer{}
+		err := cmd.Run(context.Background(), append([]string{"loadtest", "--url", url, "--model", "m", "--max-tokens", "2", "-n", "3"}, args...))
+		return out.String(), err
+	}
+	for _, bad := range []struct {
+		want string
+		args []string
+	}{
+		{"--request-rate", []string{"--request-rate", "0"}},
+		{"--request-rate", []string{"--request-rate", "fast"}},
+		{"--request-rate", []string{"--request-rate", "1,-2"}},
+		{"one cap on requests in flight", []string{"--request-rate", "100", "-c", "1,2"}},
+	} {
+		if _, err := run(bad.args...); err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("%v: %v, want an error with %q", bad.args, err, bad.want)
+		}
+	}
+	out, err := run("--request-rate", "200,400", "-c", "2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "rate/s") || !strings.Contains(out, "mean in flight") || strings.Count(out, "\n") != 4 {
+		t.Errorf("table:\n%s", out)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if f := strings.Fields(lines[2]); f[0] != "200" || f[1] != "2" || f[2] != "3/3" {
+		t.Errorf("first level's row %q: want rate 200, cap 2, 3/3 completed", lines[2])
 	}
 }

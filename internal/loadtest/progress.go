@@ -46,7 +46,8 @@ func (p *progress) line(format string, args ...any) {
 // bar follows one level.
 type bar struct {
 	p              *progress
-	conc, n        int
+	name           string // the level's
+	n              int
 	finished, errs int
 	quarter        int // plain lines: the last quarter reported
 	start          time.Time
@@ -54,11 +55,11 @@ type bar struct {
 	stopped        sync.WaitGroup
 }
 
-// start begins reporting a level of n requests at concurrency conc.
-func (p *progress) start(conc, n int) *bar {
-	b := &bar{p: p, conc: conc, n: n, start: time.Now(), stop: make(chan struct{})}
+// start begins reporting a level of n requests, called name.
+func (p *progress) start(name string, n int) *bar {
+	b := &bar{p: p, name: name, n: n, start: time.Now(), stop: make(chan struct{})}
 	if !p.tty {
-		p.line("concurrency %d: %d requests", conc, n)
+		p.line("%s: %d requests", name, n)
 		return b
 	}
 	b.draw()
@@ -88,7 +89,7 @@ func (b *bar) done(failed bool) {
 	plain := !b.p.tty && q > b.quarter && b.finished < b.n
 	if plain {
 		b.quarter = q
-		fmt.Fprintf(b.p.w, "concurrency %d: %d/%d done, %d errors, %.1fs\n", b.conc, b.finished, b.n, b.errs, time.Since(b.start).Seconds())
+		fmt.Fprintf(b.p.w, "%s: %d/%d done, %d errors, %.1fs\n", b.name, b.finished, b.n, b.errs, time.Since(b.start).Seconds())
 	}
 	b.p.mu.Unlock()
 	if b.p.tty {
@@ -107,7 +108,7 @@ func (b *bar) finish() {
 		fmt.Fprintln(b.p.w)
 		return
 	}
-	fmt.Fprintf(b.p.w, "concurrency %d: %d/%d done, %d errors, %.1fs\n", b.conc, b.finished, b.n, b.errs, time.Since(b.start).Seconds())
+	fmt.Fprintf(b.p.w, "%s: %d/%d done, %d errors, %.1fs\n", b.name, b.finished, b.n, b.errs, time.Since(b.start).Seconds())
 }
 
 func (b *bar) draw() {
@@ -119,6 +120,6 @@ func (b *bar) draw() {
 func (b *bar) drawLocked() {
 	const width = 30
 	fill := width * b.finished / b.n
-	fmt.Fprintf(b.p.w, "\rconcurrency %-4d [%s%s] %d/%d  errors %d  %.1fs ",
-		b.conc, strings.Repeat("#", fill), strings.Repeat(".", width-fill), b.finished, b.n, b.errs, time.Since(b.start).Seconds())
+	fmt.Fprintf(b.p.w, "\r%-16s [%s%s] %d/%d  errors %d  %.1fs ",
+		b.name, strings.Repeat("#", fill), strings.Repeat(".", width-fill), b.finished, b.n, b.errs, time.Since(b.start).Seconds())
 }

@@ -31,8 +31,13 @@ func WriteTable(w io.Writer, levels []LevelResult) error {
 		prompt += fmt.Sprintf(" (%.0f prompt tokens on average)", l0.PromptTokensMean)
 	}
 	fmt.Fprintf(w, "%s, %s endpoint, %s, max_tokens %d\n", l0.Model, l0.Endpoint, prompt, l0.MaxTokens)
+	open := l0.RequestRate > 0
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "concurrency\tcompleted\terrors\treq/s\toutput tok/s\tdecode tok/s\tttft p50 ms\tttft p99 ms\titl p50 ms\titl p99 ms\te2e p50 ms\t")
+	if open {
+		fmt.Fprintln(tw, "rate/s\tmax in flight\tcompleted\terrors\treq/s\toutput tok/s\tmean in flight\tttft p50 ms\tttft p99 ms\titl p50 ms\titl p99 ms\te2e p50 ms\t")
+	} else {
+		fmt.Fprintln(tw, "concurrency\tcompleted\terrors\treq/s\toutput tok/s\tdecode tok/s\tttft p50 ms\tttft p99 ms\titl p50 ms\titl p99 ms\te2e p50 ms\t")
+	}
 	for _, l := range levels {
 		done := fmt.Sprintf("%d/%d", l.Completed, l.Requests)
 		if l.Interrupted {
@@ -46,6 +51,15 @@ func WriteTable(w io.Writer, levels []LevelResult) error {
 		if l.ITLSamples > 0 {
 			itl50, itl99 = num(l.ITLMsP50), num(l.ITLMsP99)
 		}
+		if open {
+			limit := "-"
+			if l.Concurrency > 0 {
+				limit = strconv.Itoa(l.Concurrency)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%.2f\t%.1f\t%.2f\t%s\t%s\t%s\t%s\t%s\t\n", strconv.FormatFloat(l.RequestRate, 'g', -1, 64), limit,
+				done, l.Errors, l.RequestsPerS, l.OutputTokPerS, l.MeanInFlight, ttft50, ttft99, itl50, itl99, e2e)
+			continue
+		}
 		fmt.Fprintf(tw, "%d\t%s\t%d\t%.2f\t%.1f\t%.1f\t%s\t%s\t%s\t%s\t%s\t\n", l.Concurrency, done, l.Errors,
 			l.RequestsPerS, l.OutputTokPerS, l.DecodeTokPerS, ttft50, ttft99, itl50, itl99, e2e)
 	}
@@ -53,18 +67,19 @@ func WriteTable(w io.Writer, levels []LevelResult) error {
 		return err
 	}
 	for _, l := range levels {
+		name := levelSpec{conc: l.Concurrency, rate: l.RequestRate}.name()
 		if l.Interrupted {
-			fmt.Fprintf(w, "* concurrency %d was interrupted after %d of %d requests\n", l.Concurrency, l.Completed+l.Errors, l.Requests)
+			fmt.Fprintf(w, "* %s was interrupted after %d of %d requests\n", name, l.Completed+l.Errors, l.Requests)
 		}
 		if l.Errors > 0 {
-			fmt.Fprintf(w, "concurrency %d: %d errors, the first: %s\n", l.Concurrency, l.Errors, l.FirstError)
+			fmt.Fprintf(w, "%s: %d errors, the first: %s\n", name, l.Errors, l.FirstError)
 		}
 		if l.Completed > 0 && l.OutputTokensMean < float64(l.MaxTokens) {
-			fmt.Fprintf(w, "concurrency %d: %.1f output tokens per request on average, below max_tokens %d: the server stopped some early (it may not honour ignore_eos)\n",
-				l.Concurrency, l.OutputTokensMean, l.MaxTokens)
+			fmt.Fprintf(w, "%s: %.1f output tokens per request on average, below max_tokens %d: the server stopped some early (it may not honour ignore_eos)\n",
+				name, l.OutputTokensMean, l.MaxTokens)
 		}
 		if l.OutputTokensFrom == "chunks" || l.OutputTokensFrom == "mixed" {
-			fmt.Fprintf(w, "concurrency %d: output tokens counted as stream chunks where the server sent no usage\n", l.Concurrency)
+			fmt.Fprintf(w, "%s: output tokens counted as stream chunks where the server sent no usage\n", name)
 		}
 	}
 	return nil

@@ -7,7 +7,8 @@ import (
 )
 
 // summarize turns a level's request results into its figures. wall is the
-// level's time from its first request sent to its last one finished.
+// level's time from its first request sent to its last one finished;
+// conc, the streams always in flight, scales the decode rate (0: none).
 func summarize(results []reqResult, conc int, wall time.Duration) LevelResult {
 	var (
 		decTokens          int
@@ -61,7 +62,7 @@ func summarize(results []reqResult, conc int, wall time.Duration) LevelResult {
 		lr.RequestsPerS = round(float64(lr.Completed)/wall.Seconds(), 3)
 		lr.OutputTokPerS = round(float64(lr.OutputTokens)/wall.Seconds(), 2)
 	}
-	if decSpan > 0 {
+	if decSpan > 0 && conc > 0 {
 		lr.DecodeTokPerS = round(float64(conc)*float64(decTokens)/decSpan.Seconds(), 2)
 	}
 	if lr.Completed > 0 {
