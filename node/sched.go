@@ -56,6 +56,9 @@ type scheduler struct {
 	draws  []*sequence
 	drawer chan []*sequence
 	drawn  chan struct{}
+	// pass is the device worker's job for a step, made once: a closure
+	// made every step would be an allocation per step.
+	pass func() error
 }
 
 // sequence is one request's generation as the scheduler runs it.
@@ -95,6 +98,8 @@ type sequence struct {
 func newScheduler(in *instance, m *engine.Model, budget int) *scheduler {
 	s := &scheduler{in: in, m: m, budget: max(budget, 1), wake: make(chan struct{}, 1), stopped: make(chan struct{}),
 		drawer: make(chan []*sequence), drawn: make(chan struct{}), met: in.srv.metrics.batch(in.id)}
+	forward := func() error { return s.m.ForwardBatch(s.items) }
+	s.pass = func() error { return device.CatchFault(forward) }
 	go s.drawLoop()
 	go s.loop()
 	return s
@@ -344,9 +349,7 @@ func singleToken(q *sequence) []int32 {
 // step runs the batch on the device worker and hands out the results.
 func (s *scheduler) step() {
 	t0 := time.Now()
-	err := s.in.dev.w.Do(context.Background(), func() error {
-		return device.CatchFault(func() error { return s.m.ForwardBatch(s.items) })
-	})
+	err := s.in.dev.w.Do(context.Background(), s.pass)
 	t1 := time.Now()
 	s.met.forward.Add(t1.Sub(t0).Seconds())
 	defer func() { s.met.sample.Add(time.Since(t1).Seconds()) }()

@@ -199,17 +199,24 @@ func (w *Worker) Name() string { return w.name }
 // Do runs fn on the worker and returns its error. If ctx ends before the
 // job starts, Do returns ctx.Err() and fn never runs; once started, fn runs
 // to completion (jobs are short: one forward step, one load).
+//
+// Do allocates nothing (a scheduler calls it every step): reply channels
+// are reused, and fn should be a function value made once.
 func (w *Worker) Do(ctx context.Context, fn func() error) error {
-	j := job{fn: fn, reply: make(chan error, 1)}
+	reply := replies.Get().(chan error)
+	defer replies.Put(reply) // empty again: the worker replies once to a job it took
 	select {
-	case w.jobs <- j:
+	case w.jobs <- job{fn: fn, reply: reply}:
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-w.closing:
 		return ErrClosed
 	}
-	return <-j.reply
+	return <-reply
 }
+
+// replies holds Do's reply channels (capacity 1) between jobs.
+var replies = sync.Pool{New: func() any { return make(chan error, 1) }}
 
 // Close stops taking jobs and waits for the worker to finish.
 func (w *Worker) Close() {

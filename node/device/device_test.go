@@ -111,3 +111,22 @@ func TestCloseRefusesNewJobsAndRunsTeardown(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+// A scheduler calls Do every step: it allocates nothing.
+func TestDoDoesNotAllocate(t *testing.T) {
+	w := Start(Options{Name: "cpu"})
+	defer w.Close()
+	n := 0
+	fn := func() error { n++; return nil }
+	ctx := context.Background()
+	if allocs := testing.AllocsPerRun(100, func() {
+		if err := w.Do(ctx, fn); err != nil {
+			t.Fatal(err)
+		}
+	}); allocs != 0 {
+		t.Errorf("Do allocates %v times per call, want 0", allocs)
+	}
+	if n != 101 { // AllocsPerRun runs it once more to warm up
+		t.Errorf("fn ran %d times, want 101", n)
+	}
+}
