@@ -41,7 +41,7 @@ func Command() *cli.Command {
 			"whatever the earlier ones' progress, and --concurrency, one value, caps the requests in\n" +
 			"flight (an arrival beyond it waits; no cap unless given). Such a level reports its mean\n" +
 			"requests in flight instead of the decode rate; its default request count is 30 seconds of\n" +
-			"arrivals (at least 16).\n" +
+			"arrivals (16 to 10,000).\n" +
 			"\n" +
 			"A failed warm-up stops the run (unreachable server, bad key, unknown model, no event\n" +
 			"stream). The exit status is non-zero when any request failed or the run was interrupted;\n" +

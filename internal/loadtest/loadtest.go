@@ -54,7 +54,7 @@ type Config struct {
 	Concurrency []int
 	// Requests is the number of requests per level; 0 means
 	// max(16, 4×concurrency), or at a request rate half a minute of
-	// arrivals (at least 16).
+	// arrivals (16 to 10,000).
 	Requests int
 	// RequestRates, when set, makes every level an open loop at one of
 	// these rates: requests arrive on their own schedule, a Poisson
@@ -92,8 +92,9 @@ const (
 	maxConcurrency      = 4096
 	maxRequestRate      = 1e6
 	// rateSeconds is how long the default request count of an open-loop
-	// level keeps arriving.
-	rateSeconds = 30
+	// level keeps arriving, within 16 and maxRateRequests requests.
+	rateSeconds     = 30
+	maxRateRequests = 10000
 )
 
 // LevelResult is what one concurrency level measured. Latencies are in
@@ -237,7 +238,7 @@ func (c *Config) requestsFor(l levelSpec) int {
 	case c.Requests > 0:
 		return c.Requests
 	case l.rate > 0:
-		return max(16, int(math.Ceil(rateSeconds*l.rate)))
+		return min(maxRateRequests, max(16, int(math.Ceil(rateSeconds*l.rate))))
 	}
 	return max(16, 4*l.conc)
 }

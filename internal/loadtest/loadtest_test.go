@@ -574,3 +574,19 @@ func TestOpenLoopCommand(t *testing.T) {
 		t.Errorf("first level's row %q: want rate 200, cap 2, 3/3 completed", lines[2])
 	}
 }
+
+func TestOpenLoopRequestCounts(t *testing.T) {
+	for _, c := range []struct {
+		rate float64
+		want int
+	}{{0.1, 16}, {2, 60}, {2.5, 75}, {1e6, maxRateRequests}} {
+		cfg := Config{RequestRates: []float64{c.rate}}
+		if got := cfg.requestsFor(cfg.levels()[0]); got != c.want {
+			t.Errorf("rate %v: %d requests by default, want %d", c.rate, got, c.want)
+		}
+	}
+	cfg := Config{RequestRates: []float64{2}, Requests: 7}
+	if got := cfg.requestsFor(cfg.levels()[0]); got != 7 {
+		t.Errorf("--requests 7 at a rate: %d requests", got)
+	}
+}
