@@ -1260,6 +1260,54 @@ func r16() {
 		a.e("RET")
 		a.raw("")
 	}
+	// kBegin starts a K-quant kernel for ntok tokens (wide at wideTok)
+	// with the nibble mask in Z8, and gives token t's integer sum register
+	// and a general register free for constants.
+	kBegin := func(name string, ntok int) (wide bool, iacc func(int) int, gp string) {
+		wide = ntok == wideTok
+		if wide {
+			wideArgs(name)
+			iacc, gp = func(t int) int { return 10 + t }, "R13"
+		} else {
+			args(name, "nb", "a *byte", ntok)
+			for t := range ntok {
+				a.e("VPXORD Z%d, Z%d, Z%d", 10+t, 10+t, 10+t)
+			}
+			iacc, gp = func(t int) int { return 18 + t }, "AX"
+		}
+		a.e("MOVL $0x0F0F0F0F, %s", gp)
+		a.e("VPBROADCASTD %s, Z8", gp)
+		return wide, iacc, gp
+	}
+	// kSum is the register that holds token t's float sum while a
+	// super-block is added to it: Z10+t, or in a wide kernel tmp, loaded
+	// from its output row (kSumDone stores it and moves on to the next).
+	kSum := func(wide bool, t, tmp int) int {
+		if !wide {
+			return 10 + t
+		}
+		if t == 0 {
+			a.e("MOVQ R10, R11")
+		}
+		a.e("VMOVUPS (R11), Z%d", tmp)
+		return tmp
+	}
+	kSumDone := func(wide bool, tmp int) {
+		if wide {
+			a.e("VMOVUPS Z%d, (R11)", tmp)
+			a.e("ADDQ R12, R11")
+		}
+	}
+	// kEnd closes the loop over super-blocks of wb weight bytes and
+	// returns (narrow kernels store their sums).
+	kEnd := func(wide bool, ntok, wb int) {
+		if wide {
+			wideAdvance(wb, 352)
+			return
+		}
+		advance(wb, 352, ntok)
+		store(ntok, func(t int) string { return fmt.Sprintf("Z%d", 10+t) })
+	}
 	// Quantized: Z0-Z7 the eight weight chunks of a block (columns 4s..4s+3
 	// of each row), Z8 the nibble mask, Z9 the rows' scales, Z10+t token
 	// t's float sums, Z18+t its integer block sum, Z26/Z27 scale products.
@@ -1373,19 +1421,7 @@ func r16() {
 		if q5 {
 			qs = 832
 		}
-		wide := ntok == wideTok
-		iacc, gp := func(t int) int { return 18 + t }, "AX"
-		if wide {
-			iacc, gp = func(t int) int { return 10 + t }, "R13"
-			wideArgs(name)
-		} else {
-			args(name, "nb", "a *byte", ntok)
-			for t := range ntok {
-				a.e("VPXORD Z%d, Z%d, Z%d", 10+t, 10+t, 10+t)
-			}
-		}
-		a.e("MOVL $0x0F0F0F0F, %s", gp)
-		a.e("VPBROADCASTD %s, Z8", gp)
+		wide, iacc, gp := kBegin(name, ntok)
 		a.raw("loop:")
 		if q5 {
 			a.e("MOVL $0x10101010, %s", gp)
@@ -1474,9 +1510,6 @@ func r16() {
 		for p := range 4 {
 			a.e("VPMOVZXBW %d(SI), Z%d", 192+32*p, p)
 		}
-		if wide {
-			a.e("MOVQ R10, R11")
-		}
 		for t := range ntok {
 			a.e("VPXORD Z30, Z30, Z30")
 			for q := range 4 {
@@ -1484,30 +1517,18 @@ func r16() {
 			}
 			a.e("VCVTDQ2PS Z%d, Z%d", iacc(t), iacc(t))
 			a.e("VCVTDQ2PS Z30, Z30")
-			sum := 10 + t
-			if wide {
-				sum = 26
-				a.e("VMOVUPS (R11), Z26")
-			}
+			sum := kSum(wide, t, 26)
 			a.e("VMULPS.BCST %s, Z28, Z31", act(wide, t, 256))
 			a.e("VFMADD231PS Z31, Z%d, Z%d", iacc(t), sum)
 			a.e("VMULPS.BCST %s, Z29, Z31", act(wide, t, 256))
 			a.e("VFNMADD231PS Z31, Z30, Z%d", sum)
-			if wide {
-				a.e("VMOVUPS Z26, (R11)")
-				a.e("ADDQ R12, R11")
-			}
+			kSumDone(wide, sum)
 		}
 		wb := 2368
 		if q5 {
 			wb = 2880
 		}
-		if wide {
-			wideAdvance(wb, 352)
-			return
-		}
-		advance(wb, 352, ntok)
-		store(ntok, func(t int) string { return fmt.Sprintf("Z%d", 10+t) })
+		kEnd(wide, ntok, wb)
 	}
 	// (a wide Q4_K kernel, whose unpacking is two logic ops a chunk, was
 	// no faster than two narrow passes)
@@ -1523,19 +1544,7 @@ func r16() {
 	// Z9 with one ternary logic op), Z26/Z27 a token's two group sums
 	// (started at -32·Σa), scaled into Z18+t; Z28 the rows' d at the end.
 	q6k := func(name string, ntok int) {
-		wide := ntok == wideTok
-		iacc, gp := func(t int) int { return 18 + t }, "AX"
-		if wide {
-			iacc, gp = func(t int) int { return 10 + t }, "R13"
-			wideArgs(name)
-		} else {
-			args(name, "nb", "a *byte", ntok)
-			for t := range ntok {
-				a.e("VPXORD Z%d, Z%d, Z%d", 10+t, 10+t, 10+t)
-			}
-		}
-		a.e("MOVL $0x0F0F0F0F, %s", gp)
-		a.e("VPBROADCASTD %s, Z8", gp)
+		wide, iacc, gp := kBegin(name, ntok)
 		a.e("MOVL $0x30303030, %s", gp)
 		a.e("VPBROADCASTD %s, Z9", gp)
 		a.raw("loop:")
@@ -1596,27 +1605,14 @@ func r16() {
 			}
 		}
 		a.e("VCVTPH2PS (SI), Z28")
-		if wide {
-			a.e("MOVQ R10, R11")
-		}
 		for t := range ntok {
 			a.e("VCVTDQ2PS Z%d, Z%d", iacc(t), iacc(t))
 			a.e("VMULPS.BCST %s, Z28, Z26", act(wide, t, 256))
-			if !wide {
-				a.e("VFMADD231PS Z26, Z%d, Z%d", iacc(t), 10+t)
-				continue
-			}
-			a.e("VMOVUPS (R11), Z27")
-			a.e("VFMADD231PS Z26, Z%d, Z27", iacc(t))
-			a.e("VMOVUPS Z27, (R11)")
-			a.e("ADDQ R12, R11")
+			sum := kSum(wide, t, 27)
+			a.e("VFMADD231PS Z26, Z%d, Z%d", iacc(t), sum)
+			kSumDone(wide, sum)
 		}
-		if wide {
-			wideAdvance(3360, 352)
-			return
-		}
-		advance(3360, 352, ntok)
-		store(ntok, func(t int) string { return fmt.Sprintf("Z%d", 10+t) })
+		kEnd(wide, ntok, 3360)
 	}
 	for _, n := range []int{1, 2, 3, 4, 5, 6, 7, 8, wideTok} {
 		q6k(fmt.Sprintf("gemmR16Q6Kx%d", n), n)
